@@ -1,0 +1,207 @@
+"""Start and stop the broker under test: Apache Kafka 4.1.1 (KRaft, single node, from the Maven
+Central jars in the cache) or Strom (built from the repo root). Every process we start is
+recorded by PID in a pidfile so run.sh's trap can stop it even if this Python process dies."""
+
+import base64
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # compat-tests/
+REPO = os.path.dirname(HERE)
+CACHE = os.environ.get("COMPAT_CACHE", os.path.join(HERE, ".cache"))
+PIDFILE = os.path.join(CACHE, "run", "pids")
+LOG4J = os.path.join(HERE, "lib", "log4j2.properties")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def record_pid(pid):
+    os.makedirs(os.path.dirname(PIDFILE), exist_ok=True)
+    with open(PIDFILE, "a") as f:
+        f.write(f"{pid}\n")
+
+
+def forget_pid(pid):
+    try:
+        with open(PIDFILE) as f:
+            pids = [p.strip() for p in f if p.strip() and p.strip() != str(pid)]
+        with open(PIDFILE, "w") as f:
+            f.write("".join(p + "\n" for p in pids))
+    except FileNotFoundError:
+        pass
+
+
+def stop_process(proc, grace_s=10):
+    """Stop a process we started: SIGTERM, wait, then SIGKILL. By PID only."""
+    if proc is None or proc.poll() is not None:
+        if proc is not None:
+            forget_pid(proc.pid)
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    forget_pid(proc.pid)
+
+
+def api_versions_ok(port, timeout_s=2.0):
+    """True when a raw ApiVersions v0 request on the port gets a well-formed answer."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+            client = b"compat-probe"
+            body = struct.pack(">hhih", 18, 0, 7, len(client)) + client
+            s.sendall(struct.pack(">i", len(body)) + body)
+            hdr = _recv_exact(s, 4)
+            size = struct.unpack(">i", hdr)[0]
+            if size < 6 or size > 1 << 20:
+                return False
+            resp = _recv_exact(s, size)
+            corr, err = struct.unpack(">ih", resp[:6])
+            return corr == 7 and err == 0
+    except (OSError, struct.error):
+        return False
+
+
+def _recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise OSError("closed")
+        buf += chunk
+    return buf
+
+
+def port_accepts(port, timeout_s=1.0):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def wait_ready(proc, port, deadline_s, log_path, probe=api_versions_ok):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return f"process exited with code {proc.returncode} before accepting (log: {log_path})"
+        if probe(port):
+            return None
+        time.sleep(0.3)
+    return f"not ready within {deadline_s}s (log: {log_path})"
+
+
+class Broker:
+    def __init__(self, target, workdir, port, proc, log_path, version):
+        self.target, self.workdir, self.port, self.proc = target, workdir, port, proc
+        self.log_path, self.version = log_path, version
+        self.bootstrap = f"127.0.0.1:{port}"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        stop_process(self.proc)
+        if self.workdir and os.environ.get("COMPAT_KEEP_DATA") != "1":
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_kafka(log_dir):
+    lib = os.path.join(CACHE, "lib41")
+    if not os.path.isdir(lib):
+        raise RuntimeError("Kafka jars missing (install.sh java failed)")
+    workdir = tempfile.mkdtemp(prefix="compat-kafka-")
+    port, cport = free_port(), free_port()
+    while cport == port:
+        cport = free_port()
+    props = os.path.join(workdir, "server.properties")
+    with open(props, "w") as f:
+        f.write(f"""process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{cport}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={workdir}/data
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+""")
+    java = ["java", "-Xmx1g", "-Xms512m", f"-Dlog4j2.configurationFile={LOG4J}",
+            "-cp", os.path.join(lib, "*")]
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    log_path = os.path.join(log_dir, "kafka-broker.log")
+    with open(log_path, "w") as log:
+        fmt = subprocess.run(java + ["kafka.tools.StorageTool", "format", "-t", cluster_id,
+                                     "-c", props, "--standalone"],
+                             stdout=log, stderr=subprocess.STDOUT, timeout=120)
+    if fmt.returncode != 0:
+        raise RuntimeError(f"kafka-storage format failed (log: {log_path})")
+    log = open(log_path, "a")
+    proc = subprocess.Popen(java + ["kafka.Kafka", props], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=workdir)
+    record_pid(proc.pid)
+    broker = Broker("kafka", workdir, port, proc, log_path, "Apache Kafka 4.1.1")
+    err = wait_ready(proc, port, 90, log_path)
+    if err:
+        broker.stop()
+        raise RuntimeError("Apache Kafka " + err)
+    return broker
+
+
+def build_strom(log_dir, build):
+    """Returns (binary path, error string or None)."""
+    binary = os.environ.get("STROM_BIN") or os.path.join(REPO, "target", "release", "strom")
+    if build:
+        log_path = os.path.join(log_dir, "strom-build.log")
+        with open(log_path, "w") as log:
+            try:
+                r = subprocess.run(["cargo", "build", "--release", "--bin", "strom"], cwd=REPO,
+                                   stdout=log, stderr=subprocess.STDOUT, timeout=1800,
+                                   stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                return binary, f"cargo build --release timed out (log: {log_path})"
+        if r.returncode != 0:
+            with open(log_path) as f:
+                errs = [l.strip() for l in f if l.startswith("error")]
+            return binary, f"cargo build --release failed: {(errs or ['see ' + log_path])[0]}"
+    if not os.path.exists(binary):
+        return binary, f"no Strom binary at {binary}"
+    return binary, None
+
+
+def start_strom(log_dir, binary):
+    workdir = tempfile.mkdtemp(prefix="compat-strom-")
+    port = free_port()
+    log_path = os.path.join(log_dir, "strom-broker.log")
+    log = open(log_path, "w")
+    proc = subprocess.Popen([binary, "--data-dir", os.path.join(workdir, "data"),
+                             "--listen", f"127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            cwd=workdir)
+    record_pid(proc.pid)
+    broker = Broker("strom", workdir, port, proc, log_path, "Strom")
+    # Strom counts as up once its port accepts; whether it answers is what the cells test.
+    err = wait_ready(proc, port, 60, log_path, probe=port_accepts)
+    if err:
+        broker.stop()
+        raise RuntimeError("Strom " + err)
+    return broker

@@ -1,0 +1,349 @@
+"""Runs the client x scenario matrix against Apache Kafka and/or Strom, writes
+results/<target>.json, RESULTS.md and FINDINGS.md, and enforces the ratchet.
+Invoked by run.sh (which installs the clients first); see README.md."""
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import brokers  # noqa: E402
+import report  # noqa: E402
+from scenarios import CACHE, CLIENT_IDS, CLIENTS, HERE, QUICK_CLIENTS, SCENARIO, SCENARIO_IDS  # noqa: E402
+
+RESULTS_DIR = os.path.join(HERE, "results")
+RATCHET = os.path.join(HERE, "ratchet.txt")
+MARK = "@@RESULT "
+
+
+def log(msg):
+    print(f"[compat {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def installed_parts():
+    """Which install parts are usable (install.sh leaves a stamp only on success)."""
+    stamps = os.path.join(CACHE, "stamps")
+    ok = {p for p in ("java", "java39", "python", "go", "node") if os.path.exists(os.path.join(stamps, p))}
+    if subprocess.run(["sh", "-c", "command -v kcat"], stdout=subprocess.DEVNULL).returncode == 0:
+        ok.add("kcat")
+    return ok
+
+
+def run_cell(target, broker, client, scenario, run_id, cell_log_dir):
+    label, version, part, argv, _ = CLIENTS[client]
+    topic = f"ct{run_id}-{client.replace('.', '')}-{scenario}"
+    timeout_s = SCENARIO[scenario]["timeout"]
+    env = dict(os.environ)
+    env["NODE_PATH"] = os.path.join(CACHE, "node", "node_modules")
+    env["COMPAT_CACHE"] = CACHE
+    env["COMPAT_TARGET"] = target
+    env["PYTHONUNBUFFERED"] = "1"
+    cmd = argv + [scenario, broker.bootstrap, topic]
+    log_path = os.path.join(cell_log_dir, f"{client}.{scenario}.log")
+    start = time.monotonic()
+    with open(log_path, "w") as lf:
+        lf.write("$ " + " ".join(cmd) + "\n")
+        lf.flush()
+        # own process group so a timed-out driver and its children (JVM, kcat) go together
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=lf, stdin=subprocess.DEVNULL,
+                                env=env, cwd=HERE, start_new_session=True, text=True)
+        brokers.record_pid(proc.pid)
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            timed_out = True
+        brokers.forget_pid(proc.pid)
+        lf.write("--- stdout ---\n" + (out or ""))
+    dur = round(time.monotonic() - start, 1)
+    res = None
+    for line in (out or "").splitlines()[::-1]:
+        if line.startswith(MARK):
+            try:
+                res = json.loads(line[len(MARK):])
+            except json.JSONDecodeError:
+                pass
+            break
+    if res is None:
+        tail = ""
+        try:
+            with open(log_path) as f:
+                lines = [l.strip() for l in f if l.strip() and not l.startswith("$ ")]
+            tail = " | ".join(lines[-3:])[-300:]
+        except OSError:
+            pass
+        why = f"timed out after {timeout_s}s" if timed_out else f"driver exited {proc.returncode} without a result"
+        res = {"status": "fail", "detail": f"{why}: {tail}", "obs": {}}
+    res.setdefault("obs", {})
+    res.setdefault("detail", "")
+    if res.get("status") not in ("pass", "fail", "n/a", "not_yet"):
+        res = {"status": "fail", "detail": f"bad status {res.get('status')!r}", "obs": res.get("obs", {})}
+    return {"client": client, "scenario": scenario, "status": res["status"],
+            "detail": str(res["detail"])[:600], "obs": res["obs"], "duration_s": dur}
+
+
+class TargetRun:
+    """One target's broker plus its lifecycle: restart after a crash, stop at the end."""
+
+    def __init__(self, target, log_dir, build_strom):
+        self.target, self.log_dir, self.build = target, log_dir, build_strom
+        self.broker, self.start_error, self.restarts = None, None, 0
+        self.lock = threading.Lock()
+        self.binary = None
+
+    def start(self):
+        try:
+            if self.target == "kafka":
+                self.broker = brokers.start_kafka(self.log_dir)
+            else:
+                if self.binary is None:
+                    self.binary, err = brokers.build_strom(self.log_dir, self.build)
+                    if err:
+                        raise RuntimeError(err)
+                self.broker = brokers.start_strom(self.log_dir, self.binary)
+            self.start_error = None
+        except Exception as e:  # noqa: BLE001 - any start failure becomes the cells' reason
+            self.broker, self.start_error = None, str(e)
+        return self.start_error
+
+    def ensure_alive(self):
+        """Called before each cell; restarts a crashed broker (at most 5 times per target)."""
+        with self.lock:
+            if self.broker is not None and self.broker.alive():
+                return None
+            if self.broker is not None:
+                code = self.broker.proc.returncode
+                self.broker.stop()
+                self.broker = None
+                if self.restarts >= 5:
+                    self.start_error = f"broker exited (code {code}); restart budget used up"
+                    return self.start_error
+                self.restarts += 1
+                log(f"{self.target}: broker died (code {code}); restarting ({self.restarts})")
+                err = self.start()
+                return f"broker had crashed (code {code}) before this cell and was restarted" if err is None else err
+            return self.start_error or "broker not started"
+
+    def stop(self):
+        if self.broker:
+            self.broker.stop()
+
+
+def run_target(target, clients, scenarios, args, run_id):
+    log_dir = os.path.join(CACHE, "logs", "run", target)
+    cell_log_dir = os.path.join(log_dir, "cells")
+    os.makedirs(cell_log_dir, exist_ok=True)
+    t0 = time.monotonic()
+    tr = TargetRun(target, log_dir, build_strom=not args.no_build)
+    log(f"{target}: starting broker")
+    err = tr.start()
+    if err:
+        log(f"{target}: broker did not start: {err}")
+    else:
+        log(f"{target}: broker up at {tr.broker.bootstrap}")
+    parts = installed_parts()
+    budget_end = t0 + args.target_budget_s
+    cells = []
+    cells_lock = threading.Lock()
+
+    def client_job(client):
+        out = []
+        part = CLIENTS[client][2]
+        for scn in [s for s in CLIENTS[client][4] if s in scenarios]:
+            if part not in parts:
+                out.append(dict(client=client, scenario=scn, status="fail", obs={}, duration_s=0,
+                                detail=f"harness: client not installed (install part '{part}' failed)"))
+                continue
+            if time.monotonic() > budget_end:
+                out.append(dict(client=client, scenario=scn, status="fail", obs={}, duration_s=0,
+                                detail=f"not run: target time budget of {args.target_budget_s}s used up"))
+                continue
+            why = tr.ensure_alive()
+            if tr.broker is None:
+                out.append(dict(client=client, scenario=scn, status="fail", obs={}, duration_s=0,
+                                detail=f"broker unavailable: {why}"))
+                continue
+            if not brokers.api_versions_ok(tr.broker.port, timeout_s=5):
+                out.append(dict(client=client, scenario=scn, status="fail", obs={}, duration_s=0,
+                                detail="broker does not answer ApiVersions v0 (probe before the cell)"))
+                continue
+            cell = run_cell(target, tr.broker, client, scn, run_id, cell_log_dir)
+            if why:
+                cell["detail"] = (cell["detail"] + f" [note: {why}]").strip()
+            mark = {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a ", "not_yet": "todo"}[cell["status"]]
+            log(f"{target} {mark} {client:16s} {scn:22s} {cell['duration_s']:5.1f}s {cell['detail'][:110] if cell['status'] == 'fail' else ''}")
+            out.append(cell)
+        with cells_lock:
+            cells.extend(out)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as ex:
+            list(ex.map(client_job, clients))
+    finally:
+        tr.stop()
+    order = {c: i for i, c in enumerate(CLIENT_IDS)}
+    sorder = {s: i for i, s in enumerate(SCENARIO_IDS)}
+    cells.sort(key=lambda c: (order[c["client"]], sorder[c["scenario"]]))
+    return {
+        "target": target,
+        "broker": "Apache Kafka 4.1.1 (KRaft, single node, Maven Central jars)" if target == "kafka" else "Strom (target/release/strom)",
+        "broker_start_error": err,
+        "broker_restarts": tr.restarts,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git_commit(),
+        "quick": args.quick,
+        "duration_s": round(time.monotonic() - t0, 1),
+        "clients": {c: CLIENTS[c][1] for c in clients},
+        "cells": cells,
+    }
+
+
+def git_commit():
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    return r.stdout.strip() or "(no commit)"
+
+
+def merge_into(path, fresh):
+    """A filtered run (--quick/--clients) updates only the cells it ran; the rest stay."""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        ran = {(c["client"], c["scenario"]) for c in fresh["cells"]}
+        kept = [c for c in old.get("cells", []) if (c["client"], c["scenario"]) not in ran
+                and c["client"] in CLIENTS and c["scenario"] in SCENARIO]
+        if kept:
+            fresh = dict(fresh)
+            fresh["cells"] = fresh["cells"] + kept
+            fresh["clients"] = {**old.get("clients", {}), **fresh["clients"]}
+            fresh["partial_run"] = True
+            order = {c: i for i, c in enumerate(CLIENT_IDS)}
+            sorder = {s: i for i, s in enumerate(SCENARIO_IDS)}
+            fresh["cells"].sort(key=lambda c: (order[c["client"]], sorder[c["scenario"]]))
+    with open(path, "w") as f:
+        json.dump(fresh, f, indent=1, sort_keys=False)
+        f.write("\n")
+
+
+def read_ratchet():
+    cells = set()
+    if os.path.exists(RATCHET):
+        with open(RATCHET) as f:
+            for line in f:
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    t, c, s = line.split()
+                    cells.add((t, c, s))
+    return cells
+
+
+def write_ratchet(strom_result):
+    old = read_ratchet()
+    ran = {(c["client"], c["scenario"]) for c in strom_result["cells"]}
+    keep = {x for x in old if (x[1], x[2]) not in ran}
+    now = {("strom", c["client"], c["scenario"]) for c in strom_result["cells"] if c["status"] == "pass"}
+    order = {c: i for i, c in enumerate(CLIENT_IDS)}
+    sorder = {s: i for i, s in enumerate(SCENARIO_IDS)}
+    lines = sorted(keep | now, key=lambda x: (order.get(x[1], 99), sorder.get(x[2], 99)))
+    with open(RATCHET, "w") as f:
+        f.write("# Cells that passed against Strom and must keep passing (target client scenario).\n"
+                "# Rewritten by `bash compat-tests/run.sh --update-ratchet`; run.sh fails if one regresses.\n")
+        for t, c, s in lines:
+            f.write(f"{t} {c} {s}\n")
+    return len(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target", default="both", choices=["strom", "kafka", "both"])
+    ap.add_argument("--clients", default="")
+    ap.add_argument("--scenarios", default="")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--update-ratchet", action="store_true")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--strict-kafka", action="store_true")
+    ap.add_argument("--jobs", type=int, default=int(os.environ.get("COMPAT_JOBS", "2")))
+    ap.add_argument("--target-budget-s", type=int, default=int(os.environ.get("COMPAT_TARGET_BUDGET_S", "1080")))
+    ap.add_argument("--install-s", type=float, default=None)
+    ap.add_argument("--install-kind", default="")
+    args = ap.parse_args()
+
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()] or (QUICK_CLIENTS if args.quick else CLIENT_IDS)
+    bad = [c for c in clients if c not in CLIENTS]
+    if bad:
+        sys.exit(f"unknown client(s) {bad}; known: {', '.join(CLIENT_IDS)}")
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()] or \
+        [s for s in SCENARIO_IDS if SCENARIO[s]["quick"] or not args.quick]
+    bad = [s for s in scenarios if s not in SCENARIO]
+    if bad:
+        sys.exit(f"unknown scenario(s) {bad}; known: {', '.join(SCENARIO_IDS)}")
+    targets = ["kafka", "strom"] if args.target == "both" else [args.target]
+    run_id = format(int(time.time()) % (36 ** 5), "x")
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+
+    t0 = time.monotonic()
+    results = {}
+    for target in targets:
+        res = run_target(target, clients, scenarios, args, run_id)
+        results[target] = res
+        merge_into(os.path.join(RESULTS_DIR, f"{target}.json"), res)
+        n = {k: sum(1 for c in res["cells"] if c["status"] == k) for k in ("pass", "fail", "n/a", "not_yet")}
+        log(f"{target}: {n['pass']} pass, {n['fail']} fail, {n['n/a']} n/a, {n['not_yet']} not yet in {res['duration_s']}s")
+    total_s = round(time.monotonic() - t0 + (args.install_s or 0), 1)
+
+    timings_path = os.path.join(RESULTS_DIR, "timings.json")
+    timings = {}
+    if os.path.exists(timings_path):
+        with open(timings_path) as f:
+            timings = json.load(f)
+    full = not args.quick and not args.clients and not args.scenarios and args.target == "both"
+    key = ("full" if full else "partial") + ("-" + args.install_kind if args.install_kind else "")
+    timings[key] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                    "install_s": args.install_s, "total_s": total_s,
+                    "targets": {t: results[t]["duration_s"] for t in results},
+                    "args": " ".join(sys.argv[1:])}
+    with open(timings_path, "w") as f:
+        json.dump(timings, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+    report.write_all(RESULTS_DIR, HERE)
+
+    rc = 0
+    if "kafka" in results:
+        kfail = [c for c in results["kafka"]["cells"] if c["status"] == "fail"]
+        if kfail:
+            print("\n" + "!" * 78)
+            print(f"!! HARNESS BUG: {len(kfail)} cell(s) fail against Apache Kafka itself:")
+            for c in kfail:
+                print(f"!!   {c['client']:16s} {c['scenario']:22s} {c['detail'][:150]}")
+            print("!" * 78 + "\n")
+            if args.strict_kafka:
+                rc = 3
+    if "strom" in results:
+        status = {(c["client"], c["scenario"]): c for c in results["strom"]["cells"]}
+        regressed = [(c, s, status[(c, s)]["detail"]) for t, c, s in sorted(read_ratchet())
+                     if (c, s) in status and status[(c, s)]["status"] != "pass"]
+        if args.update_ratchet:
+            n = write_ratchet(results["strom"])
+            log(f"ratchet.txt rewritten: {n} strom cells")
+        elif regressed:
+            print("\nRATCHET: these Strom cells passed before and now fail:")
+            for c, s, d in regressed:
+                print(f"  strom {c} {s}: {d[:200]}")
+            rc = 1
+        else:
+            log(f"ratchet: ok ({len(read_ratchet())} cells held)")
+    log(f"done in {total_s}s (install {args.install_s}s)")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

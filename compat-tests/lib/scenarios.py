@@ -1,0 +1,97 @@
+"""The scenario and client catalogue: stable ids, what each scenario checks, which area of the
+broker a failure points at, and how each client's driver is run. The drivers themselves live in
+java/, python/, go/ and node/; every driver takes `<scenario> <bootstrap> <topic>` and prints one
+line `@@RESULT {"status": "pass"|"fail"|"n/a"|"not_yet", "detail": "...", "obs": {...}}`."""
+
+import os
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # compat-tests/
+CACHE = os.environ.get("COMPAT_CACHE", os.path.join(HERE, ".cache"))
+
+# id, area (for FINDINGS), quick?, hard timeout (s), what it checks
+SCENARIOS = [
+    ("metadata", "broker core", True, 40,
+     "bootstrap + Metadata: exactly one broker, advertised at the bootstrap address"),
+    ("topic-admin", "admin / metadata", True, 50,
+     "create (3 partitions, retention.ms=3600000), describe, incremental alter-config to 7200000 and read back, delete and see it gone"),
+    ("codec-none", "broker core", True, 40, "20 keyed records, compression none: exact values and offsets 0..19 back"),
+    ("codec-gzip", "broker core", False, 40, "same with gzip"),
+    ("codec-snappy", "broker core", False, 40, "same with snappy"),
+    ("codec-lz4", "broker core", False, 40, "same with lz4"),
+    ("codec-zstd", "broker core", True, 40, "same with zstd"),
+    ("record-fields", "broker core", True, 40,
+     "keys (incl. null), headers (duplicate keys, order, empty value), explicit CreateTime timestamps and a null value round-trip"),
+    ("offset-earliest", "consumer groups", True, 45,
+     "group consumer with auto.offset.reset=earliest reads the 5 pre-existing records from offset 0"),
+    ("offset-latest", "consumer groups", False, 45,
+     "group consumer with auto.offset.reset=latest sees only records produced after it joined"),
+    ("offsets-for-times", "broker core (ListOffsets)", True, 40,
+     "ListOffsets by timestamp: ts base+2500 -> offset 3, base -> 0, future -> none"),
+    ("group-rebalance", "consumer groups", True, 60,
+     "three consumers in one group split 3 partitions 1/1/1; after one leaves, the other two cover all 3"),
+    ("commit-resume", "consumer groups", True, 45,
+     "commit offset 4 explicitly, read it back (OffsetFetch), a new member of the group resumes at 4 and reads 6 records"),
+    ("idempotent-produce", "idempotence", True, 40,
+     "enable.idempotence + acks=all: 10 records exactly once at offsets 0..9"),
+    ("transactions", "transactions", True, 60,
+     "commit a0..a2, abort b0..b1, commit c0: read_committed sees a0 a1 a2 c0, read_uncommitted sees all 6, end offset 9"),
+    ("delete-records", "broker core (DeleteRecords)", True, 40,
+     "delete before offset 4 of 10: low watermark 4, earliest offset 4, consumption starts at 4"),
+    ("list-offsets", "broker core (ListOffsets)", False, 40,
+     "earliest 0, latest 5, max-timestamp -> offset 2 (where the client has it)"),
+    ("err-unknown-topic", "error paths", True, 40, "describing/fetching metadata of a missing topic -> UNKNOWN_TOPIC_OR_PARTITION"),
+    ("err-record-too-large", "error paths", True, 40,
+     "10 kB record to a topic with max.message.bytes=2048 -> MESSAGE_TOO_LARGE (Kafka's RecordTooLargeException), nothing appended"),
+    ("err-invalid-config", "error paths", True, 40, "CreateTopics with cleanup.policy=bogus -> INVALID_CONFIG, topic not created"),
+    # Kafka's own command-line tools (client column kafka-cli)
+    ("cli-topics", "admin / metadata", True, 60, "kafka-topics --create/--list/--describe/--delete"),
+    ("cli-console", "broker core", True, 60, "kafka-console-producer then kafka-console-consumer --from-beginning --max-messages"),
+    ("cli-configs", "admin / metadata", True, 60, "kafka-configs --alter --add-config then --describe shows it"),
+    ("cli-get-offsets", "broker core (ListOffsets)", False, 60, "kafka-get-offsets latest/earliest after producing 7 records"),
+    ("cli-delete-records", "broker core (DeleteRecords)", False, 60, "kafka-delete-records with an offsets JSON file, low watermark moves"),
+    ("cli-consumer-groups", "consumer groups", True, 60, "kafka-consumer-groups --list and --describe show the group, its committed offset and lag"),
+    ("cli-producer-perf", "broker core", False, 60, "kafka-producer-perf-test, 20000 records bounded, all acked"),
+    ("cli-consumer-perf", "broker core", False, 60, "kafka-consumer-perf-test reads back the 20000 records"),
+    ("cli-transactions", "transactions", False, 60, "kafka-transactions list shows a transactional id we just used"),
+]
+SCENARIO_IDS = [s[0] for s in SCENARIOS]
+SCENARIO = {s[0]: {"id": s[0], "area": s[1], "quick": s[2], "timeout": s[3], "what": s[4]} for s in SCENARIOS}
+CLI_SCENARIOS = [s for s in SCENARIO_IDS if s.startswith("cli-")]
+CLIENT_SCENARIOS = [s for s in SCENARIO_IDS if not s.startswith("cli-")]
+
+LOG4J = os.path.join(HERE, "lib", "log4j2.properties")
+VENV_PY = os.path.join(CACHE, "venv", "bin", "python")
+JAVA_FAST = ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+             f"-Dlog4j2.configurationFile={LOG4J}"]
+
+
+def _java(libdir):
+    cp = os.path.join(CACHE, "java-build", "classes") + ":" + os.path.join(CACHE, libdir, "*")
+    return JAVA_FAST + ["-cp", cp, "strom.compat.Main"]
+
+
+# id -> (label, version string, install part, argv prefix, scenarios)
+CLIENTS = {
+    "java-4.1": ("Java kafka-clients", "org.apache.kafka:kafka-clients 4.1.1", "java",
+                 _java("lib41"), CLIENT_SCENARIOS),
+    "java-3.9": ("Java kafka-clients", "org.apache.kafka:kafka-clients 3.9.1", "java39",
+                 _java("lib39"), CLIENT_SCENARIOS),
+    "kafka-cli": ("Kafka CLI tools", "kafka-tools / kafka_2.13 4.1.1", "java",
+                  [VENV_PY, os.path.join(HERE, "python", "cli_driver.py")], CLI_SCENARIOS),
+    "confluent-kafka": ("librdkafka (confluent-kafka-python)", "confluent-kafka 2.16.1", "python",
+                        [VENV_PY, os.path.join(HERE, "python", "confluent_driver.py")], CLIENT_SCENARIOS),
+    "kcat": ("librdkafka (kcat)", "kcat (Debian)", "kcat",
+             [VENV_PY, os.path.join(HERE, "python", "kcat_driver.py")], CLIENT_SCENARIOS),
+    "kafka-python": ("kafka-python", "kafka-python 3.0.12", "python",
+                     [VENV_PY, os.path.join(HERE, "python", "kafkapython_driver.py")], CLIENT_SCENARIOS),
+    "aiokafka": ("aiokafka", "aiokafka 0.14.0", "python",
+                 [VENV_PY, os.path.join(HERE, "python", "aiokafka_driver.py")], CLIENT_SCENARIOS),
+    "franz-go": ("franz-go", "github.com/twmb/franz-go v1.22.2 (kadm v1.19.0)", "go",
+                 [os.path.join(CACHE, "bin", "franz-driver")], CLIENT_SCENARIOS),
+    "sarama": ("sarama", "github.com/IBM/sarama v1.61.1", "go",
+               [os.path.join(CACHE, "bin", "sarama-driver")], CLIENT_SCENARIOS),
+    "kafkajs": ("KafkaJS", "kafkajs 2.2.4 (+kafkajs-snappy 1.1.0)", "node",
+                ["node", os.path.join(HERE, "node", "driver.js")], CLIENT_SCENARIOS),
+}
+CLIENT_IDS = list(CLIENTS)
+QUICK_CLIENTS = ["java-4.1", "kafka-cli", "confluent-kafka", "franz-go", "kafkajs"]
