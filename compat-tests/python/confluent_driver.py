@@ -1,0 +1,412 @@
+"""confluent-kafka (librdkafka) column of Strom's compat-tests. Usage: <scenario> <bootstrap> <topic>."""
+
+import time
+
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+                             TopicCollection, TopicPartition)
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   NewTopic, OffsetSpec, ResourceType)
+
+from common import BASE_TS, Fail, NotApplicable, check, deadline, err_name, main, vals
+
+BOOT = {}
+
+
+def conf(**kv):
+    c = {"bootstrap.servers": BOOT["b"], "client.id": "compat-confluent", "socket.timeout.ms": 10000}
+    c.update({k.replace("_", "."): v for k, v in kv.items()})
+    return c
+
+
+def admin():
+    return AdminClient(conf())
+
+
+def kerr(e):
+    """Kafka error name from a KafkaException / KafkaError."""
+    if isinstance(e, KafkaException):
+        e = e.args[0]
+    if isinstance(e, KafkaError):
+        return err_name(e.code()) if e.code() >= -1 else f"local {e.name()}"
+    return f"{type(e).__name__}: {e}"
+
+
+def create(t, partitions=1, config=None):
+    a = admin()  # keep the handle alive until the future resolves
+    fs = a.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1, config=config or {})],
+                               operation_timeout=15, request_timeout=15)
+    fs[t].result(timeout=20)
+
+
+def produce(t, values, keys=True, **pconf):
+    p = Producer(conf(**{"linger.ms": 5, "message.timeout.ms": 20000, **pconf}))
+    results = []
+
+    def cb(err, msg):
+        results.append((err, msg.offset() if msg else None))
+    for i, v in enumerate(values):
+        p.produce(t, value=v, key=f"k-{i}" if keys else None, partition=0, on_delivery=cb)
+    left = p.flush(20)
+    check(left == 0, f"{left} messages not delivered within 20s")
+    errs = [e for e, _ in results if e is not None]
+    check(not errs, f"delivery errors: {[kerr(e) for e in errs][:3]}")
+    return [o for _, o in results]
+
+
+def read_assigned(c, n, seconds=15):
+    out = []
+    more = deadline(seconds)
+    while len(out) < n and more():
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise Fail(f"consume error: {kerr(m.error())}")
+        out.append(m)
+    return out
+
+
+def read_from_start(t, n, **cconf):
+    c = Consumer(conf(**{"group.id": t + "-reader", "enable.auto.commit": False, **cconf}))
+    try:
+        c.assign([TopicPartition(t, 0, OFFSET_BEGINNING)])
+        return read_assigned(c, n)
+    finally:
+        c.close()
+
+
+def check_exact(msgs, values, first):
+    got = [m.value().decode() if m.value() is not None else None for m in msgs]
+    check(got == values, f"values differ: expected {values} got {got}")
+    offs = [m.offset() for m in msgs]
+    check(offs == list(range(first, first + len(values))), f"offsets {offs}")
+
+
+def s_metadata(b, t, obs):
+    a = admin()
+    md = a.list_topics(timeout=15)
+    obs["brokers"] = len(md.brokers)
+    br = list(md.brokers.values())[0]
+    obs["broker_is_bootstrap"] = f"{br.host}:{br.port}" == b
+    obs["has_cluster_id"] = bool(md.cluster_id)
+    obs["has_controller"] = md.controller_id is not None and md.controller_id >= 0
+    check(len(md.brokers) == 1, f"expected 1 broker, got {md.brokers}")
+    check(obs["broker_is_bootstrap"], f"broker advertised as {br.host}:{br.port}, bootstrap {b}")
+    check(obs["has_cluster_id"], "no cluster id")
+
+
+def s_topic_admin(b, t, obs):
+    a = admin()
+    create(t, 3, {"retention.ms": "3600000"})
+    d = a.describe_topics(TopicCollection([t]))[t].result(timeout=15)
+    obs["partitions"] = len(d.partitions)
+    check(len(d.partitions) == 3, f"describe: {len(d.partitions)} partitions")
+    res = ConfigResource(ResourceType.TOPIC, t)
+    v = a.describe_configs([res])[res].result(timeout=15)["retention.ms"].value
+    obs["retention_at_create"] = v
+    check(v == "3600000", f"retention.ms after create {v}")
+    inc = ConfigResource(ResourceType.TOPIC, t, incremental_configs=[
+        ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET)])
+    list(a.incremental_alter_configs([inc]).values())[0].result(timeout=15)
+    v = a.describe_configs([res])[res].result(timeout=15)["retention.ms"].value
+    obs["retention_after_alter"] = v
+    check(v == "7200000", f"retention.ms after alter {v}")
+    a.delete_topics([t], operation_timeout=15)[t].result(timeout=20)
+    more, last = deadline(15), "still present"
+    while more():
+        try:
+            a.describe_topics(TopicCollection([t]))[t].result(timeout=10)
+        except KafkaException as e:
+            last = kerr(e)
+            if last == "UNKNOWN_TOPIC_OR_PARTITION":
+                break
+        time.sleep(0.2)
+    obs["after_delete"] = last
+    check(last == "UNKNOWN_TOPIC_OR_PARTITION", f"after delete: {last}")
+
+
+def codec(name):
+    def f(b, t, obs):
+        create(t)
+        values = vals(20, f"v-{name}-")
+        offs = produce(t, values, **{"compression.type": name, "linger.ms": 50})
+        obs["produced_offsets"] = f"{min(offs)}..{max(offs)}"
+        msgs = read_from_start(t, 20)
+        check_exact(msgs, values, 0)
+        obs["consumed"] = len(msgs)
+    return f
+
+
+def s_record_fields(b, t, obs):
+    create(t)
+    p = Producer(conf(**{"linger.ms": 5}))
+    p.produce(t, key="k0", value="v0", partition=0, timestamp=BASE_TS + 1000, headers=[("h1", b"a"), ("h1", b"b"), ("h2", b"c")])
+    p.produce(t, key=None, value="v1", partition=0, timestamp=BASE_TS + 2000)
+    p.produce(t, key="k2", value=None, partition=0, timestamp=BASE_TS + 3000, headers=[("h3", b"")])
+    check(p.flush(20) == 0, "not delivered")
+    msgs = read_from_start(t, 3)
+    desc = []
+    for m in msgs:
+        hs = "".join(f"{k}={v.decode() if v is not None else '<null>'};" for k, v in (m.headers() or []))
+        tt, ts = m.timestamp()
+        key = m.key().decode() if m.key() is not None else None
+        val = m.value().decode() if m.value() is not None else None
+        desc.append(f"key={key} value={val} ts=+{ts - BASE_TS} {'CreateTime' if tt == 1 else tt} headers={hs}")
+    obs["records"] = desc
+    want = ["key=k0 value=v0 ts=+1000 CreateTime headers=h1=a;h1=b;h2=c;",
+            "key=None value=v1 ts=+2000 CreateTime headers=",
+            "key=k2 value=None ts=+3000 CreateTime headers=h3=;"]
+    check(desc == want, f"round-trip differs: expected {want} got {desc}")
+
+
+def s_offset_earliest(b, t, obs):
+    create(t)
+    produce(t, vals(5, "e-"))
+    c = Consumer(conf(**{"group.id": t + "-g", "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+    try:
+        c.subscribe([t])
+        msgs = read_assigned(c, 5, 25)
+        check_exact(msgs, vals(5, "e-"), 0)
+        obs["first_offset"], obs["count"] = msgs[0].offset(), len(msgs)
+    finally:
+        c.close()
+
+
+def s_offset_latest(b, t, obs):
+    create(t)
+    produce(t, vals(5, "old-"))
+    c = Consumer(conf(**{"group.id": t + "-g", "auto.offset.reset": "latest", "enable.auto.commit": False}))
+    p = Producer(conf(**{"linger.ms": 0}))
+    try:
+        c.subscribe([t])
+        more = deadline(25)
+        while not c.assignment() and more():
+            c.poll(0.2)
+        check(c.assignment(), "no assignment within 25s")
+        # the reset to latest happens asynchronously: keep producing until something arrives
+        got, i = [], 0
+        while not got and more():
+            p.produce(t, value=f"new-{i}", partition=0)
+            p.flush(5)
+            i += 1
+            got = read_assigned(c, 1, 1)
+        got += read_assigned(c, 100, 1)
+        check(got, "nothing consumed")
+        values = [m.value().decode() for m in got]
+        obs["saw_old"] = any(v.startswith("old-") for v in values)
+        obs["got_new"] = True
+        check(not obs["saw_old"], f"latest consumer saw old records: {values}")
+        check(all(m.offset() >= 5 for m in got), f"offsets {[m.offset() for m in got]}")
+    finally:
+        c.close()
+
+
+def produce_ts(t, deltas):
+    p = Producer(conf(**{"linger.ms": 5}))
+    for i, d in enumerate(deltas):
+        p.produce(t, key=f"k{i}", value=f"t-{i}", partition=0, timestamp=BASE_TS + d)
+    check(p.flush(20) == 0, "not delivered")
+
+
+def s_offsets_for_times(b, t, obs):
+    create(t)
+    produce_ts(t, [0, 1000, 2000, 3000, 4000])
+    c = Consumer(conf(**{"group.id": t + "-g"}))
+    try:
+        for d in (2500, 0, 10000):
+            r = c.offsets_for_times([TopicPartition(t, 0, BASE_TS + d)], timeout=15)[0]
+            check(r.error is None, f"offsets_for_times error {r.error}")
+            obs[f"ts+{d}"] = r.offset if r.offset >= 0 else -1
+    finally:
+        c.close()
+    check(obs["ts+2500"] == 3, f"offsets_for_times(+2500) = {obs['ts+2500']}")
+    check(obs["ts+0"] == 0, f"offsets_for_times(+0) = {obs['ts+0']}")
+    check(obs["ts+10000"] == -1, f"offsets_for_times(future) = {obs['ts+10000']}")
+
+
+def poll_until_covered(cs, parts, seconds):
+    more, sizes = deadline(seconds), ""
+    while more():
+        for c in cs:
+            m = c.poll(0.1)
+            if m is not None and m.error() and m.error().code() != KafkaError._PARTITION_EOF:
+                raise Fail(f"consumer error: {kerr(m.error())}")
+        assigned = [{(tp.topic, tp.partition) for tp in c.assignment()} for c in cs]
+        sz = sorted(len(a) for a in assigned)
+        sizes = ",".join(map(str, sz))
+        union = set().union(*assigned)
+        if len(union) == parts and sum(sz) == parts and 0 not in sz:
+            return sizes
+    return sizes + " (timed out)"
+
+
+def s_group_rebalance(b, t, obs):
+    create(t, 3)
+    cs = [Consumer(conf(**{"group.id": t + "-g", "session.timeout.ms": 10000, "heartbeat.interval.ms": 500,
+                           "client.id": f"compat-confluent-{i}"})) for i in range(3)]
+    try:
+        for c in cs:
+            c.subscribe([t])
+        obs["phase1"] = poll_until_covered(cs, 3, 40)
+        check(obs["phase1"] == "1,1,1", f"three members: {obs['phase1']}")
+        cs.pop().close()
+        obs["phase2"] = poll_until_covered(cs, 3, 30)
+        check(obs["phase2"] == "1,2", f"after one left: {obs['phase2']}")
+    finally:
+        for c in cs:
+            c.close()
+
+
+def s_commit_resume(b, t, obs):
+    create(t)
+    produce(t, vals(10, "c-"))
+    g = t + "-g"
+    c = Consumer(conf(**{"group.id": g, "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+    try:
+        c.subscribe([t])
+        got = read_assigned(c, 4, 25)
+        check(len(got) >= 4, f"first member read {len(got)}")
+        c.commit(offsets=[TopicPartition(t, 0, 4)], asynchronous=False)
+        cm = c.committed([TopicPartition(t, 0)], timeout=15)[0]
+        obs["committed"] = cm.offset
+        check(cm.offset == 4, f"committed() = {cm.offset}")
+    finally:
+        c.close()
+    c = Consumer(conf(**{"group.id": g, "auto.offset.reset": "error", "enable.auto.commit": False}))
+    try:
+        c.subscribe([t])
+        got = read_assigned(c, 6, 25)
+        obs["resumed_first"] = got[0].offset() if got else -1
+        obs["resumed_count"] = len(got)
+        check_exact(got, vals(10, "c-")[4:], 4)
+    finally:
+        c.close()
+
+
+def s_idempotent(b, t, obs):
+    create(t)
+    offs = produce(t, vals(10, "i-"), **{"enable.idempotence": True, "acks": "all"})
+    obs["produced_offsets"] = f"{min(offs)}..{max(offs)}"
+    check_exact(read_from_start(t, 10), vals(10, "i-"), 0)
+
+
+def s_transactions(b, t, obs):
+    create(t)
+    p = Producer(conf(**{"transactional.id": t + "-tx", "linger.ms": 5}))
+    p.init_transactions(20)
+    p.begin_transaction()
+    for v in ("a0", "a1", "a2"):
+        p.produce(t, value=v, partition=0)
+    p.commit_transaction(20)
+    p.begin_transaction()
+    for v in ("b0", "b1"):
+        p.produce(t, value=v, partition=0)
+    p.flush(10)
+    p.abort_transaction(20)
+    p.begin_transaction()
+    p.produce(t, value="c0", partition=0)
+    p.commit_transaction(20)
+    rc = [m.value().decode() for m in read_from_start(t, 4, **{"isolation.level": "read_committed"})]
+    ru = [m.value().decode() for m in read_from_start(t, 6, **{"isolation.level": "read_uncommitted"})]
+    obs["read_committed"], obs["read_uncommitted_count"] = rc, len(ru)
+    check(rc == ["a0", "a1", "a2", "c0"], f"read_committed saw {rc}")
+    check(ru == ["a0", "a1", "a2", "b0", "b1", "c0"], f"read_uncommitted saw {ru}")
+    c = Consumer(conf(**{"group.id": t + "-g", "isolation.level": "read_committed"}))
+    try:
+        lo, hi = c.get_watermark_offsets(TopicPartition(t, 0), timeout=15)
+    finally:
+        c.close()
+    obs["end_offset"] = hi
+    check(hi == 9, f"end offset {hi}, expected 9")
+
+
+def s_delete_records(b, t, obs):
+    create(t)
+    produce(t, vals(10, "d-"))
+    a = admin()
+    tp = TopicPartition(t, 0, 4)
+    dr = a.delete_records([tp], operation_timeout=15, request_timeout=15)
+    r = list(dr.values())[0].result(timeout=20)
+    obs["low_watermark"] = r.low_watermark
+    check(r.low_watermark == 4, f"low watermark {r.low_watermark}")
+    e = list(a.list_offsets({TopicPartition(t, 0): OffsetSpec.earliest()}).values())[0].result(timeout=15)
+    obs["earliest"] = e.offset
+    check(e.offset == 4, f"earliest after delete {e.offset}")
+    got = read_from_start(t, 6)
+    obs["first_consumed"] = got[0].offset() if got else -1
+    check_exact(got, vals(10, "d-")[4:], 4)
+
+
+def s_list_offsets(b, t, obs):
+    create(t)
+    produce_ts(t, [1000, 2000, 9000, 3000, 4000])
+    a = admin()
+    tp = TopicPartition(t, 0)
+    r = {}
+    for name, spec in (("earliest", OffsetSpec.earliest()), ("latest", OffsetSpec.latest()),
+                       ("max_timestamp_offset", OffsetSpec.max_timestamp())):
+        r[name] = list(a.list_offsets({tp: spec}).values())[0].result(timeout=15)
+        obs[name] = r[name].offset
+    check(obs["earliest"] == 0 and obs["latest"] == 5, f"earliest/latest {obs['earliest']}/{obs['latest']}")
+    check(obs["max_timestamp_offset"] == 2, f"max-timestamp offset {obs['max_timestamp_offset']}")
+
+
+def s_unknown_topic(b, t, obs):
+    a = admin()
+    try:
+        a.describe_topics(TopicCollection([t]))[t].result(timeout=15)
+        raise Fail("describe of a missing topic succeeded")
+    except KafkaException as e:
+        obs["describe_error"] = kerr(e)
+    md = a.list_topics(topic=t, timeout=15)
+    te = md.topics.get(t)
+    obs["metadata_error"] = kerr(te.error) if te is not None and te.error is not None else None
+    check(obs["describe_error"] == "UNKNOWN_TOPIC_OR_PARTITION", f"describe error {obs['describe_error']}")
+    check(obs["metadata_error"] == "UNKNOWN_TOPIC_OR_PARTITION", f"metadata error {obs['metadata_error']}")
+
+
+def s_too_large(b, t, obs):
+    create(t, 1, {"max.message.bytes": "2048"})
+    p = Producer(conf(**{"compression.type": "none", "message.send.max.retries": 0, "linger.ms": 0}))
+    res = []
+    p.produce(t, key="big", value="x" * 10000, partition=0, on_delivery=lambda e, m: res.append((e, m.offset())))
+    p.flush(20)
+    check(res, "no delivery report")
+    obs["error"] = kerr(res[0][0]) if res[0][0] else None
+    res.clear()
+    p.produce(t, key="small", value="ok", partition=0, on_delivery=lambda e, m: res.append((e, m.offset())))
+    p.flush(20)
+    obs["next_offset"] = res[0][1] if res and not res[0][0] else None
+    check(obs["error"] == "MESSAGE_TOO_LARGE", f"error {obs['error']}, expected MESSAGE_TOO_LARGE")
+    check(obs["next_offset"] == 0, f"small record after the rejected one at {obs['next_offset']}")
+
+
+def s_invalid_config(b, t, obs):
+    a = admin()
+    try:
+        create(t, 1, {"cleanup.policy": "bogus"})
+        raise Fail("CreateTopics with cleanup.policy=bogus succeeded")
+    except KafkaException as e:
+        obs["error"] = kerr(e)
+    obs["created"] = t in a.list_topics(timeout=15).topics
+    check(obs["error"] == "INVALID_CONFIG", f"error {obs['error']}")
+    check(not obs["created"], "topic exists after a rejected create")
+
+
+SCENARIOS = {
+    "metadata": s_metadata, "topic-admin": s_topic_admin,
+    "codec-none": codec("none"), "codec-gzip": codec("gzip"), "codec-snappy": codec("snappy"),
+    "codec-lz4": codec("lz4"), "codec-zstd": codec("zstd"),
+    "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
+    "offsets-for-times": s_offsets_for_times, "group-rebalance": s_group_rebalance,
+    "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions,
+    "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
+    "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
+}
+
+if __name__ == "__main__":
+    import sys
+    BOOT["b"] = sys.argv[2]
+    main(SCENARIOS)
