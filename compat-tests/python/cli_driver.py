@@ -1,0 +1,212 @@
+"""Kafka CLI tools column of Strom's compat-tests: runs the 4.1.1 tool classes from the cached
+Maven Central jars (what kafka-topics.sh & co. run) and checks their printed output.
+Usage: <scenario> <bootstrap> <topic>."""
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+from common import Fail, check, deadline, main
+
+CACHE = os.environ.get("COMPAT_CACHE", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache"))
+LOG4J = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib", "log4j2.properties")
+JAVA = ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", f"-Dlog4j2.configurationFile={LOG4J}",
+        "-cp", os.path.join(CACHE, "lib41", "*")]
+TOOL = {
+    "kafka-topics": "org.apache.kafka.tools.TopicCommand",
+    "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
+    "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "kafka-configs": "kafka.admin.ConfigCommand",
+    "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+    "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
+    "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
+    "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
+    "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
+}
+B = {}
+
+
+def tool(name, *args, stdin=None, timeout=40, ok=True):
+    cmd = JAVA + [TOOL[name]] + list(args)
+    print("$", name, " ".join(args), flush=True)
+    try:
+        r = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Fail(f"{name} {' '.join(args)[:80]} timed out after {timeout}s")
+    print(r.stdout[-3000:], r.stderr[-3000:], sep="\n--stderr--\n", flush=True)
+    if ok and r.returncode != 0:
+        err = [l for l in (r.stderr + r.stdout).splitlines() if "Error" in l or "Exception" in l]
+        raise Fail(f"{name} exited {r.returncode}: {(err or [r.stderr.strip()[-200:]])[0][:300]}")
+    return r.stdout
+
+
+def topics(*args, **kw):
+    return tool("kafka-topics", "--bootstrap-server", B["b"], *args, **kw)
+
+
+def create(t, partitions=1):
+    topics("--create", "--topic", t, "--partitions", str(partitions), "--replication-factor", "1")
+
+
+def produce_lines(t, lines, *extra):
+    tool("kafka-console-producer", "--bootstrap-server", B["b"], "--topic", t, *extra, stdin="".join(l + "\n" for l in lines))
+
+
+def offsets(t, time_spec):
+    out = tool("kafka-get-offsets", "--bootstrap-server", B["b"], "--topic", t, "--time", time_spec)
+    return sorted(l.strip() for l in out.splitlines() if l.strip().startswith(t + ":"))
+
+
+def s_topics(b, t, obs):
+    out = create(t, 2)
+    listed = topics("--list")
+    obs["listed"] = t in listed.split()
+    check(obs["listed"], "--list does not show the new topic")
+    d = topics("--describe", "--topic", t)
+    m = re.search(r"PartitionCount:\s*(\d+)", d)
+    obs["partition_count"] = int(m.group(1)) if m else None
+    leaders = re.findall(r"Partition:\s*(\d+)\s+Leader:\s*(\S+)", d)
+    obs["partitions_with_leader"] = sum(1 for _, l in leaders if l not in ("-1", "none"))
+    check(obs["partition_count"] == 2, f"--describe PartitionCount {obs['partition_count']}")
+    check(obs["partitions_with_leader"] == 2, f"--describe leaders {leaders}")
+    topics("--delete", "--topic", t)
+    more = deadline(20)
+    while more():
+        if t not in topics("--list").split():
+            obs["deleted"] = True
+            return
+        time.sleep(0.5)
+    raise Fail("topic still listed 20s after --delete")
+
+
+def s_console(b, t, obs):
+    create(t)
+    produce_lines(t, ["k1:v1", "k2:v2", "k3:v3"], "--property", "parse.key=true", "--property", "key.separator=:")
+    out = tool("kafka-console-consumer", "--bootstrap-server", b, "--topic", t, "--from-beginning",
+               "--max-messages", "3", "--timeout-ms", "20000", "--property", "print.key=true",
+               "--property", "print.offset=true")
+    got = [l for l in out.splitlines() if l.strip()]
+    obs["consumed"] = got
+    want = ["Offset:0\tk1\tv1", "Offset:1\tk2\tv2", "Offset:2\tk3\tv3"]
+    check(got == want, f"console-consumer printed {got}, expected {want}")
+
+
+def s_configs(b, t, obs):
+    create(t)
+    tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--alter",
+         "--add-config", "retention.ms=7200000,cleanup.policy=compact")
+    out = tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--describe")
+    obs["retention"] = "retention.ms=7200000" in out
+    obs["cleanup"] = "cleanup.policy=compact" in out
+    check(obs["retention"] and obs["cleanup"], f"--describe does not show both overrides: {out.strip()[:300]}")
+    tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--alter",
+         "--delete-config", "cleanup.policy")
+    out = tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--describe")
+    obs["cleanup_after_delete"] = "cleanup.policy=compact" in out
+    check(not obs["cleanup_after_delete"], "cleanup.policy still set after --delete-config")
+
+
+def s_get_offsets(b, t, obs):
+    create(t)
+    produce_lines(t, [f"r{i}" for i in range(7)])
+    obs["latest"] = offsets(t, "latest")
+    obs["earliest"] = offsets(t, "earliest")
+    check(obs["latest"] == [f"{t}:0:7"], f"latest {obs['latest']}")
+    check(obs["earliest"] == [f"{t}:0:0"], f"earliest {obs['earliest']}")
+
+
+def s_delete_records(b, t, obs):
+    create(t)
+    produce_lines(t, [f"r{i}" for i in range(7)])
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"version": 1, "partitions": [{"topic": t, "partition": 0, "offset": 3}]}, f)
+    try:
+        out = tool("kafka-delete-records", "--bootstrap-server", b, "--offset-json-file", f.name)
+    finally:
+        os.unlink(f.name)
+    m = re.search(r"low_watermark:\s*(\d+)", out)
+    obs["low_watermark"] = int(m.group(1)) if m else out.strip()[-200:]
+    check(obs["low_watermark"] == 3, f"delete-records printed {out.strip()[-200:]}")
+    obs["earliest"] = offsets(t, "earliest")
+    check(obs["earliest"] == [f"{t}:0:3"], f"earliest after delete {obs['earliest']}")
+
+
+def s_consumer_groups(b, t, obs):
+    create(t)
+    produce_lines(t, [f"r{i}" for i in range(5)])
+    g = t + "-g"
+    out = tool("kafka-console-consumer", "--bootstrap-server", b, "--topic", t, "--group", g, "--from-beginning",
+               "--max-messages", "5", "--timeout-ms", "20000")
+    check(len([l for l in out.splitlines() if l.strip()]) == 5, f"console consumer read {out.strip()[:200]}")
+    listed = tool("kafka-consumer-groups", "--bootstrap-server", b, "--list")
+    obs["listed"] = g in listed.split()
+    check(obs["listed"], f"--list does not show {g}: {listed.strip()[:200]}")
+    d = tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", g)
+    rows = [l.split() for l in d.splitlines() if l.split()[:1] == [g]]
+    obs["rows"] = [r[1:6] for r in rows]
+    check(len(rows) == 1, f"--describe rows: {d.strip()[:300]}")
+    _, topic, part, cur, end, lag = rows[0][:6]
+    check((topic, part, cur, end, lag) == (t, "0", "5", "5", "0"), f"--describe row {rows[0]}")
+
+
+def perf_produce(b, t, n, *extra):
+    out = tool("kafka-producer-perf-test", "--topic", t, "--num-records", str(n), "--record-size", "100",
+               "--throughput", "-1", *extra, "--producer-props", f"bootstrap.servers={b}", "acks=all",
+               "linger.ms=5", timeout=55)
+    m = re.search(r"(\d+) records sent", out.strip().splitlines()[-1] if out.strip() else "")
+    return int(m.group(1)) if m else None, out
+
+
+def s_producer_perf(b, t, obs):
+    create(t)
+    sent, out = perf_produce(b, t, 20000)
+    obs["records_sent"] = sent
+    check(sent == 20000, f"producer-perf-test summary: {out.strip()[-200:]}")
+    obs["latest"] = offsets(t, "latest")
+    check(obs["latest"] == [f"{t}:0:20000"], f"latest offset after perf test {obs['latest']}")
+
+
+def s_consumer_perf(b, t, obs):
+    create(t)
+    sent, out = perf_produce(b, t, 20000)
+    check(sent == 20000, f"setup: producer-perf-test {out.strip()[-200:]}")
+    out = tool("kafka-consumer-perf-test", "--bootstrap-server", b, "--topic", t, "--messages", "20000",
+               "--timeout", "20000", "--group", t + "-g", timeout=55)
+    lines = [l for l in out.splitlines() if l.strip()]
+    hdr = [h.strip() for h in lines[0].split(",")] if lines else []
+    vals_ = [v.strip() for v in lines[-1].split(",")] if len(lines) > 1 else []
+    row = dict(zip(hdr, vals_))
+    obs["nMsg"] = int(row.get("data.consumed.in.nMsg", "-1"))
+    check(obs["nMsg"] == 20000, f"consumer-perf-test consumed {row or out.strip()[-200:]}")
+
+
+def s_transactions(b, t, obs):
+    create(t)
+    txid = t + "-tx"
+    sent, out = perf_produce(b, t, 200, "--transactional-id", txid, "--transaction-duration-ms", "100")
+    check(sent == 200, f"transactional producer-perf-test: {out.strip()[-200:]}")
+    out = tool("kafka-transactions", "--bootstrap-server", b, "list")
+    row = [l.split() for l in out.splitlines() if l.split()[:1] == [txid]]
+    obs["listed"] = bool(row)
+    check(row, f"kafka-transactions list does not show {txid}: {out.strip()[:300]}")
+    obs["list_state"] = row[0][-1]
+    d = tool("kafka-transactions", "--bootstrap-server", b, "describe", "--transactional-id", txid)
+    obs["describe_has_state"] = "CompleteCommit" in d or "Empty" in d
+    check(obs["list_state"] in ("CompleteCommit", "Empty"), f"list state {row[0]}")
+    check(obs["describe_has_state"], f"describe: {d.strip()[:300]}")
+
+
+SCENARIOS = {
+    "cli-topics": s_topics, "cli-console": s_console, "cli-configs": s_configs, "cli-get-offsets": s_get_offsets,
+    "cli-delete-records": s_delete_records, "cli-consumer-groups": s_consumer_groups,
+    "cli-producer-perf": s_producer_perf, "cli-consumer-perf": s_consumer_perf, "cli-transactions": s_transactions,
+}
+
+if __name__ == "__main__":
+    import sys
+    B["b"] = sys.argv[2]
+    main(SCENARIOS)
