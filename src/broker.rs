@@ -1,0 +1,326 @@
+//! The composition root: configuration, cluster metadata, logs and partitions of one broker,
+//! and the administrative operations that must change several of them together (create or
+//! delete a topic, add partitions, alter topic configs). Handlers call into this.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use thiserror::Error;
+use tracing::info;
+use uuid::Uuid;
+
+use crate::config::{topic, BrokerConfig};
+use crate::log::{LogConfig, LogError, LogManager};
+use crate::metadata::{MetadataError, MetadataRecord, MetadataStore, TopicMeta, METADATA_DIR};
+use crate::replica::{Partition, ReplicaManager};
+
+/// Errors of administrative operations, mapped to wire codes by handlers.
+#[derive(Debug, Error)]
+pub enum AdminError {
+    #[error("Topic '{0}' already exists.")]
+    TopicExists(String),
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("Topic deletion is disabled.")]
+    DeletionDisabled,
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl From<LogError> for AdminError {
+    fn from(e: LogError) -> Self {
+        AdminError::Storage(e.to_string())
+    }
+}
+impl From<MetadataError> for AdminError {
+    fn from(e: MetadataError) -> Self {
+        AdminError::Storage(e.to_string())
+    }
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub metadata: MetadataStore,
+    pub logs: LogManager,
+    pub replicas: ReplicaManager,
+    /// Serializes metadata-changing operations so validation and commit see the same state.
+    admin: Mutex<()>,
+}
+
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+
+impl Broker {
+    /// Opens the data directory: replays metadata, then opens (and recovers) every partition.
+    pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Self>> {
+        let root = config.log_dir.clone();
+        let logs = LogManager::new(&root)?;
+        let metadata = MetadataStore::open(&root)?;
+        let broker = Arc::new(Broker {
+            config,
+            metadata,
+            logs,
+            replicas: ReplicaManager::default(),
+            admin: Mutex::new(()),
+        });
+        let mut known = HashSet::new();
+        for t in broker.metadata.topics() {
+            for p in 0..t.partitions {
+                known.insert(LogManager::dir_name(&t.name, p));
+                broker.open_partition(&t, p)?;
+            }
+        }
+        broker.logs.remove_strays(&known, &[METADATA_DIR]);
+        info!(topics = broker.metadata.topics().len(), cluster_id = %broker.metadata.cluster_id, "broker state loaded");
+        Ok(broker)
+    }
+
+    fn open_partition(&self, t: &TopicMeta, index: i32) -> Result<Arc<Partition>, LogError> {
+        let log = self
+            .logs
+            .open(&t.name, index, self.log_config(&t.configs))?;
+        let p = Arc::new(Partition::new(
+            Arc::from(t.name.as_str()),
+            t.id,
+            index,
+            log,
+            0,
+        ));
+        self.replicas.insert(p.clone());
+        Ok(p)
+    }
+
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        topic::resolve(&self.config, overrides)
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.replicas.get(topic, index)
+    }
+
+    /// Creates a topic (or only validates the request).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: Option<i32>,
+        replication_factor: Option<i16>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<TopicMeta, AdminError> {
+        validate_topic_name(name)?;
+        let partitions = partitions.unwrap_or(self.config.num_partitions);
+        if partitions <= 0 || partitions > MAX_PARTITIONS_PER_TOPIC {
+            return Err(AdminError::InvalidPartitions(format!("Number of partitions must be in [1, {MAX_PARTITIONS_PER_TOPIC}], got {partitions}.")));
+        }
+        let rf = replication_factor.unwrap_or(self.config.default_replication_factor);
+        if rf != 1 {
+            return Err(AdminError::InvalidReplicationFactor(format!(
+                "Replication factor: {rf} larger than available brokers: 1."
+            )));
+        }
+        topic::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|(_, r)| AdminError::InvalidConfig(r))?;
+        let _guard = self.admin.lock();
+        if self.metadata.topic(name).is_some() {
+            return Err(AdminError::TopicExists(name.to_string()));
+        }
+        let canon = canonical_name(name);
+        if let Some(other) = self
+            .metadata
+            .topics()
+            .into_iter()
+            .find(|t| canonical_name(&t.name) == canon)
+        {
+            return Err(AdminError::InvalidTopic(format!(
+                "Topic '{name}' collides with existing topic: {}",
+                other.name
+            )));
+        }
+        let meta = TopicMeta {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        };
+        if validate_only {
+            return Ok(meta);
+        }
+        self.metadata.commit(&[MetadataRecord::CreateTopic {
+            name: meta.name.clone(),
+            id: meta.id,
+            partitions,
+            configs: meta.configs.clone(),
+        }])?;
+        for p in 0..partitions {
+            self.open_partition(&meta, p)?;
+        }
+        info!(topic = name, partitions, id = %meta.id, "created topic");
+        Ok(meta)
+    }
+
+    /// Creates `name` with broker defaults if auto-creation is enabled; returns the topic.
+    pub fn auto_create_topic(&self, name: &str) -> Option<TopicMeta> {
+        if !self.config.auto_create_topics_enable || validate_topic_name(name).is_err() {
+            return None;
+        }
+        match self.create_topic(name, None, None, BTreeMap::new(), false) {
+            Ok(t) => Some(t),
+            Err(AdminError::TopicExists(_)) => self.metadata.topic(name),
+            Err(_) => None,
+        }
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, AdminError> {
+        if !self.config.delete_topic_enable {
+            return Err(AdminError::DeletionDisabled);
+        }
+        let _guard = self.admin.lock();
+        let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
+        self.metadata
+            .commit(&[MetadataRecord::DeleteTopic { id: meta.id }])?;
+        for p in 0..meta.partitions {
+            if let Some(part) = self.replicas.remove(name, p) {
+                part.wake_waiters();
+            }
+            self.logs.delete(name, p)?;
+        }
+        info!(topic = name, "deleted topic");
+        Ok(meta)
+    }
+
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let _guard = self.admin.lock();
+        let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
+        if count <= meta.partitions {
+            return Err(AdminError::InvalidPartitions(format!(
+                "Topic currently has {} partitions, which is higher than the requested {count}.",
+                meta.partitions
+            )));
+        }
+        if count > MAX_PARTITIONS_PER_TOPIC {
+            return Err(AdminError::InvalidPartitions(format!(
+                "Number of partitions must be at most {MAX_PARTITIONS_PER_TOPIC}."
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.metadata
+            .commit(&[MetadataRecord::CreatePartitions { id: meta.id, count }])?;
+        let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
+        for p in 0..count {
+            if self.replicas.get(name, p).is_none() {
+                self.open_partition(&meta, p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies topic config changes (`None` = delete the override). With `replace`, every
+    /// override not named is removed (legacy AlterConfigs semantics).
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: BTreeMap<String, Option<String>>,
+        replace: bool,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        for (k, v) in &changes {
+            let spec = topic::spec(k).ok_or_else(|| {
+                AdminError::InvalidConfig(format!("Unknown topic config name: {k}"))
+            })?;
+            if let Some(v) = v {
+                topic::validate(spec, v).map_err(|r| {
+                    AdminError::InvalidConfig(format!(
+                        "Invalid value {v} for configuration {k}: {r}"
+                    ))
+                })?;
+            }
+        }
+        let _guard = self.admin.lock();
+        let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
+        let mut changes = changes;
+        if replace {
+            for k in meta.configs.keys() {
+                changes.entry(k.clone()).or_insert(None);
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.metadata.commit(&[MetadataRecord::AlterTopicConfig {
+            id: meta.id,
+            configs: changes,
+        }])?;
+        let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
+        let lc = self.log_config(&meta.configs);
+        for p in 0..meta.partitions {
+            if let Some(part) = self.replicas.get(name, p) {
+                part.log.set_config(lc.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Periodic maintenance: retention, time-based rolls, `flush.ms`.
+    pub fn run_maintenance(&self, now_ms: i64) {
+        for p in self.replicas.all() {
+            if let Err(e) = p.log.roll_if_expired(now_ms) {
+                tracing::warn!(log = p.log.name(), error = %e, "roll failed");
+            }
+            if let Err(e) = p.log.apply_retention(now_ms) {
+                tracing::warn!(log = p.log.name(), error = %e, "retention failed");
+            }
+        }
+    }
+
+    /// Graceful stop: flush everything and write indexes.
+    pub fn close(&self) {
+        self.logs.close_all();
+    }
+}
+
+/// Kafka's topic name rules.
+pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
+    if name.is_empty() {
+        return Err(AdminError::InvalidTopic(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(AdminError::InvalidTopic(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
+    }
+    if name.len() > 249 {
+        return Err(AdminError::InvalidTopic(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(AdminError::InvalidTopic(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+fn canonical_name(name: &str) -> String {
+    name.replace('.', "_")
+}

@@ -1,0 +1,473 @@
+//! Broker configuration under Apache Kafka's property names, so an operator's existing
+//! `server.properties` is accepted. Every limit the broker enforces lives here.
+//!
+//! Sources, later wins: built-in defaults < `--config` file < `--set key=value` < CLI flags
+//! (`--data-dir`, `--listen`, `--advertised-listener`). Unknown keys and invalid values are
+//! errors naming the key. Kafka keys that configure machinery Strom does not have (ZooKeeper,
+//! thread pools, controller quorum of a single node) are accepted and logged as ignored.
+
+pub mod topic;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("unknown configuration key '{0}'")]
+    UnknownKey(String),
+    #[error("invalid value '{value}' for configuration key '{key}': {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read config file {path}: {err}")]
+    Io { path: String, err: std::io::Error },
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The effective broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub log_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    /// `socket.request.max.bytes`: the largest request frame accepted, checked before allocation.
+    pub socket_request_max_bytes: usize,
+    /// `queued.max.request.bytes`: request bytes buffered across all connections (-1 in Kafka
+    /// means unbounded; Strom defaults to 256 MiB).
+    pub queued_max_request_bytes: usize,
+    /// `max.connections`.
+    pub max_connections: usize,
+    /// `connections.max.idle.ms`.
+    pub connections_max_idle_ms: u64,
+    /// Largest requests a connection may have in flight (pipelined) at once.
+    pub max_inflight_requests_per_connection: usize,
+    /// `fetch.max.bytes` (broker cap on a fetch response).
+    pub fetch_max_bytes: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `log.flush.interval.ms`: background fsync period for all logs (i64::MAX = only on demand).
+    pub flush_interval_ms: i64,
+    /// `strom.acks.all.fsync`: answer acks=all only after fsync (default true).
+    pub acks_all_fsync: bool,
+    /// Topic-level defaults derived from the `log.*` broker keys, by topic key name.
+    pub topic_defaults: BTreeMap<&'static str, String>,
+    /// Every key explicitly set (file, --set, flags) with its value, for DescribeConfigs.
+    pub explicit: BTreeMap<String, String>,
+}
+
+/// Kafka broker keys accepted for compatibility that configure nothing in Strom.
+const IGNORED_KEYS: &[&str] = &[
+    "broker.id",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "metadata.log.dir",
+    "confluent.support.metrics.enable",
+];
+
+impl BrokerConfig {
+    /// Parses the CLI arguments (without the program name).
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Self, ConfigError> {
+        let mut props: Vec<(String, String)> = Vec::new();
+        let mut flags: Vec<(String, String)> = Vec::new();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = || -> Result<String, ConfigError> {
+                match inline.clone() {
+                    Some(v) => Ok(v),
+                    None => args
+                        .next()
+                        .ok_or_else(|| ConfigError::Usage(format!("{name} needs a value"))),
+                }
+            };
+            match name.as_str() {
+                "--config" | "-c" => {
+                    let path = value()?;
+                    let text = std::fs::read_to_string(&path).map_err(|err| ConfigError::Io {
+                        path: path.clone(),
+                        err,
+                    })?;
+                    props.extend(parse_properties(&text));
+                }
+                "--set" => {
+                    let kv = value()?;
+                    let (k, v) = kv.split_once('=').ok_or_else(|| {
+                        ConfigError::Usage(format!("--set expects key=value, got '{kv}'"))
+                    })?;
+                    props.push((k.trim().to_string(), v.trim().to_string()));
+                }
+                "--data-dir" => flags.push(("log.dirs".into(), value()?)),
+                "--listen" => flags.push(("listeners".into(), format!("PLAINTEXT://{}", value()?))),
+                "--advertised-listener" => flags.push((
+                    "advertised.listeners".into(),
+                    format!("PLAINTEXT://{}", value()?),
+                )),
+                "--help" | "-h" => return Err(ConfigError::Usage(usage())),
+                other => {
+                    return Err(ConfigError::Usage(format!(
+                        "unknown argument '{other}'\n{}",
+                        usage()
+                    )))
+                }
+            }
+        }
+        props.extend(flags);
+        Self::from_properties(&props)
+    }
+
+    pub fn from_properties(props: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut c = BrokerConfig::default();
+        for (k, v) in props {
+            c.set(k, v)?;
+        }
+        Ok(c)
+    }
+
+    /// Applies one broker property.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let v = value.trim();
+        match key {
+            "node.id" => self.node_id = parse_num(key, v, 0, i32::MAX as i64)? as i32,
+            "log.dirs" | "log.dir" => {
+                let first = v.split(',').next().unwrap_or("").trim();
+                if first.is_empty() {
+                    return Err(invalid(key, v, "must name a directory"));
+                }
+                if v.contains(',') {
+                    return Err(invalid(key, v, "Strom uses a single log directory"));
+                }
+                self.log_dir = PathBuf::from(first);
+            }
+            "listeners" => {
+                let addr = parse_listener(key, v)?;
+                self.listen = addr.parse().map_err(|e| invalid(key, v, format!("{e}")))?;
+                if !self.explicit.contains_key("advertised.listeners") {
+                    self.advertised_host = self.listen.ip().to_string();
+                    self.advertised_port = self.listen.port();
+                }
+            }
+            "advertised.listeners" => {
+                let addr = parse_listener(key, v)?;
+                let (host, port) = addr
+                    .rsplit_once(':')
+                    .ok_or_else(|| invalid(key, v, "expected HOST:PORT"))?;
+                self.advertised_host = host.trim_matches(|c| c == '[' || c == ']').to_string();
+                self.advertised_port = port.parse().map_err(|_| invalid(key, v, "bad port"))?;
+            }
+            "num.partitions" => self.num_partitions = parse_num(key, v, 1, 1_000_000)? as i32,
+            "default.replication.factor" => {
+                self.default_replication_factor = parse_num(key, v, 1, 1)? as i16;
+            }
+            "auto.create.topics.enable" => self.auto_create_topics_enable = parse_bool(key, v)?,
+            "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, v)?,
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes = parse_num(key, v, 1024, i32::MAX as i64)? as usize
+            }
+            "queued.max.request.bytes" => {
+                let n = parse_num(key, v, -1, i64::MAX)?;
+                self.queued_max_request_bytes = if n < 0 { 1 << 30 } else { n as usize };
+            }
+            "max.connections" => {
+                self.max_connections = parse_num(key, v, 1, i32::MAX as i64)? as usize
+            }
+            "connections.max.idle.ms" => {
+                self.connections_max_idle_ms = parse_num(key, v, 1, i64::MAX)? as u64
+            }
+            "strom.max.inflight.requests.per.connection" => {
+                self.max_inflight_requests_per_connection = parse_num(key, v, 1, 100_000)? as usize
+            }
+            "fetch.max.bytes" => {
+                self.fetch_max_bytes = parse_num(key, v, 1024, i32::MAX as i64)? as usize
+            }
+            "log.retention.check.interval.ms" => {
+                self.retention_check_interval_ms = parse_num(key, v, 1, i64::MAX)? as u64
+            }
+            "log.flush.interval.ms" => {
+                self.flush_interval_ms = parse_num(key, v, 0, i64::MAX)?;
+                self.topic_defaults
+                    .insert("flush.ms", self.flush_interval_ms.to_string());
+            }
+            "strom.acks.all.fsync" => self.acks_all_fsync = parse_bool(key, v)?,
+            "log.retention.hours" | "log.retention.minutes" | "log.retention.ms" => {
+                let ms = scaled_ms(key, v)?;
+                // Kafka: ms wins over minutes wins over hours.
+                let rank = |k: &str| match k {
+                    "log.retention.ms" => 3,
+                    "log.retention.minutes" => 2,
+                    _ => 1,
+                };
+                let current = self
+                    .explicit
+                    .keys()
+                    .filter(|k| {
+                        k.starts_with("log.retention.")
+                            && *k != "log.retention.bytes"
+                            && *k != "log.retention.check.interval.ms"
+                    })
+                    .map(|k| rank(k))
+                    .max()
+                    .unwrap_or(0);
+                if rank(key) >= current {
+                    self.topic_defaults.insert("retention.ms", ms.to_string());
+                }
+            }
+            "log.roll.hours" | "log.roll.ms" => {
+                let ms = scaled_ms(key, v)?;
+                if key == "log.roll.ms" || !self.explicit.contains_key("log.roll.ms") {
+                    self.topic_defaults.insert("segment.ms", ms.to_string());
+                }
+            }
+            "log.flush.interval.messages" => {
+                topic::validate(&topic::spec("flush.messages").expect("spec"), v)
+                    .map_err(|r| invalid(key, v, r))?;
+                self.topic_defaults.insert("flush.messages", v.to_string());
+            }
+            other => {
+                if let Some(spec) = topic::TOPIC_CONFIGS
+                    .iter()
+                    .find(|s| s.broker_key == Some(other))
+                {
+                    topic::validate(spec, v).map_err(|r| invalid(key, v, r))?;
+                    self.topic_defaults.insert(spec.name, v.to_string());
+                } else if IGNORED_KEYS.contains(&other)
+                    || other.starts_with("listener.name.")
+                    || other.starts_with("log4j")
+                {
+                    tracing::info!(
+                        key = other,
+                        "configuration key accepted but has no effect in Strom"
+                    );
+                } else {
+                    return Err(ConfigError::UnknownKey(other.to_string()));
+                }
+            }
+        }
+        self.explicit.insert(key.to_string(), v.to_string());
+        Ok(())
+    }
+
+    /// The topic-level default for `name` (a topic config key), as a string.
+    pub fn topic_default(&self, name: &str) -> Option<String> {
+        self.topic_defaults
+            .get(name)
+            .cloned()
+            .or_else(|| topic::spec(name).map(|s| s.default.to_string()))
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            log_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:9092".parse().expect("valid default address"),
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            delete_topic_enable: true,
+            socket_request_max_bytes: 104_857_600,
+            queued_max_request_bytes: 256 << 20,
+            max_connections: 10_000,
+            connections_max_idle_ms: 600_000,
+            max_inflight_requests_per_connection: 1_000,
+            fetch_max_bytes: 57_671_680,
+            retention_check_interval_ms: 300_000,
+            flush_interval_ms: i64::MAX,
+            acks_all_fsync: true,
+            topic_defaults: BTreeMap::new(),
+            explicit: BTreeMap::new(),
+        }
+    }
+}
+
+fn usage() -> String {
+    "usage: strom [--data-dir DIR] [--listen HOST:PORT] [--advertised-listener HOST:PORT] \
+     [--config server.properties] [--set key=value]..."
+        .to_string()
+}
+
+/// Parses Java-properties text: `key=value` or `key: value`, `#`/`!` comments, no escapes
+/// beyond a trailing backslash continuation.
+pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for raw in text.lines() {
+        let line = raw.trim_start();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
+            continue;
+        }
+        if let Some(stripped) = line.strip_suffix('\\') {
+            pending.push_str(stripped);
+            continue;
+        }
+        pending.push_str(line);
+        let full = std::mem::take(&mut pending);
+        let split = full.find(['=', ':']);
+        let (k, v) = match split {
+            Some(i) => (&full[..i], &full[i + 1..]),
+            None => (full.as_str(), ""),
+        };
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    out
+}
+
+fn parse_listener(key: &str, v: &str) -> Result<String, ConfigError> {
+    let first = v.split(',').next().unwrap_or("").trim();
+    let addr = match first.split_once("://") {
+        Some((proto, addr)) => {
+            if proto != "PLAINTEXT" {
+                return Err(invalid(
+                    key,
+                    v,
+                    format!("listener protocol {proto} is not supported yet (PLAINTEXT only)"),
+                ));
+            }
+            addr
+        }
+        None => first,
+    };
+    let addr = if let Some(port) = addr.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else {
+        addr.to_string()
+    };
+    let addr = if let Some(port) = addr.strip_prefix("localhost:") {
+        format!("127.0.0.1:{port}")
+    } else {
+        addr
+    };
+    if addr.rsplit_once(':').is_none() {
+        return Err(invalid(key, v, "expected [PLAINTEXT://]HOST:PORT"));
+    }
+    Ok(addr)
+}
+
+fn parse_num(key: &str, v: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n: i64 = v.parse().map_err(|_| invalid(key, v, "not an integer"))?;
+    if n < min || n > max {
+        return Err(invalid(key, v, format!("must be in [{min}, {max}]")));
+    }
+    Ok(n)
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, v, "expected true or false")),
+    }
+}
+
+fn scaled_ms(key: &str, v: &str) -> Result<i64, ConfigError> {
+    let n: i64 = v.parse().map_err(|_| invalid(key, v, "not an integer"))?;
+    if n < -1 {
+        return Err(invalid(key, v, "must be -1 or non-negative"));
+    }
+    if n == -1 {
+        return Ok(-1);
+    }
+    let factor = if key.ends_with(".hours") {
+        3_600_000
+    } else if key.ends_with(".minutes") {
+        60_000
+    } else {
+        1
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| invalid(key, v, "too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn cli_and_properties() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("server.properties");
+        std::fs::write(
+            &path,
+            "# comment\nnode.id=3\nlisteners=PLAINTEXT://127.0.0.1:9999\nnum.network.threads=3\nlog.retention.hours=1\nlog.segment.bytes=1048576\n",
+        )
+        .expect("write");
+        let c = BrokerConfig::from_args(args(&[
+            "--config",
+            path.to_str().expect("utf8"),
+            "--set",
+            "num.partitions=4",
+            "--data-dir",
+            "/tmp/x",
+        ]))
+        .expect("parse");
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.num_partitions, 4);
+        assert_eq!(c.log_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.topic_default("retention.ms").as_deref(), Some("3600000"));
+        assert_eq!(c.topic_default("segment.bytes").as_deref(), Some("1048576"));
+        assert_eq!(c.advertised_port, 9999);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = BrokerConfig::from_args(args(&["--set", "no.such.key=1"])).expect_err("unknown");
+        assert!(e.to_string().contains("no.such.key"));
+        let e =
+            BrokerConfig::from_args(args(&["--set", "num.partitions=zero"])).expect_err("invalid");
+        assert!(e.to_string().contains("num.partitions"));
+        let e =
+            BrokerConfig::from_args(args(&["--set", "log.segment.bytes=-5"])).expect_err("invalid");
+        assert!(e.to_string().contains("log.segment.bytes"));
+    }
+}

@@ -1,0 +1,115 @@
+//! CreateTopics (key 19), versions 2-7.
+//!
+//! Creates topics with a partition count (-1: `num.partitions`), replication factor (-1 or 1;
+//! a single node cannot hold more replicas: INVALID_REPLICATION_FACTOR), optional manual
+//! assignments (each partition must be on this broker) and per-topic configs validated against
+//! Kafka's topic config keys (INVALID_CONFIG). `validate_only` checks everything and changes
+//! nothing. v5+ answers with the topic's effective configs and their sources; v7 with its id.
+//! A name repeated within one request gets INVALID_REQUEST for each occurrence, like Kafka.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::AdminError;
+use crate::config::topic;
+use crate::handlers::errors::admin_error_code;
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::protocol::{ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: CreateTopicsRequest = ctx.decode(body)?;
+    let broker = &ctx.broker;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for t in &req.topics {
+        *counts.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let node = broker.config.node_id;
+    let results = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let mut r = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+            if counts.get(&name).copied().unwrap_or(0) > 1 {
+                r.error_code = WireError::InvalidRequest.code();
+                r.error_message = Some(StrBytes::from_string(format!("Create topics request from client contains duplicate topic '{name}'.")));
+                return r;
+            }
+            let outcome = (|| {
+                let (partitions, rf) = if t.assignments.is_empty() {
+                    let p = if t.num_partitions == -1 { None } else { Some(t.num_partitions) };
+                    let rf = if t.replication_factor == -1 { None } else { Some(t.replication_factor) };
+                    (p, rf)
+                } else {
+                    if t.num_partitions != -1 || t.replication_factor != -1 {
+                        return Err(AdminError::InvalidPartitions(
+                            "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+                        ));
+                    }
+                    let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+                    indexes.sort_unstable();
+                    if indexes.iter().enumerate().any(|(i, p)| *p != i as i32) {
+                        return Err(AdminError::InvalidPartitions("Partitions should be a consecutive 0-based integer sequence".into()));
+                    }
+                    for a in &t.assignments {
+                        if a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1 {
+                            return Err(AdminError::InvalidReplicationFactor(format!(
+                                "Replica assignment for partition {} must be exactly [{node}] on a single-node cluster",
+                                a.partition_index
+                            )));
+                        }
+                    }
+                    (Some(t.assignments.len() as i32), Some(1))
+                };
+                let mut configs = BTreeMap::new();
+                for c in &t.configs {
+                    let Some(v) = &c.value else {
+                        return Err(AdminError::InvalidConfig(format!("Null value not supported for topic configs: {}", c.name.as_str())));
+                    };
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+                broker.create_topic(&name, partitions, rf, configs, req.validate_only)
+            })();
+            match outcome {
+                Ok(meta) => {
+                    r.num_partitions = meta.partitions;
+                    r.replication_factor = 1;
+                    if ctx.version >= 7 && !req.validate_only {
+                        r.topic_id = meta.id;
+                    }
+                    if ctx.version >= 5 {
+                        r.configs = Some(
+                            topic::TOPIC_CONFIGS
+                                .iter()
+                                .filter_map(|s| {
+                                    let (v, src) = topic::effective(&broker.config, &meta.configs, s.name)?;
+                                    Some(
+                                        CreatableTopicConfigs::default()
+                                            .with_name(StrBytes::from_static_str(s.name))
+                                            .with_value(Some(StrBytes::from_string(v)))
+                                            .with_config_source(src as i8),
+                                    )
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+                Err(e) => {
+                    r.error_code = admin_error_code(&e);
+                    r.error_message = Some(StrBytes::from_string(e.to_string()));
+                    if ctx.version >= 5 {
+                        r.topic_config_error_code = r.error_code;
+                    }
+                }
+            }
+            r
+        })
+        .collect();
+    ctx.reply(&CreateTopicsResponse::default().with_topics(results))
+}

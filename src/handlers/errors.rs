@@ -1,0 +1,29 @@
+//! The one place internal errors become wire error codes.
+
+use crate::broker::AdminError;
+use crate::log::LogError;
+use crate::protocol::batch::BatchError;
+use crate::protocol::WireError;
+
+pub fn log_error_code(e: &LogError) -> i16 {
+    match e {
+        LogError::OffsetOutOfRange { .. } => WireError::OffsetOutOfRange.code(),
+        LogError::InvalidBatch(BatchError::Invalid(_)) => WireError::InvalidRecord.code(),
+        LogError::InvalidBatch(_) => WireError::CorruptMessage.code(),
+        LogError::RecordTooLarge { .. } => WireError::MessageTooLarge.code(),
+        LogError::Poisoned(_) | LogError::Io(_) => WireError::KafkaStorageError.code(),
+    }
+}
+
+pub fn admin_error_code(e: &AdminError) -> i16 {
+    match e {
+        AdminError::TopicExists(_) => WireError::TopicAlreadyExists.code(),
+        AdminError::UnknownTopic => WireError::UnknownTopicOrPartition.code(),
+        AdminError::InvalidTopic(_) => WireError::InvalidTopicException.code(),
+        AdminError::InvalidPartitions(_) => WireError::InvalidPartitions.code(),
+        AdminError::InvalidReplicationFactor(_) => WireError::InvalidReplicationFactor.code(),
+        AdminError::InvalidConfig(_) => WireError::InvalidConfig.code(),
+        AdminError::DeletionDisabled => WireError::TopicDeletionDisabled.code(),
+        AdminError::Storage(_) => WireError::KafkaStorageError.code(),
+    }
+}

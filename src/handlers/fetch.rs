@@ -1,0 +1,162 @@
+//! Fetch (key 1), versions 4-18.
+//!
+//! Returns whole batches from each partition's log up to the high watermark (the last stable
+//! offset for read_committed, equal to it until transactions exist), bounded by the request's
+//! `max_bytes` (capped by the broker's `fetch.max.bytes`) and each partition's
+//! `partition_max_bytes`; the first batch is returned whole even when larger, so consumers
+//! always make progress. When fewer than `min_bytes` are available the fetch waits up to
+//! `max_wait_ms`, woken by appends to any of its partitions. Fetch sessions (KIP-227) are
+//! answered sessionless (session id 0), which clients handle by sending full requests; a
+//! request for an existing session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id.
+//! Known gap: follower fetches (replica_id >= 0) are for replication, not served yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::handlers::errors::log_error_code;
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::protocol::{encode_body, ProtocolError, WireError};
+use crate::replica::Partition;
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Fetch, min: 4, max: 18 };
+
+/// Longest a fetch may wait, whatever the client asks.
+const MAX_WAIT_MS: i32 = 30_000;
+
+struct Target {
+    topic: usize,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+    current_leader_epoch: i32,
+    part: Result<Arc<Partition>, i16>,
+}
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: FetchRequest = ctx.decode(body)?;
+    let version = ctx.version;
+    if version >= 7 && (req.session_id != 0 || req.session_epoch > 0) {
+        let resp = FetchResponse::default().with_error_code(WireError::FetchSessionIdNotFound.code());
+        return Ok(Reply::Now(encode_body(&resp, version)?));
+    }
+    let broker = &ctx.broker;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    let mut targets = Vec::new();
+    for ft in &req.topics {
+        let meta = if version >= 13 { broker.metadata.topic_by_id(&ft.topic_id) } else { broker.metadata.topic(ft.topic.0.as_str()) };
+        let unknown = if version >= 13 { WireError::UnknownTopicId.code() } else { WireError::UnknownTopicOrPartition.code() };
+        topics.push((ft.topic.clone(), ft.topic_id));
+        for fp in &ft.partitions {
+            let part = meta
+                .as_ref()
+                .and_then(|m| broker.partition(&m.name, fp.partition))
+                .ok_or(if meta.is_some() { WireError::UnknownTopicOrPartition.code() } else { unknown });
+            targets.push(Target {
+                topic: topics.len() - 1,
+                partition: fp.partition,
+                fetch_offset: fp.fetch_offset,
+                max_bytes: fp.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: fp.current_leader_epoch,
+                part,
+            });
+        }
+    }
+    let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let read_committed = req.isolation_level == 1;
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
+    Ok(Reply::Later(Box::pin(async move {
+        let notify = Arc::new(Notify::new());
+        loop {
+            let waiting = Instant::now() < deadline;
+            if waiting {
+                for t in &targets {
+                    if let Ok(p) = &t.part {
+                        p.add_waiter(&notify);
+                    }
+                }
+            }
+            let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed);
+            if bytes >= min_bytes.max(1) || errors || !waiting || targets.is_empty() {
+                return encode_body(&build(version, &topics, parts, read_committed), version);
+            }
+            let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
+        }
+    })))
+}
+
+fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<(usize, PartitionData)>, usize, bool) {
+    let mut out = Vec::with_capacity(targets.len());
+    let mut total = 0usize;
+    let mut errors = false;
+    for t in targets {
+        let mut pd = PartitionData::default()
+            .with_partition_index(t.partition)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1);
+        match &t.part {
+            Err(code) => {
+                pd.error_code = *code;
+                errors = true;
+            }
+            Ok(p) => {
+                let epoch = p.leader_epoch();
+                if t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch {
+                    pd.error_code = if t.current_leader_epoch > epoch {
+                        WireError::UnknownLeaderEpoch.code()
+                    } else {
+                        WireError::FencedLeaderEpoch.code()
+                    };
+                    errors = true;
+                } else {
+                    let hw = p.high_watermark();
+                    let limit = t.max_bytes.min(max_bytes.saturating_sub(total));
+                    match p.log.read(t.fetch_offset, limit, hw, total == 0) {
+                        Ok(r) => {
+                            total += r.data.len();
+                            pd.high_watermark = hw;
+                            pd.last_stable_offset = hw;
+                            pd.log_start_offset = r.log_start_offset;
+                            pd.records = Some(r.data);
+                        }
+                        Err(e) => {
+                            pd.error_code = log_error_code(&e);
+                            errors = true;
+                        }
+                    }
+                }
+            }
+        }
+        if read_committed {
+            pd.aborted_transactions = Some(Vec::new());
+        }
+        out.push((t.topic, pd));
+    }
+    (out, total, errors)
+}
+
+fn build(version: i16, topics: &[(TopicName, uuid::Uuid)], parts: Vec<(usize, PartitionData)>, _read_committed: bool) -> FetchResponse {
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .iter()
+        .map(|(name, id)| {
+            let mut t = FetchableTopicResponse::default();
+            if version >= 13 {
+                t.topic_id = *id;
+            } else {
+                t.topic = name.clone();
+            }
+            t
+        })
+        .collect();
+    for (ti, pd) in parts {
+        responses[ti].partitions.push(pd);
+    }
+    FetchResponse::default().with_responses(responses)
+}

@@ -1,0 +1,95 @@
+//! ListOffsets (key 2), versions 1-10.
+//!
+//! Special timestamps: -1 latest (high watermark, or last stable offset for read_committed),
+//! -2 earliest (log start offset), -3 the record with the largest timestamp (KIP-734),
+//! -4 earliest local (= earliest: no tiered storage), -5 earliest pending upload (no tiered
+//! storage: offset -1). A timestamp >= 0 finds the first record whose timestamp is at least
+//! that, by the time index and then the records of one batch (decompressed with a size cap);
+//! none gives offset -1 and timestamp -1.
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::handlers::errors::log_error_code;
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::log::LogError;
+use crate::protocol::batch::BatchView;
+use crate::protocol::records::record_timestamps;
+use crate::protocol::{ProtocolError, WireError};
+use crate::replica::Partition;
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 10 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: ListOffsetsRequest = ctx.decode(body)?;
+    let broker = &ctx.broker;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let meta = broker.metadata.topic(t.name.0.as_str());
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let mut r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1).with_offset(-1);
+                    let part = meta.as_ref().and_then(|m| broker.partition(&m.name, p.partition_index));
+                    let Some(part) = part else {
+                        r.error_code = WireError::UnknownTopicOrPartition.code();
+                        return r;
+                    };
+                    let epoch = part.leader_epoch();
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                        r.error_code = if p.current_leader_epoch > epoch { WireError::UnknownLeaderEpoch.code() } else { WireError::FencedLeaderEpoch.code() };
+                        return r;
+                    }
+                    match lookup(&part, p.timestamp, req.isolation_level == 1) {
+                        Ok((offset, ts)) => {
+                            r.offset = offset;
+                            r.timestamp = ts;
+                            r.leader_epoch = epoch;
+                        }
+                        Err(e) => r.error_code = log_error_code(&e),
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    ctx.reply(&ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// Largest decompressed batch we inspect (bounds memory for a hostile stored batch).
+const DECOMPRESS_CAP: usize = 64 << 20;
+
+fn lookup(p: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), LogError> {
+    let log = &p.log;
+    let hw = p.high_watermark();
+    let _ = read_committed; // the last stable offset equals the high watermark until transactions exist
+    match timestamp {
+        -1 => Ok((hw, -1)),
+        -2 | -4 => Ok((log.log_start_offset(), -1)),
+        -5 => Ok((-1, -1)),
+        -3 => {
+            let Some(batch) = log.find_batch_with_max_timestamp()? else { return Ok((-1, -1)) };
+            let view = BatchView::parse_header(&batch)?;
+            let max = view.max_timestamp();
+            let recs = record_timestamps(&view, DECOMPRESS_CAP).map_err(|e| LogError::Io(std::io::Error::other(e.to_string())))?;
+            let off = recs.iter().find(|(_, ts)| *ts == max).map(|(o, _)| *o).unwrap_or(view.last_offset());
+            Ok((off, max))
+        }
+        t if t >= 0 => {
+            let Some(batch) = log.find_batch_by_timestamp(t)? else { return Ok((-1, -1)) };
+            let view = BatchView::parse_header(&batch)?;
+            let recs = record_timestamps(&view, DECOMPRESS_CAP).map_err(|e| LogError::Io(std::io::Error::other(e.to_string())))?;
+            let start = log.log_start_offset();
+            Ok(recs
+                .into_iter()
+                .find(|(o, ts)| *ts >= t && *o >= start && *o < hw)
+                .unwrap_or((-1, -1)))
+        }
+        _ => Ok((-1, -1)),
+    }
+}

@@ -1,0 +1,90 @@
+//! Metadata (key 3), versions 0-13.
+//!
+//! Lists this broker, the cluster id, the controller (ourselves) and topics with their ids,
+//! partitions, leader epoch, replicas and ISR. Topics may be named or (v10+) given by id. When
+//! `allow_auto_topic_creation` is set and `auto.create.topics.enable` is on, unknown named
+//! topics are created with the broker defaults. Authorized-operations fields stay unset until
+//! ACLs exist.
+
+use bytes::Bytes;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::{validate_topic_name, Broker};
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::metadata::TopicMeta;
+use crate::protocol::{ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Metadata, min: 0, max: 13 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: MetadataRequest = ctx.decode(body)?;
+    let broker = &ctx.broker;
+    // v0: an empty list means all topics; v1+: null means all.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && ctx.version == 0,
+    };
+    let topics: Vec<MetadataResponseTopic> = if all {
+        broker.metadata.topics().iter().map(|t| topic_entry(broker, t)).collect()
+    } else {
+        let auto = req.allow_auto_topic_creation || ctx.version < 4;
+        req.topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|rt| match rt.name {
+                Some(name) => {
+                    let name = name.0.to_string();
+                    let found = broker.metadata.topic(&name).or_else(|| if auto { broker.auto_create_topic(&name) } else { None });
+                    match found {
+                        Some(t) => topic_entry(broker, &t),
+                        None => {
+                            let code = if validate_topic_name(&name).is_err() {
+                                WireError::InvalidTopicException.code()
+                            } else {
+                                WireError::UnknownTopicOrPartition.code()
+                            };
+                            MetadataResponseTopic::default().with_error_code(code).with_name(Some(TopicName(StrBytes::from_string(name))))
+                        }
+                    }
+                }
+                None => match broker.metadata.topic_by_id(&rt.topic_id) {
+                    Some(t) => topic_entry(broker, &t),
+                    None => MetadataResponseTopic::default().with_error_code(WireError::UnknownTopicId.code()).with_topic_id(rt.topic_id),
+                },
+            })
+            .collect()
+    };
+    let me = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(broker.config.node_id))
+        .with_host(StrBytes::from_string(broker.config.advertised_host.clone()))
+        .with_port(i32::from(broker.config.advertised_port));
+    let resp = MetadataResponse::default()
+        .with_brokers(vec![me])
+        .with_cluster_id(Some(StrBytes::from_string(broker.metadata.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_topics(topics);
+    ctx.reply(&resp)
+}
+
+pub fn topic_entry(broker: &Broker, t: &TopicMeta) -> MetadataResponseTopic {
+    let me = BrokerId(broker.config.node_id);
+    let partitions = (0..t.partitions)
+        .map(|i| {
+            let epoch = broker.partition(&t.name, i).map(|p| p.leader_epoch()).unwrap_or(0);
+            MetadataResponsePartition::default()
+                .with_partition_index(i)
+                .with_leader_id(me)
+                .with_leader_epoch(epoch)
+                .with_replica_nodes(vec![me])
+                .with_isr_nodes(vec![me])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
+        .with_topic_id(t.id)
+        .with_is_internal(t.name.starts_with("__"))
+        .with_partitions(partitions)
+}
+

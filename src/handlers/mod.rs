@@ -1,0 +1,135 @@
+//! One file per Kafka API. Each opens with a header (key, versions served, behaviour, gaps),
+//! declares its [`ApiSpec`], and exposes `handle(ctx, body)`. The [`registry!`] below is the only
+//! list of APIs: dispatch and the ApiVersions answer are both derived from it, so what we
+//! advertise is exactly what is registered.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+
+use crate::broker::Broker;
+use crate::protocol::ProtocolError;
+
+pub mod errors;
+
+/// Everything a handler knows about the request it serves.
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+    pub peer: SocketAddr,
+}
+
+impl RequestContext {
+    pub fn decode<T: kafka_protocol::protocol::Decodable>(
+        &self,
+        mut body: Bytes,
+    ) -> Result<T, ProtocolError> {
+        crate::protocol::decode_body(&mut body, self.version, "request body")
+    }
+
+    pub fn reply<T: kafka_protocol::protocol::Encodable>(
+        &self,
+        msg: &T,
+    ) -> Result<Reply, ProtocolError> {
+        Ok(Reply::Now(crate::protocol::encode_body(msg, self.version)?))
+    }
+
+    pub fn client_id(&self) -> &str {
+        self.header
+            .client_id
+            .as_ref()
+            .map(|s| s.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// What a handler answers.
+pub enum Reply {
+    /// An encoded response body, to be written in order.
+    Now(BytesMut),
+    /// A response body that needs waiting for (fsync, long-poll); written in order when ready.
+    Later(BoxFuture<'static, Result<BytesMut, ProtocolError>>),
+    /// No response (acks=0 produce).
+    None,
+    /// No response, and close the connection once earlier responses are written (an acks=0
+    /// produce that failed: the only way to tell such a client).
+    NoneThenClose,
+}
+
+/// An API and the versions we serve, always within what `kafka-protocol` can decode.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSpec {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+macro_rules! registry {
+    ($($m:ident),* $(,)?) => {
+        $(pub mod $m;)*
+
+        /// Every API served, in one place.
+        pub const REGISTRY: &[ApiSpec] = &[$($m::SPEC),*];
+
+        /// Runs the handler registered for `ctx.api_key`.
+        pub async fn dispatch(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+            $(
+                if ctx.api_key == $m::SPEC.key {
+                    return $m::handle(ctx, body).await;
+                }
+            )*
+            Err(ProtocolError::UnknownApiKey(ctx.api_key as i16))
+        }
+    };
+}
+
+registry!(
+    api_versions,
+    metadata,
+    produce,
+    fetch,
+    list_offsets,
+    create_topics,
+);
+
+pub fn spec(key: ApiKey) -> Option<ApiSpec> {
+    REGISTRY.iter().copied().find(|s| s.key == key)
+}
+
+/// (key, min, max) of every registered API, sorted by key.
+pub fn advertised() -> Vec<(i16, i16, i16)> {
+    let mut v: Vec<_> = REGISTRY
+        .iter()
+        .map(|s| (s.key as i16, s.min, s.max))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_is_within_what_the_crate_decodes_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for s in REGISTRY {
+            let valid = s.key.valid_versions();
+            assert!(
+                s.min >= valid.min && s.max <= valid.max,
+                "{:?} {}..{} outside {:?}",
+                s.key,
+                s.min,
+                s.max,
+                valid
+            );
+            assert!(s.min <= s.max);
+            assert!(seen.insert(s.key as i16), "{:?} registered twice", s.key);
+        }
+    }
+}

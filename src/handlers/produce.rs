@@ -1,0 +1,132 @@
+//! Produce (key 0), versions 3-13.
+//!
+//! Each partition's batches are validated by header and CRC, given offsets by patching the
+//! batch header, and appended exactly as received (compressed batches stay compressed). The
+//! append happens before the next request on the connection is read, so per-connection order
+//! is append order. acks=0: no response (the connection is closed if a partition failed, the
+//! only signal such a client gets). acks=1: answered after the write. acks=-1: answered after
+//! the data is fsynced (group commit, `strom.acks.all.fsync`), and refused with
+//! NOT_ENOUGH_REPLICAS when `min.insync.replicas` exceeds the in-sync replicas (1).
+//! v13 names topics by id. Known gaps: idempotent/transactional producer state (sequence
+//! checks, dedup) is not kept yet, and InitProducerId is not advertised.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::handlers::errors::log_error_code;
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::log::now_ms;
+use crate::protocol::{encode_body, ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Produce, min: 3, max: 13 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: ProduceRequest = ctx.decode(body)?;
+    let broker = ctx.broker.clone();
+    let acks = req.acks;
+    let now = now_ms();
+    let mut any_error = false;
+    // Partitions to fsync before answering: (topic idx, partition idx, log, end offset).
+    let mut to_sync = Vec::new();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for (ti, td) in req.topic_data.into_iter().enumerate() {
+        let meta = if ctx.version >= 13 {
+            broker.metadata.topic_by_id(&td.topic_id)
+        } else {
+            broker.metadata.topic(td.name.0.as_str())
+        };
+        let mut parts = Vec::with_capacity(td.partition_data.len());
+        for (pi, pd) in td.partition_data.into_iter().enumerate() {
+            let mut r = PartitionProduceResponse::default().with_index(pd.index).with_base_offset(-1).with_log_start_offset(-1).with_log_append_time_ms(-1);
+            let unknown = if ctx.version >= 13 { WireError::UnknownTopicId.code() } else { WireError::UnknownTopicOrPartition.code() };
+            let partition = meta.as_ref().and_then(|m| broker.partition(&m.name, pd.index));
+            let Some(partition) = partition else {
+                r.error_code = unknown;
+                any_error = true;
+                parts.push(r);
+                continue;
+            };
+            if !matches!(acks, -1..=1) {
+                r.error_code = WireError::InvalidRequiredAcks.code();
+                any_error = true;
+                parts.push(r);
+                continue;
+            }
+            if acks == -1 && min_insync(&broker, meta.as_ref().map(|m| &m.configs)) > 1 {
+                r.error_code = WireError::NotEnoughReplicas.code();
+                any_error = true;
+                parts.push(r);
+                continue;
+            }
+            let Some(records) = pd.records else {
+                r.error_code = WireError::CorruptMessage.code();
+                any_error = true;
+                parts.push(r);
+                continue;
+            };
+            // Patch offsets in our own copy; the request buffer is shared and immutable.
+            let mut data = BytesMut::from(&records[..]);
+            match partition.log.append(&mut data, partition.leader_epoch(), now) {
+                Ok(info) => {
+                    r.base_offset = info.base_offset;
+                    r.log_append_time_ms = info.log_append_time_ms;
+                    r.log_start_offset = info.log_start_offset;
+                    partition.wake_waiters();
+                    let by_count = partition.log.flush_due_by_count();
+                    if (acks == -1 && broker.config.acks_all_fsync) || by_count {
+                        to_sync.push((ti, pi, partition.log.clone(), info.last_offset + 1, acks != 0));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(log = partition.log.name(), error = %e, "produce refused");
+                    r.error_code = log_error_code(&e);
+                    r.error_message = Some(StrBytes::from_string(e.to_string()));
+                    any_error = true;
+                }
+            }
+            parts.push(r);
+        }
+        let mut t = TopicProduceResponse::default().with_partition_responses(parts);
+        if ctx.version >= 13 {
+            t.topic_id = td.topic_id;
+        } else {
+            t.name = TopicName(td.name.0.clone());
+        }
+        responses.push(t);
+    }
+    if acks == 0 {
+        // Flushes required by flush.messages still happen, in the background.
+        for (_, _, log, end, _) in to_sync {
+            tokio::spawn(async move {
+                let _ = log.flush_to(end).await;
+            });
+        }
+        return Ok(if any_error { Reply::NoneThenClose } else { Reply::None });
+    }
+    let mut resp = ProduceResponse::default().with_responses(responses);
+    let version = ctx.version;
+    if to_sync.is_empty() {
+        return Ok(Reply::Now(encode_body(&resp, version)?));
+    }
+    Ok(Reply::Later(Box::pin(async move {
+        for (ti, pi, log, end, report) in to_sync {
+            if let Err(e) = log.flush_to(end).await {
+                if report {
+                    let r = &mut resp.responses[ti].partition_responses[pi];
+                    r.error_code = log_error_code(&e);
+                    r.error_message = Some(StrBytes::from_string(e.to_string()));
+                }
+            }
+        }
+        encode_body(&resp, version)
+    })))
+}
+
+fn min_insync(broker: &crate::broker::Broker, overrides: Option<&std::collections::BTreeMap<String, String>>) -> i64 {
+    let empty = Default::default();
+    crate::config::topic::effective(&broker.config, overrides.unwrap_or(&empty), "min.insync.replicas")
+        .and_then(|(v, _)| v.parse().ok())
+        .unwrap_or(1)
+}

@@ -1,0 +1,33 @@
+//! Strom: a Kafka-wire-compatible streaming broker.
+//!
+//! # Layout
+//!
+//! A request travels: [`server`] (accept loop, one task per connection, bounded framing,
+//! responses in request order) -> [`protocol`] (header decode, version checks, ApiVersions
+//! fallback) -> [`handlers`] (one file per API; the registry there is the only list of APIs)
+//! -> [`broker`] (composition root and multi-part admin operations) -> [`replica`] (partition
+//! state: leader epoch, high watermark, delayed-fetch wake-ups) and [`metadata`] (topics,
+//! ids and configs in an append-only metadata log) -> [`log`] (segmented partition logs on
+//! disk: append, read, roll, retention, recovery, group-committed fsync).
+//!
+//! Dependencies point one way: handlers -> broker/replica/metadata -> log. `log` never sees a
+//! protocol message type; it knows record batches only through [`protocol::batch`], the
+//! zero-copy header view shared by the wire and the disk format.
+//!
+//! [`config`] holds every setting under Kafka's property names; [`alloc`] makes untrusted
+//! capacity claims in requests harmless (see there).
+
+#![deny(unsafe_code)]
+
+pub mod alloc;
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod log;
+pub mod metadata;
+pub mod protocol;
+pub mod replica;
+pub mod server;
+
+#[global_allocator]
+static GLOBAL: alloc::GuardedAlloc = alloc::GuardedAlloc;

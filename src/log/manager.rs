@@ -1,0 +1,132 @@
+//! The data directory: which partition logs exist, opening them at start, deleting them.
+//!
+//! Layout: `<log.dirs>/<topic>-<partition>/` per partition (like Kafka). Deleting a topic
+//! renames its directories to `<topic>-<partition>.<n>-delete` first (atomic on one filesystem),
+//! then removes them, so a crash mid-delete never leaves a half-deleted log that looks live.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tracing::{info, warn};
+
+use crate::log::{now_ms, LogConfig, LogError, PartitionLog};
+
+pub type PartitionKey = (Arc<str>, i32);
+
+pub struct LogManager {
+    root: PathBuf,
+    logs: DashMap<PartitionKey, Arc<PartitionLog>>,
+    delete_seq: AtomicU64,
+}
+
+impl LogManager {
+    pub fn new(root: &Path) -> Result<Self, LogError> {
+        std::fs::create_dir_all(root)?;
+        // Finish deletions interrupted by a crash.
+        for entry in std::fs::read_dir(root)?.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.ends_with("-delete") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(LogManager {
+            root: root.to_path_buf(),
+            logs: DashMap::new(),
+            delete_seq: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir_name(topic: &str, partition: i32) -> String {
+        format!("{topic}-{partition}")
+    }
+
+    /// Opens (recovering) or creates a partition log.
+    pub fn open(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<Arc<PartitionLog>, LogError> {
+        let key: PartitionKey = (Arc::from(topic), partition);
+        if let Some(log) = self.logs.get(&key) {
+            return Ok(log.clone());
+        }
+        let name = Self::dir_name(topic, partition);
+        let log = Arc::new(PartitionLog::open(
+            &self.root.join(&name),
+            &name,
+            config,
+            now_ms(),
+        )?);
+        self.logs.insert(key, log.clone());
+        Ok(log)
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        self.logs
+            .get(&(Arc::from(topic), partition))
+            .map(|l| l.clone())
+    }
+
+    pub fn all(&self) -> Vec<Arc<PartitionLog>> {
+        self.logs.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Removes a partition's log and its files.
+    pub fn delete(&self, topic: &str, partition: i32) -> Result<(), LogError> {
+        let key: PartitionKey = (Arc::from(topic), partition);
+        let dir = self.root.join(Self::dir_name(topic, partition));
+        self.logs.remove(&key);
+        if dir.exists() {
+            let seq = self.delete_seq.fetch_add(1, Ordering::Relaxed);
+            let doomed = self.root.join(format!(
+                "{}.{}-{}-delete",
+                Self::dir_name(topic, partition),
+                now_ms(),
+                seq
+            ));
+            std::fs::rename(&dir, &doomed)?;
+            std::fs::remove_dir_all(&doomed)?;
+            info!(topic, partition, "deleted partition log");
+        }
+        Ok(())
+    }
+
+    /// Deletes partition directories that the cluster metadata does not know (a topic deleted
+    /// while the broker was down mid-way, or left by hand).
+    pub fn remove_strays(&self, known: &HashSet<String>, reserved: &[&str]) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !entry.path().is_dir() || known.contains(&name) || reserved.contains(&name.as_str())
+            {
+                continue;
+            }
+            let looks_like_partition = name
+                .rsplit_once('-')
+                .is_some_and(|(_, p)| p.parse::<i32>().is_ok());
+            if looks_like_partition {
+                warn!(dir = %name, "removing partition directory unknown to the cluster metadata");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// Flushes every log and writes the active segments' indexes (graceful shutdown).
+    pub fn close_all(&self) {
+        for log in self.all() {
+            if let Err(e) = log.close() {
+                warn!(log = log.name(), error = %e, "error closing log");
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The storage engine. Knows record batches and files; knows nothing of the wire protocol.
+//!
+//! - [`manager::LogManager`]: the data directory, opening/recovering partition logs, retention.
+//! - [`partition::PartitionLog`]: append/read/truncate/roll of one partition, LEO, log start
+//!   offset, group-committed fsync, poisoning on I/O failure.
+//! - [`segment::Segment`]: one `.log` file with its indexes ([`index`]).
+
+pub mod config;
+pub mod index;
+pub mod manager;
+pub mod partition;
+pub mod segment;
+
+use thiserror::Error;
+
+pub use config::LogConfig;
+pub use manager::LogManager;
+pub use partition::{AppendInfo, PartitionLog, ReadResult};
+
+/// Errors of the log layer; handlers map them to wire error codes in one place.
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error("offset {offset} out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("invalid batch: {0}")]
+    InvalidBatch(#[from] crate::protocol::batch::BatchError),
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    RecordTooLarge { size: usize, max: usize },
+    #[error("log {0} is poisoned after an earlier I/O failure")]
+    Poisoned(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

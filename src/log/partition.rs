@@ -1,0 +1,939 @@
+//! One partition's log: an ordered list of segments, the last one active.
+//!
+//! Invariants (asserted in debug builds and relied on everywhere):
+//! - offsets are contiguous and strictly increasing across segments;
+//! - `log_start_offset <= next_offset` (the log end offset, LEO);
+//! - a sealed segment has index files on disk **iff** its data was fsynced, so recovery after a
+//!   crash verifies (CRC scan) exactly the segments without index files, which always includes
+//!   the active one.
+//!
+//! Durability: `append` writes to the page cache under the partition lock; `flush_to` makes
+//! everything up to an offset durable with one `fdatasync` serving every waiter that queued
+//! behind the one in progress (group commit). A failed fsync poisons the log: every later append
+//! and flush fails, because retrying fsync after a failure can silently lose data.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, RwLock};
+use tracing::{info, warn};
+
+use crate::log::segment::{write_file_synced, BatchPos, Segment};
+use crate::log::{LogConfig, LogError};
+use crate::protocol::batch::{self, BatchView, HEADER_LEN};
+
+const LOG_START_FILE: &str = "log-start-offset";
+
+/// Result of a successful append.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker time stamped on the batches for LogAppendTime topics, else -1.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+    pub records: i64,
+}
+
+/// Data read from the log: whole batches only.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub data: Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+struct Inner {
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    next_offset: i64,
+    /// Sealed segments whose data is not yet fsynced (their index files are written after).
+    unsynced: Vec<(Arc<File>, i64)>,
+    records_since_flush: i64,
+}
+
+pub struct PartitionLog {
+    name: String,
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    config: RwLock<LogConfig>,
+    /// Every offset below this is durable.
+    flushed_offset: AtomicI64,
+    /// Mirrors of `Inner` fields for lock-free readers.
+    end_offset: AtomicI64,
+    start_offset: AtomicI64,
+    flush_lock: tokio::sync::Mutex<()>,
+    poisoned: AtomicBool,
+}
+
+impl PartitionLog {
+    /// Opens (recovering if needed) or creates the log in `dir`.
+    pub fn open(dir: &Path, name: &str, config: LogConfig, now_ms: i64) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir)?;
+        let mut bases: Vec<i64> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().into_string().ok()?;
+                n.strip_suffix(".log")?.parse::<i64>().ok()
+            })
+            .collect();
+        bases.sort_unstable();
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut truncated_at: Option<usize> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if truncated_at.is_some() {
+                // Everything after a truncation point is unreachable: offsets must stay contiguous.
+                warn!(
+                    log = name,
+                    base, "deleting segment after a corrupt or torn batch"
+                );
+                let (seg, _) = Segment::open(dir, base, false, now_ms)?;
+                seg.delete_files(dir);
+                continue;
+            }
+            let has_indexes = Segment::index_path(dir, base).exists()
+                && Segment::time_index_path(dir, base).exists();
+            let (seg, truncated) = Segment::open(dir, base, !has_indexes, now_ms)?;
+            if let Some(prev) = segments.last() {
+                if seg.base_offset != prev.next_offset && seg.size > 0 {
+                    warn!(
+                        log = name,
+                        base,
+                        expected = prev.next_offset,
+                        "segment base offset gap"
+                    );
+                }
+            }
+            if truncated > 0 {
+                warn!(
+                    log = name,
+                    base,
+                    bytes = truncated,
+                    "truncated invalid tail of segment (data after it is dropped)"
+                );
+                truncated_at = Some(i);
+            }
+            segments.push(seg);
+        }
+        // Drop empty trailing segments that are not the first (from a crash right after a roll).
+        while segments.len() > 1 && segments.last().is_some_and(|s| s.size == 0) {
+            if let Some(s) = segments.pop() {
+                s.delete_files(dir);
+            }
+        }
+        let stored_start = std::fs::read_to_string(dir.join(LOG_START_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+        if segments.is_empty() {
+            let base = stored_start.unwrap_or(0).max(0);
+            segments.push(Segment::create(dir, base, now_ms)?);
+            sync_dir(dir)?;
+        }
+        let active = segments.last().expect("at least one segment");
+        // The active segment will change: its index files on disk would go stale.
+        let _ = std::fs::remove_file(Segment::index_path(dir, active.base_offset));
+        let _ = std::fs::remove_file(Segment::time_index_path(dir, active.base_offset));
+        let next_offset = active.next_offset;
+        let first_base = segments[0].base_offset;
+        let log_start_offset = stored_start
+            .unwrap_or(first_base)
+            .clamp(first_base, next_offset);
+        info!(
+            log = name,
+            segments = segments.len(),
+            log_start_offset,
+            next_offset,
+            "opened log"
+        );
+        Ok(PartitionLog {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner {
+                segments,
+                log_start_offset,
+                next_offset,
+                unsynced: Vec::new(),
+                records_since_flush: 0,
+            }),
+            config: RwLock::new(config),
+            flushed_offset: AtomicI64::new(next_offset),
+            end_offset: AtomicI64::new(next_offset),
+            start_offset: AtomicI64::new(log_start_offset),
+            flush_lock: tokio::sync::Mutex::new(()),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.end_offset.load(Ordering::Acquire)
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.start_offset.load(Ordering::Acquire)
+    }
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset.load(Ordering::Acquire)
+    }
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+    pub fn config(&self) -> LogConfig {
+        self.config.read().clone()
+    }
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write() = config;
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.lock().segments.iter().map(|s| s.size).sum()
+    }
+
+    fn check_poisoned(&self) -> Result<(), LogError> {
+        if self.is_poisoned() {
+            return Err(LogError::Poisoned(self.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Validates, assigns offsets to and appends the batches in `data` (patched in place).
+    pub fn append(
+        &self,
+        data: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_poisoned()?;
+        let config = self.config.read().clone();
+        // Validate outside the lock: CRC is the expensive part.
+        let mut batches: Vec<(usize, usize, i64)> = Vec::with_capacity(1);
+        let mut pos = 0usize;
+        let mut records = 0i64;
+        for view in batch::BatchIter::new(data, true) {
+            let view = view?;
+            if view.size() > config.max_message_bytes {
+                return Err(LogError::RecordTooLarge {
+                    size: view.size(),
+                    max: config.max_message_bytes,
+                });
+            }
+            let n = view.last_offset_delta() as i64 + 1;
+            batches.push((pos, view.size(), n));
+            records += n;
+            pos += view.size();
+        }
+        if batches.is_empty() {
+            return Err(LogError::InvalidBatch(batch::BatchError::Corrupt(
+                "no record batch in produce data",
+            )));
+        }
+
+        let mut inner = self.inner.lock();
+        self.check_poisoned()?;
+        self.maybe_roll(&mut inner, &config, data.len() as u64, now_ms)?;
+        let base_offset = inner.next_offset;
+        let mut next = base_offset;
+        let append_time = if config.log_append_time { now_ms } else { -1 };
+        for &(at, size, n) in &batches {
+            let b = &mut data[at..at + size];
+            batch::patch_base_offset(b, next);
+            batch::patch_leader_epoch(b, leader_epoch);
+            if config.log_append_time {
+                batch::patch_log_append_time(b, size, now_ms);
+            }
+            next += n;
+        }
+        let seg = inner.segments.last_mut().expect("active segment");
+        let start_pos = seg.size;
+        if let Err(e) = seg.append(data) {
+            // Undo a partial write so the file holds only whole batches; the caller gets
+            // KAFKA_STORAGE_ERROR and may retry when the condition (e.g. ENOSPC) clears.
+            if seg.file.set_len(start_pos).is_err() {
+                self.poison("could not undo a failed write");
+            }
+            seg.size = start_pos;
+            return Err(e.into());
+        }
+        for &(at, size, n) in &batches {
+            let view = BatchView::parse_header(&data[at..at + size])?;
+            let bp = BatchPos {
+                position: start_pos + at as u64,
+                size: size as u64,
+                base_offset: view.base_offset(),
+                last_offset: view.base_offset() + n - 1,
+                max_timestamp: view.max_timestamp(),
+            };
+            seg.track_batch(&bp, config.index_interval_bytes);
+        }
+        debug_assert_eq!(seg.next_offset, next);
+        inner.next_offset = next;
+        inner.records_since_flush += records;
+        self.end_offset.store(next, Ordering::Release);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time_ms: append_time,
+            log_start_offset: inner.log_start_offset,
+            records,
+        })
+    }
+
+    /// Whether `flush.messages` asks for an fsync now.
+    pub fn flush_due_by_count(&self) -> bool {
+        let flush_messages = self.config.read().flush_messages;
+        self.inner.lock().records_since_flush >= flush_messages
+    }
+
+    fn maybe_roll(
+        &self,
+        inner: &mut Inner,
+        config: &LogConfig,
+        incoming: u64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let active = inner.segments.last().expect("active segment");
+        if active.size == 0 {
+            return Ok(());
+        }
+        let too_big = active.size + incoming > config.segment_bytes;
+        let too_old = now_ms - active.created_ms >= config.segment_ms;
+        // Relative offsets and positions in the index are u32.
+        let index_full = inner.next_offset - active.base_offset >= i64::from(u32::MAX) - (1 << 20)
+            || active.size + incoming >= u64::from(u32::MAX);
+        if too_big || too_old || index_full {
+            self.roll(inner, now_ms)?;
+        }
+        Ok(())
+    }
+
+    fn roll(&self, inner: &mut Inner, now_ms: i64) -> Result<(), LogError> {
+        let next = inner.next_offset;
+        let new_seg = Segment::create(&self.dir, next, now_ms)?;
+        sync_dir(&self.dir)?;
+        let old = inner.segments.last().expect("active segment");
+        inner.unsynced.push((old.file.clone(), old.base_offset));
+        inner.segments.push(new_seg);
+        Ok(())
+    }
+
+    /// Seals the active segment if it is older than `segment.ms` (called by the background task).
+    pub fn roll_if_expired(&self, now_ms: i64) -> Result<(), LogError> {
+        let config = self.config.read().clone();
+        let mut inner = self.inner.lock();
+        let active = inner.segments.last().expect("active segment");
+        if active.size > 0 && now_ms - active.created_ms >= config.segment_ms {
+            self.roll(&mut inner, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every offset below `offset` durable. Concurrent callers share one fsync.
+    pub async fn flush_to(&self, offset: i64) -> Result<(), LogError> {
+        if self.flushed_offset() >= offset {
+            return Ok(());
+        }
+        let _guard = self.flush_lock.lock().await;
+        if self.flushed_offset() >= offset {
+            return Ok(());
+        }
+        self.check_poisoned()?;
+        let (files, target, active) = {
+            let mut inner = self.inner.lock();
+            let files = std::mem::take(&mut inner.unsynced);
+            inner.records_since_flush = 0;
+            let active = inner.segments.last().expect("active segment").file.clone();
+            (files, inner.next_offset, active)
+        };
+        let sealed: Vec<i64> = files.iter().map(|(_, b)| *b).collect();
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for (f, _) in &files {
+                f.sync_data()?;
+            }
+            active.sync_data()
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {
+                self.flushed_offset.fetch_max(target, Ordering::AcqRel);
+                self.write_sealed_indexes(&sealed);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.poison(&format!("fsync failed: {e}"));
+                Err(LogError::Io(e))
+            }
+            Err(e) => {
+                self.poison(&format!("fsync task failed: {e}"));
+                Err(LogError::Poisoned(self.name.clone()))
+            }
+        }
+    }
+
+    /// Synchronous flush for shutdown and tests.
+    pub fn flush_blocking(&self) -> Result<(), LogError> {
+        self.check_poisoned()?;
+        let (files, target, active) = {
+            let mut inner = self.inner.lock();
+            let files = std::mem::take(&mut inner.unsynced);
+            inner.records_since_flush = 0;
+            (
+                files,
+                inner.next_offset,
+                inner.segments.last().expect("active").file.clone(),
+            )
+        };
+        for (f, _) in &files {
+            if let Err(e) = f.sync_data() {
+                self.poison(&format!("fsync failed: {e}"));
+                return Err(e.into());
+            }
+        }
+        if let Err(e) = active.sync_data() {
+            self.poison(&format!("fsync failed: {e}"));
+            return Err(e.into());
+        }
+        self.flushed_offset.fetch_max(target, Ordering::AcqRel);
+        let sealed: Vec<i64> = files.iter().map(|(_, b)| *b).collect();
+        self.write_sealed_indexes(&sealed);
+        Ok(())
+    }
+
+    fn write_sealed_indexes(&self, bases: &[i64]) {
+        if bases.is_empty() {
+            return;
+        }
+        let inner = self.inner.lock();
+        for seg in inner
+            .segments
+            .iter()
+            .filter(|s| bases.contains(&s.base_offset))
+        {
+            if let Err(e) = seg.write_indexes(&self.dir) {
+                // Missing indexes only cost a verification scan at the next start.
+                warn!(log = %self.name, base = seg.base_offset, error = %e, "could not write segment indexes");
+            }
+        }
+    }
+
+    /// Flushes and writes the active segment's indexes (clean shutdown).
+    pub fn close(&self) -> Result<(), LogError> {
+        self.flush_blocking()?;
+        let inner = self.inner.lock();
+        if let Some(active) = inner.segments.last() {
+            active.write_indexes(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    fn poison(&self, why: &str) {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(log = %self.name, why, "partition log poisoned; it refuses writes until restart");
+        }
+    }
+
+    /// Reads whole batches starting with the one containing `offset`, ending before
+    /// `upper_bound` (exclusive; e.g. the high watermark). At most `max_bytes`, except that with
+    /// `min_one` the first batch is returned whole even if larger.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+        min_one: bool,
+    ) -> Result<ReadResult, LogError> {
+        let (file, start, end, log_start, log_end) = {
+            let inner = self.inner.lock();
+            let (log_start, log_end) = (inner.log_start_offset, inner.next_offset);
+            if offset < log_start || offset > log_end {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start,
+                    log_end,
+                });
+            }
+            let bound = upper_bound.min(log_end);
+            if offset >= bound {
+                return Ok(ReadResult {
+                    data: Bytes::new(),
+                    log_start_offset: log_start,
+                    log_end_offset: log_end,
+                });
+            }
+            let idx = inner
+                .segments
+                .partition_point(|s| s.base_offset <= offset)
+                .saturating_sub(1);
+            let mut found = None;
+            for seg in &inner.segments[idx..] {
+                if let Some(bp) = seg.find_batch(offset)? {
+                    found = Some((seg, bp));
+                    break;
+                }
+            }
+            let Some((seg, bp)) = found else {
+                return Ok(ReadResult {
+                    data: Bytes::new(),
+                    log_start_offset: log_start,
+                    log_end_offset: log_end,
+                });
+            };
+            if bp.base_offset >= bound {
+                return Ok(ReadResult {
+                    data: Bytes::new(),
+                    log_start_offset: log_start,
+                    log_end_offset: log_end,
+                });
+            }
+            let end = if bound < seg.next_offset {
+                match seg.find_batch(bound)? {
+                    Some(b) => b.position,
+                    None => seg.size,
+                }
+            } else {
+                seg.size
+            };
+            (seg.file.clone(), bp.position, end, log_start, log_end)
+        };
+        let available = (end - start) as usize;
+        let mut want = available.min(max_bytes);
+        let mut first_size = None;
+        if want < available {
+            // Make sure the first batch fits, or learn its size.
+            let mut header = [0u8; HEADER_LEN];
+            read_exact_at(&file, &mut header, start)?;
+            let size = BatchView::parse_header_only(&header)?.declared_size();
+            first_size = Some(size);
+            if size > want {
+                if !min_one {
+                    return Ok(ReadResult {
+                        data: Bytes::new(),
+                        log_start_offset: log_start,
+                        log_end_offset: log_end,
+                    });
+                }
+                want = size.min(available);
+            }
+        }
+        let mut buf = BytesMut::zeroed(want);
+        read_exact_at(&file, &mut buf, start)?;
+        if want < available && first_size.is_some() {
+            // Trim a trailing partial batch.
+            let mut cut = 0usize;
+            while cut < buf.len() {
+                match BatchView::peek_size(&buf[cut..]) {
+                    Ok(Some(s)) if cut + s <= buf.len() => cut += s,
+                    _ => break,
+                }
+            }
+            buf.truncate(cut);
+        }
+        Ok(ReadResult {
+            data: buf.freeze(),
+            log_start_offset: log_start,
+            log_end_offset: log_end,
+        })
+    }
+
+    /// Batches to search for the first record with timestamp `>= target`: the first batch whose
+    /// max timestamp reaches it, as raw bytes. `None` when no record is that new.
+    pub fn find_batch_by_timestamp(&self, target: i64) -> Result<Option<Bytes>, LogError> {
+        let inner = self.inner.lock();
+        let log_start = inner.log_start_offset;
+        for seg in &inner.segments {
+            if seg.max_timestamp < target || seg.next_offset <= log_start {
+                continue;
+            }
+            let rel = seg.time_index.scan_start(target);
+            let from = (seg.base_offset + rel as i64).max(log_start);
+            let Some(mut bp) = seg.find_batch(from)? else {
+                continue;
+            };
+            loop {
+                if bp.max_timestamp >= target {
+                    let mut buf = vec![0u8; bp.size as usize];
+                    read_exact_at(&seg.file, &mut buf, bp.position)?;
+                    return Ok(Some(Bytes::from(buf)));
+                }
+                match seg.read_batch_pos(bp.position + bp.size)? {
+                    Some(next) => bp = next,
+                    None => break,
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The batch holding the largest timestamp in the log (first one on ties).
+    pub fn find_batch_with_max_timestamp(&self) -> Result<Option<Bytes>, LogError> {
+        let inner = self.inner.lock();
+        let log_start = inner.log_start_offset;
+        let Some(seg) = inner
+            .segments
+            .iter()
+            .filter(|s| s.size > 0 && s.next_offset > log_start)
+            .fold(None::<&Segment>, |best, s| match best {
+                Some(b) if b.max_timestamp >= s.max_timestamp => Some(b),
+                _ => Some(s),
+            })
+        else {
+            return Ok(None);
+        };
+        let target = seg.max_timestamp;
+        let rel = seg.time_index.scan_start(target);
+        let from = (seg.base_offset + rel as i64).max(log_start);
+        let mut cur = seg.find_batch(from)?;
+        while let Some(bp) = cur {
+            if bp.max_timestamp >= target {
+                let mut buf = vec![0u8; bp.size as usize];
+                read_exact_at(&seg.file, &mut buf, bp.position)?;
+                return Ok(Some(Bytes::from(buf)));
+            }
+            cur = seg.read_batch_pos(bp.position + bp.size)?;
+        }
+        Ok(None)
+    }
+
+    /// Moves the log start offset forward to `offset` (DeleteRecords), deleting whole segments
+    /// below it. The caller ensures `offset <= high watermark`.
+    pub fn advance_log_start(&self, offset: i64) -> Result<i64, LogError> {
+        let mut inner = self.inner.lock();
+        if offset > inner.next_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: inner.log_start_offset,
+                log_end: inner.next_offset,
+            });
+        }
+        if offset <= inner.log_start_offset {
+            return Ok(inner.log_start_offset);
+        }
+        write_file_synced(
+            &self.dir.join(LOG_START_FILE),
+            offset.to_string().as_bytes(),
+        )?;
+        inner.log_start_offset = offset;
+        self.start_offset.store(offset, Ordering::Release);
+        self.delete_segments_below_start(&mut inner);
+        Ok(offset)
+    }
+
+    fn delete_segments_below_start(&self, inner: &mut Inner) {
+        while inner.segments.len() > 1 && inner.segments[1].base_offset <= inner.log_start_offset {
+            let seg = inner.segments.remove(0);
+            inner.unsynced.retain(|(_, b)| *b != seg.base_offset);
+            seg.delete_files(&self.dir);
+        }
+    }
+
+    /// Deletes sealed segments past `retention.ms` / `retention.bytes`. Returns how many.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        let config = self.config.read().clone();
+        if !config.delete_retention_enabled {
+            return Ok(0);
+        }
+        let mut inner = self.inner.lock();
+        let mut total: i64 = inner.segments.iter().map(|s| s.size as i64).sum();
+        let mut new_start = None;
+        for (i, seg) in inner.segments.iter().enumerate() {
+            if i + 1 == inner.segments.len() {
+                break; // never the active segment
+            }
+            let expired_time = config.retention_ms >= 0
+                && seg.max_timestamp >= 0
+                && now_ms - seg.max_timestamp > config.retention_ms;
+            let expired_size =
+                config.retention_bytes >= 0 && total - seg.size as i64 >= config.retention_bytes;
+            if !(expired_time || expired_size) {
+                break;
+            }
+            total -= seg.size as i64;
+            new_start = Some(inner.segments[i + 1].base_offset);
+        }
+        let Some(start) = new_start else { return Ok(0) };
+        let before = inner.segments.len();
+        if start > inner.log_start_offset {
+            write_file_synced(&self.dir.join(LOG_START_FILE), start.to_string().as_bytes())?;
+            inner.log_start_offset = start;
+            self.start_offset.store(start, Ordering::Release);
+        }
+        self.delete_segments_below_start(&mut inner);
+        let deleted = before - inner.segments.len();
+        if deleted > 0 {
+            info!(log = %self.name, deleted, log_start_offset = start, "retention deleted segments");
+        }
+        Ok(deleted)
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.inner.lock().segments.len()
+    }
+
+    /// Removes every offset `>= offset` (for a future follower catching up to a new leader).
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        let mut inner = self.inner.lock();
+        if offset >= inner.next_offset {
+            return Ok(());
+        }
+        let offset = offset.max(inner.log_start_offset);
+        while inner.segments.len() > 1
+            && inner
+                .segments
+                .last()
+                .is_some_and(|s| s.base_offset >= offset)
+        {
+            if let Some(s) = inner.segments.pop() {
+                inner.unsynced.retain(|(_, b)| *b != s.base_offset);
+                s.delete_files(&self.dir);
+            }
+        }
+        let seg = inner.segments.last_mut().expect("active segment");
+        let cut = seg
+            .find_batch(offset)?
+            .map(|bp| (bp.position, bp.base_offset));
+        if let Some((pos, base)) = cut {
+            let keep_until = if base < offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start: base,
+                    log_end: base,
+                });
+            } else {
+                pos
+            };
+            seg.truncate_to(keep_until, offset)?;
+        }
+        inner.next_offset = offset;
+        self.end_offset.store(offset, Ordering::Release);
+        self.flushed_offset.fetch_min(offset, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, pos)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::tests::build_batch;
+
+    fn small_config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1024,
+            index_interval_bytes: 128,
+            ..LogConfig::default()
+        }
+    }
+
+    fn append_n(log: &PartitionLog, batches: usize, ts: i64) -> Vec<AppendInfo> {
+        (0..batches)
+            .map(|i| {
+                let mut b = build_batch(ts + i as i64 * 10, 3, b"0123456789abcdef");
+                log.append(&mut b, 0, ts).expect("append")
+            })
+            .collect()
+    }
+
+    fn offsets_in(data: &[u8]) -> Vec<i64> {
+        batch::BatchIter::new(data, true)
+            .flat_map(|v| {
+                let v = v.expect("valid batch");
+                v.base_offset()..=v.last_offset()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn append_read_roll_and_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+        let infos = append_n(&log, 40, 1000);
+        assert_eq!(infos[0].base_offset, 0);
+        assert_eq!(infos[39].last_offset, 119);
+        assert!(log.segment_count() > 3, "rolled by size");
+        let r = log.read(0, usize::MAX, i64::MAX, true).expect("read");
+        assert_eq!(
+            offsets_in(&r.data),
+            (0..infos[0].records)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .chain(3..offsets_in(&r.data).len() as i64)
+                .collect::<Vec<_>>()
+        );
+        // Read from the middle of a batch returns the whole batch.
+        let r = log.read(61, 1, i64::MAX, true).expect("read");
+        assert_eq!(offsets_in(&r.data), vec![60, 61, 62]);
+        // Read with a small budget and min_one=false returns nothing.
+        let r = log.read(61, 1, i64::MAX, false).expect("read");
+        assert!(r.data.is_empty());
+        // Upper bound stops the read.
+        let r = log.read(0, usize::MAX, 3, true).expect("read");
+        assert_eq!(offsets_in(&r.data), vec![0, 1, 2]);
+        log.flush_blocking().expect("flush");
+        log.close().expect("close");
+        drop(log);
+
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+        assert_eq!(log.log_end_offset(), 120);
+        let mut all = Vec::new();
+        let mut off = 0;
+        while off < 120 {
+            let r = log.read(off, usize::MAX, i64::MAX, true).expect("read");
+            let got = offsets_in(&r.data);
+            off = *got.last().expect("data") + 1;
+            all.extend(got);
+        }
+        assert_eq!(all, (0..120).collect::<Vec<_>>());
+        assert!(matches!(
+            log.read(121, 10, i64::MAX, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn recovery_truncates_torn_tail_and_rebuilds_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+            append_n(&log, 20, 1000);
+            log.flush_blocking().expect("flush");
+            // No close(): simulate a crash. Then tear the active segment's tail.
+        }
+        let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        let active = logs.last().expect("segment").clone();
+        let len = std::fs::metadata(&active).expect("meta").len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&active)
+            .expect("open");
+        f.set_len(len - 5).expect("tear");
+        // Remove a sealed segment's index to force a rebuild.
+        let first_index = logs[0].with_extension("index");
+        let _ = std::fs::remove_file(&first_index);
+
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+        assert_eq!(
+            log.log_end_offset(),
+            57,
+            "the torn last batch (57..59) is gone"
+        );
+        let r = log.read(0, usize::MAX, i64::MAX, true).expect("read");
+        assert_eq!(offsets_in(&r.data)[0], 0);
+        // Appending continues at the recovered end.
+        let mut b = build_batch(5000, 1, b"x");
+        assert_eq!(log.append(&mut b, 0, 5000).expect("append").base_offset, 57);
+    }
+
+    #[test]
+    fn corrupt_byte_truncates_from_that_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("open");
+            append_n(&log, 10, 1000);
+            log.flush_blocking().expect("flush");
+        }
+        let path = Segment::log_path(dir.path(), 0);
+        let mut data = std::fs::read(&path).expect("read");
+        let batch_size = BatchView::peek_size(&data).expect("ok").expect("some");
+        data[batch_size * 4 + 70] ^= 0x55; // inside the 5th batch's records
+        std::fs::write(&path, &data).expect("write");
+        let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("reopen");
+        assert_eq!(
+            log.log_end_offset(),
+            12,
+            "batches from the corrupt one on are dropped"
+        );
+    }
+
+    #[test]
+    fn retention_and_log_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            retention_bytes: 2048,
+            ..small_config()
+        };
+        let log = PartitionLog::open(dir.path(), "t-0", cfg, 0).expect("open");
+        append_n(&log, 40, 1000);
+        let before = log.segment_count();
+        let deleted = log.apply_retention(2000).expect("retention");
+        assert!(deleted > 0);
+        assert_eq!(log.segment_count(), before - deleted);
+        assert!(log.size_bytes() <= 2048 + 1024);
+        let start = log.log_start_offset();
+        assert!(start > 0);
+        assert!(matches!(
+            log.read(0, 10, i64::MAX, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(
+            log.advance_log_start(start + 4).expect("delete records"),
+            start + 4
+        );
+        drop(log);
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+        assert_eq!(
+            log.log_start_offset(),
+            start + 4,
+            "log start offset persisted"
+        );
+    }
+
+    #[test]
+    fn timestamp_lookup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+        append_n(&log, 30, 1000); // batch i has timestamps 1000+10i .. +2
+        let b = log
+            .find_batch_by_timestamp(1101)
+            .expect("lookup")
+            .expect("found");
+        let v = BatchView::parse(&b).expect("valid");
+        assert_eq!(v.base_offset(), 30, "batch 10 holds ts 1100..1102");
+        assert!(log
+            .find_batch_by_timestamp(99_999)
+            .expect("lookup")
+            .is_none());
+        let b = log
+            .find_batch_with_max_timestamp()
+            .expect("lookup")
+            .expect("found");
+        assert_eq!(BatchView::parse(&b).expect("valid").base_offset(), 87);
+    }
+
+    #[tokio::test]
+    async fn group_commit_flush() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log =
+            Arc::new(PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("open"));
+        let infos = append_n(&log, 5, 1000);
+        let mut tasks = Vec::new();
+        for info in &infos {
+            let log = log.clone();
+            let end = info.last_offset + 1;
+            tasks.push(tokio::spawn(async move { log.flush_to(end).await }));
+        }
+        for t in tasks {
+            t.await.expect("join").expect("flush");
+        }
+        assert_eq!(log.flushed_offset(), 15);
+    }
+}

@@ -1,0 +1,174 @@
+//! Record-level reading of a batch, for the few features that need it (ListOffsets by time).
+//! Never used on the produce or fetch path. Decompression is capped so a compressed batch
+//! cannot inflate past a bound (a decompression bomb gets an error, not an OOM).
+
+use std::io::Read;
+
+use crate::protocol::batch::{BatchView, HEADER_LEN};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error("decompressed size exceeds {0} bytes")]
+    TooLarge(usize),
+    #[error("unsupported compression codec {0}")]
+    UnknownCodec(i16),
+    #[error("malformed records: {0}")]
+    Malformed(&'static str),
+    #[error("decompression failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Decompresses the records section of a batch; at most `cap` output bytes.
+pub fn decompress(codec: i16, data: &[u8], cap: usize) -> Result<Vec<u8>, RecordsError> {
+    let mut out = Vec::new();
+    match codec {
+        0 => out.extend_from_slice(data),
+        1 => read_capped(flate2::read::GzDecoder::new(data), cap, &mut out)?,
+        2 => snappy(data, cap, &mut out)?,
+        3 => read_capped(lz4_flex::frame::FrameDecoder::new(data), cap, &mut out)?,
+        4 => read_capped(zstd::stream::read::Decoder::new(data)?, cap, &mut out)?,
+        c => return Err(RecordsError::UnknownCodec(c)),
+    }
+    if out.len() > cap {
+        return Err(RecordsError::TooLarge(cap));
+    }
+    Ok(out)
+}
+
+fn read_capped<R: Read>(r: R, cap: usize, out: &mut Vec<u8>) -> Result<(), RecordsError> {
+    r.take(cap as u64 + 1).read_to_end(out)?;
+    if out.len() > cap {
+        return Err(RecordsError::TooLarge(cap));
+    }
+    Ok(())
+}
+
+/// Kafka's snappy is either raw snappy or the xerial (snappy-java) block framing.
+fn snappy(data: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), RecordsError> {
+    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
+    if data.starts_with(XERIAL) && data.len() >= 16 {
+        let mut rest = &data[16..];
+        while rest.len() >= 4 {
+            let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            rest = &rest[4..];
+            if n > rest.len() {
+                return Err(RecordsError::Malformed("xerial block past end"));
+            }
+            raw_snappy(&rest[..n], cap.saturating_sub(out.len()), out)?;
+            rest = &rest[n..];
+        }
+        Ok(())
+    } else {
+        raw_snappy(data, cap, out)
+    }
+}
+
+fn raw_snappy(block: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), RecordsError> {
+    let len = snap::raw::decompress_len(block)
+        .map_err(|_| RecordsError::Malformed("bad snappy block"))?;
+    if len > cap {
+        return Err(RecordsError::TooLarge(cap));
+    }
+    let start = out.len();
+    out.resize(start + len, 0);
+    snap::raw::Decoder::new()
+        .decompress(block, &mut out[start..])
+        .map_err(|_| RecordsError::Malformed("bad snappy block"))?;
+    Ok(())
+}
+
+fn varint(buf: &mut &[u8]) -> Result<i64, RecordsError> {
+    let mut z: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = buf
+            .split_first()
+            .ok_or(RecordsError::Malformed("truncated varint"))?;
+        *buf = rest;
+        z |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    Err(RecordsError::Malformed("varint too long"))
+}
+
+/// (offset, timestamp) of every record in the batch. For LogAppendTime batches every record
+/// carries the batch's max timestamp.
+pub fn record_timestamps(
+    batch: &BatchView<'_>,
+    cap: usize,
+) -> Result<Vec<(i64, i64)>, RecordsError> {
+    let data = decompress(batch.compression(), &batch.bytes()[HEADER_LEN..], cap)?;
+    let mut buf = &data[..];
+    let n = batch.records_count().max(0) as usize;
+    let mut out = Vec::with_capacity(n.min(data.len()));
+    for _ in 0..n {
+        let len = varint(&mut buf)?;
+        if len < 0 || len as usize > buf.len() {
+            return Err(RecordsError::Malformed("record length past end"));
+        }
+        let mut rec = &buf[..len as usize];
+        buf = &buf[len as usize..];
+        rec = rec
+            .get(1..)
+            .ok_or(RecordsError::Malformed("empty record"))?; // attributes
+        let ts_delta = varint(&mut rec)?;
+        let off_delta = varint(&mut rec)?;
+        let ts = if batch.is_log_append_time() {
+            batch.max_timestamp()
+        } else {
+            batch.base_timestamp() + ts_delta
+        };
+        out.push((batch.base_offset() + off_delta, ts));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::tests::build_batch;
+
+    #[test]
+    fn timestamps_of_uncompressed_batch() {
+        let b = build_batch(100, 3, b"abc");
+        let v = BatchView::parse(&b).expect("valid");
+        assert_eq!(
+            record_timestamps(&v, 1 << 20).expect("ok"),
+            vec![(0, 100), (1, 101), (2, 102)]
+        );
+    }
+
+    #[test]
+    fn capped_decompression() {
+        use std::io::Write;
+        let big = vec![0u8; 1 << 20];
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&big).expect("write");
+        let gz = enc.finish().expect("finish");
+        assert!(matches!(
+            decompress(1, &gz, 1000),
+            Err(RecordsError::TooLarge(_))
+        ));
+        assert_eq!(decompress(1, &gz, 1 << 20).expect("ok").len(), 1 << 20);
+        let z = zstd::encode_all(&big[..], 3).expect("zstd");
+        assert!(matches!(
+            decompress(4, &z, 1000),
+            Err(RecordsError::TooLarge(_))
+        ));
+        let s = snap::raw::Encoder::new()
+            .compress_vec(&big)
+            .expect("snappy");
+        assert!(matches!(
+            decompress(2, &s, 1000),
+            Err(RecordsError::TooLarge(_))
+        ));
+        let mut l = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        l.write_all(&big).expect("lz4");
+        let l = l.finish().expect("lz4");
+        assert!(matches!(
+            decompress(3, &l, 1000),
+            Err(RecordsError::TooLarge(_))
+        ));
+    }
+}

@@ -1,0 +1,98 @@
+//! Partition state above the log: leader epoch, high watermark, and wake-ups for delayed
+//! (long-poll) fetches. Single node today: this broker leads every partition, the ISR is itself,
+//! so the high watermark is the log end offset. Kept separate from `log` so replication can move
+//! the high watermark by follower progress without the log knowing.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::log::PartitionLog;
+
+pub struct Partition {
+    pub topic: Arc<str>,
+    pub topic_id: Uuid,
+    pub index: i32,
+    pub log: Arc<PartitionLog>,
+    leader_epoch: AtomicI32,
+    /// Delayed fetches waiting for data on this partition.
+    waiters: Mutex<Vec<Arc<Notify>>>,
+}
+
+impl Partition {
+    pub fn new(
+        topic: Arc<str>,
+        topic_id: Uuid,
+        index: i32,
+        log: Arc<PartitionLog>,
+        leader_epoch: i32,
+    ) -> Self {
+        Partition {
+            topic,
+            topic_id,
+            index,
+            log,
+            leader_epoch: AtomicI32::new(leader_epoch),
+            waiters: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Offsets below this are visible to consumers.
+    pub fn high_watermark(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// Registers a delayed fetch to be woken on the next append.
+    pub fn add_waiter(&self, n: &Arc<Notify>) {
+        let mut w = self.waiters.lock();
+        // Bound the list: drop waiters whose fetch already finished.
+        if w.len() >= 64 {
+            w.retain(|x| Arc::strong_count(x) > 1);
+        }
+        w.push(n.clone());
+    }
+
+    /// Wakes every delayed fetch waiting on this partition.
+    pub fn wake_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.lock());
+        for n in waiters {
+            n.notify_one();
+        }
+    }
+}
+
+/// All partitions this broker hosts, by (topic, index).
+#[derive(Default)]
+pub struct ReplicaManager {
+    partitions: DashMap<(Arc<str>, i32), Arc<Partition>>,
+}
+
+impl ReplicaManager {
+    pub fn insert(&self, p: Arc<Partition>) {
+        self.partitions.insert((p.topic.clone(), p.index), p);
+    }
+
+    pub fn get(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .get(&(Arc::from(topic), index))
+            .map(|p| p.clone())
+    }
+
+    pub fn remove(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .remove(&(Arc::from(topic), index))
+            .map(|(_, p)| p)
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions.iter().map(|e| e.value().clone()).collect()
+    }
+}
