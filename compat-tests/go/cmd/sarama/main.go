@@ -1,2 +1,5 @@
 package main
-func main(){}
+
+import h "strom.compat/go/internal/harness"
+
+func main() { h.Main(map[string]h.Scenario{}) }

@@ -1,0 +1,118 @@
+// Package harness is the shared plumbing of the Go drivers of Strom's compat-tests: argument
+// parsing, the @@RESULT line, checks and Kafka's error names.
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// BaseTS is an hour ago in milliseconds: inside every timestamp bound, far from retention.
+var BaseTS = (time.Now().Unix() - 3600) * 1000
+
+// Obs holds the observables recorded for cross-target comparison.
+type Obs map[string]any
+
+type failure struct{ msg string }
+type notApplicable struct{ msg string }
+
+// Check fails the scenario with msg when ok is false.
+func Check(ok bool, format string, args ...any) {
+	if !ok {
+		panic(failure{fmt.Sprintf(format, args...)})
+	}
+}
+
+// Must fails the scenario on a non-nil error.
+func Must(err error, what string) {
+	if err != nil {
+		panic(failure{fmt.Sprintf("%s: %v", what, err)})
+	}
+}
+
+// NA marks the scenario as something this client library cannot do.
+func NA(why string) { panic(notApplicable{why}) }
+
+// Vals returns prefix0..prefix(n-1).
+func Vals(n int, prefix string) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i)
+	}
+	return out
+}
+
+// Scenario is one scenario body.
+type Scenario func(bootstrap, topic string, obs Obs)
+
+// Main runs os.Args[1] from scenarios and prints the @@RESULT line, then exits.
+func Main(scenarios map[string]Scenario) {
+	name, bootstrap, topic := os.Args[1], os.Args[2], os.Args[3]
+	obs := Obs{}
+	status, detail := "pass", ""
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				switch v := r.(type) {
+				case failure:
+					status, detail = "fail", v.msg
+				case notApplicable:
+					status, detail = "n/a", v.msg
+				default:
+					status, detail = "fail", fmt.Sprintf("panic: %v", r)
+				}
+			}
+		}()
+		fn, ok := scenarios[name]
+		if !ok {
+			status, detail = "not_yet", "no driver for "+name+" yet"
+			return
+		}
+		fn(bootstrap, topic, obs)
+	}()
+	b, _ := json.Marshal(map[string]any{"status": status, "detail": detail, "obs": obs})
+	fmt.Println("@@RESULT " + string(b))
+	os.Exit(0)
+}
+
+// Sizes renders sorted assignment sizes, e.g. "1,1,1".
+func Sizes(ns []int) string {
+	sort.Ints(ns)
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ",")
+}
+
+// Equal compares two string slices.
+func Equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// WantRecords is the record-fields round-trip every driver expects.
+var WantRecords = []string{
+	"key=k0 value=v0 ts=+1000 CreateTime headers=h1=a;h1=b;h2=c;",
+	"key=<null> value=v1 ts=+2000 CreateTime headers=",
+	"key=k2 value=<null> ts=+3000 CreateTime headers=h3=;",
+}
+
+// Str renders a nullable byte slice.
+func Str(b []byte, isNull bool) string {
+	if isNull {
+		return "<null>"
+	}
+	return string(b)
+}
