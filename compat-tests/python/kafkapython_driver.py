@@ -1,0 +1,446 @@
+"""kafka-python column of Strom's compat-tests. Usage: <scenario> <bootstrap> <topic>."""
+
+import time
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, OffsetSpec
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from common import BASE_TS, Fail, check, deadline, err_name, main, vals
+
+B = {}
+COMMON = dict(client_id="compat-kafka-python", request_timeout_ms=15000)
+
+
+def admin():
+    return KafkaAdminClient(bootstrap_servers=B["b"], **COMMON)
+
+
+def producer(**kw):
+    base = dict(linger_ms=5, max_block_ms=15000, **COMMON)
+    base.update(kw)
+    return KafkaProducer(bootstrap_servers=B["b"], **base)
+
+
+def consumer(**kw):
+    base = dict(enable_auto_commit=False, auto_offset_reset="earliest", consumer_timeout_ms=1000, **COMMON)
+    base.update(kw)
+    return KafkaConsumer(bootstrap_servers=B["b"], **base)
+
+
+def kname(e):
+    return err_name(e.errno) if getattr(e, "errno", None) is not None else f"{type(e).__name__}: {e}"
+
+
+def create(t, partitions=1, configs=None):
+    a = admin()
+    try:
+        a.create_topics({t: {"num_partitions": partitions, "replication_factor": 1, "configs": configs or {}}},
+                        timeout_ms=15000, wait_for_metadata=True)
+    finally:
+        a.close()
+
+
+def produce(t, values, **kw):
+    p = producer(**kw)
+    try:
+        fs = [p.send(t, value=v.encode(), key=f"k-{i}".encode(), partition=0) for i, v in enumerate(values)]
+        p.flush(20)
+        return [f.get(timeout=20).offset for f in fs]
+    finally:
+        p.close(5)
+
+
+def read_polls(c, n, seconds=15):
+    out = []
+    more = deadline(seconds)
+    while len(out) < n and more():
+        for recs in c.poll(timeout_ms=200).values():
+            out.extend(recs)
+    out.sort(key=lambda r: (r.partition, r.offset))
+    return out
+
+
+def read_from_start(t, n, **kw):
+    c = consumer(**kw)
+    try:
+        tp = TopicPartition(t, 0)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        return read_polls(c, n)
+    finally:
+        c.close()
+
+
+def check_exact(recs, values, first):
+    got = [r.value.decode() if r.value is not None else None for r in recs]
+    check(got == values, f"values differ: expected {values} got {got}")
+    check([r.offset for r in recs] == list(range(first, first + len(values))), f"offsets {[r.offset for r in recs]}")
+
+
+def s_metadata(b, t, obs):
+    a = admin()
+    try:
+        d = a.describe_cluster()
+    finally:
+        a.close()
+    brokers = d["brokers"]
+    obs["brokers"] = len(brokers)
+    br = brokers[0]
+    obs["broker_is_bootstrap"] = f"{br['host']}:{br['port']}" == b
+    obs["has_cluster_id"] = bool(d.get("cluster_id"))
+    obs["has_controller"] = d.get("controller_id", -1) >= 0
+    check(len(brokers) == 1, f"expected 1 broker: {brokers}")
+    check(obs["broker_is_bootstrap"], f"broker advertised as {br}")
+    check(obs["has_cluster_id"], "no cluster id")
+
+
+def topic_error(a, t):
+    d = a.describe_topics([t])
+    return err_name(d[0]["error_code"]) if d and d[0]["error_code"] else None
+
+
+def retention(a, t):
+    r = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t)])
+    return r["topic"][t].get("retention.ms", {}).get("value")
+
+
+def s_topic_admin(b, t, obs):
+    create(t, 3, {"retention.ms": "3600000"})
+    a = admin()
+    try:
+        d = a.describe_topics([t])[0]
+        obs["partitions"] = len(d["partitions"])
+        check(len(d["partitions"]) == 3, f"describe: {len(d['partitions'])} partitions")
+        obs["retention_at_create"] = retention(a, t)
+        check(obs["retention_at_create"] == "3600000", f"retention.ms after create {obs['retention_at_create']}")
+        a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t, configs={"retention.ms": "7200000"})])
+        obs["retention_after_alter"] = retention(a, t)
+        check(obs["retention_after_alter"] == "7200000", f"retention.ms after alter {obs['retention_after_alter']}")
+        a.delete_topics([t], timeout_ms=15000)
+        more, last = deadline(15), "still present"
+        while more():
+            last = topic_error(a, t) or "still present"
+            if last == "UNKNOWN_TOPIC_OR_PARTITION":
+                break
+            time.sleep(0.2)
+        obs["after_delete"] = last
+        check(last == "UNKNOWN_TOPIC_OR_PARTITION", f"after delete: {last}")
+    finally:
+        a.close()
+
+
+def codec(name):
+    def f(b, t, obs):
+        create(t)
+        values = vals(20, f"v-{name}-")
+        offs = produce(t, values, compression_type=None if name == "none" else name, linger_ms=50)
+        obs["produced_offsets"] = f"{min(offs)}..{max(offs)}"
+        recs = read_from_start(t, 20)
+        check_exact(recs, values, 0)
+        obs["consumed"] = len(recs)
+    return f
+
+
+def s_record_fields(b, t, obs):
+    create(t)
+    p = producer()
+    p.send(t, key=b"k0", value=b"v0", partition=0, timestamp_ms=BASE_TS + 1000, headers=[("h1", b"a"), ("h1", b"b"), ("h2", b"c")])
+    p.send(t, key=None, value=b"v1", partition=0, timestamp_ms=BASE_TS + 2000)
+    p.send(t, key=b"k2", value=None, partition=0, timestamp_ms=BASE_TS + 3000, headers=[("h3", b"")]).get(timeout=20)
+    p.close(5)
+    desc = []
+    for r in read_from_start(t, 3):
+        hs = "".join(f"{k}={v.decode() if v is not None else '<null>'};" for k, v in (r.headers or []))
+        key = r.key.decode() if r.key is not None else "<null>"
+        val = r.value.decode() if r.value is not None else "<null>"
+        tt = "CreateTime" if r.timestamp_type == 0 else "LogAppendTime"
+        desc.append(f"key={key} value={val} ts=+{r.timestamp - BASE_TS} {tt} headers={hs}")
+    obs["records"] = desc
+    want = ["key=k0 value=v0 ts=+1000 CreateTime headers=h1=a;h1=b;h2=c;",
+            "key=<null> value=v1 ts=+2000 CreateTime headers=",
+            "key=k2 value=<null> ts=+3000 CreateTime headers=h3=;"]
+    check(desc == want, f"round-trip differs: expected {want} got {desc}")
+
+
+def s_offset_earliest(b, t, obs):
+    create(t)
+    produce(t, vals(5, "e-"))
+    c = consumer(group_id=t + "-g")
+    try:
+        c.subscribe([t])
+        recs = read_polls(c, 5, 25)
+        check_exact(recs, vals(5, "e-"), 0)
+        obs["first_offset"], obs["count"] = recs[0].offset, len(recs)
+    finally:
+        c.close()
+
+
+def s_offset_latest(b, t, obs):
+    create(t)
+    produce(t, vals(5, "old-"))
+    c = consumer(group_id=t + "-g", auto_offset_reset="latest")
+    p = producer(linger_ms=0)
+    try:
+        c.subscribe([t])
+        more = deadline(25)
+        while not c.assignment() and more():
+            c.poll(timeout_ms=200)
+        check(c.assignment(), "no assignment within 25s")
+        got, i = [], 0
+        while not got and more():
+            p.send(t, value=f"new-{i}".encode(), partition=0).get(timeout=10)
+            i += 1
+            got = read_polls(c, 1, 1)
+        got += read_polls(c, 100, 1)
+        check(got, "nothing consumed")
+        obs["saw_old"] = any(r.offset < 5 for r in got)
+        obs["got_new"] = True
+        check(not obs["saw_old"], f"latest consumer saw old records: {[r.value for r in got]}")
+    finally:
+        c.close()
+        p.close(5)
+
+
+def produce_ts(t, deltas):
+    p = producer()
+    fs = [p.send(t, key=f"k{i}".encode(), value=f"t-{i}".encode(), partition=0, timestamp_ms=BASE_TS + d)
+          for i, d in enumerate(deltas)]
+    p.flush(20)
+    for f in fs:
+        f.get(timeout=20)
+    p.close(5)
+
+
+def s_offsets_for_times(b, t, obs):
+    create(t)
+    produce_ts(t, [0, 1000, 2000, 3000, 4000])
+    c = consumer()
+    tp = TopicPartition(t, 0)
+    try:
+        for d in (2500, 0, 10000):
+            r = c.offsets_for_times({tp: BASE_TS + d})[tp]
+            obs[f"ts+{d}"] = r.offset if r is not None else -1
+    finally:
+        c.close()
+    check(obs["ts+2500"] == 3, f"offsets_for_times(+2500) = {obs['ts+2500']}")
+    check(obs["ts+0"] == 0, f"offsets_for_times(+0) = {obs['ts+0']}")
+    check(obs["ts+10000"] == -1, f"offsets_for_times(future) = {obs['ts+10000']}")
+
+
+class Poller:
+    """kafka-python's poll() blocks inside JoinGroup until every member has rejoined, so each
+    group member polls on its own thread (as a real application's consumers would)."""
+
+    def __init__(self, c):
+        import threading
+        self.c, self.stop, self.lock = c, threading.Event(), threading.Lock()
+        self.assigned = set()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.c.poll(timeout_ms=100)
+            with self.lock:
+                self.assigned = set(self.c.assignment())
+
+    def close(self):
+        self.stop.set()
+        self.t.join(10)
+        self.c.close()
+
+
+def poll_until_covered(ps, parts, seconds):
+    more, sizes = deadline(seconds), ""
+    while more():
+        time.sleep(0.1)
+        assigned = []
+        for p in ps:
+            with p.lock:
+                assigned.append(set(p.assigned))
+        sz = sorted(len(a) for a in assigned)
+        sizes = ",".join(map(str, sz))
+        if len(set().union(*assigned)) == parts and sum(sz) == parts and 0 not in sz:
+            return sizes
+    return sizes + " (timed out)"
+
+
+def s_group_rebalance(b, t, obs):
+    create(t, 3)
+    ps = []
+    try:
+        for i in range(3):
+            c = consumer(group_id=t + "-g", session_timeout_ms=10000, heartbeat_interval_ms=500,
+                         max_poll_interval_ms=30000, client_id=f"compat-kafka-python-{i}")
+            c.subscribe([t])
+            ps.append(Poller(c))
+        obs["phase1"] = poll_until_covered(ps, 3, 40)
+        check(obs["phase1"] == "1,1,1", f"three members: {obs['phase1']}")
+        ps.pop().close()
+        obs["phase2"] = poll_until_covered(ps, 3, 30)
+        check(obs["phase2"] == "1,2", f"after one left: {obs['phase2']}")
+    finally:
+        for p in ps:
+            p.close()
+
+
+def s_commit_resume(b, t, obs):
+    create(t)
+    produce(t, vals(10, "c-"))
+    g, tp = t + "-g", TopicPartition(t, 0)
+    c = consumer(group_id=g)
+    try:
+        c.subscribe([t])
+        got = read_polls(c, 4, 25)
+        check(len(got) >= 4, f"first member read {len(got)}")
+        c.commit({tp: OffsetAndMetadata(4, "compat", -1)})
+        obs["committed"] = c.committed(tp)
+        check(obs["committed"] == 4, f"committed() = {obs['committed']}")
+    finally:
+        c.close()
+    c = consumer(group_id=g, auto_offset_reset="latest")
+    try:
+        c.subscribe([t])
+        got = read_polls(c, 6, 25)
+        obs["resumed_first"] = got[0].offset if got else -1
+        obs["resumed_count"] = len(got)
+        check_exact(got, vals(10, "c-")[4:], 4)
+    finally:
+        c.close()
+
+
+def s_idempotent(b, t, obs):
+    create(t)
+    offs = produce(t, vals(10, "i-"), enable_idempotence=True, acks="all")
+    obs["produced_offsets"] = f"{min(offs)}..{max(offs)}"
+    check_exact(read_from_start(t, 10), vals(10, "i-"), 0)
+
+
+def s_transactions(b, t, obs):
+    create(t)
+    p = producer(transactional_id=t + "-tx", enable_idempotence=True)
+    p.init_transactions()
+    p.begin_transaction()
+    for v in ("a0", "a1", "a2"):
+        p.send(t, value=v.encode(), partition=0)
+    p.commit_transaction()
+    p.begin_transaction()
+    for v in ("b0", "b1"):
+        p.send(t, value=v.encode(), partition=0)
+    p.flush(10)
+    p.abort_transaction()
+    p.begin_transaction()
+    p.send(t, value=b"c0", partition=0)
+    p.commit_transaction()
+    p.close(5)
+    rc = [r.value.decode() for r in read_from_start(t, 4, isolation_level="read_committed")]
+    ru = [r.value.decode() for r in read_from_start(t, 6, isolation_level="read_uncommitted")]
+    obs["read_committed"], obs["read_uncommitted_count"] = rc, len(ru)
+    check(rc == ["a0", "a1", "a2", "c0"], f"read_committed saw {rc}")
+    check(ru == ["a0", "a1", "a2", "b0", "b1", "c0"], f"read_uncommitted saw {ru}")
+    c = consumer(isolation_level="read_committed")
+    try:
+        end = c.end_offsets([TopicPartition(t, 0)])[TopicPartition(t, 0)]
+    finally:
+        c.close()
+    obs["end_offset"] = end
+    check(end == 9, f"end offset {end}, expected 9")
+
+
+def list_offset(a, tp, spec):
+    return a.list_partition_offsets({tp: spec})[tp].offset
+
+
+def s_delete_records(b, t, obs):
+    create(t)
+    produce(t, vals(10, "d-"))
+    tp = TopicPartition(t, 0)
+    a = admin()
+    try:
+        r = a.delete_records({tp: 4}, timeout_ms=15000)[tp]
+        obs["low_watermark"] = r["low_watermark"]
+        check(r["low_watermark"] == 4 and not r["error_code"], f"delete_records: {r}")
+        obs["earliest"] = list_offset(a, tp, OffsetSpec.EARLIEST)
+        check(obs["earliest"] == 4, f"earliest after delete {obs['earliest']}")
+    finally:
+        a.close()
+    got = read_from_start(t, 6)
+    obs["first_consumed"] = got[0].offset if got else -1
+    check_exact(got, vals(10, "d-")[4:], 4)
+
+
+def s_list_offsets(b, t, obs):
+    create(t)
+    produce_ts(t, [1000, 2000, 9000, 3000, 4000])
+    tp = TopicPartition(t, 0)
+    a = admin()
+    try:
+        obs["earliest"] = list_offset(a, tp, OffsetSpec.EARLIEST)
+        obs["latest"] = list_offset(a, tp, OffsetSpec.LATEST)
+        obs["max_timestamp_offset"] = list_offset(a, tp, OffsetSpec.MAX_TIMESTAMP)
+    finally:
+        a.close()
+    check(obs["earliest"] == 0 and obs["latest"] == 5, f"earliest/latest {obs['earliest']}/{obs['latest']}")
+    check(obs["max_timestamp_offset"] == 2, f"max-timestamp offset {obs['max_timestamp_offset']}")
+
+
+def s_unknown_topic(b, t, obs):
+    a = admin()
+    try:
+        obs["describe_error"] = topic_error(a, t)
+    except KafkaError as e:
+        obs["describe_error"] = kname(e)
+    finally:
+        a.close()
+    check(obs["describe_error"] == "UNKNOWN_TOPIC_OR_PARTITION", f"describe error {obs['describe_error']}")
+
+
+def s_too_large(b, t, obs):
+    create(t, 1, {"max.message.bytes": "2048"})
+    p = producer(retries=0, linger_ms=0)
+    try:
+        try:
+            p.send(t, key=b"big", value=b"x" * 10000, partition=0).get(timeout=20)
+            raise Fail("10 kB record accepted by a topic with max.message.bytes=2048")
+        except KafkaError as e:
+            obs["error"] = kname(e)
+        obs["next_offset"] = p.send(t, key=b"small", value=b"ok", partition=0).get(timeout=20).offset
+    finally:
+        p.close(5)
+    check(obs["error"] == "MESSAGE_TOO_LARGE", f"error {obs['error']}")
+    check(obs["next_offset"] == 0, f"small record after the rejected one at {obs['next_offset']}")
+
+
+def s_invalid_config(b, t, obs):
+    a = admin()
+    try:
+        try:
+            a.create_topics({t: {"num_partitions": 1, "replication_factor": 1, "configs": {"cleanup.policy": "bogus"}}},
+                            timeout_ms=15000)
+            raise Fail("CreateTopics with cleanup.policy=bogus succeeded")
+        except KafkaError as e:
+            obs["error"] = kname(e)
+        obs["created"] = t in a.list_topics()
+    finally:
+        a.close()
+    check(obs["error"] == "INVALID_CONFIG", f"error {obs['error']}")
+    check(not obs["created"], "topic exists after a rejected create")
+
+
+SCENARIOS = {
+    "metadata": s_metadata, "topic-admin": s_topic_admin,
+    "codec-none": codec("none"), "codec-gzip": codec("gzip"), "codec-snappy": codec("snappy"),
+    "codec-lz4": codec("lz4"), "codec-zstd": codec("zstd"),
+    "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
+    "offsets-for-times": s_offsets_for_times, "group-rebalance": s_group_rebalance,
+    "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions,
+    "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
+    "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
+}
+
+if __name__ == "__main__":
+    import sys
+    B["b"] = sys.argv[2]
+    main(SCENARIOS)
