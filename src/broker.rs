@@ -284,6 +284,8 @@ impl Broker {
             if let Err(e) = p.log.apply_retention(now_ms) {
                 tracing::warn!(log = p.log.name(), error = %e, "retention failed");
             }
+            p.log
+                .expire_producers(now_ms, self.config.producer_id_expiration_ms);
         }
     }
 

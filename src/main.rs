@@ -86,8 +86,7 @@ fn spawn_maintenance(broker: std::sync::Arc<Broker>, shutdown: CancellationToken
                     tokio::task::spawn_blocking(move || b.run_maintenance(strom::log::now_ms()))
                         .await;
             }
-            if flush_every >= 0
-                && flush_every < i64::MAX
+            if (0..i64::MAX).contains(&flush_every)
                 && last_flush.elapsed() >= Duration::from_millis(flush_every as u64)
             {
                 last_flush = Instant::now();

@@ -69,6 +69,8 @@ pub struct BrokerConfig {
     pub flush_interval_ms: i64,
     /// `strom.acks.all.fsync`: answer acks=all only after fsync (default true).
     pub acks_all_fsync: bool,
+    /// `producer.id.expiration.ms`: idle idempotent-producer state is dropped after this.
+    pub producer_id_expiration_ms: i64,
     /// Topic-level defaults derived from the `log.*` broker keys, by topic key name.
     pub topic_defaults: BTreeMap<&'static str, String>,
     /// Every key explicitly set (file, --set, flags) with its value, for DescribeConfigs.
@@ -231,6 +233,9 @@ impl BrokerConfig {
                     .insert("flush.ms", self.flush_interval_ms.to_string());
             }
             "strom.acks.all.fsync" => self.acks_all_fsync = parse_bool(key, v)?,
+            "producer.id.expiration.ms" => {
+                self.producer_id_expiration_ms = parse_num(key, v, 1, i64::MAX)?
+            }
             "log.retention.hours" | "log.retention.minutes" | "log.retention.ms" => {
                 let ms = scaled_ms(key, v)?;
                 // Kafka: ms wins over minutes wins over hours.
@@ -261,7 +266,7 @@ impl BrokerConfig {
                 }
             }
             "log.flush.interval.messages" => {
-                topic::validate(&topic::spec("flush.messages").expect("spec"), v)
+                topic::validate(topic::spec("flush.messages").expect("spec"), v)
                     .map_err(|r| invalid(key, v, r))?;
                 self.topic_defaults.insert("flush.messages", v.to_string());
             }
@@ -319,6 +324,7 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 300_000,
             flush_interval_ms: i64::MAX,
             acks_all_fsync: true,
+            producer_id_expiration_ms: 86_400_000,
             topic_defaults: BTreeMap::new(),
             explicit: BTreeMap::new(),
         }

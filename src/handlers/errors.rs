@@ -1,6 +1,7 @@
 //! The one place internal errors become wire error codes.
 
 use crate::broker::AdminError;
+use crate::log::producer_state::SequenceError;
 use crate::log::LogError;
 use crate::protocol::batch::BatchError;
 use crate::protocol::WireError;
@@ -12,6 +13,12 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::InvalidBatch(_) => WireError::CorruptMessage.code(),
         LogError::RecordTooLarge { .. } => WireError::MessageTooLarge.code(),
         LogError::Poisoned(_) | LogError::Io(_) => WireError::KafkaStorageError.code(),
+        LogError::Sequence(SequenceError::InvalidEpoch { .. }) => {
+            WireError::InvalidProducerEpoch.code()
+        }
+        LogError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            WireError::OutOfOrderSequenceNumber.code()
+        }
     }
 }
 

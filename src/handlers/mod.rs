@@ -95,6 +95,7 @@ registry!(
     fetch,
     list_offsets,
     create_topics,
+    init_producer_id,
 );
 
 pub fn spec(key: ApiKey) -> Option<ApiSpec> {

@@ -7,8 +7,10 @@
 //! only signal such a client gets). acks=1: answered after the write. acks=-1: answered after
 //! the data is fsynced (group commit, `strom.acks.all.fsync`), and refused with
 //! NOT_ENOUGH_REPLICAS when `min.insync.replicas` exceeds the in-sync replicas (1).
-//! v13 names topics by id. Known gaps: idempotent/transactional producer state (sequence
-//! checks, dedup) is not kept yet, and InitProducerId is not advertised.
+//! v13 names topics by id. Idempotent producers (producer id >= 0): the log checks sequences
+//! and epochs (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH) and answers a retried
+//! batch with its original offsets. Known gap: transactional batches are stored, but without a
+//! transaction coordinator no client can obtain a transactional producer id yet.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};

@@ -66,7 +66,7 @@ impl OffsetIndex {
     /// Decodes and validates an index read from disk against the segment's size.
     /// Returns `None` when the file is not a valid index for it.
     pub fn from_bytes(bytes: &[u8], segment_size: u64) -> Option<Self> {
-        if bytes.len() % Self::ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(Self::ENTRY_BYTES) {
             return None;
         }
         let mut idx = OffsetIndex::default();
@@ -134,7 +134,7 @@ impl TimeIndex {
     }
 
     pub fn from_bytes(bytes: &[u8], max_relative_offset: u32) -> Option<Self> {
-        if bytes.len() % Self::ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(Self::ENTRY_BYTES) {
             return None;
         }
         let mut idx = TimeIndex::default();

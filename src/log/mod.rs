@@ -9,6 +9,7 @@ pub mod config;
 pub mod index;
 pub mod manager;
 pub mod partition;
+pub mod producer_state;
 pub mod segment;
 
 use thiserror::Error;
@@ -32,6 +33,8 @@ pub enum LogError {
     RecordTooLarge { size: usize, max: usize },
     #[error("log {0} is poisoned after an earlier I/O failure")]
     Poisoned(String),
+    #[error("{0}")]
+    Sequence(#[from] producer_state::SequenceError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -21,11 +21,13 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
 use tracing::{info, warn};
 
+use crate::log::producer_state::{self, BatchMeta, Check, ProducerStateMap, Snapshot};
 use crate::log::segment::{write_file_synced, BatchPos, Segment};
 use crate::log::{LogConfig, LogError};
 use crate::protocol::batch::{self, BatchView, HEADER_LEN};
 
 const LOG_START_FILE: &str = "log-start-offset";
+const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
 
 /// Result of a successful append.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +38,9 @@ pub struct AppendInfo {
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
     pub records: i64,
+    /// The batch was a retry of one already in the log (idempotent producer); the offsets are
+    /// the original ones and nothing was written.
+    pub duplicate: bool,
 }
 
 /// Data read from the log: whole batches only.
@@ -53,6 +58,7 @@ struct Inner {
     /// Sealed segments whose data is not yet fsynced (their index files are written after).
     unsynced: Vec<(Arc<File>, i64)>,
     records_since_flush: i64,
+    producers: ProducerStateMap,
 }
 
 pub struct PartitionLog {
@@ -141,11 +147,13 @@ impl PartitionLog {
         let log_start_offset = stored_start
             .unwrap_or(first_base)
             .clamp(first_base, next_offset);
+        let producers = load_producer_state(dir, name, &segments, next_offset)?;
         info!(
             log = name,
             segments = segments.len(),
             log_start_offset,
             next_offset,
+            producers = producers.len(),
             "opened log"
         );
         Ok(PartitionLog {
@@ -157,6 +165,7 @@ impl PartitionLog {
                 next_offset,
                 unsynced: Vec::new(),
                 records_since_flush: 0,
+                producers,
             }),
             config: RwLock::new(config),
             flushed_offset: AtomicI64::new(next_offset),
@@ -238,6 +247,43 @@ impl PartitionLog {
 
         let mut inner = self.inner.lock();
         self.check_poisoned()?;
+        // Idempotent producers: refuse gaps and stale epochs, answer retries with the original
+        // offsets. (Produce v3+ carries one batch per partition; several are checked in turn.)
+        let mut producer_batches = Vec::new();
+        for &(at, size, _) in &batches {
+            let view = BatchView::parse_header(&data[at..at + size])?;
+            if view.producer_id() < 0 || view.is_control() {
+                continue;
+            }
+            let (pid, epoch, first) = (
+                view.producer_id(),
+                view.producer_epoch(),
+                view.base_sequence(),
+            );
+            let last = producer_state::last_seq(first, view.records_count());
+            match inner.producers.check(pid, epoch, first, last)? {
+                Check::Duplicate(orig) if batches.len() == 1 => {
+                    return Ok(AppendInfo {
+                        base_offset: orig.first_offset,
+                        last_offset: orig.last_offset,
+                        log_append_time_ms: if config.log_append_time {
+                            orig.max_timestamp
+                        } else {
+                            -1
+                        },
+                        log_start_offset: inner.log_start_offset,
+                        records: 0,
+                        duplicate: true,
+                    });
+                }
+                Check::Duplicate(_) => {
+                    return Err(LogError::InvalidBatch(batch::BatchError::Invalid(
+                        "duplicate batch inside a multi-batch append",
+                    )));
+                }
+                Check::Append => producer_batches.push((at, pid, epoch, first, last)),
+            }
+        }
         self.maybe_roll(&mut inner, &config, data.len() as u64, now_ms)?;
         let base_offset = inner.next_offset;
         let mut next = base_offset;
@@ -274,6 +320,17 @@ impl PartitionLog {
             seg.track_batch(&bp, config.index_interval_bytes);
         }
         debug_assert_eq!(seg.next_offset, next);
+        for &(at, pid, epoch, first, last) in &producer_batches {
+            let view = BatchView::parse_header(&data[at..])?;
+            let meta = BatchMeta {
+                first_seq: first,
+                last_seq: last,
+                first_offset: view.base_offset(),
+                last_offset: view.last_offset(),
+                max_timestamp: view.max_timestamp(),
+            };
+            inner.producers.record(pid, epoch, meta, now_ms);
+        }
         inner.next_offset = next;
         inner.records_since_flush += records;
         self.end_offset.store(next, Ordering::Release);
@@ -283,6 +340,7 @@ impl PartitionLog {
             log_append_time_ms: append_time,
             log_start_offset: inner.log_start_offset,
             records,
+            duplicate: false,
         })
     }
 
@@ -430,7 +488,24 @@ impl PartitionLog {
         if let Some(active) = inner.segments.last() {
             active.write_indexes(&self.dir)?;
         }
+        let snapshot = Snapshot {
+            end_offset: inner.next_offset,
+            state: inner.producers.clone(),
+        };
+        let json =
+            serde_json::to_vec(&snapshot).map_err(|e| std::io::Error::other(e.to_string()))?;
+        write_file_synced(&self.dir.join(PRODUCER_SNAPSHOT_FILE), &json)?;
         Ok(())
+    }
+
+    /// Drops idempotent-producer state idle longer than `expiration_ms`.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.inner.lock().producers.expire(now_ms, expiration_ms)
+    }
+
+    /// A copy of the idempotent-producer state (DescribeProducers, tests).
+    pub fn producer_state(&self) -> ProducerStateMap {
+        self.inner.lock().producers.clone()
     }
 
     fn poison(&self, why: &str) {
@@ -711,10 +786,53 @@ impl PartitionLog {
             seg.truncate_to(keep_until, offset)?;
         }
         inner.next_offset = offset;
+        inner.producers.truncate_from(offset);
         self.end_offset.store(offset, Ordering::Release);
         self.flushed_offset.fetch_min(offset, Ordering::AcqRel);
         Ok(())
     }
+}
+
+/// Loads the clean-shutdown snapshot if it matches the log's end, else replays every batch
+/// header. The snapshot is removed once read: a later crash must not find a stale one.
+fn load_producer_state(
+    dir: &Path,
+    name: &str,
+    segments: &[Segment],
+    next_offset: i64,
+) -> Result<ProducerStateMap, LogError> {
+    let path = dir.join(PRODUCER_SNAPSHOT_FILE);
+    let snapshot = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Snapshot>(&b).ok());
+    let _ = std::fs::remove_file(&path);
+    if let Some(s) = snapshot {
+        if s.end_offset == next_offset {
+            return Ok(s.state);
+        }
+        warn!(
+            log = name,
+            "producer snapshot does not match the log end; replaying the log"
+        );
+    }
+    let mut state = ProducerStateMap::default();
+    let now = crate::log::now_ms();
+    for seg in segments {
+        seg.for_each_header(|v| {
+            if v.producer_id() >= 0 && !v.is_control() {
+                let first = v.base_sequence();
+                let meta = BatchMeta {
+                    first_seq: first,
+                    last_seq: producer_state::last_seq(first, v.records_count()),
+                    first_offset: v.base_offset(),
+                    last_offset: v.last_offset(),
+                    max_timestamp: v.max_timestamp(),
+                };
+                state.record(v.producer_id(), v.producer_epoch(), meta, now);
+            }
+        })?;
+    }
+    Ok(state)
 }
 
 fn read_exact_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {

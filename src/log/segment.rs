@@ -245,6 +245,19 @@ impl Segment {
         }))
     }
 
+    /// Calls `f` with the header of every batch in the segment, in order.
+    pub fn for_each_header(&self, mut f: impl FnMut(&BatchView<'_>)) -> io::Result<()> {
+        let mut header = [0u8; HEADER_LEN];
+        let mut pos = 0u64;
+        while pos + HEADER_LEN as u64 <= self.size {
+            self.file.read_exact_at(&mut header, pos)?;
+            let view = BatchView::parse_header_only(&header).map_err(corrupt)?;
+            f(&view);
+            pos += view.declared_size() as u64;
+        }
+        Ok(())
+    }
+
     /// Position of the first batch whose last offset is `>= offset`, or `None` if the segment
     /// holds no such batch.
     pub fn find_batch(&self, offset: i64) -> io::Result<Option<BatchPos>> {

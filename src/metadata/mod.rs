@@ -50,6 +50,10 @@ pub enum MetadataRecord {
         id: Uuid,
         configs: BTreeMap<String, Option<String>>,
     },
+    /// Producer ids below `end` have been handed out (or reserved); ids are never reused.
+    ProducerIdBlock {
+        end: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +68,7 @@ pub struct TopicMeta {
 struct State {
     by_name: HashMap<String, TopicMeta>,
     name_by_id: HashMap<Uuid, String>,
+    producer_id_block_end: i64,
 }
 
 impl State {
@@ -100,6 +105,9 @@ impl State {
                     t.partitions = (*count).max(t.partitions);
                 }
             }
+            MetadataRecord::ProducerIdBlock { end } => {
+                self.producer_id_block_end = self.producer_id_block_end.max(*end);
+            }
             MetadataRecord::AlterTopicConfig { id, configs } => {
                 if let Some(t) = self
                     .name_by_id
@@ -123,7 +131,12 @@ pub struct MetadataStore {
     file: Mutex<File>,
     state: RwLock<State>,
     pub cluster_id: String,
+    /// (next id to hand out, end of the reserved block).
+    producer_ids: Mutex<(i64, i64)>,
 }
+
+/// Producer ids reserved per metadata record.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 pub const METADATA_DIR: &str = "strom-metadata";
 
@@ -185,11 +198,13 @@ impl MetadataStore {
             file.sync_all()?;
         }
         File::open(&dir)?.sync_all()?;
+        let end = state.producer_id_block_end;
         Ok(MetadataStore {
             path,
             file: Mutex::new(file),
             state: RwLock::new(state),
             cluster_id,
+            producer_ids: Mutex::new((end, end)),
         })
     }
 
@@ -210,6 +225,20 @@ impl MetadataStore {
             state.apply(rec);
         }
         Ok(())
+    }
+
+    /// Hands out a producer id never given before, also across restarts: ids come from blocks
+    /// whose reservation is durable before any id of them is used.
+    pub fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.0 >= ids.1 {
+            let end = ids.1 + PRODUCER_ID_BLOCK;
+            self.commit(&[MetadataRecord::ProducerIdBlock { end }])?;
+            ids.1 = end;
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
     }
 
     pub fn topic(&self, name: &str) -> Option<TopicMeta> {
@@ -355,6 +384,20 @@ mod tests {
             MetadataStore::open(dir.path()),
             Err(MetadataError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn producer_ids_are_never_reused_across_restarts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let first: Vec<i64> = {
+            let m = MetadataStore::open(dir.path()).expect("open");
+            (0..3)
+                .map(|_| m.allocate_producer_id().expect("id"))
+                .collect()
+        };
+        assert_eq!(first, vec![0, 1, 2]);
+        let m = MetadataStore::open(dir.path()).expect("reopen");
+        assert_eq!(m.allocate_producer_id().expect("id"), PRODUCER_ID_BLOCK);
     }
 
     #[test]
