@@ -116,3 +116,23 @@ func Str(b []byte, isNull bool) string {
 	}
 	return string(b)
 }
+
+// KafkaErrors names Kafka's error codes, so every client's errors are reported in Kafka's words.
+var KafkaErrors = map[int16]string{
+	-1: "UNKNOWN_SERVER_ERROR", 1: "OFFSET_OUT_OF_RANGE", 2: "CORRUPT_MESSAGE", 3: "UNKNOWN_TOPIC_OR_PARTITION",
+	5: "LEADER_NOT_AVAILABLE", 6: "NOT_LEADER_OR_FOLLOWER", 7: "REQUEST_TIMED_OUT", 10: "MESSAGE_TOO_LARGE",
+	15: "COORDINATOR_NOT_AVAILABLE", 16: "NOT_COORDINATOR", 17: "INVALID_TOPIC_EXCEPTION",
+	18: "RECORD_LIST_TOO_LARGE", 22: "ILLEGAL_GENERATION", 25: "UNKNOWN_MEMBER_ID", 27: "REBALANCE_IN_PROGRESS",
+	35: "UNSUPPORTED_VERSION", 36: "TOPIC_ALREADY_EXISTS", 37: "INVALID_PARTITIONS",
+	38: "INVALID_REPLICATION_FACTOR", 40: "INVALID_CONFIG", 42: "INVALID_REQUEST", 45: "OUT_OF_ORDER_SEQUENCE_NUMBER",
+	47: "INVALID_PRODUCER_EPOCH", 48: "INVALID_TXN_STATE", 49: "INVALID_PRODUCER_ID_MAPPING",
+	51: "CONCURRENT_TRANSACTIONS", 87: "INVALID_RECORD",
+}
+
+// ErrName names a Kafka error code.
+func ErrName(code int16) string {
+	if n, ok := KafkaErrors[code]; ok {
+		return n
+	}
+	return fmt.Sprintf("code %d", code)
+}
