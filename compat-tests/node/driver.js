@@ -1,0 +1,395 @@
+'use strict'
+// KafkaJS column of Strom's compat-tests: `node driver.js <scenario> <bootstrap> <topic>` runs one
+// scenario and prints `@@RESULT {json}` as its last line. Semantics match the other drivers.
+const { Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, logLevel } = require('kafkajs')
+CompressionCodecs[CompressionTypes.Snappy] = require('kafkajs-snappy')
+
+const [scenario, bootstrap, topic] = process.argv.slice(2)
+const BASE_TS = (Math.floor(Date.now() / 1000) - 3600) * 1000
+const kafka = new Kafka({
+  clientId: 'compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN,
+  requestTimeout: 15000, connectionTimeout: 10000, retry: { retries: 3, initialRetryTime: 200 },
+})
+
+class Fail extends Error {}
+class NotApplicable extends Error {}
+const check = (ok, msg) => { if (!ok) throw new Fail(msg) }
+const vals = (n, p) => Array.from({ length: n }, (_, i) => `${p}${i}`)
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const eq = (a, b) => JSON.stringify(a) === JSON.stringify(b)
+
+function errName (e) {
+  const inner = (e && e.errors && e.errors.length ? e.errors[0] : null) ||
+    (e && e.originalError) || (e && e.cause) || e
+  if (inner && inner.type) return inner.type
+  if (e && e.type) return e.type
+  return `client error: ${e && e.message}`
+}
+
+async function withAdmin (fn) {
+  const a = kafka.admin()
+  await a.connect()
+  try { return await fn(a) } finally { await a.disconnect() }
+}
+
+const create = (t, numPartitions = 1, configs = {}) => withAdmin(async (a) => {
+  await a.createTopics({
+    waitForLeaders: true, timeout: 15000,
+    topics: [{ topic: t, numPartitions, replicationFactor: 1, configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })) }],
+  })
+})
+
+async function produce (t, values, opts = {}, producerOpts = {}) {
+  const p = kafka.producer({ allowAutoTopicCreation: false, ...producerOpts })
+  await p.connect()
+  try {
+    const res = await p.send({ topic: t, acks: -1, ...opts, messages: values.map((v, i) => ({ key: `k-${i}`, value: v, partition: 0 })) })
+    return res.map((r) => Number(r.baseOffset))
+  } finally { await p.disconnect() }
+}
+
+// Reads n messages with a fresh group (KafkaJS has no assign()), from the beginning.
+async function readGroup (t, n, consumerOpts = {}, fromBeginning = true, groupId = `${t}-r${Math.random().toString(36).slice(2, 8)}`, seconds = 20) {
+  const c = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200, ...consumerOpts })
+  await c.connect()
+  const got = []
+  try {
+    await c.subscribe({ topics: [t], fromBeginning })
+    await c.run({ autoCommit: false, eachMessage: async ({ message }) => { got.push(message) } })
+    const end = Date.now() + seconds * 1000
+    while (got.length < n && Date.now() < end) await sleep(50)
+    return got.slice()
+  } finally { await c.disconnect() }
+}
+
+function checkExact (msgs, want, first) {
+  const got = msgs.map((m) => (m.value === null ? null : m.value.toString()))
+  check(eq(got, want), `values differ: expected ${JSON.stringify(want)} got ${JSON.stringify(got)}`)
+  const offs = msgs.map((m) => Number(m.offset))
+  check(eq(offs, want.map((_, i) => first + i)), `offsets ${offs}`)
+}
+
+const S = {}
+
+S.metadata = async (obs) => withAdmin(async (a) => {
+  const d = await a.describeCluster()
+  obs.brokers = d.brokers.length
+  const br = d.brokers[0]
+  obs.broker_is_bootstrap = `${br.host}:${br.port}` === bootstrap
+  obs.has_cluster_id = !!d.clusterId
+  obs.has_controller = d.controller !== null && d.controller >= 0
+  check(d.brokers.length === 1, `expected 1 broker: ${JSON.stringify(d.brokers)}`)
+  check(obs.broker_is_bootstrap, `broker advertised as ${br.host}:${br.port}`)
+  check(obs.has_cluster_id, 'no cluster id')
+})
+
+async function retention (a, t) {
+  const r = await a.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: t, configNames: ['retention.ms'] }] })
+  const e = r.resources[0].configEntries.find((x) => x.configName === 'retention.ms')
+  return e ? e.configValue : '<missing>'
+}
+
+async function topicError (a, t) {
+  try {
+    await a.fetchTopicMetadata({ topics: [t] })
+    return 'still present'
+  } catch (e) { return errName(e) }
+}
+
+S['topic-admin'] = async (obs) => {
+  await create(topic, 3, { 'retention.ms': '3600000' })
+  await withAdmin(async (a) => {
+    const md = await a.fetchTopicMetadata({ topics: [topic] })
+    obs.partitions = md.topics[0].partitions.length
+    check(obs.partitions === 3, `describe: ${obs.partitions} partitions`)
+    obs.retention_at_create = await retention(a, topic)
+    check(obs.retention_at_create === '3600000', `retention.ms after create ${obs.retention_at_create}`)
+    // KafkaJS has only the legacy AlterConfigs (full replace)
+    await a.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'retention.ms', value: '7200000' }] }] })
+    const end = Date.now() + 5000 // KRaft applies it through the metadata log: read until it shows
+    do { obs.retention_after_alter = await retention(a, topic) } while (obs.retention_after_alter !== '7200000' && Date.now() < end && await sleep(100) === undefined)
+    check(obs.retention_after_alter === '7200000', `retention.ms after alter ${obs.retention_after_alter}`)
+    await a.deleteTopics({ topics: [topic], timeout: 15000 })
+    let last = 'still present'
+    for (const end2 = Date.now() + 15000; Date.now() < end2; await sleep(200)) {
+      last = await topicError(a, topic)
+      if (last === 'UNKNOWN_TOPIC_OR_PARTITION') break
+    }
+    obs.after_delete = last
+    check(last === 'UNKNOWN_TOPIC_OR_PARTITION', `after delete: ${last}`)
+  })
+}
+
+const codec = (name, type) => async (obs) => {
+  if (type === undefined) throw new NotApplicable(`KafkaJS ships no ${name} codec (the plugin packages need a native build)`)
+  await create(topic)
+  const values = vals(20, `v-${name}-`)
+  const offs = await produce(topic, values, { compression: type })
+  obs.produced_offsets = `${Math.min(...offs)}..${Math.min(...offs) + 19}`
+  const msgs = await readGroup(topic, 20)
+  checkExact(msgs, values, 0)
+  obs.consumed = msgs.length
+}
+S['codec-none'] = codec('none', CompressionTypes.None)
+S['codec-gzip'] = codec('gzip', CompressionTypes.GZIP)
+S['codec-snappy'] = codec('snappy', CompressionTypes.Snappy)
+S['codec-lz4'] = codec('lz4', undefined)
+S['codec-zstd'] = codec('zstd', undefined)
+
+S['record-fields'] = async (obs) => {
+  await create(topic)
+  const p = kafka.producer({ allowAutoTopicCreation: false })
+  await p.connect()
+  await p.send({
+    topic, acks: -1, messages: [
+      { key: 'k0', value: 'v0', partition: 0, timestamp: String(BASE_TS + 1000), headers: { h1: ['a', 'b'], h2: 'c' } },
+      { key: null, value: 'v1', partition: 0, timestamp: String(BASE_TS + 2000) },
+      { key: 'k2', value: null, partition: 0, timestamp: String(BASE_TS + 3000), headers: { h3: '' } },
+    ],
+  })
+  await p.disconnect()
+  const desc = (await readGroup(topic, 3)).map((m) => {
+    let hs = ''
+    for (const [k, v] of Object.entries(m.headers || {})) for (const x of [].concat(v)) hs += `${k}=${x === null ? '<null>' : x.toString()};`
+    const key = m.key === null ? '<null>' : m.key.toString()
+    const val = m.value === null ? '<null>' : m.value.toString()
+    return `key=${key} value=${val} ts=+${Number(m.timestamp) - BASE_TS} CreateTime headers=${hs}`
+  })
+  obs.records = desc
+  const want = ['key=k0 value=v0 ts=+1000 CreateTime headers=h1=a;h1=b;h2=c;',
+    'key=<null> value=v1 ts=+2000 CreateTime headers=',
+    'key=k2 value=<null> ts=+3000 CreateTime headers=h3=;']
+  check(eq(desc, want), `round-trip differs: expected ${JSON.stringify(want)} got ${JSON.stringify(desc)}`)
+}
+
+S['offset-earliest'] = async (obs) => {
+  await create(topic)
+  await produce(topic, vals(5, 'e-'))
+  const msgs = await readGroup(topic, 5, {}, true, `${topic}-g`, 25)
+  checkExact(msgs, vals(5, 'e-'), 0)
+  obs.first_offset = Number(msgs[0].offset)
+  obs.count = msgs.length
+}
+
+S['offset-latest'] = async (obs) => {
+  await create(topic)
+  await produce(topic, vals(5, 'old-'))
+  const c = kafka.consumer({ groupId: `${topic}-g`, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200 })
+  await c.connect()
+  const got = []
+  const p = kafka.producer({ allowAutoTopicCreation: false })
+  await p.connect()
+  try {
+    await c.subscribe({ topics: [topic], fromBeginning: false })
+    await c.run({ autoCommit: false, eachMessage: async ({ message }) => { got.push(message) } })
+    const end = Date.now() + 25000
+    for (let i = 0; got.length === 0 && Date.now() < end; i++) {
+      await p.send({ topic, acks: -1, messages: [{ value: `new-${i}`, partition: 0 }] })
+      for (const e2 = Date.now() + 1000; got.length === 0 && Date.now() < e2;) await sleep(50)
+    }
+    await sleep(500)
+    check(got.length > 0, 'nothing consumed')
+    obs.saw_old = got.some((m) => Number(m.offset) < 5)
+    obs.got_new = true
+    check(!obs.saw_old, `latest consumer saw old records: ${got.map((m) => m.value.toString())}`)
+  } finally {
+    await c.disconnect()
+    await p.disconnect()
+  }
+}
+
+async function produceTs (t, deltas) {
+  const p = kafka.producer({ allowAutoTopicCreation: false })
+  await p.connect()
+  await p.send({ topic: t, acks: -1, messages: deltas.map((d, i) => ({ key: `k${i}`, value: `t-${i}`, partition: 0, timestamp: String(BASE_TS + d) })) })
+  await p.disconnect()
+}
+
+S['offsets-for-times'] = async (obs) => {
+  await create(topic)
+  await produceTs(topic, [0, 1000, 2000, 3000, 4000])
+  await withAdmin(async (a) => {
+    for (const d of [2500, 0, 10000]) {
+      const r = await a.fetchTopicOffsetsByTimestamp(topic, BASE_TS + d)
+      obs[`ts+${d}`] = Number(r.find((x) => x.partition === 0).offset)
+    }
+  })
+  check(obs['ts+2500'] === 3, `offset for +2500 = ${obs['ts+2500']}`)
+  check(obs['ts+0'] === 0, `offset for +0 = ${obs['ts+0']}`)
+  // KafkaJS documents that when Kafka answers -1 (no such record) it returns the high watermark
+  check(obs['ts+10000'] === 5, `offset for future = ${obs['ts+10000']}, expected the end offset 5`)
+}
+
+S['group-rebalance'] = async (obs) => {
+  await create(topic, 3)
+  const members = []
+  try {
+    for (let i = 0; i < 3; i++) {
+      const c = kafka.consumer({ groupId: `${topic}-g`, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200, rebalanceTimeout: 20000 })
+      const m = { c, parts: [] }
+      c.on(c.events.GROUP_JOIN, (e) => { m.parts = (e.payload.memberAssignment[topic] || []).slice() })
+      await c.connect()
+      await c.subscribe({ topics: [topic] })
+      await c.run({ autoCommit: false, eachMessage: async () => {} })
+      members.push(m)
+    }
+    const covered = async (ms, seconds) => {
+      let sizes = ''
+      for (const end = Date.now() + seconds * 1000; Date.now() < end; await sleep(100)) {
+        const ns = ms.map((m) => m.parts.length).sort()
+        sizes = ns.join(',')
+        const union = new Set(ms.flatMap((m) => m.parts))
+        if (union.size === 3 && ns.reduce((x, y) => x + y, 0) === 3 && !ns.includes(0)) return sizes
+      }
+      return `${sizes} (timed out)`
+    }
+    obs.phase1 = await covered(members, 40)
+    check(obs.phase1 === '1,1,1', `three members: ${obs.phase1}`)
+    await members.pop().c.disconnect()
+    obs.phase2 = await covered(members, 30)
+    check(obs.phase2 === '1,2', `after one left: ${obs.phase2}`)
+  } finally {
+    for (const m of members) await m.c.disconnect()
+  }
+}
+
+S['commit-resume'] = async (obs) => {
+  await create(topic)
+  await produce(topic, vals(10, 'c-'))
+  const g = `${topic}-g`
+  const c = kafka.consumer({ groupId: g, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200 })
+  await c.connect()
+  const got = []
+  try {
+    await c.subscribe({ topics: [topic], fromBeginning: true })
+    await c.run({ autoCommit: false, eachMessage: async ({ message }) => { got.push(message) } })
+    for (const end = Date.now() + 25000; got.length < 4 && Date.now() < end;) await sleep(50)
+    check(got.length >= 4, `first member read ${got.length}`)
+    await c.commitOffsets([{ topic, partition: 0, offset: '4' }])
+  } finally { await c.disconnect() }
+  await withAdmin(async (a) => {
+    const r = await a.fetchOffsets({ groupId: g, topics: [topic] })
+    obs.committed = Number(r[0].partitions.find((p) => p.partition === 0).offset)
+  })
+  check(obs.committed === 4, `committed offset ${obs.committed}`)
+  const rs = await readGroup(topic, 6, {}, false, g, 25)
+  obs.resumed_first = rs.length ? Number(rs[0].offset) : -1
+  obs.resumed_count = rs.length
+  checkExact(rs, vals(10, 'c-').slice(4), 4)
+}
+
+S['idempotent-produce'] = async (obs) => {
+  await create(topic)
+  const offs = await produce(topic, vals(10, 'i-'), {}, { idempotent: true, maxInFlightRequests: 1 })
+  obs.produced_offsets = `${offs[0]}..${offs[0] + 9}`
+  checkExact(await readGroup(topic, 10), vals(10, 'i-'), 0)
+}
+
+S.transactions = async (obs) => {
+  await create(topic)
+  const p = kafka.producer({ transactionalId: `${topic}-tx`, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  await p.connect()
+  try {
+    const txn = async (values, commit) => {
+      const tx = await p.transaction()
+      await tx.send({ topic, acks: -1, messages: values.map((v) => ({ value: v, partition: 0 })) })
+      if (commit) await tx.commit(); else await tx.abort()
+    }
+    await txn(['a0', 'a1', 'a2'], true)
+    await txn(['b0', 'b1'], false)
+    await txn(['c0'], true)
+  } finally { await p.disconnect() }
+  const rc = (await readGroup(topic, 4, { readUncommitted: false })).map((m) => m.value.toString())
+  const ru = (await readGroup(topic, 6, { readUncommitted: true })).map((m) => m.value.toString())
+  obs.read_committed = rc
+  obs.read_uncommitted_count = ru.length
+  check(eq(rc, ['a0', 'a1', 'a2', 'c0']), `read_committed saw ${rc}`)
+  check(eq(ru, ['a0', 'a1', 'a2', 'b0', 'b1', 'c0']), `read_uncommitted saw ${ru}`)
+  await withAdmin(async (a) => {
+    const o = await a.fetchTopicOffsets(topic)
+    obs.end_offset = Number(o.find((x) => x.partition === 0).high)
+  })
+  check(obs.end_offset === 9, `end offset ${obs.end_offset}, expected 9`)
+}
+
+S['delete-records'] = async (obs) => {
+  await create(topic)
+  await produce(topic, vals(10, 'd-'))
+  await withAdmin(async (a) => {
+    await a.fetchTopicMetadata({ topics: [topic] }) // KafkaJS needs the topic's metadata loaded first
+    await a.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '4' }] })
+    const o = await a.fetchTopicOffsets(topic)
+    obs.earliest = Number(o.find((x) => x.partition === 0).low)
+  })
+  check(obs.earliest === 4, `earliest after delete ${obs.earliest}`)
+  const rs = await readGroup(topic, 6)
+  obs.first_consumed = rs.length ? Number(rs[0].offset) : -1
+  checkExact(rs, vals(10, 'd-').slice(4), 4)
+}
+
+S['list-offsets'] = async (obs) => {
+  await create(topic)
+  await produceTs(topic, [1000, 2000, 9000, 3000, 4000])
+  await withAdmin(async (a) => {
+    const o = (await a.fetchTopicOffsets(topic)).find((x) => x.partition === 0)
+    obs.earliest = Number(o.low)
+    obs.latest = Number(o.high)
+  })
+  // KafkaJS has no max-timestamp (KIP-734) lookup: only earliest/latest are checked
+  check(obs.earliest === 0 && obs.latest === 5, `earliest/latest ${obs.earliest}/${obs.latest}`)
+}
+
+S['err-unknown-topic'] = async (obs) => withAdmin(async (a) => {
+  obs.describe_error = await topicError(a, topic)
+  check(obs.describe_error === 'UNKNOWN_TOPIC_OR_PARTITION', `describe error ${obs.describe_error}`)
+})
+
+S['err-record-too-large'] = async (obs) => {
+  await create(topic, 1, { 'max.message.bytes': '2048' })
+  const p = kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } })
+  await p.connect()
+  try {
+    try {
+      await p.send({ topic, acks: -1, messages: [{ key: 'big', value: 'x'.repeat(10000), partition: 0 }] })
+      throw new Fail('10 kB record accepted by a topic with max.message.bytes=2048')
+    } catch (e) {
+      if (e instanceof Fail) throw e
+      obs.error = errName(e)
+    }
+    const r = await p.send({ topic, acks: -1, messages: [{ key: 'small', value: 'ok', partition: 0 }] })
+    obs.next_offset = Number(r[0].baseOffset)
+  } finally { await p.disconnect() }
+  check(obs.error === 'MESSAGE_TOO_LARGE', `error ${obs.error}`)
+  check(obs.next_offset === 0, `small record after the rejected one at ${obs.next_offset}`)
+}
+
+S['err-invalid-config'] = async (obs) => withAdmin(async (a) => {
+  try {
+    await a.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'cleanup.policy', value: 'bogus' }] }] })
+    throw new Fail('CreateTopics with cleanup.policy=bogus succeeded')
+  } catch (e) {
+    if (e instanceof Fail) throw e
+    obs.error = errName(e)
+  }
+  obs.created = (await a.listTopics()).includes(topic)
+  check(obs.error === 'INVALID_CONFIG', `error ${obs.error}`)
+  check(!obs.created, 'topic exists after a rejected create')
+})
+
+async function main () {
+  const obs = {}
+  let status = 'pass'
+  let detail = ''
+  try {
+    const fn = S[scenario]
+    if (!fn) { status = 'not_yet'; detail = `no driver for ${scenario} yet` } else await fn(obs)
+  } catch (e) {
+    if (e instanceof NotApplicable) { status = 'n/a'; detail = e.message } else {
+      status = 'fail'
+      detail = e instanceof Fail ? e.message : `${e.name}: ${e.message}`
+      if (!(e instanceof Fail)) console.error(e)
+    }
+  }
+  process.stdout.write(`@@RESULT ${JSON.stringify({ status, detail, obs })}\n`, () => process.exit(0))
+}
+main()
