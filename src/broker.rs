@@ -11,6 +11,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::config::{topic, BrokerConfig};
+use crate::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogConfig, LogError, LogManager};
 use crate::metadata::{MetadataError, MetadataRecord, MetadataStore, TopicMeta, METADATA_DIR};
 use crate::replica::{Partition, ReplicaManager};
@@ -52,8 +53,11 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub logs: LogManager,
     pub replicas: ReplicaManager,
+    pub groups: Arc<GroupCoordinator>,
     /// Serializes metadata-changing operations so validation and commit see the same state.
     admin: Mutex<()>,
+    /// Serializes the lazy creation of `__consumer_offsets`.
+    group_init: Mutex<()>,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -64,12 +68,15 @@ impl Broker {
         let root = config.log_dir.clone();
         let logs = LogManager::new(&root)?;
         let metadata = MetadataStore::open(&root)?;
+        let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
         let broker = Arc::new(Broker {
             config,
             metadata,
             logs,
             replicas: ReplicaManager::default(),
+            groups,
             admin: Mutex::new(()),
+            group_init: Mutex::new(()),
         });
         let mut known = HashSet::new();
         for t in broker.metadata.topics() {
@@ -79,6 +86,9 @@ impl Broker {
             }
         }
         broker.logs.remove_strays(&known, &[METADATA_DIR]);
+        if broker.metadata.topic(OFFSETS_TOPIC).is_some() {
+            broker.load_groups()?;
+        }
         info!(topics = broker.metadata.topics().len(), cluster_id = %broker.metadata.cluster_id, "broker state loaded");
         Ok(broker)
     }
@@ -96,6 +106,43 @@ impl Broker {
         ));
         self.replicas.insert(p.clone());
         Ok(p)
+    }
+
+    /// The group coordinator, creating `__consumer_offsets` on first use like Kafka.
+    pub fn group_coordinator(&self) -> Result<&GroupCoordinator, AdminError> {
+        if !self.groups.is_loaded() {
+            let _guard = self.group_init.lock();
+            if !self.groups.is_loaded() {
+                if self.metadata.topic(OFFSETS_TOPIC).is_none() {
+                    let mut configs = BTreeMap::new();
+                    configs.insert("cleanup.policy".to_string(), "compact".to_string());
+                    configs.insert("segment.bytes".to_string(), "104857600".to_string());
+                    let partitions = Some(self.config.groups.offsets_partitions);
+                    match self.create_topic(OFFSETS_TOPIC, partitions, Some(1), configs, false) {
+                        Ok(_) | Err(AdminError::TopicExists(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.load_groups()?;
+            }
+        }
+        Ok(&self.groups)
+    }
+
+    fn load_groups(&self) -> Result<(), AdminError> {
+        let meta = self
+            .metadata
+            .topic(OFFSETS_TOPIC)
+            .ok_or(AdminError::UnknownTopic)?;
+        let logs = (0..meta.partitions)
+            .map(|p| {
+                self.partition(OFFSETS_TOPIC, p)
+                    .map(|p| p.log.clone())
+                    .ok_or(AdminError::UnknownTopic)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.groups.load(logs)?;
+        Ok(())
     }
 
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {

@@ -22,6 +22,7 @@
 pub mod alloc;
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod handlers;
 pub mod log;
 pub mod metadata;

@@ -52,6 +52,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     info!(addr = %listen, data = %broker.config.log_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "Strom is serving Kafka clients");
     let shutdown = CancellationToken::new();
     spawn_maintenance(broker.clone(), shutdown.clone());
+    tokio::spawn(broker.groups.clone().run_timers(shutdown.clone()));
     let signals = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

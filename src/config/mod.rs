@@ -71,6 +71,8 @@ pub struct BrokerConfig {
     pub acks_all_fsync: bool,
     /// `producer.id.expiration.ms`: idle idempotent-producer state is dropped after this.
     pub producer_id_expiration_ms: i64,
+    /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
+    pub groups: crate::coordinator::GroupConfig,
     /// Topic-level defaults derived from the `log.*` broker keys, by topic key name.
     pub topic_defaults: BTreeMap<&'static str, String>,
     /// Every key explicitly set (file, --set, flags) with its value, for DescribeConfigs.
@@ -97,7 +99,6 @@ const IGNORED_KEYS: &[&str] = &[
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "group.initial.rebalance.delay.ms",
     "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
     "log.cleaner.enable",
@@ -236,6 +237,29 @@ impl BrokerConfig {
             "producer.id.expiration.ms" => {
                 self.producer_id_expiration_ms = parse_num(key, v, 1, i64::MAX)?
             }
+            "group.min.session.timeout.ms" => {
+                self.groups.session_timeout_min_ms = parse_num(key, v, 1, i32::MAX as i64)? as i32
+            }
+            "group.max.session.timeout.ms" => {
+                self.groups.session_timeout_max_ms = parse_num(key, v, 1, i32::MAX as i64)? as i32
+            }
+            "group.max.size" => {
+                self.groups.max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.groups.initial_rebalance_delay_ms =
+                    parse_num(key, v, 0, i32::MAX as i64)? as u64
+            }
+            "offsets.retention.minutes" => {
+                self.groups.offsets_retention_ms = parse_num(key, v, 1, i32::MAX as i64)? * 60_000
+            }
+            "offset.metadata.max.bytes" => {
+                self.groups.offset_metadata_max_bytes =
+                    parse_num(key, v, 0, i32::MAX as i64)? as usize
+            }
+            "offsets.topic.num.partitions" => {
+                self.groups.offsets_partitions = parse_num(key, v, 1, 1000)? as i32
+            }
             "log.retention.hours" | "log.retention.minutes" | "log.retention.ms" => {
                 let ms = scaled_ms(key, v)?;
                 // Kafka: ms wins over minutes wins over hours.
@@ -325,6 +349,15 @@ impl Default for BrokerConfig {
             flush_interval_ms: i64::MAX,
             acks_all_fsync: true,
             producer_id_expiration_ms: 86_400_000,
+            groups: crate::coordinator::GroupConfig {
+                session_timeout_min_ms: 6_000,
+                session_timeout_max_ms: 1_800_000,
+                max_size: 10_000,
+                initial_rebalance_delay_ms: 3_000,
+                offsets_retention_ms: 7 * 24 * 3_600_000,
+                offset_metadata_max_bytes: 4096,
+                offsets_partitions: 50,
+            },
             topic_defaults: BTreeMap::new(),
             explicit: BTreeMap::new(),
         }

@@ -96,6 +96,17 @@ registry!(
     list_offsets,
     create_topics,
     init_producer_id,
+    find_coordinator,
+    join_group,
+    sync_group,
+    heartbeat,
+    leave_group,
+    offset_commit,
+    offset_fetch,
+    list_groups,
+    describe_groups,
+    delete_groups,
+    offset_delete,
 );
 
 pub fn spec(key: ApiKey) -> Option<ApiSpec> {

@@ -124,6 +124,117 @@ pub fn record_timestamps(
     Ok(out)
 }
 
+/// One record of a batch, borrowed from the (decompressed) records buffer.
+pub struct RecordRef<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+fn bytes_field<'a>(rec: &mut &'a [u8]) -> Result<Option<&'a [u8]>, RecordsError> {
+    let len = varint(rec)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    let len = len as usize;
+    if len > rec.len() {
+        return Err(RecordsError::Malformed("field length past end"));
+    }
+    let (v, rest) = rec.split_at(len);
+    *rec = rest;
+    Ok(Some(v))
+}
+
+/// Calls `f` for every record of the batch (keys and values; headers are skipped).
+/// Used by coordinators replaying their internal topics.
+pub fn for_each_record(
+    batch: &BatchView<'_>,
+    cap: usize,
+    mut f: impl FnMut(RecordRef<'_>),
+) -> Result<(), RecordsError> {
+    let data = decompress(batch.compression(), &batch.bytes()[HEADER_LEN..], cap)?;
+    let mut buf = &data[..];
+    for _ in 0..batch.records_count().max(0) {
+        let len = varint(&mut buf)?;
+        if len < 0 || len as usize > buf.len() {
+            return Err(RecordsError::Malformed("record length past end"));
+        }
+        let mut rec = &buf[..len as usize];
+        buf = &buf[len as usize..];
+        rec = rec
+            .get(1..)
+            .ok_or(RecordsError::Malformed("empty record"))?;
+        let ts_delta = varint(&mut rec)?;
+        let off_delta = varint(&mut rec)?;
+        let key = bytes_field(&mut rec)?;
+        let value = bytes_field(&mut rec)?;
+        f(RecordRef {
+            offset: batch.base_offset() + off_delta,
+            timestamp: batch.base_timestamp() + ts_delta,
+            key,
+            value,
+        });
+    }
+    Ok(())
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// Builds an uncompressed v2 batch (producer id -1) of `(key, value)` records, all stamped
+/// `timestamp_ms`. Used by coordinators writing their internal topics; the log assigns offsets.
+/// A record to write: (key, value), either may be null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+pub fn build_batch(records: &[KeyValue<'_>], timestamp_ms: i64) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut rec = Vec::new();
+    for (i, (k, v)) in records.iter().enumerate() {
+        rec.clear();
+        rec.push(0); // attributes
+        put_varint(&mut rec, 0); // timestamp delta
+        put_varint(&mut rec, i as i64); // offset delta
+        for field in [k, v] {
+            match field {
+                Some(b) => {
+                    put_varint(&mut rec, b.len() as i64);
+                    rec.extend_from_slice(b);
+                }
+                None => put_varint(&mut rec, -1),
+            }
+        }
+        put_varint(&mut rec, 0); // headers
+        put_varint(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let n = records.len() as i32;
+    let mut b = Vec::with_capacity(HEADER_LEN + body.len());
+    b.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    b.extend_from_slice(&((HEADER_LEN - 12 + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // leader epoch
+    b.push(2); // magic
+    b.extend_from_slice(&[0; 4]); // crc, below
+    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    b.extend_from_slice(&(n - 1).to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +247,30 @@ mod tests {
         assert_eq!(
             record_timestamps(&v, 1 << 20).expect("ok"),
             vec![(0, 100), (1, 101), (2, 102)]
+        );
+    }
+
+    #[test]
+    fn build_and_walk_records() {
+        let recs: [super::KeyValue<'_>; 2] = [(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)];
+        let b = super::build_batch(&recs, 77);
+        let v = BatchView::parse(&b).expect("valid");
+        let mut seen = Vec::new();
+        for_each_record(&v, 1 << 20, |r| {
+            seen.push((
+                r.offset,
+                r.timestamp,
+                r.key.map(<[u8]>::to_vec),
+                r.value.map(<[u8]>::to_vec),
+            ))
+        })
+        .expect("walk");
+        assert_eq!(
+            seen,
+            vec![
+                (0, 77, Some(b"k1".to_vec()), Some(b"v1".to_vec())),
+                (1, 77, Some(b"k2".to_vec()), None)
+            ]
         );
     }
 

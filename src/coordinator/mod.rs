@@ -1,0 +1,663 @@
+//! Coordinators: state machines whose changes are records in an internal topic, rebuilt by
+//! replaying it at start.
+//!
+//! [`GroupCoordinator`] serves classic consumer groups and committed offsets; its records live
+//! in `__consumer_offsets` ([`codec`], Kafka's own layout), partitioned by the group id's Java
+//! hash like Kafka, created on first use. Operations apply to memory under the group's lock and
+//! append their record in the same critical section, so memory order is log order; callers
+//! that must not answer before durability (OffsetCommit) wait for the fsync of that append.
+
+pub mod codec;
+pub mod group;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
+
+use crate::coordinator::codec::{Key, OffsetValue};
+use crate::coordinator::group::{
+    Group, GroupState, JoinOutcome, JoinRequest, JoinResult, Limits, SyncOutcome, SyncResult,
+};
+use crate::log::{now_ms, LogError, PartitionLog};
+use crate::protocol::batch::BatchIter;
+use crate::protocol::records::{build_batch, for_each_record, KeyValue};
+use crate::protocol::WireError;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Settings of the group coordinator (Kafka's keys, see config).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub session_timeout_min_ms: i32,
+    pub session_timeout_max_ms: i32,
+    pub max_size: usize,
+    pub initial_rebalance_delay_ms: u64,
+    pub offsets_retention_ms: i64,
+    pub offset_metadata_max_bytes: usize,
+    pub offsets_partitions: i32,
+}
+
+/// A durability point: callers await `log.flush_to(end)` before answering.
+pub type Pending = Option<(Arc<PartitionLog>, i64)>;
+
+pub struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    pub config: GroupConfig,
+    limits: Limits,
+    logs: RwLock<Vec<Arc<PartitionLog>>>,
+}
+
+/// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, Java's String hash over UTF-16 units.
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
+    }
+    (h & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// One group as listed by ListGroups.
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+}
+
+/// One member as shown by DescribeGroups.
+pub struct MemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+pub struct GroupDescription {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig) -> Self {
+        let limits = Limits {
+            session_timeout_min_ms: config.session_timeout_min_ms,
+            session_timeout_max_ms: config.session_timeout_max_ms,
+            max_size: config.max_size,
+            initial_rebalance_delay_ms: config.initial_rebalance_delay_ms,
+        };
+        GroupCoordinator {
+            groups: Mutex::new(HashMap::new()),
+            config,
+            limits,
+            logs: RwLock::new(Vec::new()),
+        }
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        !self.logs.read().is_empty()
+    }
+
+    /// Attaches the `__consumer_offsets` partitions and replays them.
+    pub fn load(&self, logs: Vec<Arc<PartitionLog>>) -> Result<(), LogError> {
+        let now = Instant::now();
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        for log in &logs {
+            let end = log.log_end_offset();
+            let mut offset = log.log_start_offset();
+            while offset < end {
+                let r = log.read(offset, 4 << 20, end, true)?;
+                if r.data.is_empty() {
+                    break;
+                }
+                for batch in BatchIter::new(&r.data, false) {
+                    let batch = batch?;
+                    offset = batch.last_offset() + 1;
+                    let res = for_each_record(&batch, 64 << 20, |rec| {
+                        let Some(key) = rec.key.and_then(|k| codec::decode_key(k).ok()) else {
+                            return;
+                        };
+                        match key {
+                            Key::Offset {
+                                group,
+                                topic,
+                                partition,
+                            } => {
+                                let g = groups
+                                    .entry(group.clone())
+                                    .or_insert_with(|| Group::new(&group));
+                                match rec.value.and_then(|v| codec::decode_offset(v).ok()) {
+                                    Some(v) => {
+                                        g.offsets.insert((topic, partition), v);
+                                    }
+                                    None => {
+                                        g.offsets.remove(&(topic, partition));
+                                    }
+                                }
+                            }
+                            Key::Group { group } => {
+                                match rec.value.and_then(|v| codec::decode_group(v).ok()) {
+                                    Some(v) => groups
+                                        .entry(group.clone())
+                                        .or_insert_with(|| Group::new(&group))
+                                        .load(v, now),
+                                    None => {
+                                        groups.remove(&group);
+                                    }
+                                }
+                            }
+                        }
+                    });
+                    if let Err(e) = res {
+                        tracing::warn!(log = log.name(), error = %e, "skipping unreadable __consumer_offsets batch");
+                    }
+                }
+            }
+        }
+        tracing::info!(groups = groups.len(), "group coordinator loaded");
+        let mut map = self.groups.lock();
+        for (id, g) in groups {
+            map.insert(id, Arc::new(Mutex::new(g)));
+        }
+        *self.logs.write() = logs;
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
+        self.groups.lock().get(id).cloned()
+    }
+
+    fn get_or_create(&self, id: &str) -> Result<Arc<Mutex<Group>>, i16> {
+        let mut map = self.groups.lock();
+        if let Some(g) = map.get(id) {
+            return Ok(g.clone());
+        }
+        // Bound the number of groups a client can create.
+        if map.len() >= 1_000_000 {
+            return Err(WireError::CoordinatorNotAvailable.code());
+        }
+        let g = Arc::new(Mutex::new(Group::new(id)));
+        map.insert(id.to_string(), g.clone());
+        Ok(g)
+    }
+
+    fn log_for(&self, group: &str) -> Option<Arc<PartitionLog>> {
+        let logs = self.logs.read();
+        let p = partition_for(group, logs.len() as i32) as usize;
+        logs.get(p).cloned()
+    }
+
+    /// Appends records for `group` to its `__consumer_offsets` partition.
+    fn append(
+        &self,
+        group: &str,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<Pending, LogError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let Some(log) = self.log_for(group) else {
+            return Ok(None);
+        };
+        let refs: Vec<KeyValue<'_>> = records
+            .iter()
+            .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+            .collect();
+        let mut data = build_batch(&refs, now_ms());
+        let info = log.append(&mut data, 0, now_ms())?;
+        Ok(Some((log, info.last_offset + 1)))
+    }
+
+    /// Persists the group's membership when a rebalance reached Stable or the group emptied.
+    fn persist_if_settled(&self, g: &Group, before: (i32, GroupState)) {
+        let settled = matches!(g.state, GroupState::Stable | GroupState::Empty);
+        if settled && (g.generation, g.state) != before {
+            let key = codec::encode_key(&Key::Group {
+                group: g.id.clone(),
+            });
+            let value = codec::encode_group(&g.to_value());
+            if let Err(e) = self.append(&g.id, &[(key, Some(value))]) {
+                tracing::warn!(group = %g.id, error = %e, "could not persist group metadata");
+            }
+        }
+    }
+
+    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
+        let member = req.member_id.clone();
+        let g = if member.is_empty() {
+            match self.get_or_create(group_id) {
+                Ok(g) => g,
+                Err(code) => return JoinResult::error(code, &member),
+            }
+        } else {
+            match self.get(group_id) {
+                Some(g) => g,
+                None => return JoinResult::error(WireError::UnknownMemberId.code(), &member),
+            }
+        };
+        let outcome = {
+            let mut g = g.lock();
+            let before = (g.generation, g.state);
+            let o = g.join(req, &self.limits, Instant::now());
+            self.persist_if_settled(&g, before);
+            o
+        };
+        match outcome {
+            JoinOutcome::Now(r) => r,
+            JoinOutcome::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| JoinResult::error(WireError::UnknownMemberId.code(), &member)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let Some(g) = self.get(group_id) else {
+            return SyncResult::error(WireError::UnknownMemberId.code());
+        };
+        let outcome = {
+            let mut g = g.lock();
+            let before = (g.generation, g.state);
+            let o = g.sync(
+                member_id,
+                instance_id,
+                generation,
+                protocol_type,
+                protocol_name,
+                assignments,
+            );
+            self.persist_if_settled(&g, before);
+            o
+        };
+        match outcome {
+            SyncOutcome::Now(r) => r,
+            SyncOutcome::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| SyncResult::error(WireError::RebalanceInProgress.code())),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        let Some(g) = self.get(group_id) else {
+            return WireError::UnknownMemberId.code();
+        };
+        let mut g = g.lock();
+        g.heartbeat(member_id, instance_id, generation, Instant::now())
+    }
+
+    pub fn leave(&self, group_id: &str, member_id: &str, instance_id: Option<&str>) -> i16 {
+        let Some(g) = self.get(group_id) else {
+            return WireError::UnknownMemberId.code();
+        };
+        let mut g = g.lock();
+        let before = (g.generation, g.state);
+        let code = g.leave(member_id, instance_id, Instant::now(), &self.limits);
+        self.persist_if_settled(&g, before);
+        code
+    }
+
+    /// OffsetCommit: validates membership, applies and appends. Returns the per-offset error
+    /// codes (in input order) and the durability point to wait for.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        offsets: Vec<(String, i32, OffsetValue)>,
+    ) -> Result<(Vec<i16>, Pending), i16> {
+        let g = if generation < 0 {
+            self.get_or_create(group_id)?
+        } else {
+            self.get(group_id).ok_or(if member_id.is_empty() {
+                WireError::IllegalGeneration.code()
+            } else {
+                WireError::UnknownMemberId.code()
+            })?
+        };
+        let mut g = g.lock();
+        g.validate_commit(member_id, instance_id, generation)?;
+        let mut codes = Vec::with_capacity(offsets.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for (topic, partition, v) in offsets {
+            if v.metadata.len() > self.config.offset_metadata_max_bytes {
+                codes.push(WireError::OffsetMetadataTooLarge.code());
+                continue;
+            }
+            codes.push(0);
+            records.push((
+                codec::encode_key(&Key::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition,
+                }),
+                Some(codec::encode_offset(&v)),
+            ));
+            accepted.push((topic, partition, v));
+        }
+        let pending = match self.append(group_id, &records) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(group = group_id, error = %e, "offset commit append failed");
+                let code = storage_code(&e);
+                return Ok((
+                    codes
+                        .iter()
+                        .map(|c| if *c == 0 { code } else { *c })
+                        .collect(),
+                    None,
+                ));
+            }
+        };
+        for (topic, partition, v) in accepted {
+            g.offsets.insert((topic, partition), v);
+        }
+        Ok((codes, pending))
+    }
+
+    /// Committed offsets of a group: all of them (`None`) or the requested partitions.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        wanted: Option<&[(String, i32)]>,
+    ) -> Vec<(String, i32, Option<OffsetValue>)> {
+        let Some(g) = self.get(group_id) else {
+            return wanted
+                .unwrap_or(&[])
+                .iter()
+                .map(|(t, p)| (t.clone(), *p, None))
+                .collect();
+        };
+        let g = g.lock();
+        match wanted {
+            Some(list) => list
+                .iter()
+                .map(|(t, p)| (t.clone(), *p, g.offsets.get(&(t.clone(), *p)).cloned()))
+                .collect(),
+            None => {
+                let mut all: Vec<_> = g
+                    .offsets
+                    .iter()
+                    .map(|((t, p), v)| (t.clone(), *p, Some(v.clone())))
+                    .collect();
+                all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+                all
+            }
+        }
+    }
+
+    pub fn list(&self) -> Vec<GroupListing> {
+        let groups: Vec<_> = self.groups.lock().values().cloned().collect();
+        let mut out: Vec<GroupListing> = groups
+            .iter()
+            .map(|g| {
+                let g = g.lock();
+                GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state.name(),
+                }
+            })
+            .filter(|l| l.state != "Dead")
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe(&self, group_id: &str) -> GroupDescription {
+        let Some(g) = self.get(group_id) else {
+            return GroupDescription {
+                state: "Dead",
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+        };
+        let g = g.lock();
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let stable = g.state == GroupState::Stable;
+        GroupDescription {
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone(),
+            members: g
+                .members
+                .values()
+                .map(|m| MemberDescription {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default(),
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// DeleteGroups for one group: only when it has no members.
+    pub fn delete(&self, group_id: &str) -> Result<Pending, i16> {
+        let g = self
+            .get(group_id)
+            .ok_or(WireError::GroupIdNotFound.code())?;
+        let mut g = g.lock();
+        if !g.is_empty() {
+            return Err(WireError::NonEmptyGroup.code());
+        }
+        if g.state == GroupState::Dead {
+            return Err(WireError::GroupIdNotFound.code());
+        }
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = g
+            .offsets
+            .keys()
+            .map(|(t, p)| {
+                (
+                    codec::encode_key(&Key::Offset {
+                        group: group_id.to_string(),
+                        topic: t.clone(),
+                        partition: *p,
+                    }),
+                    None,
+                )
+            })
+            .collect();
+        records.push((
+            codec::encode_key(&Key::Group {
+                group: group_id.to_string(),
+            }),
+            None,
+        ));
+        let pending = self
+            .append(group_id, &records)
+            .map_err(|e| storage_code(&e))?;
+        g.state = GroupState::Dead;
+        g.offsets.clear();
+        drop(g);
+        self.groups.lock().remove(group_id);
+        Ok(pending)
+    }
+
+    /// OffsetDelete: removes committed offsets of partitions the group does not consume now.
+    /// `subscribed(topic)` tells whether an active member subscribes to a topic.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<(Vec<i16>, Pending), i16> {
+        let g = self
+            .get(group_id)
+            .ok_or(WireError::GroupIdNotFound.code())?;
+        let mut g = g.lock();
+        if g.protocol_type.as_deref().is_some_and(|t| t != "consumer") && !g.is_empty() {
+            return Err(WireError::NonEmptyGroup.code());
+        }
+        let subscribed = subscribed_topics(&g);
+        let mut codes = Vec::new();
+        let mut records = Vec::new();
+        let mut removed = Vec::new();
+        for (t, p) in partitions {
+            if !g.is_empty() && subscribed.iter().any(|s| s == t) {
+                codes.push(WireError::GroupSubscribedToTopic.code());
+                continue;
+            }
+            codes.push(0);
+            if g.offsets.contains_key(&(t.clone(), *p)) {
+                records.push((
+                    codec::encode_key(&Key::Offset {
+                        group: group_id.to_string(),
+                        topic: t.clone(),
+                        partition: *p,
+                    }),
+                    None,
+                ));
+                removed.push((t.clone(), *p));
+            }
+        }
+        let pending = self
+            .append(group_id, &records)
+            .map_err(|e| storage_code(&e))?;
+        for k in removed {
+            g.offsets.remove(&k);
+        }
+        Ok((codes, pending))
+    }
+
+    /// Drives session/rebalance timeouts and offset retention until `shutdown`.
+    pub async fn run_timers(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut last_retention = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let now = Instant::now();
+            let groups: Vec<_> = self.groups.lock().values().cloned().collect();
+            let retention_due = now.duration_since(last_retention) >= Duration::from_secs(60);
+            for g in groups {
+                let mut g = g.lock();
+                let before = (g.generation, g.state);
+                if g.tick(now, &self.limits) {
+                    self.persist_if_settled(&g, before);
+                }
+                if retention_due && g.state == GroupState::Empty {
+                    self.expire_offsets(&mut g);
+                }
+            }
+            if retention_due {
+                last_retention = now;
+            }
+        }
+    }
+
+    fn expire_offsets(&self, g: &mut Group) {
+        let cutoff = now_ms() - self.config.offsets_retention_ms;
+        let expired: Vec<(String, i32)> = g
+            .offsets
+            .iter()
+            .filter(|(_, v)| v.commit_timestamp < cutoff)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let records: Vec<_> = expired
+            .iter()
+            .map(|(t, p)| {
+                (
+                    codec::encode_key(&Key::Offset {
+                        group: g.id.clone(),
+                        topic: t.clone(),
+                        partition: *p,
+                    }),
+                    None,
+                )
+            })
+            .collect();
+        if self.append(&g.id, &records).is_ok() {
+            for k in expired {
+                g.offsets.remove(&k);
+            }
+        }
+    }
+}
+
+/// Appending to our own internal topic fails only for storage reasons (poisoned log, I/O).
+fn storage_code(e: &LogError) -> i16 {
+    tracing::warn!(error = %e, "__consumer_offsets append failed");
+    WireError::KafkaStorageError.code()
+}
+
+/// Topics subscribed by the members of a `consumer` group, read from the consumer protocol's
+/// subscription (version i16, topics array of strings, ...).
+fn subscribed_topics(g: &Group) -> Vec<String> {
+    let mut out = Vec::new();
+    let protocol = g.protocol.clone().unwrap_or_default();
+    for m in g.members.values() {
+        let Some((_, meta)) = m.protocols.iter().find(|(n, _)| *n == protocol) else {
+            continue;
+        };
+        let mut b = &meta[..];
+        use bytes::Buf;
+        if b.remaining() < 6 {
+            continue;
+        }
+        let _version = b.get_i16();
+        let n = b.get_i32();
+        for _ in 0..n.max(0) {
+            if b.remaining() < 2 {
+                break;
+            }
+            let len = b.get_i16();
+            if len < 0 || b.remaining() < len as usize {
+                break;
+            }
+            out.push(String::from_utf8_lossy(&b[..len as usize]).to_string());
+            b.advance(len as usize);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_matches_java_hash() {
+        // Java: "my-group".hashCode() == -1906497762; Utils.abs(..) % 50 == 36.
+        assert_eq!(partition_for("my-group", 50), 36);
+        assert_eq!(partition_for("", 50), 0);
+    }
+}

@@ -1,0 +1,21 @@
+//! Heartbeat (key 12), versions 0-4.
+//!
+//! Keeps a member's session alive. REBALANCE_IN_PROGRESS tells it to rejoin;
+//! UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / FENCED_INSTANCE_ID as in Kafka.
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
+
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::protocol::{ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Heartbeat, min: 0, max: 4 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: HeartbeatRequest = ctx.decode(body)?;
+    let code = match ctx.broker.group_coordinator() {
+        Ok(c) => c.heartbeat(req.group_id.0.as_str(), req.member_id.as_str(), req.group_instance_id.as_ref().map(|s| s.as_str()), req.generation_id),
+        Err(_) => WireError::CoordinatorNotAvailable.code(),
+    };
+    ctx.reply(&HeartbeatResponse::default().with_error_code(code))
+}

@@ -1,0 +1,39 @@
+//! ListGroups (key 16), versions 0-5.
+//!
+//! Every group this coordinator knows, with its protocol type; v4+ its state (filterable by
+//! `states_filter`), v5+ its type ("classic"; filterable by `types_filter`, case-insensitive).
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::protocol::ProtocolError;
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ListGroups, min: 0, max: 5 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: ListGroupsRequest = ctx.decode(body)?;
+    let listed = if ctx.broker.groups.is_loaded() { ctx.broker.groups.list() } else { Vec::new() };
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let types: Vec<String> = req.types_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let groups = listed
+        .into_iter()
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|g| {
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                .with_protocol_type(StrBytes::from_string(g.protocol_type));
+            if ctx.version >= 4 {
+                l.group_state = StrBytes::from_static_str(g.state);
+            }
+            if ctx.version >= 5 {
+                l.group_type = StrBytes::from_static_str("classic");
+            }
+            l
+        })
+        .collect();
+    ctx.reply(&ListGroupsResponse::default().with_groups(groups))
+}

@@ -1,0 +1,103 @@
+//! OffsetCommit (key 8), versions 2-9.
+//!
+//! Members commit with their generation; a consumer outside any group (generation -1, no
+//! member id) may commit only while the group has no members. Offsets for partitions that do
+//! not exist get UNKNOWN_TOPIC_OR_PARTITION; metadata over `offset.metadata.max.bytes` gets
+//! OFFSET_METADATA_TOO_LARGE. Accepted offsets are appended to `__consumer_offsets` and the
+//! response waits for that append's fsync: an acknowledged commit survives a crash.
+//! `retention_time_ms` (v2-4) is ignored like in Kafka 4 (offsets.retention.minutes applies).
+
+use bytes::Bytes;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
+
+use crate::coordinator::codec::OffsetValue;
+use crate::handlers::errors::log_error_code;
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::log::now_ms;
+use crate::protocol::{encode_body, ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 9 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: OffsetCommitRequest = ctx.decode(body)?;
+    let broker = &ctx.broker;
+    let now = now_ms();
+    // (topic index, partition index in response) for each offset handed to the coordinator.
+    let mut slots = Vec::new();
+    let mut offsets = Vec::new();
+    let mut topics: Vec<OffsetCommitResponseTopic> = Vec::with_capacity(req.topics.len());
+    for (ti, t) in req.topics.iter().enumerate() {
+        let name = t.name.0.to_string();
+        let known = broker.metadata.topic(&name);
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let mut r = OffsetCommitResponsePartition::default().with_partition_index(p.partition_index);
+            if known.as_ref().is_none_or(|m| p.partition_index < 0 || p.partition_index >= m.partitions) {
+                r.error_code = WireError::UnknownTopicOrPartition.code();
+            } else {
+                slots.push((ti, pi));
+                offsets.push((
+                    name.clone(),
+                    p.partition_index,
+                    OffsetValue {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                        commit_timestamp: now,
+                    },
+                ));
+            }
+            parts.push(r);
+        }
+        topics.push(OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(parts));
+    }
+    let version = ctx.version;
+    let set_all = |topics: &mut Vec<OffsetCommitResponseTopic>, code: i16| {
+        for &(ti, pi) in &slots {
+            topics[ti].partitions[pi].error_code = code;
+        }
+    };
+    if offsets.is_empty() {
+        return ctx.reply(&OffsetCommitResponse::default().with_topics(topics));
+    }
+    let coordinator = match broker.group_coordinator() {
+        Ok(c) => c,
+        Err(_) => {
+            set_all(&mut topics, WireError::CoordinatorNotAvailable.code());
+            return ctx.reply(&OffsetCommitResponse::default().with_topics(topics));
+        }
+    };
+    let group = req.group_id.0.as_str();
+    if group.is_empty() {
+        set_all(&mut topics, WireError::InvalidGroupId.code());
+        return ctx.reply(&OffsetCommitResponse::default().with_topics(topics));
+    }
+    let generation = req.generation_id_or_member_epoch;
+    let instance = req.group_instance_id.as_ref().map(|s| s.as_str());
+    match coordinator.commit(group, req.member_id.as_str(), instance, generation, offsets) {
+        Err(code) => {
+            set_all(&mut topics, code);
+            ctx.reply(&OffsetCommitResponse::default().with_topics(topics))
+        }
+        Ok((codes, pending)) => {
+            for (&(ti, pi), code) in slots.iter().zip(codes) {
+                topics[ti].partitions[pi].error_code = code;
+            }
+            let mut resp = OffsetCommitResponse::default().with_topics(topics);
+            let Some((log, end)) = pending else { return ctx.reply(&resp) };
+            Ok(Reply::Later(Box::pin(async move {
+                if let Err(e) = log.flush_to(end).await {
+                    let code = log_error_code(&e);
+                    for &(ti, pi) in &slots {
+                        let p = &mut resp.topics[ti].partitions[pi];
+                        if p.error_code == 0 {
+                            p.error_code = code;
+                        }
+                    }
+                }
+                encode_body(&resp, version)
+            })))
+        }
+    }
+}

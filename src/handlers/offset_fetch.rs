@@ -1,0 +1,98 @@
+//! OffsetFetch (key 9), versions 1-9.
+//!
+//! v1-7: one group, a topic list or (v2+) null for all committed offsets; v8+: several
+//! groups. Partitions without a commit answer offset -1. `require_stable` (v7+) would wait for
+//! pending transactional commits; none exist until transactions do, so offsets are stable.
+
+use bytes::Bytes;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::coordinator::codec::OffsetValue;
+use crate::coordinator::GroupCoordinator;
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::protocol::{ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 9 };
+
+type Found = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
+
+fn lookup(c: &GroupCoordinator, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Found {
+    let flat: Option<Vec<(String, i32)>> = wanted.map(|w| w.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p))).collect());
+    let rows = c.fetch_offsets(group, flat.as_deref());
+    let mut out: Found = Vec::new();
+    for (t, p, v) in rows {
+        match out.last_mut() {
+            Some((name, parts)) if *name == t => parts.push((p, v)),
+            _ => out.push((t, vec![(p, v)])),
+        }
+    }
+    out
+}
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: OffsetFetchRequest = ctx.decode(body)?;
+    let coordinator = ctx.broker.group_coordinator().ok();
+    let mut resp = OffsetFetchResponse::default();
+    if ctx.version < 8 {
+        let wanted = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+        let Some(c) = coordinator else {
+            resp.error_code = WireError::CoordinatorNotAvailable.code();
+            return ctx.reply(&resp);
+        };
+        resp.topics = lookup(c, req.group_id.0.as_str(), wanted)
+            .into_iter()
+            .map(|(t, parts)| {
+                OffsetFetchResponseTopic::default().with_name(TopicName(StrBytes::from_string(t))).with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, v)| {
+                            let v = v.unwrap_or(OffsetValue { offset: -1, leader_epoch: -1, metadata: String::new(), commit_timestamp: -1 });
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(v.offset)
+                                .with_committed_leader_epoch(v.leader_epoch)
+                                .with_metadata(Some(StrBytes::from_string(v.metadata)))
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        return ctx.reply(&resp);
+    }
+    resp.groups = req
+        .groups
+        .into_iter()
+        .map(|g| {
+            let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            let Some(c) = coordinator else {
+                out.error_code = WireError::CoordinatorNotAvailable.code();
+                return out;
+            };
+            let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+            out.topics = lookup(c, g.group_id.0.as_str(), wanted)
+                .into_iter()
+                .map(|(t, parts)| {
+                    OffsetFetchResponseTopics::default().with_name(TopicName(StrBytes::from_string(t))).with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|(p, v)| {
+                                let v = v.unwrap_or(OffsetValue { offset: -1, leader_epoch: -1, metadata: String::new(), commit_timestamp: -1 });
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(v.offset)
+                                    .with_committed_leader_epoch(v.leader_epoch)
+                                    .with_metadata(Some(StrBytes::from_string(v.metadata)))
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            out
+        })
+        .collect();
+    ctx.reply(&resp)
+}
