@@ -33,7 +33,7 @@ SCENARIOS = [
      "commit offset 4 explicitly, read it back (OffsetFetch), a new member of the group resumes at 4 and reads 6 records"),
     ("idempotent-produce", "idempotence", True, 40,
      "enable.idempotence + acks=all: 10 records exactly once at offsets 0..9"),
-    ("transactions", "transactions", True, 60,
+    ("transactions", "transactions", True, 45,
      "commit a0..a2, abort b0..b1, commit c0: read_committed sees a0 a1 a2 c0, read_uncommitted sees all 6, end offset 9"),
     ("delete-records", "broker core (DeleteRecords)", True, 40,
      "delete before offset 4 of 10: low watermark 4, earliest offset 4, consumption starts at 4"),

@@ -49,7 +49,7 @@ async function produce (t, values, opts = {}, producerOpts = {}) {
 }
 
 // Reads n messages with a fresh group (KafkaJS has no assign()), from the beginning.
-async function readGroup (t, n, consumerOpts = {}, fromBeginning = true, groupId = `${t}-r${Math.random().toString(36).slice(2, 8)}`, seconds = 20) {
+async function readGroup (t, n, consumerOpts = {}, fromBeginning = true, groupId = `${t}-r${Math.random().toString(36).slice(2, 8)}`, seconds = 12) {
   const c = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200, ...consumerOpts })
   await c.connect()
   const got = []
@@ -165,7 +165,7 @@ S['record-fields'] = async (obs) => {
 S['offset-earliest'] = async (obs) => {
   await create(topic)
   await produce(topic, vals(5, 'e-'))
-  const msgs = await readGroup(topic, 5, {}, true, `${topic}-g`, 25)
+  const msgs = await readGroup(topic, 5, {}, true, `${topic}-g`, 15)
   checkExact(msgs, vals(5, 'e-'), 0)
   obs.first_offset = Number(msgs[0].offset)
   obs.count = msgs.length
@@ -182,7 +182,7 @@ S['offset-latest'] = async (obs) => {
   try {
     await c.subscribe({ topics: [topic], fromBeginning: false })
     await c.run({ autoCommit: false, eachMessage: async ({ message }) => { got.push(message) } })
-    const end = Date.now() + 25000
+    const end = Date.now() + 15000
     for (let i = 0; got.length === 0 && Date.now() < end; i++) {
       await p.send({ topic, acks: -1, messages: [{ value: `new-${i}`, partition: 0 }] })
       for (const e2 = Date.now() + 1000; got.length === 0 && Date.now() < e2;) await sleep(50)
@@ -243,10 +243,10 @@ S['group-rebalance'] = async (obs) => {
       }
       return `${sizes} (timed out)`
     }
-    obs.phase1 = await covered(members, 40)
+    obs.phase1 = await covered(members, 25)
     check(obs.phase1 === '1,1,1', `three members: ${obs.phase1}`)
     await members.pop().c.disconnect()
-    obs.phase2 = await covered(members, 30)
+    obs.phase2 = await covered(members, 20)
     check(obs.phase2 === '1,2', `after one left: ${obs.phase2}`)
   } finally {
     for (const m of members) await m.c.disconnect()
@@ -263,7 +263,7 @@ S['commit-resume'] = async (obs) => {
   try {
     await c.subscribe({ topics: [topic], fromBeginning: true })
     await c.run({ autoCommit: false, eachMessage: async ({ message }) => { got.push(message) } })
-    for (const end = Date.now() + 25000; got.length < 4 && Date.now() < end;) await sleep(50)
+    for (const end = Date.now() + 15000; got.length < 4 && Date.now() < end;) await sleep(50)
     check(got.length >= 4, `first member read ${got.length}`)
     await c.commitOffsets([{ topic, partition: 0, offset: '4' }])
   } finally { await c.disconnect() }
@@ -272,7 +272,7 @@ S['commit-resume'] = async (obs) => {
     obs.committed = Number(r[0].partitions.find((p) => p.partition === 0).offset)
   })
   check(obs.committed === 4, `committed offset ${obs.committed}`)
-  const rs = await readGroup(topic, 6, {}, false, g, 25)
+  const rs = await readGroup(topic, 6, {}, false, g, 15)
   obs.resumed_first = rs.length ? Number(rs[0].offset) : -1
   obs.resumed_count = rs.length
   checkExact(rs, vals(10, 'c-').slice(4), 4)

@@ -81,7 +81,7 @@ async def produce(t, values, **kw):
         await p.stop()
 
 
-async def read_polls(c, n, seconds=15):
+async def read_polls(c, n, seconds=10):
     out = []
     more = deadline(seconds)
     while len(out) < n and more():
@@ -218,7 +218,7 @@ async def s_offset_earliest(b, t, obs):
     await produce(t, vals(5, "e-"))
     c = await consumer(t, group_id=t + "-g")
     try:
-        recs = await read_polls(c, 5, 25)
+        recs = await read_polls(c, 5, 15)
         check_exact(recs, vals(5, "e-"), 0)
         obs["first_offset"], obs["count"] = recs[0].offset, len(recs)
     finally:
@@ -231,10 +231,10 @@ async def s_offset_latest(b, t, obs):
     c = await consumer(t, group_id=t + "-g", auto_offset_reset="latest")
     p = await producer(linger_ms=0)
     try:
-        more = deadline(25)
+        more = deadline(15)
         while not c.assignment() and more():
             await c.getmany(timeout_ms=200)
-        check(c.assignment(), "no assignment within 25s")
+        check(c.assignment(), "no assignment within 15s")
         got, i = [], 0
         while not got and more():
             await (await p.send(t, value=f"new-{i}".encode(), partition=0))
@@ -296,10 +296,10 @@ async def s_group_rebalance(b, t, obs):
         for i in range(3):
             cs.append(await consumer(t, group_id=t + "-g", session_timeout_ms=10000, heartbeat_interval_ms=500,
                                      max_poll_interval_ms=30000, client_id=f"compat-aiokafka-{i}"))
-        obs["phase1"] = await poll_until_covered(cs, 3, 40)
+        obs["phase1"] = await poll_until_covered(cs, 3, 25)
         check(obs["phase1"] == "1,1,1", f"three members: {obs['phase1']}")
         await cs.pop().stop()
-        obs["phase2"] = await poll_until_covered(cs, 3, 30)
+        obs["phase2"] = await poll_until_covered(cs, 3, 20)
         check(obs["phase2"] == "1,2", f"after one left: {obs['phase2']}")
     finally:
         for c in cs:
@@ -312,7 +312,7 @@ async def s_commit_resume(b, t, obs):
     g, tp = t + "-g", TopicPartition(t, 0)
     c = await consumer(t, group_id=g)
     try:
-        got = await read_polls(c, 4, 25)
+        got = await read_polls(c, 4, 15)
         check(len(got) >= 4, f"first member read {len(got)}")
         await c.commit({tp: OffsetAndMetadata(4, "compat")})
         obs["committed"] = await c.committed(tp)
@@ -321,7 +321,7 @@ async def s_commit_resume(b, t, obs):
         await c.stop()
     c = await consumer(t, group_id=g, auto_offset_reset="latest")
     try:
-        got = await read_polls(c, 6, 25)
+        got = await read_polls(c, 6, 15)
         obs["resumed_first"] = got[0].offset if got else -1
         obs["resumed_count"] = len(got)
         check_exact(got, vals(10, "c-")[4:], 4)

@@ -53,7 +53,7 @@ def produce(t, values, keys=True, **pconf):
     return [o for _, o in results]
 
 
-def read_assigned(c, n, seconds=15):
+def read_assigned(c, n, seconds=10):
     out = []
     more = deadline(seconds)
     while len(out) < n and more():
@@ -167,7 +167,7 @@ def s_offset_earliest(b, t, obs):
     c = Consumer(conf(**{"group.id": t + "-g", "auto.offset.reset": "earliest", "enable.auto.commit": False}))
     try:
         c.subscribe([t])
-        msgs = read_assigned(c, 5, 25)
+        msgs = read_assigned(c, 5, 15)
         check_exact(msgs, vals(5, "e-"), 0)
         obs["first_offset"], obs["count"] = msgs[0].offset(), len(msgs)
     finally:
@@ -181,10 +181,10 @@ def s_offset_latest(b, t, obs):
     p = Producer(conf(**{"linger.ms": 0}))
     try:
         c.subscribe([t])
-        more = deadline(25)
+        more = deadline(15)
         while not c.assignment() and more():
             c.poll(0.2)
-        check(c.assignment(), "no assignment within 25s")
+        check(c.assignment(), "no assignment within 15s")
         # the reset to latest happens asynchronously: keep producing until something arrives
         got, i = [], 0
         while not got and more():
@@ -249,10 +249,10 @@ def s_group_rebalance(b, t, obs):
     try:
         for c in cs:
             c.subscribe([t])
-        obs["phase1"] = poll_until_covered(cs, 3, 40)
+        obs["phase1"] = poll_until_covered(cs, 3, 25)
         check(obs["phase1"] == "1,1,1", f"three members: {obs['phase1']}")
         cs.pop().close()
-        obs["phase2"] = poll_until_covered(cs, 3, 30)
+        obs["phase2"] = poll_until_covered(cs, 3, 20)
         check(obs["phase2"] == "1,2", f"after one left: {obs['phase2']}")
     finally:
         for c in cs:
@@ -266,7 +266,7 @@ def s_commit_resume(b, t, obs):
     c = Consumer(conf(**{"group.id": g, "auto.offset.reset": "earliest", "enable.auto.commit": False}))
     try:
         c.subscribe([t])
-        got = read_assigned(c, 4, 25)
+        got = read_assigned(c, 4, 15)
         check(len(got) >= 4, f"first member read {len(got)}")
         c.commit(offsets=[TopicPartition(t, 0, 4)], asynchronous=False)
         cm = c.committed([TopicPartition(t, 0)], timeout=15)[0]
@@ -277,7 +277,7 @@ def s_commit_resume(b, t, obs):
     c = Consumer(conf(**{"group.id": g, "auto.offset.reset": "error", "enable.auto.commit": False}))
     try:
         c.subscribe([t])
-        got = read_assigned(c, 6, 25)
+        got = read_assigned(c, 6, 15)
         obs["resumed_first"] = got[0].offset() if got else -1
         obs["resumed_count"] = len(got)
         check_exact(got, vals(10, "c-")[4:], 4)

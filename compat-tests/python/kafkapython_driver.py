@@ -52,7 +52,7 @@ def produce(t, values, **kw):
         p.close(5)
 
 
-def read_polls(c, n, seconds=15):
+def read_polls(c, n, seconds=10):
     out = []
     more = deadline(seconds)
     while len(out) < n and more():
@@ -170,7 +170,7 @@ def s_offset_earliest(b, t, obs):
     c = consumer(group_id=t + "-g")
     try:
         c.subscribe([t])
-        recs = read_polls(c, 5, 25)
+        recs = read_polls(c, 5, 15)
         check_exact(recs, vals(5, "e-"), 0)
         obs["first_offset"], obs["count"] = recs[0].offset, len(recs)
     finally:
@@ -184,10 +184,10 @@ def s_offset_latest(b, t, obs):
     p = producer(linger_ms=0)
     try:
         c.subscribe([t])
-        more = deadline(25)
+        more = deadline(15)
         while not c.assignment() and more():
             c.poll(timeout_ms=200)
-        check(c.assignment(), "no assignment within 25s")
+        check(c.assignment(), "no assignment within 15s")
         got, i = [], 0
         while not got and more():
             p.send(t, value=f"new-{i}".encode(), partition=0).get(timeout=10)
@@ -276,10 +276,10 @@ def s_group_rebalance(b, t, obs):
                          max_poll_interval_ms=30000, client_id=f"compat-kafka-python-{i}")
             c.subscribe([t])
             ps.append(Poller(c))
-        obs["phase1"] = poll_until_covered(ps, 3, 40)
+        obs["phase1"] = poll_until_covered(ps, 3, 25)
         check(obs["phase1"] == "1,1,1", f"three members: {obs['phase1']}")
         ps.pop().close()
-        obs["phase2"] = poll_until_covered(ps, 3, 30)
+        obs["phase2"] = poll_until_covered(ps, 3, 20)
         check(obs["phase2"] == "1,2", f"after one left: {obs['phase2']}")
     finally:
         for p in ps:
@@ -293,7 +293,7 @@ def s_commit_resume(b, t, obs):
     c = consumer(group_id=g)
     try:
         c.subscribe([t])
-        got = read_polls(c, 4, 25)
+        got = read_polls(c, 4, 15)
         check(len(got) >= 4, f"first member read {len(got)}")
         c.commit({tp: OffsetAndMetadata(4, "compat", -1)})
         obs["committed"] = c.committed(tp)
@@ -303,7 +303,7 @@ def s_commit_resume(b, t, obs):
     c = consumer(group_id=g, auto_offset_reset="latest")
     try:
         c.subscribe([t])
-        got = read_polls(c, 6, 25)
+        got = read_polls(c, 6, 15)
         obs["resumed_first"] = got[0].offset if got else -1
         obs["resumed_count"] = len(got)
         check_exact(got, vals(10, "c-")[4:], 4)

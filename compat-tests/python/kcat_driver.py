@@ -84,7 +84,7 @@ def s_record_fields(b, t, obs):
 def s_offset_earliest(b, t, obs):
     create(t)
     kcat("-P", "-t", t, "-p", "0", stdin="".join(f"{v}\n" for v in vals(5, "e-")))
-    r = kcat("-G", t + "-g", "-X", "auto.offset.reset=earliest", "-c", "5", "-J", t, timeout=40)
+    r = kcat("-G", t + "-g", "-X", "auto.offset.reset=earliest", "-c", "5", "-J", t, timeout=25)
     msgs = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
     check_exact(msgs, vals(5, "e-"), 0)
     obs["first_offset"], obs["count"] = msgs[0]["offset"], len(msgs)

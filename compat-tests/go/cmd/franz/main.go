@@ -91,7 +91,7 @@ func readPolls(cl *kgo.Client, n int, sec int) []*kgo.Record {
 func readFromStart(t string, n int, opts ...kgo.Opt) []*kgo.Record {
 	cl := client(append([]kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{t: {0: kgo.NewOffset().AtStart()}})}, opts...)...)
 	defer cl.Close()
-	return readPolls(cl, n, 15)
+	return readPolls(cl, n, 10)
 }
 
 func values(rs []*kgo.Record) []string {
@@ -209,7 +209,7 @@ func offsetEarliest(b, t string, obs h.Obs) {
 	produce(t, h.Vals(5, "e-"))
 	cl := client(kgo.ConsumerGroup(t+"-g"), kgo.ConsumeTopics(t), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
 	defer cl.Close()
-	rs := readPolls(cl, 5, 25)
+	rs := readPolls(cl, 5, 15)
 	checkExact(rs, h.Vals(5, "e-"), 0)
 	obs["first_offset"], obs["count"] = rs[0].Offset, len(rs)
 }
@@ -222,7 +222,7 @@ func offsetLatest(b, t string, obs h.Obs) {
 	p := client()
 	defer p.Close()
 	var got []*kgo.Record
-	end := time.Now().Add(25 * time.Second)
+	end := time.Now().Add(15 * time.Second)
 	for i := 0; len(got) == 0 && time.Now().Before(end); i++ {
 		h.Must(p.ProduceSync(ctx(10), &kgo.Record{Topic: t, Value: []byte(fmt.Sprintf("new-%d", i))}).FirstErr(), "produce")
 		got = readPolls(cl, 1, 1)
@@ -340,11 +340,11 @@ func groupRebalance(b, t string, obs h.Obs) {
 			m.cl.Close()
 		}
 	}()
-	obs["phase1"] = covered(ms, 3, 40)
+	obs["phase1"] = covered(ms, 3, 25)
 	h.Check(obs["phase1"] == "1,1,1", "three members: %v", obs["phase1"])
 	ms[2].cl.Close()
 	ms = ms[:2]
-	obs["phase2"] = covered(ms, 3, 30)
+	obs["phase2"] = covered(ms, 3, 20)
 	h.Check(obs["phase2"] == "1,2", "after one left: %v", obs["phase2"])
 }
 
@@ -353,7 +353,7 @@ func commitResume(b, t string, obs h.Obs) {
 	produce(t, h.Vals(10, "c-"))
 	g := t + "-g"
 	cl := client(kgo.ConsumerGroup(g), kgo.ConsumeTopics(t), kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	rs := readPolls(cl, 4, 25)
+	rs := readPolls(cl, 4, 15)
 	h.Check(len(rs) >= 4, "first member read %d", len(rs))
 	var cerr error
 	cl.CommitOffsetsSync(ctx(15), map[string]map[int32]kgo.EpochOffset{t: {0: {Epoch: -1, Offset: 4}}},
@@ -378,7 +378,7 @@ func commitResume(b, t string, obs h.Obs) {
 	cl.Close()
 	cl = client(kgo.ConsumerGroup(g), kgo.ConsumeTopics(t), kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
 	defer cl.Close()
-	rs = readPolls(cl, 6, 25)
+	rs = readPolls(cl, 6, 15)
 	if len(rs) > 0 {
 		obs["resumed_first"] = rs[0].Offset
 	}

@@ -101,7 +101,7 @@ func readFromStart(t string, n int, mod func(*sarama.Config)) []*sarama.Consumer
 	h.Must(err, "consume partition")
 	defer pc.Close()
 	var out []*sarama.ConsumerMessage
-	timeout := time.After(15 * time.Second)
+	timeout := time.After(10 * time.Second)
 	for len(out) < n {
 		select {
 		case m := <-pc.Messages():
@@ -324,7 +324,7 @@ func offsetEarliest(b, t string, obs h.Obs) {
 	produce(t, h.Vals(5, "e-"), nil)
 	m := join(t, t+"-g", nil)
 	defer m.leave()
-	ms := m.waitMsgs(5, 25)
+	ms := m.waitMsgs(5, 15)
 	checkExact(ms, h.Vals(5, "e-"), 0)
 	obs["first_offset"], obs["count"] = ms[0].Offset, len(ms)
 }
@@ -337,7 +337,7 @@ func offsetLatest(b, t string, obs h.Obs) {
 	p := producer(nil)
 	defer p.Close()
 	var got []*sarama.ConsumerMessage
-	end := time.Now().Add(25 * time.Second)
+	end := time.Now().Add(15 * time.Second)
 	for i := 0; len(got) == 0 && time.Now().Before(end); i++ {
 		_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: t, Value: sarama.StringEncoder(fmt.Sprintf("new-%d", i))})
 		h.Must(err, "produce")
@@ -419,11 +419,11 @@ func groupRebalance(b, t string, obs h.Obs) {
 			m.leave()
 		}
 	}()
-	obs["phase1"] = covered(ms, 3, 40)
+	obs["phase1"] = covered(ms, 3, 25)
 	h.Check(obs["phase1"] == "1,1,1", "three members: %v", obs["phase1"])
 	ms[2].leave()
 	ms = ms[:2]
-	obs["phase2"] = covered(ms, 3, 30)
+	obs["phase2"] = covered(ms, 3, 20)
 	h.Check(obs["phase2"] == "1,2", "after one left: %v", obs["phase2"])
 }
 
@@ -432,7 +432,7 @@ func commitResume(b, t string, obs h.Obs) {
 	produce(t, h.Vals(10, "c-"), nil)
 	g := t + "-g"
 	m := join(t, g, nil)
-	got := m.waitMsgs(4, 25)
+	got := m.waitMsgs(4, 15)
 	h.Check(len(got) >= 4, "first member read %d", len(got))
 	m.mu.Lock()
 	sess := m.sess
@@ -451,7 +451,7 @@ func commitResume(b, t string, obs h.Obs) {
 	m.leave()
 	m = join(t, g, func(c *sarama.Config) { c.Consumer.Offsets.Initial = sarama.OffsetNewest })
 	defer m.leave()
-	rs := m.waitMsgs(6, 25)
+	rs := m.waitMsgs(6, 15)
 	if len(rs) > 0 {
 		obs["resumed_first"] = rs[0].Offset
 	}

@@ -148,7 +148,7 @@ public final class Main {
             TopicPartition tp = new TopicPartition(t, partition);
             c.assign(List.of(tp));
             c.seekToBeginning(List.of(tp));
-            return readAssigned(c, n, 15000);
+            return readAssigned(c, n, 10000);
         }
     }
 
@@ -284,7 +284,7 @@ public final class Main {
         }
         try (KafkaConsumer<String, String> c = consumer("group.id", topic + "-g", "auto.offset.reset", "earliest")) {
             c.subscribe(List.of(topic));
-            List<ConsumerRecord<String, String>> got = readAssigned(c, 5, 20000);
+            List<ConsumerRecord<String, String>> got = readAssigned(c, 5, 15000);
             checkExact(got, vals(5, "e-"), 0);
             obs.put("first_offset", got.get(0).offset());
             obs.put("count", got.size());
@@ -297,9 +297,9 @@ public final class Main {
             produceValues(p, topic, vals(5, "old-"));
             try (KafkaConsumer<String, String> c = consumer("group.id", topic + "-g", "auto.offset.reset", "latest")) {
                 c.subscribe(List.of(topic));
-                long end = System.currentTimeMillis() + 20000;
+                long end = System.currentTimeMillis() + 15000;
                 while (c.assignment().isEmpty() && System.currentTimeMillis() < end) c.poll(Duration.ofMillis(200));
-                check(!c.assignment().isEmpty(), "no assignment within 20s");
+                check(!c.assignment().isEmpty(), "no assignment within 15s");
                 long pos = c.position(new TopicPartition(topic, 0));
                 obs.put("position_after_join", pos);
                 check(pos == 5, "position with auto.offset.reset=latest is " + pos + ", expected 5");
@@ -348,11 +348,11 @@ public final class Main {
                 c.subscribe(List.of(topic));
                 cs.add(c);
             }
-            String p1 = pollUntilCovered(cs, 3, 40000);
+            String p1 = pollUntilCovered(cs, 3, 25000);
             obs.put("phase1", p1);
             check(p1.equals("1,1,1"), "three members: assignment sizes " + p1 + ", expected 1,1,1");
             cs.remove(2).close(Duration.ofSeconds(5));
-            String p2 = pollUntilCovered(cs, 3, 30000);
+            String p2 = pollUntilCovered(cs, 3, 20000);
             obs.put("phase2", p2);
             check(p2.equals("1,2"), "after one left: assignment sizes " + p2 + ", expected 1,2");
         } finally {
@@ -390,7 +390,7 @@ public final class Main {
         TopicPartition tp = new TopicPartition(topic, 0);
         try (KafkaConsumer<String, String> c = consumer("group.id", g)) {
             c.subscribe(List.of(topic));
-            List<ConsumerRecord<String, String>> got = readAssigned(c, 4, 20000);
+            List<ConsumerRecord<String, String>> got = readAssigned(c, 4, 15000);
             check(got.size() >= 4, "first member read " + got.size() + " records");
             c.commitSync(Map.of(tp, new OffsetAndMetadata(4, "compat")));
             OffsetAndMetadata om = c.committed(Set.of(tp)).get(tp);
@@ -400,7 +400,7 @@ public final class Main {
         }
         try (KafkaConsumer<String, String> c = consumer("group.id", g, "auto.offset.reset", "none")) {
             c.subscribe(List.of(topic));
-            List<ConsumerRecord<String, String>> got = readAssigned(c, 6, 20000);
+            List<ConsumerRecord<String, String>> got = readAssigned(c, 6, 15000);
             obs.put("resumed_first", got.isEmpty() ? -1 : got.get(0).offset());
             obs.put("resumed_count", got.size());
             checkExact(got, vals(10, "c-").subList(4, 10), 4);
