@@ -243,6 +243,17 @@ impl BrokerConfig {
             "group.max.session.timeout.ms" => {
                 self.groups.session_timeout_max_ms = parse_num(key, v, 1, i32::MAX as i64)? as i32
             }
+            "group.consumer.session.timeout.ms" => {
+                self.groups.consumer_session_timeout_ms =
+                    parse_num(key, v, 1, i32::MAX as i64)? as u64
+            }
+            "group.consumer.heartbeat.interval.ms" => {
+                self.groups.consumer_heartbeat_interval_ms =
+                    parse_num(key, v, 1, i32::MAX as i64)? as i32
+            }
+            "group.consumer.max.size" => {
+                self.groups.consumer_max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
+            }
             "group.max.size" => {
                 self.groups.max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
             }
@@ -357,6 +368,9 @@ impl Default for BrokerConfig {
                 offsets_retention_ms: 7 * 24 * 3_600_000,
                 offset_metadata_max_bytes: 4096,
                 offsets_partitions: 50,
+                consumer_session_timeout_ms: 45_000,
+                consumer_heartbeat_interval_ms: 5_000,
+                consumer_max_size: 10_000,
             },
             topic_defaults: BTreeMap::new(),
             explicit: BTreeMap::new(),

@@ -18,6 +18,7 @@ use indexmap::IndexMap;
 use tokio::sync::oneshot;
 
 use crate::coordinator::codec::{GroupValue, MemberValue, OffsetValue};
+use crate::coordinator::consumer_group::ConsumerGroup;
 use crate::protocol::WireError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +157,8 @@ pub struct Group {
     sync_deadline: Option<Instant>,
     pub offsets: HashMap<(String, i32), OffsetValue>,
     pub state_timestamp: i64,
+    /// Set when the group uses the KIP-848 consumer protocol instead of the classic one.
+    pub consumer: Option<ConsumerGroup>,
 }
 
 pub struct Limits {
@@ -182,6 +185,7 @@ impl Group {
             sync_deadline: None,
             offsets: HashMap::new(),
             state_timestamp: crate::log::now_ms(),
+            consumer: None,
         }
     }
 
@@ -231,6 +235,18 @@ impl Group {
                 &req.member_id,
             ));
         }
+        if self
+            .consumer
+            .as_ref()
+            .is_some_and(|c| !c.members.is_empty())
+        {
+            // Online migration between protocols is not supported.
+            return JoinOutcome::Now(JoinResult::error(
+                WireError::InconsistentGroupProtocol.code(),
+                &req.member_id,
+            ));
+        }
+        self.consumer = None;
         if !self.supports(&req) {
             return JoinOutcome::Now(JoinResult::error(
                 WireError::InconsistentGroupProtocol.code(),
@@ -830,6 +846,16 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), i16> {
+        if let Some(c) = &self.consumer {
+            if generation >= 0 || !member_id.is_empty() {
+                return c.validate_member_epoch(member_id, generation);
+            }
+            return if c.members.is_empty() {
+                Ok(())
+            } else {
+                Err(WireError::UnknownMemberId.code())
+            };
+        }
         if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
             self.check_member(member_id, instance_id)?;
             if generation != self.generation {

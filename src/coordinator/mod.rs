@@ -7,7 +7,9 @@
 //! append their record in the same critical section, so memory order is log order; callers
 //! that must not answer before durability (OffsetCommit) wait for the fsync of that append.
 
+pub mod assignor;
 pub mod codec;
+pub mod consumer_group;
 pub mod group;
 
 use std::collections::HashMap;
@@ -39,6 +41,12 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     pub offset_metadata_max_bytes: usize,
     pub offsets_partitions: i32,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub consumer_session_timeout_ms: u64,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`.
+    pub consumer_max_size: usize,
 }
 
 /// A durability point: callers await `log.flush_to(end)` before answering.
@@ -65,6 +73,8 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: &'static str,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
 }
 
 /// One member as shown by DescribeGroups.
@@ -408,16 +418,64 @@ impl GroupCoordinator {
         }
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        req: consumer_group::HeartbeatRequest,
+        topics: &consumer_group::TopicsView,
+    ) -> Result<consumer_group::HeartbeatResponse, consumer_group::HeartbeatError> {
+        let g = self
+            .get_or_create(group_id)
+            .map_err(|c| (c, "too many groups".to_string()))?;
+        let mut g = g.lock();
+        if g.consumer.is_none() {
+            if !g.is_empty() || g.state == GroupState::Dead {
+                return Err((
+                    WireError::GroupIdNotFound.code(),
+                    format!("Group {group_id} is not a consumer group."),
+                ));
+            }
+            g.consumer = Some(consumer_group::ConsumerGroup::new());
+        }
+        let limits = consumer_group::ConsumerLimits {
+            session_timeout_ms: self.config.consumer_session_timeout_ms,
+            max_size: self.config.consumer_max_size,
+        };
+        let c = g.consumer.as_mut().expect("consumer group");
+        c.heartbeat(req, topics, &limits, Instant::now())
+    }
+
+    /// Runs `f` on a KIP-848 group, or returns None when the group is not one.
+    pub fn with_consumer_group<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&consumer_group::ConsumerGroup) -> R,
+    ) -> Option<R> {
+        let g = self.get(group_id)?;
+        let g = g.lock();
+        g.consumer.as_ref().map(f)
+    }
+
     pub fn list(&self) -> Vec<GroupListing> {
         let groups: Vec<_> = self.groups.lock().values().cloned().collect();
         let mut out: Vec<GroupListing> = groups
             .iter()
             .map(|g| {
                 let g = g.lock();
-                GroupListing {
-                    group_id: g.id.clone(),
-                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                    state: g.state.name(),
+                match &g.consumer {
+                    Some(c) => GroupListing {
+                        group_id: g.id.clone(),
+                        protocol_type: "consumer".into(),
+                        state: c.state(),
+                        group_type: "consumer",
+                    },
+                    None => GroupListing {
+                        group_id: g.id.clone(),
+                        protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                        state: g.state.name(),
+                        group_type: "classic",
+                    },
                 }
             })
             .filter(|l| l.state != "Dead")
@@ -436,6 +494,14 @@ impl GroupCoordinator {
             };
         };
         let g = g.lock();
+        if g.consumer.is_some() {
+            return GroupDescription {
+                state: "NotClassic",
+                protocol_type: "consumer".into(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+        }
         let protocol = g.protocol.clone().unwrap_or_default();
         let stable = g.state == GroupState::Stable;
         GroupDescription {
@@ -472,7 +538,7 @@ impl GroupCoordinator {
             .get(group_id)
             .ok_or(WireError::GroupIdNotFound.code())?;
         let mut g = g.lock();
-        if !g.is_empty() {
+        if !g.is_empty() || g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
             return Err(WireError::NonEmptyGroup.code());
         }
         if g.state == GroupState::Dead {
@@ -567,6 +633,9 @@ impl GroupCoordinator {
             let retention_due = now.duration_since(last_retention) >= Duration::from_secs(60);
             for g in groups {
                 let mut g = g.lock();
+                if let Some(c) = g.consumer.as_mut() {
+                    c.tick(now);
+                }
                 let before = (g.generation, g.state);
                 if g.tick(now, &self.limits) {
                     self.persist_if_settled(&g, before);

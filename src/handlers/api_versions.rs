@@ -4,17 +4,21 @@
 //! A request at a version above 4 never reaches this handler: the connection layer answers it
 //! in the v0 layout with UNSUPPORTED_VERSION and our ranges, so the client retries lower.
 //! v3+ requests carry the client software name/version, which we validate like Kafka
-//! (INVALID_REQUEST when malformed). No features are finalized yet (transaction.version,
-//! group.version come with the capabilities that need them).
+//! (INVALID_REQUEST when malformed). v3+ advertises the finalized features we implement:
+//! `group.version=1` (KIP-848); `transaction.version` comes with transactions.
 
 use bytes::Bytes;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::handlers::{advertised, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 };
+
+/// (feature, level): `group.version` 1 = the KIP-848 consumer group protocol is served.
+const FEATURES: &[(&str, i16)] = &[("group.version", 1)];
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ApiVersionsRequest = ctx.decode(body)?;
@@ -23,6 +27,18 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         .map(|(key, min, max)| ApiVersion::default().with_api_key(key).with_min_version(min).with_max_version(max))
         .collect();
     let mut resp = ApiVersionsResponse::default().with_api_keys(keys);
+    if ctx.version >= 3 {
+        // Features this broker implements, finalized at their highest level (KIP-584).
+        resp.supported_features = FEATURES
+            .iter()
+            .map(|&(name, level)| SupportedFeatureKey::default().with_name(StrBytes::from_static_str(name)).with_min_version(0).with_max_version(level))
+            .collect();
+        resp.finalized_features = FEATURES
+            .iter()
+            .map(|&(name, level)| FinalizedFeatureKey::default().with_name(StrBytes::from_static_str(name)).with_min_version_level(level).with_max_version_level(level))
+            .collect();
+        resp.finalized_features_epoch = 1;
+    }
     if ctx.version >= 3
         && (!valid_software_field(req.client_software_name.as_str()) || !valid_software_field(req.client_software_version.as_str()))
     {

@@ -30,6 +30,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 return out;
             }
             let d = ctx.broker.groups.describe(id.0.as_str());
+            if d.state == "NotClassic" {
+                // Kafka: a consumer-protocol group is not described by this API.
+                out.group_state = StrBytes::from_static_str("Dead");
+                if ctx.version >= 6 {
+                    out.error_code = WireError::GroupIdNotFound.code();
+                    out.error_message = Some(StrBytes::from_string(format!("Group {} is not a classic group.", id.0.as_str())));
+                }
+                return out;
+            }
             out.group_state = StrBytes::from_static_str(d.state);
             if d.state == "Dead" && ctx.version >= 6 {
                 out.error_code = WireError::GroupIdNotFound.code();

@@ -1,7 +1,7 @@
 //! ListGroups (key 16), versions 0-5.
 //!
 //! Every group this coordinator knows, with its protocol type; v4+ its state (filterable by
-//! `states_filter`), v5+ its type ("classic"; filterable by `types_filter`, case-insensitive).
+//! `states_filter`), v5+ its type ("classic" or "consumer"; filterable by `types_filter`).
 
 use bytes::Bytes;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -21,7 +21,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let groups = listed
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
@@ -30,7 +30,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 l.group_state = StrBytes::from_static_str(g.state);
             }
             if ctx.version >= 5 {
-                l.group_type = StrBytes::from_static_str("classic");
+                l.group_type = StrBytes::from_static_str(g.group_type);
             }
             l
         })

@@ -107,6 +107,8 @@ registry!(
     describe_groups,
     delete_groups,
     offset_delete,
+    consumer_group_heartbeat,
+    consumer_group_describe,
 );
 
 pub fn spec(key: ApiKey) -> Option<ApiSpec> {

@@ -1,0 +1,78 @@
+//! ConsumerGroupDescribe (key 69), versions 0-1.
+//!
+//! Describes KIP-848 consumer groups: group and assignment epochs, state (Empty, Assigning,
+//! Reconciling, Stable), assignor, and each member's subscription, current and target
+//! assignment. A classic group or an unknown id answers GROUP_ID_NOT_FOUND, which is how
+//! Kafka's admin client knows to fall back to DescribeGroups.
+
+use bytes::Bytes;
+use kafka_protocol::messages::consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
+use kafka_protocol::messages::{ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::coordinator::assignor;
+use crate::handlers::consumer_group_heartbeat::topics_view;
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::protocol::{ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ConsumerGroupDescribe, min: 0, max: 1 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: ConsumerGroupDescribeRequest = ctx.decode(body)?;
+    let topics = topics_view(&ctx.broker);
+    let to_wire = |a: &assignor::Assignment| -> Assignment {
+        Assignment::default().with_topic_partitions(
+            a.iter()
+                .map(|(id, ps)| {
+                    TopicPartitions::default()
+                        .with_topic_id(*id)
+                        .with_topic_name(TopicName(StrBytes::from_string(topics.name_of(id).unwrap_or("").to_string())))
+                        .with_partitions(ps.iter().copied().collect())
+                })
+                .collect(),
+        )
+    };
+    let groups = req
+        .group_ids
+        .into_iter()
+        .map(|gid| {
+            let found = if ctx.broker.groups.is_loaded() {
+                ctx.broker.groups.with_consumer_group(gid.0.as_str(), |c| {
+                    let members = c
+                        .members
+                        .values()
+                        .map(|m| {
+                            Member::default()
+                                .with_member_id(StrBytes::from_string(m.id.clone()))
+                                .with_instance_id(m.instance_id.clone().map(StrBytes::from_string))
+                                .with_rack_id(m.rack_id.clone().map(StrBytes::from_string))
+                                .with_member_epoch(m.epoch)
+                                .with_client_id(StrBytes::from_string(m.client_id.clone()))
+                                .with_client_host(StrBytes::from_string(m.client_host.clone()))
+                                .with_subscribed_topic_names(m.subscribed_names.iter().map(|n| TopicName(StrBytes::from_string(n.clone()))).collect())
+                                .with_subscribed_topic_regex(m.subscribed_regex.clone().map(StrBytes::from_string))
+                                .with_assignment(to_wire(&m.assigned))
+                                .with_target_assignment(to_wire(c.target.get(&m.id).unwrap_or(&assignor::Assignment::new())))
+                        })
+                        .collect();
+                    DescribedGroup::default()
+                        .with_group_id(gid.clone())
+                        .with_group_state(StrBytes::from_static_str(c.state()))
+                        .with_group_epoch(c.group_epoch)
+                        .with_assignment_epoch(c.assignment_epoch)
+                        .with_assignor_name(StrBytes::from_string(c.assignor.clone()))
+                        .with_members(members)
+                })
+            } else {
+                None
+            };
+            found.unwrap_or_else(|| {
+                DescribedGroup::default()
+                    .with_group_id(gid.clone())
+                    .with_error_code(WireError::GroupIdNotFound.code())
+                    .with_error_message(Some(StrBytes::from_string(format!("Group {} not found.", gid.0.as_str()))))
+            })
+        })
+        .collect();
+    ctx.reply(&ConsumerGroupDescribeResponse::default().with_groups(groups))
+}
