@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -100,8 +101,41 @@ def write_all(results_dir, here):
     write_findings(here, strom, kafka)
 
 
+MISSING_API = [
+    re.compile(r"does not support (?:the )?'?([A-Z][A-Z_]+[A-Z])"),          # Java: DESCRIBE_CONFIGS
+    re.compile(r"support the '(\w+?)Request'"),                                 # kafka-python
+    re.compile(r"(\w+?)Request cannot be used if the API version is unknown"),  # aiokafka
+    re.compile(r"request (\w+) has \d+ separate shard errors, first: broker is too old"),  # franz-go
+    re.compile(r"\(?(\w+) \(KIP-\d+\) not supported by broker"),               # librdkafka
+]
+
+
+def missing_apis(cells):
+    """API names that clients said the broker does not serve, with the cells that said so."""
+    seen = {}
+    for c in cells:
+        for rx in MISSING_API:
+            m = rx.search(c["detail"])
+            if m:
+                name = re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", m.group(1)).upper()
+                seen.setdefault(name, []).append(f"{c['client']}/{c['scenario']}")
+                break
+    return seen
+
+
+SUMMARY_START, SUMMARY_END = "<!-- summary:start -->", "<!-- summary:end -->"
+
+
 def write_findings(here, strom, kafka):
+    path = os.path.join(here, "FINDINGS.md")
+    summary = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        if SUMMARY_START in old and SUMMARY_END in old:
+            summary = old[old.index(SUMMARY_START):old.index(SUMMARY_END) + len(SUMMARY_END)]
     L = ["# Strom compatibility findings", "",
+         summary or f"{SUMMARY_START}\n(hand-written summary goes here; kept across regenerations)\n{SUMMARY_END}", "",
          "Generated from `results/strom.json` by `compat-tests/run.sh`: every Strom cell that fails, grouped by the "
          "broker area its scenario exercises, with the client's own words. A cell that also fails against Apache "
          "Kafka would be a harness bug and is flagged as such.", ""]
@@ -119,9 +153,17 @@ def write_findings(here, strom, kafka):
                 by_area.setdefault(SCENARIO[c["scenario"]]["area"], []).append(c)
         if not by_area:
             L += ["No failing Strom cells."]
+        apis = missing_apis([c for c in strom["cells"] if c["status"] == "fail"])
+        if apis:
+            L += ["## APIs the clients report as not served", "",
+                  "| API | cells failing with that reason |", "|---|---|"]
+            for name in sorted(apis, key=lambda n: -len(apis[n])):
+                L.append(f"| {name} | {len(apis[name])}: {', '.join(apis[name][:6])}{' ...' if len(apis[name]) > 6 else ''} |")
+            L.append("")
+        L += ["## Failing cells by area", ""] if by_area else []
         for area in sorted(by_area):
             cells = by_area[area]
-            L += [f"## {area} ({len(cells)} failing cells)", ""]
+            L += [f"### {area} ({len(cells)} failing cells)", ""]
             by_scn = {}
             for c in cells:
                 by_scn.setdefault(c["scenario"], []).append(c)
@@ -138,7 +180,7 @@ def write_findings(here, strom, kafka):
                     flag = " **(also fails on Apache Kafka: harness bug)**" if kf.get((c["client"], s)) == "fail" else ""
                     L.append(f"  - {c['client']}: {d}{flag}")
             L.append("")
-    with open(os.path.join(here, "FINDINGS.md"), "w") as f:
+    with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 
 

@@ -64,7 +64,7 @@ async function readGroup (t, n, consumerOpts = {}, fromBeginning = true, groupId
 
 function checkExact (msgs, want, first) {
   const got = msgs.map((m) => (m.value === null ? null : m.value.toString()))
-  check(eq(got, want), `values differ: expected ${JSON.stringify(want)} got ${JSON.stringify(got)}`)
+  check(eq(got, want), `read ${got.length} of ${want.length} records, values differ: got ${JSON.stringify(got)} expected ${JSON.stringify(want)}`)
   const offs = msgs.map((m) => Number(m.offset))
   check(eq(offs, want.map((_, i) => first + i)), `offsets ${offs}`)
 }

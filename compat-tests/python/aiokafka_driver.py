@@ -104,7 +104,7 @@ async def read_from_start(t, n, **kw):
 
 def check_exact(recs, values, first):
     got = [r.value.decode() if r.value is not None else None for r in recs]
-    check(got == values, f"values differ: expected {values} got {got}")
+    check(got == values, f"read {len(got)} of {len(values)} records, values differ: got {got} expected {values}")
     check([r.offset for r in recs] == list(range(first, first + len(values))), f"offsets {[r.offset for r in recs]}")
 
 
@@ -210,7 +210,7 @@ async def s_record_fields(b, t, obs):
     want = ["key=k0 value=v0 ts=+1000 CreateTime headers=h1=a;h1=b;h2=c;",
             "key=<null> value=v1 ts=+2000 CreateTime headers=",
             "key=k2 value=<null> ts=+3000 CreateTime headers=h3=;"]
-    check(desc == want, f"round-trip differs: expected {want} got {desc}")
+    check(desc == want, f"round-trip differs: got {desc} expected {want}")
 
 
 async def s_offset_earliest(b, t, obs):

@@ -79,7 +79,7 @@ def read_from_start(t, n, **cconf):
 
 def check_exact(msgs, values, first):
     got = [m.value().decode() if m.value() is not None else None for m in msgs]
-    check(got == values, f"values differ: expected {values} got {got}")
+    check(got == values, f"read {len(got)} of {len(values)} records, values differ: got {got} expected {values}")
     offs = [m.offset() for m in msgs]
     check(offs == list(range(first, first + len(values))), f"offsets {offs}")
 
@@ -158,7 +158,7 @@ def s_record_fields(b, t, obs):
     want = ["key=k0 value=v0 ts=+1000 CreateTime headers=h1=a;h1=b;h2=c;",
             "key=None value=v1 ts=+2000 CreateTime headers=",
             "key=k2 value=None ts=+3000 CreateTime headers=h3=;"]
-    check(desc == want, f"round-trip differs: expected {want} got {desc}")
+    check(desc == want, f"round-trip differs: got {desc} expected {want}")
 
 
 def s_offset_earliest(b, t, obs):

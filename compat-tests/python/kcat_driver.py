@@ -27,7 +27,8 @@ def kcat(*args, stdin=None, timeout=30, ok=True):
         raise Fail(f"kcat {' '.join(args)[:80]} timed out after {timeout}s")
     print(r.stdout[-2000:], r.stderr[-2000:], sep="\n--stderr--\n", flush=True)
     if ok and r.returncode != 0:
-        raise Fail(f"kcat exited {r.returncode}: {r.stderr.strip()[-300:]}")
+        lines = [l for l in r.stderr.splitlines() if "ERROR" in l or "FAIL" in l] or r.stderr.strip().splitlines()[-1:]
+        raise Fail(f"kcat exited {r.returncode}: {lines[-1][:300] if lines else ''}")
     return r
 
 
@@ -44,7 +45,7 @@ def consume_json(t, n, *extra):
 
 def check_exact(msgs, values, first):
     got = [m.get("payload") for m in msgs]
-    check(got == values, f"values differ: expected {values} got {got}")
+    check(got == values, f"read {len(got)} of {len(values)} records, values differ: got {got} expected {values}")
     check([m["offset"] for m in msgs] == list(range(first, first + len(values))), f"offsets {[m['offset'] for m in msgs]}")
 
 
@@ -78,7 +79,7 @@ def s_record_fields(b, t, obs):
     # kcat cannot set a producer timestamp: keys, headers (duplicates, order) and null value only
     want = ["key=k0 value=v0 headers=['h1', 'a', 'h1', 'b', 'h2', 'c'] tstype=create",
             "key=k2 value=None headers=None tstype=create"]
-    check(desc == want, f"round-trip differs: expected {want} got {desc}")
+    check(desc == want, f"round-trip differs: got {desc} expected {want}")
 
 
 def s_offset_earliest(b, t, obs):

@@ -104,7 +104,7 @@ func values(rs []*kgo.Record) []string {
 
 func checkExact(rs []*kgo.Record, want []string, first int64) {
 	got := values(rs)
-	h.Check(h.Equal(got, want), "values differ: expected %v got %v", want, got)
+	h.Check(h.Equal(got, want), "read %d of %d records, values differ: got %v expected %v", len(got), len(want), got, want)
 	for i, r := range rs {
 		h.Check(r.Offset == first+int64(i), "record %d at offset %d", i, r.Offset)
 	}

@@ -125,7 +125,7 @@ func values(ms []*sarama.ConsumerMessage) []string {
 
 func checkExact(ms []*sarama.ConsumerMessage, want []string, first int64) {
 	got := values(ms)
-	h.Check(h.Equal(got, want), "values differ: expected %v got %v", want, got)
+	h.Check(h.Equal(got, want), "read %d of %d records, values differ: got %v expected %v", len(got), len(want), got, want)
 	for i, m := range ms {
 		h.Check(m.Offset == first+int64(i), "record %d at offset %d", i, m.Offset)
 	}

@@ -241,7 +241,7 @@ public final class Main {
     static void checkExact(List<ConsumerRecord<String, String>> got, List<String> values, long firstOffset) {
         List<String> gv = new ArrayList<>();
         for (var r : got) gv.add(r.value());
-        check(gv.equals(values), "values differ: expected " + values + " got " + gv);
+        check(gv.equals(values), "read " + gv.size() + " of " + values.size() + " records, values differ: got " + gv + " expected " + values);
         for (int i = 0; i < got.size(); i++) {
             check(got.get(i).offset() == firstOffset + i, "record " + i + " at offset " + got.get(i).offset());
         }
