@@ -11,6 +11,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::config::{topic, BrokerConfig};
+use crate::coordinator::txn::{TransactionCoordinator, TXN_TOPIC};
 use crate::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogConfig, LogError, LogManager};
 use crate::metadata::{MetadataError, MetadataRecord, MetadataStore, TopicMeta, METADATA_DIR};
@@ -52,12 +53,15 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub metadata: MetadataStore,
     pub logs: LogManager,
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     pub groups: Arc<GroupCoordinator>,
+    pub txns: Arc<TransactionCoordinator>,
     /// Serializes metadata-changing operations so validation and commit see the same state.
     admin: Mutex<()>,
     /// Serializes the lazy creation of `__consumer_offsets`.
     group_init: Mutex<()>,
+    /// Serializes the lazy creation and loading of `__transaction_state`.
+    txn_init: tokio::sync::Mutex<()>,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -69,14 +73,22 @@ impl Broker {
         let logs = LogManager::new(&root)?;
         let metadata = MetadataStore::open(&root)?;
         let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
+        let replicas = Arc::new(ReplicaManager::default());
+        let txns = Arc::new(TransactionCoordinator::new(
+            config.txns.clone(),
+            replicas.clone(),
+            groups.clone(),
+        ));
         let broker = Arc::new(Broker {
             config,
             metadata,
             logs,
-            replicas: ReplicaManager::default(),
+            replicas,
             groups,
+            txns,
             admin: Mutex::new(()),
             group_init: Mutex::new(()),
+            txn_init: tokio::sync::Mutex::new(()),
         });
         let mut known = HashSet::new();
         for t in broker.metadata.topics() {
@@ -127,6 +139,49 @@ impl Broker {
             }
         }
         Ok(&self.groups)
+    }
+
+    /// The transaction coordinator, creating and loading `__transaction_state` on first use
+    /// (and at start when it exists, so prepared transactions are completed).
+    pub async fn txn_coordinator(&self) -> Result<&TransactionCoordinator, AdminError> {
+        if !self.txns.is_loaded() {
+            // Offsets of transactions land in the group coordinator: it must be loaded first.
+            self.group_coordinator()?;
+            let _guard = self.txn_init.lock().await;
+            if !self.txns.is_loaded() {
+                if self.metadata.topic(TXN_TOPIC).is_none() {
+                    let mut configs = BTreeMap::new();
+                    configs.insert("cleanup.policy".to_string(), "compact".to_string());
+                    configs.insert("segment.bytes".to_string(), "104857600".to_string());
+                    let partitions = Some(self.config.txns.partitions);
+                    match self.create_topic(TXN_TOPIC, partitions, Some(1), configs, false) {
+                        Ok(_) | Err(AdminError::TopicExists(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let meta = self
+                    .metadata
+                    .topic(TXN_TOPIC)
+                    .ok_or(AdminError::UnknownTopic)?;
+                let logs = (0..meta.partitions)
+                    .map(|p| {
+                        self.partition(TXN_TOPIC, p)
+                            .map(|p| p.log.clone())
+                            .ok_or(AdminError::UnknownTopic)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.txns.load(logs).await?;
+            }
+        }
+        Ok(&self.txns)
+    }
+
+    /// Loads the transaction coordinator at start if its topic exists.
+    pub async fn load_transactions(&self) -> Result<(), AdminError> {
+        if self.metadata.topic(TXN_TOPIC).is_some() {
+            self.txn_coordinator().await?;
+        }
+        Ok(())
     }
 
     fn load_groups(&self) -> Result<(), AdminError> {

@@ -53,6 +53,11 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     spawn_maintenance(broker.clone(), shutdown.clone());
     tokio::spawn(broker.groups.clone().run_timers(shutdown.clone()));
+    broker
+        .load_transactions()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load transactions: {e}"))?;
+    tokio::spawn(broker.txns.clone().run_timers(shutdown.clone()));
     let signals = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -73,6 +73,8 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
     pub groups: crate::coordinator::GroupConfig,
+    /// Transaction coordinator settings (`transaction.*`).
+    pub txns: crate::coordinator::txn::TxnConfig,
     /// Topic-level defaults derived from the `log.*` broker keys, by topic key name.
     pub topic_defaults: BTreeMap<&'static str, String>,
     /// Every key explicitly set (file, --set, flags) with its value, for DescribeConfigs.
@@ -254,6 +256,12 @@ impl BrokerConfig {
             "group.consumer.max.size" => {
                 self.groups.consumer_max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
             }
+            "transaction.max.timeout.ms" => {
+                self.txns.max_timeout_ms = parse_num(key, v, 1, i32::MAX as i64)? as i32
+            }
+            "transaction.state.log.num.partitions" => {
+                self.txns.partitions = parse_num(key, v, 1, 1000)? as i32
+            }
             "group.max.size" => {
                 self.groups.max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
             }
@@ -360,6 +368,10 @@ impl Default for BrokerConfig {
             flush_interval_ms: i64::MAX,
             acks_all_fsync: true,
             producer_id_expiration_ms: 86_400_000,
+            txns: crate::coordinator::txn::TxnConfig {
+                max_timeout_ms: 900_000,
+                partitions: 50,
+            },
             groups: crate::coordinator::GroupConfig {
                 session_timeout_min_ms: 6_000,
                 session_timeout_max_ms: 1_800_000,

@@ -159,6 +159,8 @@ pub struct Group {
     pub state_timestamp: i64,
     /// Set when the group uses the KIP-848 consumer protocol instead of the classic one.
     pub consumer: Option<ConsumerGroup>,
+    /// Offsets committed inside transactions not yet decided, by producer id.
+    pub pending_txn: HashMap<i64, Vec<(String, i32, OffsetValue)>>,
 }
 
 pub struct Limits {
@@ -186,6 +188,7 @@ impl Group {
             offsets: HashMap::new(),
             state_timestamp: crate::log::now_ms(),
             consumer: None,
+            pending_txn: HashMap::new(),
         }
     }
 
@@ -196,6 +199,17 @@ impl Group {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Applies (commit) or drops (abort) a producer's transactional offsets.
+    pub fn settle_txn(&mut self, producer_id: i64, commit: bool) {
+        if let Some(offsets) = self.pending_txn.remove(&producer_id) {
+            if commit {
+                for (t, p, v) in offsets {
+                    self.offsets.insert((t, p), v);
+                }
+            }
+        }
     }
 
     fn new_member_id(client_id: &str) -> String {

@@ -11,6 +11,8 @@ pub mod assignor;
 pub mod codec;
 pub mod consumer_group;
 pub mod group;
+pub mod txn;
+pub mod txn_codec;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -114,7 +116,8 @@ impl GroupCoordinator {
         !self.logs.read().is_empty()
     }
 
-    /// Attaches the `__consumer_offsets` partitions and replays them.
+    /// Attaches the `__consumer_offsets` partitions and replays them. Offsets written inside a
+    /// transaction stay pending until their commit marker (dropped at an abort marker).
     pub fn load(&self, logs: Vec<Arc<PartitionLog>>) -> Result<(), LogError> {
         let now = Instant::now();
         let mut groups: HashMap<String, Group> = HashMap::new();
@@ -129,6 +132,19 @@ impl GroupCoordinator {
                 for batch in BatchIter::new(&r.data, false) {
                     let batch = batch?;
                     offset = batch.last_offset() + 1;
+                    if batch.is_control() {
+                        let commit =
+                            crate::protocol::records::marker_is_commit(&batch).unwrap_or(false);
+                        for g in groups.values_mut() {
+                            g.settle_txn(batch.producer_id(), commit);
+                        }
+                        continue;
+                    }
+                    let txn = if batch.is_transactional() {
+                        Some(batch.producer_id())
+                    } else {
+                        None
+                    };
                     let res = for_each_record(&batch, 64 << 20, |rec| {
                         let Some(key) = rec.key.and_then(|k| codec::decode_key(k).ok()) else {
                             return;
@@ -142,11 +158,17 @@ impl GroupCoordinator {
                                 let g = groups
                                     .entry(group.clone())
                                     .or_insert_with(|| Group::new(&group));
-                                match rec.value.and_then(|v| codec::decode_offset(v).ok()) {
-                                    Some(v) => {
+                                let value = rec.value.and_then(|v| codec::decode_offset(v).ok());
+                                match (txn, value) {
+                                    (Some(pid), Some(v)) => g
+                                        .pending_txn
+                                        .entry(pid)
+                                        .or_default()
+                                        .push((topic, partition, v)),
+                                    (None, Some(v)) => {
                                         g.offsets.insert((topic, partition), v);
                                     }
-                                    None => {
+                                    (_, None) => {
                                         g.offsets.remove(&(topic, partition));
                                     }
                                 }
@@ -177,6 +199,71 @@ impl GroupCoordinator {
         }
         *self.logs.write() = logs;
         Ok(())
+    }
+
+    /// TxnOffsetCommit: offsets written inside a producer's transaction, applied when it
+    /// commits. Membership is checked when the request names a generation or member.
+    #[allow(clippy::too_many_arguments)]
+    pub fn txn_commit(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        offsets: Vec<(String, i32, OffsetValue)>,
+    ) -> Result<Pending, i16> {
+        let g = self.get_or_create(group_id)?;
+        let mut g = g.lock();
+        if generation >= 0 || !member_id.is_empty() {
+            g.validate_commit(member_id, instance_id, generation)?;
+        }
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = offsets
+            .iter()
+            .map(|(t, p, v)| {
+                (
+                    codec::encode_key(&Key::Offset {
+                        group: group_id.to_string(),
+                        topic: t.clone(),
+                        partition: *p,
+                    }),
+                    Some(codec::encode_offset(v)),
+                )
+            })
+            .collect();
+        let Some(log) = self.log_for(group_id) else {
+            return Err(WireError::CoordinatorNotAvailable.code());
+        };
+        let refs: Vec<KeyValue<'_>> = records
+            .iter()
+            .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+            .collect();
+        let producer = crate::protocol::records::BatchProducer {
+            producer_id,
+            producer_epoch,
+            base_sequence: -1,
+            transactional: true,
+            control: false,
+        };
+        let mut data = crate::protocol::records::build_batch_as(&refs, now_ms(), producer);
+        let info = log
+            .append_internal(&mut data, 0, now_ms())
+            .map_err(|e| storage_code(&e))?;
+        g.pending_txn
+            .entry(producer_id)
+            .or_default()
+            .extend(offsets);
+        Ok(Some((log, info.last_offset + 1)))
+    }
+
+    /// A transaction marker reached `__consumer_offsets`: apply or drop the producer's pending
+    /// offsets in every group.
+    pub fn complete_txn(&self, producer_id: i64, commit: bool) {
+        let groups: Vec<_> = self.groups.lock().values().cloned().collect();
+        for g in groups {
+            g.lock().settle_txn(producer_id, commit);
+        }
     }
 
     fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
@@ -220,7 +307,7 @@ impl GroupCoordinator {
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
         let mut data = build_batch(&refs, now_ms());
-        let info = log.append(&mut data, 0, now_ms())?;
+        let info = log.append_internal(&mut data, 0, now_ms())?;
         Ok(Some((log, info.last_offset + 1)))
     }
 
@@ -385,6 +472,17 @@ impl GroupCoordinator {
             g.offsets.insert((topic, partition), v);
         }
         Ok((codes, pending))
+    }
+
+    /// Whether a transaction not yet decided holds offsets for this partition of the group.
+    pub fn is_unstable(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.get(group_id).is_some_and(|g| {
+            g.lock()
+                .pending_txn
+                .values()
+                .flatten()
+                .any(|(t, p, _)| t == topic && *p == partition)
+        })
     }
 
     /// Committed offsets of a group: all of them (`None`) or the requested partitions.

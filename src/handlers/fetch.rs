@@ -1,7 +1,8 @@
 //! Fetch (key 1), versions 4-18.
 //!
 //! Returns whole batches from each partition's log up to the high watermark (the last stable
-//! offset for read_committed, equal to it until transactions exist), bounded by the request's
+//! offset for read_committed, with the aborted transactions overlapping the returned range,
+//! in offset order, so the client can skip them), bounded by the request's
 //! `max_bytes` (capped by the broker's `fetch.max.bytes`) and each partition's
 //! `partition_max_bytes`; the first batch is returned whole even when larger, so consumers
 //! always make progress. When fewer than `min_bytes` are available the fetch waits up to
@@ -14,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -117,13 +118,25 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<
                     errors = true;
                 } else {
                     let hw = p.high_watermark();
+                    let lso = p.log.last_stable_offset().min(hw);
+                    let bound = if read_committed { lso } else { hw };
                     let limit = t.max_bytes.min(max_bytes.saturating_sub(total));
-                    match p.log.read(t.fetch_offset, limit, hw, total == 0) {
+                    match p.log.read(t.fetch_offset, limit, bound, total == 0) {
                         Ok(r) => {
                             total += r.data.len();
                             pd.high_watermark = hw;
-                            pd.last_stable_offset = hw;
+                            pd.last_stable_offset = lso;
                             pd.log_start_offset = r.log_start_offset;
+                            if read_committed {
+                                let end = last_offset_in(&r.data).map_or(t.fetch_offset, |o| o + 1);
+                                pd.aborted_transactions = Some(
+                                    p.log
+                                        .aborted_transactions(t.fetch_offset, end)
+                                        .into_iter()
+                                        .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
+                                        .collect(),
+                                );
+                            }
                             pd.records = Some(r.data);
                         }
                         Err(e) => {
@@ -134,12 +147,17 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<
                 }
             }
         }
-        if read_committed {
+        if read_committed && pd.aborted_transactions.is_none() {
             pd.aborted_transactions = Some(Vec::new());
         }
         out.push((t.topic, pd));
     }
     (out, total, errors)
+}
+
+/// Last offset of the last whole batch in `data` (headers only).
+fn last_offset_in(data: &[u8]) -> Option<i64> {
+    crate::protocol::batch::BatchIter::new(data, false).filter_map(Result::ok).last().map(|b| b.last_offset())
 }
 
 fn build(version: i16, topics: &[(TopicName, uuid::Uuid)], parts: Vec<(usize, PartitionData)>, _read_committed: bool) -> FetchResponse {

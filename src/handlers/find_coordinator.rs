@@ -1,9 +1,9 @@
 //! FindCoordinator (key 10), versions 0-6.
 //!
-//! This broker coordinates every group: key type 0 (group) answers with itself, creating
-//! `__consumer_offsets` on first use. v4+ batches keys (`coordinator_keys`); each key gets its
-//! own entry. Key type 1 (transaction) gets COORDINATOR_NOT_AVAILABLE until the transaction
-//! coordinator exists; key type 2 (share group) and unknown types get INVALID_REQUEST.
+//! This broker coordinates every group and transactional id: key type 0 (group) and 1
+//! (transaction) answer with itself, creating `__consumer_offsets` / `__transaction_state` on
+//! first use. v4+ batches keys (`coordinator_keys`); each key gets its own entry. Key type 2
+//! (share group) and unknown types get INVALID_REQUEST.
 
 use bytes::Bytes;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -18,13 +18,17 @@ pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 6
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: FindCoordinatorRequest = ctx.decode(body)?;
     let broker = &ctx.broker;
+    let txn_ready = if req.key_type == 1 { broker.txn_coordinator().await.map(|_| ()).map_err(|e| e.to_string()) } else { Ok(()) };
     let answer = |key_type: i8| -> (i16, Option<String>) {
         match key_type {
             0 => match broker.group_coordinator() {
                 Ok(_) => (0, None),
                 Err(e) => (WireError::CoordinatorNotAvailable.code(), Some(e.to_string())),
             },
-            1 => (WireError::CoordinatorNotAvailable.code(), Some("transactions are not supported by this broker yet".into())),
+            1 => match &txn_ready {
+                Ok(()) => (0, None),
+                Err(e) => (WireError::CoordinatorNotAvailable.code(), Some(e.clone())),
+            },
             _ => (WireError::InvalidRequest.code(), Some(format!("unsupported coordinator key type {key_type}"))),
         }
     };

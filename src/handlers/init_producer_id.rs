@@ -3,33 +3,54 @@
 //! Idempotent producers (no transactional id) get a fresh producer id with epoch 0; ids come
 //! from durably reserved blocks, so none is ever handed out twice, even across restarts (a
 //! producer that asks again, v3+ with its old id/epoch, also gets a fresh id, as in Kafka).
-//! Requests with a transactional id need the transaction coordinator, which this broker does
-//! not run yet: they get NOT_COORDINATOR (FindCoordinator is not advertised either).
+//! Transactional producers go to the transaction coordinator: a new transactional id gets a
+//! new producer id; a known one gets its epoch bumped, aborting and fencing any transaction
+//! the previous incarnation left open. Transaction timeouts above
+//! `transaction.max.timeout.ms` get INVALID_TRANSACTION_TIMEOUT.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::handlers::{ApiSpec, Reply, RequestContext};
-use crate::protocol::{ProtocolError, WireError};
+use crate::protocol::{encode_body, ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: InitProducerIdRequest = ctx.decode(body)?;
     let mut resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        resp.error_code = WireError::NotCoordinator.code();
-        return ctx.reply(&resp);
-    }
-    match ctx.broker.metadata.allocate_producer_id() {
-        Ok(id) => {
-            resp.producer_id = ProducerId(id);
-            resp.producer_epoch = 0;
-        }
-        Err(e) => {
+    let broker = ctx.broker.clone();
+    let alloc = move || {
+        broker.metadata.allocate_producer_id().map_err(|e| {
             tracing::error!(error = %e, "cannot reserve producer ids");
-            resp.error_code = WireError::KafkaStorageError.code();
+            WireError::KafkaStorageError.code()
+        })
+    };
+    let Some(txn_id) = req.transactional_id.as_ref().map(|t| t.0.to_string()).filter(|t| !t.is_empty()) else {
+        match alloc() {
+            Ok(id) => {
+                resp.producer_id = ProducerId(id);
+                resp.producer_epoch = 0;
+            }
+            Err(code) => resp.error_code = code,
         }
-    }
-    ctx.reply(&resp)
+        return ctx.reply(&resp);
+    };
+    let broker = ctx.broker.clone();
+    let version = ctx.version;
+    let timeout = req.transaction_timeout_ms;
+    Ok(Reply::Later(Box::pin(async move {
+        let result = match broker.txn_coordinator().await {
+            Err(_) => Err(WireError::CoordinatorNotAvailable.code()),
+            Ok(c) => c.init_producer_id(&txn_id, timeout, alloc).await,
+        };
+        match result {
+            Ok((id, epoch)) => {
+                resp.producer_id = ProducerId(id);
+                resp.producer_epoch = epoch;
+            }
+            Err(code) => resp.error_code = code,
+        }
+        encode_body(&resp, version)
+    })))
 }

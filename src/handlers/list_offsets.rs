@@ -66,8 +66,7 @@ const DECOMPRESS_CAP: usize = 64 << 20;
 
 fn lookup(p: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), LogError> {
     let log = &p.log;
-    let hw = p.high_watermark();
-    let _ = read_committed; // the last stable offset equals the high watermark until transactions exist
+    let hw = if read_committed { log.last_stable_offset().min(p.high_watermark()) } else { p.high_watermark() };
     match timestamp {
         -1 => Ok((hw, -1)),
         -2 | -4 => Ok((log.log_start_offset(), -1)),

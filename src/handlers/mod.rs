@@ -109,6 +109,10 @@ registry!(
     offset_delete,
     consumer_group_heartbeat,
     consumer_group_describe,
+    add_partitions_to_txn,
+    add_offsets_to_txn,
+    end_txn,
+    txn_offset_commit,
 );
 
 pub fn spec(key: ApiKey) -> Option<ApiSpec> {

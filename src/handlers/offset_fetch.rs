@@ -1,8 +1,9 @@
 //! OffsetFetch (key 9), versions 1-9.
 //!
 //! v1-7: one group, a topic list or (v2+) null for all committed offsets; v8+: several
-//! groups. Partitions without a commit answer offset -1. `require_stable` (v7+) would wait for
-//! pending transactional commits; none exist until transactions do, so offsets are stable.
+//! groups. Partitions without a commit answer offset -1. With `require_stable` (v7+), a
+//! partition whose offset an undecided transaction may still change answers
+//! UNSTABLE_OFFSET_COMMIT (the client retries).
 
 use bytes::Bytes;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -18,16 +19,18 @@ use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 9 };
 
-type Found = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
+type Found = Vec<(String, Vec<(i32, Option<OffsetValue>, i16)>)>;
 
-fn lookup(c: &GroupCoordinator, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Found {
+fn lookup(c: &GroupCoordinator, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>, require_stable: bool) -> Found {
     let flat: Option<Vec<(String, i32)>> = wanted.map(|w| w.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p))).collect());
     let rows = c.fetch_offsets(group, flat.as_deref());
     let mut out: Found = Vec::new();
     for (t, p, v) in rows {
+        // read_committed consumers must not start from an offset a pending transaction may move.
+        let (v, code) = if require_stable && c.is_unstable(group, &t, p) { (None, WireError::UnstableOffsetCommit.code()) } else { (v, 0) };
         match out.last_mut() {
-            Some((name, parts)) if *name == t => parts.push((p, v)),
-            _ => out.push((t, vec![(p, v)])),
+            Some((name, parts)) if *name == t => parts.push((p, v, code)),
+            _ => out.push((t, vec![(p, v, code)])),
         }
     }
     out
@@ -43,19 +46,20 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             resp.error_code = WireError::CoordinatorNotAvailable.code();
             return ctx.reply(&resp);
         };
-        resp.topics = lookup(c, req.group_id.0.as_str(), wanted)
+        resp.topics = lookup(c, req.group_id.0.as_str(), wanted, req.require_stable)
             .into_iter()
             .map(|(t, parts)| {
                 OffsetFetchResponseTopic::default().with_name(TopicName(StrBytes::from_string(t))).with_partitions(
                     parts
                         .into_iter()
-                        .map(|(p, v)| {
+                        .map(|(p, v, code)| {
                             let v = v.unwrap_or(OffsetValue { offset: -1, leader_epoch: -1, metadata: String::new(), commit_timestamp: -1 });
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(v.offset)
                                 .with_committed_leader_epoch(v.leader_epoch)
                                 .with_metadata(Some(StrBytes::from_string(v.metadata)))
+                                .with_error_code(code)
                         })
                         .collect(),
                 )
@@ -73,19 +77,20 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 return out;
             };
             let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-            out.topics = lookup(c, g.group_id.0.as_str(), wanted)
+            out.topics = lookup(c, g.group_id.0.as_str(), wanted, req.require_stable)
                 .into_iter()
                 .map(|(t, parts)| {
                     OffsetFetchResponseTopics::default().with_name(TopicName(StrBytes::from_string(t))).with_partitions(
                         parts
                             .into_iter()
-                            .map(|(p, v)| {
+                            .map(|(p, v, code)| {
                                 let v = v.unwrap_or(OffsetValue { offset: -1, leader_epoch: -1, metadata: String::new(), commit_timestamp: -1 });
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(v.offset)
                                     .with_committed_leader_epoch(v.leader_epoch)
                                     .with_metadata(Some(StrBytes::from_string(v.metadata)))
+                                .with_error_code(code)
                             })
                             .collect(),
                     )

@@ -220,6 +220,27 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_with(data, leader_epoch, now_ms, false)
+    }
+
+    /// Append for the broker's own writers (coordinators), which may write transaction
+    /// markers (control batches); clients may not.
+    pub fn append_internal(
+        &self,
+        data: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_with(data, leader_epoch, now_ms, true)
+    }
+
+    fn append_with(
+        &self,
+        data: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        allow_control: bool,
+    ) -> Result<AppendInfo, LogError> {
         self.check_poisoned()?;
         let config = self.config.read().clone();
         // Validate outside the lock: CRC is the expensive part.
@@ -233,6 +254,11 @@ impl PartitionLog {
                     size: view.size(),
                     max: config.max_message_bytes,
                 });
+            }
+            if view.is_control() && !allow_control {
+                return Err(LogError::InvalidBatch(batch::BatchError::Invalid(
+                    "control batches cannot be produced by clients",
+                )));
             }
             let n = view.last_offset_delta() as i64 + 1;
             batches.push((pos, view.size(), n));
@@ -252,7 +278,8 @@ impl PartitionLog {
         let mut producer_batches = Vec::new();
         for &(at, size, _) in &batches {
             let view = BatchView::parse_header(&data[at..at + size])?;
-            if view.producer_id() < 0 || view.is_control() {
+            // The broker's own transactional writes (offsets, markers) carry no sequence.
+            if view.producer_id() < 0 || view.is_control() || allow_control {
                 continue;
             }
             let (pid, epoch, first) = (
@@ -330,6 +357,26 @@ impl PartitionLog {
                 max_timestamp: view.max_timestamp(),
             };
             inner.producers.record(pid, epoch, meta, now_ms);
+        }
+        for &(at, size, _) in &batches {
+            let view = BatchView::parse_header(&data[at..at + size])?;
+            if view.producer_id() < 0 {
+                continue;
+            }
+            if view.is_control() {
+                let commit = crate::protocol::records::marker_is_commit(&view).unwrap_or(false);
+                inner.producers.on_marker(
+                    view.producer_id(),
+                    view.producer_epoch(),
+                    commit,
+                    view.base_offset(),
+                    now_ms,
+                );
+            } else if view.is_transactional() {
+                inner
+                    .producers
+                    .on_transactional_batch(view.producer_id(), view.base_offset());
+            }
         }
         inner.next_offset = next;
         inner.records_since_flush += records;
@@ -496,6 +543,24 @@ impl PartitionLog {
             serde_json::to_vec(&snapshot).map_err(|e| std::io::Error::other(e.to_string()))?;
         write_file_synced(&self.dir.join(PRODUCER_SNAPSHOT_FILE), &json)?;
         Ok(())
+    }
+
+    /// The last stable offset: below it every transaction is decided (committed or aborted).
+    pub fn last_stable_offset(&self) -> i64 {
+        let inner = self.inner.lock();
+        inner
+            .producers
+            .first_unstable_offset()
+            .map_or(inner.next_offset, |f| f.min(inner.next_offset))
+    }
+
+    /// Aborted transactions overlapping `[from, to)`, ordered by first offset.
+    pub fn aborted_transactions(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Vec<crate::log::producer_state::AbortedTxn> {
+        self.inner.lock().producers.aborted_in(from, to)
     }
 
     /// Drops idempotent-producer state idle longer than `expiration_ms`.
@@ -701,6 +766,8 @@ impl PartitionLog {
     }
 
     fn delete_segments_below_start(&self, inner: &mut Inner) {
+        let start = inner.log_start_offset;
+        inner.producers.prune_aborted(start);
         while inner.segments.len() > 1 && inner.segments[1].base_offset <= inner.log_start_offset {
             let seg = inner.segments.remove(0);
             inner.unsynced.retain(|(_, b)| *b != seg.base_offset);
@@ -818,7 +885,31 @@ fn load_producer_state(
     let mut state = ProducerStateMap::default();
     let now = crate::log::now_ms();
     for seg in segments {
-        seg.for_each_header(|v| {
+        let mut marker_error = None;
+        seg.for_each_header(|v, pos| {
+            if v.producer_id() >= 0 && v.is_control() {
+                // Reading the marker's record tells commit from abort.
+                let commit = seg.read_at(pos, v.declared_size()).map(|bytes| {
+                    BatchView::parse_header(&bytes)
+                        .ok()
+                        .and_then(|b| crate::protocol::records::marker_is_commit(&b))
+                        .unwrap_or(false)
+                });
+                match commit {
+                    Ok(commit) => state.on_marker(
+                        v.producer_id(),
+                        v.producer_epoch(),
+                        commit,
+                        v.base_offset(),
+                        now,
+                    ),
+                    Err(e) => marker_error = Some(e),
+                }
+                return;
+            }
+            if v.is_transactional() {
+                state.on_transactional_batch(v.producer_id(), v.base_offset());
+            }
             if v.producer_id() >= 0 && !v.is_control() {
                 let first = v.base_sequence();
                 let meta = BatchMeta {
@@ -831,6 +922,9 @@ fn load_producer_state(
                 state.record(v.producer_id(), v.producer_epoch(), meta, now);
             }
         })?;
+        if let Some(e) = marker_error {
+            return Err(e.into());
+        }
     }
     Ok(state)
 }

@@ -13,7 +13,7 @@
 //! State is rebuilt at start from a snapshot written at clean shutdown, or else by replaying the
 //! batch headers of the log. Entries expire after `producer.id.expiration.ms` of inactivity.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +55,20 @@ pub enum Check {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ProducerStateMap {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions in this partition: producer id -> offset of its first batch.
+    #[serde(default)]
+    ongoing: BTreeMap<i64, i64>,
+    /// Aborted transactions (the index read_committed fetches return), in marker order.
+    #[serde(default)]
+    aborted: Vec<AbortedTxn>,
+}
+
+/// An aborted transaction's range in this partition (first batch .. abort marker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -136,11 +150,76 @@ impl ProducerStateMap {
         entry.last_update_ms = entry.last_update_ms.max(now_ms);
     }
 
-    /// Drops producers idle for longer than `expiration_ms`.
+    /// A transactional data batch: opens the producer's transaction here if not open yet.
+    pub fn on_transactional_batch(&mut self, pid: i64, first_offset: i64) {
+        self.ongoing.entry(pid).or_insert(first_offset);
+    }
+
+    /// A transaction marker: closes the producer's transaction here (recording it as aborted
+    /// for read_committed readers) and fences older epochs.
+    pub fn on_marker(
+        &mut self,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+        marker_offset: i64,
+        now_ms: i64,
+    ) {
+        if let Some(first) = self.ongoing.remove(&pid) {
+            if !commit {
+                self.aborted.push(AbortedTxn {
+                    producer_id: pid,
+                    first_offset: first,
+                    last_offset: marker_offset,
+                });
+            }
+        }
+        let entry = self.producers.entry(pid).or_insert_with(|| ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            last_update_ms: now_ms,
+        });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_update_ms = entry.last_update_ms.max(now_ms);
+    }
+
+    /// First offset of the oldest open transaction: the last stable offset when below the
+    /// high watermark.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.values().min().copied()
+    }
+
+    pub fn has_ongoing(&self, pid: i64) -> bool {
+        self.ongoing.contains_key(&pid)
+    }
+
+    /// Aborted transactions overlapping offsets `[from, to)`, by first offset.
+    pub fn aborted_in(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let mut v: Vec<AbortedTxn> = self
+            .aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .copied()
+            .collect();
+        v.sort_by_key(|a| a.first_offset);
+        v
+    }
+
+    /// Forgets aborted ranges wholly below the log start offset.
+    pub fn prune_aborted(&mut self, log_start_offset: i64) {
+        self.aborted.retain(|a| a.last_offset >= log_start_offset);
+    }
+
+    /// Drops producers idle for longer than `expiration_ms` (never one with an open transaction).
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms - e.last_update_ms <= expiration_ms);
+        let ongoing = &self.ongoing;
+        self.producers.retain(|pid, e| {
+            ongoing.contains_key(pid) || now_ms - e.last_update_ms <= expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -149,6 +228,8 @@ impl ProducerStateMap {
         for e in self.producers.values_mut() {
             e.batches.retain(|b| b.last_offset < offset);
         }
+        self.ongoing.retain(|_, first| *first < offset);
+        self.aborted.retain(|a| a.last_offset < offset);
         self.producers.retain(|_, e| !e.batches.is_empty());
     }
 
@@ -231,6 +312,33 @@ mod tests {
         );
         assert_eq!(s.expire(10_000, 1_000), 1);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn transactions_and_aborted_index() {
+        let mut s = ProducerStateMap::default();
+        s.on_transactional_batch(5, 10);
+        s.on_transactional_batch(5, 12);
+        s.on_transactional_batch(6, 11);
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        s.on_marker(5, 0, false, 13, 0);
+        assert_eq!(s.first_unstable_offset(), Some(11));
+        s.on_marker(6, 0, true, 14, 0);
+        assert_eq!(s.first_unstable_offset(), None);
+        assert_eq!(
+            s.aborted_in(0, 100),
+            vec![AbortedTxn {
+                producer_id: 5,
+                first_offset: 10,
+                last_offset: 13
+            }]
+        );
+        assert!(s.aborted_in(14, 100).is_empty());
+        s.on_marker(5, 2, false, 20, 0);
+        assert!(
+            matches!(s.check(5, 1, 0, 0), Err(SequenceError::InvalidEpoch { .. })),
+            "marker fenced epoch 1"
+        );
     }
 
     #[test]

@@ -246,16 +246,23 @@ impl Segment {
     }
 
     /// Calls `f` with the header of every batch in the segment, in order.
-    pub fn for_each_header(&self, mut f: impl FnMut(&BatchView<'_>)) -> io::Result<()> {
+    pub fn for_each_header(&self, mut f: impl FnMut(&BatchView<'_>, u64)) -> io::Result<()> {
         let mut header = [0u8; HEADER_LEN];
         let mut pos = 0u64;
         while pos + HEADER_LEN as u64 <= self.size {
             self.file.read_exact_at(&mut header, pos)?;
             let view = BatchView::parse_header_only(&header).map_err(corrupt)?;
-            f(&view);
+            f(&view, pos);
             pos += view.declared_size() as u64;
         }
         Ok(())
+    }
+
+    /// Reads `size` bytes at `position` (one whole batch).
+    pub fn read_at(&self, position: u64, size: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; size];
+        self.file.read_exact_at(&mut buf, position)?;
+        Ok(buf)
     }
 
     /// Position of the first batch whose last offset is `>= offset`, or `None` if the segment

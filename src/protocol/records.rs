@@ -193,7 +193,71 @@ fn put_varint(out: &mut Vec<u8>, v: i64) {
 /// A record to write: (key, value), either may be null.
 pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
+/// Producer fields of a batch we write ourselves.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
+    pub control: bool,
+}
+
+impl BatchProducer {
+    pub const NONE: BatchProducer = BatchProducer {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        transactional: false,
+        control: false,
+    };
+}
+
 pub fn build_batch(records: &[KeyValue<'_>], timestamp_ms: i64) -> Vec<u8> {
+    build_batch_as(records, timestamp_ms, BatchProducer::NONE)
+}
+
+/// A transaction marker (control batch): key `{i16 version 0, i16 type}` (0 abort, 1 commit),
+/// value `{i16 version 0, i32 coordinator epoch}`.
+pub fn build_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let key = [0u8, 0, 0, u8::from(commit)];
+    let mut value = vec![0u8, 0];
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let p = BatchProducer {
+        producer_id,
+        producer_epoch,
+        base_sequence: -1,
+        transactional: true,
+        control: true,
+    };
+    build_batch_as(&[(Some(&key), Some(&value))], timestamp_ms, p)
+}
+
+/// Whether a control batch is a commit marker (false: abort). None when malformed.
+pub fn marker_is_commit(batch: &BatchView<'_>) -> Option<bool> {
+    let mut out = None;
+    for_each_record(batch, 1 << 16, |r| {
+        if let Some(k) = r.key {
+            if k.len() >= 4 {
+                out = Some(i16::from_be_bytes([k[2], k[3]]) == 1);
+            }
+        }
+    })
+    .ok()?;
+    out
+}
+
+pub fn build_batch_as(
+    records: &[KeyValue<'_>],
+    timestamp_ms: i64,
+    producer: BatchProducer,
+) -> Vec<u8> {
     let mut body = Vec::new();
     let mut rec = Vec::new();
     for (i, (k, v)) in records.iter().enumerate() {
@@ -221,13 +285,15 @@ pub fn build_batch(records: &[KeyValue<'_>], timestamp_ms: i64) -> Vec<u8> {
     b.extend_from_slice(&(-1i32).to_be_bytes()); // leader epoch
     b.push(2); // magic
     b.extend_from_slice(&[0; 4]); // crc, below
-    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    let attributes: i16 =
+        (if producer.transactional { 0x10 } else { 0 }) | (if producer.control { 0x20 } else { 0 });
+    b.extend_from_slice(&attributes.to_be_bytes());
     b.extend_from_slice(&(n - 1).to_be_bytes());
     b.extend_from_slice(&timestamp_ms.to_be_bytes());
     b.extend_from_slice(&timestamp_ms.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&producer.producer_id.to_be_bytes());
+    b.extend_from_slice(&producer.producer_epoch.to_be_bytes());
+    b.extend_from_slice(&producer.base_sequence.to_be_bytes());
     b.extend_from_slice(&n.to_be_bytes());
     b.extend_from_slice(&body);
     let crc = crc32c::crc32c(&b[21..]);
@@ -271,6 +337,20 @@ mod tests {
                 (0, 77, Some(b"k1".to_vec()), Some(b"v1".to_vec())),
                 (1, 77, Some(b"k2".to_vec()), None)
             ]
+        );
+    }
+
+    #[test]
+    fn markers() {
+        let m = build_marker(7, 3, true, 0, 5);
+        let v = BatchView::parse(&m).expect("valid");
+        assert!(v.is_control() && v.is_transactional());
+        assert_eq!((v.producer_id(), v.producer_epoch()), (7, 3));
+        assert_eq!(marker_is_commit(&v), Some(true));
+        let m = build_marker(7, 3, false, 0, 5);
+        assert_eq!(
+            marker_is_commit(&BatchView::parse(&m).expect("valid")),
+            Some(false)
         );
     }
 

@@ -1,0 +1,33 @@
+//! AddOffsetsToTxn (key 25), versions 0-4.
+//!
+//! Adds the `__consumer_offsets` partition of the group to the producer's transaction, so the
+//! offsets it then sends with TxnOffsetCommit commit or abort with the transaction.
+
+use bytes::Bytes;
+use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey};
+
+use crate::coordinator::{partition_for, OFFSETS_TOPIC};
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::protocol::{encode_body, ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::AddOffsetsToTxn, min: 0, max: 4 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: AddOffsetsToTxnRequest = ctx.decode(body)?;
+    let broker = ctx.broker.clone();
+    let version = ctx.version;
+    Ok(Reply::Later(Box::pin(async move {
+        let code = match broker.txn_coordinator().await {
+            Err(_) => WireError::CoordinatorNotAvailable.code(),
+            Ok(c) => {
+                let partitions = broker.config.groups.offsets_partitions;
+                let p = partition_for(req.group_id.0.as_str(), partitions);
+                c.add_partitions(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch, &[(OFFSETS_TOPIC.to_string(), p)])
+                    .await
+                    .err()
+                    .unwrap_or(0)
+            }
+        };
+        encode_body(&AddOffsetsToTxnResponse::default().with_error_code(code), version)
+    })))
+}

@@ -1,0 +1,84 @@
+//! AddPartitionsToTxn (key 24), versions 0-5.
+//!
+//! v0-3 (clients): one transaction, partitions registered with it before the producer writes
+//! to them. v4+ batches several transactions (the broker-to-coordinator shape); `verify_only`
+//! checks that each partition is already part of the producer's open transaction without
+//! adding it. Unknown partitions get UNKNOWN_TOPIC_OR_PARTITION and the others
+//! OPERATION_NOT_ATTEMPTED, as in Kafka; coordinator errors apply to every partition.
+
+use bytes::Bytes;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey};
+
+use crate::broker::Broker;
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::protocol::{encode_body, ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::AddPartitionsToTxn, min: 0, max: 5 };
+
+async fn add(broker: &Broker, txn_id: &str, pid: i64, epoch: i16, verify_only: bool, topics: &[AddPartitionsToTxnTopic]) -> Vec<AddPartitionsToTxnTopicResult> {
+    let wanted: Vec<(String, i32)> = topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), *p))).collect();
+    let unknown: Vec<bool> = wanted.iter().map(|(t, p)| broker.partition(t, *p).is_none()).collect();
+    let codes: Vec<i16> = if unknown.iter().any(|u| *u) {
+        unknown.iter().map(|u| if *u { WireError::UnknownTopicOrPartition.code() } else { WireError::OperationNotAttempted.code() }).collect()
+    } else {
+        let result = match broker.txn_coordinator().await {
+            Err(_) => Err(WireError::CoordinatorNotAvailable.code()),
+            Ok(c) if verify_only => match c.describe(txn_id).await {
+                Some(m) if m.producer_id == pid && m.producer_epoch == epoch => {
+                    return results(topics, wanted.iter().map(|p| if m.partitions.contains(p) { 0 } else { WireError::InvalidTxnState.code() }).collect());
+                }
+                Some(_) => Err(WireError::ProducerFenced.code()),
+                None => Err(WireError::InvalidProducerIdMapping.code()),
+            },
+            Ok(c) => c.add_partitions(txn_id, pid, epoch, &wanted).await,
+        };
+        let code = result.err().unwrap_or(0);
+        vec![code; wanted.len()]
+    };
+    results(topics, codes)
+}
+
+fn results(topics: &[AddPartitionsToTxnTopic], codes: Vec<i16>) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut codes = codes.into_iter();
+    topics
+        .iter()
+        .map(|t| {
+            AddPartitionsToTxnTopicResult::default().with_name(t.name.clone()).with_results_by_partition(
+                t.partitions
+                    .iter()
+                    .map(|p| AddPartitionsToTxnPartitionResult::default().with_partition_index(*p).with_partition_error_code(codes.next().unwrap_or(0)))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: AddPartitionsToTxnRequest = ctx.decode(body)?;
+    let broker = ctx.broker.clone();
+    let version = ctx.version;
+    Ok(Reply::Later(Box::pin(async move {
+        let mut resp = AddPartitionsToTxnResponse::default();
+        if version <= 3 {
+            resp.results_by_topic_v3_and_below = add(
+                &broker,
+                req.v3_and_below_transactional_id.0.as_str(),
+                req.v3_and_below_producer_id.0,
+                req.v3_and_below_producer_epoch,
+                false,
+                &req.v3_and_below_topics,
+            )
+            .await;
+        } else {
+            let mut out = Vec::with_capacity(req.transactions.len());
+            for t in &req.transactions {
+                let topics = add(&broker, t.transactional_id.0.as_str(), t.producer_id.0, t.producer_epoch, t.verify_only, &t.topics).await;
+                out.push(AddPartitionsToTxnResult::default().with_transactional_id(t.transactional_id.clone()).with_topic_results(topics));
+            }
+            resp.results_by_transaction = out;
+        }
+        encode_body(&resp, version)
+    })))
+}

@@ -1,0 +1,90 @@
+//! TxnOffsetCommit (key 28), versions 0-4 (v5 belongs to Transactions V2).
+//!
+//! Offsets committed inside a transaction: written to `__consumer_offsets` as transactional
+//! records and applied to the group only when the transaction commits (dropped on abort);
+//! until then OffsetFetch with `require_stable` reports UNSTABLE_OFFSET_COMMIT for them.
+//! v3+ carries the consumer's generation and member id, checked like OffsetCommit.
+
+use bytes::Bytes;
+use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
+use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use crate::coordinator::codec::OffsetValue;
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::log::now_ms;
+use crate::protocol::{encode_body, ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 4 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: TxnOffsetCommitRequest = ctx.decode(body)?;
+    let broker = ctx.broker.clone();
+    let version = ctx.version;
+    Ok(Reply::Later(Box::pin(async move {
+        let now = now_ms();
+        let mut offsets = Vec::new();
+        let mut known = Vec::new();
+        for t in &req.topics {
+            let exists = broker.metadata.topic(t.name.0.as_str());
+            for p in &t.partitions {
+                let ok = exists.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions);
+                known.push(ok);
+                if ok {
+                    offsets.push((
+                        t.name.0.to_string(),
+                        p.partition_index,
+                        OffsetValue {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                            commit_timestamp: now,
+                        },
+                    ));
+                }
+            }
+        }
+        let code = if known.iter().any(|k| !k) {
+            None
+        } else {
+            let result = match (broker.txn_coordinator().await, broker.group_coordinator()) {
+                (Ok(txns), Ok(groups)) => match txns.describe(req.transactional_id.0.as_str()).await {
+                    None => Err(WireError::InvalidProducerIdMapping.code()),
+                    Some(m) if m.producer_id != req.producer_id.0 => Err(WireError::InvalidProducerIdMapping.code()),
+                    Some(m) if m.producer_epoch != req.producer_epoch => Err(WireError::ProducerFenced.code()),
+                    Some(_) => {
+                        let instance = req.group_instance_id.as_ref().map(|s| s.as_str());
+                        match groups.txn_commit(req.group_id.0.as_str(), req.producer_id.0, req.producer_epoch, req.member_id.as_str(), instance, req.generation_id, offsets) {
+                            Ok(Some((log, end))) => log.flush_to(end).await.map_err(|_| WireError::KafkaStorageError.code()),
+                            Ok(None) => Ok(()),
+                            Err(code) => Err(code),
+                        }
+                    }
+                },
+                _ => Err(WireError::CoordinatorNotAvailable.code()),
+            };
+            Some(result.err().unwrap_or(0))
+        };
+        let mut known = known.into_iter();
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            let ok = known.next().unwrap_or(false);
+                            let c = match code {
+                                Some(c) => c,
+                                None if ok => WireError::OperationNotAttempted.code(),
+                                None => WireError::UnknownTopicOrPartition.code(),
+                            };
+                            TxnOffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(c)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        encode_body(&TxnOffsetCommitResponse::default().with_topics(topics), version)
+    })))
+}
