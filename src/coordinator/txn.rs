@@ -437,8 +437,8 @@ impl TransactionCoordinator {
         }
     }
 
-    /// (transactional id, producer id, state) of every transaction (ListTransactions).
-    pub fn list(&self) -> Vec<(String, i64, TxnState)> {
+    /// (transactional id, producer id, state, start ms) of every transaction (ListTransactions).
+    pub fn list(&self) -> Vec<(String, i64, TxnState, i64)> {
         let entries: Vec<(String, Entry)> = self
             .txns
             .lock()
@@ -447,7 +447,11 @@ impl TransactionCoordinator {
             .collect();
         let mut out: Vec<_> = entries
             .into_iter()
-            .filter_map(|(id, e)| e.try_lock().ok().map(|m| (id, m.producer_id, m.state)))
+            .filter_map(|(id, e)| {
+                e.try_lock()
+                    .ok()
+                    .map(|m| (id, m.producer_id, m.state, m.start_ms))
+            })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out

@@ -113,6 +113,9 @@ registry!(
     add_offsets_to_txn,
     end_txn,
     txn_offset_commit,
+    list_transactions,
+    describe_transactions,
+    describe_producers,
 );
 
 pub fn spec(key: ApiKey) -> Option<ApiSpec> {

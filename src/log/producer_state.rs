@@ -192,8 +192,9 @@ impl ProducerStateMap {
         self.ongoing.values().min().copied()
     }
 
-    pub fn has_ongoing(&self, pid: i64) -> bool {
-        self.ongoing.contains_key(&pid)
+    /// First offset of the producer's open transaction in this partition, if any.
+    pub fn ongoing_first_offset(&self, pid: i64) -> Option<i64> {
+        self.ongoing.get(&pid).copied()
     }
 
     /// Aborted transactions overlapping offsets `[from, to)`, by first offset.

@@ -1,0 +1,48 @@
+//! DescribeTransactions (key 65), version 0.
+//!
+//! State, timeout, start time, producer id/epoch and partitions of each transactional id;
+//! unknown ids get TRANSACTIONAL_ID_NOT_FOUND.
+
+use bytes::Bytes;
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{ApiKey, DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::protocol::{encode_body, ProtocolError, WireError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::DescribeTransactions, min: 0, max: 0 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: DescribeTransactionsRequest = ctx.decode(body)?;
+    let broker = ctx.broker.clone();
+    let version = ctx.version;
+    Ok(Reply::Later(Box::pin(async move {
+        let mut states = Vec::with_capacity(req.transactional_ids.len());
+        for id in req.transactional_ids {
+            let meta = if broker.txns.is_loaded() { broker.txns.describe(id.0.as_str()).await } else { None };
+            let mut st = TransactionState::default().with_transactional_id(id);
+            match meta {
+                None => st.error_code = WireError::TransactionalIdNotFound.code(),
+                Some(m) => {
+                    let mut topics: Vec<TopicData> = Vec::new();
+                    for (t, p) in &m.partitions {
+                        match topics.last_mut() {
+                            Some(td) if td.topic.0.as_str() == t => td.partitions.push(*p),
+                            _ => topics.push(TopicData::default().with_topic(TopicName(StrBytes::from_string(t.clone()))).with_partitions(vec![*p])),
+                        }
+                    }
+                    st = st
+                        .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+                        .with_transaction_timeout_ms(m.timeout_ms)
+                        .with_transaction_start_time_ms(m.start_ms)
+                        .with_producer_id(ProducerId(m.producer_id))
+                        .with_producer_epoch(m.producer_epoch)
+                        .with_topics(topics);
+                }
+            }
+            states.push(st);
+        }
+        encode_body(&DescribeTransactionsResponse::default().with_transaction_states(states), version)
+    })))
+}
