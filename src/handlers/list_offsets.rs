@@ -48,7 +48,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         Ok((offset, ts)) => {
                             r.offset = offset;
                             r.timestamp = ts;
-                            r.leader_epoch = epoch;
+                            if ctx.version >= 4 {
+                                r.leader_epoch = epoch;
+                            }
                         }
                         Err(e) => r.error_code = log_error_code(&e),
                     }
