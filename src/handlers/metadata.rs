@@ -3,7 +3,8 @@
 //! Lists this broker, the cluster id, the controller (ourselves) and topics with their ids,
 //! partitions, leader epoch, replicas and ISR. Topics may be named or (v10+) given by id. When
 //! `allow_auto_topic_creation` is set and `auto.create.topics.enable` is on, unknown named
-//! topics are created with the broker defaults. Authorized-operations fields stay unset until
+//! topics are created with the broker defaults; as in Kafka 4 that response still reports
+//! UNKNOWN_TOPIC_OR_PARTITION for them, and the next lookup lists them. Authorized-operations fields stay unset until
 //! ACLs exist.
 
 use bytes::Bytes;
@@ -30,13 +31,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         broker.metadata.topics().iter().map(|t| topic_entry(broker, t)).collect()
     } else {
         let auto = req.allow_auto_topic_creation || ctx.version < 4;
+        
         req.topics
             .unwrap_or_default()
             .into_iter()
             .map(|rt| match rt.name {
                 Some(name) => {
                     let name = name.0.to_string();
-                    let found = broker.metadata.topic(&name).or_else(|| if auto { broker.auto_create_topic(&name) } else { None });
+                    let found = broker.metadata.topic(&name);
+                    if found.is_none() && auto {
+                        // Like Kafka (KRaft): the request that triggers creation still answers
+                        // UNKNOWN_TOPIC_OR_PARTITION; the client's next lookup finds the topic.
+                        broker.auto_create_topic(&name);
+                    }
                     match found {
                         Some(t) => topic_entry(broker, &t),
                         None => {
