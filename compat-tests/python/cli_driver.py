@@ -99,14 +99,22 @@ def s_configs(b, t, obs):
     create(t)
     tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--alter",
          "--add-config", "retention.ms=7200000,cleanup.policy=compact")
-    out = tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--describe")
-    obs["retention"] = "retention.ms=7200000" in out
-    obs["cleanup"] = "cleanup.policy=compact" in out
+    for _ in range(4):  # KRaft applies the change through the metadata log: describe until it shows
+        out = tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--describe")
+        obs["retention"] = "retention.ms=7200000" in out
+        obs["cleanup"] = "cleanup.policy=compact" in out
+        if obs["retention"] and obs["cleanup"]:
+            break
+        time.sleep(0.5)
     check(obs["retention"] and obs["cleanup"], f"--describe does not show both overrides: {out.strip()[:300]}")
     tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--alter",
          "--delete-config", "cleanup.policy")
-    out = tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--describe")
-    obs["cleanup_after_delete"] = "cleanup.policy=compact" in out
+    for _ in range(4):
+        out = tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "topics", "--entity-name", t, "--describe")
+        obs["cleanup_after_delete"] = "cleanup.policy=compact" in out
+        if not obs["cleanup_after_delete"]:
+            break
+        time.sleep(0.5)
     check(not obs["cleanup_after_delete"], "cleanup.policy still set after --delete-config")
 
 

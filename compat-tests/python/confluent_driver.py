@@ -110,7 +110,12 @@ def s_topic_admin(b, t, obs):
     inc = ConfigResource(ResourceType.TOPIC, t, incremental_configs=[
         ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET)])
     list(a.incremental_alter_configs([inc]).values())[0].result(timeout=15)
-    v = a.describe_configs([res])[res].result(timeout=15)["retention.ms"].value
+    more = deadline(5)  # KRaft applies the change through the metadata log: read until it shows
+    while True:
+        v = a.describe_configs([res])[res].result(timeout=15)["retention.ms"].value
+        if v == "7200000" or not more():
+            break
+        time.sleep(0.1)
     obs["retention_after_alter"] = v
     check(v == "7200000", f"retention.ms after alter {v}")
     a.delete_topics([t], operation_timeout=15)[t].result(timeout=20)

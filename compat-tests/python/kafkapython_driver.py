@@ -116,7 +116,12 @@ def s_topic_admin(b, t, obs):
         obs["retention_at_create"] = retention(a, t)
         check(obs["retention_at_create"] == "3600000", f"retention.ms after create {obs['retention_at_create']}")
         a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t, configs={"retention.ms": "7200000"})])
-        obs["retention_after_alter"] = retention(a, t)
+        more = deadline(5)  # KRaft applies the change through the metadata log: read until it shows
+        while True:
+            obs["retention_after_alter"] = retention(a, t)
+            if obs["retention_after_alter"] == "7200000" or not more():
+                break
+            time.sleep(0.1)
         check(obs["retention_after_alter"] == "7200000", f"retention.ms after alter {obs['retention_after_alter']}")
         a.delete_topics([t], timeout_ms=15000)
         more, last = deadline(15), "still present"

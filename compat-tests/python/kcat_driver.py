@@ -153,6 +153,35 @@ def s_too_large(b, t, obs):
     check(obs["next_offset"] == 0, f"small record after the rejected one at {obs['next_offset']}")
 
 
+def s_offset_latest(b, t, obs):
+    import subprocess as sp
+    import time as _t
+    create(t)
+    kcat("-P", "-t", t, "-p", "0", stdin="".join(f"{v}\n" for v in vals(5, "old-")))
+    exe = shutil.which("kcat")
+    cons = sp.Popen([exe, "-b", b, "-G", t + "-g", "-X", "auto.offset.reset=latest", "-c", "1", "-J", t],
+                    stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    try:
+        end, i = _t.monotonic() + 15, 0
+        while cons.poll() is None and _t.monotonic() < end:
+            kcat("-P", "-t", t, "-p", "0", stdin=f"new-{i}\n")
+            i += 1
+            try:
+                cons.wait(1)
+            except sp.TimeoutExpired:
+                pass
+    finally:
+        if cons.poll() is None:
+            cons.kill()
+        out, err = cons.communicate()
+        print(out[-2000:], err[-2000:], sep="\n--stderr--\n", flush=True)
+    msgs = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    check(msgs, f"nothing consumed within 15s: {err.strip()[-200:]}")
+    obs["saw_old"] = any(m["offset"] < 5 for m in msgs)
+    obs["got_new"] = True
+    check(not obs["saw_old"], f"latest consumer saw old records: {[m.get('payload') for m in msgs]}")
+
+
 def na(why):
     def f(b, t, obs):
         raise NotApplicable(why)
@@ -163,7 +192,7 @@ SCENARIOS = {
     "metadata": s_metadata, "topic-admin": na("kcat has no admin commands"),
     "codec-none": codec("none"), "codec-gzip": codec("gzip"), "codec-snappy": codec("snappy"),
     "codec-lz4": codec("lz4"), "codec-zstd": codec("zstd"),
-    "record-fields": s_record_fields, "offset-earliest": s_offset_earliest,
+    "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
     "offsets-for-times": s_offsets_for_times, "idempotent-produce": s_idempotent,
     "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic, "err-record-too-large": s_too_large,
     "group-rebalance": na("kcat runs one consumer per process; not a rebalance test driver"),

@@ -145,7 +145,12 @@ func topicAdmin(b, t string, obs h.Obs) {
 	ar, err := a.AlterTopicConfigs(ctx(15), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("7200000")}}, t)
 	h.Must(err, "alter configs")
 	h.Must(ar[0].Err, "alter configs")
-	obs["retention_after_alter"] = cfg()
+	// KRaft applies the change through the metadata log: read until it shows, bounded
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if obs["retention_after_alter"] = cfg(); obs["retention_after_alter"] == "7200000" {
+			break
+		}
+	}
 	h.Check(obs["retention_after_alter"] == "7200000", "retention.ms after alter %v", obs["retention_after_alter"])
 	dr, err := a.DeleteTopics(ctx(20), t)
 	h.Must(err, "delete")

@@ -181,7 +181,12 @@ func topicAdmin(b, t string, obs h.Obs) {
 	v := "7200000"
 	h.Must(a.IncrementalAlterConfig(sarama.TopicResource, t, map[string]sarama.IncrementalAlterConfigsEntry{
 		"retention.ms": {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &v}}, false), "incremental alter")
-	obs["retention_after_alter"] = retention(a, t)
+	// KRaft applies the change through the metadata log: read until it shows, bounded
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if obs["retention_after_alter"] = retention(a, t); obs["retention_after_alter"] == "7200000" {
+			break
+		}
+	}
 	h.Check(obs["retention_after_alter"] == "7200000", "retention.ms after alter %v", obs["retention_after_alter"])
 	h.Must(a.DeleteTopic(t), "delete topic")
 	last := "still present"

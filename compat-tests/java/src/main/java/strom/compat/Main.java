@@ -200,7 +200,13 @@ public final class Main {
             obs.put("retention_at_create", before);
             check("3600000".equals(before), "retention.ms after create = " + before);
             a.incrementalAlterConfigs(Map.of(cr, List.of(new AlterConfigOp(new ConfigEntry("retention.ms", "7200000"), AlterConfigOp.OpType.SET)))).all().get();
-            String after = a.describeConfigs(List.of(cr)).all().get().get(cr).get("retention.ms").value();
+            // KRaft applies the change through the metadata log, so the broker may serve the old
+            // value for a moment after the response: read until it shows, bounded.
+            String after = null;
+            for (long end = System.currentTimeMillis() + 5000; System.currentTimeMillis() < end; Thread.sleep(100)) {
+                after = a.describeConfigs(List.of(cr)).all().get().get(cr).get("retention.ms").value();
+                if ("7200000".equals(after)) break;
+            }
             obs.put("retention_after_alter", after);
             check("7200000".equals(after), "retention.ms after alter = " + after);
             a.deleteTopics(List.of(topic)).all().get();
