@@ -20,7 +20,6 @@ const PARTITIONS: i32 = 3;
 
 struct Broker {
     child: Child,
-    port: u16,
 }
 
 fn free_port() -> u16 {
@@ -54,7 +53,7 @@ fn start(dir: &Path, port: u16) -> Broker {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Broker { child, port }
+    Broker { child }
 }
 
 impl Broker {
@@ -141,7 +140,7 @@ async fn produce_until_killed(
                 .map(|d| (d.partition, d.offset, value))
         }));
         i += 1;
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
