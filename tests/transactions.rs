@@ -1,0 +1,223 @@
+//! Transactions with a real client (librdkafka): commit/abort visibility for read_committed
+//! and read_uncommitted consumers, a transaction abandoned past its timeout is aborted by the
+//! broker, and a consume-transform-produce loop that dies mid-transaction and restarts produces
+//! every input exactly once.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use support::{wait_for, TestBroker};
+
+fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = b.client().create().expect("admin");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let r = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .expect("create");
+    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+}
+
+fn txn_producer(b: &TestBroker, id: &str, timeout_ms: &str) -> BaseProducer {
+    let p: BaseProducer = b
+        .client()
+        .set("transactional.id", id)
+        .set("transaction.timeout.ms", timeout_ms)
+        .create()
+        .expect("producer");
+    p.init_transactions(Duration::from_secs(30))
+        .expect("init transactions");
+    p
+}
+
+fn send(p: &BaseProducer, topic: &str, partition: i32, value: &str) {
+    let mut rec = BaseRecord::<str, str>::to(topic)
+        .payload(value)
+        .partition(partition);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                rec = r;
+                p.poll(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Every value in the topic from the beginning, per partition, read with `isolation`, up to
+/// the (stable) end.
+fn read(b: &TestBroker, topic: &str, partitions: i32, isolation: &str) -> Vec<String> {
+    let c: BaseConsumer = b
+        .client()
+        .set("group.id", "reader")
+        .set("isolation.level", isolation)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+        c.assign(&tpl).expect("assign");
+        let mut idle = 0;
+        while idle < 8 {
+            match c.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
+                    idle = 0;
+                }
+                _ => idle += 1,
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn commit_and_abort_are_visible_per_isolation_level() {
+    let b = TestBroker::start(&[]);
+    create_topic(&b, "tx", 2);
+    let p = txn_producer(&b, "t-vis", "60000");
+    p.begin_transaction().expect("begin");
+    for i in 0..10 {
+        send(&p, "tx", i % 2, &format!("committed-{i}"));
+    }
+    p.commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+    p.begin_transaction().expect("begin");
+    for i in 0..10 {
+        send(&p, "tx", i % 2, &format!("aborted-{i}"));
+    }
+    p.flush(Duration::from_secs(30))
+        .expect("flush: the aborted records reach the log");
+    p.abort_transaction(Duration::from_secs(30)).expect("abort");
+    let committed = read(&b, "tx", 2, "read_committed");
+    assert_eq!(committed.len(), 10, "{committed:?}");
+    assert!(committed.iter().all(|v| v.starts_with("committed-")));
+    let all = read(&b, "tx", 2, "read_uncommitted");
+    assert_eq!(all.len(), 20, "read_uncommitted sees aborted records too");
+}
+
+#[test]
+fn open_transaction_past_its_timeout_is_aborted() {
+    let b = TestBroker::start(&[]);
+    create_topic(&b, "abandoned", 1);
+    let p = txn_producer(&b, "t-abandon", "2000");
+    p.begin_transaction().expect("begin");
+    send(&p, "abandoned", 0, "never-visible");
+    p.flush(Duration::from_secs(30)).expect("flush");
+    // The producer goes silent with its transaction open.
+    std::mem::forget(p);
+    let c: BaseConsumer = b
+        .client()
+        .set("group.id", "x")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    // Until the broker aborts it, the last stable offset holds read_committed readers back.
+    wait_for(
+        Duration::from_secs(20),
+        "the abort marker (high watermark 2)",
+        || {
+            let (_, high) = c
+                .fetch_watermarks("abandoned", 0, Duration::from_secs(5))
+                .ok()?;
+            (high == 2).then_some(())
+        },
+    );
+    // A new producer can write and commit past it.
+    let p2 = txn_producer(&b, "t-after", "60000");
+    p2.begin_transaction().expect("begin");
+    send(&p2, "abandoned", 0, "visible");
+    p2.commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+    assert_eq!(
+        read(&b, "abandoned", 1, "read_committed"),
+        vec!["visible".to_string()]
+    );
+}
+
+#[test]
+fn consume_transform_produce_is_exactly_once_across_a_crash() {
+    let b = TestBroker::start(&["group.initial.rebalance.delay.ms=0"]);
+    create_topic(&b, "input", 1);
+    create_topic(&b, "output", 1);
+    let input: BaseProducer = b.client().set("acks", "all").create().expect("producer");
+    for i in 0..30 {
+        send(&input, "input", 0, &format!("{i}"));
+    }
+    input.flush(Duration::from_secs(30)).expect("flush");
+
+    // One pass: consume up to `batch` inputs from the committed offset, produce them
+    // transformed and commit offsets in the same transaction (or abandon it: a crash).
+    let pass = |batch: usize, crash: bool| {
+        let consumer: BaseConsumer = b
+            .client()
+            .set("group.id", "ctp")
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&["input"]).expect("subscribe");
+        let producer = txn_producer(&b, "ctp-app", "60000");
+        producer.begin_transaction().expect("begin");
+        let mut next = None;
+        let mut n = 0;
+        wait_for(Duration::from_secs(30), "input records", || {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                send(&producer, "output", 0, &format!("out-{v}"));
+                next = Some(m.offset() + 1);
+                n += 1;
+            }
+            (n == batch).then_some(())
+        });
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset("input", 0, Offset::Offset(next.expect("consumed")))
+            .expect("tpl");
+        let meta = consumer.group_metadata().expect("group metadata");
+        producer
+            .send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(30))
+            .expect("send offsets");
+        if crash {
+            producer.flush(Duration::from_secs(30)).expect("flush");
+            std::mem::forget(producer); // dies with the transaction open
+        } else {
+            producer
+                .commit_transaction(Duration::from_secs(30))
+                .expect("commit");
+        }
+    };
+    pass(10, false);
+    pass(10, true); // outputs 10..19 written, never committed
+    pass(20, false); // the restarted app fences the zombie, resumes at 10
+    let out = read(&b, "output", 1, "read_committed");
+    let mut expected: Vec<String> = (0..30).map(|i| format!("out-{i}")).collect();
+    expected.sort();
+    assert_eq!(
+        out, expected,
+        "every input exactly once in the committed output"
+    );
+    let counts: BTreeMap<&String, usize> = out.iter().fold(BTreeMap::new(), |mut m, v| {
+        *m.entry(v).or_default() += 1;
+        m
+    });
+    assert!(counts.values().all(|c| *c == 1));
+}
