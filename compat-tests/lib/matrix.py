@@ -45,6 +45,7 @@ def run_cell(target, broker, client, scenario, run_id, cell_log_dir):
     env["COMPAT_CACHE"] = CACHE
     env["COMPAT_TARGET"] = target
     env["PYTHONUNBUFFERED"] = "1"
+    env["KAFKAJS_NO_PARTITIONER_WARNING"] = "1"
     cmd = argv + [scenario, broker.bootstrap, topic]
     log_path = os.path.join(cell_log_dir, f"{client}.{scenario}.log")
     start = time.monotonic()
