@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod index;
+pub mod io;
 pub mod manager;
 pub mod partition;
 pub mod producer_state;

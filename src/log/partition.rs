@@ -21,6 +21,7 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
 use tracing::{info, warn};
 
+use crate::log::io::{OsStorage, SharedFile, Storage};
 use crate::log::producer_state::{self, BatchMeta, Check, ProducerStateMap, Snapshot};
 use crate::log::segment::{write_file_synced, BatchPos, Segment};
 use crate::log::{LogConfig, LogError};
@@ -56,13 +57,14 @@ struct Inner {
     log_start_offset: i64,
     next_offset: i64,
     /// Sealed segments whose data is not yet fsynced (their index files are written after).
-    unsynced: Vec<(Arc<File>, i64)>,
+    unsynced: Vec<(SharedFile, i64)>,
     records_since_flush: i64,
     producers: ProducerStateMap,
 }
 
 pub struct PartitionLog {
     name: String,
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
     inner: Mutex<Inner>,
     config: RwLock<LogConfig>,
@@ -78,6 +80,17 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// Opens (recovering if needed) or creates the log in `dir`.
     pub fn open(dir: &Path, name: &str, config: LogConfig, now_ms: i64) -> Result<Self, LogError> {
+        Self::open_with(Arc::new(OsStorage), dir, name, config, now_ms)
+    }
+
+    /// Opens the log through `storage` (tests inject disk faults this way).
+    pub fn open_with(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        name: &str,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
         std::fs::create_dir_all(dir)?;
         let mut bases: Vec<i64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -96,13 +109,14 @@ impl PartitionLog {
                     log = name,
                     base, "deleting segment after a corrupt or torn batch"
                 );
-                let (seg, _) = Segment::open(dir, base, false, now_ms)?;
+                let (seg, _) = Segment::open(storage.as_ref(), dir, base, false, now_ms)?;
                 seg.delete_files(dir);
                 continue;
             }
             let has_indexes = Segment::index_path(dir, base).exists()
                 && Segment::time_index_path(dir, base).exists();
-            let (seg, truncated) = Segment::open(dir, base, !has_indexes, now_ms)?;
+            let (seg, truncated) =
+                Segment::open(storage.as_ref(), dir, base, !has_indexes, now_ms)?;
             if let Some(prev) = segments.last() {
                 if seg.base_offset != prev.next_offset && seg.size > 0 {
                     warn!(
@@ -135,7 +149,7 @@ impl PartitionLog {
             .and_then(|s| s.trim().parse::<i64>().ok());
         if segments.is_empty() {
             let base = stored_start.unwrap_or(0).max(0);
-            segments.push(Segment::create(dir, base, now_ms)?);
+            segments.push(Segment::create(storage.as_ref(), dir, base, now_ms)?);
             sync_dir(dir)?;
         }
         let active = segments.last().expect("at least one segment");
@@ -158,6 +172,7 @@ impl PartitionLog {
         );
         Ok(PartitionLog {
             name: name.to_string(),
+            storage,
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner {
                 segments,
@@ -421,7 +436,7 @@ impl PartitionLog {
 
     fn roll(&self, inner: &mut Inner, now_ms: i64) -> Result<(), LogError> {
         let next = inner.next_offset;
-        let new_seg = Segment::create(&self.dir, next, now_ms)?;
+        let new_seg = Segment::create(self.storage.as_ref(), &self.dir, next, now_ms)?;
         sync_dir(&self.dir)?;
         let old = inner.segments.last().expect("active segment");
         inner.unsynced.push((old.file.clone(), old.base_offset));
@@ -929,8 +944,7 @@ fn load_producer_state(
     Ok(state)
 }
 
-fn read_exact_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
+fn read_exact_at(file: &SharedFile, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
     file.read_exact_at(buf, pos)
 }
 
@@ -1129,6 +1143,110 @@ mod tests {
             .expect("lookup")
             .expect("found");
         assert_eq!(BatchView::parse(&b).expect("valid").base_offset(), 87);
+    }
+
+    #[test]
+    fn enospc_fails_the_append_and_recovers_when_space_returns() {
+        use crate::log::io::FaultyStorage;
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let log = PartitionLog::open_with(
+            Arc::new(storage.clone()),
+            dir.path(),
+            "t-0",
+            LogConfig::default(),
+            0,
+        )
+        .expect("open");
+        append_n(&log, 2, 1000);
+        storage.faults.enospc.store(true, Ordering::Release);
+        let mut b = build_batch(2000, 1, b"x");
+        let err = log.append(&mut b, 0, 2000).expect_err("disk full");
+        assert!(
+            matches!(err, LogError::Io(ref e) if e.raw_os_error() == Some(libc::ENOSPC)),
+            "{err}"
+        );
+        assert_eq!(
+            crate::handlers::errors::log_error_code(&err),
+            56,
+            "KAFKA_STORAGE_ERROR"
+        );
+        assert!(!log.is_poisoned(), "a failed write is not a failed fsync");
+        assert_eq!(
+            offsets_in(
+                &log.read(0, usize::MAX, i64::MAX, true)
+                    .expect("reads still work")
+                    .data
+            )
+            .len(),
+            6
+        );
+        storage.faults.enospc.store(false, Ordering::Release);
+        let mut b = build_batch(3000, 1, b"y");
+        assert_eq!(
+            log.append(&mut b, 0, 3000)
+                .expect("space is back")
+                .base_offset,
+            6,
+            "no gap"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_fsync_poisons_the_log() {
+        use crate::log::io::FaultyStorage;
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let log = PartitionLog::open_with(
+            Arc::new(storage.clone()),
+            dir.path(),
+            "t-0",
+            LogConfig::default(),
+            0,
+        )
+        .expect("open");
+        let infos = append_n(&log, 1, 1000);
+        storage.faults.fail_sync.store(true, Ordering::Release);
+        assert!(log.flush_to(infos[0].last_offset + 1).await.is_err());
+        assert!(log.is_poisoned());
+        storage.faults.fail_sync.store(false, Ordering::Release);
+        // Never retried: the log stays poisoned, writes and flushes are refused.
+        let mut b = build_batch(2000, 1, b"x");
+        assert!(matches!(
+            log.append(&mut b, 0, 2000),
+            Err(LogError::Poisoned(_))
+        ));
+        assert!(log.flush_to(infos[0].last_offset + 1).await.is_err());
+        assert!(
+            log.read(0, usize::MAX, i64::MAX, true).is_ok(),
+            "reads keep working"
+        );
+    }
+
+    #[test]
+    fn read_error_is_an_error_not_a_crash() {
+        use crate::log::io::FaultyStorage;
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let log = PartitionLog::open_with(
+            Arc::new(storage.clone()),
+            dir.path(),
+            "t-0",
+            LogConfig::default(),
+            0,
+        )
+        .expect("open");
+        append_n(&log, 3, 1000);
+        storage.faults.fail_reads.store(true, Ordering::Release);
+        assert!(matches!(
+            log.read(0, usize::MAX, i64::MAX, true),
+            Err(LogError::Io(_))
+        ));
+        storage.faults.fail_reads.store(false, Ordering::Release);
+        assert!(log.read(0, usize::MAX, i64::MAX, true).is_ok());
     }
 
     #[tokio::test]

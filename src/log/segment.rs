@@ -6,13 +6,13 @@
 //! file without holding the partition lock, and a reader keeps a deleted segment's file open
 //! until it is done.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::log::index::{OffsetIndex, TimeIndex};
+use crate::log::io::{SharedFile, Storage};
 use crate::protocol::batch::{BatchError, BatchView, HEADER_LEN};
 
 pub fn file_stem(base_offset: i64) -> String {
@@ -32,7 +32,7 @@ pub struct BatchPos {
 #[derive(Debug)]
 pub struct Segment {
     pub base_offset: i64,
-    pub file: Arc<File>,
+    pub file: SharedFile,
     log_path: PathBuf,
     /// Bytes of valid data in the file.
     pub size: u64,
@@ -57,20 +57,20 @@ impl Segment {
         dir.join(format!("{}.timeindex", file_stem(base_offset)))
     }
 
-    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
+    pub fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+    ) -> io::Result<Self> {
         let log_path = Self::log_path(dir, base_offset);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)?;
+        let file = storage.open(&log_path, true)?;
         // Stale indexes from an earlier incarnation of this base offset must not survive.
         let _ = std::fs::remove_file(Self::index_path(dir, base_offset));
         let _ = std::fs::remove_file(Self::time_index_path(dir, base_offset));
         Ok(Segment {
             base_offset,
-            file: Arc::new(file),
+            file,
             log_path,
             size: 0,
             next_offset: base_offset,
@@ -87,17 +87,18 @@ impl Segment {
     /// they validate, and headers are scanned to find the end. Returns the segment and the number
     /// of bytes truncated.
     pub fn open(
+        storage: &dyn Storage,
         dir: &Path,
         base_offset: i64,
         verify: bool,
         now_ms: i64,
     ) -> io::Result<(Self, u64)> {
         let log_path = Self::log_path(dir, base_offset);
-        let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
-        let file_len = file.metadata()?.len();
+        let file = storage.open(&log_path, false)?;
+        let file_len = file.len()?;
         let mut seg = Segment {
             base_offset,
-            file: Arc::new(file),
+            file,
             log_path,
             size: 0,
             next_offset: base_offset,
@@ -118,7 +119,7 @@ impl Segment {
         let truncated = file_len - valid_len;
         if truncated > 0 {
             seg.file.set_len(valid_len)?;
-            seg.file.sync_all()?;
+            seg.file.sync_data()?;
         }
         seg.size = valid_len;
         if let Some(last) = last {

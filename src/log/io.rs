@@ -1,0 +1,127 @@
+//! The filesystem seam of the log: segment data goes through [`SegmentFile`] handles that a
+//! [`Storage`] opens. Production uses [`OsStorage`] (plain files, positional I/O); tests use
+//! [`FaultyStorage`] to inject ENOSPC on writes, failing fsyncs and read errors, so disk-fault
+//! behaviour (KAFKA_STORAGE_ERROR, poisoning, recovery when space returns) is tested for real.
+
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Positional I/O on one segment file.
+pub trait SegmentFile: Send + Sync + Debug {
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    fn sync_data(&self) -> io::Result<()>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    fn len(&self) -> io::Result<u64>;
+}
+
+pub type SharedFile = Arc<dyn SegmentFile>;
+
+/// Opens segment files.
+pub trait Storage: Send + Sync + Debug {
+    /// Opens `path` for reading and writing; with `create`, creates or truncates it.
+    fn open(&self, path: &Path, create: bool) -> io::Result<SharedFile>;
+}
+
+impl SegmentFile for File {
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, buf, pos)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct OsStorage;
+
+impl Storage for OsStorage {
+    fn open(&self, path: &Path, create: bool) -> io::Result<SharedFile> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(create)
+            .open(path)?;
+        Ok(Arc::new(f))
+    }
+}
+
+/// Switches for injected faults, shared by every file a [`FaultyStorage`] opened.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Writes fail with ENOSPC (after writing nothing).
+    pub enospc: AtomicBool,
+    /// fsync fails with EIO.
+    pub fail_sync: AtomicBool,
+    /// Reads fail with EIO.
+    pub fail_reads: AtomicBool,
+}
+
+/// Real files with injectable faults (tests).
+#[derive(Debug, Default, Clone)]
+pub struct FaultyStorage {
+    pub faults: Arc<Faults>,
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: File,
+    faults: Arc<Faults>,
+}
+
+impl SegmentFile for FaultyFile {
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        if self.faults.fail_reads.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        FileExt::read_exact_at(&self.inner, buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        if self.faults.enospc.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        FileExt::write_all_at(&self.inner, buf, pos)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        self.inner.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.inner.metadata()?.len())
+    }
+}
+
+impl Storage for FaultyStorage {
+    fn open(&self, path: &Path, create: bool) -> io::Result<SharedFile> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(create)
+            .open(path)?;
+        Ok(Arc::new(FaultyFile {
+            inner: f,
+            faults: self.faults.clone(),
+        }))
+    }
+}
