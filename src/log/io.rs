@@ -17,7 +17,7 @@ pub trait SegmentFile: Send + Sync + Debug {
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
     fn sync_data(&self) -> io::Result<()>;
     fn set_len(&self, len: u64) -> io::Result<()>;
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 }
 
 pub type SharedFile = Arc<dyn SegmentFile>;
@@ -41,7 +41,7 @@ impl SegmentFile for File {
     fn set_len(&self, len: u64) -> io::Result<()> {
         File::set_len(self, len)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 }
@@ -106,7 +106,7 @@ impl SegmentFile for FaultyFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.inner.metadata()?.len())
     }
 }

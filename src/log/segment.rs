@@ -95,7 +95,7 @@ impl Segment {
     ) -> io::Result<(Self, u64)> {
         let log_path = Self::log_path(dir, base_offset);
         let file = storage.open(&log_path, false)?;
-        let file_len = file.len()?;
+        let file_len = file.size()?;
         let mut seg = Segment {
             base_offset,
             file,
