@@ -43,6 +43,8 @@ pub struct TxnConfig {
 pub struct TxnMeta {
     pub producer_id: i64,
     pub producer_epoch: i16,
+    /// The epoch before the last Transactions-V2 bump (-1 if none): a retried EndTxn carries it.
+    pub last_producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<(String, i32)>,
@@ -74,6 +76,7 @@ impl TxnMeta {
         TxnMeta {
             producer_id: v.producer_id,
             producer_epoch: v.producer_epoch,
+            last_producer_epoch: -1,
             timeout_ms: v.timeout_ms,
             state: v.state,
             partitions: v
@@ -232,6 +235,7 @@ impl TransactionCoordinator {
             let m = TxnMeta {
                 producer_id: alloc()?,
                 producer_epoch: 0,
+                last_producer_epoch: -1,
                 timeout_ms,
                 state: TxnState::Empty,
                 partitions: BTreeSet::new(),
@@ -267,7 +271,6 @@ impl TransactionCoordinator {
                 let fenced_epoch = m.producer_epoch.saturating_add(1);
                 self.write_markers_and_complete(id, &mut m, false, fenced_epoch)
                     .await?;
-                m.producer_epoch = fenced_epoch;
             }
             _ => {}
         }
@@ -277,6 +280,7 @@ impl TransactionCoordinator {
         } else {
             m.producer_epoch += 1;
         }
+        m.last_producer_epoch = -1;
         m.timeout_ms = timeout_ms;
         m.state = TxnState::Empty;
         m.partitions.clear();
@@ -331,22 +335,95 @@ impl TransactionCoordinator {
     }
 
     /// EndTxn: commits or aborts the open transaction (idempotent for a retried request).
-    pub async fn end_txn(&self, id: &str, pid: i64, epoch: i16, commit: bool) -> Result<(), i16> {
+    /// With `bump` (Transactions V2, EndTxn v5) the producer epoch moves to epoch + 1 with the
+    /// markers, fencing every write of the finished transaction, and the new (id, epoch) is
+    /// returned; on epoch exhaustion the producer continues under a new id at epoch 0.
+    pub async fn end_txn(
+        &self,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+        bump: bool,
+        alloc: impl Fn() -> Result<i64, i16>,
+    ) -> Result<(i64, i16), i16> {
         let entry = self
             .get(id)
             .ok_or(WireError::InvalidProducerIdMapping.code())?;
         let mut m = entry.lock().await;
-        Self::check_producer(&m, pid, epoch)?;
+        if m.producer_id != pid {
+            return Err(WireError::InvalidProducerIdMapping.code());
+        }
+        let done = (m.state == TxnState::CompleteCommit && commit)
+            || (m.state == TxnState::CompleteAbort && !commit);
+        if bump && epoch == m.last_producer_epoch && epoch + 1 == m.producer_epoch {
+            // A retry of an EndTxn that already completed and bumped the epoch.
+            return if done {
+                Ok((m.producer_id, m.producer_epoch))
+            } else {
+                Err(WireError::InvalidTxnState.code())
+            };
+        }
+        if m.producer_epoch != epoch {
+            return Err(WireError::ProducerFenced.code());
+        }
+        let marker_epoch = if bump { epoch.saturating_add(1) } else { epoch };
         match (m.state, commit) {
             (TxnState::Ongoing, _) => {
-                self.write_markers_and_complete(id, &mut m, commit, epoch)
-                    .await
+                self.write_markers_and_complete(id, &mut m, commit, marker_epoch)
+                    .await?
             }
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            // V2 may abort a transaction that never added a partition.
+            (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false)
+                if bump =>
+            {
+                self.write_markers_and_complete(id, &mut m, false, marker_epoch)
+                    .await?
+            }
+            _ if done && !bump => {}
             (TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence, _) => {
-                Err(WireError::ConcurrentTransactions.code())
+                return Err(WireError::ConcurrentTransactions.code())
             }
-            _ => Err(WireError::InvalidTxnState.code()),
+            _ => return Err(WireError::InvalidTxnState.code()),
+        }
+        if bump && m.producer_epoch >= i16::MAX - 1 {
+            m.producer_id = alloc()?;
+            m.producer_epoch = 0;
+            m.last_producer_epoch = -1;
+            let snapshot = m.clone();
+            self.persist(id, &snapshot).await?;
+        }
+        Ok((m.producer_id, m.producer_epoch))
+    }
+
+    /// Transactions V1 partition verification: whether the producer's open transaction at
+    /// this epoch includes the partition (a transactional write to any other partition is a
+    /// hanging-transaction risk and is refused with INVALID_TXN_STATE, like Kafka 3.6+).
+    pub async fn verify_partition(
+        &self,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), i16> {
+        let entry = self
+            .get(id)
+            .ok_or(WireError::InvalidProducerIdMapping.code())?;
+        let m = entry.lock().await;
+        if m.producer_id != pid {
+            return Err(WireError::InvalidProducerIdMapping.code());
+        }
+        if epoch < m.producer_epoch {
+            return Err(WireError::ProducerFenced.code());
+        }
+        if m.state == TxnState::Ongoing
+            && m.producer_epoch == epoch
+            && m.partitions.contains(&(topic.to_string(), partition))
+        {
+            Ok(())
+        } else {
+            Err(WireError::InvalidTxnState.code())
         }
     }
 
@@ -388,6 +465,11 @@ impl TransactionCoordinator {
             }
         }
         let mut done = m.clone();
+        if marker_epoch != m.producer_epoch {
+            // The markers carry the new epoch: the producer continues with it (V2 bump, fence).
+            done.last_producer_epoch = m.producer_epoch;
+            done.producer_epoch = marker_epoch;
+        }
         done.state = if commit {
             TxnState::CompleteCommit
         } else {
@@ -423,14 +505,12 @@ impl TransactionCoordinator {
                 {
                     tracing::info!(transactional_id = %id, "aborting transaction past its timeout");
                     let fenced_epoch = m.producer_epoch.saturating_add(1);
-                    if self
+                    // The markers carry the bumped epoch, which fences the silent producer.
+                    if let Err(code) = self
                         .write_markers_and_complete(&id, &mut m, false, fenced_epoch)
                         .await
-                        .is_ok()
                     {
-                        m.producer_epoch = fenced_epoch;
-                        let snapshot = m.clone();
-                        let _ = self.persist(&id, &snapshot).await;
+                        tracing::warn!(transactional_id = %id, code, "aborting a timed-out transaction failed; will retry");
                     }
                 }
             }

@@ -5,7 +5,7 @@
 //! in the v0 layout with UNSUPPORTED_VERSION and our ranges, so the client retries lower.
 //! v3+ requests carry the client software name/version, which we validate like Kafka
 //! (INVALID_REQUEST when malformed). v3+ advertises the finalized features we implement:
-//! `group.version=1` (KIP-848); `transaction.version` comes with transactions.
+//! `group.version=1` (KIP-848) and `transaction.version=2` (KIP-890).
 
 use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
@@ -17,8 +17,9 @@ use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 };
 
-/// (feature, level): `group.version` 1 = the KIP-848 consumer group protocol is served.
-const FEATURES: &[(&str, i16)] = &[("group.version", 1)];
+/// (feature, level): `group.version` 1 = the KIP-848 consumer group protocol is served;
+/// `transaction.version` 2 = Transactions V2 (KIP-890: EndTxn v5 epoch bumps, implicit adds).
+const FEATURES: &[(&str, i16)] = &[("group.version", 1), ("transaction.version", 2)];
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ApiVersionsRequest = ctx.decode(body)?;

@@ -9,8 +9,9 @@
 //! NOT_ENOUGH_REPLICAS when `min.insync.replicas` exceeds the in-sync replicas (1).
 //! v13 names topics by id. Idempotent producers (producer id >= 0): the log checks sequences
 //! and epochs (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH) and answers a retried
-//! batch with its original offsets. Known gap: transactional batches are stored, but without a
-//! transaction coordinator no client can obtain a transactional producer id yet.
+//! batch with its original offsets. Transactional batches: v12+ (Transactions V2) adds the
+//! partition to the producer's transaction implicitly; below v12 the partition must already be
+//! in the open transaction (INVALID_TXN_STATE otherwise).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -20,7 +21,9 @@ use kafka_protocol::protocol::StrBytes;
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
+use crate::protocol::batch::BatchView;
 use crate::protocol::{encode_body, ProtocolError, WireError};
+use crate::replica::Partition;
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Produce, min: 3, max: 13 };
 
@@ -68,6 +71,12 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 parts.push(r);
                 continue;
             };
+            if let Err(code) = check_transaction(&broker, ctx.version, req.transactional_id.as_ref().map(|t| t.0.as_str()), &partition, &records).await {
+                r.error_code = code;
+                any_error = true;
+                parts.push(r);
+                continue;
+            }
             // Patch offsets in our own copy; the request buffer is shared and immutable.
             let mut data = BytesMut::from(&records[..]);
             match partition.log.append(&mut data, partition.leader_epoch(), now) {
@@ -124,6 +133,25 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         }
         encode_body(&resp, version)
     })))
+}
+
+/// Transactional batches: v12+ producers (Transactions V2) add the partition to their
+/// transaction implicitly; older ones must have added it (verification, like Kafka 3.6+).
+async fn check_transaction(broker: &crate::broker::Broker, version: i16, txn_id: Option<&str>, partition: &Partition, records: &[u8]) -> Result<(), i16> {
+    let Ok(header) = BatchView::parse_header_only(records) else { return Ok(()) }; // the log reports it
+    if !header.is_transactional() || header.producer_id() < 0 {
+        return Ok(());
+    }
+    let Some(txn_id) = txn_id.filter(|t| !t.is_empty()) else {
+        return Err(WireError::InvalidRecord.code());
+    };
+    let coordinator = broker.txn_coordinator().await.map_err(|_| WireError::CoordinatorNotAvailable.code())?;
+    let (pid, epoch) = (header.producer_id(), header.producer_epoch());
+    if version >= 12 {
+        coordinator.add_partitions(txn_id, pid, epoch, &[(partition.topic.to_string(), partition.index)]).await
+    } else {
+        coordinator.verify_partition(txn_id, pid, epoch, &partition.topic, partition.index).await
+    }
 }
 
 fn min_insync(broker: &crate::broker::Broker, overrides: Option<&std::collections::BTreeMap<String, String>>) -> i64 {

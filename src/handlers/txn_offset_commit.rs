@@ -1,4 +1,5 @@
-//! TxnOffsetCommit (key 28), versions 0-4 (v5 belongs to Transactions V2).
+//! TxnOffsetCommit (key 28), versions 0-5 (v5: Transactions V2, which adds the group's
+//! `__consumer_offsets` partition to the transaction implicitly, without AddOffsetsToTxn).
 //!
 //! Offsets committed inside a transaction: written to `__consumer_offsets` as transactional
 //! records and applied to the group only when the transaction commits (dropped on abort);
@@ -14,7 +15,7 @@ use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 4 };
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 5 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: TxnOffsetCommitRequest = ctx.decode(body)?;
@@ -52,6 +53,14 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     Some(m) if m.producer_id != req.producer_id.0 => Err(WireError::InvalidProducerIdMapping.code()),
                     Some(m) if m.producer_epoch != req.producer_epoch => Err(WireError::ProducerFenced.code()),
                     Some(_) => {
+                        if version >= 5 {
+                            // Transactions V2: committing offsets adds the group's partition.
+                            let p = crate::coordinator::partition_for(req.group_id.0.as_str(), broker.config.groups.offsets_partitions);
+                            let part = [(crate::coordinator::OFFSETS_TOPIC.to_string(), p)];
+                            if let Err(code) = txns.add_partitions(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch, &part).await {
+                                return encode_body(&error_response(&req, code), version);
+                            }
+                        }
                         let instance = req.group_instance_id.as_ref().map(|s| s.as_str());
                         match groups.txn_commit(req.group_id.0.as_str(), req.producer_id.0, req.producer_epoch, req.member_id.as_str(), instance, req.generation_id, offsets) {
                             Ok(Some((log, end))) => log.flush_to(end).await.map_err(|_| WireError::KafkaStorageError.code()),
@@ -87,4 +96,17 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .collect();
         encode_body(&TxnOffsetCommitResponse::default().with_topics(topics), version)
     })))
+}
+
+fn error_response(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(
+                t.partitions.iter().map(|p| TxnOffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code)).collect(),
+            )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
 }
