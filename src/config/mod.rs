@@ -81,6 +81,26 @@ pub struct BrokerConfig {
     pub explicit: BTreeMap<String, String>,
 }
 
+/// One broker configuration entry as DescribeConfigs reports it.
+#[derive(Debug, Clone)]
+pub struct BrokerEntry {
+    pub name: &'static str,
+    pub value: Option<String>,
+    pub explicit: bool,
+    pub type_name: &'static str,
+}
+
+impl BrokerEntry {
+    fn new(name: &'static str, value: Option<String>, type_name: &'static str) -> Self {
+        BrokerEntry {
+            name,
+            value,
+            explicit: false,
+            type_name,
+        }
+    }
+}
+
 /// Kafka broker keys accepted for compatibility that configure nothing in Strom.
 const IGNORED_KEYS: &[&str] = &[
     "broker.id",
@@ -335,6 +355,185 @@ impl BrokerConfig {
         }
         self.explicit.insert(key.to_string(), v.to_string());
         Ok(())
+    }
+
+    /// Every broker key Strom understands with its effective value, whether it was set
+    /// explicitly (file, --set, flag), and Kafka's type name: for DescribeConfigs (BROKER).
+    pub fn describe_entries(&self) -> Vec<BrokerEntry> {
+        let g = &self.groups;
+        let listener = format!("PLAINTEXT://{}", self.listen);
+        let advertised = format!(
+            "PLAINTEXT://{}:{}",
+            self.advertised_host, self.advertised_port
+        );
+        let flush_ms =
+            (self.flush_interval_ms < i64::MAX).then(|| self.flush_interval_ms.to_string());
+        let mut out: Vec<BrokerEntry> = vec![
+            BrokerEntry::new("node.id", Some(self.node_id.to_string()), "INT"),
+            BrokerEntry::new(
+                "log.dirs",
+                Some(self.log_dir.display().to_string()),
+                "STRING",
+            ),
+            BrokerEntry::new("listeners", Some(listener), "STRING"),
+            BrokerEntry::new("advertised.listeners", Some(advertised), "STRING"),
+            BrokerEntry::new(
+                "num.partitions",
+                Some(self.num_partitions.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "default.replication.factor",
+                Some(self.default_replication_factor.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "auto.create.topics.enable",
+                Some(self.auto_create_topics_enable.to_string()),
+                "BOOLEAN",
+            ),
+            BrokerEntry::new(
+                "delete.topic.enable",
+                Some(self.delete_topic_enable.to_string()),
+                "BOOLEAN",
+            ),
+            BrokerEntry::new(
+                "socket.request.max.bytes",
+                Some(self.socket_request_max_bytes.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "queued.max.request.bytes",
+                Some(self.queued_max_request_bytes.to_string()),
+                "LONG",
+            ),
+            BrokerEntry::new(
+                "max.connections",
+                Some(self.max_connections.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "connections.max.idle.ms",
+                Some(self.connections_max_idle_ms.to_string()),
+                "LONG",
+            ),
+            BrokerEntry::new(
+                "fetch.max.bytes",
+                Some(self.fetch_max_bytes.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "log.retention.check.interval.ms",
+                Some(self.retention_check_interval_ms.to_string()),
+                "LONG",
+            ),
+            BrokerEntry::new("log.flush.interval.ms", flush_ms, "LONG"),
+            BrokerEntry::new(
+                "log.flush.interval.messages",
+                self.topic_default("flush.messages"),
+                "LONG",
+            ),
+            BrokerEntry::new(
+                "log.retention.ms",
+                self.topic_default("retention.ms"),
+                "LONG",
+            ),
+            BrokerEntry::new("log.roll.ms", self.topic_default("segment.ms"), "LONG"),
+            BrokerEntry::new(
+                "producer.id.expiration.ms",
+                Some(self.producer_id_expiration_ms.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "group.min.session.timeout.ms",
+                Some(g.session_timeout_min_ms.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "group.max.session.timeout.ms",
+                Some(g.session_timeout_max_ms.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new("group.max.size", Some(g.max_size.to_string()), "INT"),
+            BrokerEntry::new(
+                "group.initial.rebalance.delay.ms",
+                Some(g.initial_rebalance_delay_ms.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "group.consumer.session.timeout.ms",
+                Some(g.consumer_session_timeout_ms.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "group.consumer.heartbeat.interval.ms",
+                Some(g.consumer_heartbeat_interval_ms.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "group.consumer.max.size",
+                Some(g.consumer_max_size.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "offsets.retention.minutes",
+                Some((g.offsets_retention_ms / 60_000).to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "offset.metadata.max.bytes",
+                Some(g.offset_metadata_max_bytes.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "offsets.topic.num.partitions",
+                Some(g.offsets_partitions.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "transaction.max.timeout.ms",
+                Some(self.txns.max_timeout_ms.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "transaction.state.log.num.partitions",
+                Some(self.txns.partitions.to_string()),
+                "INT",
+            ),
+            BrokerEntry::new(
+                "strom.acks.all.fsync",
+                Some(self.acks_all_fsync.to_string()),
+                "BOOLEAN",
+            ),
+            BrokerEntry::new(
+                "strom.max.inflight.requests.per.connection",
+                Some(self.max_inflight_requests_per_connection.to_string()),
+                "INT",
+            ),
+        ];
+        for spec in topic::TOPIC_CONFIGS {
+            if let Some(key) = spec.broker_key {
+                out.push(BrokerEntry::new(
+                    key,
+                    self.topic_default(spec.name),
+                    spec.type_name,
+                ));
+            }
+        }
+        for e in &mut out {
+            e.explicit = self.explicit.contains_key(e.name)
+                || (e.name == "log.retention.ms"
+                    && self.explicit.keys().any(|k| {
+                        k.starts_with("log.retention.")
+                            && k != "log.retention.bytes"
+                            && k != "log.retention.check.interval.ms"
+                    }))
+                || (e.name == "log.roll.ms"
+                    && self.explicit.keys().any(|k| k.starts_with("log.roll.")))
+                || (e.name == "log.dirs" && self.explicit.contains_key("log.dir"));
+        }
+        out.sort_by(|a, b| a.name.cmp(b.name));
+        out
     }
 
     /// The topic-level default for `name` (a topic config key), as a string.

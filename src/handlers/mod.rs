@@ -116,6 +116,16 @@ registry!(
     list_transactions,
     describe_transactions,
     describe_producers,
+    delete_topics,
+    create_partitions,
+    describe_configs,
+    alter_configs,
+    incremental_alter_configs,
+    delete_records,
+    offset_for_leader_epoch,
+    describe_cluster,
+    describe_log_dirs,
+    describe_topic_partitions,
 );
 
 pub fn spec(key: ApiKey) -> Option<ApiSpec> {

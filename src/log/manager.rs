@@ -130,3 +130,21 @@ impl LogManager {
         }
     }
 }
+
+/// (total, usable) bytes of the filesystem holding `path` (DescribeLogDirs).
+#[allow(unsafe_code)]
+pub fn disk_space(path: &Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs for the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as i64;
+    Some((
+        (st.f_blocks as i64).saturating_mul(frsize),
+        (st.f_bavail as i64).saturating_mul(frsize),
+    ))
+}

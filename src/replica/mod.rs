@@ -45,6 +45,23 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    /// The end offset of leader epoch `requested` and the epoch it resolves to (Kafka's
+    /// LeaderEpochFileCache.endOffsetFor). One node leads every partition with one epoch for
+    /// its whole life, starting at offset 0: the current epoch ends at the log end offset, an
+    /// undefined (-1) or future epoch resolves to (-1, -1), an older one (after a leader change,
+    /// not possible yet) would end where the next epoch starts.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        let current = self.leader_epoch();
+        if requested < 0 || requested > current {
+            (-1, -1)
+        } else if requested == current {
+            (current, self.log.log_end_offset())
+        } else {
+            // Epochs below the current one never held data on this node.
+            (requested, self.log.log_start_offset())
+        }
+    }
+
     /// Offsets below this are visible to consumers.
     pub fn high_watermark(&self) -> i64 {
         self.log.log_end_offset()
