@@ -147,10 +147,12 @@ group.initial.rebalance.delay.ms=0
 """)
     java = ["java", "-Xmx1g", "-Xms512m", f"-Dlog4j2.configurationFile={LOG4J}",
             "-cp", os.path.join(lib, "*")]
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # a leading '-' would be parsed as a flag (Kafka's own ids avoid it too)
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     log_path = os.path.join(log_dir, "kafka-broker.log")
     with open(log_path, "w") as log:
-        fmt = subprocess.run(java + ["kafka.tools.StorageTool", "format", "-t", cluster_id,
+        fmt = subprocess.run(java + ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                      "-c", props, "--standalone"],
                              stdout=log, stderr=subprocess.STDOUT, timeout=120)
     if fmt.returncode != 0:

@@ -209,6 +209,20 @@ def run_target(target, clients, scenarios, args, run_id):
     }
 
 
+def user_args(argv):
+    """The command line as the user gave it to run.sh (without the flags run.sh adds)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--install-s", "--install-kind"):
+            skip = True
+            continue
+        out.append(a)
+    return out
+
+
 def git_commit():
     r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
     return r.stdout.strip() or "(no commit)"
@@ -312,7 +326,7 @@ def main():
     timings[key] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                     "install_s": args.install_s, "total_s": total_s,
                     "targets": {t: results[t]["duration_s"] for t in results},
-                    "args": " ".join(sys.argv[1:])}
+                    "args": " ".join(user_args(sys.argv[1:])) or "(defaults)"}
     with open(timings_path, "w") as f:
         json.dump(timings, f, indent=1, sort_keys=True)
         f.write("\n")
