@@ -16,7 +16,12 @@ PIDFILE="$CACHE/run/pids"
 : >"$PIDFILE"
 
 cleanup() {
-  # Stop whatever this run started and recorded (brokers, drivers), by PID only.
+  # First the runner (it stops its own children on SIGTERM), then anything still recorded in the
+  # pidfile (brokers, drivers), by PID only.
+  if [ -n "${MATRIX_PID:-}" ] && kill -TERM "$MATRIX_PID" 2>/dev/null; then
+    for _ in $(seq 1 20); do kill -0 "$MATRIX_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$MATRIX_PID" 2>/dev/null
+  fi
   if [ -s "$PIDFILE" ]; then
     while read -r pid; do
       [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
@@ -27,7 +32,6 @@ cleanup() {
     done <"$PIDFILE"
     : >"$PIDFILE"
   fi
-  [ -n "${MATRIX_PID:-}" ] && kill -TERM "$MATRIX_PID" 2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -277,7 +277,35 @@ def write_ratchet(strom_result):
     return len(lines)
 
 
+def on_sigterm(signum, frame):
+    """Stop everything this run started (drivers' process groups, brokers), then exit."""
+    try:
+        with open(brokers.PIDFILE) as f:
+            pids = [int(p) for p in f.read().split() if p.strip()]
+    except (OSError, ValueError):
+        pids = []
+    for pid in pids:
+        for kill in (lambda: os.killpg(pid, signal.SIGTERM), lambda: os.kill(pid, signal.SIGTERM)):
+            try:
+                kill()
+                break
+            except OSError:
+                pass
+    time.sleep(3)
+    for pid in pids:
+        for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+            try:
+                kill()
+                break
+            except OSError:
+                pass
+    print(f"[compat] stopped by signal {signum}; killed {len(pids)} started process(es)", flush=True)
+    os._exit(128 + signum)
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_sigterm)
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", default="both", choices=["strom", "kafka", "both"])
     ap.add_argument("--clients", default="")
@@ -322,7 +350,8 @@ def main():
         with open(timings_path) as f:
             timings = json.load(f)
     full = not args.quick and not args.clients and not args.scenarios and args.target == "both"
-    key = ("full" if full else "partial") + ("-" + args.install_kind if args.install_kind else "")
+    quick = args.quick and not args.clients and not args.scenarios and args.target == "both"
+    key = ("full" if full else "quick" if quick else "partial") + ("-" + args.install_kind if args.install_kind else "")
     timings[key] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                     "install_s": args.install_s, "total_s": total_s,
                     "targets": {t: results[t]["duration_s"] for t in results},
