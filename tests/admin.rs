@@ -2,7 +2,7 @@
 //! describe configs with sources, incremental alter, invalid values, create partitions,
 //! delete records, delete and re-create a topic, and configs that survive a restart.
 
-mod support;
+mod common;
 
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
-use support::{RawClient, TestBroker};
+use common::{RawClient, TestBroker};
 
 fn src(s: ConfigSource) -> String {
     format!("{s:?}")

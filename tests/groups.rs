@@ -1,7 +1,7 @@
 //! Consumer groups with a real client (librdkafka): partition split and rebalance, committed
 //! offsets surviving a restart, a static member coming back without a rebalance, many groups.
 
-mod support;
+mod common;
 
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use support::{wait_for, RawClient, TestBroker};
+use common::{wait_for, RawClient, TestBroker};
 
 fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = b.client().create().expect("admin");

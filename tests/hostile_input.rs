@@ -1,7 +1,7 @@
 //! Hostile input over raw TCP: every case must end in an error response or a closed
 //! connection, and the broker must keep serving a normal client afterwards.
 
-mod support;
+mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use support::{RawClient, TestBroker};
+use common::{RawClient, TestBroker};
 
 fn connect(b: &TestBroker) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", b.port)).expect("connect");

@@ -2,7 +2,7 @@
 //! round-trip, per-partition order, offsets by time, LogAppendTime, size limits, unknown
 //! topics, and a restart in the middle with every acknowledged record still there.
 
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
-use support::TestBroker;
+use common::TestBroker;
 
 async fn create_topic(b: &TestBroker, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = b.client().create().expect("admin");

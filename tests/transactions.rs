@@ -3,7 +3,7 @@
 //! broker, and a consume-transform-produce loop that dies mid-transaction and restarts produces
 //! every input exactly once.
 
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use support::{wait_for, TestBroker};
+use common::{wait_for, TestBroker};
 
 fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = b.client().create().expect("admin");

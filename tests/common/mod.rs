@@ -1,13 +1,31 @@
-//! A real Strom broker as a child process for integration tests: free loopback port, its own
-//! data directory, readiness by connecting, SIGTERM/SIGKILL/restart, killed on drop.
+//! A real Strom broker as a child process for integration tests.
+//!
+//! [`TestBroker::start`] runs the `strom` binary on a free 127.0.0.1 port with its own temporary
+//! data directory and stderr captured to `broker.log` in that directory. It is ready when the
+//! child itself owns the listening socket (checked through `/proc`, so a foreign process that
+//! won the race for the port is never mistaken for our broker) and answers an ApiVersions
+//! request. `stop()` is SIGTERM and expects exit status 0, `kill9()` is SIGKILL, `restart()`
+//! starts again on the same port and data directory; dropping kills the child, and prints the
+//! tail of its log when the test is failing. Every wait is a condition with a deadline.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::FutureProducer;
+
+/// How long a broker may take to start serving or to stop.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts at finding a port nobody else grabs between our probe and the broker's bind.
+const PORT_ATTEMPTS: usize = 5;
 
 pub struct TestBroker {
     child: Option<Child>,
@@ -17,40 +35,55 @@ pub struct TestBroker {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// A port that was free a moment ago: bind port 0 on loopback, read it, release it.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
+        .expect("bind 127.0.0.1:0")
         .local_addr()
-        .expect("addr")
+        .expect("local addr")
         .port()
 }
 
+enum Spawn {
+    Ready,
+    /// The child exited because it could not bind its port.
+    PortTaken,
+}
+
 impl TestBroker {
-    /// Starts a broker with `--set key=value` overrides.
+    /// Starts a broker with `--set key=value` overrides, e.g. `&["max.connections=5"]`.
     pub fn start(sets: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let mut extra = Vec::new();
-        for s in sets {
-            extra.push("--set".to_string());
-            extra.push((*s).to_string());
-        }
+        let extra = sets
+            .iter()
+            .flat_map(|s| ["--set".to_string(), (*s).to_string()])
+            .collect();
         let mut b = TestBroker {
             child: None,
-            port: free_port(),
+            port: 0,
             dir,
             extra,
             _tmp: Some(tmp),
         };
-        b.spawn();
-        b
+        for _ in 0..PORT_ATTEMPTS {
+            b.port = free_port();
+            if let Spawn::Ready = b.spawn() {
+                return b;
+            }
+        }
+        panic!(
+            "no free port after {PORT_ATTEMPTS} attempts; log:\n{}",
+            b.log()
+        );
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self) -> Spawn {
+        let log_start = self.log().len();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("broker.log"))
+            .open(self.log_path())
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_strom"))
             .arg("--data-dir")
@@ -59,22 +92,35 @@ impl TestBroker {
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.extra)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn strom");
+        let pid = child.id();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "broker exited during start-up: {status}; log:\n{}",
-                    self.log()
-                );
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().expect("wait"))
+            {
+                self.child = None;
+                let log = self.log();
+                if log.get(log_start..).unwrap_or("").contains("cannot listen") {
+                    return Spawn::PortTaken;
+                }
+                panic!("broker exited during start-up: {status}; log:\n{log}");
+            }
+            if owns_listener(pid, self.port) && api_versions_ok(self.port) {
+                return Spawn::Ready;
             }
             assert!(
                 Instant::now() < deadline,
-                "broker did not listen within 30 s"
+                "broker did not serve within {START_TIMEOUT:?}; log:\n{}",
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -84,42 +130,61 @@ impl TestBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The temporary directory: `data/` (the broker's log dirs) and `broker.log`.
     pub fn data_dir(&self) -> &Path {
         &self.dir
     }
 
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("broker.log")
+    }
+
+    /// Everything the broker wrote to stderr, across restarts.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).expect("running")
+        self.child.as_ref().map(|c| c.id()).expect("broker running")
     }
 
-    /// Graceful stop (SIGTERM); asserts exit status 0.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Some(status) = c.try_wait().expect("wait") {
-                    assert!(
-                        status.success(),
-                        "broker exit status {status}; log:\n{}",
-                        self.log()
-                    );
-                    return;
-                }
-                assert!(Instant::now() < deadline, "broker did not stop within 30 s");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+    /// True while the child process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().expect("wait").is_none(),
+            None => false,
         }
     }
 
-    /// SIGKILL, no chance to flush.
+    /// Graceful stop (SIGTERM); asserts the broker exits with status 0 within the deadline.
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        signal(c.id(), libc::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                assert!(
+                    status.success(),
+                    "broker exit status {status}; log:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            if Instant::now() >= deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "broker did not stop within {STOP_TIMEOUT:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -127,22 +192,136 @@ impl TestBroker {
         }
     }
 
-    /// Starts again on the same port and data directory.
+    /// Starts again on the same port and data directory (after `stop` or `kill9`). The port
+    /// may briefly be held by someone else: retried for a bounded time.
     pub fn restart(&mut self) {
-        self.spawn();
+        assert!(self.child.is_none(), "restart() of a running broker");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while let Spawn::PortTaken = self.spawn() {
+            assert!(
+                Instant::now() < deadline,
+                "port {} stayed taken; log:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
+    /// A librdkafka config pointing at this broker.
     pub fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.bootstrap());
         c
     }
+
+    pub fn producer(&self, settings: &[(&str, &str)]) -> FutureProducer {
+        with(self.client(), settings).create().expect("producer")
+    }
+
+    /// A consumer for manual assignment (`assign`); pass `group.id` for subscribe/commit.
+    pub fn consumer(&self, settings: &[(&str, &str)]) -> BaseConsumer {
+        let mut c = self.client();
+        c.set("group.id", "test-consumer")
+            .set("enable.auto.commit", "false");
+        with(c, settings).create().expect("consumer")
+    }
+
+    pub fn admin(&self) -> AdminClient<DefaultClientContext> {
+        self.client().create().expect("admin client")
+    }
+
+    /// Creates a topic through the AdminClient; panics unless it succeeds.
+    pub async fn create_topic(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            t = t.set(k, v);
+        }
+        let r = self
+            .admin()
+            .create_topics(&[t], &AdminOptions::new())
+            .await
+            .expect("create_topics");
+        assert!(r.iter().all(|x| x.is_ok()), "create topic {name}: {r:?}");
+    }
+}
+
+fn with(mut c: ClientConfig, settings: &[(&str, &str)]) -> ClientConfig {
+    for (k, v) in settings {
+        c.set(*k, *v);
+    }
+    c
 }
 
 impl Drop for TestBroker {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {} ---", self.log_path().display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is our own
+    // child, which has not been reaped yet (Child::try_wait/wait reap it), so it cannot be reused.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}
+
+/// True when process `pid` holds the socket listening on 127.0.0.1:`port`.
+fn owns_listener(pid: u32, port: u16) -> bool {
+    let Ok(tcp) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // sl local_address rem_address st ... inode (field 9); st 0A is LISTEN.
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].to_string())
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .any(|target| {
+            let t = target.to_string_lossy();
+            inodes.iter().any(|i| t == format!("socket:[{i}]"))
+        })
+}
+
+/// One ApiVersions v0 round trip on a fresh connection, with short timeouts.
+fn api_versions_ok(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    // size 10, key 18, version 0, correlation 1, client id null.
+    let req = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff];
+    if s.write_all(&req).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 10];
+    if s.read_exact(&mut head).is_err() {
+        return false;
+    }
+    // correlation id 1, error code 0.
+    head[4..8] == [0, 0, 0, 1] && head[8..10] == [0, 0]
 }
 
 /// Polls `f` until it returns Some, or panics after `timeout`.
@@ -160,8 +339,8 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
-/// Sends one request over a fresh connection with the `kafka-protocol` crate and decodes the
-/// response: for tests that need exact protocol fields no client library exposes.
+/// Sends requests over one connection with the `kafka-protocol` crate and decodes the
+/// responses: for tests that need exact protocol fields no client library exposes.
 pub struct RawClient {
     stream: TcpStream,
     correlation: i32,
@@ -190,9 +369,8 @@ impl RawClient {
         Resp: kafka_protocol::protocol::Decodable,
     {
         use bytes::{Buf, BufMut, BytesMut};
-        use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+        use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
         use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-        use std::io::{Read, Write};
         self.correlation += 1;
         let header = RequestHeader::default()
             .with_request_api_key(key as i16)
@@ -205,19 +383,190 @@ impl RawClient {
             .expect("encode header");
         req.encode(&mut body, version).expect("encode body");
         let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
+        frame.put_i32(i32::try_from(body.len()).expect("request size"));
         frame.extend_from_slice(&body);
         self.stream.write_all(&frame).expect("write");
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len).expect("read length");
-        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        let len = usize::try_from(i32::from_be_bytes(len)).expect("non-negative length");
+        assert!(len < 256 << 20, "response of {len} bytes");
+        let mut buf = vec![0u8; len];
         self.stream.read_exact(&mut buf).expect("read body");
         let mut bytes = bytes::Bytes::from(buf);
-        let rh = ResponseHeader::decode(&mut bytes, key.response_header_version(version))
-            .expect("response header");
-        assert_eq!(rh.correlation_id, self.correlation);
+        // ApiVersions responses always use header v0 (KIP-511).
+        let header_version = if key == ApiKey::ApiVersions {
+            0
+        } else {
+            key.response_header_version(version)
+        };
+        let rh = ResponseHeader::decode(&mut bytes, header_version).expect("response header");
+        assert_eq!(rh.correlation_id, self.correlation, "correlation id");
         let resp = Resp::decode(&mut bytes, version).expect("decode response");
         assert_eq!(bytes.remaining(), 0, "trailing bytes in response");
         resp
     }
+}
+
+/// One record as produced and as consumed, compared field by field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rec {
+    pub partition: i32,
+    /// The offset the producer was acknowledged with (-1 until then, and for acks=0).
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp_ms: i64,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// `n` deterministic records spread round-robin over `partitions`: some null keys and values,
+/// zero to three headers including a duplicated key and a null value, explicit timestamps that
+/// are not monotonic, values of varying size.
+pub fn gen_records(n: usize, partitions: i32, tag: &str) -> Vec<Rec> {
+    (0..n)
+        .map(|i| {
+            let headers = match i % 4 {
+                0 => vec![],
+                1 => vec![("trace".to_string(), Some(format!("t{i}").into_bytes()))],
+                2 => vec![
+                    ("dup".to_string(), Some(b"first".to_vec())),
+                    ("dup".to_string(), Some(b"second".to_vec())),
+                ],
+                _ => vec![
+                    ("dup".to_string(), Some(b"a".to_vec())),
+                    ("null".to_string(), None),
+                    ("dup".to_string(), Some(Vec::new())),
+                ],
+            };
+            Rec {
+                partition: (i % partitions as usize) as i32,
+                offset: -1,
+                key: (i % 7 != 3).then(|| format!("{tag}-key-{i}").into_bytes()),
+                value: (i % 11 != 5)
+                    .then(|| format!("{tag}-value-{i}-{}", "v".repeat(i % 97)).into_bytes()),
+                timestamp_ms: 1_700_000_000_000 + (i as i64 % 1000) * 1000 + i as i64,
+                headers,
+            }
+        })
+        .collect()
+}
+
+/// Produces `recs` in order (enqueued without waiting, so per-partition order is send order)
+/// and returns them with the offsets they were acknowledged with. Panics on any failure.
+pub async fn produce_recs(p: &FutureProducer, topic: &str, recs: &[Rec]) -> Vec<Rec> {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+    let mut pending = Vec::with_capacity(recs.len());
+    for r in recs {
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k.as_str(),
+                value: v.as_deref(),
+            });
+        }
+        let mut fr = FutureRecord::<[u8], [u8]>::to(topic)
+            .partition(r.partition)
+            .timestamp(r.timestamp_ms)
+            .headers(headers);
+        if let Some(k) = &r.key {
+            fr = fr.key(k.as_slice());
+        }
+        if let Some(v) = &r.value {
+            fr = fr.payload(v.as_slice());
+        }
+        let f = p
+            .send_result(fr)
+            .map_err(|(e, _)| e)
+            .expect("enqueue (queue.buffering.max.messages too small?)");
+        pending.push(f);
+    }
+    let mut out = Vec::with_capacity(recs.len());
+    for (r, f) in recs.iter().zip(pending) {
+        let d = f
+            .await
+            .expect("delivery report")
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+        assert_eq!(d.partition, r.partition);
+        let mut r = r.clone();
+        r.offset = d.offset;
+        out.push(r);
+    }
+    out
+}
+
+/// Converts a consumed message into a [`Rec`].
+pub fn rec_of<M: rdkafka::Message>(m: &M) -> Rec {
+    use rdkafka::message::Headers;
+    Rec {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        timestamp_ms: m.timestamp().to_millis().unwrap_or(-1),
+        headers: m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Reads `partition`s of `topic` from `start` until `expected` records arrived, with a deadline.
+/// Returns them sorted by (partition, offset). Fails on a consumer error or on extra records
+/// seen within a short grace period after the expected count.
+pub fn consume_recs(
+    b: &TestBroker,
+    topic: &str,
+    partitions: i32,
+    start: rdkafka::Offset,
+    expected: usize,
+) -> Vec<Rec> {
+    use rdkafka::consumer::Consumer;
+    let c = b.consumer(&[]);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, start).expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::with_capacity(expected);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: read {} of {expected} records",
+            out.len()
+        );
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            out.push(rec_of(&m.expect("consume")));
+        }
+    }
+    // Nothing beyond what was expected (bounded: a few empty polls).
+    for _ in 0..3 {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            panic!("{topic}: unexpected extra record {:?}", rec_of(&m));
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+/// `recs` sorted the way [`consume_recs`] returns them.
+pub fn sorted(mut recs: Vec<Rec>) -> Vec<Rec> {
+    recs.sort_by_key(|r| (r.partition, r.offset));
+    recs
+}
+
+/// Asserts two record lists are identical, reporting the first difference rather than
+/// megabytes of debug output.
+pub fn assert_same(got: &[Rec], want: &[Rec], what: &str) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g, w, "{what}: record #{i} differs");
+    }
+    assert_eq!(got.len(), want.len(), "{what}: record count");
 }
