@@ -204,7 +204,7 @@ def run_target(target, clients, scenarios, args, run_id):
         "commit": git_commit(),
         "quick": args.quick,
         "duration_s": round(time.monotonic() - t0, 1),
-        "clients": {c: CLIENTS[c][1] for c in clients},
+        "clients": {c: client_version(c) for c in clients},
         "cells": cells,
     }
 
@@ -221,6 +221,16 @@ def user_args(argv):
             continue
         out.append(a)
     return out
+
+
+def client_version(client):
+    """The pinned version; for kcat (from Debian, not pinned by us) what is installed."""
+    if client == "kcat":
+        r = subprocess.run(["dpkg-query", "-W", "-f=kcat ${Version}", "kcat"], capture_output=True, text=True)
+        lib = subprocess.run(["dpkg-query", "-W", "-f=librdkafka ${Version}", "librdkafka1"], capture_output=True, text=True)
+        if r.returncode == 0:
+            return f"{r.stdout} ({lib.stdout or 'librdkafka ?'}, Debian)"
+    return CLIENTS[client][1]
 
 
 def git_commit():
@@ -249,16 +259,26 @@ def merge_into(path, fresh):
         f.write("\n")
 
 
-def read_ratchet():
+def read_ratchet(excluded=False):
+    """Held cells as (target, client, scenario); with excluded=True, the cells listed with a
+    leading '-' instead (known to flip, never held, kept with their reason across rewrites)."""
     cells = set()
     if os.path.exists(RATCHET):
         with open(RATCHET) as f:
             for line in f:
                 line = line.split("#", 1)[0].strip()
-                if line:
-                    t, c, s = line.split()
-                    cells.add((t, c, s))
+                if not line or line.startswith("-") != excluded:
+                    continue
+                t, c, s = line.lstrip("-").split()
+                cells.add((t, c, s))
     return cells
+
+
+def excluded_lines():
+    if not os.path.exists(RATCHET):
+        return []
+    with open(RATCHET) as f:
+        return [l.rstrip("\n") for l in f if l.startswith("-")]
 
 
 def write_ratchet(strom_result):
@@ -266,12 +286,17 @@ def write_ratchet(strom_result):
     ran = {(c["client"], c["scenario"]) for c in strom_result["cells"]}
     keep = {x for x in old if (x[1], x[2]) not in ran}
     now = {("strom", c["client"], c["scenario"]) for c in strom_result["cells"] if c["status"] == "pass"}
+    now -= read_ratchet(excluded=True)
+    excl = excluded_lines()
     order = {c: i for i, c in enumerate(CLIENT_IDS)}
     sorder = {s: i for i, s in enumerate(SCENARIO_IDS)}
     lines = sorted(keep | now, key=lambda x: (order.get(x[1], 99), sorder.get(x[2], 99)))
     with open(RATCHET, "w") as f:
         f.write("# Cells that passed against Strom and must keep passing (target client scenario).\n"
-                "# Rewritten by `bash compat-tests/run.sh --update-ratchet`; run.sh fails if one regresses.\n")
+                "# Rewritten by `bash compat-tests/run.sh --update-ratchet`; run.sh fails if one regresses.\n"
+                "# Lines starting with '-' are cells never held (known to flip); they survive rewrites.\n")
+        for line in excl:
+            f.write(line + "\n")
         for t, c, s in lines:
             f.write(f"{t} {c} {s}\n")
     return len(lines)

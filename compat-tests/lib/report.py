@@ -62,8 +62,12 @@ def write_all(results_dir, here):
          "`n/a` (the client library has no such feature), `not yet` (the harness has no driver for it yet). "
          "Each failing cell's reason is in `results/<target>.json`; Strom's gaps are summarised in FINDINGS.md.", ""]
     L += ["## Clients (pinned)", "", "| column | library | version |", "|---|---|---|"]
+    seen = {}
+    for res in (strom, kafka):
+        for c, v in ((res or {}).get("clients") or {}).items():
+            seen.setdefault(c, v)
     for c in CLIENT_IDS:
-        L.append(f"| {c} | {CLIENTS[c][0]} | {CLIENTS[c][1]} |")
+        L.append(f"| {c} | {CLIENTS[c][0]} | {seen.get(c, CLIENTS[c][1])} |")
     L += ["", "## Timings", ""]
     if timings:
         L += ["| run | date | install | whole run | per target |", "|---|---|---|---|---|"]
