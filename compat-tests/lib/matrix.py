@@ -381,9 +381,10 @@ def main():
                     "install_s": args.install_s, "total_s": total_s,
                     "targets": {t: results[t]["duration_s"] for t in results},
                     "args": " ".join(user_args(sys.argv[1:])) or "(defaults)"}
-    with open(timings_path, "w") as f:
-        json.dump(timings, f, indent=1, sort_keys=True)
-        f.write("\n")
+    if full or quick:  # filtered runs are not a measure of anything
+        with open(timings_path, "w") as f:
+            json.dump(timings, f, indent=1, sort_keys=True)
+            f.write("\n")
 
     report.write_all(RESULTS_DIR, HERE)
 
