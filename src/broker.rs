@@ -31,6 +31,8 @@ pub enum AdminError {
     #[error("{0}")]
     InvalidReplicationFactor(String),
     #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
     InvalidConfig(String),
     #[error("Topic deletion is disabled.")]
     DeletionDisabled,
@@ -298,17 +300,27 @@ impl Broker {
         Ok(meta)
     }
 
+    /// Raises `name` to `count` partitions (or only validates). `assignments`, when given, are
+    /// the replica lists of the new partitions, checked like Kafka's controller does: one per
+    /// new partition, each naming only registered brokers (this one), once each, with the
+    /// topic's replication factor (1).
     pub fn create_partitions(
         &self,
         name: &str,
         count: i32,
+        assignments: Option<&[Vec<i32>]>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let _guard = self.admin.lock();
         let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
-        if count <= meta.partitions {
+        if count == meta.partitions {
             return Err(AdminError::InvalidPartitions(format!(
-                "Topic currently has {} partitions, which is higher than the requested {count}.",
+                "Topic already has {count} partition(s)."
+            )));
+        }
+        if count < meta.partitions {
+            return Err(AdminError::InvalidPartitions(format!(
+                "The topic {name} currently has {} partition(s); {count} would not be an increase.",
                 meta.partitions
             )));
         }
@@ -316,6 +328,18 @@ impl Broker {
             return Err(AdminError::InvalidPartitions(format!(
                 "Number of partitions must be at most {MAX_PARTITIONS_PER_TOPIC}."
             )));
+        }
+        if let Some(assignments) = assignments {
+            let additional = i64::from(count) - i64::from(meta.partitions);
+            if assignments.len() as i64 != additional {
+                return Err(AdminError::InvalidReplicaAssignment(format!(
+                    "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+                    assignments.len()
+                )));
+            }
+            for replicas in assignments {
+                self.validate_assignment(replicas)?;
+            }
         }
         if validate_only {
             return Ok(());
@@ -326,6 +350,28 @@ impl Broker {
         for p in 0..count {
             if self.replicas.get(name, p).is_none() {
                 self.open_partition(&meta, p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One manual replica assignment, with Kafka's messages (a single node is the only
+    /// registered broker, and every topic has replication factor 1).
+    fn validate_assignment(&self, replicas: &[i32]) -> Result<(), AdminError> {
+        let bad = |m: String| Err(AdminError::InvalidReplicaAssignment(m));
+        if replicas.is_empty() {
+            return bad("The manual partition assignment includes an empty replica list.".into());
+        }
+        let mut sorted = replicas.to_vec();
+        sorted.sort_unstable();
+        for (i, &b) in sorted.iter().enumerate() {
+            if b != self.config.node_id {
+                return bad(format!("The manual partition assignment includes broker {b}, but no such broker is registered."));
+            }
+            if i > 0 && sorted[i - 1] == b {
+                return bad(format!(
+                    "The manual partition assignment includes the broker {b} more than once."
+                ));
             }
         }
         Ok(())

@@ -1,19 +1,35 @@
-//! DeleteRecords (key 21), versions 0-2.
+//! DeleteRecords (key 21), versions 0-2 (all that Kafka 4.1 serves) — `kafka-delete-records`.
 //!
-//! Moves each partition's log start offset forward (`kafka-delete-records`): records below it
-//! are no longer served, and whole segments below it are deleted. Offset -1 means the high
-//! watermark; an offset above the high watermark is OFFSET_OUT_OF_RANGE. The new log start
-//! offset is fsynced before the answer and is returned as the low watermark.
+//! Moves each partition's log start offset forward: records below it are no longer served and
+//! whole segments below it are deleted. Offset -1 means the high watermark; another negative
+//! offset or one above the high watermark is OFFSET_OUT_OF_RANGE; an offset at or below the
+//! current log start changes nothing. The new log start offset is fsynced before the answer
+//! and returned as `low_watermark` (-1 on error). As in Kafka: internal topics are refused
+//! with INVALID_TOPIC_EXCEPTION, topics whose `cleanup.policy` lacks `delete` with
+//! POLICY_VIOLATION, unknown partitions get UNKNOWN_TOPIC_OR_PARTITION.
+//!
+//! Single node: the low watermark is ours alone, so there is nothing to wait for (Kafka waits
+//! until every follower has moved its log start; `timeout_ms` is not needed).
 
 use bytes::Bytes;
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::metadata::is_internal_topic;
 use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2 };
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::DeleteRecords,
+    min: 0,
+    max: 2,
+};
+
+/// The request's "up to the high watermark" offset.
+const HIGH_WATERMARK: i64 = -1;
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DeleteRecordsRequest = ctx.decode(body)?;
@@ -21,30 +37,45 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         .topics
         .into_iter()
         .map(|t| {
+            let topic = t.name.0.as_str();
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let mut r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
-                    let Some(part) = ctx.broker.partition(t.name.0.as_str(), p.partition_index) else {
-                        r.error_code = WireError::UnknownTopicOrPartition.code();
-                        return r;
-                    };
-                    let hw = part.high_watermark();
-                    let target = if p.offset == -1 { hw } else { p.offset };
-                    if target < 0 || target > hw {
-                        r.error_code = WireError::OffsetOutOfRange.code();
-                        return r;
+                    let r = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    match delete(&ctx, topic, p.partition_index, p.offset) {
+                        Ok(low) => r.with_low_watermark(low),
+                        Err(code) => r.with_error_code(code),
                     }
-                    match part.log.advance_log_start(target) {
-                        Ok(start) => r.low_watermark = start,
-                        Err(e) => r.error_code = log_error_code(&e),
-                    }
-                    r
                 })
                 .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     ctx.reply(&DeleteRecordsResponse::default().with_topics(topics))
+}
+
+/// Deletes records of one partition below `offset`; the new low watermark or a wire error.
+fn delete(ctx: &RequestContext, topic: &str, index: i32, offset: i64) -> Result<i64, i16> {
+    let Some(part) = ctx.broker.partition(topic, index) else {
+        return Err(WireError::UnknownTopicOrPartition.code());
+    };
+    if is_internal_topic(topic) {
+        return Err(WireError::InvalidTopicException.code());
+    }
+    if !part.log.config().delete_retention_enabled {
+        return Err(WireError::PolicyViolation.code());
+    }
+    let hw = part.high_watermark();
+    let target = if offset == HIGH_WATERMARK { hw } else { offset };
+    if target < 0 || target > hw {
+        return Err(WireError::OffsetOutOfRange.code());
+    }
+    part.log
+        .advance_log_start(target)
+        .map_err(|e| log_error_code(&e))
 }

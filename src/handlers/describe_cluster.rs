@@ -1,8 +1,13 @@
-//! DescribeCluster (key 60), versions 0-2.
+//! DescribeCluster (key 60), versions 0-2 (all that Kafka 4.1 serves).
 //!
-//! This broker (id, advertised host and port, no rack, never fenced), the cluster id and the
-//! controller (ourselves: a single node is its own controller). Endpoint type 2 (controllers,
-//! KIP-919) gets the same single node.
+//! This broker (node id, advertised host and port, no rack, never fenced), the cluster id and
+//! the controller id. A single node is its own controller; Kafka brokers likewise answer with
+//! a broker id here, since clients cannot reach the controller quorum directly.
+//! `endpoint_type` (v1+) must be BROKER (1): CONTROLLER (2) is MISMATCHED_ENDPOINT_TYPE, any
+//! other UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0), like a Kafka broker listener.
+//! `include_fenced_brokers` (v2) changes nothing: we are never fenced.
+//! `include_cluster_authorized_operations`: every cluster operation (no authorizer yet, which
+//! is what Kafka reports without one).
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -10,23 +15,62 @@ use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, Describ
 use kafka_protocol::protocol::StrBytes;
 
 use crate::handlers::{ApiSpec, Reply, RequestContext};
-use crate::protocol::ProtocolError;
+use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 2 };
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeCluster,
+    min: 0,
+    max: 2,
+};
+
+const ENDPOINT_BROKER: i8 = 1;
+const ENDPOINT_CONTROLLER: i8 = 2;
+
+/// Kafka's bit set of the operations on CLUSTER (CREATE 5, ALTER 7, DESCRIBE 8,
+/// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12), all allowed
+/// without an authorizer.
+const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeClusterRequest = ctx.decode(body)?;
+    let mut resp = DescribeClusterResponse::default();
+    if ctx.version >= 1 {
+        resp.endpoint_type = ENDPOINT_BROKER;
+    }
+    // v0 requests carry no endpoint type; the decoded default is BROKER.
+    if req.endpoint_type != ENDPOINT_BROKER {
+        let (code, message) = if req.endpoint_type == ENDPOINT_CONTROLLER {
+            (
+                WireError::MismatchedEndpointType,
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_string(),
+            )
+        } else {
+            (
+                WireError::UnsupportedEndpointType,
+                format!("Unsupported endpoint type {}", req.endpoint_type),
+            )
+        };
+        resp.error_code = if ctx.version == 0 {
+            WireError::InvalidRequest.code()
+        } else {
+            code.code()
+        };
+        resp.error_message = Some(StrBytes::from_string(message));
+        return ctx.reply(&resp);
+    }
     let c = &ctx.broker.config;
     let me = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(c.node_id))
         .with_host(StrBytes::from_string(c.advertised_host.clone()))
-        .with_port(i32::from(c.advertised_port));
-    let mut resp = DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(ctx.broker.metadata.cluster_id.clone()))
-        .with_controller_id(BrokerId(c.node_id))
-        .with_brokers(vec![me]);
-    if ctx.version >= 1 {
-        resp.endpoint_type = req.endpoint_type;
+        .with_port(i32::from(c.advertised_port))
+        .with_rack(None)
+        .with_is_fenced(false);
+    resp.cluster_id = StrBytes::from_string(ctx.broker.metadata.cluster_id.clone());
+    resp.controller_id = BrokerId(c.node_id);
+    resp.brokers = vec![me];
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
     }
     ctx.reply(&resp)
 }

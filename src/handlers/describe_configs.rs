@@ -1,150 +1,173 @@
-//! DescribeConfigs (key 32), versions 1-4.
+//! DescribeConfigs (key 32), versions 1-4 (all that Kafka 4.1 serves).
 //!
-//! TOPIC resources: every topic config key with its effective value and source (topic
-//! override, static broker config, default), synonyms in precedence order when asked (v1+),
-//! Kafka's config type and documentation (v3+). BROKER resources (our node id): every broker
-//! key Strom understands, with STATIC_BROKER_CONFIG for explicitly set keys; the empty name
-//! (cluster-wide dynamic defaults) has none, since Strom has no dynamic broker configs yet.
-//! `configuration_keys` filters. Unknown topics: UNKNOWN_TOPIC_OR_PARTITION; another broker id
-//! or an unsupported resource type: INVALID_REQUEST.
+//! TOPIC (2): every topic key with its effective value, `config_source` (TOPIC_CONFIG,
+//! STATIC_BROKER_CONFIG, DEFAULT_CONFIG), synonyms when asked, and (v3+) Kafka's config type
+//! and documentation when asked. Sources and synonyms follow Kafka's rules exactly, quirks
+//! included (see `config::describe`). Not sensitive, not read-only. An invalid name is
+//! INVALID_TOPIC_EXCEPTION, an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
+//!
+//! BROKER (4), named by our node id: every broker key Strom understands, read-only (no dynamic
+//! broker configs yet), STATIC_BROKER_CONFIG when set in the file / `--set` / flags. The empty
+//! name means the cluster-wide dynamic defaults: there are none, so an empty list. Another id,
+//! or a name that is not a number: INVALID_REQUEST with Kafka's message.
+//!
+//! BROKER_LOGGER (8), by our node id: an empty list — Strom has no run-time adjustable loggers
+//! (`RUST_LOG` at start). Other types (GROUP, CLIENT_METRICS): INVALID_REQUEST.
+//!
+//! `configuration_keys` null or empty means every key, else only those named.
 
 use bytes::Bytes;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::config::topic::{self, Source};
+use crate::broker::{validate_topic_name, Broker};
+use crate::config::describe::{type_code, ConfigEntry, Describer};
+use crate::handlers::errors::admin_error_code;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4 };
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeConfigs,
+    min: 1,
+    max: 4,
+};
 
+/// Kafka's ConfigResource.Type ids.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 
-/// Kafka's ConfigType codes for DescribeConfigs v3+.
-pub fn type_code(type_name: &str) -> i8 {
-    match type_name {
-        "BOOLEAN" => 1,
-        "STRING" => 2,
-        "INT" => 3,
-        "SHORT" => 4,
-        "LONG" => 5,
-        "DOUBLE" => 6,
-        "LIST" => 7,
-        "CLASS" => 8,
-        "PASSWORD" => 9,
-        _ => 0,
-    }
-}
-
-/// The broker key that sets a topic key's default, as Kafka names it in synonyms.
-fn broker_synonym(name: &str) -> Option<&'static str> {
-    match name {
-        "retention.ms" => Some("log.retention.ms"),
-        "segment.ms" => Some("log.roll.ms"),
-        "flush.messages" => Some("log.flush.interval.messages"),
-        "flush.ms" => Some("log.flush.interval.ms"),
-        other => topic::spec(other).and_then(|s| s.broker_key),
-    }
-}
+/// A resource's error: (code, message).
+type Refusal = (i16, Option<String>);
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeConfigsRequest = ctx.decode(body)?;
-    let broker = &ctx.broker;
-    let v3 = ctx.version >= 3;
+    let describer = Describer::new(&ctx.broker.config);
     let results = req
         .resources
         .iter()
         .map(|res| {
-            let mut out = DescribeConfigsResult::default().with_resource_type(res.resource_type).with_resource_name(res.resource_name.clone());
-            let wanted = |k: &str| res.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|x| x.as_str() == k));
-            match res.resource_type {
-                RESOURCE_TOPIC => {
-                    let Some(meta) = broker.metadata.topic(res.resource_name.as_str()) else {
-                        out.error_code = WireError::UnknownTopicOrPartition.code();
-                        out.error_message = Some(StrBytes::from_string(format!("Topic {} does not exist.", res.resource_name.as_str())));
-                        return out;
-                    };
-                    out.configs = topic::TOPIC_CONFIGS
-                        .iter()
-                        .filter(|s| wanted(s.name))
-                        .map(|s| {
-                            let (value, source) = topic::effective(&broker.config, &meta.configs, s.name).unwrap_or((s.default.to_string(), Source::Default));
-                            let mut c = DescribeConfigsResourceResult::default()
-                                .with_name(StrBytes::from_static_str(s.name))
-                                .with_value(Some(StrBytes::from_string(value)))
-                                .with_config_source(source as i8);
-                            if req.include_synonyms {
-                                let mut syn = Vec::new();
-                                if let Some(v) = meta.configs.get(s.name) {
-                                    syn.push(synonym(s.name, v, Source::TopicOverride));
-                                }
-                                let bkey = broker_synonym(s.name);
-                                if let (Some(k), Some(v)) = (bkey, broker.config.topic_defaults.get(s.name)) {
-                                    syn.push(synonym(k, v, Source::StaticBroker));
-                                }
-                                syn.push(synonym(bkey.unwrap_or(s.name), s.default, Source::Default));
-                                c.synonyms = syn;
-                            }
-                            if v3 {
-                                c.config_type = type_code(s.type_name);
-                                if req.include_documentation {
-                                    c.documentation = Some(StrBytes::from_static_str(s.doc));
-                                }
-                            }
-                            c
-                        })
-                        .collect();
-                }
-                RESOURCE_BROKER => {
-                    let name = res.resource_name.as_str();
-                    if name.is_empty() {
-                        return out; // no cluster-wide dynamic defaults
-                    }
-                    if name.parse::<i32>().ok() != Some(broker.config.node_id) {
-                        out.error_code = WireError::InvalidRequest.code();
-                        out.error_message = Some(StrBytes::from_string(format!("Unexpected broker id, expected {}, but received {name}", broker.config.node_id)));
-                        return out;
-                    }
-                    out.configs = broker
-                        .config
-                        .describe_entries()
+            let out = DescribeConfigsResult::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            match entries(&ctx.broker, &describer, res) {
+                Ok(entries) => out.with_configs(
+                    entries
                         .into_iter()
-                        .filter(|e| wanted(e.name))
+                        .filter(|e| wanted(res, e.name))
                         .map(|e| {
-                            let source = if e.explicit { Source::StaticBroker } else { Source::Default };
-                            let mut c = DescribeConfigsResourceResult::default()
-                                .with_name(StrBytes::from_static_str(e.name))
-                                .with_value(e.value.clone().map(StrBytes::from_string))
-                                .with_read_only(true)
-                                .with_config_source(source as i8);
-                            if req.include_synonyms {
-                                if let Some(v) = &e.value {
-                                    c.synonyms = vec![synonym(e.name, v, source)];
-                                }
-                            }
-                            if v3 {
-                                c.config_type = type_code(e.type_name);
-                            }
-                            c
+                            encode_entry(
+                                e,
+                                req.include_synonyms,
+                                req.include_documentation,
+                                ctx.version,
+                            )
                         })
-                        .collect();
-                }
-                other => {
-                    out.error_code = WireError::InvalidRequest.code();
-                    out.error_message = Some(StrBytes::from_string(format!("Resource type {other} is not supported by this broker.")));
-                }
+                        .collect(),
+                ),
+                Err((code, message)) => out
+                    .with_error_code(code)
+                    .with_error_message(message.map(StrBytes::from_string)),
             }
-            out
         })
         .collect();
     ctx.reply(&DescribeConfigsResponse::default().with_results(results))
 }
 
-fn synonym(name: &str, value: &str, source: Source) -> DescribeConfigsSynonym {
-    DescribeConfigsSynonym::default()
-        .with_name(StrBytes::from_string(name.to_string()))
-        .with_value(Some(StrBytes::from_string(value.to_string())))
-        .with_source(source as i8)
+fn wanted(res: &DescribeConfigsResource, key: &str) -> bool {
+    match &res.configuration_keys {
+        Some(keys) if !keys.is_empty() => keys.iter().any(|k| k.as_str() == key),
+        _ => true,
+    }
+}
+
+fn entries(
+    broker: &Broker,
+    describer: &Describer<'_>,
+    res: &DescribeConfigsResource,
+) -> Result<Vec<ConfigEntry>, Refusal> {
+    let name = res.resource_name.as_str();
+    match res.resource_type {
+        RESOURCE_TOPIC => {
+            validate_topic_name(name).map_err(|e| (admin_error_code(&e), Some(e.to_string())))?;
+            let meta = broker
+                .metadata
+                .topic(name)
+                .ok_or((WireError::UnknownTopicOrPartition.code(), None))?;
+            Ok(describer.topic_entries(&meta.configs))
+        }
+        RESOURCE_BROKER => {
+            if name.is_empty() {
+                return Ok(Vec::new()); // no cluster-wide dynamic defaults
+            }
+            if parse_broker_id(name)? != broker.config.node_id {
+                return Err(invalid_request(format!(
+                    "Unexpected broker id, expected {} or empty string, but received {name}",
+                    broker.config.node_id
+                )));
+            }
+            Ok(describer.broker_entries())
+        }
+        RESOURCE_BROKER_LOGGER => {
+            if name.is_empty() {
+                return Err(invalid_request("Broker id must not be empty".into()));
+            }
+            if parse_broker_id(name)? != broker.config.node_id {
+                return Err(invalid_request(format!(
+                    "Unexpected broker id, expected {} but received {name}",
+                    broker.config.node_id
+                )));
+            }
+            Ok(Vec::new())
+        }
+        other => Err(invalid_request(format!(
+            "Unsupported resource type: {other}"
+        ))),
+    }
+}
+
+fn invalid_request(message: String) -> Refusal {
+    (WireError::InvalidRequest.code(), Some(message))
+}
+
+fn parse_broker_id(name: &str) -> Result<i32, Refusal> {
+    name.parse()
+        .map_err(|_| invalid_request(format!("Broker id must be an integer, but it is: {name}")))
+}
+
+fn encode_entry(
+    e: ConfigEntry,
+    include_synonyms: bool,
+    include_documentation: bool,
+    version: i16,
+) -> DescribeConfigsResourceResult {
+    let mut c = DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(e.name))
+        .with_value(e.value.map(StrBytes::from_string))
+        .with_read_only(e.read_only)
+        .with_is_sensitive(false)
+        .with_config_source(e.source as i8);
+    if include_synonyms {
+        c.synonyms = e
+            .synonyms
+            .into_iter()
+            .map(|s| {
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_string(s.name))
+                    .with_value(s.value.map(StrBytes::from_string))
+                    .with_source(s.source as i8)
+            })
+            .collect();
+    }
+    if version >= 3 {
+        c.config_type = type_code(e.type_name);
+        if include_documentation {
+            c.documentation = e.doc.map(StrBytes::from_static_str);
+        }
+    }
+    c
 }

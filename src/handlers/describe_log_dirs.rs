@@ -1,38 +1,77 @@
-//! DescribeLogDirs (key 35), versions 1-4.
+//! DescribeLogDirs (key 35), versions 1-4 (all that Kafka 4.1 serves) — `kafka-log-dirs`.
 //!
-//! The one log directory (`log.dirs`) with the size of each requested partition (all when the
-//! topic list is null); v4 adds the filesystem's total and usable bytes.
+//! One log directory (`log.dirs`, as an absolute path like Kafka's `File.getAbsolutePath`)
+//! with the size in bytes of each requested partition that exists (all partitions when the
+//! topic list is null; unknown ones are left out, as in Kafka), `offset_lag` 0 and
+//! `is_future_key` false (no replica moves between directories). v4 adds the filesystem's
+//! total and usable bytes (statvfs; -1 if that fails).
+//!
+//! Gaps: a single log directory (Strom refuses several in `log.dirs`).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use kafka_protocol::messages::describe_log_dirs_response::{DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic};
-use kafka_protocol::messages::{ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::protocol::ProtocolError;
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::DescribeLogDirs, min: 1, max: 4 };
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeLogDirs,
+    min: 1,
+    max: 4,
+};
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeLogDirsRequest = ctx.decode(body)?;
     let broker = &ctx.broker;
-    let wanted: Vec<(String, Vec<i32>)> = match req.topics {
-        Some(ts) => ts.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect(),
-        None => broker.metadata.topics().into_iter().map(|t| (t.name, (0..t.partitions).collect())).collect(),
-    };
+    // Merged and de-duplicated like Kafka's set of partitions.
+    let mut wanted: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+    match req.topics {
+        Some(ts) => {
+            for t in ts {
+                wanted
+                    .entry(t.topic.0.to_string())
+                    .or_default()
+                    .extend(t.partitions);
+            }
+        }
+        None => {
+            for t in broker.metadata.topics() {
+                wanted.insert(t.name, (0..t.partitions).collect());
+            }
+        }
+    }
     let topics = wanted
         .into_iter()
         .filter_map(|(name, parts)| {
             let partitions: Vec<DescribeLogDirsPartition> = parts
                 .into_iter()
                 .filter_map(|p| broker.partition(&name, p))
-                .map(|p| DescribeLogDirsPartition::default().with_partition_index(p.index).with_partition_size(p.log.size_bytes() as i64))
+                .map(|p| {
+                    DescribeLogDirsPartition::default()
+                        .with_partition_index(p.index)
+                        .with_partition_size(p.log.size_bytes() as i64)
+                })
                 .collect();
-            (!partitions.is_empty()).then(|| DescribeLogDirsTopic::default().with_name(TopicName(StrBytes::from_string(name))).with_partitions(partitions))
+            (!partitions.is_empty()).then(|| {
+                DescribeLogDirsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name)))
+                    .with_partitions(partitions)
+            })
         })
         .collect();
-    let dir = std::fs::canonicalize(&broker.config.log_dir).unwrap_or_else(|_| broker.config.log_dir.clone());
-    let mut result = DescribeLogDirsResult::default().with_log_dir(StrBytes::from_string(dir.display().to_string())).with_topics(topics);
+    let dir = std::path::absolute(&broker.config.log_dir)
+        .unwrap_or_else(|_| broker.config.log_dir.clone());
+    let mut result = DescribeLogDirsResult::default()
+        .with_log_dir(StrBytes::from_string(dir.display().to_string()))
+        .with_topics(topics);
     if ctx.version >= 4 {
         let (total, usable) = crate::log::manager::disk_space(&dir).unwrap_or((-1, -1));
         result.total_bytes = total;

@@ -29,6 +29,7 @@ pub fn admin_error_code(e: &AdminError) -> i16 {
         AdminError::InvalidTopic(_) => WireError::InvalidTopicException.code(),
         AdminError::InvalidPartitions(_) => WireError::InvalidPartitions.code(),
         AdminError::InvalidReplicationFactor(_) => WireError::InvalidReplicationFactor.code(),
+        AdminError::InvalidReplicaAssignment(_) => WireError::InvalidReplicaAssignment.code(),
         AdminError::InvalidConfig(_) => WireError::InvalidConfig.code(),
         AdminError::DeletionDisabled => WireError::TopicDeletionDisabled.code(),
         AdminError::Storage(_) => WireError::KafkaStorageError.code(),

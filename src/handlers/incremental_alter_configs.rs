@@ -1,52 +1,96 @@
-//! IncrementalAlterConfigs (key 44), versions 0-1 — what `kafka-configs --alter` uses.
+//! IncrementalAlterConfigs (key 44), versions 0-1 (all that Kafka 4.1 serves) — what
+//! `kafka-configs --alter` and `Admin.incrementalAlterConfigs` use.
 //!
-//! TOPIC resources: SET (0) and DELETE (1) any topic key; APPEND (2) and SUBTRACT (3) only
-//! list-typed keys (e.g. `cleanup.policy`), else INVALID_CONFIG. The result is validated like
-//! CreateTopics (INVALID_CONFIG with the reason) and persisted atomically; `validate_only`
-//! changes nothing. A resource named twice, a key named twice in one resource, or an unknown
-//! operation: INVALID_REQUEST. BROKER resources are refused (no dynamic broker configs yet).
+//! TOPIC: SET (0) and DELETE (1) any topic key; APPEND (2) and SUBTRACT (3) only list-typed
+//! keys (`cleanup.policy`), else INVALID_CONFIG "Can't APPEND to key ... because its type is
+//! not LIST." APPEND/SUBTRACT start from the topic's override, else Kafka's static default (not
+//! the broker's), like Kafka's controller. SET of an unknown key or a bad value: INVALID_CONFIG;
+//! DELETE of a key without override (even an unknown one) is a no-op, as in Kafka. The result
+//! is validated and persisted atomically per resource; `validate_only` changes nothing.
+//! Name checks as in AlterConfigs.
+//!
+//! BROKER: refused like AlterConfigs (no dynamic broker configs yet): any SET/APPEND/SUBTRACT
+//! is INVALID_REQUEST "Cannot update these configs dynamically"; DELETE alone is a no-op.
+//! BROKER_LOGGER: no run-time adjustable loggers, INVALID_CONFIG.
+//!
+//! Like Kafka: a resource named twice fails both entries; a key named twice, a null value for
+//! anything but DELETE, or an unknown operation fails the resource (INVALID_REQUEST).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::messages::{
+    ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::broker::Broker;
 use crate::config::topic::{self, Kind};
-use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use crate::handlers::errors::admin_error_code;
+use crate::handlers::alter_configs::{
+    check_keys_unique, check_topic_name, invalid_request, refuse_broker_change, repeated_resources,
+    topic_refusal, Refusal,
+};
+use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1 };
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::IncrementalAlterConfigs,
+    min: 0,
+    max: 1,
+};
 
-type Outcome = Result<(), (i16, String)>;
+/// Kafka's AlterConfigOp.OpType.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Set,
+    Delete,
+    Append,
+    Subtract,
+}
 
-fn invalid_config(msg: String) -> (i16, String) {
-    (WireError::InvalidConfig.code(), msg)
+impl Op {
+    fn from_id(id: i8) -> Option<Op> {
+        match id {
+            0 => Some(Op::Set),
+            1 => Some(Op::Delete),
+            2 => Some(Op::Append),
+            3 => Some(Op::Subtract),
+            _ => None,
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Op::Set => "SET",
+            Op::Delete => "DELETE",
+            Op::Append => "APPEND",
+            Op::Subtract => "SUBTRACT",
+        }
+    }
 }
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: IncrementalAlterConfigsRequest = ctx.decode(body)?;
-    let mut seen: HashMap<(i8, String), usize> = HashMap::new();
-    for r in &req.resources {
-        *seen.entry((r.resource_type, r.resource_name.to_string())).or_default() += 1;
-    }
+    let repeated = repeated_resources(
+        req.resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
     let responses = req
         .resources
         .iter()
         .map(|res| {
-            let mut r = AlterConfigsResourceResponse::default().with_resource_type(res.resource_type).with_resource_name(res.resource_name.clone());
-            let outcome: Outcome = if seen.get(&(res.resource_type, res.resource_name.to_string())).copied().unwrap_or(0) > 1 {
-                Err((WireError::InvalidRequest.code(), format!("Duplicate resource {}", res.resource_name.as_str())))
+            let outcome = if repeated.contains(&(res.resource_type, res.resource_name.as_str())) {
+                Err(invalid_request("Each resource must appear at most once."))
             } else {
-                match res.resource_type {
-                    RESOURCE_TOPIC => alter_topic(&ctx, res, req.validate_only),
-                    RESOURCE_BROKER => Err((WireError::InvalidRequest.code(), "Dynamic broker configuration is not supported by Strom yet; use server.properties or --set.".into())),
-                    other => Err((WireError::InvalidRequest.code(), format!("Resource type {other} is not supported."))),
-                }
+                alter(&ctx.broker, res, req.validate_only)
             };
+            let mut r = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
             if let Err((code, msg)) = outcome {
                 r.error_code = code;
                 r.error_message = Some(StrBytes::from_string(msg));
@@ -57,46 +101,170 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     ctx.reply(&IncrementalAlterConfigsResponse::default().with_responses(responses))
 }
 
-fn alter_topic(ctx: &RequestContext, res: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource, validate_only: bool) -> Outcome {
+fn alter(broker: &Broker, res: &AlterConfigsResource, validate_only: bool) -> Result<(), Refusal> {
     let name = res.resource_name.as_str();
-    let meta = ctx.broker.metadata.topic(name).ok_or((WireError::UnknownTopicOrPartition.code(), format!("Topic {name} does not exist.")))?;
-    let mut keys = HashSet::new();
-    let mut changes: BTreeMap<String, Option<String>> = BTreeMap::new();
+    check_keys_unique(res.configs.iter().map(|c| c.name.as_str()))?;
+    let mut ops: Vec<(&str, Op, Option<&str>)> = Vec::with_capacity(res.configs.len());
+    let mut nulls = Vec::new();
     for c in &res.configs {
-        let key = c.name.to_string();
-        if !keys.insert(key.clone()) {
-            return Err((WireError::InvalidRequest.code(), format!("Duplicate config key {key}")));
+        let op = Op::from_id(c.config_operation).ok_or_else(|| {
+            invalid_request(format!("Unknown operations type {}", c.config_operation))
+        })?;
+        let value = c.value.as_ref().map(|v| v.as_str());
+        if op != Op::Delete && value.is_none() {
+            nulls.push(c.name.as_str());
         }
-        let spec = topic::spec(&key).ok_or_else(|| invalid_config(format!("Unknown topic config name: {key}")))?;
-        let current = || -> Vec<String> {
-            let v = meta.configs.get(&key).cloned().or_else(|| ctx.broker.config.topic_default(&key)).unwrap_or_default();
-            v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-        };
-        let value = c.value.as_ref().map(|v| v.to_string());
-        let new = match c.config_operation {
-            0 => Some(value.ok_or_else(|| (WireError::InvalidRequest.code(), format!("Null value not supported for : {key}")))?),
-            1 => None,
-            op @ (2 | 3) => {
-                if !matches!(spec.kind, Kind::List(_)) {
-                    let verb = if op == 2 { "APPEND" } else { "SUBTRACT" };
-                    return Err(invalid_config(format!("Config value append is not allowed for config key: {key} ({verb} on a non-list config)")));
+        ops.push((c.name.as_str(), op, value));
+    }
+    if !nulls.is_empty() {
+        return Err(invalid_request(format!(
+            "Null value not supported for : {}",
+            nulls.join(", ")
+        )));
+    }
+    match res.resource_type {
+        RESOURCE_TOPIC => {
+            check_topic_name(name)?;
+            let meta = broker
+                .metadata
+                .topic(name)
+                .ok_or_else(|| topic_refusal(name, &crate::broker::AdminError::UnknownTopic))?;
+            let changes = topic_changes(&meta.configs, &ops)?;
+            broker
+                .alter_topic_configs(name, changes, false, validate_only)
+                .map_err(|e| topic_refusal(name, &e))
+        }
+        RESOURCE_BROKER => refuse_broker_change(
+            broker,
+            name,
+            ops.iter()
+                .filter(|(_, op, _)| *op != Op::Delete)
+                .map(|(k, _, _)| *k),
+        ),
+        RESOURCE_BROKER_LOGGER => Err((
+            WireError::InvalidConfig.code(),
+            "Strom has no run-time adjustable loggers (set RUST_LOG at start).".into(),
+        )),
+        other => Err(invalid_request(format!("Unknown resource type {other}"))),
+    }
+}
+
+/// The override changes (`None` = remove) that `ops` make to a topic with `overrides`.
+pub fn topic_changes(
+    overrides: &BTreeMap<String, String>,
+    ops: &[(&str, Op, Option<&str>)],
+) -> Result<BTreeMap<String, Option<String>>, Refusal> {
+    let mut changes = BTreeMap::new();
+    for &(key, op, value) in ops {
+        let new = match op {
+            Op::Set => value.map(str::to_string),
+            Op::Delete => {
+                if !overrides.contains_key(key) {
+                    continue; // nothing to remove: no change, whatever the key
                 }
-                let items: Vec<String> = value.unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                let mut list = current();
-                if op == 2 {
-                    for i in items {
-                        if !list.contains(&i) {
-                            list.push(i);
+                None
+            }
+            Op::Append | Op::Subtract => {
+                let spec = topic::spec(key).filter(|s| matches!(s.kind, Kind::List(_)));
+                let Some(spec) = spec else {
+                    return Err((
+                        WireError::InvalidConfig.code(),
+                        format!(
+                            "Can't {} to key {key} because its type is not LIST.",
+                            op.verb()
+                        ),
+                    ));
+                };
+                let mut list = split_list(overrides.get(key).map_or(spec.default, |v| v.as_str()));
+                for item in split_list(value.unwrap_or("")) {
+                    if op == Op::Append {
+                        if !list.contains(&item) {
+                            list.push(item);
                         }
+                    } else if let Some(i) = list.iter().position(|x| *x == item) {
+                        list.remove(i);
                     }
-                } else {
-                    list.retain(|x| !items.contains(x));
                 }
                 Some(list.join(","))
             }
-            other => return Err((WireError::InvalidRequest.code(), format!("Unknown config operation {other}"))),
         };
-        changes.insert(key, new);
+        changes.insert(key.to_string(), new);
     }
-    ctx.broker.alter_topic_configs(name, changes, false, validate_only).map_err(|e| (admin_error_code(&e), e.to_string()))
+    Ok(changes)
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overrides(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn set_delete_append_subtract() {
+        let o = overrides(&[("retention.ms", "1000")]);
+        let c = topic_changes(
+            &o,
+            &[
+                ("segment.bytes", Op::Set, Some("2048")),
+                ("retention.ms", Op::Delete, None),
+                ("cleanup.policy", Op::Append, Some("compact")),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.get("segment.bytes"), Some(&Some("2048".to_string())));
+        assert_eq!(c.get("retention.ms"), Some(&None));
+        // APPEND starts from Kafka's default ("delete"), not from nothing.
+        assert_eq!(
+            c.get("cleanup.policy"),
+            Some(&Some("delete,compact".to_string()))
+        );
+
+        let o = overrides(&[("cleanup.policy", "delete,compact")]);
+        let c =
+            topic_changes(&o, &[("cleanup.policy", Op::Subtract, Some("delete"))]).expect("valid");
+        assert_eq!(c.get("cleanup.policy"), Some(&Some("compact".to_string())));
+        let c = topic_changes(
+            &o,
+            &[("cleanup.policy", Op::Append, Some("compact,delete"))],
+        )
+        .expect("valid");
+        assert_eq!(
+            c.get("cleanup.policy"),
+            Some(&Some("delete,compact".to_string())),
+            "APPEND does not repeat items"
+        );
+    }
+
+    #[test]
+    fn delete_without_override_is_a_no_op_and_lists_only_append() {
+        let o = overrides(&[]);
+        let c = topic_changes(
+            &o,
+            &[
+                ("no.such.key", Op::Delete, None),
+                ("retention.ms", Op::Delete, None),
+            ],
+        )
+        .expect("no-op");
+        assert!(c.is_empty());
+        for op in [Op::Append, Op::Subtract] {
+            let e = topic_changes(&o, &[("retention.ms", op, Some("5"))]).expect_err("not a list");
+            assert_eq!(e.0, WireError::InvalidConfig.code());
+            assert!(e.1.contains("because its type is not LIST"), "{}", e.1);
+            let e = topic_changes(&o, &[("no.such", op, Some("5"))]).expect_err("unknown");
+            assert_eq!(e.0, WireError::InvalidConfig.code());
+        }
+    }
 }

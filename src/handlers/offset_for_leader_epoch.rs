@@ -1,18 +1,31 @@
-//! OffsetForLeaderEpoch (key 23), versions 2-4.
+//! OffsetForLeaderEpoch (key 23), versions 2-4 (all that Kafka 4.1 serves).
 //!
-//! For a leader epoch a consumer (KIP-320) or follower saw, the end offset of that epoch: the
-//! log end offset for the current epoch, (-1, -1) for an undefined or future epoch.
-//! `current_leader_epoch` is checked like Fetch (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
-//! The epoch arithmetic lives in `replica::Partition::end_offset_for_epoch`.
+//! For a leader epoch a consumer (KIP-320 truncation detection) or a follower saw: the epoch
+//! it resolves to and where that epoch ends, by Kafka's `LeaderEpochFileCache.endOffsetFor`
+//! rules (in `replica::leader_epoch`): the current epoch ends at the log end offset; an
+//! undefined (-1) or future epoch is (-1, -1); an older epoch resolves to the largest known
+//! epoch not above it, ending where the next one starts. Single node today: epoch 0 from offset
+//! 0 for a partition's whole life. `current_leader_epoch` (other than -1) is checked like
+//! Fetch: older FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH. Unknown partitions:
+//! UNKNOWN_TOPIC_OR_PARTITION. `replica_id` (v3+) changes nothing: we lead every partition.
 
 use bytes::Bytes;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 2, max: 4 };
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::OffsetForLeaderEpoch,
+    min: 2,
+    max: 4,
+};
+
+/// "The client does not know the leader epoch": skip the fencing check.
+const NO_EPOCH: i32 = -1;
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: OffsetForLeaderEpochRequest = ctx.decode(body)?;
@@ -24,14 +37,21 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 .partitions
                 .iter()
                 .map(|p| {
-                    let mut r = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    let mut r = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
                     let Some(part) = ctx.broker.partition(t.topic.0.as_str(), p.partition) else {
                         r.error_code = WireError::UnknownTopicOrPartition.code();
                         return r;
                     };
                     let epoch = part.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        r.error_code = if p.current_leader_epoch > epoch { WireError::UnknownLeaderEpoch.code() } else { WireError::FencedLeaderEpoch.code() };
+                    if p.current_leader_epoch != NO_EPOCH && p.current_leader_epoch != epoch {
+                        r.error_code = if p.current_leader_epoch > epoch {
+                            WireError::UnknownLeaderEpoch.code()
+                        } else {
+                            WireError::FencedLeaderEpoch.code()
+                        };
                         return r;
                     }
                     let (e, off) = part.end_offset_for_epoch(p.leader_epoch);
@@ -40,7 +60,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     r
                 })
                 .collect();
-            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
         })
         .collect();
     ctx.reply(&OffsetForLeaderEpochResponse::default().with_topics(topics))

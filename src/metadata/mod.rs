@@ -140,6 +140,18 @@ pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 pub const METADATA_DIR: &str = "strom-metadata";
 
+/// Kafka's internal topics (`Topic.isInternal`): flagged internal in metadata answers, and
+/// records cannot be deleted from them.
+pub const INTERNAL_TOPICS: &[&str] = &[
+    "__consumer_offsets",
+    "__transaction_state",
+    "__share_group_state",
+];
+
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
 impl MetadataStore {
     /// Opens the metadata log under `root`, replaying it.
     pub fn open(root: &Path) -> Result<Self, MetadataError> {
@@ -319,6 +331,13 @@ pub fn base64_url_uuid(id: Uuid) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn coordinator_topics_are_internal() {
+        assert!(super::is_internal_topic(crate::coordinator::OFFSETS_TOPIC));
+        assert!(super::is_internal_topic(crate::coordinator::txn::TXN_TOPIC));
+        assert!(!super::is_internal_topic("__user_topic"));
+    }
+
     use super::*;
 
     #[test]

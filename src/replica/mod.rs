@@ -3,6 +3,8 @@
 //! so the high watermark is the log end offset. Kept separate from `log` so replication can move
 //! the high watermark by follower progress without the log knowing.
 
+pub mod leader_epoch;
+
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::log::PartitionLog;
+use leader_epoch::LeaderEpochCache;
 
 pub struct Partition {
     pub topic: Arc<str>,
@@ -19,6 +22,8 @@ pub struct Partition {
     pub index: i32,
     pub log: Arc<PartitionLog>,
     leader_epoch: AtomicI32,
+    /// Which epoch started at which offset (one entry while a single node leads forever).
+    epochs: Mutex<LeaderEpochCache>,
     /// Delayed fetches waiting for data on this partition.
     waiters: Mutex<Vec<Arc<Notify>>>,
 }
@@ -37,6 +42,7 @@ impl Partition {
             index,
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
+            epochs: Mutex::new(LeaderEpochCache::single(leader_epoch, 0)),
             waiters: Mutex::new(Vec::new()),
         }
     }
@@ -45,21 +51,15 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
-    /// The end offset of leader epoch `requested` and the epoch it resolves to (Kafka's
-    /// LeaderEpochFileCache.endOffsetFor). One node leads every partition with one epoch for
-    /// its whole life, starting at offset 0: the current epoch ends at the log end offset, an
-    /// undefined (-1) or future epoch resolves to (-1, -1), an older one (after a leader change,
-    /// not possible yet) would end where the next epoch starts.
+    /// The epoch `requested` resolves to and its end offset (Kafka's
+    /// LeaderEpochFileCache.endOffsetFor, see [`LeaderEpochCache::end_offset_for`]); (-1, -1)
+    /// for an undefined or future epoch.
     pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
-        let current = self.leader_epoch();
-        if requested < 0 || requested > current {
-            (-1, -1)
-        } else if requested == current {
-            (current, self.log.log_end_offset())
-        } else {
-            // Epochs below the current one never held data on this node.
-            (requested, self.log.log_start_offset())
-        }
+        let mut epochs = self.epochs.lock();
+        // Retention and DeleteRecords move the log start without telling us; the cache follows
+        // lazily (truncating from the start is idempotent).
+        epochs.truncate_from_start(self.log.log_start_offset());
+        epochs.end_offset_for(requested, self.log.log_end_offset())
     }
 
     /// Offsets below this are visible to consumers.

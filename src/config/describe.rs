@@ -1,0 +1,478 @@
+//! What DescribeConfigs reports: every topic key of a topic and every broker key Strom
+//! understands, each with its value, its source and its synonyms in precedence order — by
+//! Kafka's rules (`ConfigHelper`), quirks included, so `kafka-configs --describe --all` reads
+//! the same as against Apache Kafka:
+//!
+//! - A topic key's synonyms are its topic override (source TOPIC_CONFIG), then the synonyms of
+//!   the broker key that sets its default (e.g. `retention.ms` <- `log.retention.ms`).
+//! - A broker key's synonyms are, over its synonym group (`log.retention.ms`, `.minutes`,
+//!   `.hours`), the statically set keys (STATIC_BROKER_CONFIG) then the keys with a default
+//!   (DEFAULT_CONFIG); everything before the first entry named like the key itself is dropped.
+//!   So `retention.ms` has no synonyms at all unless `log.retention.ms` is set: its default
+//!   comes from `log.retention.hours`, which Kafka drops.
+//! - The source of a value is its first synonym's, DEFAULT_CONFIG when there is none.
+//!
+//! Strom has no dynamic broker configs, so every broker key is read-only and the sources
+//! DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG never appear.
+
+use std::collections::BTreeMap;
+
+use crate::config::topic::{self, Source};
+use crate::config::BrokerConfig;
+
+/// One synonym of a config entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: Source,
+}
+
+/// One config entry of a DescribeConfigs answer.
+#[derive(Debug, Clone)]
+pub struct ConfigEntry {
+    pub name: &'static str,
+    pub value: Option<String>,
+    pub source: Source,
+    /// Precedence order, the entry's own source first.
+    pub synonyms: Vec<Synonym>,
+    /// Kafka's config type name (`INT`, `LONG`, `STRING`, `LIST`, ...).
+    pub type_name: &'static str,
+    pub doc: Option<&'static str>,
+    pub read_only: bool,
+}
+
+/// Kafka's ConfigType code (DescribeConfigs v3+) for a type name; 0 = UNKNOWN.
+pub fn type_code(type_name: &str) -> i8 {
+    match type_name {
+        "BOOLEAN" => 1,
+        "STRING" => 2,
+        "INT" => 3,
+        "SHORT" => 4,
+        "LONG" => 5,
+        "DOUBLE" => 6,
+        "LIST" => 7,
+        "CLASS" => 8,
+        "PASSWORD" => 9,
+        _ => 0,
+    }
+}
+
+/// The broker key that sets a topic key's default, as Kafka names it
+/// (`ServerTopicConfigSynonyms`).
+pub fn topic_synonym(name: &str) -> Option<&'static str> {
+    match name {
+        "retention.ms" => Some("log.retention.ms"),
+        "segment.ms" => Some("log.roll.ms"),
+        "flush.messages" => Some("log.flush.interval.messages"),
+        "flush.ms" => Some("log.flush.interval.ms"),
+        other => topic::spec(other).and_then(|s| s.broker_key),
+    }
+}
+
+/// Kafka's broker synonym groups (`DynamicBrokerConfig.brokerConfigSynonyms`), most specific
+/// first.
+fn synonym_group(name: &'static str) -> Vec<&'static str> {
+    match name {
+        "log.roll.ms" | "log.roll.hours" => vec!["log.roll.ms", "log.roll.hours"],
+        "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => vec![
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ],
+        _ => vec![name],
+    }
+}
+
+/// Computes entries for one broker configuration.
+pub struct Describer<'a> {
+    config: &'a BrokerConfig,
+    /// What each broker key is when nobody sets it (Strom's defaults).
+    defaults: BTreeMap<&'static str, Option<String>>,
+}
+
+impl<'a> Describer<'a> {
+    pub fn new(config: &'a BrokerConfig) -> Self {
+        let defaults = broker_values(&BrokerConfig::default())
+            .into_iter()
+            // Derived from `listeners` when not set: no default of its own, as in Kafka.
+            .filter(|(n, _, _)| *n != "advertised.listeners")
+            .map(|(n, v, _)| (n, v))
+            .collect();
+        Describer { config, defaults }
+    }
+
+    /// The value a key was explicitly set to (file, --set, flag).
+    fn explicit(&self, key: &str) -> Option<&String> {
+        let e = &self.config.explicit;
+        match key {
+            "log.dirs" => e.get("log.dirs").or_else(|| e.get("log.dir")),
+            _ => e.get(key),
+        }
+    }
+
+    /// Synonyms of broker key `name`, by Kafka's rule (see the module doc).
+    pub fn broker_synonyms(&self, name: &'static str) -> Vec<Synonym> {
+        let group = synonym_group(name);
+        let statics = group.iter().filter_map(|k| {
+            self.explicit(k).map(|v| Synonym {
+                name: k.to_string(),
+                value: Some(v.clone()),
+                source: Source::StaticBroker,
+            })
+        });
+        let defaults = group.iter().filter_map(|k| {
+            self.defaults.get(k).cloned().flatten().map(|v| Synonym {
+                name: k.to_string(),
+                value: Some(v),
+                source: Source::Default,
+            })
+        });
+        statics
+            .chain(defaults)
+            .skip_while(|s| s.name != name)
+            .collect()
+    }
+
+    /// Every topic key with its effective value for a topic with `overrides`.
+    pub fn topic_entries(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+        topic::TOPIC_CONFIGS
+            .iter()
+            .map(|spec| {
+                let value = topic::effective(self.config, overrides, spec.name)
+                    .map(|(v, _)| v)
+                    .unwrap_or_else(|| spec.default.to_string());
+                let mut synonyms = Vec::new();
+                if overrides.contains_key(spec.name) {
+                    synonyms.push(Synonym {
+                        name: spec.name.to_string(),
+                        value: Some(value.clone()),
+                        source: Source::TopicOverride,
+                    });
+                }
+                if let Some(key) = topic_synonym(spec.name) {
+                    synonyms.extend(self.broker_synonyms(key));
+                }
+                ConfigEntry {
+                    name: spec.name,
+                    value: Some(value),
+                    source: synonyms.first().map_or(Source::Default, |s| s.source),
+                    synonyms,
+                    type_name: spec.type_name,
+                    doc: Some(spec.doc),
+                    read_only: false,
+                }
+            })
+            .collect()
+    }
+
+    /// Every broker key Strom understands, sorted by name.
+    pub fn broker_entries(&self) -> Vec<ConfigEntry> {
+        let mut out: Vec<ConfigEntry> = broker_values(self.config)
+            .into_iter()
+            .map(|(name, value, type_name)| {
+                let synonyms = self.broker_synonyms(name);
+                ConfigEntry {
+                    name,
+                    value,
+                    source: synonyms.first().map_or(Source::Default, |s| s.source),
+                    synonyms,
+                    type_name,
+                    doc: None,
+                    // No dynamic broker configs yet: nothing can be altered at run time.
+                    read_only: true,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(b.name));
+        out
+    }
+}
+
+/// Every broker key Strom understands: (name, value, Kafka type name). A key Kafka leaves
+/// unset by default (`log.retention.ms`, `log.roll.ms`, ...) has no value unless set.
+fn broker_values(c: &BrokerConfig) -> Vec<(&'static str, Option<String>, &'static str)> {
+    let g = &c.groups;
+    let raw = |k: &str| c.explicit.get(k).cloned();
+    let s = |v: &dyn ToString| Some(v.to_string());
+    let mut out = vec![
+        ("node.id", s(&c.node_id), "INT"),
+        ("log.dirs", s(&c.log_dir.display()), "STRING"),
+        (
+            "listeners",
+            Some(format!("PLAINTEXT://{}", c.listen)),
+            "STRING",
+        ),
+        (
+            "advertised.listeners",
+            Some(format!(
+                "PLAINTEXT://{}:{}",
+                c.advertised_host, c.advertised_port
+            )),
+            "STRING",
+        ),
+        ("num.partitions", s(&c.num_partitions), "INT"),
+        (
+            "default.replication.factor",
+            s(&c.default_replication_factor),
+            "INT",
+        ),
+        (
+            "auto.create.topics.enable",
+            s(&c.auto_create_topics_enable),
+            "BOOLEAN",
+        ),
+        ("delete.topic.enable", s(&c.delete_topic_enable), "BOOLEAN"),
+        (
+            "socket.request.max.bytes",
+            s(&c.socket_request_max_bytes),
+            "INT",
+        ),
+        (
+            "queued.max.request.bytes",
+            s(&c.queued_max_request_bytes),
+            "LONG",
+        ),
+        ("max.connections", s(&c.max_connections), "INT"),
+        (
+            "connections.max.idle.ms",
+            s(&c.connections_max_idle_ms),
+            "LONG",
+        ),
+        ("fetch.max.bytes", s(&c.fetch_max_bytes), "INT"),
+        (
+            "log.retention.check.interval.ms",
+            s(&c.retention_check_interval_ms),
+            "LONG",
+        ),
+        (
+            "log.flush.interval.ms",
+            raw("log.flush.interval.ms"),
+            "LONG",
+        ),
+        (
+            "log.flush.interval.messages",
+            c.topic_default("flush.messages"),
+            "LONG",
+        ),
+        ("log.retention.ms", raw("log.retention.ms"), "LONG"),
+        ("log.retention.minutes", raw("log.retention.minutes"), "INT"),
+        (
+            "log.retention.hours",
+            raw("log.retention.hours").or_else(|| s(&168)),
+            "INT",
+        ),
+        ("log.roll.ms", raw("log.roll.ms"), "LONG"),
+        (
+            "log.roll.hours",
+            raw("log.roll.hours").or_else(|| s(&168)),
+            "INT",
+        ),
+        (
+            "producer.id.expiration.ms",
+            s(&c.producer_id_expiration_ms),
+            "INT",
+        ),
+        (
+            "group.min.session.timeout.ms",
+            s(&g.session_timeout_min_ms),
+            "INT",
+        ),
+        (
+            "group.max.session.timeout.ms",
+            s(&g.session_timeout_max_ms),
+            "INT",
+        ),
+        ("group.max.size", s(&g.max_size), "INT"),
+        (
+            "group.initial.rebalance.delay.ms",
+            s(&g.initial_rebalance_delay_ms),
+            "INT",
+        ),
+        (
+            "group.consumer.session.timeout.ms",
+            s(&g.consumer_session_timeout_ms),
+            "INT",
+        ),
+        (
+            "group.consumer.heartbeat.interval.ms",
+            s(&g.consumer_heartbeat_interval_ms),
+            "INT",
+        ),
+        ("group.consumer.max.size", s(&g.consumer_max_size), "INT"),
+        (
+            "offsets.retention.minutes",
+            s(&(g.offsets_retention_ms / 60_000)),
+            "INT",
+        ),
+        (
+            "offset.metadata.max.bytes",
+            s(&g.offset_metadata_max_bytes),
+            "INT",
+        ),
+        (
+            "offsets.topic.num.partitions",
+            s(&g.offsets_partitions),
+            "INT",
+        ),
+        (
+            "transaction.max.timeout.ms",
+            s(&c.txns.max_timeout_ms),
+            "INT",
+        ),
+        (
+            "transaction.state.log.num.partitions",
+            s(&c.txns.partitions),
+            "INT",
+        ),
+        ("strom.acks.all.fsync", s(&c.acks_all_fsync), "BOOLEAN"),
+        (
+            "strom.max.inflight.requests.per.connection",
+            s(&c.max_inflight_requests_per_connection),
+            "INT",
+        ),
+    ];
+    for spec in topic::TOPIC_CONFIGS {
+        if let Some(key) = spec.broker_key {
+            out.push((key, c.topic_default(spec.name), spec.type_name));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(props: &[(&str, &str)]) -> BrokerConfig {
+        let props: Vec<(String, String)> = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerConfig::from_properties(&props).expect("valid config")
+    }
+
+    fn entry<'e>(entries: &'e [ConfigEntry], name: &str) -> &'e ConfigEntry {
+        entries
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} listed"))
+    }
+
+    fn syn(name: &str, value: &str, source: Source) -> Synonym {
+        Synonym {
+            name: name.into(),
+            value: Some(value.into()),
+            source,
+        }
+    }
+
+    #[test]
+    fn topic_defaults_overrides_and_static_broker_keys() {
+        let c = config(&[("log.segment.bytes", "2048"), ("log.retention.hours", "2")]);
+        let d = Describer::new(&c);
+        let mut o = BTreeMap::new();
+        o.insert("cleanup.policy".to_string(), "compact".to_string());
+        let all = d.topic_entries(&o);
+        assert_eq!(all.len(), topic::TOPIC_CONFIGS.len());
+
+        let e = entry(&all, "cleanup.policy");
+        assert_eq!(e.value.as_deref(), Some("compact"));
+        assert_eq!(e.source, Source::TopicOverride);
+        assert_eq!(
+            e.synonyms,
+            vec![
+                syn("cleanup.policy", "compact", Source::TopicOverride),
+                syn("log.cleanup.policy", "delete", Source::Default)
+            ]
+        );
+
+        let e = entry(&all, "segment.bytes");
+        assert_eq!(e.value.as_deref(), Some("2048"));
+        assert_eq!(e.source, Source::StaticBroker);
+        assert_eq!(
+            e.synonyms,
+            vec![
+                syn("log.segment.bytes", "2048", Source::StaticBroker),
+                syn("log.segment.bytes", "1073741824", Source::Default)
+            ]
+        );
+
+        // Kafka's quirk: log.retention.hours is not named like retention.ms's synonym
+        // (log.retention.ms), so it is dropped and the source reads DEFAULT_CONFIG.
+        let e = entry(&all, "retention.ms");
+        assert_eq!(e.value.as_deref(), Some("7200000"));
+        assert!(e.synonyms.is_empty());
+        assert_eq!(e.source, Source::Default);
+        assert_eq!(entry(&all, "segment.ms").synonyms, vec![]);
+        assert_eq!(entry(&all, "flush.ms").synonyms, vec![]);
+    }
+
+    #[test]
+    fn retention_ms_synonyms_when_set_in_ms() {
+        let c = config(&[("log.retention.ms", "1000"), ("log.retention.hours", "2")]);
+        let d = Describer::new(&c);
+        let e = d.topic_entries(&BTreeMap::new());
+        let e = entry(&e, "retention.ms");
+        assert_eq!(e.value.as_deref(), Some("1000"));
+        assert_eq!(e.source, Source::StaticBroker);
+        assert_eq!(
+            e.synonyms,
+            vec![
+                syn("log.retention.ms", "1000", Source::StaticBroker),
+                syn("log.retention.hours", "2", Source::StaticBroker),
+                syn("log.retention.hours", "168", Source::Default)
+            ]
+        );
+    }
+
+    #[test]
+    fn broker_entries_sources_and_unset_keys() {
+        let c = config(&[("num.partitions", "3"), ("log.retention.ms", "5000")]);
+        let d = Describer::new(&c);
+        let all = d.broker_entries();
+        let e = entry(&all, "num.partitions");
+        assert_eq!(e.value.as_deref(), Some("3"));
+        assert_eq!(e.source, Source::StaticBroker);
+        assert_eq!(
+            e.synonyms,
+            vec![
+                syn("num.partitions", "3", Source::StaticBroker),
+                syn("num.partitions", "1", Source::Default)
+            ]
+        );
+        assert!(e.read_only);
+        let e = entry(&all, "log.retention.ms");
+        assert_eq!(e.value.as_deref(), Some("5000"));
+        assert_eq!(
+            e.synonyms[0],
+            syn("log.retention.ms", "5000", Source::StaticBroker)
+        );
+        // The hours key keeps its own value; its synonyms start at itself.
+        let e = entry(&all, "log.retention.hours");
+        assert_eq!(e.value.as_deref(), Some("168"));
+        assert_eq!(
+            e.synonyms,
+            vec![syn("log.retention.hours", "168", Source::Default)]
+        );
+        // Unset and without a default: no value, no synonyms, DEFAULT_CONFIG.
+        let e = entry(&all, "log.roll.ms");
+        assert_eq!(e.value, None);
+        assert!(e.synonyms.is_empty());
+        assert_eq!(e.source, Source::Default);
+        // Sorted, and every topic key's broker synonym is listed.
+        assert!(all.windows(2).all(|w| w[0].name < w[1].name));
+        for spec in topic::TOPIC_CONFIGS {
+            if let Some(k) = topic_synonym(spec.name) {
+                assert!(all.iter().any(|e| e.name == k), "{k} missing");
+            }
+        }
+    }
+
+    #[test]
+    fn type_codes() {
+        assert_eq!(type_code("LIST"), 7);
+        assert_eq!(type_code("PASSWORD"), 9);
+        assert_eq!(type_code("nope"), 0);
+    }
+}
