@@ -71,20 +71,29 @@ pub fn decode_body<T: Decodable>(
     Ok(msg)
 }
 
-/// Encodes a response body at `version`.
+/// Bytes reserved in front of every encoded response body for the frame's size prefix and
+/// response header (4 + correlation id 4 + an empty tagged-field section 1), so framing never
+/// copies the body (a fetch response is mostly record bytes).
+const HEADER_ROOM: usize = 9;
+
+/// Encodes a response body at `version`, sized exactly (no growth copies) and with room for the
+/// frame header in front.
 pub fn encode_body<T: Encodable>(msg: &T, version: i16) -> Result<BytesMut, ProtocolError> {
-    let mut buf = BytesMut::new();
+    let size = msg.compute_size(version).map_err(ProtocolError::Encode)?;
+    let mut buf = BytesMut::with_capacity(HEADER_ROOM + size);
+    buf.put_bytes(0, HEADER_ROOM);
     msg.encode(&mut buf, version)
         .map_err(ProtocolError::Encode)?;
     Ok(buf)
 }
 
-/// Builds a complete response frame (size prefix + response header + body).
+/// Turns a body from [`encode_body`] into a complete response frame (size prefix + response
+/// header + body) in place.
 pub fn frame_response(
     key: ApiKey,
     version: i16,
     correlation_id: i32,
-    body: &[u8],
+    mut body: BytesMut,
 ) -> Result<BytesMut, ProtocolError> {
     // ApiVersions responses always use header v0 so clients can parse them before negotiating.
     let header_version = if key == ApiKey::ApiVersions {
@@ -92,16 +101,19 @@ pub fn frame_response(
     } else {
         key.response_header_version(version)
     };
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let mut out = BytesMut::with_capacity(4 + 8 + body.len());
-    out.put_i32(0);
-    header
-        .encode(&mut out, header_version)
+    let mut header = BytesMut::with_capacity(HEADER_ROOM);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut header, header_version)
         .map_err(ProtocolError::Encode)?;
-    out.extend_from_slice(body);
-    let len = (out.len() - 4) as i32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(out)
+    let start = HEADER_ROOM
+        .checked_sub(4 + header.len())
+        .ok_or_else(|| ProtocolError::Encode(anyhow::anyhow!("response header too large")))?;
+    let frame_len = (body.len() - HEADER_ROOM + header.len()) as i32;
+    body[start..start + 4].copy_from_slice(&frame_len.to_be_bytes());
+    body[start + 4..HEADER_ROOM].copy_from_slice(&header);
+    body.advance(start);
+    Ok(body)
 }
 
 /// The ApiVersions answer for a version we do not know: v0 layout, UNSUPPORTED_VERSION, and
@@ -172,6 +184,26 @@ mod tests {
             })
         );
         assert_eq!(check_frame(&20i32.to_be_bytes(), 100), Ok(Some(20)));
+    }
+
+    #[test]
+    fn framing_in_place() {
+        use kafka_protocol::messages::ApiVersionsResponse;
+        let body = encode_body(&ApiVersionsResponse::default(), 3).expect("encode");
+        let n = body.len() - HEADER_ROOM;
+        let f = frame_response(ApiKey::ApiVersions, 3, 42, body).expect("frame");
+        assert_eq!(f.len(), 4 + 4 + n, "header v0: correlation id only");
+        assert_eq!(&f[..8], &[0, 0, 0, (4 + n) as u8, 0, 0, 0, 42]);
+        let body = encode_body(&kafka_protocol::messages::MetadataResponse::default(), 12)
+            .expect("encode");
+        let n = body.len() - HEADER_ROOM;
+        let f = frame_response(ApiKey::Metadata, 12, 7, body).expect("frame");
+        assert_eq!(
+            f.len(),
+            4 + 5 + n,
+            "header v1: correlation id + tagged fields"
+        );
+        assert_eq!(f[8], 0, "empty tagged fields");
     }
 
     #[test]

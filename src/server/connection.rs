@@ -161,10 +161,10 @@ async fn handle_frame(
     let version = prefix.api_version;
     let reply = handlers::dispatch(ctx, frame).await?;
     Ok(Some(match reply {
-        Reply::Now(body) => Reply::Now(protocol::frame_response(key, version, corr, &body)?),
+        Reply::Now(body) => Reply::Now(protocol::frame_response(key, version, corr, body)?),
         Reply::Later(fut) => Reply::Later(Box::pin(async move {
             let body = fut.await?;
-            protocol::frame_response(key, version, corr, &body)
+            protocol::frame_response(key, version, corr, body)
         })),
         other => other,
     }))
