@@ -313,7 +313,7 @@ impl ConsumerGroup {
                     .filter(|(name, _)| {
                         m.subscribed_names.contains(name)
                             || (re.as_ref().is_some_and(|re| re.is_match(name))
-                                && !name.starts_with("__"))
+                                && !crate::metadata::is_internal_topic(name))
                     })
                     .map(|(_, (id, _))| *id)
                     .collect();

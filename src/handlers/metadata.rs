@@ -8,7 +8,9 @@
 //! ACLs exist.
 
 use bytes::Bytes;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -17,7 +19,11 @@ use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::metadata::TopicMeta;
 use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Metadata, min: 0, max: 13 };
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::Metadata,
+    min: 0,
+    max: 13,
+};
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: MetadataRequest = ctx.decode(body)?;
@@ -28,10 +34,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         Some(t) => t.is_empty() && ctx.version == 0,
     };
     let topics: Vec<MetadataResponseTopic> = if all {
-        broker.metadata.topics().iter().map(|t| topic_entry(broker, t)).collect()
+        broker
+            .metadata
+            .topics()
+            .iter()
+            .map(|t| topic_entry(broker, t))
+            .collect()
     } else {
         let auto = req.allow_auto_topic_creation || ctx.version < 4;
-        
+
         req.topics
             .unwrap_or_default()
             .into_iter()
@@ -52,13 +63,17 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                             } else {
                                 WireError::UnknownTopicOrPartition.code()
                             };
-                            MetadataResponseTopic::default().with_error_code(code).with_name(Some(TopicName(StrBytes::from_string(name))))
+                            MetadataResponseTopic::default()
+                                .with_error_code(code)
+                                .with_name(Some(TopicName(StrBytes::from_string(name))))
                         }
                     }
                 }
                 None => match broker.metadata.topic_by_id(&rt.topic_id) {
                     Some(t) => topic_entry(broker, &t),
-                    None => MetadataResponseTopic::default().with_error_code(WireError::UnknownTopicId.code()).with_topic_id(rt.topic_id),
+                    None => MetadataResponseTopic::default()
+                        .with_error_code(WireError::UnknownTopicId.code())
+                        .with_topic_id(rt.topic_id),
                 },
             })
             .collect()
@@ -69,7 +84,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         .with_port(i32::from(broker.config.advertised_port));
     let resp = MetadataResponse::default()
         .with_brokers(vec![me])
-        .with_cluster_id(Some(StrBytes::from_string(broker.metadata.cluster_id.clone())))
+        .with_cluster_id(Some(StrBytes::from_string(
+            broker.metadata.cluster_id.clone(),
+        )))
         .with_controller_id(BrokerId(broker.config.node_id))
         .with_topics(topics);
     ctx.reply(&resp)
@@ -79,7 +96,10 @@ pub fn topic_entry(broker: &Broker, t: &TopicMeta) -> MetadataResponseTopic {
     let me = BrokerId(broker.config.node_id);
     let partitions = (0..t.partitions)
         .map(|i| {
-            let epoch = broker.partition(&t.name, i).map(|p| p.leader_epoch()).unwrap_or(0);
+            let epoch = broker
+                .partition(&t.name, i)
+                .map(|p| p.leader_epoch())
+                .unwrap_or(0);
             MetadataResponsePartition::default()
                 .with_partition_index(i)
                 .with_leader_id(me)
@@ -91,7 +111,6 @@ pub fn topic_entry(broker: &Broker, t: &TopicMeta) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
         .with_topic_id(t.id)
-        .with_is_internal(t.name.starts_with("__"))
+        .with_is_internal(crate::metadata::is_internal_topic(&t.name))
         .with_partitions(partitions)
 }
-
