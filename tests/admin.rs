@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::{RawClient, TestBroker};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -22,7 +23,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
-use common::{RawClient, TestBroker};
 
 fn src(s: ConfigSource) -> String {
     format!("{s:?}")

@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
+use common::{RawClient, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
@@ -15,7 +16,6 @@ use kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use common::{RawClient, TestBroker};
 
 fn connect(b: &TestBroker) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", b.port)).expect("connect");

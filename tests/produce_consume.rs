@@ -1,272 +1,341 @@
-//! Produce and consume with a real client (librdkafka): every codec, keys/headers/timestamps
-//! round-trip, per-partition order, offsets by time, LogAppendTime, size limits, unknown
-//! topics, and a restart in the middle with every acknowledged record still there.
+//! Produce and consume with a real client (librdkafka through `rdkafka`): every codec with
+//! acks=all and acks=1, acks=0, keys/values/headers/timestamps round-tripping exactly (null
+//! keys and values, duplicate header keys, null header values), per-partition order,
+//! consuming from earliest/latest/an offset/the tail, offsets by timestamp, watermarks,
+//! LogAppendTime topics, RECORD_TOO_LARGE, unknown topics with auto-creation off, and what
+//! Metadata says about the broker and the cluster.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use common::{
+    assert_same, consume_recs, gen_records, produce_recs, rec_of, sorted, RawClient, Rec,
+    TestBroker,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
-use common::TestBroker;
 
-async fn create_topic(b: &TestBroker, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> = b.client().create().expect("admin");
-    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    for (k, v) in configs {
-        t = t.set(k, v);
+const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
+
+/// Within each partition, acknowledged offsets increase in send order.
+fn assert_send_order(acked: &[Rec]) {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in acked {
+        if let Some(prev) = last.insert(r.partition, r.offset) {
+            assert!(
+                r.offset > prev,
+                "partition {}: offset {} acknowledged after {prev}",
+                r.partition,
+                r.offset
+            );
+        }
     }
-    let r = admin
-        .create_topics(&[t], &AdminOptions::new())
-        .await
-        .expect("create");
-    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Rec {
-    partition: i32,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    ts: i64,
-    headers: Vec<(String, Option<Vec<u8>>)>,
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .expect("clock after 1970")
 }
 
-async fn produce(
-    b: &TestBroker,
-    topic: &str,
-    codec: &str,
-    acks: &str,
-    n: usize,
-    partitions: i32,
-) -> Vec<Rec> {
-    let p: FutureProducer = b
-        .client()
-        .set("compression.type", codec)
-        .set("acks", acks)
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    let mut futs = Vec::with_capacity(n);
-    for i in 0..n {
-        let key = format!("key-{i}");
-        let value = format!("{codec}-value-{i}-{}", "x".repeat(i % 50));
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "h",
-                value: Some("1"),
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_codec_round_trips_with_acks_all_and_acks_1() {
+    let mut b = TestBroker::start(&[]);
+    let mut topics = Vec::new();
+    for codec in CODECS {
+        for acks in ["all", "1"] {
+            let topic = format!("codec-{codec}-acks-{acks}");
+            b.create_topic(&topic, 3, &[]).await;
+            let p = b.producer(&[
+                ("compression.type", codec),
+                ("acks", acks),
+                ("linger.ms", "5"),
+            ]);
+            let acked = produce_recs(&p, &topic, &gen_records(600, 3, &topic)).await;
+            assert_send_order(&acked);
+            let want = sorted(acked);
+            let got = consume_recs(&b, &topic, 3, Offset::Beginning, want.len());
+            assert_same(&got, &want, &topic);
+            topics.push((topic, want));
+        }
+    }
+    // Compressed batches are served as stored, also after a restart.
+    b.stop();
+    b.restart();
+    let wanted: Vec<(&str, i32, usize)> = topics
+        .iter()
+        .map(|(t, w)| (t.as_str(), 3, w.len()))
+        .collect();
+    let mut got = common::consume_topics(&b, &wanted, Offset::Beginning);
+    for (topic, want) in &topics {
+        let got = got.remove(topic).expect("topic read");
+        assert_same(&got, want, &format!("{topic} after restart"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_0_records_are_delivered() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("fire-and-forget", 2, &[]).await;
+    let p = b.producer(&[("acks", "0"), ("linger.ms", "5")]);
+    let sent = produce_recs(&p, "fire-and-forget", &gen_records(500, 2, "a0")).await;
+    assert!(
+        sent.iter().all(|r| r.offset < 0),
+        "acks=0 has no offsets to report"
+    );
+    // librdkafka reports acks=0 deliveries when sent, not when stored: wait for them to land.
+    common::wait_for(Duration::from_secs(20), "500 records stored", || {
+        let c = b.consumer(&[]);
+        let n: i64 = (0..2)
+            .map(|p| {
+                c.fetch_watermarks("fire-and-forget", p, Duration::from_secs(5))
+                    .expect("watermarks")
+                    .1
             })
-            .insert(Header {
-                key: "h",
-                value: Some("2"),
-            }) // duplicate keys must survive
-            .insert(Header::<&str> {
-                key: "null",
-                value: None,
-            });
-        let ts = 1_700_000_000_000 + i as i64;
-        let partition = (i % partitions as usize) as i32;
-        let (p, topic, k, v) = (p.clone(), topic.to_string(), key.clone(), value.clone());
-        let f = tokio::spawn(async move {
-            let rec = FutureRecord::to(&topic)
-                .key(&k)
-                .payload(&v)
-                .headers(headers)
-                .timestamp(ts)
-                .partition(partition);
-            p.send(rec, Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| e)
-        });
-        futs.push((f, key, value, ts, partition));
-    }
-    let mut out = Vec::with_capacity(n);
-    for (f, key, value, ts, partition) in futs {
-        let d = f.await.expect("join").expect("delivered");
-        assert_eq!(d.partition, partition);
-        out.push(Rec {
-            partition,
-            offset: if acks == "0" { -1 } else { d.offset },
-            key: Some(key.into_bytes()),
-            value: Some(value.into_bytes()),
-            ts,
-            headers: vec![
-                ("h".into(), Some(b"1".to_vec())),
-                ("h".into(), Some(b"2".to_vec())),
-                ("null".into(), None),
-            ],
-        });
-    }
-    out
+            .sum();
+        (n >= 500).then_some(())
+    });
+    let got = consume_recs(&b, "fire-and-forget", 2, Offset::Beginning, sent.len());
+    // Offsets are 0..n per partition, in send order.
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let want: Vec<Rec> = sent
+        .into_iter()
+        .map(|mut r| {
+            let n = next.entry(r.partition).or_insert(0);
+            r.offset = *n;
+            *n += 1;
+            r
+        })
+        .collect();
+    assert_same(&got, &sorted(want), "acks=0");
 }
 
-fn consume_all(b: &TestBroker, topic: &str, partitions: i32, expected: usize) -> Vec<Rec> {
-    let c: BaseConsumer = b
-        .client()
-        .set("group.id", "pc")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_round_trip() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("large", 1, &[]).await;
+    for codec in ["none", "gzip"] {
+        let p = b.producer(&[("compression.type", codec), ("acks", "all")]);
+        let recs: Vec<Rec> = (0..4)
+            .map(|i| Rec {
+                partition: 0,
+                offset: -1,
+                key: Some(vec![i as u8; 100]),
+                // Not compressible to nothing: a simple generator, 400 KB.
+                value: Some(
+                    (0..400_000u32)
+                        .map(|j| (j.wrapping_mul(2_654_435_761).wrapping_add(i) >> 13) as u8)
+                        .collect(),
+                ),
+                timestamp_ms: 1_600_000_000_000 + i64::from(i),
+                headers: vec![("codec".into(), Some(codec.as_bytes().to_vec()))],
+            })
+            .collect();
+        produce_recs(&p, "large", &recs).await;
     }
+    let got = consume_recs(&b, "large", 1, Offset::Beginning, 8);
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    assert!(got
+        .iter()
+        .all(|r| r.value.as_ref().map(Vec::len) == Some(400_000)));
+}
+
+/// Assigns `start` on partition 0 of `topic` and reads until `n` records arrived.
+fn read_from(b: &TestBroker, topic: &str, start: Offset, n: usize) -> Vec<Rec> {
+    let c = b.consumer(&[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, start).expect("tpl");
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while out.len() < expected {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "read {} of {expected}",
-            out.len()
-        );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < n {
+        assert!(Instant::now() < deadline, "read {} of {n}", out.len());
         if let Some(m) = c.poll(Duration::from_millis(100)) {
-            let m = m.expect("message");
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Rec {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                ts: m.timestamp().to_millis().unwrap_or(-1),
-                headers,
-            });
+            out.push(rec_of(&m.expect("consume")));
         }
     }
     out
 }
 
-fn by_partition(mut v: Vec<Rec>) -> BTreeMap<i32, Vec<Rec>> {
-    v.sort_by_key(|r| (r.partition, r.offset));
-    let mut m: BTreeMap<i32, Vec<Rec>> = BTreeMap::new();
-    for r in v {
-        m.entry(r.partition).or_default().push(r);
-    }
-    m
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_codec_round_trips_keys_headers_timestamps_and_survives_restart() {
-    let mut b = TestBroker::start(&[]);
-    let mut produced = Vec::new();
-    for (i, codec) in ["none", "gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
-        let topic = format!("codec-{codec}");
-        create_topic(&b, &topic, 3, &[]).await;
-        let acks = if i % 2 == 0 { "all" } else { "1" };
-        let sent = produce(&b, &topic, codec, acks, 2000, 3).await;
-        let got = consume_all(&b, &topic, 3, sent.len());
-        assert_eq!(
-            by_partition(got),
-            by_partition(sent.clone()),
-            "{codec}: records differ"
-        );
-        produced.push((topic, sent));
-    }
-    b.stop();
-    b.restart();
-    for (topic, sent) in produced {
-        let got = consume_all(&b, &topic, 3, sent.len());
-        assert_eq!(
-            by_partition(got),
-            by_partition(sent),
-            "{topic}: after a restart"
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offsets_for_times_find_the_first_record_at_or_after() {
+async fn consume_from_earliest_an_offset_the_tail_and_latest() {
     let b = TestBroker::start(&[]);
-    create_topic(&b, "times", 1, &[]).await;
-    let sent = produce(&b, "times", "lz4", "all", 100, 1).await;
-    let c: BaseConsumer = b.client().set("group.id", "t").create().expect("consumer");
-    for target in [sent[0].ts - 10, sent[37].ts, sent[99].ts] {
+    b.create_topic("positions", 1, &[]).await;
+    let p = b.producer(&[("acks", "all")]);
+    let acked = produce_recs(&p, "positions", &gen_records(50, 1, "pos")).await;
+
+    let all = read_from(&b, "positions", Offset::Beginning, 50);
+    assert_same(&all, &acked, "from earliest");
+    let mid = read_from(&b, "positions", Offset::Offset(37), 13);
+    assert_same(&mid, &acked[37..], "from offset 37");
+    let tail = read_from(&b, "positions", Offset::OffsetTail(5), 5);
+    assert_same(&tail, &acked[45..], "the last 5");
+
+    // From latest: whatever the consumer reads first was produced after it was assigned, and
+    // from there on nothing is skipped. Produce one record per round until it sees one.
+    let c = b.consumer(&[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("positions", 0, Offset::End)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let mut later = Vec::new();
+    let mut seen = Vec::new();
+    for round in 0..100 {
+        let rec = gen_records(1, 1, &format!("late{round}")).remove(0);
+        later.extend(produce_recs(&p, "positions", &[rec]).await);
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            seen.push(rec_of(&m.expect("consume")));
+            break;
+        }
+    }
+    assert!(!seen.is_empty(), "nothing consumed from latest");
+    let first = seen[0].offset;
+    assert!(first >= 50, "from latest returned old record at {first}");
+    let expect_n = later.iter().filter(|r| r.offset >= first).count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < expect_n {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {expect_n}",
+            seen.len()
+        );
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            seen.push(rec_of(&m.expect("consume")));
+        }
+    }
+    let want: Vec<Rec> = later.into_iter().filter(|r| r.offset >= first).collect();
+    assert_same(&seen, &want, "from latest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_for_times_find_the_first_offset_at_or_after_the_timestamp() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("times", 1, &[]).await;
+    // Timestamps out of order (a permutation of base + 10*k), in four batches.
+    let base = 1_650_000_000_000i64;
+    let mut recs = gen_records(200, 1, "ts");
+    for (i, r) in recs.iter_mut().enumerate() {
+        r.timestamp_ms = base + ((i as i64 * 37) % 200) * 10;
+    }
+    let p = b.producer(&[("acks", "all"), ("linger.ms", "20")]);
+    let mut acked = Vec::new();
+    for chunk in recs.chunks(50) {
+        acked.extend(produce_recs(&p, "times", chunk).await);
+    }
+    let c = b.consumer(&[]);
+    let lookup = |target: i64| {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset("times", 0, Offset::Offset(target))
             .expect("tpl");
         let r = c
             .offsets_for_times(tpl, Duration::from_secs(10))
-            .expect("offsets for times");
-        let expected = sent
+            .expect("offsets_for_times");
+        let e = &r.elements()[0];
+        assert!(e.error().is_ok(), "{target}: {:?}", e.error());
+        e.offset()
+    };
+    for target in [
+        0,
+        base - 1,
+        base,
+        base + 1,
+        base + 555,
+        base + 1000,
+        base + 1234,
+        base + 1990,
+    ] {
+        let expected = acked
             .iter()
-            .find(|s| s.ts >= target)
-            .map(|s| s.offset)
-            .expect("some");
+            .find(|r| r.timestamp_ms >= target)
+            .map(|r| r.offset)
+            .expect("a record at or after");
         assert_eq!(
-            r.elements()[0].offset(),
+            lookup(target),
             Offset::Offset(expected),
-            "timestamp {target}"
+            "first offset with timestamp >= {target}"
         );
     }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("times", 0, Offset::Offset(sent[99].ts + 1000))
-        .expect("tpl");
-    let r = c
-        .offsets_for_times(tpl, Duration::from_secs(10))
-        .expect("offsets for times");
-    assert_eq!(r.elements()[0].offset(), Offset::End, "no record that new");
+    assert_eq!(lookup(base + 1991), Offset::End, "no record that new");
     let (low, high) = c
         .fetch_watermarks("times", 0, Duration::from_secs(10))
         .expect("watermarks");
-    assert_eq!((low, high), (0, 100));
+    assert_eq!((low, high), (0, 200));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_append_time_topics_stamp_broker_time() {
     let b = TestBroker::start(&[]);
-    create_topic(&b, "lat", 1, &[("message.timestamp.type", "LogAppendTime")]).await;
-    let before = chrono_ms();
-    produce(&b, "lat", "none", "all", 5, 1).await;
-    let c: BaseConsumer = b.client().set("group.id", "l").create().expect("consumer");
+    b.create_topic("lat", 1, &[("message.timestamp.type", "LogAppendTime")])
+        .await;
+    let before = now_ms();
+    let p = b.producer(&[("acks", "all"), ("linger.ms", "20")]);
+    let mut deliveries = Vec::new();
+    for i in 0..5 {
+        // A client timestamp far in the past: the broker must replace it.
+        let value = format!("v{i}");
+        let d = p
+            .send(
+                FutureRecord::<str, str>::to("lat")
+                    .payload(&value)
+                    .partition(0)
+                    .timestamp(1_000_000 + i),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+        deliveries.push(d);
+    }
+    let after = now_ms();
+    let c = b.consumer(&[]);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset("lat", 0, Offset::Beginning)
         .expect("tpl");
     c.assign(&tpl).expect("assign");
-    let m = loop {
-        if let Some(m) = c.poll(Duration::from_millis(200)) {
-            break m.expect("message").detach();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        assert!(Instant::now() < deadline, "read {} of 5", got.len());
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            got.push(m.expect("consume").detach());
         }
-    };
-    match m.timestamp() {
-        Timestamp::LogAppendTime(ts) => {
-            assert!(ts >= before - 1000, "broker time {ts} vs {before}")
-        }
-        other => panic!("expected LogAppendTime, got {other:?}"),
+    }
+    for (m, d) in got.iter().zip(&deliveries) {
+        let Timestamp::LogAppendTime(ts) = m.timestamp() else {
+            panic!("expected LogAppendTime, got {:?}", m.timestamp());
+        };
+        assert!(
+            (before..=after).contains(&ts),
+            "broker time {ts} outside [{before}, {after}]"
+        );
+        assert_eq!(
+            d.timestamp,
+            Timestamp::LogAppendTime(ts),
+            "the produce response carries the log append time"
+        );
     }
 }
 
-fn chrono_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_batches_and_unknown_topics_are_refused() {
-    let b = TestBroker::start(&["auto.create.topics.enable=false"]);
-    create_topic(&b, "small", 1, &[("max.message.bytes", "2048")]).await;
-    let p: FutureProducer = b
-        .client()
-        .set("message.send.max.retries", "0")
-        .set("linger.ms", "0")
-        .create()
-        .expect("producer");
+async fn a_batch_over_max_message_bytes_is_record_too_large() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("small", 1, &[("max.message.bytes", "2048")])
+        .await;
+    let p = b.producer(&[("message.send.max.retries", "0"), ("linger.ms", "0")]);
     let big = "x".repeat(10_000);
     let r = p
         .send(
@@ -294,21 +363,34 @@ async fn oversized_batches_and_unknown_topics_are_refused() {
             Duration::from_secs(10),
         )
         .await;
-    assert!(ok.is_ok(), "a small record still goes through: {ok:?}");
-    let p2: FutureProducer = b
-        .client()
-        .set("message.timeout.ms", "3000")
-        .create()
-        .expect("producer");
-    let r = p2
+    assert!(
+        matches!(ok, Ok(ref d) if d.offset == 0),
+        "a small record still goes through, at offset 0: {ok:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_topic_with_auto_create_off_is_unknown_topic_or_partition() {
+    let b = TestBroker::start(&["auto.create.topics.enable=false"]);
+    let p = b.producer(&[
+        ("message.timeout.ms", "5000"),
+        ("topic.metadata.propagation.max.ms", "1000"),
+    ]);
+    let r = p
         .send(
             FutureRecord::<str, str>::to("no-such-topic").payload("x"),
             Duration::from_secs(10),
         )
         .await;
     assert!(
-        r.is_err(),
-        "produce to a missing topic with auto-creation off must fail: {r:?}"
+        matches!(
+            r,
+            Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition),
+                _
+            ))
+        ),
+        "produce to a missing topic: {r:?}"
     );
     let c: BaseConsumer = b.client().create().expect("client");
     let md = c
@@ -318,9 +400,70 @@ async fn oversized_batches_and_unknown_topics_are_refused() {
         md.topics()[0].error(),
         Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
     );
+    // The exact wire answer, and proof nothing was created on the way.
+    let mut raw = RawClient::connect(b.port);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("no-such-topic")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(bytes::Bytes::new()))])]);
+    let r: ProduceResponse = raw.call(ApiKey::Produce, 9, &req);
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    let md: MetadataResponse = raw.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert!(
+        md.topics.is_empty(),
+        "no topic was created: {:?}",
+        md.topics
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_lists_the_broker_at_its_port_and_a_stable_cluster_id() {
+    let mut b = TestBroker::start(&[]);
+    b.create_topic("m", 2, &[]).await;
+    let c: BaseConsumer = b.client().create().expect("client");
     let md = c
         .fetch_metadata(None, Duration::from_secs(10))
         .expect("metadata");
     assert_eq!(md.brokers().len(), 1);
-    assert_eq!(md.brokers()[0].port() as u16, b.port, "advertised port");
+    assert_eq!(md.brokers()[0].host(), "127.0.0.1");
+    assert_eq!(md.brokers()[0].port(), i32::from(b.port), "advertised port");
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == "m")
+        .expect("topic m");
+    assert_eq!(t.partitions().len(), 2);
+    for p in t.partitions() {
+        assert_eq!(p.leader(), md.brokers()[0].id(), "the broker leads");
+        assert_eq!(p.replicas(), &[md.brokers()[0].id()]);
+        assert_eq!(p.isr(), &[md.brokers()[0].id()]);
+    }
+    let cluster = c
+        .client()
+        .fetch_cluster_id(Duration::from_secs(10))
+        .expect("cluster id");
+    assert!(!cluster.is_empty());
+    let mut raw = RawClient::connect(b.port);
+    let dc: DescribeClusterResponse = raw.call(
+        ApiKey::DescribeCluster,
+        0,
+        &DescribeClusterRequest::default(),
+    );
+    assert_eq!(dc.cluster_id.as_str(), cluster, "DescribeCluster agrees");
+    drop((c, raw));
+    b.stop();
+    b.restart();
+    let c: BaseConsumer = b.client().create().expect("client");
+    let again = c
+        .client()
+        .fetch_cluster_id(Duration::from_secs(10))
+        .expect("cluster id");
+    assert_eq!(again, cluster, "the cluster id survives a restart");
 }

@@ -8,12 +8,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::{wait_for, TestBroker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use common::{wait_for, TestBroker};
 
 fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = b.client().create().expect("admin");

@@ -526,33 +526,56 @@ pub fn consume_recs(
     start: rdkafka::Offset,
     expected: usize,
 ) -> Vec<Rec> {
+    consume_topics(b, &[(topic, partitions, expected)], start)
+        .remove(topic)
+        .unwrap_or_default()
+}
+
+/// [`consume_recs`] for several `(topic, partitions, expected records)` at once, with one
+/// consumer: records by topic, each sorted by (partition, offset).
+pub fn consume_topics(
+    b: &TestBroker,
+    topics: &[(&str, i32, usize)],
+    start: rdkafka::Offset,
+) -> std::collections::BTreeMap<String, Vec<Rec>> {
     use rdkafka::consumer::Consumer;
-    let c = b.consumer(&[]);
+    use rdkafka::Message;
+    let c = b.consumer(&[("fetch.wait.max.ms", "50")]);
     let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, start).expect("tpl");
+    let mut out = std::collections::BTreeMap::new();
+    for (topic, partitions, expected) in topics {
+        for p in 0..*partitions {
+            tpl.add_partition_offset(topic, p, start).expect("tpl");
+        }
+        out.insert(topic.to_string(), Vec::with_capacity(*expected));
     }
     c.assign(&tpl).expect("assign");
-    let mut out = Vec::with_capacity(expected);
+    let expected: usize = topics.iter().map(|t| t.2).sum();
+    let mut got = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while out.len() < expected {
+    while got < expected {
         assert!(
             Instant::now() < deadline,
-            "{topic}: read {} of {expected} records",
-            out.len()
+            "read {got} of {expected} records from {topics:?}"
         );
         if let Some(m) = c.poll(Duration::from_millis(100)) {
-            out.push(rec_of(&m.expect("consume")));
+            let m = m.expect("consume");
+            out.get_mut(m.topic())
+                .expect("a requested topic")
+                .push(rec_of(&m));
+            got += 1;
         }
     }
     // Nothing beyond what was expected (bounded: a few empty polls).
     for _ in 0..3 {
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.expect("consume");
-            panic!("{topic}: unexpected extra record {:?}", rec_of(&m));
+            panic!("{}: unexpected extra record {:?}", m.topic(), rec_of(&m));
         }
     }
-    out.sort_by_key(|r| (r.partition, r.offset));
+    for recs in out.values_mut() {
+        recs.sort_by_key(|r| (r.partition, r.offset));
+    }
     out
 }
 
