@@ -1,17 +1,23 @@
-//! Topic administration with a real client (librdkafka's AdminClient): create with configs,
-//! describe configs with sources, incremental alter, invalid values, create partitions,
-//! delete records, delete and re-create a topic, and configs that survive a restart.
+//! Topic administration with a real client (librdkafka's AdminClient) and, where it exposes
+//! too little, raw requests: create with configs, DescribeConfigs sources (topic and broker),
+//! AlterConfigs and IncrementalAlterConfigs (SET/DELETE/APPEND, invalid values), create
+//! partitions, delete records, DescribeCluster, delete and re-create a topic (new id, no old
+//! data or configs), and configs that survive a restart.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{RawClient, TestBroker};
+use kafka_protocol::messages::alter_configs_request as legacy;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, ApiKey, DescribeClusterRequest,
+    DescribeClusterResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{
@@ -259,4 +265,306 @@ async fn partitions_records_and_topic_deletion() {
         .fetch_watermarks("life", 0, Duration::from_secs(10))
         .expect("watermarks");
     assert_eq!((low, high), (0, 0), "a re-created topic starts empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_set_and_delete_show_in_describe_configs() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("inc", 1, &[("retention.ms", "3600000")])
+        .await;
+    let a = admin(&b);
+    let mut raw = RawClient::connect(b.port);
+    let op = |raw: &mut RawClient, key: &str, value: Option<&str>, op: i8| {
+        let r: IncrementalAlterConfigsResponse = raw.call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &IncrementalAlterConfigsRequest::default().with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("inc"))
+                    .with_configs(vec![AlterableConfig::default()
+                        .with_name(StrBytes::from_string(key.to_string()))
+                        .with_config_operation(op)
+                        .with_value(value.map(|v| StrBytes::from_string(v.to_string())))]),
+            ]),
+        );
+        r.responses[0].error_code
+    };
+    assert_eq!(op(&mut raw, "segment.ms", Some("600000"), 0), 0, "SET");
+    let d = describe(&a, "inc").await;
+    assert_eq!(
+        entry(&d, "segment.ms"),
+        (Some("600000".into()), src(ConfigSource::DynamicTopic))
+    );
+    assert_eq!(
+        entry(&d, "retention.ms"),
+        (Some("3600000".into()), src(ConfigSource::DynamicTopic)),
+        "an incremental SET keeps the other overrides"
+    );
+    assert_eq!(op(&mut raw, "retention.ms", None, 1), 0, "DELETE");
+    let d = describe(&a, "inc").await;
+    assert_eq!(
+        entry(&d, "retention.ms"),
+        (Some("604800000".into()), src(ConfigSource::Default)),
+        "DELETE falls back to the default"
+    );
+    assert_eq!(
+        op(&mut raw, "min.insync.replicas", Some("-3"), 0),
+        40,
+        "out of range: INVALID_CONFIG"
+    );
+    assert_eq!(
+        op(&mut raw, "cleanup.policy", Some("sometimes"), 0),
+        40,
+        "not a valid policy: INVALID_CONFIG"
+    );
+    let d = describe(&a, "inc").await;
+    assert_eq!(
+        entry(&d, "cleanup.policy"),
+        (Some("delete".into()), src(ConfigSource::Default)),
+        "a refused alter changes nothing"
+    );
+}
+
+/// Legacy AlterConfigs over the wire: rdkafka 0.39 reports every AlterConfigs resource as Ok
+/// whatever its error code (it never reads the per-resource error), so the codes are checked
+/// with raw requests and the effect through DescribeConfigs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_alter_configs_with_an_invalid_value_is_invalid_config() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("legacy", 1, &[("retention.ms", "3600000")])
+        .await;
+    let a = admin(&b);
+    let mut raw = RawClient::connect(b.port);
+    let mut alter = |topic: &'static str, key: &'static str, value: &'static str| {
+        let r: AlterConfigsResponse = raw.call(
+            ApiKey::AlterConfigs,
+            2,
+            &AlterConfigsRequest::default().with_resources(vec![
+                legacy::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str(topic))
+                    .with_configs(vec![legacy::AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str(key))
+                        .with_value(Some(StrBytes::from_static_str(value)))]),
+            ]),
+        );
+        r.responses[0].error_code
+    };
+    assert_eq!(
+        alter("legacy", "retention.ms", "forever"),
+        40,
+        "INVALID_CONFIG"
+    );
+    assert_eq!(alter("legacy", "retention.ms", "-5"), 40, "below -1");
+    assert_eq!(alter("legacy", "no.such.key", "1"), 40, "unknown key");
+    assert_eq!(
+        alter("nope", "retention.ms", "1"),
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    let d = describe(&a, "legacy").await;
+    assert_eq!(
+        entry(&d, "retention.ms"),
+        (Some("3600000".into()), src(ConfigSource::DynamicTopic)),
+        "refused alters change nothing"
+    );
+    assert_eq!(alter("legacy", "segment.ms", "600000"), 0);
+    let d = describe(&a, "legacy").await;
+    assert_eq!(
+        entry(&d, "segment.ms"),
+        (Some("600000".into()), src(ConfigSource::DynamicTopic))
+    );
+    assert_eq!(
+        entry(&d, "retention.ms").1,
+        src(ConfigSource::Default),
+        "AlterConfigs replaces the whole set of overrides"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_configs_show_static_settings() {
+    let b = TestBroker::start(&["num.partitions=3"]);
+    let a = admin(&b);
+    let c: BaseConsumer = b.client().create().expect("client");
+    let md = c
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    let id = md.brokers()[0].id();
+    let r = a
+        .describe_configs(&[ResourceSpecifier::Broker(id)], &AdminOptions::new())
+        .await
+        .expect("describe");
+    let res = r.into_iter().next().expect("one").expect("ok");
+    let e = res
+        .entries
+        .iter()
+        .find(|e| e.name == "num.partitions")
+        .expect("num.partitions");
+    assert_eq!(e.value.as_deref(), Some("3"));
+    assert!(
+        matches!(e.source, ConfigSource::StaticBroker),
+        "{:?}",
+        e.source
+    );
+    // Topics created without a count take it.
+    let r = a
+        .create_topics(
+            &[NewTopic::new("dflt", -1, TopicReplication::Fixed(-1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create");
+    assert!(r[0].is_ok(), "{r:?}");
+    let md = c
+        .fetch_metadata(Some("dflt"), Duration::from_secs(10))
+        .expect("metadata");
+    assert_eq!(md.topics()[0].partitions().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_partitions_take_writes_and_delete_records_moves_the_start() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("grow", 1, &[]).await;
+    let a = admin(&b);
+    let r = a
+        .create_partitions(&[NewPartitions::new("grow", 4)], &AdminOptions::new())
+        .await
+        .expect("partitions");
+    assert!(r[0].is_ok(), "{r:?}");
+    let p: FutureProducer = b.client().create().expect("producer");
+    for part in 0..4 {
+        for i in 0..5 {
+            let d = p
+                .send(
+                    FutureRecord::<str, str>::to("grow")
+                        .payload(&format!("p{part}-{i}"))
+                        .partition(part),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("produce to a new partition");
+            assert_eq!((d.partition, d.offset), (part, i64::from(i)));
+        }
+    }
+    // Offset -1 (End) means "up to the high watermark".
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("grow", 3, rdkafka::Offset::End)
+        .expect("tpl");
+    tpl.add_partition_offset("grow", 2, rdkafka::Offset::Offset(2))
+        .expect("tpl");
+    let r = a
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .expect("delete records");
+    for e in r.elements() {
+        assert!(e.error().is_ok(), "{e:?}");
+    }
+    let c: BaseConsumer = b.client().create().expect("client");
+    let marks = |p| {
+        c.fetch_watermarks("grow", p, Duration::from_secs(10))
+            .expect("watermarks")
+    };
+    assert_eq!(marks(3), (5, 5));
+    assert_eq!(marks(2), (2, 5));
+    assert_eq!(marks(1), (0, 5), "other partitions untouched");
+    // A consumer from the beginning starts at the new log start offset.
+    let got = common::consume_recs(&b, "grow", 4, rdkafka::Offset::Beginning, 5 + 5 + 3);
+    let p2: Vec<i64> = got
+        .iter()
+        .filter(|r| r.partition == 2)
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(p2, vec![2, 3, 4]);
+    assert!(got.iter().all(|r| r.partition != 3));
+}
+
+#[test]
+fn describe_cluster_names_this_broker_and_the_cluster() {
+    let b = TestBroker::start(&[]);
+    let mut raw = RawClient::connect(b.port);
+    let md: MetadataResponse = raw.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    for version in 0..=2 {
+        let dc: DescribeClusterResponse = raw.call(
+            ApiKey::DescribeCluster,
+            version,
+            &DescribeClusterRequest::default().with_endpoint_type(1),
+        );
+        assert_eq!(dc.error_code, 0, "v{version}");
+        assert_eq!(
+            Some(&dc.cluster_id),
+            md.cluster_id.as_ref(),
+            "v{version}: same cluster id as Metadata"
+        );
+        assert!(!dc.cluster_id.is_empty());
+        assert_eq!(dc.controller_id, md.controller_id, "v{version}");
+        assert_eq!(dc.brokers.len(), 1, "v{version}");
+        let me = &dc.brokers[0];
+        assert_eq!(me.broker_id, md.brokers[0].node_id, "v{version}");
+        assert_eq!(me.host.as_str(), "127.0.0.1", "v{version}");
+        assert_eq!(me.port, i32::from(b.port), "v{version}: advertised port");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_gets_a_new_id_and_no_old_data() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("again", 2, &[("retention.ms", "1000000")])
+        .await;
+    let p: FutureProducer = b.client().create().expect("producer");
+    p.send(
+        FutureRecord::<str, str>::to("again")
+            .payload("old")
+            .partition(1),
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .expect("produce");
+    let id_of = |raw: &mut RawClient| {
+        let md: MetadataResponse = raw.call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default()
+                .with_allow_auto_topic_creation(false)
+                .with_topics(Some(vec![MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("again"))))])),
+        );
+        (md.topics[0].error_code, md.topics[0].topic_id)
+    };
+    let mut raw = RawClient::connect(b.port);
+    let (code, old_id) = id_of(&mut raw);
+    assert_eq!(code, 0);
+    let a = admin(&b);
+    let r = a
+        .delete_topics(&["again"], &AdminOptions::new())
+        .await
+        .expect("delete");
+    assert!(r[0].is_ok(), "{r:?}");
+    assert_eq!(id_of(&mut raw).0, 3, "gone: UNKNOWN_TOPIC_OR_PARTITION");
+    let r = a
+        .delete_topics(&["again"], &AdminOptions::new())
+        .await
+        .expect("delete");
+    assert!(
+        matches!(&r[0], Err((_, RDKafkaErrorCode::UnknownTopicOrPartition))),
+        "deleting twice: {r:?}"
+    );
+    b.create_topic("again", 1, &[]).await;
+    let (code, new_id) = id_of(&mut raw);
+    assert_eq!(code, 0);
+    assert_ne!(new_id, old_id, "a re-created topic has a new id");
+    let d = describe(&a, "again").await;
+    assert_eq!(
+        entry(&d, "retention.ms").1,
+        src(ConfigSource::Default),
+        "old overrides are gone"
+    );
+    let c: BaseConsumer = b.client().create().expect("client");
+    assert_eq!(
+        c.fetch_watermarks("again", 0, Duration::from_secs(10))
+            .expect("watermarks"),
+        (0, 0)
+    );
 }
