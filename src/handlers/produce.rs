@@ -25,7 +25,11 @@ use crate::protocol::batch::BatchView;
 use crate::protocol::{encode_body, ProtocolError, WireError};
 use crate::replica::Partition;
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Produce, min: 3, max: 13 };
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::Produce,
+    min: 3,
+    max: 13,
+};
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ProduceRequest = ctx.decode(body)?;
@@ -44,9 +48,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         };
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for (pi, pd) in td.partition_data.into_iter().enumerate() {
-            let mut r = PartitionProduceResponse::default().with_index(pd.index).with_base_offset(-1).with_log_start_offset(-1).with_log_append_time_ms(-1);
-            let unknown = if ctx.version >= 13 { WireError::UnknownTopicId.code() } else { WireError::UnknownTopicOrPartition.code() };
-            let partition = meta.as_ref().and_then(|m| broker.partition(&m.name, pd.index));
+            let mut r = PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_base_offset(-1)
+                .with_log_start_offset(-1)
+                .with_log_append_time_ms(-1);
+            let unknown = if ctx.version >= 13 {
+                WireError::UnknownTopicId.code()
+            } else {
+                WireError::UnknownTopicOrPartition.code()
+            };
+            let partition = meta
+                .as_ref()
+                .and_then(|m| broker.partition(&m.name, pd.index));
             let Some(partition) = partition else {
                 r.error_code = unknown;
                 any_error = true;
@@ -65,13 +79,22 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 parts.push(r);
                 continue;
             }
-            let Some(records) = pd.records else {
-                r.error_code = WireError::CorruptMessage.code();
+            let records = pd.records.unwrap_or_default();
+            if let Err(code) = validate_records(ctx.version, &records) {
+                r.error_code = code;
                 any_error = true;
                 parts.push(r);
                 continue;
-            };
-            if let Err(code) = check_transaction(&broker, ctx.version, req.transactional_id.as_ref().map(|t| t.0.as_str()), &partition, &records).await {
+            }
+            if let Err(code) = check_transaction(
+                &broker,
+                ctx.version,
+                req.transactional_id.as_ref().map(|t| t.0.as_str()),
+                &partition,
+                &records,
+            )
+            .await
+            {
                 r.error_code = code;
                 any_error = true;
                 parts.push(r);
@@ -79,7 +102,10 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             }
             // Patch offsets in our own copy; the request buffer is shared and immutable.
             let mut data = BytesMut::from(&records[..]);
-            match partition.log.append(&mut data, partition.leader_epoch(), now) {
+            match partition
+                .log
+                .append(&mut data, partition.leader_epoch(), now)
+            {
                 Ok(info) => {
                     r.base_offset = info.base_offset;
                     r.log_append_time_ms = info.log_append_time_ms;
@@ -87,7 +113,13 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     partition.wake_waiters();
                     let by_count = partition.log.flush_due_by_count();
                     if (acks == -1 && broker.config.acks_all_fsync) || by_count {
-                        to_sync.push((ti, pi, partition.log.clone(), info.last_offset + 1, acks != 0));
+                        to_sync.push((
+                            ti,
+                            pi,
+                            partition.log.clone(),
+                            info.last_offset + 1,
+                            acks != 0,
+                        ));
                     }
                 }
                 Err(e) => {
@@ -114,7 +146,11 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 let _ = log.flush_to(end).await;
             });
         }
-        return Ok(if any_error { Reply::NoneThenClose } else { Reply::None });
+        return Ok(if any_error {
+            Reply::NoneThenClose
+        } else {
+            Reply::None
+        });
     }
     let mut resp = ProduceResponse::default().with_responses(responses);
     let version = ctx.version;
@@ -135,28 +171,78 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     })))
 }
 
+/// Kafka's ProduceRequest.validateRecords for v3+: exactly one whole magic-2 batch per
+/// partition (INVALID_RECORD otherwise), and zstd only from v7 (UNSUPPORTED_COMPRESSION_TYPE).
+/// A length field below the header size is left to the log, which answers CORRUPT_MESSAGE.
+fn validate_records(version: i16, records: &[u8]) -> Result<(), i16> {
+    let size = match BatchView::peek_size(records) {
+        Ok(Some(size)) => size,
+        Ok(None) => return Err(WireError::InvalidRecord.code()),
+        Err(_) => return Ok(()),
+    };
+    if size > records.len() || records.len() < crate::protocol::batch::HEADER_LEN {
+        return Err(WireError::InvalidRecord.code());
+    }
+    let view =
+        BatchView::parse_header_only(records).map_err(|_| WireError::InvalidRecord.code())?;
+    if view.compression() == 4 && version < 7 {
+        return Err(WireError::UnsupportedCompressionType.code());
+    }
+    if size != records.len() {
+        return Err(WireError::InvalidRecord.code());
+    }
+    Ok(())
+}
+
 /// Transactional batches: v12+ producers (Transactions V2) add the partition to their
 /// transaction implicitly; older ones must have added it (verification, like Kafka 3.6+).
-async fn check_transaction(broker: &crate::broker::Broker, version: i16, txn_id: Option<&str>, partition: &Partition, records: &[u8]) -> Result<(), i16> {
-    let Ok(header) = BatchView::parse_header_only(records) else { return Ok(()) }; // the log reports it
+async fn check_transaction(
+    broker: &crate::broker::Broker,
+    version: i16,
+    txn_id: Option<&str>,
+    partition: &Partition,
+    records: &[u8],
+) -> Result<(), i16> {
+    let Ok(header) = BatchView::parse_header_only(records) else {
+        return Ok(());
+    }; // the log reports it
     if !header.is_transactional() || header.producer_id() < 0 {
         return Ok(());
     }
     let Some(txn_id) = txn_id.filter(|t| !t.is_empty()) else {
         return Err(WireError::InvalidRecord.code());
     };
-    let coordinator = broker.txn_coordinator().await.map_err(|_| WireError::CoordinatorNotAvailable.code())?;
+    let coordinator = broker
+        .txn_coordinator()
+        .await
+        .map_err(|_| WireError::CoordinatorNotAvailable.code())?;
     let (pid, epoch) = (header.producer_id(), header.producer_epoch());
     if version >= 12 {
-        coordinator.add_partitions(txn_id, pid, epoch, &[(partition.topic.to_string(), partition.index)]).await
+        coordinator
+            .add_partitions(
+                txn_id,
+                pid,
+                epoch,
+                &[(partition.topic.to_string(), partition.index)],
+            )
+            .await
     } else {
-        coordinator.verify_partition(txn_id, pid, epoch, &partition.topic, partition.index).await
+        coordinator
+            .verify_partition(txn_id, pid, epoch, &partition.topic, partition.index)
+            .await
     }
 }
 
-fn min_insync(broker: &crate::broker::Broker, overrides: Option<&std::collections::BTreeMap<String, String>>) -> i64 {
+fn min_insync(
+    broker: &crate::broker::Broker,
+    overrides: Option<&std::collections::BTreeMap<String, String>>,
+) -> i64 {
     let empty = Default::default();
-    crate::config::topic::effective(&broker.config, overrides.unwrap_or(&empty), "min.insync.replicas")
-        .and_then(|(v, _)| v.parse().ok())
-        .unwrap_or(1)
+    crate::config::topic::effective(
+        &broker.config,
+        overrides.unwrap_or(&empty),
+        "min.insync.replicas",
+    )
+    .and_then(|(v, _)| v.parse().ok())
+    .unwrap_or(1)
 }
