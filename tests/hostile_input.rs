@@ -20,8 +20,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    FetchRequest, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-    TopicName,
+    FetchRequest, FetchResponse, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -476,10 +476,26 @@ fn string_lengths_beyond_the_frame() {
 /// A magic-2 record batch of `count` tiny uncompressed records (61-byte header + records),
 /// with a correct CRC32C.
 fn record_batch(count: i32) -> Vec<u8> {
+    let values: Vec<&[u8]> = (0..count).map(|_| &b"v"[..]).collect();
+    batch_of(&values)
+}
+
+/// A magic-2 record batch with one record per value (null keys, no headers), correct CRC32C.
+fn batch_of(values: &[&[u8]]) -> Vec<u8> {
+    let count = i32::try_from(values.len()).expect("count");
     let mut records = Vec::new();
-    for i in 0..count {
-        // attributes, timestamp delta 0, offset delta i, key null (-1), value "v", 0 headers
-        let body = [vec![0u8, 0], uvarint((i as u64) << 1), vec![1, 2, b'v', 0]].concat();
+    for (i, v) in values.iter().enumerate() {
+        // attributes, timestamp delta 0, offset delta i, key null (-1), value, 0 headers; the
+        // signed varints are zigzag-encoded (n >= 0 becomes 2n, -1 becomes 1).
+        let body = [
+            vec![0u8, 0],
+            uvarint((i as u64) << 1),
+            vec![1],
+            uvarint((v.len() as u64) << 1),
+            v.to_vec(),
+            vec![0],
+        ]
+        .concat();
         records.extend(uvarint((body.len() as u64) << 1));
         records.extend(body);
     }
@@ -833,7 +849,6 @@ fn a_client_that_pipelines_without_reading_cannot_grow_the_broker() {
     let mut s = connect(&b);
     s.set_write_timeout(Some(Duration::from_secs(2)))
         .expect("timeout");
-    let local = s.local_addr().expect("addr").port();
     let mut all = Vec::new();
     for i in 0..2_000 {
         all.extend(encoded(
@@ -847,7 +862,35 @@ fn a_client_that_pipelines_without_reading_cannot_grow_the_broker() {
     }
     // If the broker stops reading (back-pressure), the write times out: fine either way.
     let _ = s.write_all(&all);
-    // Wait until the broker has done what it will: our unread responses stop growing.
+    let peak = peak_rss_once_settled(pid, &s);
+    assert!(
+        peak < rss_before + 200 * 1024,
+        "peak RSS {peak} kB vs {rss_before} kB before 2,000 unread requests"
+    );
+    // Others are served while the non-reader is still connected.
+    assert_still_serving(&mut b);
+    drop(s);
+    assert_still_serving(&mut b);
+}
+
+fn fetch_request(max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("bad")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])])
+}
+
+/// Waits until the responses queued for our socket stop growing (the broker has done what it
+/// will for a client that does not read), then returns the broker's peak RSS in kB.
+fn peak_rss_once_settled(pid: u32, s: &TcpStream) -> u64 {
+    let local = s.local_addr().expect("addr").port();
     let mut last = None;
     let mut stable_since = Instant::now();
     wait_for(
@@ -862,12 +905,38 @@ fn a_client_that_pipelines_without_reading_cannot_grow_the_broker() {
             (stable_since.elapsed() > Duration::from_millis(500)).then_some(())
         },
     );
-    let peak = status_kb(pid, "VmHWM:");
+    status_kb(pid, "VmHWM:")
+}
+
+/// Each fetch answers 1 MiB: a broker that queued every unread answer would need 2 GB. (Kafka
+/// reads nothing more from a connection until its previous response is sent.)
+#[test]
+fn a_client_that_pipelines_fetches_without_reading_cannot_grow_the_broker() {
+    let (mut b, mut raw) = broker_with_topic();
+    let value = vec![0x5a_u8; 250 * 1024]; // four batches fit in one 1 MiB fetch
+    for _ in 0..4 {
+        assert_eq!(produce_code(&mut raw, batch_of(&[&value])).0, 0);
+    }
+    let one: FetchResponse = raw.call(ApiKey::Fetch, 12, &fetch_request(0, 1));
+    let p = &one.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let size = p.records.as_ref().map_or(0, |r| r.len());
+    assert!(size > 1_000_000, "one fetch answers {size} bytes");
+    let pid = b.pid();
+    let rss_before = status_kb(pid, "VmRSS:");
+    let mut s = connect(&b);
+    s.set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut all = Vec::new();
+    for i in 0..2_000 {
+        all.extend(encoded(ApiKey::Fetch, 12, i, &fetch_request(0, 1)));
+    }
+    let _ = s.write_all(&all);
+    let peak = peak_rss_once_settled(pid, &s);
     assert!(
         peak < rss_before + 200 * 1024,
-        "peak RSS {peak} kB vs {rss_before} kB before 2,000 unread requests"
+        "peak RSS {peak} kB vs {rss_before} kB before 2,000 unread 1 MiB fetches"
     );
-    // Others are served while the non-reader is still connected.
     assert_still_serving(&mut b);
     drop(s);
     assert_still_serving(&mut b);
@@ -890,22 +959,8 @@ fn pipelined_requests_are_answered_in_request_order() {
                 corr,
                 &produce_to("bad", record_batch(3)),
             ),
-            1 => encoded(
-                ApiKey::Fetch,
-                12,
-                corr,
-                &FetchRequest::default()
-                    .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-                    .with_max_wait_ms(200)
-                    .with_min_bytes(1 << 20) // never satisfied: waits the full max_wait
-                    .with_max_bytes(1 << 20)
-                    .with_topics(vec![FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_static_str("bad")))
-                        .with_partitions(vec![FetchPartition::default()
-                            .with_partition(0)
-                            .with_fetch_offset(0)
-                            .with_partition_max_bytes(1 << 20)])]),
-            ),
+            // min_bytes never satisfied: waits the full max_wait.
+            1 => encoded(ApiKey::Fetch, 12, corr, &fetch_request(200, 1 << 20)),
             2 => encoded(ApiKey::Metadata, 12, corr, &MetadataRequest::default()),
             _ => encoded(ApiKey::ApiVersions, 3, corr, &ApiVersionsRequest::default()),
         };
