@@ -624,10 +624,8 @@ fn batch_length_below_the_minimum_is_corrupt_message() {
 // produce v7. Refusals are INVALID_RECORD (87) (`InvalidRecordException`), or
 // UNSUPPORTED_COMPRESSION_TYPE (76) for zstd.
 //
-// KNOWN BROKER BUG (reported to the lead): Strom has no such check in the produce handler. It
-// answers CORRUPT_MESSAGE (2) for empty records, a batch overrunning the data and magic != 2,
-// and it *accepts* two batches in one partition and zstd over produce v3-v6. The five tests
-// below fail until src/handlers/produce.rs validates like Kafka.
+// These five failed before a75db86 (Strom answered CORRUPT_MESSAGE for empty records, an
+// overrunning batch and magic != 2, and accepted two batches and zstd over produce v3-v6).
 
 #[test]
 fn empty_records_are_invalid_record() {
