@@ -117,6 +117,11 @@ impl PartitionLog {
                 && Segment::time_index_path(dir, base).exists();
             let (seg, truncated) =
                 Segment::open(storage.as_ref(), dir, base, !has_indexes, now_ms)?;
+            if !has_indexes {
+                // Data without index files may never have been fsynced (a crash before the
+                // flush); the log reports everything it recovered as flushed, so make it so.
+                seg.file.sync_data()?;
+            }
             if let Some(prev) = segments.last() {
                 if seg.base_offset != prev.next_offset && seg.size > 0 {
                     warn!(
@@ -161,6 +166,14 @@ impl PartitionLog {
         let log_start_offset = stored_start
             .unwrap_or(first_base)
             .clamp(first_base, next_offset);
+        if stored_start.is_some_and(|s| s > log_start_offset) {
+            // A crash lost unflushed records above a DeleteRecords point: persist the clamped
+            // start, or a later restart would move it past records appended since.
+            write_file_synced(
+                &dir.join(LOG_START_FILE),
+                log_start_offset.to_string().as_bytes(),
+            )?;
+        }
         let producers = load_producer_state(dir, name, &segments, next_offset)?;
         info!(
             log = name,
@@ -1121,6 +1134,67 @@ mod tests {
             start + 4,
             "log start offset persisted"
         );
+    }
+
+    #[test]
+    fn log_start_clamped_by_a_lost_tail_is_persisted() {
+        // Found by tests/log_model.rs: DeleteRecords past the flushed offset, a crash that
+        // loses the unflushed tail, new appends at the reused offsets, another restart: the
+        // stale stored start used to come back and hide the new records.
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("open");
+            append_n(&log, 2, 1000); // offsets 0..6
+            log.flush_blocking().expect("flush");
+            append_n(&log, 2, 2000); // 6..12, never flushed
+            assert_eq!(log.advance_log_start(10).expect("delete records"), 10);
+        } // crash
+        let path = Segment::log_path(dir.path(), 0);
+        let batch = BatchView::peek_size(&std::fs::read(&path).expect("read"))
+            .expect("ok")
+            .expect("some") as u64;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        f.set_len(2 * batch + 7).expect("tear the unflushed tail");
+        let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("reopen");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (6, 6));
+        let infos = append_n(&log, 2, 3000);
+        assert_eq!(infos[0].base_offset, 6);
+        log.close().expect("close");
+        drop(log);
+        let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("reopen");
+        assert_eq!(
+            log.log_start_offset(),
+            6,
+            "records appended after the loss stay visible"
+        );
+        let r = log.read(6, usize::MAX, i64::MAX, true).expect("read");
+        assert_eq!(offsets_in(&r.data), (6..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn recovery_fsyncs_the_segments_it_scanned() {
+        // Found by tests/log_model.rs: sealed segments never fsynced before a crash were
+        // recovered, reported as flushed, and never fsynced after; an OS crash later could tear
+        // one, and recovery would then drop every later (fsynced, acknowledged) segment.
+        use crate::log::io::FaultyStorage;
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+            append_n(&log, 20, 1000); // several segments, none fsynced
+        } // crash
+        let storage = FaultyStorage::default();
+        storage.faults.fail_sync.store(true, Ordering::Release);
+        assert!(
+            PartitionLog::open_with(Arc::new(storage), dir.path(), "t-0", small_config(), 0)
+                .is_err(),
+            "recovery must fsync what it recovered before calling it flushed"
+        );
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+        assert_eq!(log.flushed_offset(), 60);
     }
 
     #[test]

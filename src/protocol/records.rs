@@ -117,9 +117,10 @@ pub fn record_timestamps(
         let ts = if batch.is_log_append_time() {
             batch.max_timestamp()
         } else {
-            batch.base_timestamp() + ts_delta
+            batch.base_timestamp().wrapping_add(ts_delta)
         };
-        out.push((batch.base_offset() + off_delta, ts));
+        // Deltas come from the wire: wrap like Kafka's `long` arithmetic, never panic.
+        out.push((batch.base_offset().wrapping_add(off_delta), ts));
     }
     Ok(out)
 }
@@ -170,8 +171,8 @@ pub fn for_each_record(
         let key = bytes_field(&mut rec)?;
         let value = bytes_field(&mut rec)?;
         f(RecordRef {
-            offset: batch.base_offset() + off_delta,
-            timestamp: batch.base_timestamp() + ts_delta,
+            offset: batch.base_offset().wrapping_add(off_delta),
+            timestamp: batch.base_timestamp().wrapping_add(ts_delta),
             key,
             value,
         });
@@ -314,6 +315,21 @@ mod tests {
             record_timestamps(&v, 1 << 20).expect("ok"),
             vec![(0, 100), (1, 101), (2, 102)]
         );
+    }
+
+    #[test]
+    fn offsets_and_timestamps_wrap_like_kafka() {
+        // Found by fuzz/record_batch: base + delta from the wire overflowed (a panic with
+        // overflow checks). Kafka adds them as Java longs, which wrap.
+        let mut b = build_batch(0, 2, b"v"); // timestamp and offset deltas 0 and 1
+        crate::protocol::batch::patch_base_offset(&mut b, i64::MAX);
+        b[27..35].copy_from_slice(&i64::MAX.to_be_bytes()); // base timestamp (CRC not checked)
+        let v = BatchView::parse_header(&b).expect("valid header");
+        let want = vec![(i64::MAX, i64::MAX), (i64::MIN, i64::MIN)];
+        assert_eq!(record_timestamps(&v, 1 << 20).expect("walk"), want);
+        let mut seen = Vec::new();
+        for_each_record(&v, 1 << 20, |r| seen.push((r.offset, r.timestamp))).expect("walk");
+        assert_eq!(seen, want);
     }
 
     #[test]
