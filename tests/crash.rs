@@ -3,14 +3,12 @@
 //! each acknowledged record must be in the log exactly once, at the offset it was acknowledged
 //! with, and offsets must never go backwards. Bounded: a few cycles of a few hundred ms of load.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use common::TestBroker;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -18,74 +16,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 3;
 
-struct Broker {
-    child: Child,
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-fn start(dir: &Path, port: u16) -> Broker {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("broker.log"))
-        .expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args([
-            "--data-dir",
-            dir.join("data").to_str().expect("utf8"),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("spawn broker");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "broker did not start listening in 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Broker { child }
-}
-
-impl Broker {
-    fn kill9(&mut self) {
-        // std's Child::kill sends SIGKILL on Unix.
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn bootstrap(port: u16) -> String {
     format!("127.0.0.1:{port}")
-}
-
-async fn create_topic(port: u16, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap(port))
-        .create()
-        .expect("admin");
-    let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
-    let r = admin
-        .create_topics(&[t], &AdminOptions::new())
-        .await
-        .expect("create topics");
-    assert!(r.iter().all(|x| x.is_ok()), "create topic: {r:?}");
 }
 
 /// Produces until `stop_after`, returning every acknowledged (partition, offset, value).
@@ -94,7 +26,7 @@ async fn produce_until_killed(
     topic: &str,
     cycle: usize,
     run_for: Duration,
-    broker: &mut Broker,
+    broker: &mut TestBroker,
 ) -> Vec<(i32, i64, String)> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap(port))
@@ -190,11 +122,10 @@ fn read_all(port: u16, topic: &str) -> BTreeMap<i32, Vec<(i64, String)>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_sigkill() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let port = free_port();
     let topic = "crash";
-    let mut broker = start(dir.path(), port);
-    create_topic(port, topic).await;
+    let mut broker = TestBroker::start(&[]);
+    let port = broker.port;
+    broker.create_topic(topic, PARTITIONS, &[]).await;
     let mut acked_all: Vec<(i32, i64, String)> = Vec::new();
     let mut last_end: HashMap<i32, i64> = HashMap::new();
     // CI runs a few cycles; `STROM_CRASH_CYCLES=200 cargo test --release --test crash` runs more.
@@ -210,7 +141,7 @@ async fn acknowledged_records_survive_sigkill() {
             "cycle {cycle} acknowledged nothing under load"
         );
         acked_all.extend(acked);
-        broker = start(dir.path(), port);
+        broker.restart();
         // Offsets never go backwards across a crash.
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap(port))
