@@ -5,12 +5,15 @@
 //! A request travels: [`server`] (accept loop, one task per connection, bounded framing,
 //! responses in request order) -> [`protocol`] (header decode, version checks, ApiVersions
 //! fallback) -> [`handlers`] (one file per API; the registry there is the only list of APIs)
-//! -> [`broker`] (composition root and multi-part admin operations) -> [`replica`] (partition
-//! state: leader epoch, high watermark, delayed-fetch wake-ups) and [`metadata`] (topics,
-//! ids and configs in an append-only metadata log) -> [`log`] (segmented partition logs on
-//! disk: append, read, roll, retention, recovery, group-committed fsync).
+//! -> [`broker`] (composition root and multi-part admin operations) -> [`coordinator`] (consumer
+//! groups, classic and KIP-848, with offsets on `__consumer_offsets`; transactions on
+//! `__transaction_state`), [`replica`] (partition state: leader epoch cache, high watermark,
+//! delayed-fetch wake-ups) and [`metadata`] (topics, ids, configs and producer-id blocks in an
+//! append-only metadata log) -> [`log`] (segmented partition logs on disk: append, read, roll,
+//! retention, recovery, group-committed fsync, idempotent-producer and transaction state,
+//! behind a filesystem seam in `log::io`).
 //!
-//! Dependencies point one way: handlers -> broker/replica/metadata -> log. `log` never sees a
+//! Dependencies point one way: handlers -> broker -> coordinator/replica/metadata -> log. `log` never sees a
 //! protocol message type; it knows record batches only through [`protocol::batch`], the
 //! zero-copy header view shared by the wire and the disk format.
 //!
