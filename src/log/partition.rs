@@ -62,6 +62,22 @@ struct Inner {
     producers: ProducerStateMap,
 }
 
+/// One group-committed fsync: every file it covers and the offset it makes durable.
+struct FlushJob {
+    sealed: Vec<(SharedFile, i64)>,
+    active: SharedFile,
+    target: i64,
+}
+
+impl FlushJob {
+    fn sync(&self) -> std::io::Result<()> {
+        for (f, _) in &self.sealed {
+            f.sync_data()?;
+        }
+        self.active.sync_data()
+    }
+}
+
 pub struct PartitionLog {
     name: String,
     storage: Arc<dyn Storage>,
@@ -478,31 +494,14 @@ impl PartitionLog {
             return Ok(());
         }
         self.check_poisoned()?;
-        let (files, target, active) = {
-            let mut inner = self.inner.lock();
-            let files = std::mem::take(&mut inner.unsynced);
-            inner.records_since_flush = 0;
-            let active = inner.segments.last().expect("active segment").file.clone();
-            (files, inner.next_offset, active)
-        };
-        let sealed: Vec<i64> = files.iter().map(|(_, b)| *b).collect();
-        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            for (f, _) in &files {
-                f.sync_data()?;
-            }
-            active.sync_data()
+        let job = self.begin_flush();
+        match tokio::task::spawn_blocking(move || {
+            let result = job.sync();
+            (job, result)
         })
-        .await;
-        match result {
-            Ok(Ok(())) => {
-                self.flushed_offset.fetch_max(target, Ordering::AcqRel);
-                self.write_sealed_indexes(&sealed);
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                self.poison(&format!("fsync failed: {e}"));
-                Err(LogError::Io(e))
-            }
+        .await
+        {
+            Ok((job, result)) => self.finish_flush(&job, result),
             Err(e) => {
                 self.poison(&format!("fsync task failed: {e}"));
                 Err(LogError::Poisoned(self.name.clone()))
@@ -513,29 +512,33 @@ impl PartitionLog {
     /// Synchronous flush for shutdown and tests.
     pub fn flush_blocking(&self) -> Result<(), LogError> {
         self.check_poisoned()?;
-        let (files, target, active) = {
-            let mut inner = self.inner.lock();
-            let files = std::mem::take(&mut inner.unsynced);
-            inner.records_since_flush = 0;
-            (
-                files,
-                inner.next_offset,
-                inner.segments.last().expect("active").file.clone(),
-            )
-        };
-        for (f, _) in &files {
-            if let Err(e) = f.sync_data() {
-                self.poison(&format!("fsync failed: {e}"));
-                return Err(e.into());
-            }
+        let job = self.begin_flush();
+        let result = job.sync();
+        self.finish_flush(&job, result)
+    }
+
+    /// Takes what an fsync must cover: sealed segments not yet synced, the active segment, and
+    /// the log end it makes durable.
+    fn begin_flush(&self) -> FlushJob {
+        let mut inner = self.inner.lock();
+        inner.records_since_flush = 0;
+        FlushJob {
+            sealed: std::mem::take(&mut inner.unsynced),
+            active: inner.segments.last().expect("active segment").file.clone(),
+            target: inner.next_offset,
         }
-        if let Err(e) = active.sync_data() {
+    }
+
+    /// Records a finished fsync: advances the flushed offset and writes the now-durable sealed
+    /// segments' indexes, or poisons the log on failure (an fsync is never retried).
+    fn finish_flush(&self, job: &FlushJob, result: std::io::Result<()>) -> Result<(), LogError> {
+        if let Err(e) = result {
             self.poison(&format!("fsync failed: {e}"));
-            return Err(e.into());
+            return Err(LogError::Io(e));
         }
-        self.flushed_offset.fetch_max(target, Ordering::AcqRel);
-        let sealed: Vec<i64> = files.iter().map(|(_, b)| *b).collect();
-        self.write_sealed_indexes(&sealed);
+        self.flushed_offset.fetch_max(job.target, Ordering::AcqRel);
+        let bases: Vec<i64> = job.sealed.iter().map(|(_, b)| *b).collect();
+        self.write_sealed_indexes(&bases);
         Ok(())
     }
 
