@@ -7,11 +7,24 @@
 //!   i32 generation, nullable string protocol, nullable string leader, i64 state_timestamp,
 //!   [member_id, nullable instance_id, client_id, client_host, i32 rebalance_timeout,
 //!   i32 session_timeout, bytes subscription, bytes assignment]}`;
-//! - a null value is a tombstone (offset deleted / group deleted).
+//! - a null value is a tombstone (offset deleted / group deleted);
+//! - KIP-848 consumer groups, Kafka 4.x's record types (key `{i16 type, string group[,
+//!   string member]}`, value `{i16 0, flexible fields}`): 3 group epoch, 4 subscribed topics'
+//!   partition counts, 5 member subscription, 6 target assignment epoch, 7 member target
+//!   assignment, 8 member current assignment (epochs, state, assigned and pending-revocation
+//!   partitions). See [`CgRecord`].
 //!
-//! Strings are i16-length-prefixed UTF-8 (-1 = null), bytes i32-length-prefixed.
+//! Classic strings are i16-length-prefixed UTF-8 (-1 = null), bytes i32-length-prefixed.
+//! Consumer-group values use Kafka's flexible encoding: compact strings and arrays (unsigned
+//! varint length + 1, 0 = null), 16-byte uuids, and a tagged-field section (written empty,
+//! skipped on read) closing every struct.
+
+use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut};
+use uuid::Uuid;
+
+use crate::coordinator::assignor::Assignment;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
@@ -23,7 +36,81 @@ pub enum Key {
     Group {
         group: String,
     },
+    /// A KIP-848 consumer-group record (key types 3 to 8).
+    Consumer {
+        group: String,
+        kind: CgKind,
+    },
 }
+
+/// Which consumer-group record a key names; member records carry the member id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CgKind {
+    /// 3: `ConsumerGroupMetadata` (group epoch).
+    Epoch,
+    /// 4: `ConsumerGroupPartitionMetadata` (subscribed topics and their partition counts).
+    PartitionMetadata,
+    /// 5: `ConsumerGroupMemberMetadata` (the member's subscription).
+    Member(String),
+    /// 6: `ConsumerGroupTargetAssignmentMetadata` (assignment epoch).
+    TargetEpoch,
+    /// 7: `ConsumerGroupTargetAssignmentMember`.
+    Target(String),
+    /// 8: `ConsumerGroupCurrentMemberAssignment`.
+    Current(String),
+}
+
+impl CgKind {
+    fn record_type(&self) -> i16 {
+        match self {
+            CgKind::Epoch => 3,
+            CgKind::PartitionMetadata => 4,
+            CgKind::Member(_) => 5,
+            CgKind::TargetEpoch => 6,
+            CgKind::Target(_) => 7,
+            CgKind::Current(_) => 8,
+        }
+    }
+}
+
+/// `ConsumerGroupMemberMetadataValue` v0 (the classic-member tagged field is never written).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CgMemberValue {
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub server_assignor: Option<String>,
+}
+
+/// `ConsumerGroupCurrentMemberAssignmentValue` v0.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CgCurrentValue {
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    /// Kafka's `MemberState`: 0 stable, 1 unrevoked partitions, 2 unreleased partitions.
+    pub state: i8,
+    pub assigned: Assignment,
+    pub pending_revocation: Assignment,
+}
+
+/// The value of a consumer-group record, by kind (None in [`decode_cg_value`] = tombstone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgValue {
+    /// 3 and 6: the group epoch or the assignment epoch.
+    Epoch(i32),
+    /// 4: topic id -> (name, partition count).
+    PartitionMetadata(BTreeMap<Uuid, (String, i32)>),
+    Member(CgMemberValue),
+    Target(Assignment),
+    Current(CgCurrentValue),
+}
+
+/// A consumer-group record ready to append: key and value (None = tombstone).
+pub type CgRecord = (Vec<u8>, Option<Vec<u8>>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetValue {
@@ -55,13 +142,64 @@ pub struct GroupValue {
     pub members: Vec<MemberValue>,
 }
 
+/// The longest prefix of `s` that fits Kafka's string limit, cut at a character boundary.
+fn clamp(s: &str) -> &str {
+    let mut n = s.len().min(i16::MAX as usize);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    &s[..n]
+}
+
 fn put_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => {
-            out.put_i16(s.len().min(i16::MAX as usize) as i16);
-            out.extend_from_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
+            let s = clamp(s);
+            out.put_i16(s.len() as i16);
+            out.extend_from_slice(s.as_bytes());
         }
         None => out.put_i16(-1),
+    }
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
+}
+
+fn put_compact_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            let s = clamp(s);
+            put_uvarint(out, s.len() as u32 + 1);
+            out.extend_from_slice(s.as_bytes());
+        }
+        None => put_uvarint(out, 0),
+    }
+}
+
+fn put_compact_len(out: &mut Vec<u8>, n: usize) {
+    put_uvarint(out, u32::try_from(n).unwrap_or(u32::MAX - 1) + 1);
+}
+
+/// An empty tagged-field section (closes every flexible struct).
+fn put_no_tags(out: &mut Vec<u8>) {
+    put_uvarint(out, 0);
+}
+
+/// `[]TopicPartitions {uuid TopicId, []int32 Partitions}` of the flexible values.
+fn put_assignment(out: &mut Vec<u8>, a: &Assignment) {
+    put_compact_len(out, a.len());
+    for (topic, parts) in a {
+        out.extend_from_slice(topic.as_bytes());
+        put_compact_len(out, parts.len());
+        for p in parts {
+            out.put_i32(*p);
+        }
+        put_no_tags(out);
     }
 }
 
@@ -87,7 +225,60 @@ pub fn encode_key(k: &Key) -> Vec<u8> {
             out.put_i16(2);
             put_str(&mut out, Some(group));
         }
+        Key::Consumer { group, kind } => {
+            out.put_i16(kind.record_type());
+            put_str(&mut out, Some(group));
+            match kind {
+                CgKind::Member(m) | CgKind::Target(m) | CgKind::Current(m) => {
+                    put_str(&mut out, Some(m))
+                }
+                CgKind::Epoch | CgKind::PartitionMetadata | CgKind::TargetEpoch => {}
+            }
+        }
     }
+    out
+}
+
+/// Encodes a consumer-group value (version 0, flexible).
+pub fn encode_cg_value(v: &CgValue) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.put_i16(0);
+    match v {
+        CgValue::Epoch(e) => out.put_i32(*e),
+        CgValue::PartitionMetadata(topics) => {
+            put_compact_len(&mut out, topics.len());
+            for (id, (name, partitions)) in topics {
+                out.extend_from_slice(id.as_bytes());
+                put_compact_str(&mut out, Some(name));
+                out.put_i32(*partitions);
+                // PartitionMetadata (racks per partition): unused since Kafka 4.0.
+                put_compact_len(&mut out, 0);
+                put_no_tags(&mut out);
+            }
+        }
+        CgValue::Member(m) => {
+            put_compact_str(&mut out, m.instance_id.as_deref());
+            put_compact_str(&mut out, m.rack_id.as_deref());
+            put_compact_str(&mut out, Some(&m.client_id));
+            put_compact_str(&mut out, Some(&m.client_host));
+            put_compact_len(&mut out, m.subscribed_topic_names.len());
+            for n in &m.subscribed_topic_names {
+                put_compact_str(&mut out, Some(n));
+            }
+            put_compact_str(&mut out, m.subscribed_topic_regex.as_deref());
+            out.put_i32(m.rebalance_timeout_ms);
+            put_compact_str(&mut out, m.server_assignor.as_deref());
+        }
+        CgValue::Target(a) => put_assignment(&mut out, a),
+        CgValue::Current(c) => {
+            out.put_i32(c.member_epoch);
+            out.put_i32(c.previous_member_epoch);
+            out.put_i8(c.state);
+            put_assignment(&mut out, &c.assigned);
+            put_assignment(&mut out, &c.pending_revocation);
+        }
+    }
+    put_no_tags(&mut out);
     out
 }
 
@@ -164,6 +355,83 @@ impl Reader<'_> {
     fn str(&mut self) -> Result<String, CodecError> {
         self.opt_str()?.ok_or(CodecError("null string"))
     }
+    fn i8(&mut self) -> Result<i8, CodecError> {
+        self.need(1)?;
+        Ok(self.0.get_i8())
+    }
+    fn uvarint(&mut self) -> Result<u32, CodecError> {
+        let mut v: u32 = 0;
+        for i in 0..5 {
+            self.need(1)?;
+            let b = self.0.get_u8();
+            v |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(CodecError("varint too long"))
+    }
+    /// A compact array length; each element takes at least `min_size` bytes, so a count the
+    /// remaining input cannot hold is refused before anything is allocated.
+    fn compact_len(&mut self, min_size: usize) -> Result<usize, CodecError> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            return Err(CodecError("null array"));
+        }
+        let n = (n - 1) as usize;
+        if n.saturating_mul(min_size) > self.0.remaining() {
+            return Err(CodecError("array longer than the record"));
+        }
+        Ok(n)
+    }
+    fn compact_opt_str(&mut self) -> Result<Option<String>, CodecError> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let n = (n - 1) as usize;
+        self.need(n)?;
+        let s = std::str::from_utf8(&self.0[..n])
+            .map_err(|_| CodecError("string not UTF-8"))?
+            .to_string();
+        self.0.advance(n);
+        Ok(Some(s))
+    }
+    fn compact_str(&mut self) -> Result<String, CodecError> {
+        self.compact_opt_str()?.ok_or(CodecError("null string"))
+    }
+    fn uuid(&mut self) -> Result<Uuid, CodecError> {
+        self.need(16)?;
+        let mut b = [0u8; 16];
+        self.0.copy_to_slice(&mut b);
+        Ok(Uuid::from_bytes(b))
+    }
+    /// Skips a tagged-field section (fields we do not use, e.g. Kafka 4.1's MetadataHash).
+    fn skip_tags(&mut self) -> Result<(), CodecError> {
+        let n = self.uvarint()?;
+        for _ in 0..n {
+            let _tag = self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            self.need(size)?;
+            self.0.advance(size);
+        }
+        Ok(())
+    }
+    fn assignment(&mut self) -> Result<Assignment, CodecError> {
+        let n = self.compact_len(18)?;
+        let mut a = Assignment::new();
+        for _ in 0..n {
+            let topic = self.uuid()?;
+            let np = self.compact_len(4)?;
+            let parts = a.entry(topic).or_default();
+            for _ in 0..np {
+                parts.insert(self.i32()?);
+            }
+            self.skip_tags()?;
+        }
+        a.retain(|_, ps| !ps.is_empty());
+        Ok(a)
+    }
     fn bytes(&mut self) -> Result<Vec<u8>, CodecError> {
         let n = self.i32()?;
         if n < 0 {
@@ -185,8 +453,85 @@ pub fn decode_key(b: &[u8]) -> Result<Key, CodecError> {
             partition: r.i32()?,
         }),
         2 => Ok(Key::Group { group: r.str()? }),
+        t @ 3..=8 => {
+            let group = r.str()?;
+            let kind = match t {
+                3 => CgKind::Epoch,
+                4 => CgKind::PartitionMetadata,
+                5 => CgKind::Member(r.str()?),
+                6 => CgKind::TargetEpoch,
+                7 => CgKind::Target(r.str()?),
+                _ => CgKind::Current(r.str()?),
+            };
+            Ok(Key::Consumer { group, kind })
+        }
+        // 9+: share/streams groups, regular expressions, ...: not ours to replay.
         _ => Err(CodecError("unknown key version")),
     }
+}
+
+/// Decodes the value of a consumer-group record of `kind`.
+pub fn decode_cg_value(kind: &CgKind, b: &[u8]) -> Result<CgValue, CodecError> {
+    let mut r = Reader(b);
+    if r.i16()? != 0 {
+        return Err(CodecError("unsupported consumer group record version"));
+    }
+    let v = match kind {
+        CgKind::Epoch | CgKind::TargetEpoch => CgValue::Epoch(r.i32()?),
+        CgKind::PartitionMetadata => {
+            // uuid + name + count + racks + tags: at least 23 bytes each.
+            let n = r.compact_len(23)?;
+            let mut topics = BTreeMap::new();
+            for _ in 0..n {
+                let id = r.uuid()?;
+                let name = r.compact_str()?;
+                let partitions = r.i32()?;
+                let racks = r.compact_len(3)?;
+                for _ in 0..racks {
+                    let _partition = r.i32()?;
+                    let nr = r.compact_len(1)?;
+                    for _ in 0..nr {
+                        r.compact_str()?;
+                    }
+                    r.skip_tags()?;
+                }
+                r.skip_tags()?;
+                topics.insert(id, (name, partitions));
+            }
+            CgValue::PartitionMetadata(topics)
+        }
+        CgKind::Member(_) => {
+            let instance_id = r.compact_opt_str()?;
+            let rack_id = r.compact_opt_str()?;
+            let client_id = r.compact_str()?;
+            let client_host = r.compact_str()?;
+            let n = r.compact_len(1)?;
+            let mut subscribed_topic_names = Vec::with_capacity(n);
+            for _ in 0..n {
+                subscribed_topic_names.push(r.compact_str()?);
+            }
+            CgValue::Member(CgMemberValue {
+                instance_id,
+                rack_id,
+                client_id,
+                client_host,
+                subscribed_topic_names,
+                subscribed_topic_regex: r.compact_opt_str()?,
+                rebalance_timeout_ms: r.i32()?,
+                server_assignor: r.compact_opt_str()?,
+            })
+        }
+        CgKind::Target(_) => CgValue::Target(r.assignment()?),
+        CgKind::Current(_) => CgValue::Current(CgCurrentValue {
+            member_epoch: r.i32()?,
+            previous_member_epoch: r.i32()?,
+            state: r.i8()?,
+            assigned: r.assignment()?,
+            pending_revocation: r.assignment()?,
+        }),
+    };
+    r.skip_tags()?;
+    Ok(v)
 }
 
 pub fn decode_offset(b: &[u8]) -> Result<OffsetValue, CodecError> {
@@ -290,5 +635,104 @@ mod tests {
         };
         assert_eq!(decode_group(&encode_group(&g)).expect("group"), g);
         assert!(decode_group(&[0, 3, 0]).is_err());
+    }
+
+    fn assignment(parts: &[(u128, &[i32])]) -> Assignment {
+        parts
+            .iter()
+            .map(|(t, ps)| (Uuid::from_u128(*t), ps.iter().copied().collect()))
+            .collect()
+    }
+
+    fn cg_roundtrip(kind: CgKind, v: CgValue) {
+        let k = Key::Consumer {
+            group: "grp".into(),
+            kind: kind.clone(),
+        };
+        assert_eq!(decode_key(&encode_key(&k)).expect("key"), k);
+        let bytes = encode_cg_value(&v);
+        assert_eq!(decode_cg_value(&kind, &bytes).expect("value"), v);
+        // Every strict prefix is refused, never misread.
+        for n in 0..bytes.len() {
+            assert!(decode_cg_value(&kind, &bytes[..n]).is_err(), "prefix {n}");
+        }
+    }
+
+    #[test]
+    fn consumer_group_roundtrips() {
+        cg_roundtrip(CgKind::Epoch, CgValue::Epoch(7));
+        cg_roundtrip(CgKind::TargetEpoch, CgValue::Epoch(6));
+        cg_roundtrip(
+            CgKind::PartitionMetadata,
+            CgValue::PartitionMetadata(
+                [(Uuid::from_u128(1), ("t".to_string(), 3))]
+                    .into_iter()
+                    .collect(),
+            ),
+        );
+        cg_roundtrip(
+            CgKind::Member("m-1".into()),
+            CgValue::Member(CgMemberValue {
+                instance_id: Some("i".into()),
+                rack_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                subscribed_topic_names: vec!["a".into(), "b".into()],
+                subscribed_topic_regex: Some("x.*".into()),
+                rebalance_timeout_ms: 300_000,
+                server_assignor: Some("range".into()),
+            }),
+        );
+        cg_roundtrip(
+            CgKind::Target("m-1".into()),
+            CgValue::Target(assignment(&[(1, &[0, 2]), (2, &[1])])),
+        );
+        cg_roundtrip(
+            CgKind::Current("m-1".into()),
+            CgValue::Current(CgCurrentValue {
+                member_epoch: 5,
+                previous_member_epoch: 4,
+                state: 1,
+                assigned: assignment(&[(1, &[0])]),
+                pending_revocation: assignment(&[(1, &[2])]),
+            }),
+        );
+    }
+
+    #[test]
+    fn consumer_group_bytes_match_kafka_layout() {
+        // ConsumerGroupMetadataKey: type 3, group "g"; value: version 0, epoch 5, no tags.
+        let k = encode_key(&Key::Consumer {
+            group: "g".into(),
+            kind: CgKind::Epoch,
+        });
+        assert_eq!(k, [0, 3, 0, 1, b'g']);
+        assert_eq!(encode_cg_value(&CgValue::Epoch(5)), [0, 0, 0, 0, 0, 5, 0]);
+        // Current assignment: epochs, state, one topic with partition 1, nothing pending.
+        let v = encode_cg_value(&CgValue::Current(CgCurrentValue {
+            member_epoch: 2,
+            previous_member_epoch: 1,
+            state: 0,
+            assigned: assignment(&[(9, &[1])]),
+            pending_revocation: Assignment::new(),
+        }));
+        let mut want = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 2];
+        want.extend_from_slice(Uuid::from_u128(9).as_bytes());
+        want.extend_from_slice(&[2, 0, 0, 0, 1, 0, 1, 0]);
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn consumer_group_values_skip_unknown_tags_and_refuse_bombs() {
+        // Kafka 4.1 writes MetadataHash as tagged field 0 of the group epoch value.
+        let v = [0, 0, 0, 0, 0, 9, 1, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        assert_eq!(
+            decode_cg_value(&CgKind::Epoch, &v).expect("tagged"),
+            CgValue::Epoch(9)
+        );
+        // A target assignment claiming 2^28 topics in a few bytes.
+        let bomb = [0, 0, 0x80, 0x80, 0x80, 0x80, 0x01];
+        assert!(decode_cg_value(&CgKind::Target("m".into()), &bomb).is_err());
+        assert!(decode_cg_value(&CgKind::Epoch, &[0, 1, 0, 0, 0, 1, 0]).is_err());
     }
 }

@@ -9,8 +9,15 @@
 //! released it. Members that stop heartbeating (session timeout) or do not revoke in time
 //! (rebalance timeout) are removed.
 //!
-//! Known gap: membership is kept in memory only; after a broker restart members get
-//! UNKNOWN_MEMBER_ID and rejoin (committed offsets are durable and survive).
+//! Durability: every change is tracked as it happens (see `Dirty`) and the coordinator drains
+//! it after each operation into Kafka's consumer-group records ([`records`]), appended to
+//! `__consumer_offsets` before the response; a heartbeat that changes nothing writes nothing.
+//! Replaying those records at start restores members, epochs and assignments, so members carry
+//! on with their epochs after a restart; their session timeouts start again at load.
+//! The group's server assignor is the one most members ask for (Kafka's rule), so it is
+//! derived from the persisted members rather than stored.
+
+mod records;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -43,6 +50,8 @@ pub struct ConsumerMember {
     pub rebalance_timeout_ms: i32,
     pub subscribed_names: Vec<String>,
     pub subscribed_regex: Option<String>,
+    /// The assignor this member asked for (None: the group's default).
+    pub server_assignor: Option<String>,
     pub epoch: i32,
     previous_epoch: i32,
     pub assigned: Assignment,
@@ -59,8 +68,27 @@ pub struct ConsumerGroup {
     pub assignor: String,
     pub members: BTreeMap<String, ConsumerMember>,
     pub target: BTreeMap<String, Assignment>,
-    /// Partition counts of the subscribed topics at the last epoch bump.
-    subscribed_metadata: BTreeMap<Uuid, i32>,
+    /// Names and partition counts of the subscribed topics at the last epoch bump.
+    subscribed_metadata: BTreeMap<Uuid, (String, i32)>,
+    /// Changes not yet turned into records.
+    dirty: Dirty,
+}
+
+/// What changed since the coordinator last drained the group's records. The two epochs are
+/// compared with their last persisted values instead of being flagged.
+#[derive(Default)]
+struct Dirty {
+    persisted_group_epoch: i32,
+    persisted_assignment_epoch: i32,
+    metadata: bool,
+    /// Members whose subscription record (5) changed.
+    members: BTreeSet<String>,
+    /// Members whose current-assignment record (8) changed.
+    current: BTreeSet<String>,
+    /// Members whose target assignment (7) changed or went away.
+    targets: BTreeSet<String>,
+    /// Members removed from the group (tombstones 8, 7, 5).
+    removed: BTreeSet<String>,
 }
 
 pub struct HeartbeatRequest {
@@ -102,7 +130,47 @@ impl ConsumerGroup {
             members: BTreeMap::new(),
             target: BTreeMap::new(),
             subscribed_metadata: BTreeMap::new(),
+            dirty: Dirty::default(),
         }
+    }
+
+    fn bump_epoch(&mut self) {
+        self.group_epoch += 1;
+    }
+
+    /// Removes a member and its target assignment, remembering to write their tombstones.
+    fn remove_member(&mut self, id: &str) -> bool {
+        let known = self.members.remove(id).is_some();
+        if known {
+            self.target.remove(id);
+            self.dirty.removed.insert(id.to_string());
+            self.dirty.members.remove(id);
+            self.dirty.current.remove(id);
+            self.dirty.targets.remove(id);
+        }
+        known
+    }
+
+    /// Kafka's rule: the assignor most members ask for (ties: the first in [`assignor::ASSIGNORS`]),
+    /// the default when nobody asks.
+    fn preferred_assignor(&self) -> &'static str {
+        let mut counts = [0usize; assignor::ASSIGNORS.len()];
+        for m in self.members.values() {
+            if let Some(i) = m
+                .server_assignor
+                .as_deref()
+                .and_then(|a| assignor::ASSIGNORS.iter().position(|x| *x == a))
+            {
+                counts[i] += 1;
+            }
+        }
+        let mut best = 0;
+        for (i, c) in counts.iter().enumerate() {
+            if *c > counts[best] {
+                best = i;
+            }
+        }
+        assignor::ASSIGNORS[best]
     }
 
     /// Kafka's consumer-group state names.
@@ -147,9 +215,8 @@ impl ConsumerGroup {
         let session = Duration::from_millis(limits.session_timeout_ms);
         if req.member_epoch < 0 {
             // -1: leave; -2: a static member leaving temporarily (treated as a leave).
-            if self.members.remove(&req.member_id).is_some() {
-                self.target.remove(&req.member_id);
-                self.group_epoch += 1;
+            if self.remove_member(&req.member_id) {
+                self.bump_epoch();
             }
             return Ok(HeartbeatResponse {
                 member_id: req.member_id,
@@ -191,12 +258,12 @@ impl ConsumerGroup {
                     .map(|m| m.id.clone())
                     .collect();
                 for o in old {
-                    self.members.remove(&o);
-                    self.target.remove(&o);
+                    self.remove_member(&o);
                 }
             }
             // A (re)join starts from nothing.
             self.members.remove(&id);
+            self.dirty.removed.remove(&id);
             self.members.insert(
                 id.clone(),
                 ConsumerMember {
@@ -212,6 +279,7 @@ impl ConsumerGroup {
                     },
                     subscribed_names: Vec::new(),
                     subscribed_regex: None,
+                    server_assignor: None,
                     epoch: 0,
                     previous_epoch: 0,
                     assigned: Assignment::new(),
@@ -221,7 +289,9 @@ impl ConsumerGroup {
                     last_sent: None,
                 },
             );
-            self.group_epoch += 1;
+            self.dirty.members.insert(id.clone());
+            self.dirty.current.insert(id.clone());
+            self.bump_epoch();
             id
         } else {
             let Some(m) = self.members.get(&req.member_id) else {
@@ -239,6 +309,7 @@ impl ConsumerGroup {
             }
             req.member_id.clone()
         };
+        let before = self.member_records_of(&id);
         let m = self.members.get_mut(&id).expect("member present");
         m.session_deadline = now + session;
         // -1 (and every null field) means "unchanged" after the join.
@@ -270,20 +341,29 @@ impl ConsumerGroup {
                 m.revocation_deadline = None;
             }
         }
-        if let Some(a) = req.server_assignor {
-            if a != self.assignor {
-                self.assignor = a;
-                changed = true;
-            }
+        if req.server_assignor.is_some() {
+            m.server_assignor = req.server_assignor;
+        }
+        let preferred = self.preferred_assignor();
+        if preferred != self.assignor {
+            self.assignor = preferred.to_string();
+            changed = true;
         }
         if changed {
-            self.group_epoch += 1;
+            self.bump_epoch();
         }
         self.refresh_metadata(topics);
         if self.assignment_epoch < self.group_epoch {
             self.compute_target(topics);
         }
         self.reconcile(&id, now);
+        let after = self.member_records_of(&id);
+        if before.as_ref().map(|b| &b.0) != after.as_ref().map(|a| &a.0) {
+            self.dirty.members.insert(id.clone());
+        }
+        if before.as_ref().map(|b| &b.1) != after.as_ref().map(|a| &a.1) {
+            self.dirty.current.insert(id.clone());
+        }
         let m = self.members.get_mut(&id).expect("member present");
         let assignment = if m.last_sent.as_ref() != Some(&m.assigned) || req.member_epoch == 0 {
             m.last_sent = Some(m.assigned.clone());
@@ -325,15 +405,16 @@ impl ConsumerGroup {
     fn refresh_metadata(&mut self, topics: &TopicsView) {
         let subs = self.subscriptions(topics);
         let all: BTreeSet<Uuid> = subs.values().flatten().copied().collect();
-        let meta: BTreeMap<Uuid, i32> = topics
+        let meta: BTreeMap<Uuid, (String, i32)> = topics
             .by_name
-            .values()
-            .filter(|(id, _)| all.contains(id))
-            .map(|(id, n)| (*id, *n))
+            .iter()
+            .filter(|(_, (id, _))| all.contains(id))
+            .map(|(name, (id, n))| (*id, (name.clone(), *n)))
             .collect();
         if meta != self.subscribed_metadata {
             self.subscribed_metadata = meta;
-            self.group_epoch += 1;
+            self.dirty.metadata = true;
+            self.bump_epoch();
         }
     }
 
@@ -348,7 +429,18 @@ impl ConsumerGroup {
                 current: &m.assigned,
             })
             .collect();
-        self.target = assignor::assign(&self.assignor, &specs, &self.subscribed_metadata);
+        let partitions: BTreeMap<Uuid, i32> = self
+            .subscribed_metadata
+            .iter()
+            .map(|(id, (_, n))| (*id, *n))
+            .collect();
+        let target = assignor::assign(&self.assignor, &specs, &partitions);
+        for id in self.target.keys().chain(target.keys()) {
+            if self.target.get(id) != target.get(id) {
+                self.dirty.targets.insert(id.clone());
+            }
+        }
+        self.target = target;
         self.assignment_epoch = self.group_epoch;
     }
 
@@ -398,11 +490,10 @@ impl ConsumerGroup {
             .collect();
         for id in &gone {
             tracing::info!(member = %id, "consumer group member expired");
-            self.members.remove(id);
-            self.target.remove(id);
+            self.remove_member(id);
         }
         if !gone.is_empty() {
-            self.group_epoch += 1;
+            self.bump_epoch();
         }
         !gone.is_empty()
     }
@@ -553,5 +644,126 @@ mod tests {
             g.heartbeat(bad, &topics(), &limits, t0).err().map(|e| e.0),
             Some(WireError::UnsupportedAssignor.code())
         );
+    }
+
+    /// Replays records (through their encoded bytes) into a fresh group, as a restart does.
+    fn replayed(records: &[crate::coordinator::codec::CgRecord], now: Instant) -> ConsumerGroup {
+        use crate::coordinator::codec::{decode_cg_value, decode_key, Key};
+        let mut g = ConsumerGroup::new();
+        for (k, v) in records {
+            let Key::Consumer { group, kind } = decode_key(k).expect("key") else {
+                panic!("not a consumer group key");
+            };
+            assert_eq!(group, "grp");
+            let v = v
+                .as_ref()
+                .map(|v| decode_cg_value(&kind, v).expect("value"));
+            g.replay(kind, v, now);
+        }
+        g.finish_load(now, 45_000);
+        g
+    }
+
+    #[test]
+    fn records_replay_to_the_same_group_and_idle_heartbeats_write_nothing() {
+        let limits = ConsumerLimits {
+            session_timeout_ms: 45_000,
+            max_size: 10,
+        };
+        let t0 = Instant::now();
+        let mut g = ConsumerGroup::new();
+        let mut log = Vec::new();
+        let a = g
+            .heartbeat(hb("a", 0, None), &topics(), &limits, t0)
+            .expect("join a");
+        log.extend(g.take_records("grp"));
+        let mut b_join = hb("b", 0, None);
+        b_join.server_assignor = Some("range".into());
+        let b = g.heartbeat(b_join, &topics(), &limits, t0).expect("join b");
+        log.extend(g.take_records("grp"));
+        // a revokes, acks, b picks up the released partitions.
+        let a2 = g
+            .heartbeat(
+                hb("a", a.member_epoch, a.assignment),
+                &topics(),
+                &limits,
+                t0,
+            )
+            .expect("hb a");
+        log.extend(g.take_records("grp"));
+        let a3 = g
+            .heartbeat(
+                hb("a", a2.member_epoch, a2.assignment),
+                &topics(),
+                &limits,
+                t0,
+            )
+            .expect("ack a");
+        log.extend(g.take_records("grp"));
+        let b2 = g
+            .heartbeat(
+                hb("b", b.member_epoch, Some(Assignment::new())),
+                &topics(),
+                &limits,
+                t0,
+            )
+            .expect("hb b");
+        log.extend(g.take_records("grp"));
+        assert_eq!(g.state(), "Stable");
+        assert_eq!(g.assignor, "range", "the only assignor asked for");
+        // Plain heartbeats that change nothing produce no records.
+        g.heartbeat(hb("a", a3.member_epoch, None), &topics(), &limits, t0)
+            .expect("idle a");
+        assert!(
+            g.take_records("grp").is_empty(),
+            "idle heartbeat wrote records"
+        );
+
+        let t1 = t0 + Duration::from_secs(100);
+        let mut r = replayed(&log, t1);
+        assert_eq!(
+            (r.group_epoch, r.assignment_epoch, r.assignor.as_str()),
+            (g.group_epoch, g.assignment_epoch, "range")
+        );
+        assert_eq!(r.target, g.target);
+        assert_eq!(r.subscribed_metadata, g.subscribed_metadata);
+        for (id, m) in &g.members {
+            let l = &r.members[id];
+            assert_eq!(
+                (l.epoch, l.previous_epoch, &l.assigned, &l.subscribed_names),
+                (m.epoch, m.previous_epoch, &m.assigned, &m.subscribed_names),
+                "member {id}"
+            );
+        }
+        assert_eq!(r.state(), "Stable");
+        // Sessions were re-armed at load: nobody expires before the timeout.
+        assert!(!r.tick(t1 + Duration::from_secs(44)));
+        // Both carry on with their epochs, nothing to write, assignments unchanged.
+        let ra = r
+            .heartbeat(hb("a", a3.member_epoch, None), &topics(), &limits, t1)
+            .expect("a after restart");
+        assert_eq!(ra.member_epoch, a3.member_epoch);
+        let rb = r
+            .heartbeat(hb("b", b2.member_epoch, None), &topics(), &limits, t1)
+            .expect("b after restart");
+        assert_eq!(rb.member_epoch, b2.member_epoch);
+        assert_eq!(rb.assignment, b2.assignment);
+        assert!(r.take_records("grp").is_empty());
+
+        // b leaves: tombstones; replaying everything drops it and keeps a.
+        r.heartbeat(hb("b", -1, None), &topics(), &limits, t1)
+            .expect("leave");
+        let leave = r.take_records("grp");
+        assert!(leave.iter().filter(|(_, v)| v.is_none()).count() >= 3);
+        log.extend(leave);
+        let r2 = replayed(&log, t1);
+        assert_eq!(r2.members.keys().collect::<Vec<_>>(), ["a"]);
+        assert!(!r2.target.contains_key("b"));
+        assert_eq!(r2.group_epoch, r.group_epoch);
+        // The group's deletion tombstones leave nothing behind.
+        let mut all = log.clone();
+        all.extend(r2.tombstones("grp"));
+        let r3 = replayed(&all, t1);
+        assert!(r3.members.is_empty() && r3.target.is_empty());
     }
 }

@@ -201,6 +201,32 @@ impl Group {
         self.members.is_empty()
     }
 
+    /// Forgets the classic protocol state (its metadata was deleted, or the empty group changed
+    /// type); offsets and pending transactional offsets stay.
+    pub fn reset_classic(&mut self) {
+        self.members.clear();
+        self.set_state(GroupState::Empty);
+        self.protocol_type = None;
+        self.protocol = None;
+        self.generation = 0;
+        self.leader = None;
+        self.pending.clear();
+        self.static_members.clear();
+        self.rebalance_deadline = None;
+        self.join_not_before = None;
+        self.sync_deadline = None;
+    }
+
+    /// Nothing left worth keeping: no members, metadata, offsets or consumer group.
+    pub fn is_vacant(&self) -> bool {
+        self.members.is_empty()
+            && self.generation == 0
+            && self.protocol_type.is_none()
+            && self.offsets.is_empty()
+            && self.pending_txn.is_empty()
+            && self.consumer.is_none()
+    }
+
     /// Applies (commit) or drops (abort) a producer's transactional offsets.
     pub fn settle_txn(&mut self, producer_id: i64, commit: bool) {
         if let Some(offsets) = self.pending_txn.remove(&producer_id) {

@@ -5,7 +5,13 @@
 //! in `__consumer_offsets` ([`codec`], Kafka's own layout), partitioned by the group id's Java
 //! hash like Kafka, created on first use. Operations apply to memory under the group's lock and
 //! append their record in the same critical section, so memory order is log order; callers
-//! that must not answer before durability (OffsetCommit) wait for the fsync of that append.
+//! that must not answer before durability (OffsetCommit, ConsumerGroupHeartbeat) wait for the
+//! fsync of that append.
+//!
+//! KIP-848 groups live in the same [`Group`] entry as the classic state and the offsets
+//! (`Group::consumer`); their records (key types 3-8) are drained from the group after each
+//! operation. An empty group changes type when the other protocol arrives (Kafka 4.x): the old
+//! type's tombstones are written first, and committed offsets stay.
 
 pub mod assignor;
 pub mod codec;
@@ -22,7 +28,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
-use crate::coordinator::codec::{Key, OffsetValue};
+use crate::coordinator::codec::{CgKind, Key, OffsetValue};
 use crate::coordinator::group::{
     Group, GroupState, JoinOutcome, JoinRequest, JoinResult, Limits, SyncOutcome, SyncResult,
 };
@@ -173,16 +179,29 @@ impl GroupCoordinator {
                                     }
                                 }
                             }
-                            Key::Group { group } => {
-                                match rec.value.and_then(|v| codec::decode_group(v).ok()) {
-                                    Some(v) => groups
+                            Key::Group { group } => match rec.value {
+                                Some(v) => match codec::decode_group(v) {
+                                    Ok(v) => groups
                                         .entry(group.clone())
                                         .or_insert_with(|| Group::new(&group))
                                         .load(v, now),
-                                    None => {
-                                        groups.remove(&group);
+                                    Err(e) => {
+                                        tracing::warn!(%group, error = %e, "skipping group record")
+                                    }
+                                },
+                                None => {
+                                    // The classic metadata goes; offsets stay (an empty classic
+                                    // group converted to a consumer group keeps them).
+                                    if let Some(g) = groups.get_mut(&group) {
+                                        g.reset_classic();
+                                        if g.is_vacant() {
+                                            groups.remove(&group);
+                                        }
                                     }
                                 }
+                            },
+                            Key::Consumer { group, kind } => {
+                                replay_consumer(&mut groups, group, kind, rec.value, now);
                             }
                         }
                     });
@@ -190,6 +209,11 @@ impl GroupCoordinator {
                         tracing::warn!(log = log.name(), error = %e, "skipping unreadable __consumer_offsets batch");
                     }
                 }
+            }
+        }
+        for g in groups.values_mut() {
+            if let Some(c) = g.consumer.as_mut() {
+                c.finish_load(now, self.config.consumer_session_timeout_ms);
             }
         }
         tracing::info!(groups = groups.len(), "group coordinator loaded");
@@ -271,9 +295,14 @@ impl GroupCoordinator {
     }
 
     fn get_or_create(&self, id: &str) -> Result<Arc<Mutex<Group>>, i16> {
+        self.get_or_create_flagged(id).map(|(g, _)| g)
+    }
+
+    /// [`Self::get_or_create`], also telling whether the group was created by this call.
+    fn get_or_create_flagged(&self, id: &str) -> Result<(Arc<Mutex<Group>>, bool), i16> {
         let mut map = self.groups.lock();
         if let Some(g) = map.get(id) {
-            return Ok(g.clone());
+            return Ok((g.clone(), false));
         }
         // Bound the number of groups a client can create.
         if map.len() >= 1_000_000 {
@@ -281,7 +310,7 @@ impl GroupCoordinator {
         }
         let g = Arc::new(Mutex::new(Group::new(id)));
         map.insert(id.to_string(), g.clone());
-        Ok(g)
+        Ok((g, true))
     }
 
     fn log_for(&self, group: &str) -> Option<Arc<PartitionLog>> {
@@ -325,6 +354,15 @@ impl GroupCoordinator {
         }
     }
 
+    /// Appends the records a KIP-848 group's last operation produced, if any.
+    fn persist_consumer(&self, g: &mut Group) -> Result<Pending, LogError> {
+        let Some(c) = g.consumer.as_mut() else {
+            return Ok(None);
+        };
+        let records = c.take_records(&g.id);
+        self.append(&g.id, &records)
+    }
+
     pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
         let member = req.member_id.clone();
         let g = if member.is_empty() {
@@ -338,13 +376,43 @@ impl GroupCoordinator {
                 None => return JoinResult::error(WireError::UnknownMemberId.code(), &member),
             }
         };
-        let outcome = {
+        let (outcome, converted) = {
             let mut g = g.lock();
+            // Kafka 4.x: an empty consumer group becomes a classic group on JoinGroup (its
+            // tombstones first; offsets stay). A non-empty one answers
+            // INCONSISTENT_GROUP_PROTOCOL from `Group::join` (no online migration).
+            let mut converted = None;
+            if g.state != GroupState::Dead
+                && g.consumer.as_ref().is_some_and(|c| c.members.is_empty())
+            {
+                let records = g
+                    .consumer
+                    .as_ref()
+                    .map(|c| c.tombstones(group_id))
+                    .unwrap_or_default();
+                match self.append(group_id, &records) {
+                    Ok(p) => converted = p,
+                    Err(e) => {
+                        return JoinResult::error(storage_code(&e), &member);
+                    }
+                }
+                tracing::info!(
+                    group = group_id,
+                    "converted the empty consumer group to a classic group"
+                );
+                g.consumer = None;
+                g.reset_classic();
+            }
             let before = (g.generation, g.state);
             let o = g.join(req, &self.limits, Instant::now());
             self.persist_if_settled(&g, before);
-            o
+            (o, converted)
         };
+        if let Some((log, end)) = converted {
+            if let Err(e) = log.flush_to(end).await {
+                tracing::warn!(group = group_id, error = %e, "group conversion not durable");
+            }
+        }
         match outcome {
             JoinOutcome::Now(r) => r,
             JoinOutcome::Wait(rx) => rx
@@ -516,22 +584,26 @@ impl GroupCoordinator {
         }
     }
 
-    /// ConsumerGroupHeartbeat (KIP-848).
+    /// ConsumerGroupHeartbeat (KIP-848). The response must wait for the returned durability
+    /// point: it carries epochs and assignments the records made durable.
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
         req: consumer_group::HeartbeatRequest,
         topics: &consumer_group::TopicsView,
-    ) -> Result<consumer_group::HeartbeatResponse, consumer_group::HeartbeatError> {
-        let g = self
-            .get_or_create(group_id)
+    ) -> Result<(consumer_group::HeartbeatResponse, Pending), consumer_group::HeartbeatError> {
+        let (g, created) = self
+            .get_or_create_flagged(group_id)
             .map_err(|c| (c, "too many groups".to_string()))?;
         let mut g = g.lock();
-        if g.consumer.is_none() {
+        // Kafka 4.x: an empty classic group (e.g. only committed offsets) becomes a consumer
+        // group; a non-empty one is not a consumer group (no online migration).
+        let converting = g.consumer.is_none();
+        if converting {
             if !g.is_empty() || g.state == GroupState::Dead {
                 return Err((
                     WireError::GroupIdNotFound.code(),
-                    format!("Group {group_id} is not a consumer group."),
+                    format!("Group {group_id} is not a consumer group"),
                 ));
             }
             g.consumer = Some(consumer_group::ConsumerGroup::new());
@@ -541,7 +613,46 @@ impl GroupCoordinator {
             max_size: self.config.consumer_max_size,
         };
         let c = g.consumer.as_mut().expect("consumer group");
-        c.heartbeat(req, topics, &limits, Instant::now())
+        let resp = match c.heartbeat(req, topics, &limits, Instant::now()) {
+            Ok(r) => r,
+            Err(e) => {
+                if converting {
+                    // Nothing was created: the group stays what it was.
+                    g.consumer = None;
+                }
+                return Err(e);
+            }
+        };
+        let mut records = Vec::new();
+        if converting {
+            if !created {
+                records.push((
+                    codec::encode_key(&Key::Group {
+                        group: group_id.to_string(),
+                    }),
+                    None,
+                ));
+                tracing::info!(
+                    group = group_id,
+                    "converted the empty classic group to a consumer group"
+                );
+            }
+            g.reset_classic();
+        }
+        let c = g.consumer.as_mut().expect("consumer group");
+        records.extend(c.take_records(group_id));
+        match self.append(group_id, &records) {
+            Ok(pending) => Ok((resp, pending)),
+            Err(e) => {
+                storage_code(&e);
+                // Kafka answers NOT_COORDINATOR when its write fails, so the client looks the
+                // coordinator up again and retries.
+                Err((
+                    WireError::NotCoordinator.code(),
+                    "The group coordinator could not persist the heartbeat.".into(),
+                ))
+            }
+        }
     }
 
     /// Runs `f` on a KIP-848 group, or returns None when the group is not one.
@@ -656,12 +767,15 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        records.push((
-            codec::encode_key(&Key::Group {
-                group: group_id.to_string(),
-            }),
-            None,
-        ));
+        match &g.consumer {
+            Some(c) => records.extend(c.tombstones(group_id)),
+            None => records.push((
+                codec::encode_key(&Key::Group {
+                    group: group_id.to_string(),
+                }),
+                None,
+            )),
+        }
         let pending = self
             .append(group_id, &records)
             .map_err(|e| storage_code(&e))?;
@@ -731,8 +845,10 @@ impl GroupCoordinator {
             let retention_due = now.duration_since(last_retention) >= Duration::from_secs(60);
             for g in groups {
                 let mut g = g.lock();
-                if let Some(c) = g.consumer.as_mut() {
-                    c.tick(now);
+                if g.consumer.as_mut().is_some_and(|c| c.tick(now)) {
+                    if let Err(e) = self.persist_consumer(&mut g) {
+                        tracing::warn!(group = %g.id, error = %e, "could not persist expired members");
+                    }
                 }
                 let before = (g.generation, g.state);
                 if g.tick(now, &self.limits) {
@@ -778,6 +894,44 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// Replays one KIP-848 record into the group it belongs to; the group-epoch tombstone deletes
+/// the consumer group (and the entry, unless offsets remain).
+fn replay_consumer(
+    groups: &mut HashMap<String, Group>,
+    group: String,
+    kind: CgKind,
+    value: Option<&[u8]>,
+    now: Instant,
+) {
+    let value = match value.map(|v| codec::decode_cg_value(&kind, v)) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            tracing::warn!(%group, ?kind, error = %e, "skipping consumer group record");
+            return;
+        }
+    };
+    if value.is_none() && kind == CgKind::Epoch {
+        if let Some(g) = groups.get_mut(&group) {
+            g.consumer = None;
+            if g.is_vacant() {
+                groups.remove(&group);
+            }
+        }
+        return;
+    }
+    if value.is_none() && groups.get(&group).is_none_or(|g| g.consumer.is_none()) {
+        // A tombstone for a group that is not (or no longer) a consumer group.
+        return;
+    }
+    let g = groups
+        .entry(group.clone())
+        .or_insert_with(|| Group::new(&group));
+    g.consumer
+        .get_or_insert_with(consumer_group::ConsumerGroup::new)
+        .replay(kind, value, now);
 }
 
 /// Appending to our own internal topic fails only for storage reasons (poisoned log, I/O).

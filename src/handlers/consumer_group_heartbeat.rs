@@ -4,7 +4,10 @@
 //! broker computes (`uniform` or `range` server assignor). v0: the broker generates the member
 //! id on join; v1: the client does. The response carries the member epoch and, when it changed,
 //! the member's assignment; partitions are revoked before they move (see coordinator).
-//! A non-empty classic group of the same id answers GROUP_ID_NOT_FOUND (no online migration).
+//! The response is sent after the fsync of the records its changes wrote (membership, epochs,
+//! assignments survive a restart). An empty classic group of the same id (e.g. one with only
+//! committed offsets) becomes a consumer group, keeping its offsets; a non-empty one answers
+//! GROUP_ID_NOT_FOUND (no online migration).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::consumer_group::{HeartbeatRequest, TopicsView};
 use crate::handlers::{ApiSpec, Reply, RequestContext};
-use crate::protocol::{ProtocolError, WireError};
+use crate::protocol::{encode_body, ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ConsumerGroupHeartbeat, min: 0, max: 1 };
 
@@ -58,8 +61,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         client_host: format!("/{}", ctx.peer.ip()),
         generate_id: ctx.version == 0,
     };
-    match coordinator.consumer_heartbeat(&group, hb, &topics_view(&ctx.broker)) {
-        Ok(r) => {
+    let pending = match coordinator.consumer_heartbeat(&group, hb, &topics_view(&ctx.broker)) {
+        Ok((r, pending)) => {
             resp.member_id = Some(StrBytes::from_string(r.member_id));
             resp.member_epoch = r.member_epoch;
             resp.heartbeat_interval_ms = coordinator.config.consumer_heartbeat_interval_ms;
@@ -68,12 +71,26 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     a.into_iter().map(|(t, ps)| TopicPartitions::default().with_topic_id(t).with_partitions(ps.into_iter().collect())).collect(),
                 )
             });
+            pending
         }
         Err((code, msg)) => {
             resp.error_code = code;
             resp.error_message = Some(StrBytes::from_string(msg));
             resp.member_id = Some(req.member_id.clone());
+            None
         }
-    }
-    ctx.reply(&resp)
+    };
+    let Some((log, end)) = pending else { return ctx.reply(&resp) };
+    // The epochs and assignment in the response must survive a restart: answer after the fsync.
+    let version = ctx.version;
+    Ok(Reply::Later(Box::pin(async move {
+        if log.flush_to(end).await.is_err() {
+            resp = ConsumerGroupHeartbeatResponse::default()
+                .with_member_epoch(-1)
+                .with_member_id(resp.member_id)
+                .with_error_code(WireError::NotCoordinator.code())
+                .with_error_message(Some(StrBytes::from_static_str("The group coordinator could not persist the heartbeat.")));
+        }
+        encode_body(&resp, version)
+    })))
 }
