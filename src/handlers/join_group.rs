@@ -5,6 +5,9 @@
 //! assignment when they come back. The response waits until the group's join phase completes
 //! (all members rejoined, or the rebalance timeout). The leader gets every member's metadata;
 //! the broker never interprets it, so any client-side assignor works.
+//! An empty KIP-848 consumer group of the same id becomes a classic group (its records are
+//! tombstoned, offsets stay), as in Kafka 4.x; a non-empty one answers
+//! INCONSISTENT_GROUP_PROTOCOL (no online migration).
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
