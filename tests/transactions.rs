@@ -1,14 +1,24 @@
 //! Transactions with a real client (librdkafka): commit/abort visibility for read_committed
 //! and read_uncommitted consumers, a transaction abandoned past its timeout is aborted by the
 //! broker, and a consume-transform-produce loop that dies mid-transaction and restarts produces
-//! every input exactly once.
+//! every input exactly once. `transactional.id.expiration.ms`: an idle id disappears (durably,
+//! across a restart), its old producer gets INVALID_PRODUCER_ID_MAPPING and InitProducerId
+//! starts it afresh; an id with an open transaction stays.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{wait_for, TestBroker};
+use common::{wait_for, RawClient, TestBroker};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, DescribeTransactionsRequest,
+    DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
+    TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -220,4 +230,197 @@ fn consume_transform_produce_is_exactly_once_across_a_crash() {
         m
     });
     assert!(counts.values().all(|c| *c == 1));
+}
+
+/// Expiry settings for the tests below: ids idle for 2 s go, checked twice a second.
+const FAST_EXPIRY: &[&str] = &[
+    "transactional.id.expiration.ms=2000",
+    "transaction.remove.expired.transaction.cleanup.interval.ms=500",
+];
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+
+fn txn_id(id: &str) -> TransactionalId {
+    TransactionalId(StrBytes::from_string(id.to_string()))
+}
+
+/// (producer id, state) of every transactional id ListTransactions reports.
+fn list_transactions(b: &TestBroker) -> BTreeMap<String, (i64, String)> {
+    let r: ListTransactionsResponse = RawClient::connect(b.port).call(
+        ApiKey::ListTransactions,
+        0,
+        &ListTransactionsRequest::default(),
+    );
+    assert_eq!(r.error_code, 0);
+    r.transaction_states
+        .into_iter()
+        .map(|t| {
+            (
+                t.transactional_id.0.to_string(),
+                (t.producer_id.0, t.transaction_state.to_string()),
+            )
+        })
+        .collect()
+}
+
+/// DescribeTransactions of one id: (error code, producer id, epoch, state).
+fn describe_transaction(b: &TestBroker, id: &str) -> (i16, i64, i16, String) {
+    let r: DescribeTransactionsResponse = RawClient::connect(b.port).call(
+        ApiKey::DescribeTransactions,
+        0,
+        &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id(id)]),
+    );
+    assert_eq!(r.transaction_states.len(), 1);
+    let t = &r.transaction_states[0];
+    (
+        t.error_code,
+        t.producer_id.0,
+        t.producer_epoch,
+        t.transaction_state.to_string(),
+    )
+}
+
+fn init_producer_id(b: &TestBroker, id: &str) -> (i64, i16) {
+    let r: InitProducerIdResponse = RawClient::connect(b.port).call(
+        ApiKey::InitProducerId,
+        1,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id(id)))
+            .with_transaction_timeout_ms(60_000),
+    );
+    assert_eq!(r.error_code, 0, "InitProducerId {id}");
+    (r.producer_id.0, r.producer_epoch)
+}
+
+fn add_partition(b: &TestBroker, id: &str, pid: i64, epoch: i16, topic: &str) -> i16 {
+    let r: AddPartitionsToTxnResponse = RawClient::connect(b.port).call(
+        ApiKey::AddPartitionsToTxn,
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(txn_id(id))
+            .with_v3_and_below_producer_id(ProducerId(pid))
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![0])]),
+    );
+    let codes: Vec<i16> = r
+        .results_by_topic_v3_and_below
+        .iter()
+        .flat_map(|t| {
+            t.results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
+        })
+        .collect();
+    assert_eq!(codes.len(), 1, "{r:?}");
+    codes[0]
+}
+
+fn end_txn(b: &TestBroker, id: &str, pid: i64, epoch: i16) -> i16 {
+    let r: EndTxnResponse = RawClient::connect(b.port).call(
+        ApiKey::EndTxn,
+        3,
+        &EndTxnRequest::default()
+            .with_transactional_id(txn_id(id))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(true),
+    );
+    r.error_code
+}
+
+#[test]
+fn idle_transactional_id_expires_and_stays_gone_across_a_restart() {
+    let mut b = TestBroker::start(FAST_EXPIRY);
+    create_topic(&b, "exp", 1);
+    let p = txn_producer(&b, "t-exp", "60000");
+    p.begin_transaction().expect("begin");
+    send(&p, "exp", 0, "committed");
+    p.commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+    drop(p);
+    let (code, pid, epoch, state) = describe_transaction(&b, "t-exp");
+    assert_eq!((code, state.as_str()), (0, "CompleteCommit"));
+    assert_eq!(list_transactions(&b).get("t-exp").map(|t| t.0), Some(pid));
+
+    wait_for(
+        Duration::from_secs(20),
+        "t-exp to leave ListTransactions",
+        || (!list_transactions(&b).contains_key("t-exp")).then_some(()),
+    );
+    assert_eq!(
+        describe_transaction(&b, "t-exp").0,
+        TRANSACTIONAL_ID_NOT_FOUND
+    );
+    // The old producer is unknown to the coordinator now.
+    assert_eq!(
+        add_partition(&b, "t-exp", pid, epoch, "exp"),
+        INVALID_PRODUCER_ID_MAPPING
+    );
+    assert_eq!(
+        end_txn(&b, "t-exp", pid, epoch),
+        INVALID_PRODUCER_ID_MAPPING
+    );
+
+    // Replay applies the tombstone (durable before the id left memory: kill -9, no clean
+    // shutdown): still gone after a restart, and InitProducerId starts the id afresh (a bump
+    // of the old producer would keep its id with epoch + 1).
+    b.kill9();
+    b.restart();
+    assert!(!list_transactions(&b).contains_key("t-exp"));
+    assert_eq!(
+        describe_transaction(&b, "t-exp").0,
+        TRANSACTIONAL_ID_NOT_FOUND
+    );
+    let (pid2, epoch2) = init_producer_id(&b, "t-exp");
+    assert_ne!(pid2, pid, "a new producer id after expiry");
+    assert_eq!(epoch2, 0);
+    assert_eq!(
+        list_transactions(&b).get("t-exp"),
+        Some(&(pid2, "Empty".to_string()))
+    );
+    assert!(b.log().contains("transactional id expired"));
+}
+
+#[test]
+fn transactional_id_with_an_open_transaction_does_not_expire() {
+    let b = TestBroker::start(FAST_EXPIRY);
+    create_topic(&b, "open", 1);
+    let p = txn_producer(&b, "t-open", "60000");
+    p.begin_transaction().expect("begin");
+    send(&p, "open", 0, "pending");
+    p.flush(Duration::from_secs(30)).expect("flush");
+    assert_eq!(describe_transaction(&b, "t-open").3, "Ongoing");
+    // An idle id registered now expires after 2 s: once it is gone, expiry has run past the
+    // open transaction's last update too.
+    let (idle_pid, idle_epoch) = init_producer_id(&b, "t-idle");
+    wait_for(Duration::from_secs(20), "t-idle to expire", || {
+        (!list_transactions(&b).contains_key("t-idle")).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500)); // three more expiry runs
+    let (code, _, _, state) = describe_transaction(&b, "t-open");
+    assert_eq!(
+        (code, state.as_str()),
+        (0, "Ongoing"),
+        "open transaction kept"
+    );
+    assert!(list_transactions(&b).contains_key("t-open"));
+    // The producer still owns its transaction and commits it.
+    p.commit_transaction(Duration::from_secs(30))
+        .expect("commit after the expiry window");
+    assert_eq!(
+        read(&b, "open", 1, "read_committed"),
+        vec!["pending".to_string()]
+    );
+    // Complete now, it goes the way of idle ids.
+    wait_for(
+        Duration::from_secs(20),
+        "t-open to expire once complete",
+        || (!list_transactions(&b).contains_key("t-open")).then_some(()),
+    );
+    assert_eq!(
+        add_partition(&b, "t-idle", idle_pid, idle_epoch, "open"),
+        INVALID_PRODUCER_ID_MAPPING
+    );
 }

@@ -263,6 +263,12 @@ impl BrokerConfig {
             "transaction.state.log.num.partitions" => {
                 self.txns.partitions = parse_num(key, v, 1, 1000)? as i32
             }
+            "transactional.id.expiration.ms" => {
+                self.txns.id_expiration_ms = parse_num(key, v, 1, i32::MAX as i64)?
+            }
+            "transaction.remove.expired.transaction.cleanup.interval.ms" => {
+                self.txns.remove_expired_interval_ms = parse_num(key, v, 1, i32::MAX as i64)? as u64
+            }
             "group.max.size" => {
                 self.groups.max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
             }
@@ -372,6 +378,8 @@ impl Default for BrokerConfig {
             txns: crate::coordinator::txn::TxnConfig {
                 max_timeout_ms: 900_000,
                 partitions: 50,
+                id_expiration_ms: 604_800_000,
+                remove_expired_interval_ms: 3_600_000,
             },
             groups: crate::coordinator::GroupConfig {
                 session_timeout_min_ms: 6_000,

@@ -7,25 +7,35 @@
 //! for their fsync, tells the group coordinator to settle transactional offsets, then persists
 //! Complete{Commit,Abort}. A transaction past its timeout is aborted with the epoch bumped, which
 //! fences the zombie producer; InitProducerId on an id with an open transaction does the same.
-//! Transactions left in a Prepare state by a crash are completed at load.
+//! Transactions left in a Prepare state by a crash are completed at load. With Transactions V2
+//! (KIP-890, EndTxn v5) every EndTxn bumps the epoch with its markers.
 //!
-//! Known gaps: Transactions V2 (KIP-890: epoch bump per transaction, implicit partition adds)
-//! is not advertised, so clients use V1; produce-side verification that a partition was added
-//! to the transaction is not done.
+//! Expiry (`transactional.id.expiration.ms`, checked every
+//! `transaction.remove.expired.transaction.cleanup.interval.ms`): an id in Empty,
+//! CompleteCommit or CompleteAbort whose last update is at least that old gets a tombstone in
+//! `__transaction_state` (fsynced) and is then dropped from memory, as in Kafka. An id with a
+//! transaction open or being completed is never expired. Afterwards the id is unknown: the old
+//! producer gets INVALID_PRODUCER_ID_MAPPING, and InitProducerId starts it afresh (new producer
+//! id, epoch 0). Replay applies tombstones, so an expired id stays gone across restarts.
+//!
+//! Concurrency: each id's state sits behind its own async mutex, held across the append and
+//! fsync of its record, so records of one id reach the log in the order memory changed. An
+//! entry that is removed (expired, or a creation whose first record failed) is marked `Dead`
+//! before its mutex is released; whoever was waiting on it looks the id up again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
 
 use crate::coordinator::txn_codec::{self, TxnState, TxnValue};
 use crate::coordinator::{partition_for, GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{now_ms, PartitionLog};
 use crate::protocol::batch::BatchIter;
-use crate::protocol::records::{build_batch, build_marker, for_each_record};
+use crate::protocol::records::{build_batch, build_marker, for_each_record, KeyValue};
 use crate::protocol::WireError;
 use crate::replica::ReplicaManager;
 
@@ -37,6 +47,10 @@ pub struct TxnConfig {
     pub max_timeout_ms: i32,
     /// `transaction.state.log.num.partitions`.
     pub partitions: i32,
+    /// `transactional.id.expiration.ms`: an idle id (no open transaction) is removed after this.
+    pub id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expiry runs.
+    pub remove_expired_interval_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +67,20 @@ pub struct TxnMeta {
 }
 
 impl TxnMeta {
+    /// The state of an entry that is not (or no longer) a live transactional id.
+    fn dead() -> Self {
+        TxnMeta {
+            producer_id: -1,
+            producer_epoch: -1,
+            last_producer_epoch: -1,
+            timeout_ms: 0,
+            state: TxnState::Dead,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            last_update_ms: -1,
+        }
+    }
+
     fn to_value(&self) -> TxnValue {
         let mut grouped: Vec<(String, Vec<i32>)> = Vec::new();
         for (t, p) in &self.partitions {
@@ -91,6 +119,22 @@ impl TxnMeta {
 }
 
 type Entry = Arc<AsyncMutex<TxnMeta>>;
+type Guard = OwnedMutexGuard<TxnMeta>;
+
+/// Whether expiry may remove an id in this state (Kafka's `isExpirationAllowed`).
+fn expiration_allowed(state: TxnState) -> bool {
+    matches!(
+        state,
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+    )
+}
+
+/// Tombstones are written in batches of at most this many key bytes (well below the topic's
+/// `max.message.bytes`, even for ids of the largest length).
+const TOMBSTONE_BATCH_BYTES_MAX: usize = 256 << 10;
+
+/// How often an operation re-resolves an id whose entry was removed while it waited.
+const LOOKUP_ATTEMPTS_MAX: usize = 16;
 
 pub struct TransactionCoordinator {
     txns: Mutex<HashMap<String, Entry>>,
@@ -100,7 +144,7 @@ pub struct TransactionCoordinator {
     pub config: TxnConfig,
 }
 
-/// Upper bound on transactional ids kept (each costs memory until expiry exists).
+/// Upper bound on transactional ids kept (each costs memory until it expires).
 const MAX_TRANSACTIONAL_IDS: usize = 1_000_000;
 
 impl TransactionCoordinator {
@@ -187,18 +231,39 @@ impl TransactionCoordinator {
         self.txns.lock().get(id).cloned()
     }
 
-    async fn persist(&self, id: &str, m: &TxnMeta) -> Result<(), i16> {
-        let log = {
-            let logs = self.logs.read();
-            logs.get(partition_for(id, logs.len() as i32) as usize)
-                .cloned()
-        };
-        let Some(log) = log else {
-            return Err(WireError::CoordinatorNotAvailable.code());
-        };
-        let key = txn_codec::encode_key(id);
-        let value = txn_codec::encode_value(&m.to_value());
-        let mut data = build_batch(&[(Some(&key), Some(&value))], now_ms());
+    /// The locked state of a live id, or None if the id is unknown (never seen, or expired).
+    async fn lock_live(&self, id: &str) -> Result<Option<Guard>, i16> {
+        for _ in 0..LOOKUP_ATTEMPTS_MAX {
+            let Some(entry) = self.get(id) else {
+                return Ok(None);
+            };
+            let guard = entry.lock_owned().await;
+            if guard.state != TxnState::Dead {
+                return Ok(Some(guard));
+            }
+            // Removed while we waited: the map now has no entry or a newer one.
+        }
+        Err(WireError::ConcurrentTransactions.code())
+    }
+
+    /// Removes `entry` from the map if it is still the one registered for `id`.
+    fn unregister(&self, id: &str, entry: &Entry) {
+        let mut map = self.txns.lock();
+        if map.get(id).is_some_and(|e| Arc::ptr_eq(e, entry)) {
+            map.remove(id);
+        }
+    }
+
+    fn log_for(&self, id: &str) -> Option<Arc<PartitionLog>> {
+        let logs = self.logs.read();
+        logs.get(partition_for(id, logs.len() as i32) as usize)
+            .cloned()
+    }
+
+    /// Appends records (key, value or tombstone) to one `__transaction_state` partition as one
+    /// batch and waits for their fsync.
+    async fn append_synced(log: &PartitionLog, records: &[KeyValue<'_>]) -> Result<(), i16> {
+        let mut data = build_batch(records, now_ms());
         let info = log
             .append_internal(&mut data, 0, now_ms())
             .map_err(|_| WireError::KafkaStorageError.code())?;
@@ -207,8 +272,18 @@ impl TransactionCoordinator {
             .map_err(|_| WireError::KafkaStorageError.code())
     }
 
-    /// InitProducerId for a transactional id: a new id gets a fresh producer id; an existing one
-    /// gets its epoch bumped (aborting, and so fencing, any open transaction of the old epoch).
+    async fn persist(&self, id: &str, m: &TxnMeta) -> Result<(), i16> {
+        let Some(log) = self.log_for(id) else {
+            return Err(WireError::CoordinatorNotAvailable.code());
+        };
+        let key = txn_codec::encode_key(id);
+        let value = txn_codec::encode_value(&m.to_value());
+        Self::append_synced(&log, &[(Some(&key), Some(&value))]).await
+    }
+
+    /// InitProducerId for a transactional id: a new (or expired) id gets a fresh producer id;
+    /// an existing one gets its epoch bumped (aborting, and so fencing, any open transaction of
+    /// the old epoch).
     pub async fn init_producer_id(
         &self,
         id: &str,
@@ -218,50 +293,73 @@ impl TransactionCoordinator {
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(WireError::InvalidTransactionTimeout.code());
         }
-        let entry = {
-            let map = self.txns.lock();
-            match map.get(id) {
-                Some(e) => Some(e.clone()),
-                None => {
-                    if map.len() >= MAX_TRANSACTIONAL_IDS {
-                        return Err(WireError::CoordinatorNotAvailable.code());
-                    }
-                    None
-                }
-            }
-        };
-        let now = now_ms();
-        let Some(entry) = entry else {
-            let m = TxnMeta {
-                producer_id: alloc()?,
-                producer_epoch: 0,
-                last_producer_epoch: -1,
-                timeout_ms,
-                state: TxnState::Empty,
-                partitions: BTreeSet::new(),
-                start_ms: -1,
-                last_update_ms: now,
-            };
-            self.persist(id, &m).await?;
-            let out = (m.producer_id, m.producer_epoch);
-            // A concurrent InitProducerId for the same new id: the first one wins.
-            let existing = {
+        for _ in 0..LOOKUP_ATTEMPTS_MAX {
+            // Either the live entry of the id, or a new one registered (locked, so nobody can
+            // use it before its first record is durable) under the map lock.
+            let (entry, created) = {
                 let mut map = self.txns.lock();
                 match map.get(id) {
-                    Some(e) => Some(e.clone()),
+                    Some(e) => (e.clone(), None),
                     None => {
-                        map.insert(id.to_string(), Arc::new(AsyncMutex::new(m)));
-                        None
+                        if map.len() >= MAX_TRANSACTIONAL_IDS {
+                            return Err(WireError::CoordinatorNotAvailable.code());
+                        }
+                        let e: Entry = Arc::new(AsyncMutex::new(TxnMeta::dead()));
+                        let Ok(guard) = e.clone().try_lock_owned() else {
+                            return Err(WireError::CoordinatorNotAvailable.code());
+                        };
+                        map.insert(id.to_string(), e.clone());
+                        (e, Some(guard))
                     }
                 }
             };
-            if let Some(e) = existing {
-                let g = e.lock().await;
-                return Ok((g.producer_id, g.producer_epoch));
+            if let Some(mut m) = created {
+                let result = self.create(id, &mut m, timeout_ms, &alloc).await;
+                if result.is_err() {
+                    // Waiters on this entry see Dead and look the id up again.
+                    m.state = TxnState::Dead;
+                    self.unregister(id, &entry);
+                }
+                return result;
             }
-            return Ok(out);
+            let mut m = entry.lock_owned().await;
+            if m.state == TxnState::Dead {
+                continue; // expired (or never created) while we waited
+            }
+            return self.bump_epoch(id, &mut m, timeout_ms, &alloc).await;
+        }
+        Err(WireError::ConcurrentTransactions.code())
+    }
+
+    async fn create(
+        &self,
+        id: &str,
+        m: &mut TxnMeta,
+        timeout_ms: i32,
+        alloc: &impl Fn() -> Result<i64, i16>,
+    ) -> Result<(i64, i16), i16> {
+        let next = TxnMeta {
+            producer_id: alloc()?,
+            producer_epoch: 0,
+            last_producer_epoch: -1,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            last_update_ms: now_ms(),
         };
-        let mut m = entry.lock().await;
+        self.persist(id, &next).await?;
+        *m = next;
+        Ok((m.producer_id, m.producer_epoch))
+    }
+
+    async fn bump_epoch(
+        &self,
+        id: &str,
+        m: &mut TxnMeta,
+        timeout_ms: i32,
+        alloc: &impl Fn() -> Result<i64, i16>,
+    ) -> Result<(i64, i16), i16> {
         match m.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
                 return Err(WireError::ConcurrentTransactions.code())
@@ -269,7 +367,7 @@ impl TransactionCoordinator {
             TxnState::Ongoing => {
                 // Fence the previous producer: abort its transaction under a bumped epoch.
                 let fenced_epoch = m.producer_epoch.saturating_add(1);
-                self.write_markers_and_complete(id, &mut m, false, fenced_epoch)
+                self.write_markers_and_complete(id, m, false, fenced_epoch)
                     .await?;
             }
             _ => {}
@@ -284,8 +382,8 @@ impl TransactionCoordinator {
         m.timeout_ms = timeout_ms;
         m.state = TxnState::Empty;
         m.partitions.clear();
-        m.last_update_ms = now;
-        self.persist(id, &m).await?;
+        m.last_update_ms = now_ms();
+        self.persist(id, m).await?;
         Ok((m.producer_id, m.producer_epoch))
     }
 
@@ -307,10 +405,10 @@ impl TransactionCoordinator {
         epoch: i16,
         parts: &[(String, i32)],
     ) -> Result<(), i16> {
-        let entry = self
-            .get(id)
+        let mut m = self
+            .lock_live(id)
+            .await?
             .ok_or(WireError::InvalidProducerIdMapping.code())?;
-        let mut m = entry.lock().await;
         Self::check_producer(&m, pid, epoch)?;
         if matches!(
             m.state,
@@ -347,10 +445,10 @@ impl TransactionCoordinator {
         bump: bool,
         alloc: impl Fn() -> Result<i64, i16>,
     ) -> Result<(i64, i16), i16> {
-        let entry = self
-            .get(id)
+        let mut m = self
+            .lock_live(id)
+            .await?
             .ok_or(WireError::InvalidProducerIdMapping.code())?;
-        let mut m = entry.lock().await;
         if m.producer_id != pid {
             return Err(WireError::InvalidProducerIdMapping.code());
         }
@@ -407,10 +505,10 @@ impl TransactionCoordinator {
         topic: &str,
         partition: i32,
     ) -> Result<(), i16> {
-        let entry = self
-            .get(id)
+        let m = self
+            .lock_live(id)
+            .await?
             .ok_or(WireError::InvalidProducerIdMapping.code())?;
-        let m = entry.lock().await;
         if m.producer_id != pid {
             return Err(WireError::InvalidProducerIdMapping.code());
         }
@@ -482,64 +580,295 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    /// Aborts transactions open longer than their timeout, fencing their producers.
+    /// Background work until shutdown: aborts transactions past their timeout (every second)
+    /// and removes expired transactional ids (every
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`, first after one interval,
+    /// like Kafka's scheduler).
     pub async fn run_timers(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_millis(1000));
+        let mut timeouts = tokio::time::interval(Duration::from_millis(1000));
+        let period = Duration::from_millis(self.config.remove_expired_interval_ms.max(1));
+        let mut expiry = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => {}
+                _ = timeouts.tick() => self.abort_timed_out(now_ms()).await,
+                _ = expiry.tick() => {
+                    self.remove_expired(now_ms()).await;
+                }
                 _ = shutdown.cancelled() => return,
             }
-            let entries: Vec<(String, Entry)> = self
-                .txns
-                .lock()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let now = now_ms();
-            for (id, e) in entries {
-                let Ok(mut m) = e.try_lock() else { continue };
-                if m.state == TxnState::Ongoing
-                    && m.start_ms >= 0
-                    && now - m.start_ms > i64::from(m.timeout_ms)
+        }
+    }
+
+    fn entries(&self) -> Vec<(String, Entry)> {
+        self.txns
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Aborts transactions open longer than their timeout, fencing their producers.
+    async fn abort_timed_out(&self, now: i64) {
+        for (id, e) in self.entries() {
+            let Ok(mut m) = e.try_lock() else { continue };
+            if m.state == TxnState::Ongoing
+                && m.start_ms >= 0
+                && now - m.start_ms > i64::from(m.timeout_ms)
+            {
+                tracing::info!(transactional_id = %id, "aborting transaction past its timeout");
+                let fenced_epoch = m.producer_epoch.saturating_add(1);
+                // The markers carry the bumped epoch, which fences the silent producer.
+                if let Err(code) = self
+                    .write_markers_and_complete(&id, &mut m, false, fenced_epoch)
+                    .await
                 {
-                    tracing::info!(transactional_id = %id, "aborting transaction past its timeout");
-                    let fenced_epoch = m.producer_epoch.saturating_add(1);
-                    // The markers carry the bumped epoch, which fences the silent producer.
-                    if let Err(code) = self
-                        .write_markers_and_complete(&id, &mut m, false, fenced_epoch)
-                        .await
-                    {
-                        tracing::warn!(transactional_id = %id, code, "aborting a timed-out transaction failed; will retry");
-                    }
+                    tracing::warn!(transactional_id = %id, code, "aborting a timed-out transaction failed; will retry");
                 }
             }
         }
     }
 
+    /// Removes every transactional id without an open transaction whose last update is at
+    /// least `transactional.id.expiration.ms` before `now`: tombstones are appended to its
+    /// `__transaction_state` partition and fsynced, then the ids leave memory. Ids busy with a
+    /// request are skipped until the next run. Returns how many ids were removed.
+    pub async fn remove_expired(&self, now: i64) -> usize {
+        let cutoff = now.saturating_sub(self.config.id_expiration_ms);
+        let partitions = self.logs.read().len() as i32;
+        if partitions == 0 {
+            return 0;
+        }
+        // Expired ids by partition, each held locked until its tombstone is durable.
+        let mut by_partition: HashMap<i32, Vec<(String, Entry, Guard)>> = HashMap::new();
+        for (id, e) in self.entries() {
+            let Ok(m) = e.clone().try_lock_owned() else {
+                continue;
+            };
+            if expiration_allowed(m.state) && m.last_update_ms <= cutoff {
+                by_partition
+                    .entry(partition_for(&id, partitions))
+                    .or_default()
+                    .push((id, e, m));
+            }
+        }
+        let mut removed = 0;
+        for (partition, mut expired) in by_partition {
+            let Some(log) = self.logs.read().get(partition as usize).cloned() else {
+                continue;
+            };
+            while !expired.is_empty() {
+                let mut size = 0;
+                let n = expired
+                    .iter()
+                    .take_while(|(id, _, _)| {
+                        size += id.len() + 64;
+                        size <= TOMBSTONE_BATCH_BYTES_MAX
+                    })
+                    .count()
+                    .max(1);
+                let chunk: Vec<_> = expired.drain(..n).collect();
+                let keys: Vec<Vec<u8>> = chunk
+                    .iter()
+                    .map(|(id, _, _)| txn_codec::encode_key(id))
+                    .collect();
+                let records: Vec<KeyValue<'_>> =
+                    keys.iter().map(|k| (Some(k.as_slice()), None)).collect();
+                if let Err(code) = Self::append_synced(&log, &records).await {
+                    tracing::warn!(
+                        partition,
+                        code,
+                        ids = chunk.len(),
+                        "writing tombstones of expired transactional ids failed; will retry"
+                    );
+                    continue;
+                }
+                for (id, e, mut m) in chunk {
+                    tracing::info!(
+                        transactional_id = %id,
+                        producer_id = m.producer_id,
+                        last_update_ms = m.last_update_ms,
+                        "transactional id expired"
+                    );
+                    m.state = TxnState::Dead;
+                    self.unregister(&id, &e);
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// (transactional id, producer id, state, start ms) of every transaction (ListTransactions).
-    pub fn list(&self) -> Vec<(String, i64, TxnState, i64)> {
-        let entries: Vec<(String, Entry)> = self
-            .txns
-            .lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let mut out: Vec<_> = entries
-            .into_iter()
-            .filter_map(|(id, e)| {
-                e.try_lock()
-                    .ok()
-                    .map(|m| (id, m.producer_id, m.state, m.start_ms))
-            })
-            .collect();
+    pub async fn list(&self) -> Vec<(String, i64, TxnState, i64)> {
+        let mut out = Vec::new();
+        for (id, e) in self.entries() {
+            let m = e.lock().await;
+            if m.state != TxnState::Dead {
+                out.push((id, m.producer_id, m.state, m.start_ms));
+            }
+        }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
+    /// The state of a live transactional id (None if unknown or expired).
     pub async fn describe(&self, id: &str) -> Option<TxnMeta> {
-        let e = self.get(id)?;
-        let m = e.lock().await;
+        let m = self.lock_live(id).await.ok()??;
         Some(m.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::log::LogConfig;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    const EXPIRY_MS: i64 = 10_000;
+
+    fn coordinator(dir: &std::path::Path) -> (TransactionCoordinator, Vec<Arc<PartitionLog>>) {
+        let defaults = BrokerConfig::default();
+        let config = TxnConfig {
+            partitions: 2,
+            id_expiration_ms: EXPIRY_MS,
+            ..defaults.txns.clone()
+        };
+        let logs = (0..2)
+            .map(|p| {
+                PartitionLog::open(dir, &format!("{TXN_TOPIC}-{p}"), LogConfig::default(), 0)
+                    .map(Arc::new)
+                    .expect("open log")
+            })
+            .collect();
+        let groups = Arc::new(GroupCoordinator::new(defaults.groups));
+        let c = TransactionCoordinator::new(config, Arc::new(ReplicaManager::default()), groups);
+        (c, logs)
+    }
+
+    async fn loaded(dir: &std::path::Path) -> TransactionCoordinator {
+        let (c, logs) = coordinator(dir);
+        c.load(logs).await.expect("load");
+        c
+    }
+
+    fn ids() -> impl Fn() -> Result<i64, i16> {
+        let next = AtomicI64::new(1000);
+        move || Ok(next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn idle_ids_expire_durably_and_restart_fresh() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let alloc = ids();
+        let (pid, epoch) = {
+            let c = loaded(dir.path()).await;
+            let (pid, epoch) = c
+                .init_producer_id("idle", 60_000, &alloc)
+                .await
+                .expect("init");
+            c.init_producer_id("kept", 60_000, &alloc)
+                .await
+                .expect("init");
+            let now = now_ms();
+            assert_eq!(c.remove_expired(now).await, 0, "nothing is old yet");
+            // Age "idle" only: both are past the cutoff at now + EXPIRY_MS, so bump "kept".
+            let later = now + EXPIRY_MS + 1;
+            {
+                let e = c.get("kept").expect("kept");
+                e.lock().await.last_update_ms = later;
+            }
+            assert_eq!(c.remove_expired(later).await, 1);
+            let listed: Vec<String> = c.list().await.into_iter().map(|t| t.0).collect();
+            assert_eq!(listed, vec!["kept".to_string()]);
+            assert!(c.describe("idle").await.is_none());
+            // The old producer is unknown now.
+            assert_eq!(
+                c.add_partitions("idle", pid, epoch, &[("t".into(), 0)])
+                    .await,
+                Err(WireError::InvalidProducerIdMapping.code())
+            );
+            assert_eq!(
+                c.end_txn("idle", pid, epoch, true, false, &alloc).await,
+                Err(WireError::InvalidProducerIdMapping.code())
+            );
+            (pid, epoch)
+        };
+        // Replay honours the tombstone.
+        let c = loaded(dir.path()).await;
+        assert!(c.describe("idle").await.is_none());
+        assert!(c.describe("kept").await.is_some());
+        let (pid2, epoch2) = c
+            .init_producer_id("idle", 60_000, &alloc)
+            .await
+            .expect("init");
+        assert_ne!(pid2, pid, "a fresh producer id after expiry");
+        assert_eq!(epoch2, 0);
+        assert_eq!(epoch, 0);
+    }
+
+    #[tokio::test]
+    async fn ids_with_a_transaction_in_progress_never_expire() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let alloc = ids();
+        let c = loaded(dir.path()).await;
+        let (pid, epoch) = c
+            .init_producer_id("open", 60_000, &alloc)
+            .await
+            .expect("init");
+        c.add_partitions("open", pid, epoch, &[("t".into(), 0)])
+            .await
+            .expect("add");
+        let far = now_ms() + 100 * EXPIRY_MS;
+        assert_eq!(c.remove_expired(far).await, 0);
+        let m = c.describe("open").await.expect("still there");
+        assert_eq!(m.state, TxnState::Ongoing);
+        // Once complete it may expire (the partition has no log here: no marker is written).
+        c.end_txn("open", pid, epoch, true, false, &alloc)
+            .await
+            .expect("commit");
+        assert_eq!(c.remove_expired(far).await, 1);
+        assert!(c.list().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_request_waiting_on_an_expiring_id_sees_it_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let alloc = ids();
+        let c = Arc::new(loaded(dir.path()).await);
+        let (pid, _) = c
+            .init_producer_id("race", 60_000, &alloc)
+            .await
+            .expect("init");
+        // Hold the entry as expiry does, start an InitProducerId that must wait on it, then
+        // remove the entry the way expiry does.
+        let entry = c.get("race").expect("entry");
+        let mut held = entry.clone().lock_owned().await;
+        let waiter = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let alloc = ids();
+                c.init_producer_id("race", 60_000, move || alloc().map(|p| p + 1_000_000))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "InitProducerId waits on the held entry"
+        );
+        held.state = TxnState::Dead;
+        c.unregister("race", &entry);
+        drop(held);
+        let (pid2, epoch2) = waiter.await.expect("join").expect("init");
+        assert_ne!(pid2, pid);
+        assert!(
+            pid2 >= 1_000_000,
+            "allocated anew, not a bump of the removed entry: {pid2}"
+        );
+        assert_eq!(epoch2, 0);
+        let m = c.describe("race").await.expect("registered again");
+        assert_eq!((m.producer_id, m.producer_epoch), (pid2, 0));
     }
 }

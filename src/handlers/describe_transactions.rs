@@ -1,7 +1,7 @@
 //! DescribeTransactions (key 65), version 0.
 //!
 //! State, timeout, start time, producer id/epoch and partitions of each transactional id;
-//! unknown ids get TRANSACTIONAL_ID_NOT_FOUND.
+//! unknown ids, including expired ones, get TRANSACTIONAL_ID_NOT_FOUND.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};

@@ -2,7 +2,8 @@
 //!
 //! Every transactional id this coordinator knows, filtered by state names (unknown names are
 //! echoed in `unknown_state_filters`), producer ids, (v1) a minimum running duration and (v2)
-//! a regular expression on the transactional id.
+//! a regular expression on the transactional id. Expired ids (`transactional.id.expiration.ms`)
+//! are gone from the coordinator and so from the list.
 
 use bytes::Bytes;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
@@ -50,6 +51,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             resp.transaction_states = broker
                 .txns
                 .list()
+                .await
                 .into_iter()
                 .filter(|(_, _, st, _)| wanted_states.is_empty() || wanted_states.iter().any(|w| w == st.name()))
                 .filter(|(_, pid, _, _)| req.producer_id_filters.is_empty() || req.producer_id_filters.iter().any(|f| f.0 == *pid))
