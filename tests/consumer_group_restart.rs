@@ -328,6 +328,14 @@ fn empty_classic_group_becomes_consumer_group_and_keeps_offsets() {
     let mut raw = RawClient::connect(b.port);
     commit(&mut raw, "offsets-only", 0, 42);
     commit(&mut raw, "offsets-only", 1, 7);
+    // Only a join (epoch 0) converts or creates; a heartbeat with an epoch does not.
+    let mut stray = Member::new("stray");
+    stray.epoch = 3;
+    let r = stray.heartbeat(&mut raw, "offsets-only");
+    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND, "{r:?}");
+    stray.epoch = 3;
+    let r = stray.heartbeat(&mut raw, "no-such-group");
+    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND, "{r:?}");
     let mut m = Member::new("m1");
     let r = m.heartbeat(&mut raw, "offsets-only");
     assert_eq!(r.error_code, 0, "conversion: {r:?}");

@@ -598,9 +598,17 @@ impl GroupCoordinator {
         let mut g = g.lock();
         // Kafka 4.x: an empty classic group (e.g. only committed offsets) becomes a consumer
         // group; a non-empty one is not a consumer group (no online migration).
+        // Only a join (epoch 0) creates or converts, as in Kafka.
         let converting = g.consumer.is_none();
         if converting {
-            if !g.is_empty() || g.state == GroupState::Dead {
+            let absent = created || g.is_vacant();
+            if req.member_epoch != 0 && absent {
+                return Err((
+                    WireError::GroupIdNotFound.code(),
+                    format!("Consumer group {group_id} not found."),
+                ));
+            }
+            if req.member_epoch != 0 || !g.is_empty() || g.state == GroupState::Dead {
                 return Err((
                     WireError::GroupIdNotFound.code(),
                     format!("Group {group_id} is not a consumer group"),

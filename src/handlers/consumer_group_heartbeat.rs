@@ -5,9 +5,10 @@
 //! id on join; v1: the client does. The response carries the member epoch and, when it changed,
 //! the member's assignment; partitions are revoked before they move (see coordinator).
 //! The response is sent after the fsync of the records its changes wrote (membership, epochs,
-//! assignments survive a restart). An empty classic group of the same id (e.g. one with only
-//! committed offsets) becomes a consumer group, keeping its offsets; a non-empty one answers
-//! GROUP_ID_NOT_FOUND (no online migration).
+//! assignments survive a restart). A join (epoch 0) to an empty classic group of the same id
+//! (e.g. one with only committed offsets) makes it a consumer group, keeping its offsets; a
+//! non-empty one, or any other epoch for a group that is not a consumer group, answers
+//! GROUP_ID_NOT_FOUND like Kafka (no online migration).
 
 use std::collections::{BTreeMap, BTreeSet};
 
