@@ -10,14 +10,17 @@ use std::time::Duration;
 
 use common::{RawClient, TestBroker};
 use kafka_protocol::messages::alter_configs_request as legacy;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterConfigsResponse, ApiKey, DescribeClusterRequest,
-    DescribeClusterResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    MetadataRequest, MetadataResponse, TopicName,
+    AlterConfigsRequest, AlterConfigsResponse, ApiKey, DeleteRecordsRequest, DeleteRecordsResponse,
+    DescribeClusterRequest, DescribeClusterResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{
@@ -478,6 +481,75 @@ async fn new_partitions_take_writes_and_delete_records_moves_the_start() {
         .collect();
     assert_eq!(p2, vec![2, 3, 4]);
     assert!(got.iter().all(|r| r.partition != 3));
+}
+
+/// A partition the topic does not have, answered as Apache Kafka 4.1.1 answers it (both
+/// checked side by side): Metadata (the Java admin's lookup: v13, no auto-creation) lists only
+/// the partitions that exist, with no entry and no error for the missing one; DeleteRecords
+/// gives it UNKNOWN_TOPIC_OR_PARTITION with low watermark -1 while the existing partition in
+/// the same request succeeds; an unknown topic is UNKNOWN_TOPIC_OR_PARTITION and is not
+/// created. (kafka-clients 4.1.1's `Admin.deleteRecords` of such a partition retries its
+/// metadata lookup without backoff until `default.api.timeout.ms` against Kafka too: a client
+/// behaviour, not something the broker's answer can change without diverging from Kafka.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_the_topic_lacks_is_answered_like_kafka() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("one", 1, &[]).await;
+    let mut raw = RawClient::connect(b.port);
+    let name = |n: &'static str| TopicName(StrBytes::from_static_str(n));
+    let metadata = |raw: &mut RawClient, topic: &'static str| -> MetadataResponse {
+        raw.call(
+            ApiKey::Metadata,
+            13,
+            &MetadataRequest::default()
+                .with_allow_auto_topic_creation(false)
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(name(topic)))
+                ])),
+        )
+    };
+    let md = metadata(&mut raw, "one");
+    assert_eq!(md.topics.len(), 1);
+    assert_eq!(md.topics[0].error_code, 0);
+    let parts: Vec<(i32, i16, i32)> = md.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code, p.leader_id.0))
+        .collect();
+    assert_eq!(parts, vec![(0, 0, md.brokers[0].node_id.0)]);
+
+    for version in 0..=2 {
+        let dr: DeleteRecordsResponse = raw.call(
+            ApiKey::DeleteRecords,
+            version,
+            &DeleteRecordsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![DeleteRecordsTopic::default()
+                    .with_name(name("one"))
+                    .with_partitions(vec![
+                        DeleteRecordsPartition::default()
+                            .with_partition_index(99)
+                            .with_offset(0),
+                        DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(0),
+                    ])]),
+        );
+        assert_eq!(dr.topics.len(), 1, "v{version}");
+        let mut got: Vec<(i32, i64, i16)> = dr.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.low_watermark, p.error_code))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![(0, 0, 0), (99, -1, 3)], "v{version}");
+    }
+
+    let md = metadata(&mut raw, "never-created");
+    assert_eq!(md.topics.len(), 1);
+    assert_eq!(md.topics[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert!(md.topics[0].partitions.is_empty());
+    assert_eq!(metadata(&mut raw, "never-created").topics[0].error_code, 3);
 }
 
 #[test]

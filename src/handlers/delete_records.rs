@@ -8,6 +8,12 @@
 //! with INVALID_TOPIC_EXCEPTION, topics whose `cleanup.policy` lacks `delete` with
 //! POLICY_VIOLATION, unknown partitions get UNKNOWN_TOPIC_OR_PARTITION.
 //!
+//! A partition the topic lacks: this answer and Metadata's (only existing partitions listed)
+//! match Kafka 4.1.1 field for field (checked side by side). kafka-clients 4.1.1's
+//! `Admin.deleteRecords` of such a partition never maps it to a leader and re-sends Metadata
+//! without backoff until `default.api.timeout.ms` (TimeoutException), against Apache Kafka
+//! just the same.
+//!
 //! Single node: the low watermark is ours alone, so there is nothing to wait for (Kafka waits
 //! until every follower has moved its log start; `timeout_ms` is not needed).
 
