@@ -5,8 +5,9 @@
 #
 # Prints `fuzz: <target> <execs> execs, no crash` per target; exits 1 if any target crashes
 # (the reproducer is in fuzz/artifacts/<target>/, see fuzz/README.md), or if the targets do
-# not build. A machine without a nightly toolchain, cargo-fuzz or a C++ compiler (libFuzzer is
-# C++) prints `fuzz: skipped (<reason>)` and exits 0: a missing tool must not fail CI.
+# not build. cargo-fuzz is installed from crates.io when missing. A machine without a nightly
+# toolchain or a C++ compiler (libFuzzer is C++), or where cargo-fuzz cannot be installed, prints
+# `fuzz: skipped (<reason>)` and exits 0: a missing tool must not fail CI.
 #
 # libFuzzer limits:
 #   -rss_limit_mb=2048    a real memory blow-up is a crash.
@@ -35,7 +36,16 @@ skip() {
 }
 command -v cargo >/dev/null 2>&1 || skip "cargo not found"
 cargo +nightly --version >/dev/null 2>&1 || skip "no nightly toolchain: rustup toolchain install nightly"
-cargo +nightly fuzz --version >/dev/null 2>&1 || skip "cargo-fuzz not installed: cargo install cargo-fuzz --locked"
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    # cargo-fuzz comes from crates.io; a fresh machine (CI) installs it here.
+    echo "fuzz: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet >/tmp/strom-fuzz-install.$$ 2>&1 || {
+        tail -n 20 /tmp/strom-fuzz-install.$$
+        rm -f /tmp/strom-fuzz-install.$$
+        skip "cargo-fuzz could not be installed: cargo install cargo-fuzz --locked"
+    }
+    rm -f /tmp/strom-fuzz-install.$$
+fi
 command -v c++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 ||
     skip "no C++ compiler for libFuzzer"
 

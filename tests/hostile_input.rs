@@ -20,8 +20,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    FetchRequest, FetchResponse, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -866,6 +866,55 @@ fn a_client_that_pipelines_without_reading_cannot_grow_the_broker() {
         "peak RSS {peak} kB vs {rss_before} kB before 2,000 unread requests"
     );
     // Others are served while the non-reader is still connected.
+    assert_still_serving(&mut b);
+    drop(s);
+    assert_still_serving(&mut b);
+}
+
+#[test]
+fn a_client_that_pipelines_big_responses_without_reading_holds_at_most_its_budget() {
+    // 2,000 unread Metadata responses of ~30 KB each would queue ~60 MB; the connection's
+    // budget (1 MiB here) stops the broker reading from it long before.
+    let mut b = TestBroker::start(&["strom.connection.max.queued.bytes=1048576"]);
+    let mut raw = RawClient::connect(b.port);
+    let topics: Vec<CreatableTopic> = (0..100)
+        .map(|i| {
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(format!(
+                    "{i:03}-{}",
+                    "t".repeat(240)
+                ))))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+        })
+        .collect();
+    let ct: CreateTopicsResponse = raw.call(
+        ApiKey::CreateTopics,
+        5,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(topics),
+    );
+    assert!(ct.topics.iter().all(|t| t.error_code == 0));
+    let all_topics = MetadataRequest::default().with_topics(None);
+    let one: MetadataResponse = raw.call(ApiKey::Metadata, 12, &all_topics);
+    let size = encoded(ApiKey::Metadata, 12, 0, &one).len();
+    assert!(size > 25_000, "one metadata response is {size} bytes");
+    let pid = b.pid();
+    let rss_before = status_kb(pid, "VmRSS:");
+    let mut s = connect(&b);
+    s.set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut all = Vec::new();
+    for i in 0..2_000 {
+        all.extend(encoded(ApiKey::Metadata, 12, i, &all_topics));
+    }
+    let _ = s.write_all(&all);
+    let peak = peak_rss_once_settled(pid, &s);
+    assert!(
+        peak < rss_before + 16 * 1024,
+        "peak RSS {peak} kB vs {rss_before} kB before 2,000 unread {size}-byte responses"
+    );
     assert_still_serving(&mut b);
     drop(s);
     assert_still_serving(&mut b);

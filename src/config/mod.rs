@@ -62,6 +62,9 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     /// Largest requests a connection may have in flight (pipelined) at once.
     pub max_inflight_requests_per_connection: usize,
+    /// `strom.connection.max.queued.bytes`: request and encoded response bytes one connection
+    /// may hold before it stops reading (a client that pipelines and never reads stalls itself).
+    pub connection_max_queued_bytes: usize,
     /// `fetch.max.bytes` (broker cap on a fetch response).
     pub fetch_max_bytes: usize,
     /// `log.retention.check.interval.ms`.
@@ -225,6 +228,9 @@ impl BrokerConfig {
             "strom.max.inflight.requests.per.connection" => {
                 self.max_inflight_requests_per_connection = parse_num(key, v, 1, 100_000)? as usize
             }
+            "strom.connection.max.queued.bytes" => {
+                self.connection_max_queued_bytes = parse_num(key, v, 1024, 1 << 40)? as usize
+            }
             "fetch.max.bytes" => {
                 self.fetch_max_bytes = parse_num(key, v, 1024, i32::MAX as i64)? as usize
             }
@@ -370,6 +376,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             connections_max_idle_ms: 600_000,
             max_inflight_requests_per_connection: 1_000,
+            connection_max_queued_bytes: 16 << 20,
             fetch_max_bytes: 57_671_680,
             retention_check_interval_ms: 300_000,
             flush_interval_ms: i64::MAX,

@@ -9,6 +9,9 @@
 //! `max_wait_ms`, woken by appends to any of its partitions. Fetch sessions (KIP-227) are
 //! answered sessionless (session id 0), which clients handle by sending full requests; a
 //! request for an existing session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id.
+//! Record bytes are never copied: the response is encoded around them and each partition's
+//! batches go from the segment file to the socket with sendfile(2) (see
+//! [`crate::protocol::fetch_response`] and the connection writer).
 //! Known gap: follower fetches (replica_id >= 0) are for replication, not served yet.
 
 use std::sync::Arc;
@@ -21,7 +24,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::handlers::errors::log_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{ApiSpec, Part, PartsBody, Reply, RequestContext};
+use crate::protocol::fetch_response::encode_fetch_response;
 use crate::protocol::{encode_body, ProtocolError, WireError};
 use crate::replica::Partition;
 
@@ -72,7 +76,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
-    Ok(Reply::Later(Box::pin(async move {
+    Ok(Reply::LaterParts(Box::pin(async move {
         let notify = Arc::new(Notify::new());
         loop {
             let waiting = Instant::now() < deadline;
@@ -85,14 +89,17 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             }
             let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed);
             if bytes >= min_bytes.max(1) || errors || !waiting || targets.is_empty() {
-                return encode_body(&build(version, &topics, parts, read_committed), version);
+                return encode(version, &topics, parts);
             }
             let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
         }
     })))
 }
 
-fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<(usize, PartitionData)>, usize, bool) {
+/// One partition's answer: the response fields, and its records (sent from the segment file).
+type PartitionAnswer = (usize, PartitionData, Option<Part>);
+
+fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<PartitionAnswer>, usize, bool) {
     let mut out = Vec::with_capacity(targets.len());
     let mut total = 0usize;
     let mut errors = false;
@@ -102,6 +109,7 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
             .with_log_start_offset(-1);
+        let mut records = None;
         match &t.part {
             Err(code) => {
                 pd.error_code = *code;
@@ -121,23 +129,39 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<
                     let lso = p.log.last_stable_offset().min(hw);
                     let bound = if read_committed { lso } else { hw };
                     let limit = t.max_bytes.min(max_bytes.saturating_sub(total));
-                    match p.log.read(t.fetch_offset, limit, bound, total == 0) {
+                    match p.log.read_range(t.fetch_offset, limit, bound, total == 0) {
                         Ok(r) => {
-                            total += r.data.len();
                             pd.high_watermark = hw;
                             pd.last_stable_offset = lso;
                             pd.log_start_offset = r.log_start_offset;
                             if read_committed {
-                                let end = last_offset_in(&r.data).map_or(t.fetch_offset, |o| o + 1);
                                 pd.aborted_transactions = Some(
                                     p.log
-                                        .aborted_transactions(t.fetch_offset, end)
+                                        .aborted_transactions(t.fetch_offset, r.end_offset)
                                         .into_iter()
                                         .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
                                         .collect(),
                                 );
                             }
-                            pd.records = Some(r.data);
+                            records = Some(match r.range {
+                                Some(range) => {
+                                    total += range.len;
+                                    if range.file.as_file().is_some() {
+                                        Part::File(range)
+                                    } else {
+                                        // A storage without plain files (fault injection): copy.
+                                        match range.read_to_bytes() {
+                                            Ok(b) => Part::Bytes(b),
+                                            Err(e) => {
+                                                pd.error_code = log_error_code(&e.into());
+                                                errors = true;
+                                                Part::Bytes(Bytes::new())
+                                            }
+                                        }
+                                    }
+                                }
+                                None => Part::Bytes(Bytes::new()),
+                            });
                         }
                         Err(e) => {
                             pd.error_code = log_error_code(&e);
@@ -150,17 +174,14 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<
         if read_committed && pd.aborted_transactions.is_none() {
             pd.aborted_transactions = Some(Vec::new());
         }
-        out.push((t.topic, pd));
+        out.push((t.topic, pd, records));
     }
     (out, total, errors)
 }
 
-/// Last offset of the last whole batch in `data` (headers only).
-fn last_offset_in(data: &[u8]) -> Option<i64> {
-    crate::protocol::batch::BatchIter::new(data, false).filter_map(Result::ok).last().map(|b| b.last_offset())
-}
-
-fn build(version: i16, topics: &[(TopicName, uuid::Uuid)], parts: Vec<(usize, PartitionData)>, _read_committed: bool) -> FetchResponse {
+/// Encodes the response around the record bytes: the pieces of the encoded body with each
+/// partition's records between them.
+fn encode(version: i16, topics: &[(TopicName, uuid::Uuid)], parts: Vec<PartitionAnswer>) -> Result<PartsBody, ProtocolError> {
     let mut responses: Vec<FetchableTopicResponse> = topics
         .iter()
         .map(|(name, id)| {
@@ -173,8 +194,26 @@ fn build(version: i16, topics: &[(TopicName, uuid::Uuid)], parts: Vec<(usize, Pa
             t
         })
         .collect();
-    for (ti, pd) in parts {
+    // Partitions of one topic are contiguous in `parts` (targets follow the request's topics),
+    // so the records below are in the order the encoder lays the partitions out.
+    let mut lens = Vec::with_capacity(parts.len());
+    let mut records = Vec::with_capacity(parts.len());
+    for (ti, mut pd, rec) in parts {
+        pd.records = None; // the default is an empty, non-null value; ours go in `rest`
+        // Empty, not null, when there are none (errors too), as Kafka answers.
+        lens.push(Some(rec.as_ref().map_or(0, Part::len)));
+        records.push(rec);
         responses[ti].partitions.push(pd);
     }
-    FetchResponse::default().with_responses(responses)
+    let resp = FetchResponse::default().with_responses(responses);
+    let mut pieces = encode_fetch_response(&resp, version, &lens)?.pieces.into_iter();
+    let head = pieces.next().ok_or_else(|| ProtocolError::Encode(anyhow::anyhow!("empty fetch encoding")))?;
+    let mut rest = Vec::with_capacity(records.len() * 2);
+    for (rec, piece) in records.into_iter().zip(pieces) {
+        if let Some(rec) = rec.filter(|r| !r.is_empty()) {
+            rest.push(rec);
+        }
+        rest.push(Part::Bytes(piece.freeze()));
+    }
+    Ok(PartsBody { head, rest })
 }

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use crate::broker::Broker;
+use crate::log::io::FileRange;
 use crate::protocol::ProtocolError;
 
 pub mod errors;
@@ -48,12 +49,40 @@ impl RequestContext {
     }
 }
 
+/// A response body written as `head` (an encoded body, with the frame header room in front)
+/// followed by `rest` in order.
+pub struct PartsBody {
+    pub head: BytesMut,
+    pub rest: Vec<Part>,
+}
+
+pub enum Part {
+    Bytes(Bytes),
+    /// Sent from the file by the kernel (`sendfile(2)`), never copied through user space.
+    File(FileRange),
+}
+
+impl Part {
+    pub fn len(&self) -> usize {
+        match self {
+            Part::Bytes(b) => b.len(),
+            Part::File(f) => f.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What a handler answers.
 pub enum Reply {
     /// An encoded response body, to be written in order.
     Now(BytesMut),
     /// A response body that needs waiting for (fsync, long-poll); written in order when ready.
     Later(BoxFuture<'static, Result<BytesMut, ProtocolError>>),
+    /// A response body in parts, with record bytes sent from segment files (Fetch).
+    LaterParts(BoxFuture<'static, Result<PartsBody, ProtocolError>>),
     /// No response (acks=0 produce).
     None,
     /// No response, and close the connection once earlier responses are written (an acks=0

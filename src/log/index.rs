@@ -40,6 +40,12 @@ impl OffsetIndex {
         }
     }
 
+    /// The last indexed batch position at or before `position`, if any.
+    pub fn floor_position(&self, position: u32) -> Option<u32> {
+        let idx = self.entries.partition_point(|&(_, pos)| pos <= position);
+        idx.checked_sub(1).map(|i| self.entries[i].1)
+    }
+
     /// Drops entries at or past `position` (after truncation).
     pub fn truncate_to_position(&mut self, position: u32) {
         let idx = self.entries.partition_point(|&(_, pos)| pos < position);
@@ -179,8 +185,12 @@ mod tests {
             "position past end"
         );
         assert!(OffsetIndex::from_bytes(&[0u8; 7], 10).is_none());
+        assert_eq!(idx.floor_position(0), Some(0));
+        assert_eq!(idx.floor_position(8191), Some(4096));
+        assert_eq!(idx.floor_position(u32::MAX), Some(8192));
         idx.truncate_to_position(8192);
         assert_eq!(idx.lookup(25), 4096);
+        assert_eq!(OffsetIndex::default().floor_position(100), None);
     }
 
     #[test]

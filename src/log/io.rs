@@ -18,9 +18,32 @@ pub trait SegmentFile: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
     fn set_len(&self, len: u64) -> io::Result<()>;
     fn size(&self) -> io::Result<u64>;
+    /// The plain file behind this handle, when there is one, so reads can be handed to the
+    /// kernel (sendfile). `None` makes readers copy through [`SegmentFile::read_exact_at`].
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
 }
 
 pub type SharedFile = Arc<dyn SegmentFile>;
+
+/// A byte range of a segment file: whole batches, ready to be sent to a client. Holding it keeps
+/// the file open, so a segment deleted by retention meanwhile is still readable.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: SharedFile,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileRange {
+    /// Copies the range into memory.
+    pub fn read_to_bytes(&self) -> io::Result<bytes::Bytes> {
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf.into())
+    }
+}
 
 /// Opens segment files.
 pub trait Storage: Send + Sync + Debug {
@@ -43,6 +66,9 @@ impl SegmentFile for File {
     }
     fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
+    }
+    fn as_file(&self) -> Option<&File> {
+        Some(self)
     }
 }
 

@@ -17,7 +17,7 @@ use thiserror::Error;
 
 pub use config::LogConfig;
 pub use manager::LogManager;
-pub use partition::{AppendInfo, PartitionLog, ReadResult};
+pub use partition::{AppendInfo, PartitionLog, RangeResult, ReadResult};
 
 /// Errors of the log layer; handlers map them to wire error codes in one place.
 #[derive(Debug, Error)]

@@ -2,6 +2,7 @@
 //! ApiVersions fallback, and our zero-copy record-batch view ([`batch`]).
 
 pub mod batch;
+pub mod fetch_response;
 pub mod records;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -93,7 +94,19 @@ pub fn frame_response(
     key: ApiKey,
     version: i16,
     correlation_id: i32,
+    body: BytesMut,
+) -> Result<BytesMut, ProtocolError> {
+    frame_response_with_tail(key, version, correlation_id, body, 0)
+}
+
+/// Like [`frame_response`] for a response whose body goes on for `tail_len` bytes after `body`
+/// (written separately, e.g. records sent from a file).
+pub fn frame_response_with_tail(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
     mut body: BytesMut,
+    tail_len: usize,
 ) -> Result<BytesMut, ProtocolError> {
     // ApiVersions responses always use header v0 so clients can parse them before negotiating.
     let header_version = if key == ApiKey::ApiVersions {
@@ -109,7 +122,8 @@ pub fn frame_response(
     let start = HEADER_ROOM
         .checked_sub(4 + header.len())
         .ok_or_else(|| ProtocolError::Encode(anyhow::anyhow!("response header too large")))?;
-    let frame_len = (body.len() - HEADER_ROOM + header.len()) as i32;
+    let frame_len = i32::try_from(body.len() - HEADER_ROOM + header.len() + tail_len)
+        .map_err(|_| ProtocolError::Encode(anyhow::anyhow!("response too large")))?;
     body[start..start + 4].copy_from_slice(&frame_len.to_be_bytes());
     body[start + 4..HEADER_ROOM].copy_from_slice(&header);
     body.advance(start);

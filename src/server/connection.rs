@@ -3,10 +3,14 @@
 //! The reader decodes each frame and runs its handler to the point where order matters (a
 //! produce is appended before the next request is read). What remains — waiting for an fsync,
 //! a long-poll fetch — is a deferred reply queued to the writer, which writes replies strictly
-//! in request order. The queue is bounded (`strom.max.inflight.requests.per.connection`) and
-//! request bytes are charged against the broker-wide `queued.max.request.bytes` until their
-//! response is written, so a client that pipelines without reading stalls only itself.
+//! in request order. The queue is bounded (`strom.max.inflight.requests.per.connection`);
+//! request bytes are charged against the broker-wide `queued.max.request.bytes`, and request
+//! bytes plus responses encoded ahead of their turn against the connection's own
+//! `strom.connection.max.queued.bytes`, until the response is written. A client that pipelines
+//! without reading stalls only itself, holding at most its connection budget. Fetch responses
+//! are written in parts: record bytes go from segment files to the socket with sendfile(2).
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,24 +18,27 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::broker::Broker;
-use crate::handlers::{self, Reply, RequestContext};
+use crate::handlers::{self, Part, PartsBody, Reply, RequestContext};
 use crate::protocol::{self, HeaderPrefix, ProtocolError};
 use crate::server::ServerLimits;
 
+/// Memory a queued request/response holds until its response is written: its share of the
+/// broker-wide `queued.max.request.bytes` and of this connection's
+/// `strom.connection.max.queued.bytes`.
+type Held = (Option<OwnedSemaphorePermit>, Vec<OwnedSemaphorePermit>);
+
 enum Outgoing {
-    Ready(BytesMut, Option<OwnedSemaphorePermit>),
-    Deferred(
-        BoxFuture<'static, Result<BytesMut, ProtocolError>>,
-        Option<OwnedSemaphorePermit>,
-    ),
+    Ready(BytesMut, Held),
+    Deferred(BoxFuture<'static, Result<BytesMut, ProtocolError>>, Held),
+    DeferredParts(BoxFuture<'static, Result<PartsBody, ProtocolError>>, Held),
     /// Close the connection after everything before it was written (acks=0 produce errors).
     Close,
 }
@@ -49,6 +56,12 @@ pub async fn run(
     let writer = tokio::spawn(write_loop(wr, rx, peer));
     let max_frame = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    // Each request, and each response encoded before its turn to be written, may take at most
+    // half of the connection's budget, so one of each always fits.
+    let budget_kib =
+        (broker.config.connection_max_queued_bytes / 1024).clamp(2, u32::MAX as usize >> 4) as u32;
+    let budget = Arc::new(Semaphore::new(budget_kib as usize));
+    let half = budget_kib / 2;
     let mut buf = BytesMut::with_capacity(8 * 1024);
     'conn: loop {
         // Handle every complete frame already buffered.
@@ -65,17 +78,44 @@ pub async fn run(
                 buf.reserve(4 + len - buf.len());
                 break;
             }
+            let Ok(conn_req) = budget.clone().acquire_many_owned(kib(len, half)).await else {
+                break 'conn;
+            };
             let permit = acquire_request_bytes(&limits, len).await;
             let mut frame = buf.split_to(4 + len).freeze();
             let _ = frame.split_to(4);
             match handle_frame(&broker, peer, frame).await {
                 Ok(Some(Reply::Now(resp))) => {
-                    if tx.send(Outgoing::Ready(resp, permit)).await.is_err() {
+                    let Ok(conn_resp) = budget
+                        .clone()
+                        .acquire_many_owned(kib(resp.len(), half))
+                        .await
+                    else {
+                        break 'conn;
+                    };
+                    if tx
+                        .send(Outgoing::Ready(resp, (permit, vec![conn_req, conn_resp])))
+                        .await
+                        .is_err()
+                    {
                         break 'conn;
                     }
                 }
                 Ok(Some(Reply::Later(fut))) => {
-                    if tx.send(Outgoing::Deferred(fut, permit)).await.is_err() {
+                    if tx
+                        .send(Outgoing::Deferred(fut, (permit, vec![conn_req])))
+                        .await
+                        .is_err()
+                    {
+                        break 'conn;
+                    }
+                }
+                Ok(Some(Reply::LaterParts(fut))) => {
+                    if tx
+                        .send(Outgoing::DeferredParts(fut, (permit, vec![conn_req])))
+                        .await
+                        .is_err()
+                    {
                         break 'conn;
                     }
                 }
@@ -113,6 +153,11 @@ pub async fn run(
     drop(tx);
     let _ = writer.await;
     debug!(%peer, "connection closed");
+}
+
+/// `bytes` in KiB permits, at least 1 and at most `cap`.
+fn kib(bytes: usize, cap: u32) -> u32 {
+    (bytes.div_ceil(1024).min(u32::MAX as usize) as u32).clamp(1, cap.max(1))
 }
 
 async fn acquire_request_bytes(limits: &ServerLimits, len: usize) -> Option<OwnedSemaphorePermit> {
@@ -166,6 +211,12 @@ async fn handle_frame(
             let body = fut.await?;
             protocol::frame_response(key, version, corr, body)
         })),
+        Reply::LaterParts(fut) => Reply::LaterParts(Box::pin(async move {
+            let PartsBody { head, rest } = fut.await?;
+            let tail = rest.iter().map(Part::len).sum();
+            let head = protocol::frame_response_with_tail(key, version, corr, head, tail)?;
+            Ok(PartsBody { head, rest })
+        })),
         other => other,
     }))
 }
@@ -173,10 +224,29 @@ async fn handle_frame(
 async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     while let Some(out) = rx.recv().await {
-        let (bytes, permit) = match out {
-            Outgoing::Ready(b, p) => (b, p),
-            Outgoing::Deferred(fut, p) => match fut.await {
-                Ok(b) => (b, p),
+        let written = match out {
+            Outgoing::Ready(b, permit) => {
+                let r = wr.write_all(&b).await;
+                drop(permit);
+                r
+            }
+            Outgoing::Deferred(fut, permit) => match fut.await {
+                Ok(b) => {
+                    let r = wr.write_all(&b).await;
+                    drop(permit);
+                    r
+                }
+                Err(e) => {
+                    warn!(%peer, error = %e, "closing connection: deferred reply failed");
+                    break;
+                }
+            },
+            Outgoing::DeferredParts(fut, permit) => match fut.await {
+                Ok(body) => {
+                    let r = write_parts(&mut wr, body).await;
+                    drop(permit);
+                    r
+                }
                 Err(e) => {
                     warn!(%peer, error = %e, "closing connection: deferred reply failed");
                     break;
@@ -184,10 +254,10 @@ async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: 
             },
             Outgoing::Close => break,
         };
-        if wr.write_all(&bytes).await.is_err() {
+        if let Err(e) = written {
+            debug!(%peer, error = %e, "write failed");
             break;
         }
-        drop(permit);
         if rx.is_empty() && wr.flush().await.is_err() {
             break;
         }
@@ -195,3 +265,49 @@ async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: 
     let _ = wr.flush().await;
     let _ = wr.shutdown().await;
 }
+
+/// Writes a response in parts; file ranges go from the page cache to the socket with
+/// `sendfile(2)` (after flushing what is buffered), so record bytes are never copied through
+/// user space. A range that can no longer be read whole (its file shrank) fails the
+/// connection: the frame length was already promised.
+async fn write_parts(wr: &mut BufWriter<OwnedWriteHalf>, body: PartsBody) -> io::Result<()> {
+    wr.write_all(&body.head).await?;
+    for part in body.rest {
+        match part {
+            Part::Bytes(b) => wr.write_all(&b).await?,
+            Part::File(range) => {
+                let Some(file) = range.file.as_file() else {
+                    wr.write_all(&range.read_to_bytes()?).await?;
+                    continue;
+                };
+                wr.flush().await?;
+                let sock: &TcpStream = wr.get_ref().as_ref();
+                let mut offset = range.position;
+                let end = range.position + range.len as u64;
+                while offset < end {
+                    let want = (end - offset).min(MAX_SENDFILE_CHUNK) as usize;
+                    let sent = loop {
+                        sock.writable().await?;
+                        match sock.try_io(Interest::WRITABLE, || {
+                            rustix::fs::sendfile(sock, file, Some(&mut offset), want)
+                                .map_err(io::Error::from)
+                        }) {
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                            other => break other?,
+                        }
+                    };
+                    if sent == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "segment file shorter than the range being sent",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Largest single sendfile call, so one big fetch does not monopolise a worker thread.
+const MAX_SENDFILE_CHUNK: u64 = 1 << 20;

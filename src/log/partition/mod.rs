@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tracing::{info, warn};
 
@@ -25,7 +25,11 @@ use crate::log::io::{OsStorage, SharedFile, Storage};
 use crate::log::producer_state::{self, BatchMeta, Check, ProducerStateMap, Snapshot};
 use crate::log::segment::{write_file_synced, BatchPos, Segment};
 use crate::log::{LogConfig, LogError};
-use crate::protocol::batch::{self, BatchView, HEADER_LEN};
+use crate::protocol::batch::{self, BatchView};
+
+mod read;
+
+pub use read::{RangeResult, ReadResult};
 
 const LOG_START_FILE: &str = "log-start-offset";
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
@@ -42,14 +46,6 @@ pub struct AppendInfo {
     /// The batch was a retry of one already in the log (idempotent producer); the offsets are
     /// the original ones and nothing was written.
     pub duplicate: bool,
-}
-
-/// Data read from the log: whole batches only.
-#[derive(Debug, Clone)]
-pub struct ReadResult {
-    pub data: Bytes,
-    pub log_start_offset: i64,
-    pub log_end_offset: i64,
 }
 
 struct Inner {
@@ -609,110 +605,6 @@ impl PartitionLog {
             tracing::error!(log = %self.name, why, "partition log poisoned; it refuses writes until restart");
         }
     }
-
-    /// Reads whole batches starting with the one containing `offset`, ending before
-    /// `upper_bound` (exclusive; e.g. the high watermark). At most `max_bytes`, except that with
-    /// `min_one` the first batch is returned whole even if larger.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        upper_bound: i64,
-        min_one: bool,
-    ) -> Result<ReadResult, LogError> {
-        let (file, start, end, log_start, log_end) = {
-            let inner = self.inner.lock();
-            let (log_start, log_end) = (inner.log_start_offset, inner.next_offset);
-            if offset < log_start || offset > log_end {
-                return Err(LogError::OffsetOutOfRange {
-                    offset,
-                    log_start,
-                    log_end,
-                });
-            }
-            let bound = upper_bound.min(log_end);
-            if offset >= bound {
-                return Ok(ReadResult {
-                    data: Bytes::new(),
-                    log_start_offset: log_start,
-                    log_end_offset: log_end,
-                });
-            }
-            let idx = inner
-                .segments
-                .partition_point(|s| s.base_offset <= offset)
-                .saturating_sub(1);
-            let mut found = None;
-            for seg in &inner.segments[idx..] {
-                if let Some(bp) = seg.find_batch(offset)? {
-                    found = Some((seg, bp));
-                    break;
-                }
-            }
-            let Some((seg, bp)) = found else {
-                return Ok(ReadResult {
-                    data: Bytes::new(),
-                    log_start_offset: log_start,
-                    log_end_offset: log_end,
-                });
-            };
-            if bp.base_offset >= bound {
-                return Ok(ReadResult {
-                    data: Bytes::new(),
-                    log_start_offset: log_start,
-                    log_end_offset: log_end,
-                });
-            }
-            let end = if bound < seg.next_offset {
-                match seg.find_batch(bound)? {
-                    Some(b) => b.position,
-                    None => seg.size,
-                }
-            } else {
-                seg.size
-            };
-            (seg.file.clone(), bp.position, end, log_start, log_end)
-        };
-        let available = (end - start) as usize;
-        let mut want = available.min(max_bytes);
-        let mut first_size = None;
-        if want < available {
-            // Make sure the first batch fits, or learn its size.
-            let mut header = [0u8; HEADER_LEN];
-            read_exact_at(&file, &mut header, start)?;
-            let size = BatchView::parse_header_only(&header)?.declared_size();
-            first_size = Some(size);
-            if size > want {
-                if !min_one {
-                    return Ok(ReadResult {
-                        data: Bytes::new(),
-                        log_start_offset: log_start,
-                        log_end_offset: log_end,
-                    });
-                }
-                want = size.min(available);
-            }
-        }
-        let mut buf = BytesMut::zeroed(want);
-        read_exact_at(&file, &mut buf, start)?;
-        if want < available && first_size.is_some() {
-            // Trim a trailing partial batch.
-            let mut cut = 0usize;
-            while cut < buf.len() {
-                match BatchView::peek_size(&buf[cut..]) {
-                    Ok(Some(s)) if cut + s <= buf.len() => cut += s,
-                    _ => break,
-                }
-            }
-            buf.truncate(cut);
-        }
-        Ok(ReadResult {
-            data: buf.freeze(),
-            log_start_offset: log_start,
-            log_end_offset: log_end,
-        })
-    }
-
     /// Batches to search for the first record with timestamp `>= target`: the first batch whose
     /// max timestamp reaches it, as raw bytes. `None` when no record is that new.
     pub fn find_batch_by_timestamp(&self, target: i64) -> Result<Option<Bytes>, LogError> {
