@@ -542,7 +542,11 @@ fn produce_code(raw: &mut RawClient, records: Vec<u8>) -> (i16, i64) {
 }
 
 fn broker_with_topic() -> (TestBroker, RawClient) {
-    let b = TestBroker::start(&[]);
+    broker_with_topic_set(&[])
+}
+
+fn broker_with_topic_set(sets: &[&str]) -> (TestBroker, RawClient) {
+    let b = TestBroker::start(sets);
     let mut raw = RawClient::connect(b.port);
     let ct: CreateTopicsResponse = raw.call(
         ApiKey::CreateTopics,
@@ -917,6 +921,79 @@ fn a_client_that_pipelines_big_responses_without_reading_holds_at_most_its_budge
     );
     assert_still_serving(&mut b);
     drop(s);
+    assert_still_serving(&mut b);
+}
+
+#[test]
+fn five_hundred_concurrent_producers_stay_within_queued_max_request_bytes() {
+    // 500 connections each send half of a 256 KiB produce request and pause: unbounded, the
+    // broker would buffer ~125 MB of partial frames. A frame is charged against
+    // queued.max.request.bytes (16 MiB here) as soon as its size is read, so the others wait in
+    // their sockets' kernel buffers, not in broker memory. Then all complete and are answered.
+    const PRODUCERS: usize = 500;
+    let (mut b, _raw) = broker_with_topic_set(&["queued.max.request.bytes=16777216"]);
+    let pid = b.pid();
+    let rss_before = status_kb(pid, "VmRSS:");
+    let value = vec![0x42_u8; 256 * 1024];
+    let frame = encoded(
+        ApiKey::Produce,
+        9,
+        1,
+        &produce_to("bad", batch_of(&[&value])).with_acks(1),
+    );
+    let frame = std::sync::Arc::new(frame);
+    let half_sent = std::sync::Arc::new(std::sync::Barrier::new(PRODUCERS + 1));
+    let release = std::sync::Arc::new(std::sync::Barrier::new(PRODUCERS + 1));
+    let port = b.port;
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|_| {
+            let (frame, half_sent, release) = (frame.clone(), half_sent.clone(), release.clone());
+            std::thread::spawn(move || -> i16 {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(60)))
+                    .expect("timeout");
+                let mid = frame.len() / 2;
+                s.write_all(&frame[..mid]).expect("first half");
+                half_sent.wait();
+                release.wait();
+                s.write_all(&frame[mid..]).expect("second half");
+                let mut len = [0u8; 4];
+                s.read_exact(&mut len).expect("response size");
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                s.read_exact(&mut body).expect("response");
+                let mut body = Bytes::from(body);
+                ResponseHeader::decode(&mut body, 1).expect("header");
+                let r = ProduceResponse::decode(&mut body, 9).expect("produce response");
+                r.responses[0].partition_responses[0].error_code
+            })
+        })
+        .collect();
+    half_sent.wait();
+    // Let the broker take in what it will.
+    let mut peak = 0;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(status_kb(pid, "VmRSS:"));
+    }
+    eprintln!("{PRODUCERS} half-sent produces: RSS {rss_before} kB before, peak {peak} kB");
+    release.wait();
+    let codes: Vec<i16> = producers
+        .into_iter()
+        .map(|t| t.join().expect("producer"))
+        .collect();
+    assert!(
+        codes.iter().all(|&c| c == 0),
+        "every produce acknowledged: {codes:?}"
+    );
+    assert!(
+        peak < rss_before + 40 * 1024,
+        "peak RSS {peak} kB vs {rss_before} kB before {PRODUCERS} half-sent 256 KiB produces"
+    );
+    let hwm = status_kb(pid, "VmHWM:");
+    assert!(
+        hwm < rss_before + 96 * 1024,
+        "high-water RSS {hwm} kB vs {rss_before} kB before, with all {PRODUCERS} produces"
+    );
     assert_still_serving(&mut b);
 }
 

@@ -62,7 +62,9 @@ pub async fn run(
         (broker.config.connection_max_queued_bytes / 1024).clamp(2, u32::MAX as usize >> 4) as u32;
     let budget = Arc::new(Semaphore::new(budget_kib as usize));
     let half = budget_kib / 2;
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Permits of the frame being received.
+    let mut receiving: Option<(Option<OwnedSemaphorePermit>, OwnedSemaphorePermit)> = None;
     'conn: loop {
         // Handle every complete frame already buffered.
         loop {
@@ -74,14 +76,21 @@ pub async fn run(
                     break 'conn;
                 }
             };
+            // The frame's bytes are charged as soon as its size is known, before its body is
+            // buffered (as Kafka's memory pool does): receive buffers count against the bounds.
+            if receiving.is_none() {
+                let Ok(conn_req) = budget.clone().acquire_many_owned(kib(len, half)).await else {
+                    break 'conn;
+                };
+                receiving = Some((acquire_request_bytes(&limits, len).await, conn_req));
+            }
             if buf.len() < 4 + len {
                 buf.reserve(4 + len - buf.len());
                 break;
             }
-            let Ok(conn_req) = budget.clone().acquire_many_owned(kib(len, half)).await else {
+            let Some((permit, conn_req)) = receiving.take() else {
                 break 'conn;
             };
-            let permit = acquire_request_bytes(&limits, len).await;
             let mut frame = buf.split_to(4 + len).freeze();
             let _ = frame.split_to(4);
             match handle_frame(&broker, peer, frame).await {
@@ -130,8 +139,8 @@ pub async fn run(
                 }
             }
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(64 * 1024);
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_CHUNK);
         }
         let read = tokio::select! {
             r = tokio::time::timeout(idle, rd.read_buf(&mut buf)) => r,
@@ -222,7 +231,8 @@ async fn handle_frame(
 }
 
 async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {
-    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    // Small: large responses bypass the buffer, and every idle connection holds one.
+    let mut wr = BufWriter::with_capacity(WRITE_BUFFER, wr);
     while let Some(out) = rx.recv().await {
         let written = match out {
             Outgoing::Ready(b, permit) => {
@@ -308,6 +318,11 @@ async fn write_parts(wr: &mut BufWriter<OwnedWriteHalf>, body: PartsBody) -> io:
     }
     Ok(())
 }
+
+/// Read buffer growth step; frames larger than this get a buffer of their size once charged.
+const READ_CHUNK: usize = 16 * 1024;
+/// Response coalescing buffer of the writer.
+const WRITE_BUFFER: usize = 16 * 1024;
 
 /// Largest single sendfile call, so one big fetch does not monopolise a worker thread.
 const MAX_SENDFILE_CHUNK: u64 = 1 << 20;
