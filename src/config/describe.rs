@@ -325,6 +325,21 @@ fn broker_values(c: &BrokerConfig) -> Vec<(&'static str, Option<String>, &'stati
             s(&c.txns.partitions),
             "INT",
         ),
+        (
+            "transactional.id.expiration.ms",
+            s(&c.txns.id_expiration_ms),
+            "INT",
+        ),
+        (
+            "transaction.remove.expired.transaction.cleanup.interval.ms",
+            s(&c.txns.remove_expired_interval_ms),
+            "INT",
+        ),
+        (
+            "strom.connection.max.queued.bytes",
+            s(&c.connection_max_queued_bytes),
+            "LONG",
+        ),
         ("strom.acks.all.fsync", s(&c.acks_all_fsync), "BOOLEAN"),
         (
             "strom.max.inflight.requests.per.connection",

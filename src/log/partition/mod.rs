@@ -136,12 +136,19 @@ impl PartitionLog {
             }
             if let Some(prev) = segments.last() {
                 if seg.base_offset != prev.next_offset && seg.size > 0 {
+                    // An OS crash cut an unflushed segment exactly at a batch boundary while a
+                    // later one survived (flushes go in order, so it is unflushed too). Offsets
+                    // must stay contiguous: the records after the cut are lost, as the torn
+                    // tail's are.
                     warn!(
                         log = name,
                         base,
                         expected = prev.next_offset,
-                        "segment base offset gap"
+                        "segment starts past the end of the one before it (unflushed records lost in a crash): dropping it and every later segment"
                     );
+                    seg.delete_files(dir);
+                    truncated_at = Some(i);
+                    continue;
                 }
             }
             if truncated > 0 {
@@ -975,6 +982,70 @@ mod tests {
         // Appending continues at the recovered end.
         let mut b = build_batch(5000, 1, b"x");
         assert_eq!(log.append(&mut b, 0, 5000).expect("append").base_offset, 57);
+    }
+
+    #[test]
+    fn recovery_drops_segments_after_one_cut_at_a_batch_boundary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+            append_n(&log, 20, 1000);
+            // No flush, no close: an OS crash that keeps some unflushed pages and not others.
+        }
+        let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        assert!(logs.len() >= 3, "rolled by size");
+        for p in &logs {
+            let _ = std::fs::remove_file(p.with_extension("index"));
+            let _ = std::fs::remove_file(p.with_extension("timeindex"));
+        }
+        // Cut the second segment after its first batch, exactly at a batch boundary.
+        let data = std::fs::read(&logs[1]).expect("read");
+        let first = BatchView::peek_size(&data).expect("ok").expect("some");
+        assert!(first < data.len(), "the segment holds more than one batch");
+        let base = BatchView::parse_header_only(&data)
+            .expect("header")
+            .base_offset();
+        let kept_end = BatchView::parse_header_only(&data)
+            .expect("header")
+            .last_offset()
+            + 1;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&logs[1])
+            .expect("open")
+            .set_len(first as u64)
+            .expect("cut");
+
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+        assert!(base > 0);
+        assert_eq!(
+            log.log_end_offset(),
+            kept_end,
+            "nothing past the cut survives"
+        );
+        assert_eq!(log.segment_count(), 2);
+        for p in &logs[2..] {
+            assert!(!p.exists(), "{} deleted", p.display());
+        }
+        let mut all = Vec::new();
+        let mut off = 0;
+        while off < kept_end {
+            let r = log.read(off, usize::MAX, i64::MAX, true).expect("read");
+            let got = offsets_in(&r.data);
+            off = *got.last().expect("data") + 1;
+            all.extend(got);
+        }
+        assert_eq!(all, (0..kept_end).collect::<Vec<_>>(), "contiguous");
+        let mut b = build_batch(5000, 1, b"x");
+        assert_eq!(
+            log.append(&mut b, 0, 5000).expect("append").base_offset,
+            kept_end
+        );
     }
 
     #[test]
