@@ -343,7 +343,8 @@ fn empty_classic_group_becomes_consumer_group_and_keeps_offsets() {
     assert_eq!(committed(&mut raw, "offsets-only", 0), 42);
     assert!(listed(&mut raw).contains(&("offsets-only".into(), "consumer".into())));
 
-    // A classic group with a member is not converted.
+    // A classic group with a member whose embedded protocol is not a ConsumerProtocol
+    // subscription cannot be upgraded online (tests/group_migration.rs has the upgrade).
     let j = classic_join(&mut raw, "busy-classic", "i1");
     assert_eq!(j.error_code, 0);
     let r = Member::new("m2").heartbeat(&mut raw, "busy-classic");
@@ -371,7 +372,8 @@ fn empty_consumer_group_becomes_classic_on_join_group() {
     let mut raw = RawClient::connect(b.port);
     let mut m = Member::new("m1");
     assert_eq!(m.heartbeat(&mut raw, "flip").error_code, 0);
-    // Non-empty consumer group: the classic protocol is refused.
+    // Non-empty consumer group: a classic member whose metadata is not a ConsumerProtocol
+    // subscription is refused (tests/group_migration.rs has classic members joining).
     let j = classic_join(&mut raw, "flip", "i1");
     assert_eq!(j.error_code, INCONSISTENT_GROUP_PROTOCOL);
     m.leave(&mut raw, "flip");

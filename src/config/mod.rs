@@ -263,6 +263,16 @@ impl BrokerConfig {
             "group.consumer.max.size" => {
                 self.groups.consumer_max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
             }
+            "group.consumer.migration.policy" => {
+                self.groups.migration_policy = crate::coordinator::MigrationPolicy::parse(v)
+                    .ok_or_else(|| {
+                        invalid(
+                            key,
+                            v,
+                            "expected disabled, upgrade, downgrade or bidirectional",
+                        )
+                    })?
+            }
             "transaction.max.timeout.ms" => {
                 self.txns.max_timeout_ms = parse_num(key, v, 1, i32::MAX as i64)? as i32
             }
@@ -399,6 +409,7 @@ impl Default for BrokerConfig {
                 consumer_session_timeout_ms: 45_000,
                 consumer_heartbeat_interval_ms: 5_000,
                 consumer_max_size: 10_000,
+                migration_policy: crate::coordinator::MigrationPolicy::Bidirectional,
             },
             topic_defaults: BTreeMap::new(),
             explicit: BTreeMap::new(),

@@ -73,7 +73,9 @@ impl CgKind {
     }
 }
 
-/// `ConsumerGroupMemberMetadataValue` v0 (the classic-member tagged field is never written).
+/// `ConsumerGroupMemberMetadataValue` v0; `classic` is its tagged field 0
+/// (`ClassicMemberMetadata`), present only for members that use the classic protocol inside a
+/// consumer group (online migration).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CgMemberValue {
     pub instance_id: Option<String>,
@@ -84,6 +86,15 @@ pub struct CgMemberValue {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    pub classic: Option<ClassicMemberValue>,
+}
+
+/// `ClassicMemberMetadata`: what a classic member sent in its JoinGroup.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassicMemberValue {
+    pub session_timeout_ms: i32,
+    /// (protocol name, ConsumerProtocol subscription bytes), in the member's preference order.
+    pub protocols: Vec<(String, Vec<u8>)>,
 }
 
 /// `ConsumerGroupCurrentMemberAssignmentValue` v0.
@@ -268,6 +279,24 @@ pub fn encode_cg_value(v: &CgValue) -> Vec<u8> {
             put_compact_str(&mut out, m.subscribed_topic_regex.as_deref());
             out.put_i32(m.rebalance_timeout_ms);
             put_compact_str(&mut out, m.server_assignor.as_deref());
+            if let Some(c) = &m.classic {
+                // Tagged fields: one field, tag 0, then its size and the struct.
+                let mut field = Vec::new();
+                field.put_i32(c.session_timeout_ms);
+                put_compact_len(&mut field, c.protocols.len());
+                for (name, meta) in &c.protocols {
+                    put_compact_str(&mut field, Some(name));
+                    put_compact_len(&mut field, meta.len());
+                    field.extend_from_slice(meta);
+                    put_no_tags(&mut field);
+                }
+                put_no_tags(&mut field);
+                put_uvarint(&mut out, 1);
+                put_uvarint(&mut out, 0);
+                put_uvarint(&mut out, field.len() as u32);
+                out.extend_from_slice(&field);
+                return out;
+            }
         }
         CgValue::Target(a) => put_assignment(&mut out, a),
         CgValue::Current(c) => {
@@ -417,6 +446,44 @@ impl Reader<'_> {
         }
         Ok(())
     }
+    /// The member value's tagged fields: tag 0 is `ClassicMemberMetadata`, others are skipped.
+    fn member_tags(&mut self) -> Result<Option<ClassicMemberValue>, CodecError> {
+        let n = self.uvarint()?;
+        let mut classic = None;
+        for _ in 0..n {
+            let tag = self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            self.need(size)?;
+            if tag != 0 {
+                self.0.advance(size);
+                continue;
+            }
+            let mut f = Reader(&self.0[..size]);
+            let session_timeout_ms = f.i32()?;
+            // name (>= 1 byte) + metadata (>= 1) + tags (1).
+            let np = f.compact_len(3)?;
+            let mut protocols = Vec::with_capacity(np);
+            for _ in 0..np {
+                let name = f.compact_str()?;
+                let len = f.compact_len(1)?;
+                f.need(len)?;
+                let meta = f.0[..len].to_vec();
+                f.0.advance(len);
+                f.skip_tags()?;
+                protocols.push((name, meta));
+            }
+            f.skip_tags()?;
+            if !f.0.is_empty() {
+                return Err(CodecError("trailing bytes in ClassicMemberMetadata"));
+            }
+            self.0.advance(size);
+            classic = Some(ClassicMemberValue {
+                session_timeout_ms,
+                protocols,
+            });
+        }
+        Ok(classic)
+    }
     fn assignment(&mut self) -> Result<Assignment, CodecError> {
         let n = self.compact_len(18)?;
         let mut a = Assignment::new();
@@ -510,16 +577,21 @@ pub fn decode_cg_value(kind: &CgKind, b: &[u8]) -> Result<CgValue, CodecError> {
             for _ in 0..n {
                 subscribed_topic_names.push(r.compact_str()?);
             }
-            CgValue::Member(CgMemberValue {
+            let subscribed_topic_regex = r.compact_opt_str()?;
+            let rebalance_timeout_ms = r.i32()?;
+            let server_assignor = r.compact_opt_str()?;
+            let classic = r.member_tags()?;
+            return Ok(CgValue::Member(CgMemberValue {
                 instance_id,
                 rack_id,
                 client_id,
                 client_host,
                 subscribed_topic_names,
-                subscribed_topic_regex: r.compact_opt_str()?,
-                rebalance_timeout_ms: r.i32()?,
-                server_assignor: r.compact_opt_str()?,
-            })
+                subscribed_topic_regex,
+                rebalance_timeout_ms,
+                server_assignor,
+                classic,
+            }));
         }
         CgKind::Target(_) => CgValue::Target(r.assignment()?),
         CgKind::Current(_) => CgValue::Current(CgCurrentValue {
@@ -681,6 +753,27 @@ mod tests {
                 subscribed_topic_regex: Some("x.*".into()),
                 rebalance_timeout_ms: 300_000,
                 server_assignor: Some("range".into()),
+                classic: None,
+            }),
+        );
+        cg_roundtrip(
+            CgKind::Member("m-2".into()),
+            CgValue::Member(CgMemberValue {
+                instance_id: None,
+                rack_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                subscribed_topic_names: vec!["a".into()],
+                subscribed_topic_regex: None,
+                rebalance_timeout_ms: 60_000,
+                server_assignor: None,
+                classic: Some(ClassicMemberValue {
+                    session_timeout_ms: 10_000,
+                    protocols: vec![
+                        ("range".into(), vec![0, 1, 2]),
+                        ("roundrobin".into(), vec![]),
+                    ],
+                }),
             }),
         );
         cg_roundtrip(

@@ -17,7 +17,10 @@
 //! The group's server assignor is the one most members ask for (Kafka's rule), so it is
 //! derived from the persisted members rather than stored.
 
+mod classic;
 mod records;
+
+pub use classic::{ClassicJoin, ClassicJoinOk, DowngradedMember, CONSUMER_PROTOCOL_TYPE};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -60,6 +63,9 @@ pub struct ConsumerMember {
     revocation_deadline: Option<Instant>,
     /// Last assignment sent, so unchanged assignments are not repeated.
     last_sent: Option<Assignment>,
+    /// Set for a member that uses the classic protocol (JoinGroup/SyncGroup/Heartbeat) inside
+    /// this consumer group (online migration).
+    pub classic: Option<classic::ClassicMeta>,
 }
 
 pub struct ConsumerGroup {
@@ -287,6 +293,7 @@ impl ConsumerGroup {
                     session_deadline: now + session,
                     revocation_deadline: None,
                     last_sent: None,
+                    classic: None,
                 },
             );
             self.dirty.members.insert(id.clone());
@@ -294,7 +301,11 @@ impl ConsumerGroup {
             self.bump_epoch();
             id
         } else {
-            let Some(m) = self.members.get(&req.member_id) else {
+            let Some(m) = self
+                .members
+                .get(&req.member_id)
+                .filter(|m| m.classic.is_none())
+            else {
                 return Err((
                     WireError::UnknownMemberId.code(),
                     format!("Member {} is not a member of the group.", req.member_id),
@@ -333,16 +344,47 @@ impl ConsumerGroup {
             m.subscribed_regex = req.subscribed_regex.filter(|r| !r.is_empty());
             changed = true;
         }
-        if let Some(owned) = &req.owned {
+        if req.server_assignor.is_some() {
+            m.server_assignor = req.server_assignor;
+        }
+        self.settle_member(&id, before, changed, req.owned.as_ref(), topics, now);
+        let m = self.members.get_mut(&id).expect("member present");
+        let assignment = if m.last_sent.as_ref() != Some(&m.assigned) || req.member_epoch == 0 {
+            m.last_sent = Some(m.assigned.clone());
+            Some(m.assigned.clone())
+        } else {
+            None
+        };
+        Ok(HeartbeatResponse {
+            member_id: id,
+            member_epoch: m.epoch,
+            assignment,
+        })
+    }
+
+    /// After a member's own fields changed: the group epoch, the target assignment and the
+    /// member's reconciliation, and which of its records must be written. `owned` is what the
+    /// member says it holds (None: unknown).
+    fn settle_member(
+        &mut self,
+        id: &str,
+        before: Option<(
+            crate::coordinator::codec::CgMemberValue,
+            crate::coordinator::codec::CgCurrentValue,
+        )>,
+        mut changed: bool,
+        owned: Option<&Assignment>,
+        topics: &TopicsView,
+        now: Instant,
+    ) {
+        let m = self.members.get_mut(id).expect("member present");
+        if let Some(owned) = owned {
             if !m.pending_revocation.is_empty()
                 && assignor::intersect(owned, &m.pending_revocation).is_empty()
             {
                 m.pending_revocation.clear();
                 m.revocation_deadline = None;
             }
-        }
-        if req.server_assignor.is_some() {
-            m.server_assignor = req.server_assignor;
         }
         let preferred = self.preferred_assignor();
         if preferred != self.assignor {
@@ -356,26 +398,14 @@ impl ConsumerGroup {
         if self.assignment_epoch < self.group_epoch {
             self.compute_target(topics);
         }
-        self.reconcile(&id, now);
-        let after = self.member_records_of(&id);
+        self.reconcile(id, owned, now);
+        let after = self.member_records_of(id);
         if before.as_ref().map(|b| &b.0) != after.as_ref().map(|a| &a.0) {
-            self.dirty.members.insert(id.clone());
+            self.dirty.members.insert(id.to_string());
         }
         if before.as_ref().map(|b| &b.1) != after.as_ref().map(|a| &a.1) {
-            self.dirty.current.insert(id.clone());
+            self.dirty.current.insert(id.to_string());
         }
-        let m = self.members.get_mut(&id).expect("member present");
-        let assignment = if m.last_sent.as_ref() != Some(&m.assigned) || req.member_epoch == 0 {
-            m.last_sent = Some(m.assigned.clone());
-            Some(m.assigned.clone())
-        } else {
-            None
-        };
-        Ok(HeartbeatResponse {
-            member_id: id,
-            member_epoch: m.epoch,
-            assignment,
-        })
     }
 
     /// Topic ids each member subscribes to (names and regex), among existing topics.
@@ -445,7 +475,9 @@ impl ConsumerGroup {
     }
 
     /// Moves one member towards its target: revoke first, then assign what is free.
-    fn reconcile(&mut self, id: &str, now: Instant) {
+    /// Partitions to revoke that the member says it no longer owns (`owned`) are not waited
+    /// for (Kafka's `ownsRevokedPartitions`).
+    fn reconcile(&mut self, id: &str, owned: Option<&Assignment>, now: Instant) {
         let target = self.target.get(id).cloned().unwrap_or_default();
         let held_by_others: Assignment =
             self.members
@@ -463,7 +495,7 @@ impl ConsumerGroup {
             return;
         }
         let revoke = assignor::minus(&m.assigned, &target);
-        if !revoke.is_empty() {
+        if !revoke.is_empty() && owned.is_none_or(|o| !assignor::intersect(o, &revoke).is_empty()) {
             m.assigned = assignor::intersect(&m.assigned, &target);
             m.pending_revocation = revoke;
             m.revocation_deadline =
@@ -480,14 +512,7 @@ impl ConsumerGroup {
 
     /// Expires members whose session ended or who did not revoke in time. Returns true if any.
     pub fn tick(&mut self, now: Instant) -> bool {
-        let gone: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| {
-                m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now)
-            })
-            .map(|m| m.id.clone())
-            .collect();
+        let gone = self.expired(now);
         for id in &gone {
             tracing::info!(member = %id, "consumer group member expired");
             self.remove_member(id);
@@ -498,11 +523,39 @@ impl ConsumerGroup {
         !gone.is_empty()
     }
 
-    /// OffsetCommit/OffsetFetch validation of a member epoch (KIP-848 rules).
+    /// Members whose session ended, who did not revoke in time, or (classic members) who did
+    /// not rejoin or sync within their rebalance timeout.
+    pub fn expired(&self, now: Instant) -> Vec<String> {
+        self.members
+            .values()
+            .filter(|m| {
+                m.session_deadline <= now
+                    || m.revocation_deadline.is_some_and(|d| d <= now)
+                    || m.classic
+                        .as_ref()
+                        .and_then(|c| c.deadline)
+                        .is_some_and(|d| d <= now)
+            })
+            .map(|m| m.id.clone())
+            .collect()
+    }
+
+    /// Removes an expired or leaving member and bumps the group epoch.
+    pub fn expire(&mut self, id: &str) {
+        if self.remove_member(id) {
+            self.bump_epoch();
+        }
+    }
+
+    /// OffsetCommit/OffsetFetch validation of a member epoch (KIP-848 rules; a classic member
+    /// gets ILLEGAL_GENERATION for any other generation, as in Kafka).
     pub fn validate_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), i16> {
         let Some(m) = self.members.get(member_id) else {
             return Err(WireError::UnknownMemberId.code());
         };
+        if m.classic.is_some() && epoch != m.epoch {
+            return Err(WireError::IllegalGeneration.code());
+        }
         if epoch > m.epoch {
             return Err(WireError::FencedMemberEpoch.code());
         }

@@ -879,6 +879,63 @@ impl Group {
         };
     }
 
+    /// Answers every parked JoinGroup and SyncGroup with `code` (the group changes type).
+    pub fn fail_pending(&mut self, code: i16) {
+        for m in self.members.values_mut() {
+            if let Some(tx) = m.join_tx.take() {
+                let _ = tx.send(JoinResult::error(code, &m.id));
+            }
+            if let Some(tx) = m.sync_tx.take() {
+                let _ = tx.send(SyncResult::error(code));
+            }
+        }
+    }
+
+    /// Kafka's `ClassicGroup.fromConsumerGroup`: the classic members left in a consumer group
+    /// form a Stable classic group at the consumer group's epoch, each with its target
+    /// assignment. The caller persists it, then starts a rebalance ([`Self::start_rebalance`]).
+    pub fn downgrade_from(
+        &mut self,
+        members: Vec<crate::coordinator::consumer_group::DowngradedMember>,
+        generation: i32,
+        now: Instant,
+    ) {
+        self.reset_classic();
+        self.protocol_type = Some("consumer".to_string());
+        self.generation = generation;
+        for m in members {
+            if let Some(i) = &m.instance_id {
+                self.static_members.insert(i.clone(), m.id.clone());
+            }
+            self.members.insert(
+                m.id.clone(),
+                Member {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocols: m.protocols,
+                    assignment: m.assignment,
+                    join_tx: None,
+                    sync_tx: None,
+                    heartbeat_deadline: now
+                        + Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+                },
+            );
+        }
+        self.protocol = self.select_protocol();
+        self.leader = self.members.keys().next().cloned();
+        self.set_state(GroupState::Stable);
+    }
+
+    /// Starts a rebalance of a Stable group (after a downgrade).
+    pub fn start_rebalance(&mut self, now: Instant, limits: &Limits) {
+        self.prepare_rebalance(now, limits);
+        self.maybe_complete_join(now);
+    }
+
     /// Checks an OffsetCommit against the membership (Kafka's rules). Ok(()) means accept.
     pub fn validate_commit(
         &self,

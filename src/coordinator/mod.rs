@@ -11,7 +11,12 @@
 //! KIP-848 groups live in the same [`Group`] entry as the classic state and the offsets
 //! (`Group::consumer`); their records (key types 3-8) are drained from the group after each
 //! operation. An empty group changes type when the other protocol arrives (Kafka 4.x): the old
-//! type's tombstones are written first, and committed offsets stay.
+//! type's tombstones are written first, and committed offsets stay. Non-empty groups migrate
+//! online (KIP-848, `group.consumer.migration.policy`): a consumer-protocol member joining a
+//! classic group whose members all use the `consumer` embedded protocol converts it, the
+//! classic members staying as classic members of the consumer group (see
+//! `consumer_group/classic.rs`); when the last consumer-protocol member leaves or expires and
+//! classic members remain, the group turns classic again and rebalances.
 
 pub mod assignor;
 pub mod codec;
@@ -28,7 +33,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
-use crate::coordinator::codec::{CgKind, Key, OffsetValue};
+use crate::coordinator::codec::{CgKind, CgRecord, Key, OffsetValue};
 use crate::coordinator::group::{
     Group, GroupState, JoinOutcome, JoinRequest, JoinResult, Limits, SyncOutcome, SyncResult,
 };
@@ -55,6 +60,39 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
     /// `group.consumer.max.size`.
     pub consumer_max_size: usize,
+    /// `group.consumer.migration.policy`.
+    pub migration_policy: MigrationPolicy,
+}
+
+/// `group.consumer.migration.policy`: which online conversions between a classic and a
+/// consumer group are allowed (conversions of empty groups always are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    Disabled,
+    Upgrade,
+    Downgrade,
+    Bidirectional,
+}
+
+impl MigrationPolicy {
+    /// Kafka's values, case-insensitive.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "disabled" => Some(Self::Disabled),
+            "upgrade" => Some(Self::Upgrade),
+            "downgrade" => Some(Self::Downgrade),
+            "bidirectional" => Some(Self::Bidirectional),
+            _ => None,
+        }
+    }
+
+    pub fn upgrade(self) -> bool {
+        matches!(self, Self::Upgrade | Self::Bidirectional)
+    }
+
+    pub fn downgrade(self) -> bool {
+        matches!(self, Self::Downgrade | Self::Bidirectional)
+    }
 }
 
 /// A durability point: callers await `log.flush_to(end)` before answering.
@@ -363,7 +401,12 @@ impl GroupCoordinator {
         self.append(&g.id, &records)
     }
 
-    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
+    pub async fn join(
+        &self,
+        group_id: &str,
+        req: JoinRequest,
+        topics: &consumer_group::TopicsView,
+    ) -> JoinResult {
         let member = req.member_id.clone();
         let g = if member.is_empty() {
             match self.get_or_create(group_id) {
@@ -376,6 +419,19 @@ impl GroupCoordinator {
                 None => return JoinResult::error(WireError::UnknownMemberId.code(), &member),
             }
         };
+        if req.session_timeout_ms < self.limits.session_timeout_min_ms
+            || req.session_timeout_ms > self.limits.session_timeout_max_ms
+        {
+            return JoinResult::error(WireError::InvalidSessionTimeout.code(), &member);
+        }
+        let to_consumer = {
+            let g = g.lock();
+            g.state != GroupState::Dead
+                && g.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
+        };
+        if to_consumer {
+            return self.classic_join_consumer(group_id, req, topics).await;
+        }
         let (outcome, converted) = {
             let mut g = g.lock();
             // Kafka 4.x: an empty consumer group becomes a classic group on JoinGroup (its
@@ -421,6 +477,110 @@ impl GroupCoordinator {
         }
     }
 
+    /// JoinGroup from a classic member to a non-empty consumer group (online migration).
+    async fn classic_join_consumer(
+        &self,
+        group_id: &str,
+        req: JoinRequest,
+        topics: &consumer_group::TopicsView,
+    ) -> JoinResult {
+        let Some(g) = self.get(group_id) else {
+            return JoinResult::error(WireError::UnknownMemberId.code(), &req.member_id);
+        };
+        let (result, pending) = {
+            let mut g = g.lock();
+            let Some(c) = g.consumer.as_mut().filter(|c| !c.members.is_empty()) else {
+                // Changed type meanwhile: the client rejoins.
+                return JoinResult::error(WireError::RebalanceInProgress.code(), &req.member_id);
+            };
+            let limits = self.consumer_limits();
+            let r = c.classic_join(
+                consumer_group::ClassicJoin {
+                    member_id: req.member_id,
+                    instance_id: req.instance_id,
+                    client_id: req.client_id,
+                    client_host: req.client_host,
+                    session_timeout_ms: req.session_timeout_ms,
+                    rebalance_timeout_ms: req.rebalance_timeout_ms,
+                    protocol_type: req.protocol_type,
+                    protocols: req.protocols,
+                    require_known_member_id: req.require_known_member_id,
+                },
+                topics,
+                &limits,
+                Instant::now(),
+            );
+            let records = c.take_records(group_id);
+            match self.append(group_id, &records) {
+                Ok(p) => (r, p),
+                Err(e) => {
+                    storage_code(&e);
+                    let id = match r {
+                        Ok(ok) => ok.member_id,
+                        Err((_, id)) => id,
+                    };
+                    return JoinResult::error(WireError::NotCoordinator.code(), &id);
+                }
+            }
+        };
+        if let Some((log, end)) = pending {
+            if log.flush_to(end).await.is_err() {
+                let id = match result {
+                    Ok(ok) => ok.member_id,
+                    Err((_, id)) => id,
+                };
+                return JoinResult::error(WireError::NotCoordinator.code(), &id);
+            }
+        }
+        match result {
+            Ok(ok) => JoinResult {
+                error: 0,
+                generation: ok.generation,
+                protocol_type: Some(consumer_group::CONSUMER_PROTOCOL_TYPE.to_string()),
+                protocol_name: Some(ok.protocol_name),
+                leader: String::new(),
+                member_id: ok.member_id,
+                members: Vec::new(),
+            },
+            Err((code, id)) => JoinResult::error(code, &id),
+        }
+    }
+
+    fn consumer_limits(&self) -> consumer_group::ConsumerLimits {
+        consumer_group::ConsumerLimits {
+            session_timeout_ms: self.config.consumer_session_timeout_ms,
+            max_size: self.config.consumer_max_size,
+        }
+    }
+
+    /// Converts a consumer group whose last consumer-protocol member `leaving` goes into a
+    /// classic group of its classic members (Kafka's `convertToClassicGroup`), and starts a
+    /// rebalance. Returns the records: the consumer group's tombstones, then the classic group.
+    fn downgrade(&self, g: &mut Group, leaving: &str, now: Instant) -> Vec<CgRecord> {
+        let Some(c) = g.consumer.take() else {
+            return Vec::new();
+        };
+        let mut records = c.tombstones(&g.id);
+        let members = c.downgraded_members(leaving);
+        g.downgrade_from(members, c.group_epoch, now);
+        records.push((
+            codec::encode_key(&Key::Group {
+                group: g.id.clone(),
+            }),
+            Some(codec::encode_group(&g.to_value())),
+        ));
+        g.start_rebalance(now, &self.limits);
+        tracing::info!(group = %g.id, "downgraded the consumer group to a classic group");
+        records
+    }
+
+    /// Whether the member `leaving` leaving the group triggers a downgrade (policy and size).
+    fn downgrade_allowed(&self, c: &consumer_group::ConsumerGroup, leaving: &str) -> bool {
+        self.config.migration_policy.downgrade()
+            && c.downgrade_candidate(leaving)
+            && c.members.len() - 1 <= self.config.max_size
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub async fn sync(
         &self,
@@ -437,6 +597,24 @@ impl GroupCoordinator {
         };
         let outcome = {
             let mut g = g.lock();
+            if let Some(c) = g.consumer.as_mut() {
+                return match c.classic_sync(
+                    member_id,
+                    instance_id,
+                    generation,
+                    protocol_type,
+                    protocol_name,
+                    Instant::now(),
+                ) {
+                    Ok((name, assignment)) => SyncResult {
+                        error: 0,
+                        protocol_type: Some(consumer_group::CONSUMER_PROTOCOL_TYPE.to_string()),
+                        protocol_name: Some(name),
+                        assignment,
+                    },
+                    Err(code) => SyncResult::error(code),
+                };
+            }
             let before = (g.generation, g.state);
             let o = g.sync(
                 member_id,
@@ -468,6 +646,9 @@ impl GroupCoordinator {
             return WireError::UnknownMemberId.code();
         };
         let mut g = g.lock();
+        if let Some(c) = g.consumer.as_mut() {
+            return c.classic_heartbeat(member_id, instance_id, generation, Instant::now());
+        }
         g.heartbeat(member_id, instance_id, generation, Instant::now())
     }
 
@@ -476,6 +657,13 @@ impl GroupCoordinator {
             return WireError::UnknownMemberId.code();
         };
         let mut g = g.lock();
+        if let Some(c) = g.consumer.as_mut() {
+            let code = c.classic_leave(member_id, instance_id);
+            if let Err(e) = self.persist_consumer(&mut g) {
+                return storage_code(&e);
+            }
+            return code;
+        }
         let before = (g.generation, g.state);
         let code = g.leave(member_id, instance_id, Instant::now(), &self.limits);
         self.persist_if_settled(&g, before);
@@ -597,9 +785,11 @@ impl GroupCoordinator {
             .map_err(|c| (c, "too many groups".to_string()))?;
         let mut g = g.lock();
         // Kafka 4.x: an empty classic group (e.g. only committed offsets) becomes a consumer
-        // group; a non-empty one is not a consumer group (no online migration).
-        // Only a join (epoch 0) creates or converts, as in Kafka.
+        // group; a non-empty one is upgraded online when the migration policy allows it and
+        // all its members use the `consumer` embedded protocol, otherwise it is not a
+        // consumer group. Only a join (epoch 0) creates or converts, as in Kafka.
         let converting = g.consumer.is_none();
+        let mut upgrading = false;
         if converting {
             let absent = created || g.is_vacant();
             if req.member_epoch != 0 && absent {
@@ -608,20 +798,57 @@ impl GroupCoordinator {
                     format!("Consumer group {group_id} not found."),
                 ));
             }
-            if req.member_epoch != 0 || !g.is_empty() || g.state == GroupState::Dead {
+            let upgradable = self.config.migration_policy.upgrade()
+                && g.protocol_type.as_deref() == Some(consumer_group::CONSUMER_PROTOCOL_TYPE)
+                && g.members.len() <= self.config.consumer_max_size;
+            if req.member_epoch != 0
+                || g.state == GroupState::Dead
+                || (!g.is_empty() && !upgradable)
+            {
                 return Err((
                     WireError::GroupIdNotFound.code(),
                     format!("Group {group_id} is not a consumer group"),
                 ));
             }
-            g.consumer = Some(consumer_group::ConsumerGroup::new());
+            if g.is_empty() {
+                g.consumer = Some(consumer_group::ConsumerGroup::new());
+            } else {
+                let c = consumer_group::ConsumerGroup::from_classic(&g, topics).map_err(|e| {
+                    tracing::warn!(group = group_id, error = %e, "cannot upgrade the classic group");
+                    (
+                        WireError::GroupIdNotFound.code(),
+                        format!("Cannot upgrade the classic group {group_id} to consumer group because the embedded consumer protocol is malformed."),
+                    )
+                })?;
+                g.consumer = Some(c);
+                upgrading = true;
+            }
         }
-        let limits = consumer_group::ConsumerLimits {
-            session_timeout_ms: self.config.consumer_session_timeout_ms,
-            max_size: self.config.consumer_max_size,
-        };
+        let limits = self.consumer_limits();
+        let now = Instant::now();
+        if req.member_epoch < 0 {
+            let c = g.consumer.as_ref().expect("consumer group");
+            if self.downgrade_allowed(c, &req.member_id) {
+                let records = self.downgrade(&mut g, &req.member_id, now);
+                let resp = consumer_group::HeartbeatResponse {
+                    member_id: req.member_id,
+                    member_epoch: req.member_epoch,
+                    assignment: None,
+                };
+                return match self.append(group_id, &records) {
+                    Ok(pending) => Ok((resp, pending)),
+                    Err(e) => {
+                        storage_code(&e);
+                        Err((
+                            WireError::NotCoordinator.code(),
+                            "The group coordinator could not persist the heartbeat.".into(),
+                        ))
+                    }
+                };
+            }
+        }
         let c = g.consumer.as_mut().expect("consumer group");
-        let resp = match c.heartbeat(req, topics, &limits, Instant::now()) {
+        let resp = match c.heartbeat(req, topics, &limits, now) {
             Ok(r) => r,
             Err(e) => {
                 if converting {
@@ -642,9 +869,12 @@ impl GroupCoordinator {
                 ));
                 tracing::info!(
                     group = group_id,
-                    "converted the empty classic group to a consumer group"
+                    upgrading,
+                    "converted the classic group to a consumer group"
                 );
             }
+            // Members parked in a rebalance of the classic group rejoin the consumer group.
+            g.fail_pending(WireError::RebalanceInProgress.code());
             g.reset_classic();
         }
         let c = g.consumer.as_mut().expect("consumer group");
@@ -853,11 +1083,7 @@ impl GroupCoordinator {
             let retention_due = now.duration_since(last_retention) >= Duration::from_secs(60);
             for g in groups {
                 let mut g = g.lock();
-                if g.consumer.as_mut().is_some_and(|c| c.tick(now)) {
-                    if let Err(e) = self.persist_consumer(&mut g) {
-                        tracing::warn!(group = %g.id, error = %e, "could not persist expired members");
-                    }
-                }
+                self.expire_consumer_members(&mut g, now);
                 let before = (g.generation, g.state);
                 if g.tick(now, &self.limits) {
                     self.persist_if_settled(&g, before);
@@ -869,6 +1095,37 @@ impl GroupCoordinator {
             if retention_due {
                 last_retention = now;
             }
+        }
+    }
+
+    /// Removes the consumer group's expired members; the expiry of its last consumer-protocol
+    /// member may turn it back into a classic group.
+    fn expire_consumer_members(&self, g: &mut Group, now: Instant) {
+        let Some(c) = g.consumer.as_ref() else {
+            return;
+        };
+        let gone = c.expired(now);
+        if gone.is_empty() {
+            return;
+        }
+        let mut records = Vec::new();
+        for id in gone {
+            let Some(c) = g.consumer.as_mut() else {
+                break;
+            };
+            tracing::info!(group = %g.id, member = %id, "consumer group member expired");
+            if self.downgrade_allowed(c, &id) {
+                records.extend(c.take_records(&g.id));
+                records.extend(self.downgrade(g, &id, now));
+                break;
+            }
+            c.expire(&id);
+        }
+        if let Some(c) = g.consumer.as_mut() {
+            records.extend(c.take_records(&g.id));
+        }
+        if let Err(e) = self.append(&g.id, &records) {
+            tracing::warn!(group = %g.id, error = %e, "could not persist expired members");
         }
     }
 

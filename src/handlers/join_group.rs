@@ -6,8 +6,11 @@
 //! (all members rejoined, or the rebalance timeout). The leader gets every member's metadata;
 //! the broker never interprets it, so any client-side assignor works.
 //! An empty KIP-848 consumer group of the same id becomes a classic group (its records are
-//! tombstoned, offsets stay), as in Kafka 4.x; a non-empty one answers
-//! INCONSISTENT_GROUP_PROTOCOL (no online migration).
+//! tombstoned, offsets stay), as in Kafka 4.x. To a non-empty one the member joins as a classic
+//! member of the consumer group (online migration, KIP-848): the answer comes at once, with
+//! the member epoch as generation, no leader, and the member's first protocol; its assignment
+//! comes from SyncGroup. A protocol type other than `consumer` answers
+//! INCONSISTENT_GROUP_PROTOCOL.
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -53,7 +56,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 return encode_body(&resp, version);
             }
         };
-        let r = coordinator.join(&group_id, join).await;
+        let topics = crate::handlers::consumer_group_heartbeat::topics_view(&broker);
+        let r = coordinator.join(&group_id, join, &topics).await;
         resp.error_code = r.error;
         resp.generation_id = r.generation;
         resp.member_id = StrBytes::from_string(r.member_id);

@@ -59,6 +59,7 @@ impl ConsumerGroup {
                 subscribed_topic_regex: m.subscribed_regex.clone(),
                 rebalance_timeout_ms: m.rebalance_timeout_ms,
                 server_assignor: m.server_assignor.clone(),
+                classic: m.classic.as_ref().map(|c| c.to_value()),
             },
             CgCurrentValue {
                 member_epoch: m.epoch,
@@ -187,6 +188,7 @@ impl ConsumerGroup {
                 session_deadline: now,
                 revocation_deadline: None,
                 last_sent: None,
+                classic: None,
             })
     }
 
@@ -217,6 +219,7 @@ impl ConsumerGroup {
                 m.subscribed_regex = v.subscribed_topic_regex;
                 m.rebalance_timeout_ms = v.rebalance_timeout_ms;
                 m.server_assignor = v.server_assignor;
+                m.classic = v.classic.map(super::classic::ClassicMeta::from_value);
             }
             (CgKind::Member(id), None) => {
                 self.members.remove(&id);
@@ -250,7 +253,12 @@ impl ConsumerGroup {
         let members = &self.members;
         self.target.retain(|id, _| members.contains_key(id));
         for m in self.members.values_mut() {
-            m.session_deadline = now + Duration::from_millis(session_timeout_ms);
+            // A classic member keeps the session timeout of its JoinGroup.
+            let session_ms = m
+                .classic
+                .as_ref()
+                .map_or(session_timeout_ms, |c| c.session_timeout_ms.max(0) as u64);
+            m.session_deadline = now + Duration::from_millis(session_ms);
             m.revocation_deadline = (!m.pending_revocation.is_empty())
                 .then(|| now + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
             m.last_sent = None;
