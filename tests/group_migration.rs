@@ -11,11 +11,15 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes};
 use common::{wait_for, RawClient, TestBroker};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId,
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest,
-    ListGroupsResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    OffsetCommitRequest, OffsetCommitResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -317,6 +321,36 @@ fn cg_join(raw: &mut RawClient, group: &str, topic: &str) -> ConsumerGroupHeartb
     )
 }
 
+fn commit(raw: &mut RawClient, group: &str, topic: &str, member: &str, generation: i32) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_generation_id_or_member_epoch(generation)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)])]);
+    let r: OffsetCommitResponse = raw.call(ApiKey::OffsetCommit, 8, &req);
+    r.topics[0].partitions[0].error_code
+}
+
+/// (member id, member type) of a consumer group's members (ConsumerGroupDescribe v1).
+fn member_types(raw: &mut RawClient, group: &str) -> BTreeMap<String, i8> {
+    let r: ConsumerGroupDescribeResponse = raw.call(
+        ApiKey::ConsumerGroupDescribe,
+        1,
+        &ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_string(group.into()))]),
+    );
+    let g = &r.groups[0];
+    assert_eq!(g.error_code, 0, "{g:?}");
+    g.members
+        .iter()
+        .map(|m| (m.member_id.to_string(), m.member_type))
+        .collect()
+}
+
 /// A classic group of one member (id, generation) that owns all of `topic`'s 4 partitions.
 fn one_member_classic_group(raw: &mut RawClient, group: &str, topic: &str) -> (String, i32) {
     let first = join(raw, group, "", topic);
@@ -363,11 +397,25 @@ fn classic_member_protocol_in_a_consumer_group_survives_a_restart_and_downgrades
         ILLEGAL_GENERATION
     );
 
+    // Offsets of a classic member are checked against its member epoch as a generation.
+    assert_eq!(commit(&mut raw, group, topic, &a, generation), 0);
+    assert_eq!(
+        commit(&mut raw, group, topic, &a, generation + 1),
+        ILLEGAL_GENERATION
+    );
+
     // Restart mid-migration: the classic member is still there with its epoch.
     b.kill9();
     b.restart();
     let mut raw = RawClient::connect(b.port);
     assert_eq!(group_type(&mut raw, group).as_deref(), Some("consumer"));
+    let types = member_types(&mut raw, group);
+    assert_eq!(types.get(&a), Some(&0), "classic member: {types:?}");
+    assert_eq!(
+        types.get(c_id.as_str()),
+        Some(&1),
+        "consumer member: {types:?}"
+    );
     assert_eq!(
         heartbeat(&mut raw, group, &a, generation),
         REBALANCE_IN_PROGRESS
@@ -437,6 +485,34 @@ fn classic_member_protocol_in_a_consumer_group_survives_a_restart_and_downgrades
     );
     assert_eq!(s.error_code, 0);
     assert_eq!(decode_assignment(&s.assignment).len(), 4);
+}
+
+#[test]
+fn expiry_of_the_last_consumer_protocol_member_downgrades_the_group() {
+    let b = TestBroker::start(&[
+        "group.initial.rebalance.delay.ms=0",
+        "group.consumer.session.timeout.ms=1500",
+    ]);
+    let topic = "mig-exp";
+    create_topic(&b, topic, 4);
+    let group = "mig-exp-group";
+    let mut raw = RawClient::connect(b.port);
+    let (a, generation) = one_member_classic_group(&mut raw, group, topic);
+    let c = cg_join(&mut raw, group, topic);
+    assert_eq!(c.error_code, 0, "{c:?}");
+    // c never heartbeats again (a's session, 30 s, outlasts the wait).
+    wait_for(Duration::from_secs(20), "the downgrade", || {
+        (group_type(&mut raw, group).as_deref() == Some("classic")).then_some(())
+    });
+    // The classic group took the consumer group's epoch, past a's generation: a rejoins.
+    assert_eq!(
+        heartbeat(&mut raw, group, &a, generation),
+        ILLEGAL_GENERATION
+    );
+    let j = join(&mut raw, group, &a, topic);
+    assert_eq!(j.error_code, 0, "{j:?}");
+    assert_eq!(j.leader.as_str(), a);
+    assert!(j.generation_id > generation);
 }
 
 #[test]

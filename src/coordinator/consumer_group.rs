@@ -573,6 +573,29 @@ impl Default for ConsumerGroup {
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A heartbeat of `id` at `epoch` subscribing to topic "t" on join (epoch 0).
+    pub fn hb(id: &str, epoch: i32) -> HeartbeatRequest {
+        HeartbeatRequest {
+            member_id: id.into(),
+            member_epoch: epoch,
+            instance_id: None,
+            rack_id: None,
+            rebalance_timeout_ms: if epoch == 0 { 1000 } else { -1 },
+            subscribed_names: (epoch == 0).then(|| vec!["t".to_string()]),
+            subscribed_regex: None,
+            server_assignor: None,
+            owned: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            generate_id: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -3,7 +3,8 @@
 //! Describes KIP-848 consumer groups: group and assignment epochs, state (Empty, Assigning,
 //! Reconciling, Stable), assignor, and each member's subscription, current and target
 //! assignment. A classic group or an unknown id answers GROUP_ID_NOT_FOUND, which is how
-//! Kafka's admin client knows to fall back to DescribeGroups.
+//! Kafka's admin client knows to fall back to DescribeGroups. v1 tells each member's type:
+//! 0 for a classic member left in the group by an online upgrade, 1 for a consumer member.
 
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
@@ -53,6 +54,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                                 .with_subscribed_topic_regex(m.subscribed_regex.clone().map(StrBytes::from_string))
                                 .with_assignment(to_wire(&m.assigned))
                                 .with_target_assignment(to_wire(c.target.get(&m.id).unwrap_or(&assignor::Assignment::new())))
+                                // v1 (KIP-1099): 0 classic member (online migration), 1 consumer.
+                                .with_member_type(if m.classic.is_some() { 0 } else { 1 })
                         })
                         .collect();
                     DescribedGroup::default()

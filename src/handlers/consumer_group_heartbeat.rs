@@ -6,9 +6,13 @@
 //! the member's assignment; partitions are revoked before they move (see coordinator).
 //! The response is sent after the fsync of the records its changes wrote (membership, epochs,
 //! assignments survive a restart). A join (epoch 0) to an empty classic group of the same id
-//! (e.g. one with only committed offsets) makes it a consumer group, keeping its offsets; a
-//! non-empty one, or any other epoch for a group that is not a consumer group, answers
-//! GROUP_ID_NOT_FOUND like Kafka (no online migration).
+//! (e.g. one with only committed offsets) makes it a consumer group, keeping its offsets. A
+//! join to a non-empty classic group upgrades it online (`group.consumer.migration.policy`
+//! upgrade/bidirectional, every member on the `consumer` embedded protocol, readable
+//! metadata): its members stay as classic members. Otherwise, or for any other epoch to a
+//! group that is not a consumer group, GROUP_ID_NOT_FOUND like Kafka. The leave of the last
+//! consumer-protocol member, classic members remaining, turns the group classic again
+//! (policy downgrade/bidirectional) and starts a rebalance.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,6 +2,9 @@
 //!
 //! Keeps a member's session alive. REBALANCE_IN_PROGRESS tells it to rejoin;
 //! UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / FENCED_INSTANCE_ID as in Kafka.
+//! A classic member of a consumer group (online migration) is told to rejoin when the group
+//! epoch moved past its member epoch, it has partitions to revoke, or partitions it waits for
+//! became free; it must then rejoin within its rebalance timeout.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};

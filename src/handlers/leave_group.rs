@@ -2,6 +2,8 @@
 //!
 //! v0-2 remove one member by id; v3+ remove a batch (by member id or, for static members, by
 //! group instance id) with a per-member error. The group rebalances without them at once.
+//! Classic members of a consumer group (online migration) leave it the same way (group epoch
+//! bumped); a consumer-protocol member named here answers UNKNOWN_MEMBER_ID, as in Kafka.
 
 use bytes::Bytes;
 use kafka_protocol::messages::leave_group_response::MemberResponse;

@@ -6,6 +6,8 @@
 //! OFFSET_METADATA_TOO_LARGE. Accepted offsets are appended to `__consumer_offsets` and the
 //! response waits for that append's fsync: an acknowledged commit survives a crash.
 //! `retention_time_ms` (v2-4) is ignored like in Kafka 4 (offsets.retention.minutes applies).
+//! In a consumer group the generation is the member epoch; a classic member (online migration)
+//! with any other epoch gets ILLEGAL_GENERATION, a consumer-protocol member STALE/FENCED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};

@@ -4,6 +4,9 @@
 //! request completes the rebalance (group Stable, membership persisted). Errors follow Kafka:
 //! UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID,
 //! INCONSISTENT_GROUP_PROTOCOL (v5 protocol type/name mismatch).
+//! A classic member of a consumer group (online migration) gets its current assignment at once,
+//! as a ConsumerProtocol Assignment; its generation is its member epoch; REBALANCE_IN_PROGRESS
+//! when the group epoch moved past it (it must rejoin first).
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};

@@ -683,4 +683,172 @@ mod tests {
         assert_eq!(&enc[..2], &[0, 1]);
         assert_eq!(decode_assignment(&enc).expect("assignment"), parts);
     }
+
+    fn topics() -> TopicsView {
+        TopicsView {
+            by_name: [("t".to_string(), (Uuid::from_u128(7), 4))]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn classic_group() -> Group {
+        use crate::coordinator::codec::{GroupValue, MemberValue};
+        let mut g = Group::new("grp");
+        g.load(
+            GroupValue {
+                protocol_type: "consumer".into(),
+                generation: 5,
+                protocol: Some("range".into()),
+                leader: Some("a".into()),
+                state_timestamp: 0,
+                members: vec![MemberValue {
+                    member_id: "a".into(),
+                    instance_id: None,
+                    client_id: "ca".into(),
+                    client_host: "/127.0.0.1".into(),
+                    rebalance_timeout_ms: 10_000,
+                    session_timeout_ms: 10_000,
+                    subscription: subscription(0, &["t"], &[]),
+                    assignment: encode_assignment(0, &[("t".into(), vec![0, 1, 2, 3])]).to_vec(),
+                }],
+            },
+            Instant::now(),
+        );
+        g
+    }
+
+    fn replayed(records: &[crate::coordinator::codec::CgRecord]) -> ConsumerGroup {
+        use crate::coordinator::codec::{decode_cg_value, decode_key, Key};
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new();
+        for (k, v) in records {
+            let Key::Consumer { kind, .. } = decode_key(k).expect("key") else {
+                panic!("not a consumer group key");
+            };
+            let v = v
+                .as_ref()
+                .map(|v| decode_cg_value(&kind, v).expect("value"));
+            g.replay(kind, v, now);
+        }
+        g.finish_load(now, 45_000);
+        g
+    }
+
+    #[test]
+    fn upgraded_classic_member_revokes_by_rejoining_and_replays() {
+        let limits = ConsumerLimits {
+            session_timeout_ms: 45_000,
+            max_size: 10,
+        };
+        let now = Instant::now();
+        let mut c = ConsumerGroup::from_classic(&classic_group(), &topics()).expect("upgrade");
+        assert_eq!((c.group_epoch, c.members["a"].epoch), (5, 5));
+        assert_eq!(
+            c.members["a"]
+                .assigned
+                .values()
+                .map(|p| p.len())
+                .sum::<usize>(),
+            4
+        );
+        let mut log = c.take_records("grp");
+        // A consumer-protocol member joins: it waits for a to give partitions up.
+        let mut join = crate::coordinator::consumer_group::tests_support::hb("b", 0);
+        join.owned = Some(Assignment::new());
+        let b = c.heartbeat(join, &topics(), &limits, now).expect("join b");
+        assert!(b.assignment.as_ref().is_none_or(|a| a.is_empty()));
+        assert_eq!(
+            c.classic_heartbeat("a", None, 5, now),
+            WireError::RebalanceInProgress.code()
+        );
+        assert_eq!(
+            c.classic_heartbeat("a", None, 4, now),
+            WireError::IllegalGeneration.code()
+        );
+        assert_eq!(
+            c.classic_heartbeat("b", None, b.member_epoch, now),
+            WireError::UnknownMemberId.code(),
+            "b is not a classic member"
+        );
+        log.extend(c.take_records("grp"));
+        // a rejoins owning nothing (an eager client): new epoch, half the partitions.
+        let j = c
+            .classic_join(
+                ClassicJoin {
+                    member_id: "a".into(),
+                    instance_id: None,
+                    client_id: "ca".into(),
+                    client_host: "/127.0.0.1".into(),
+                    session_timeout_ms: 10_000,
+                    rebalance_timeout_ms: 10_000,
+                    protocol_type: "consumer".into(),
+                    protocols: vec![("range".into(), Bytes::from(subscription(1, &["t"], &[])))],
+                    require_known_member_id: true,
+                },
+                &topics(),
+                &limits,
+                now,
+            )
+            .expect("rejoin");
+        assert!(j.generation > 5);
+        assert_eq!(j.protocol_name, "range");
+        let (name, bytes) = c
+            .classic_sync(
+                "a",
+                None,
+                j.generation,
+                Some("consumer"),
+                Some("range"),
+                now,
+            )
+            .expect("sync");
+        assert_eq!(name, "range");
+        let got = decode_assignment(&bytes).expect("assignment");
+        assert_eq!(got.iter().map(|(_, p)| p.len()).sum::<usize>(), 2);
+        assert_eq!(c.classic_heartbeat("a", None, j.generation, now), 0);
+        log.extend(c.take_records("grp"));
+        let b2 = c
+            .heartbeat(
+                crate::coordinator::consumer_group::tests_support::hb("b", b.member_epoch),
+                &topics(),
+                &limits,
+                now,
+            )
+            .expect("hb b");
+        let b_parts = b2.assignment.expect("b's partitions");
+        assert_eq!(b_parts.values().map(|p| p.len()).sum::<usize>(), 2);
+        log.extend(c.take_records("grp"));
+        assert_eq!(c.state(), "Stable");
+
+        // Replay keeps a classic member, with its protocols and session timeout.
+        let r = replayed(&log);
+        let ra = &r.members["a"];
+        let meta = ra.classic.as_ref().expect("classic member after replay");
+        assert_eq!(
+            (meta.session_timeout_ms, meta.protocol_name()),
+            (10_000, "range")
+        );
+        assert_eq!(
+            (ra.epoch, &ra.assigned),
+            (c.members["a"].epoch, &c.members["a"].assigned)
+        );
+        assert!(r.members["b"].classic.is_none());
+
+        // b is the last consumer-protocol member: its leave downgrades, a keeps its target.
+        assert!(c.downgrade_candidate("b"));
+        assert!(!c.downgrade_candidate("a"));
+        let down = c.downgraded_members("b");
+        assert_eq!(down.len(), 1);
+        assert_eq!(
+            decode_assignment(&down[0].assignment).expect("a's target"),
+            got
+        );
+        // A classic leave just removes the member.
+        assert_eq!(c.classic_leave("a", None), 0);
+        assert_eq!(
+            c.classic_leave("a", None),
+            WireError::UnknownMemberId.code()
+        );
+    }
 }
