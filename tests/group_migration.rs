@@ -102,10 +102,12 @@ fn covers(now: &BTreeMap<String, BTreeSet<i32>>, total: usize) -> bool {
     now.values().map(BTreeSet::len).sum::<usize>() == total
 }
 
-fn classic(b: &TestBroker, group: &str) -> BaseConsumer {
+/// A classic-protocol consumer with the given `partition.assignment.strategy`.
+fn classic(b: &TestBroker, group: &str, strategy: &str) -> BaseConsumer {
     b.consumer(&[
         ("group.id", group),
         ("group.protocol", "classic"),
+        ("partition.assignment.strategy", strategy),
         ("session.timeout.ms", "10000"),
         ("heartbeat.interval.ms", "500"),
         ("auto.offset.reset", "earliest"),
@@ -122,15 +124,25 @@ fn modern(b: &TestBroker, group: &str) -> BaseConsumer {
 
 #[test]
 fn classic_group_upgrades_when_a_consumer_protocol_member_joins_then_classic_members_leave() {
+    upgrade_then_classic_members_leave("range,roundrobin", "mig-up");
+}
+
+/// Cooperative classic members report the partitions they own in their subscription: they
+/// keep them across the upgrade instead of giving everything up.
+#[test]
+fn cooperative_classic_group_upgrades_too() {
+    upgrade_then_classic_members_leave("cooperative-sticky", "mig-coop");
+}
+
+fn upgrade_then_classic_members_leave(strategy: &str, topic: &str) {
     let b = TestBroker::start(&[
         "group.initial.rebalance.delay.ms=0",
         "group.consumer.heartbeat.interval.ms=500",
     ]);
-    let topic = "mig-up";
     create_topic(&b, topic, 6);
-    let group = "mig-up-group";
-    let a = classic(&b, group);
-    let c2 = classic(&b, group);
+    let group = &format!("{topic}-group");
+    let a = classic(&b, group, strategy);
+    let c2 = classic(&b, group, strategy);
     a.subscribe(&[topic]).expect("subscribe a");
     c2.subscribe(&[topic]).expect("subscribe b");
     poll_until(
@@ -184,8 +196,8 @@ fn group_downgrades_when_the_last_consumer_protocol_member_leaves() {
     let topic = "mig-down";
     create_topic(&b, topic, 6);
     let group = "mig-down-group";
-    let a = classic(&b, group);
-    let c2 = classic(&b, group);
+    let a = classic(&b, group, "range,roundrobin");
+    let c2 = classic(&b, group, "range,roundrobin");
     a.subscribe(&[topic]).expect("subscribe a");
     c2.subscribe(&[topic]).expect("subscribe b");
     poll_until(
