@@ -401,6 +401,9 @@ impl ConsumerGroup {
         if unknown && req.require_known_member_id && req.instance_id.is_none() {
             return err(WireError::MemberIdRequired, &id);
         }
+        // A static member back under a new id takes its old incarnation's place: epoch,
+        // subscription and assignment (Kafka's static member replacement).
+        let mut inherited = None;
         if let Some(instance) = &req.instance_id {
             let old = self
                 .members
@@ -411,8 +414,17 @@ impl ConsumerGroup {
                 if !unknown {
                     return err(WireError::FencedInstanceId, &req.member_id);
                 }
-                // A static member came back under a new id: its old incarnation goes.
-                self.expire(&old);
+                let o = &self.members[&old];
+                inherited = Some((
+                    o.subscribed_names.clone(),
+                    o.epoch,
+                    o.previous_epoch,
+                    o.assigned.clone(),
+                    o.pending_revocation.clone(),
+                    o.revocation_deadline,
+                    self.target.get(&old).cloned(),
+                ));
+                self.remove_member(&old);
             }
         }
         if self.members.get(&id).is_some_and(|m| m.classic.is_none()) {
@@ -425,31 +437,43 @@ impl ConsumerGroup {
         let mut changed = false;
         if !self.members.contains_key(&id) {
             self.dirty.removed.remove(&id);
-            self.members.insert(
-                id.clone(),
-                ConsumerMember {
-                    id: id.clone(),
-                    instance_id: req.instance_id.clone(),
-                    rack_id: None,
-                    client_id: String::new(),
-                    client_host: String::new(),
-                    rebalance_timeout_ms: req.rebalance_timeout_ms,
-                    subscribed_names: Vec::new(),
-                    subscribed_regex: None,
-                    server_assignor: None,
-                    epoch: 0,
-                    previous_epoch: 0,
-                    assigned: Assignment::new(),
-                    pending_revocation: Assignment::new(),
-                    session_deadline: now + session,
-                    revocation_deadline: None,
-                    last_sent: None,
-                    classic: None,
-                },
-            );
+            let mut m = ConsumerMember {
+                id: id.clone(),
+                instance_id: req.instance_id.clone(),
+                rack_id: None,
+                client_id: String::new(),
+                client_host: String::new(),
+                rebalance_timeout_ms: req.rebalance_timeout_ms,
+                subscribed_names: Vec::new(),
+                subscribed_regex: None,
+                server_assignor: None,
+                epoch: 0,
+                previous_epoch: 0,
+                assigned: Assignment::new(),
+                pending_revocation: Assignment::new(),
+                session_deadline: now + session,
+                revocation_deadline: None,
+                last_sent: None,
+                classic: None,
+            };
+            match inherited {
+                Some((names, epoch, previous, assigned, pending, deadline, target)) => {
+                    m.subscribed_names = names;
+                    m.epoch = epoch;
+                    m.previous_epoch = previous;
+                    m.assigned = assigned;
+                    m.pending_revocation = pending;
+                    m.revocation_deadline = deadline;
+                    if let Some(t) = target {
+                        self.target.insert(id.clone(), t);
+                        self.dirty.targets.insert(id.clone());
+                    }
+                }
+                None => changed = true,
+            }
+            self.members.insert(id.clone(), m);
             self.dirty.members.insert(id.clone());
             self.dirty.current.insert(id.clone());
-            changed = true;
         }
         let before = self.member_records_of(&id);
         let m = self.members.get_mut(&id).expect("member present");
@@ -850,5 +874,70 @@ mod tests {
             c.classic_leave("a", None),
             WireError::UnknownMemberId.code()
         );
+    }
+
+    fn static_join(id: &str) -> ClassicJoin {
+        ClassicJoin {
+            member_id: id.into(),
+            instance_id: Some("i1".into()),
+            client_id: "cs".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from(subscription(0, &["t"], &[])))],
+            require_known_member_id: true,
+        }
+    }
+
+    #[test]
+    fn static_classic_member_back_under_a_new_id_keeps_its_place() {
+        let limits = ConsumerLimits {
+            session_timeout_ms: 45_000,
+            max_size: 10,
+        };
+        let now = Instant::now();
+        let mut c = ConsumerGroup::new();
+        let b = c
+            .heartbeat(
+                crate::coordinator::consumer_group::tests_support::hb("b", 0),
+                &topics(),
+                &limits,
+                now,
+            )
+            .expect("b");
+        let s1 = c
+            .classic_join(static_join(""), &topics(), &limits, now)
+            .expect("static join");
+        let (_, first) = c
+            .classic_sync(&s1.member_id, Some("i1"), s1.generation, None, None, now)
+            .expect("sync");
+        let epoch = c.group_epoch;
+        // Someone else claiming the instance with another known id is fenced.
+        assert_eq!(
+            c.classic_join(static_join("other"), &topics(), &limits, now)
+                .err()
+                .map(|e| e.0),
+            Some(WireError::FencedInstanceId.code())
+        );
+        let s2 = c
+            .classic_join(static_join(""), &topics(), &limits, now)
+            .expect("rejoin under a new id");
+        assert_ne!(s2.member_id, s1.member_id);
+        assert_eq!(s2.generation, s1.generation, "same epoch, no rebalance");
+        assert_eq!(c.group_epoch, epoch);
+        assert!(!c.members.contains_key(&s1.member_id));
+        let (_, again) = c
+            .classic_sync(&s2.member_id, Some("i1"), s2.generation, None, None, now)
+            .expect("sync");
+        assert_eq!(again, first);
+        assert_eq!(
+            c.classic_heartbeat(&s1.member_id, Some("i1"), s1.generation, now),
+            WireError::FencedInstanceId.code()
+        );
+        let records = c.take_records("grp");
+        let r = replayed(&records);
+        assert_eq!(r.members.len(), 2, "b and the new incarnation");
+        assert!(r.members.contains_key(&s2.member_id) && r.members.contains_key(&b.member_id));
     }
 }
