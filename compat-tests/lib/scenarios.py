@@ -35,6 +35,8 @@ SCENARIOS = [
      "enable.idempotence + acks=all: 10 records exactly once at offsets 0..9"),
     ("transactions", "transactions", True, 45,
      "commit a0..a2, abort b0..b1, commit c0: read_committed sees a0 a1 a2 c0, read_uncommitted sees all 6, end offset 9"),
+    ("eos-pipeline", "transactions", False, 60,
+     "consume-transform-produce in a group with transactions (offsets committed in the transaction), 2+ commits and 1 abort: read_committed output is V0..V19 once each, group offset 20"),
     ("delete-records", "broker core (DeleteRecords)", True, 40,
      "delete before offset 4 of 10: low watermark 4, earliest offset 4, consumption starts at 4"),
     ("list-offsets", "broker core (ListOffsets)", False, 40,

@@ -312,6 +312,98 @@ S.transactions = async (obs) => {
   check(obs.end_offset === 9, `end offset ${obs.end_offset}, expected 9`)
 }
 
+// Reads partition 0 of t from the beginning (fresh group) until n messages arrived, then 1.5 s
+// more to catch extras (duplicates, aborted records that leak).
+async function drainValues (t, n, readUncommitted) {
+  const c = kafka.consumer({ groupId: `${t}-d${Math.random().toString(36).slice(2, 8)}`, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200, readUncommitted })
+  await c.connect()
+  const got = []
+  try {
+    await c.subscribe({ topics: [t], fromBeginning: true })
+    await c.run({ autoCommit: false, eachMessage: async ({ message }) => { got.push(message.value.toString()) } })
+    const end = Date.now() + 15000
+    while (got.length < n && Date.now() < end) await sleep(50)
+    if (got.length >= n) await sleep(1500)
+    return got.slice()
+  } finally { await c.disconnect() }
+}
+
+const groupCommitted = (g, t) => withAdmin(async (a) => {
+  const r = await a.fetchOffsets({ groupId: g, topics: [t] })
+  const p = r.find((x) => x.topic === t).partitions.find((x) => x.partition === 0)
+  return Number(p.offset)
+})
+
+// eos-pipeline: consume-transform-produce in a group. Every 10 messages (eachMessage is awaited in
+// order) are one transaction: send the uppercased values to <t>-out, transaction.sendOffsets for
+// the consumed position, commit. After the first commit one extra transaction writes ABORTED-0..4
+// plus offsets +5 and aborts.
+S['eos-pipeline'] = async (obs) => {
+  const out = `${topic}-out`
+  const g = `${topic}-g`
+  await create(topic)
+  await create(out)
+  await produce(topic, vals(20, 'v'))
+  const p = kafka.producer({ transactionalId: `${topic}-eos`, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  await p.connect()
+  const c = kafka.consumer({ groupId: g, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200, readUncommitted: false })
+  await c.connect()
+  const txns = []
+  let done = 0
+  let aborted = false
+  let failure = null
+  let tx = null
+  let n = 0
+  const offsets = (o) => ({ consumerGroupId: g, topics: [{ topic, partitions: [{ partition: 0, offset: String(o) }] }] })
+  try {
+    await c.subscribe({ topics: [topic], fromBeginning: true })
+    await c.run({
+      autoCommit: false,
+      eachMessage: async ({ message }) => {
+        if (failure || done >= 20) return
+        try {
+          if (n === 0) tx = await p.transaction()
+          await tx.send({ topic: out, acks: -1, messages: [{ key: message.key, value: message.value.toString().toUpperCase(), partition: 0 }] })
+          n++
+          if (n < 10) return
+          const next = Number(message.offset) + 1
+          await tx.sendOffsets(offsets(next))
+          await tx.commit()
+          txns.push(n)
+          done += n
+          n = 0
+          if (!aborted) {
+            aborted = true
+            const ab = await p.transaction()
+            await ab.send({ topic: out, acks: -1, messages: vals(5, 'ABORTED-').map((v) => ({ value: v, partition: 0 })) })
+            await ab.sendOffsets(offsets(next + 5))
+            await ab.abort()
+            obs.committed_after_abort = await groupCommitted(g, topic)
+            check(obs.committed_after_abort === next, `committed offset after the aborted transaction: ${obs.committed_after_abort}, expected ${next}`)
+          }
+        } catch (e) { failure = failure || e }
+      },
+    })
+    const end = Date.now() + 30000
+    while (done < 20 && !failure && Date.now() < end) await sleep(50)
+  } finally {
+    await c.disconnect()
+    await p.disconnect()
+  }
+  if (failure) throw failure
+  obs.transactions = txns
+  check(done === 20 && txns.length >= 2, `committed transactions (records each): ${JSON.stringify(txns)}`)
+  const want = vals(20, 'V')
+  const rc = await drainValues(out, 20, false)
+  const ru = await drainValues(out, 25, true)
+  obs.read_committed = rc
+  obs.read_uncommitted_count = ru.length
+  obs.committed = await groupCommitted(g, topic)
+  check(eq(rc, want), `read_committed output ${JSON.stringify(rc)}, expected V0..V19 once each`)
+  check(ru.length === 25, `read_uncommitted saw ${ru.length} records, expected 25 (20 + 5 aborted)`)
+  check(obs.committed === 20, `group's committed input offset ${obs.committed}, expected 20`)
+}
+
 S['delete-records'] = async (obs) => {
   await create(topic)
   await produce(topic, vals(10, 'd-'))

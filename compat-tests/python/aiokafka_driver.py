@@ -365,6 +365,81 @@ async def s_transactions(b, t, obs):
     check(end == 9, f"end offset {end}, expected 9")
 
 
+async def drain_values(t, n, isolation):
+    """Read partition 0 from the start until n records arrived, then 1.5 s more to catch extras."""
+    c = await consumer(isolation_level=isolation)
+    out = []
+    try:
+        tp = TopicPartition(t, 0)
+        c.assign([tp])
+        await c.seek_to_beginning(tp)
+        more, quiet = deadline(15), None
+        loop = asyncio.get_running_loop()
+        while more() and (quiet is None or loop.time() < quiet):
+            for msgs in (await c.getmany(timeout_ms=200)).values():
+                out.extend(m.value.decode() for m in msgs)
+            if len(out) >= n and quiet is None:
+                quiet = loop.time() + 1.5
+    finally:
+        await c.stop()
+    return out
+
+
+async def s_eos_pipeline(b, t, obs):
+    """Consume-transform-produce in a group: each getmany (max_records=10) is one transaction that
+    sends the uppercased values to <t>-out and commits the consumed offsets through
+    send_offsets_to_transaction(offsets, group_id); after the first commit one extra transaction
+    writes ABORTED-0..4 and offsets +5, then aborts."""
+    out_t, g = t + "-out", t + "-g"
+    tp = TopicPartition(t, 0)
+    await create(t)
+    await create(out_t)
+    await produce(t, vals(20, "v"))
+    p = await producer(transactional_id=t + "-eos", enable_idempotence=True)
+    c = await consumer(t, group_id=g, isolation_level="read_committed")
+    txns, done, aborted = [], 0, False
+    try:
+        more = deadline(30)
+        while done < 20 and more():
+            recs = [m for ms in (await c.getmany(timeout_ms=500, max_records=10)).values() for m in ms]
+            if not recs:
+                continue
+            async with p.transaction():
+                for m in recs:
+                    await p.send(out_t, key=m.key, value=m.value.decode().upper().encode(), partition=0)
+                nxt = recs[-1].offset + 1
+                await p.send_offsets_to_transaction({tp: nxt}, g)
+            done += len(recs)
+            txns.append(len(recs))
+            if not aborted:
+                aborted = True
+                await p.begin_transaction()
+                for i in range(5):
+                    await (await p.send(out_t, value=f"ABORTED-{i}".encode(), partition=0))
+                await p.send_offsets_to_transaction({tp: nxt + 5}, g)
+                await p.abort_transaction()
+                cm = await c.committed(tp)
+                obs["committed_after_abort"] = cm
+                check(cm == nxt, f"committed offset after the aborted transaction: {cm}, expected {nxt}")
+    finally:
+        await c.stop()
+        await p.stop()
+    obs["transactions"] = txns
+    check(len(txns) >= 2, f"committed transactions (records each): {txns}")
+    want = [v.upper() for v in vals(20, "v")]
+    rc = await drain_values(out_t, 20, "read_committed")
+    ru = await drain_values(out_t, 25, "read_uncommitted")
+    obs["read_committed"], obs["read_uncommitted_count"] = rc, len(ru)
+    c = await consumer(group_id=g, isolation_level="read_committed")
+    try:
+        obs["committed"] = await c.committed(tp)
+    finally:
+        await c.stop()
+    check(rc == want, f"read_committed output {rc}, expected V0..V19 once each")
+    check(len(ru) == 25, f"read_uncommitted saw {len(ru)} records, expected 25 (20 + 5 aborted)")
+    check(obs["committed"] == 20, f"group's committed input offset {obs['committed']}, expected 20")
+
+
 async def s_delete_records(b, t, obs):
     await create(t)
     await produce(t, vals(10, "d-"))
@@ -448,7 +523,7 @@ SCENARIOS = {k: sync(v) for k, v in {
     "codec-lz4": codec("lz4"), "codec-zstd": codec("zstd"),
     "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
     "offsets-for-times": s_offsets_for_times, "group-rebalance": s_group_rebalance,
-    "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions,
+    "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
 }.items()}

@@ -327,6 +327,87 @@ def s_transactions(b, t, obs):
     check(hi == 9, f"end offset {hi}, expected 9")
 
 
+def drain_values(t, n, isolation):
+    """Read partition 0 from the start until n records arrived, then 1.5 s more to catch extras."""
+    c = Consumer(conf(**{"group.id": t + "-reader", "enable.auto.commit": False, "isolation.level": isolation}))
+    out = []
+    try:
+        c.assign([TopicPartition(t, 0, OFFSET_BEGINNING)])
+        more, quiet = deadline(15), None
+        while more() and (quiet is None or time.monotonic() < quiet):
+            m = c.poll(0.2)
+            if m is not None:
+                if m.error():
+                    if m.error().code() != KafkaError._PARTITION_EOF:
+                        raise Fail(f"consume error: {kerr(m.error())}")
+                else:
+                    out.append(m.value().decode())
+            if len(out) >= n and quiet is None:
+                quiet = time.monotonic() + 1.5
+    finally:
+        c.close()
+    return out
+
+
+def s_eos_pipeline(b, t, obs):
+    """Consume-transform-produce in a group: each consume() batch (<= 10) is one transaction that
+    produces the uppercased values to <t>-out and commits consumer.position() through
+    send_offsets_to_transaction(..., consumer_group_metadata()); after the first commit one extra
+    transaction writes ABORTED-0..4 and offsets +5, then aborts."""
+    out_t, g = t + "-out", t + "-g"
+    create(t)
+    create(out_t)
+    produce(t, vals(20, "v"))
+    p = Producer(conf(**{"transactional.id": t + "-eos", "linger.ms": 5}))
+    c = Consumer(conf(**{"group.id": g, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "isolation.level": "read_committed"}))
+    txns, done, aborted = [], 0, False
+    try:
+        p.init_transactions(20)
+        c.subscribe([t])
+        more = deadline(30)
+        while done < 20 and more():
+            msgs = [m for m in c.consume(num_messages=10, timeout=0.5) if not m.error()]
+            if not msgs:
+                continue
+            p.begin_transaction()
+            for m in msgs:
+                p.produce(out_t, key=m.key(), value=m.value().decode().upper(), partition=0)
+            pos = c.position(c.assignment())
+            p.send_offsets_to_transaction(pos, c.consumer_group_metadata(), 20)
+            p.commit_transaction(20)
+            done += len(msgs)
+            txns.append(len(msgs))
+            if not aborted:
+                aborted = True
+                nxt = msgs[-1].offset() + 1
+                p.begin_transaction()
+                for i in range(5):
+                    p.produce(out_t, value=f"ABORTED-{i}", partition=0)
+                p.send_offsets_to_transaction([TopicPartition(t, 0, nxt + 5)], c.consumer_group_metadata(), 20)
+                p.flush(10)
+                p.abort_transaction(20)
+                cm = c.committed([TopicPartition(t, 0)], timeout=15)[0].offset
+                obs["committed_after_abort"] = cm
+                check(cm == nxt, f"committed offset after the aborted transaction: {cm}, expected {nxt}")
+    finally:
+        c.close()
+    obs["transactions"] = txns
+    check(len(txns) >= 2, f"committed transactions (records each): {txns}")
+    want = [v.upper() for v in vals(20, "v")]
+    rc = drain_values(out_t, 20, "read_committed")
+    ru = drain_values(out_t, 25, "read_uncommitted")
+    obs["read_committed"], obs["read_uncommitted_count"] = rc, len(ru)
+    c = Consumer(conf(**{"group.id": g, "enable.auto.commit": False, "isolation.level": "read_committed"}))
+    try:
+        obs["committed"] = c.committed([TopicPartition(t, 0)], timeout=15)[0].offset
+    finally:
+        c.close()
+    check(rc == want, f"read_committed output {rc}, expected V0..V19 once each")
+    check(len(ru) == 25, f"read_uncommitted saw {len(ru)} records, expected 25 (20 + 5 aborted)")
+    check(obs["committed"] == 20, f"group's committed input offset {obs['committed']}, expected 20")
+
+
 def s_delete_records(b, t, obs):
     create(t)
     produce(t, vals(10, "d-"))
@@ -406,7 +487,7 @@ SCENARIOS = {
     "codec-lz4": codec("lz4"), "codec-zstd": codec("zstd"),
     "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
     "offsets-for-times": s_offsets_for_times, "group-rebalance": s_group_rebalance,
-    "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions,
+    "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
 }

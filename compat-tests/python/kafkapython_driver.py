@@ -358,6 +358,84 @@ def list_offset(a, tp, spec):
     return a.list_partition_offsets({tp: spec})[tp].offset
 
 
+def drain_values(t, n, isolation):
+    """Read partition 0 from the start until n records arrived, then 1.5 s more to catch extras."""
+    c = consumer(isolation_level=isolation)
+    out = []
+    try:
+        tp = TopicPartition(t, 0)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        more, quiet = deadline(15), None
+        while more() and (quiet is None or time.monotonic() < quiet):
+            for recs in c.poll(timeout_ms=200).values():
+                out.extend(r.value.decode() for r in recs)
+            if len(out) >= n and quiet is None:
+                quiet = time.monotonic() + 1.5
+    finally:
+        c.close()
+    return out
+
+
+def s_eos_pipeline(b, t, obs):
+    """Consume-transform-produce in a group: each poll (max_records=10) is one transaction that
+    sends the uppercased values to <t>-out and commits the consumed offsets through
+    send_offsets_to_transaction(offsets, consumer.group_metadata()); after the first commit one
+    extra transaction writes ABORTED-0..4 and offsets +5, then aborts."""
+    out_t, g = t + "-out", t + "-g"
+    tp = TopicPartition(t, 0)
+    create(t)
+    create(out_t)
+    produce(t, vals(20, "v"))
+    p = producer(transactional_id=t + "-eos", enable_idempotence=True)
+    c = consumer(group_id=g, isolation_level="read_committed")
+    c.subscribe([t])
+    txns, done, aborted = [], 0, False
+    try:
+        p.init_transactions()
+        more = deadline(30)
+        while done < 20 and more():
+            recs = [r for rs in c.poll(timeout_ms=500, max_records=10).values() for r in rs]
+            if not recs:
+                continue
+            p.begin_transaction()
+            for r in recs:
+                p.send(out_t, key=r.key, value=r.value.decode().upper().encode(), partition=0)
+            nxt = recs[-1].offset + 1
+            p.send_offsets_to_transaction({tp: OffsetAndMetadata(nxt, "", -1)}, c.group_metadata())
+            p.commit_transaction()
+            done += len(recs)
+            txns.append(len(recs))
+            if not aborted:
+                aborted = True
+                p.begin_transaction()
+                for i in range(5):
+                    p.send(out_t, value=f"ABORTED-{i}".encode(), partition=0)
+                p.send_offsets_to_transaction({tp: OffsetAndMetadata(nxt + 5, "", -1)}, c.group_metadata())
+                p.flush(10)
+                p.abort_transaction()
+                cm = c.committed(tp)
+                obs["committed_after_abort"] = cm
+                check(cm == nxt, f"committed offset after the aborted transaction: {cm}, expected {nxt}")
+    finally:
+        c.close()
+        p.close(5)
+    obs["transactions"] = txns
+    check(len(txns) >= 2, f"committed transactions (records each): {txns}")
+    want = [v.upper() for v in vals(20, "v")]
+    rc = drain_values(out_t, 20, "read_committed")
+    ru = drain_values(out_t, 25, "read_uncommitted")
+    obs["read_committed"], obs["read_uncommitted_count"] = rc, len(ru)
+    c = consumer(group_id=g, isolation_level="read_committed")
+    try:
+        obs["committed"] = c.committed(tp)
+    finally:
+        c.close()
+    check(rc == want, f"read_committed output {rc}, expected V0..V19 once each")
+    check(len(ru) == 25, f"read_uncommitted saw {len(ru)} records, expected 25 (20 + 5 aborted)")
+    check(obs["committed"] == 20, f"group's committed input offset {obs['committed']}, expected 20")
+
+
 def s_delete_records(b, t, obs):
     create(t)
     produce(t, vals(10, "d-"))
@@ -440,7 +518,7 @@ SCENARIOS = {
     "codec-lz4": codec("lz4"), "codec-zstd": codec("zstd"),
     "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
     "offsets-for-times": s_offsets_for_times, "group-rebalance": s_group_rebalance,
-    "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions,
+    "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
 }

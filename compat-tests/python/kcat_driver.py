@@ -198,6 +198,7 @@ SCENARIOS = {
     "group-rebalance": na("kcat runs one consumer per process; not a rebalance test driver"),
     "commit-resume": na("kcat has no explicit offset commit"),
     "transactions": na("kcat has no transactional producer"),
+    "eos-pipeline": na("kcat has no transactional producer"),
     "delete-records": na("kcat has no DeleteRecords"),
     "err-invalid-config": na("kcat has no admin commands"),
 }

@@ -520,8 +520,111 @@ func main() {
 		"codec-zstd": codec("zstd", kgo.ZstdCompression()),
 		"record-fields": recordFields, "offset-earliest": offsetEarliest, "offset-latest": offsetLatest,
 		"offsets-for-times": offsetsForTimes, "group-rebalance": groupRebalance, "commit-resume": commitResume,
-		"idempotent-produce": idempotent, "transactions": transactions, "delete-records": deleteRecords,
+		"idempotent-produce": idempotent, "transactions": transactions, "eos-pipeline": eosPipeline, "delete-records": deleteRecords,
 		"list-offsets": listOffsets, "err-unknown-topic": unknownTopic, "err-record-too-large": tooLarge,
 		"err-invalid-config": invalidConfig,
 	})
+}
+
+// drainValues reads partition 0 of t from the start until n records arrived, then 1.5 s more to
+// catch extras (duplicates, aborted records that leak).
+func drainValues(t string, n int, iso kgo.IsolationLevel) []string {
+	cl := client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{t: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(iso))
+	defer cl.Close()
+	var out []string
+	end := time.Now().Add(15 * time.Second)
+	var quiet time.Time
+	for time.Now().Before(end) && (quiet.IsZero() || time.Now().Before(quiet)) {
+		c, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		fs := cl.PollFetches(c)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, string(r.Value)) })
+		if len(out) >= n && quiet.IsZero() {
+			quiet = time.Now().Add(1500 * time.Millisecond)
+		}
+	}
+	return out
+}
+
+func groupCommitted(g, t string) int64 {
+	r, err := admin().FetchOffsets(ctx(15), g)
+	h.Must(err, "fetch offsets")
+	h.Must(r.Error(), "fetch offsets")
+	o, ok := r.Lookup(t, 0)
+	if !ok {
+		return -1
+	}
+	return o.At
+}
+
+// eosPipeline: consume-transform-produce with kgo.GroupTransactSession. Each PollRecords(10) is
+// one transaction (Begin, produce the uppercased values to <t>-out, End(ctx, TryCommit), which
+// commits the consumed offsets in the transaction); after the first commit one extra transaction
+// writes ABORTED-0..4 and ends with TryAbort.
+func eosPipeline(b, t string, obs h.Obs) {
+	out, g := t+"-out", t+"-g"
+	create(t, 1, nil)
+	create(out, 1, nil)
+	produce(t, h.Vals(20, "v"))
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(seed), kgo.ClientID("compat-franz"),
+		kgo.RequestTimeoutOverhead(10*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.TransactionalID(t+"-eos"), kgo.ConsumerGroup(g), kgo.ConsumeTopics(t),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	h.Must(err, "new group transact session")
+	var txns []int
+	done, aborted := 0, false
+	end := time.Now().Add(30 * time.Second)
+	for done < 20 && time.Now().Before(end) {
+		c, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := sess.PollRecords(c, 10)
+		cancel()
+		for _, fe := range fs.Errors() {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) && !errors.Is(fe.Err, context.Canceled) {
+				h.Check(false, "fetch error on %s/%d: %v", fe.Topic, fe.Partition, fe.Err)
+			}
+		}
+		var recs []*kgo.Record
+		fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+		if len(recs) == 0 {
+			continue
+		}
+		h.Must(sess.Begin(), "begin")
+		var outs []*kgo.Record
+		for _, r := range recs {
+			outs = append(outs, &kgo.Record{Topic: out, Partition: 0, Key: r.Key, Value: []byte(strings.ToUpper(string(r.Value)))})
+		}
+		h.Must(sess.ProduceSync(ctx(20), outs...).FirstErr(), "produce in txn")
+		committed, err := sess.End(ctx(20), kgo.TryCommit)
+		h.Must(err, "End(TryCommit)")
+		h.Check(committed, "End(TryCommit) did not commit: the session aborted the transaction")
+		done += len(recs)
+		txns = append(txns, len(recs))
+		if !aborted {
+			aborted = true
+			h.Must(sess.Begin(), "begin (to abort)")
+			var junk []*kgo.Record
+			for i := 0; i < 5; i++ {
+				junk = append(junk, &kgo.Record{Topic: out, Partition: 0, Value: []byte(fmt.Sprintf("ABORTED-%d", i))})
+			}
+			h.Must(sess.ProduceSync(ctx(20), junk...).FirstErr(), "produce in the aborted txn")
+			_, err := sess.End(ctx(20), kgo.TryAbort)
+			h.Must(err, "End(TryAbort)")
+			cm := groupCommitted(g, t)
+			obs["committed_after_abort"] = cm
+			nxt := recs[len(recs)-1].Offset + 1
+			h.Check(cm == nxt, "committed offset after the aborted transaction: %d, expected %d", cm, nxt)
+		}
+	}
+	sess.Close()
+	obs["transactions"] = txns
+	h.Check(len(txns) >= 2, "committed transactions (records each): %v", txns)
+	want := h.Vals(20, "V")
+	rc := drainValues(out, 20, kgo.ReadCommitted())
+	ru := drainValues(out, 25, kgo.ReadUncommitted())
+	obs["read_committed"], obs["read_uncommitted_count"] = rc, len(ru)
+	obs["committed"] = groupCommitted(g, t)
+	h.Check(h.Equal(rc, want), "read_committed output %v, expected V0..V19 once each", rc)
+	h.Check(len(ru) == 25, "read_uncommitted saw %d records, expected 25 (20 + 5 aborted)", len(ru))
+	h.Check(obs["committed"] == int64(20), "group's committed input offset %v, expected 20", obs["committed"])
 }

@@ -588,10 +588,183 @@ func main() {
 		"codec-zstd": codec("zstd", sarama.CompressionZSTD),
 		"record-fields": recordFields, "offset-earliest": offsetEarliest, "offset-latest": offsetLatest,
 		"offsets-for-times": offsetsForTimes, "group-rebalance": groupRebalance, "commit-resume": commitResume,
-		"idempotent-produce": idempotent, "transactions": transactions, "delete-records": deleteRecords,
+		"idempotent-produce": idempotent, "transactions": transactions, "eos-pipeline": eosPipeline, "delete-records": deleteRecords,
 		"list-offsets": listOffsets, "err-unknown-topic": unknownTopic, "err-record-too-large": tooLarge,
 		"err-invalid-config": invalidConfig,
 	})
 }
 
 func sp(s string) *string { return &s }
+
+// drainValues reads partition 0 of t from the start until n records arrived, then 1.5 s more to
+// catch extras (duplicates, aborted records that leak).
+func drainValues(t string, n int, iso sarama.IsolationLevel) []string {
+	c := cfg()
+	c.Consumer.IsolationLevel = iso
+	cons, err := sarama.NewConsumer([]string{seed}, c)
+	h.Must(err, "consumer")
+	defer cons.Close()
+	pc, err := cons.ConsumePartition(t, 0, sarama.OffsetOldest)
+	h.Must(err, "consume partition")
+	defer pc.Close()
+	var out []string
+	timeout := time.After(15 * time.Second)
+	var quiet <-chan time.Time
+	for {
+		select {
+		case m := <-pc.Messages():
+			out = append(out, string(m.Value))
+			if len(out) >= n && quiet == nil {
+				quiet = time.After(1500 * time.Millisecond)
+			}
+		case e := <-pc.Errors():
+			h.Check(false, "consume error: %v", e)
+		case <-timeout:
+			return out
+		case <-quiet:
+			return out
+		}
+	}
+}
+
+func groupCommitted(g, t string) int64 {
+	a := admin()
+	defer a.Close()
+	resp, err := a.ListConsumerGroupOffsets(g, map[string][]int32{t: {0}})
+	h.Must(err, "offset fetch")
+	blk := resp.GetBlock(t, 0)
+	if blk == nil {
+		return -2
+	}
+	return blk.Offset
+}
+
+// eosHandler is the consume-transform-produce loop: every 10 claimed messages are one
+// transaction (BeginTxn, SendMessage the uppercased value to out, AddMessageToTxn, CommitTxn);
+// after the first commit one extra transaction writes ABORTED-0..4 plus AddOffsetsToTxn(+5) and
+// aborts.
+type eosHandler struct {
+	p       sarama.SyncProducer
+	in, out string
+	group   string
+	obs     h.Obs
+	mu      sync.Mutex
+	txns    []int
+	done    int
+	aborted bool
+	err     error
+	finish  context.CancelFunc
+}
+
+func (e *eosHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (e *eosHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (e *eosHandler) fail(err error, what string) error {
+	e.mu.Lock()
+	e.err = fmt.Errorf("%s: %w", what, err)
+	e.mu.Unlock()
+	e.finish()
+	return err
+}
+
+func (e *eosHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, cl sarama.ConsumerGroupClaim) error {
+	n := 0
+	for m := range cl.Messages() {
+		if n == 0 {
+			if err := e.p.BeginTxn(); err != nil {
+				return e.fail(err, "BeginTxn")
+			}
+		}
+		_, _, err := e.p.SendMessage(&sarama.ProducerMessage{Topic: e.out, Partition: 0, Key: sarama.ByteEncoder(m.Key),
+			Value: sarama.StringEncoder(strings.ToUpper(string(m.Value)))})
+		if err != nil {
+			return e.fail(err, "produce in txn")
+		}
+		if err := e.p.AddMessageToTxn(m, e.group, nil); err != nil {
+			return e.fail(err, "AddMessageToTxn")
+		}
+		n++
+		if n < 10 {
+			continue
+		}
+		if err := e.p.CommitTxn(); err != nil {
+			return e.fail(err, "CommitTxn")
+		}
+		e.mu.Lock()
+		e.txns = append(e.txns, n)
+		e.done += n
+		first := !e.aborted
+		e.aborted = true
+		e.mu.Unlock()
+		n = 0
+		if first {
+			if err := e.p.BeginTxn(); err != nil {
+				return e.fail(err, "BeginTxn (to abort)")
+			}
+			for i := 0; i < 5; i++ {
+				if _, _, err := e.p.SendMessage(&sarama.ProducerMessage{Topic: e.out, Partition: 0,
+					Value: sarama.StringEncoder(fmt.Sprintf("ABORTED-%d", i))}); err != nil {
+					return e.fail(err, "produce in the aborted txn")
+				}
+			}
+			offs := map[string][]*sarama.PartitionOffsetMetadata{e.in: {{Partition: 0, Offset: m.Offset + 6, LeaderEpoch: -1}}}
+			if err := e.p.AddOffsetsToTxn(offs, e.group); err != nil {
+				return e.fail(err, "AddOffsetsToTxn")
+			}
+			if err := e.p.AbortTxn(); err != nil {
+				return e.fail(err, "AbortTxn")
+			}
+			cm := groupCommitted(e.group, e.in)
+			e.obs["committed_after_abort"] = cm
+			if cm != m.Offset+1 {
+				return e.fail(fmt.Errorf("committed offset after the aborted transaction: %d, expected %d", cm, m.Offset+1), "check")
+			}
+		}
+		if m.Offset+1 >= 20 {
+			e.finish()
+			return nil
+		}
+	}
+	return nil
+}
+
+func eosPipeline(b, t string, obs h.Obs) {
+	out, g := t+"-out", t+"-g"
+	create(t, 1, nil)
+	create(out, 1, nil)
+	produce(t, h.Vals(20, "v"), nil)
+	p := producer(func(c *sarama.Config) {
+		c.Producer.Idempotent = true
+		c.Producer.RequiredAcks = sarama.WaitForAll
+		c.Net.MaxOpenRequests = 1
+		c.Producer.Transaction.ID = t + "-eos"
+	})
+	defer p.Close()
+	c := cfg()
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Consumer.IsolationLevel = sarama.ReadCommitted
+	grp, err := sarama.NewConsumerGroup([]string{seed}, g, c)
+	h.Must(err, "consumer group")
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	e := &eosHandler{p: p, in: t, out: out, group: g, obs: obs, finish: cancel}
+	for cctx.Err() == nil {
+		if err := grp.Consume(cctx, []string{t}, e); err != nil && cctx.Err() == nil {
+			h.Must(err, "consume")
+		}
+	}
+	grp.Close()
+	cancel()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h.Must(e.err, "pipeline")
+	obs["transactions"] = e.txns
+	h.Check(e.done == 20 && len(e.txns) >= 2, "committed transactions (records each): %v", e.txns)
+	want := h.Vals(20, "V")
+	rc := drainValues(out, 20, sarama.ReadCommitted)
+	ru := drainValues(out, 25, sarama.ReadUncommitted)
+	obs["read_committed"], obs["read_uncommitted_count"] = rc, len(ru)
+	obs["committed"] = groupCommitted(g, t)
+	h.Check(h.Equal(rc, want), "read_committed output %v, expected V0..V19 once each", rc)
+	h.Check(len(ru) == 25, "read_uncommitted saw %d records, expected 25 (20 + 5 aborted)", len(ru))
+	h.Check(obs["committed"] == int64(20), "group's committed input offset %v, expected 20", obs["committed"])
+}

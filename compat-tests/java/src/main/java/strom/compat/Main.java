@@ -77,6 +77,7 @@ public final class Main {
             case "commit-resume": commitResume(); break;
             case "idempotent-produce": idempotent(); break;
             case "transactions": transactions(); break;
+            case "eos-pipeline": eosPipeline(); break;
             case "delete-records": deleteRecords(); break;
             case "list-offsets": listOffsets(); break;
             case "err-unknown-topic": errUnknownTopic(); break;
@@ -457,6 +458,98 @@ public final class Main {
             obs.put("end_offset", end);
             check(end == 9, "end offset (LSO) " + end + ", expected 9 (6 records + 3 markers)");
         }
+    }
+
+    /**
+     * eos-pipeline: consume-transform-produce in a consumer group with transactions. 20 records
+     * v0..v19 on the input; each poll (max.poll.records=10) is one transaction that writes the
+     * uppercased values to `<topic>-out` and commits the consumed offsets through
+     * sendOffsetsToTransaction(offsets, consumer.groupMetadata()). After the first commit one
+     * extra transaction writes ABORTED-0..4 and offsets +5, then aborts.
+     */
+    static void eosPipeline() throws Exception {
+        String in = topic, out = topic + "-out", group = topic + "-g";
+        TopicPartition tin = new TopicPartition(in, 0);
+        try (Admin a = admin()) {
+            createTopic(a, in, 1, null);
+            createTopic(a, out, 1, null);
+        }
+        try (KafkaProducer<String, String> p = producer()) {
+            produceValues(p, in, vals(20, "v"));
+        }
+        List<Integer> txns = new ArrayList<>();
+        try (KafkaProducer<String, String> p = producer("transactional.id", topic + "-eos");
+             KafkaConsumer<String, String> c = consumer("group.id", group, "isolation.level", "read_committed",
+                                                        "max.poll.records", "10")) {
+            p.initTransactions();
+            c.subscribe(List.of(in));
+            int done = 0;
+            boolean aborted = false;
+            long deadline = System.currentTimeMillis() + 30000;
+            while (done < 20 && System.currentTimeMillis() < deadline) {
+                ConsumerRecords<String, String> recs = c.poll(Duration.ofMillis(200));
+                if (recs.isEmpty()) continue;
+                p.beginTransaction();
+                long next = -1;
+                for (ConsumerRecord<String, String> r : recs) {
+                    p.send(new ProducerRecord<>(out, 0, r.key(), r.value().toUpperCase()));
+                    next = r.offset() + 1;
+                }
+                p.sendOffsetsToTransaction(Map.of(tin, new OffsetAndMetadata(next)), c.groupMetadata());
+                p.commitTransaction();
+                done += recs.count();
+                txns.add(recs.count());
+                if (!aborted) {
+                    aborted = true;
+                    p.beginTransaction();
+                    for (int i = 0; i < 5; i++) p.send(new ProducerRecord<>(out, 0, null, "ABORTED-" + i));
+                    p.sendOffsetsToTransaction(Map.of(tin, new OffsetAndMetadata(next + 5)), c.groupMetadata());
+                    p.flush();
+                    p.abortTransaction();
+                    OffsetAndMetadata om = c.committed(Set.of(tin)).get(tin);
+                    obs.put("committed_after_abort", om == null ? -1 : om.offset());
+                    check(om != null && om.offset() == next, "committed offset after the aborted transaction: " + om + ", expected " + next);
+                }
+            }
+        }
+        obs.put("transactions", txns);
+        check(txns.size() >= 2, "committed transactions (records each): " + txns);
+        eosVerify(group);
+    }
+
+    static void eosVerify(String group) throws Exception {
+        TopicPartition tin = new TopicPartition(topic, 0);
+        List<String> want = new ArrayList<>();
+        for (String v : vals(20, "v")) want.add(v.toUpperCase());
+        List<String> rc = drainValues(topic + "-out", 20, "read_committed");
+        List<String> ru = drainValues(topic + "-out", 25, "read_uncommitted");
+        obs.put("read_committed", rc);
+        obs.put("read_uncommitted_count", ru.size());
+        try (Admin a = admin()) {
+            var offs = a.listConsumerGroupOffsets(Map.of(group, new ListConsumerGroupOffsetsSpec()),
+                    new ListConsumerGroupOffsetsOptions().requireStable(true)).partitionsToOffsetAndMetadata(group).get();
+            OffsetAndMetadata om = offs.get(tin);
+            obs.put("committed", om == null ? -1 : om.offset());
+        }
+        check(rc.equals(want), "read_committed output " + rc + ", expected V0..V19 once each");
+        check(ru.size() == 25, "read_uncommitted saw " + ru.size() + " records, expected 25 (20 + 5 aborted)");
+        check(Long.valueOf(20).equals(obs.get("committed")), "group's committed input offset " + obs.get("committed") + ", expected 20");
+    }
+
+    /** Reads a partition from the start until n records arrived, then 1.5 s more to catch extras. */
+    static List<String> drainValues(String t, int n, String isolation) {
+        List<String> out = new ArrayList<>();
+        try (KafkaConsumer<String, String> c = consumer("isolation.level", isolation)) {
+            TopicPartition tp = new TopicPartition(t, 0);
+            c.assign(List.of(tp));
+            c.seekToBeginning(List.of(tp));
+            long end = System.currentTimeMillis() + 15000, quiet = Long.MAX_VALUE;
+            while (System.currentTimeMillis() < Math.min(end, quiet)) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) out.add(r.value());
+                if (out.size() >= n && quiet == Long.MAX_VALUE) quiet = System.currentTimeMillis() + 1500;
+            }
+        }
+        return out;
     }
 
     static void deleteRecords() throws Exception {
