@@ -46,8 +46,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let listen = config.listen;
     let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = strom::server::bind(listen, broker.config.listen_backlog)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     info!(addr = %listen, data = %broker.config.log_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "Strom is serving Kafka clients");
     let shutdown = CancellationToken::new();

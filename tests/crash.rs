@@ -6,6 +6,8 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestBroker;
@@ -48,28 +50,36 @@ async fn produce_until_killed(
         .expect("warm-up record acknowledged");
     let mut acked = vec![(d.partition, d.offset, warm)];
     let mut pending = Vec::new();
-    let started = Instant::now();
+    // The kill lands `run_for` into the load, but not before some load record was acknowledged
+    // (on a starved machine the first acks can take longer than `run_for`), so every cycle
+    // kills a broker in the middle of acknowledged writes.
+    let load_acked = Arc::new(AtomicBool::new(false));
+    let mut started = Instant::now();
     let mut i = 0u64;
     let mut killed = false;
+    let give_up = Instant::now() + Duration::from_secs(30);
     while started.elapsed() < run_for + Duration::from_millis(300) {
         if !killed && started.elapsed() >= run_for {
-            broker.kill9();
-            killed = true;
+            if load_acked.load(Ordering::Acquire) || Instant::now() > give_up {
+                broker.kill9();
+                killed = true;
+            } else {
+                started = Instant::now() - run_for;
+            }
         }
         let value = format!("c{cycle}-{i}");
         let p = (i % PARTITIONS as u64) as i32;
         let producer = producer.clone();
         let topic = topic.to_string();
+        let load_acked = load_acked.clone();
         pending.push(tokio::spawn(async move {
             let rec = FutureRecord::to(&topic)
                 .partition(p)
                 .key("k")
                 .payload(&value);
-            producer
-                .send(rec, Duration::from_secs(0))
-                .await
-                .ok()
-                .map(|d| (d.partition, d.offset, value))
+            let d = producer.send(rec, Duration::from_secs(0)).await.ok()?;
+            load_acked.store(true, Ordering::Release);
+            Some((d.partition, d.offset, value))
         }));
         i += 1;
         if i.is_multiple_of(50) {

@@ -234,6 +234,7 @@ fn broker_values(c: &BrokerConfig) -> Vec<(&'static str, Option<String>, &'stati
             "LONG",
         ),
         ("max.connections", s(&c.max_connections), "INT"),
+        ("socket.listen.backlog.size", s(&c.listen_backlog), "INT"),
         (
             "connections.max.idle.ms",
             s(&c.connections_max_idle_ms),

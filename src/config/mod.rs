@@ -58,6 +58,9 @@ pub struct BrokerConfig {
     pub queued_max_request_bytes: usize,
     /// `max.connections`.
     pub max_connections: usize,
+    /// `socket.listen.backlog.size`: connections the kernel queues before they are accepted
+    /// (Kafka defaults to 50; Strom to 1024, so a reconnect storm is not answered with resets).
+    pub listen_backlog: u32,
     /// `connections.max.idle.ms`.
     pub connections_max_idle_ms: u64,
     /// Largest requests a connection may have in flight (pipelined) at once.
@@ -222,6 +225,9 @@ impl BrokerConfig {
             "max.connections" => {
                 self.max_connections = parse_num(key, v, 1, i32::MAX as i64)? as usize
             }
+            "socket.listen.backlog.size" => {
+                self.listen_backlog = parse_num(key, v, 1, i32::MAX as i64)? as u32
+            }
             "connections.max.idle.ms" => {
                 self.connections_max_idle_ms = parse_num(key, v, 1, i64::MAX)? as u64
             }
@@ -384,6 +390,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             queued_max_request_bytes: 256 << 20,
             max_connections: 10_000,
+            listen_backlog: 1024,
             connections_max_idle_ms: 600_000,
             max_inflight_requests_per_connection: 1_000,
             connection_max_queued_bytes: 16 << 20,

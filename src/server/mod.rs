@@ -3,10 +3,11 @@
 
 pub mod connection;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,6 +20,20 @@ pub struct ServerLimits {
     /// `queued.max.request.bytes`, in KiB permits.
     pub request_bytes: Arc<Semaphore>,
     pub request_kib_total: u32,
+}
+
+/// Binds the client listener with `backlog` pending connections (the standard library and
+/// tokio use 128, which a burst of reconnecting clients overflows: the kernel then drops their
+/// handshakes or, with SYN cookies, resets them).
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Serves Kafka clients on `listener` until `shutdown` is cancelled, then waits (bounded) for
