@@ -9,7 +9,9 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from common import BASE_TS, Fail, check, deadline, err_name, main, vals
+from common import BASE_TS, Fail, check, deadline, err_name, main, na, vals
+
+NO848 = "aiokafka 0.14.0 has only the classic group protocol (JoinGroup/SyncGroup), no KIP-848 consumer protocol"
 
 B = {}
 COMMON = dict(client_id="compat-aiokafka", request_timeout_ms=15000)
@@ -523,6 +525,7 @@ SCENARIOS = {k: sync(v) for k, v in {
     "codec-lz4": codec("lz4"), "codec-zstd": codec("zstd"),
     "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
     "offsets-for-times": s_offsets_for_times, "group-rebalance": s_group_rebalance,
+    "group-rebalance-848": na(NO848), "commit-resume-848": na(NO848),
     "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,

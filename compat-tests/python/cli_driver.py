@@ -161,6 +161,88 @@ def s_consumer_groups(b, t, obs):
     check((topic, part, cur, end, lag) == (t, "0", "5", "5", "0"), f"--describe row {rows[0]}")
 
 
+def table(out, g):
+    """kafka-consumer-groups output -> list of {header: value} rows of group g (header-driven, so
+    extra columns such as GROUP-EPOCH do not shift anything)."""
+    rows, hdr = [], None
+    for l in out.splitlines():
+        f = l.split()
+        if f[:1] == ["GROUP"]:
+            hdr = f
+        elif hdr and f[:1] == [g]:
+            rows.append(dict(zip(hdr, f)))
+    return rows
+
+
+def s_consumer_groups_848(b, t, obs):
+    """A Java 4.1 consumer (the console consumer) in a KIP-848 consumer-protocol group stays in the
+    group while kafka-consumer-groups describes it."""
+    create(t)
+    produce_lines(t, [f"r{i}" for i in range(5)])
+    g = t + "-g"
+    cmd = JAVA + [TOOL["kafka-console-consumer"], "--bootstrap-server", b, "--topic", t, "--group", g,
+                  "--from-beginning", "--consumer-property", "group.protocol=consumer",
+                  "--consumer-property", "client.id=compat-cli-848",
+                  "--consumer-property", "auto.commit.interval.ms=200"]
+    print("$ kafka-console-consumer (background)", " ".join(cmd[-12:]), flush=True)
+    out = tempfile.TemporaryFile(mode="w+")
+    p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        more, lines = deadline(25), []
+        while more() and p.poll() is None:
+            out.seek(0)
+            lines = [l for l in out.read().splitlines() if re.fullmatch(r"r\d", l.strip())]
+            if len(lines) >= 5:
+                break
+            time.sleep(0.3)
+        check(len(lines) == 5, f"console consumer (group.protocol=consumer) read {lines} (exit {p.poll()})")
+        # auto-commit every 200 ms: wait until --describe shows the committed offset and an assigned member
+        more, rows, d = deadline(20), [], ""
+        while more():
+            d = tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", g, ok=False)
+            rows = table(d, g)
+            if len(rows) == 1 and rows[0].get("CURRENT-OFFSET") == "5" and rows[0].get("CONSUMER-ID", "-") != "-":
+                break
+            time.sleep(0.5)
+        # the topic name differs per run: recorded as T so that RESULTS.md compares the rest
+        obs["rows"] = [[r.get(k, "").replace(t, "T") for k in ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG")] for r in rows]
+        check(len(rows) == 1, f"--describe rows: {d.strip()[:400]}")
+        r = rows[0]
+        check((r.get("TOPIC"), r.get("PARTITION"), r.get("CURRENT-OFFSET"), r.get("LOG-END-OFFSET"), r.get("LAG"))
+              == (t, "0", "5", "5", "0"), f"--describe row {r}")
+        obs["row_client_id"] = r.get("CLIENT-ID")
+        check(r.get("CLIENT-ID") == "compat-cli-848" and r.get("CONSUMER-ID", "-") != "-",
+              f"--describe row has no assigned member: {r}")
+        m = tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", g, "--members", "--verbose")
+        members = table(m, g)
+        obs["members"] = [{k: v.replace(t, "T") for k, v in x.items() if k not in ("GROUP", "CONSUMER-ID", "HOST")} for x in members]
+        check(len(members) == 1, f"--members rows: {m.strip()[:400]}")
+        x = members[0]
+        check(x.get("CLIENT-ID") == "compat-cli-848" and x.get("CONSUMER-ID") == r.get("CONSUMER-ID")
+              and x.get("#PARTITIONS") == "1", f"--members row {x}")
+        # consumer-protocol groups: CURRENT-EPOCH / CURRENT-ASSIGNMENT / TARGET-EPOCH / TARGET-ASSIGNMENT
+        check(x.get("CURRENT-ASSIGNMENT") == f"{t}:0" and x.get("TARGET-ASSIGNMENT") == f"{t}:0",
+              f"--members --verbose assignment current {x.get('CURRENT-ASSIGNMENT')!r} target {x.get('TARGET-ASSIGNMENT')!r}, expected {t}:0: {m.strip()[:400]}")
+        check(x.get("CURRENT-EPOCH", "").isdigit() and x.get("CURRENT-EPOCH") == x.get("TARGET-EPOCH") and int(x["CURRENT-EPOCH"]) >= 1,
+              f"--members --verbose epochs current {x.get('CURRENT-EPOCH')!r} target {x.get('TARGET-EPOCH')!r}")
+        st = tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", g, "--state")
+        state = table(st, g)
+        obs["state"] = [{k: v for k, v in x.items() if k in ("ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS")} for x in state]
+        check(len(state) == 1 and state[0].get("STATE") == "Stable" and state[0].get("#MEMBERS") == "1",
+              f"--state: {st.strip()[:400]}")
+        listed = tool("kafka-consumer-groups", "--bootstrap-server", b, "--list", "--type")
+        row = [l.split() for l in listed.splitlines() if l.split()[:1] == [g]]
+        obs["list_type"] = row[0][1:] if row else None
+        check(row and "Consumer" in row[0][1:], f"--list --type: {listed.strip()[:300]}")
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
 def perf_produce(b, t, n, *extra):
     out = tool("kafka-producer-perf-test", "--topic", t, "--num-records", str(n), "--record-size", "100",
                "--throughput", "-1", *extra, "--producer-props", f"bootstrap.servers={b}", "acks=all",
@@ -211,6 +293,7 @@ def s_transactions(b, t, obs):
 SCENARIOS = {
     "cli-topics": s_topics, "cli-console": s_console, "cli-configs": s_configs, "cli-get-offsets": s_get_offsets,
     "cli-delete-records": s_delete_records, "cli-consumer-groups": s_consumer_groups,
+    "cli-consumer-groups-848": s_consumer_groups_848,
     "cli-producer-perf": s_producer_perf, "cli-consumer-perf": s_consumer_perf, "cli-transactions": s_transactions,
 }
 

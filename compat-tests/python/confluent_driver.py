@@ -2,7 +2,7 @@
 
 import time
 
-from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, ConsumerGroupType, KafkaError, KafkaException, Producer,
                              TopicCollection, TopicPartition)
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    NewTopic, OffsetSpec, ResourceType)
@@ -264,11 +264,47 @@ def s_group_rebalance(b, t, obs):
             c.close()
 
 
-def s_commit_resume(b, t, obs):
+# KIP-848 consumer protocol (ConsumerGroupHeartbeat, the broker assigns): librdkafka 2.12+ has it GA.
+# session.timeout.ms / heartbeat.interval.ms / partition.assignment.strategy are the broker's then.
+P848 = {"group.protocol": "consumer"}
+
+
+def s_group_rebalance_848(b, t, obs):
+    create(t, 6)
+    cs = [Consumer(conf(**{"group.id": t + "-g", "client.id": f"compat-confluent-{i}", **P848})) for i in range(3)]
+    try:
+        for c in cs:
+            c.subscribe([t])
+        obs["phase1"] = poll_until_covered(cs, 6, 25)
+        check(obs["phase1"] == "2,2,2", f"three members: {obs['phase1']}, expected 2,2,2")
+        check_consumer_type(t + "-g", obs)
+        cs.pop().close()
+        obs["phase2"] = poll_until_covered(cs, 6, 20)
+        check(obs["phase2"] == "3,3", f"after one left: {obs['phase2']}, expected 3,3")
+    finally:
+        for c in cs:
+            c.close()
+
+
+def check_consumer_type(g, obs):
+    """The broker must hold g as a consumer-protocol group (ConsumerGroupDescribe)."""
+    a = admin()  # keep the handle alive until the future resolves
+    d = a.describe_consumer_groups([g], request_timeout=15)[g].result(timeout=20)
+    obs["group_type"] = str(d.type)
+    check(d.type == ConsumerGroupType.CONSUMER, f"describe_consumer_groups type {d.type}, expected CONSUMER")
+
+
+def s_commit_resume_848(b, t, obs):
+    s_commit_resume(b, t, obs, P848)
+    check_consumer_type(t + "-g", obs)
+
+
+def s_commit_resume(b, t, obs, extra=None):
+    extra = extra or {}
     create(t)
     produce(t, vals(10, "c-"))
     g = t + "-g"
-    c = Consumer(conf(**{"group.id": g, "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+    c = Consumer(conf(**{"group.id": g, "auto.offset.reset": "earliest", "enable.auto.commit": False, **extra}))
     try:
         c.subscribe([t])
         got = read_assigned(c, 4, 15)
@@ -279,7 +315,7 @@ def s_commit_resume(b, t, obs):
         check(cm.offset == 4, f"committed() = {cm.offset}")
     finally:
         c.close()
-    c = Consumer(conf(**{"group.id": g, "auto.offset.reset": "error", "enable.auto.commit": False}))
+    c = Consumer(conf(**{"group.id": g, "auto.offset.reset": "error", "enable.auto.commit": False, **extra}))
     try:
         c.subscribe([t])
         got = read_assigned(c, 6, 15)
@@ -487,7 +523,8 @@ SCENARIOS = {
     "codec-lz4": codec("lz4"), "codec-zstd": codec("zstd"),
     "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
     "offsets-for-times": s_offsets_for_times, "group-rebalance": s_group_rebalance,
-    "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
+    "commit-resume": s_commit_resume, "group-rebalance-848": s_group_rebalance_848,
+    "commit-resume-848": s_commit_resume_848, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
 }

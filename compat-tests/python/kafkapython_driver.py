@@ -7,7 +7,9 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Of
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from common import BASE_TS, Fail, check, deadline, err_name, main, vals
+from common import BASE_TS, Fail, check, deadline, err_name, main, na, vals
+
+NO848 = "kafka-python 3.0.12 has only the classic group protocol (JoinGroup/SyncGroup), no KIP-848 consumer protocol"
 
 B = {}
 COMMON = dict(client_id="compat-kafka-python", request_timeout_ms=15000)
@@ -518,6 +520,7 @@ SCENARIOS = {
     "codec-lz4": codec("lz4"), "codec-zstd": codec("zstd"),
     "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
     "offsets-for-times": s_offsets_for_times, "group-rebalance": s_group_rebalance,
+    "group-rebalance-848": na(NO848), "commit-resume-848": na(NO848),
     "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,

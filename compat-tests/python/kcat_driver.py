@@ -197,6 +197,8 @@ SCENARIOS = {
     "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic, "err-record-too-large": s_too_large,
     "group-rebalance": na("kcat runs one consumer per process; not a rebalance test driver"),
     "commit-resume": na("kcat has no explicit offset commit"),
+    "group-rebalance-848": na("kcat runs one consumer per process; not a rebalance test driver"),
+    "commit-resume-848": na("kcat has no explicit offset commit"),
     "transactions": na("kcat has no transactional producer"),
     "eos-pipeline": na("kcat has no transactional producer"),
     "delete-records": na("kcat has no DeleteRecords"),

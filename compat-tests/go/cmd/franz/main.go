@@ -276,9 +276,12 @@ type member struct {
 	set map[int32]bool
 }
 
-func newMember(t, g string, i int) *member {
+func newMember(t, g string, i int, groupOpts ...kgo.Opt) *member {
 	m := &member{set: map[int32]bool{}}
-	m.cl = client(kgo.ConsumerGroup(g), kgo.ConsumeTopics(t), kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(500*time.Millisecond),
+	if len(groupOpts) == 0 { // classic protocol: client-side balancing, our session timing
+		groupOpts = []kgo.Opt{kgo.SessionTimeout(10 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond)}
+	}
+	m.cl = client(append(groupOpts, kgo.ConsumerGroup(g), kgo.ConsumeTopics(t),
 		kgo.ClientID(fmt.Sprintf("compat-franz-%d", i)),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
 			m.mu.Lock()
@@ -300,7 +303,7 @@ func newMember(t, g string, i int) *member {
 			for _, p := range a[t] {
 				delete(m.set, p)
 			}
-		}))
+		}))...)
 	return m
 }
 
@@ -340,24 +343,65 @@ func groupRebalance(b, t string, obs h.Obs) {
 	for i := 0; i < 3; i++ {
 		ms = append(ms, newMember(t, t+"-g", i))
 	}
-	defer func() {
-		for _, m := range ms {
-			m.cl.Close()
-		}
-	}()
-	obs["phase1"] = covered(ms, 3, 25)
-	h.Check(obs["phase1"] == "1,1,1", "three members: %v", obs["phase1"])
-	ms[2].cl.Close()
-	ms = ms[:2]
-	obs["phase2"] = covered(ms, 3, 20)
-	h.Check(obs["phase2"] == "1,2", "after one left: %v", obs["phase2"])
+	defer closeMembers(ms[:2]) // rebalanceCheck closes the third
+	rebalanceCheck(ms, 3, obs)
 }
 
-func commitResume(b, t string, obs h.Obs) {
+func closeMembers(ms []*member) {
+	for _, m := range ms {
+		m.cl.Close()
+	}
+}
+
+// serverSide: KIP-848 consumer protocol (ConsumerGroupHeartbeat), the broker assigns partitions.
+var serverSide = []kgo.Opt{kgo.ServerSideBalancer()}
+
+func groupRebalance848(b, t string, obs h.Obs) {
+	create(t, 6, nil)
+	var ms []*member
+	for i := 0; i < 3; i++ {
+		ms = append(ms, newMember(t, t+"-g", i, serverSide...))
+	}
+	defer closeMembers(ms[:2]) // rebalanceCheck closes the third
+	rebalanceCheck(ms, 6, obs)
+	checkConsumerGroup(t+"-g", 2, obs)
+}
+
+// checkConsumerGroup: the broker holds g as a consumer-protocol group (ConsumerGroupDescribe) with n members.
+func checkConsumerGroup(g string, n int, obs h.Obs) {
+	ds, err := admin().DescribeConsumerGroups(ctx(15), g)
+	h.Must(err, "describe consumer groups")
+	d := ds[g]
+	h.Must(d.Err, "ConsumerGroupDescribe "+g)
+	obs["described_members"] = len(d.Members)
+	obs["described_state"] = d.State
+	h.Check(len(d.Members) == n, "ConsumerGroupDescribe: %d members, expected %d", len(d.Members), n)
+}
+
+// rebalanceCheck: three members split `parts` partitions evenly; after one leaves the other two
+// cover them all, evenly.
+func rebalanceCheck(ms []*member, parts int, obs h.Obs) {
+	want1, want2 := "1,1,1", "1,2"
+	if parts == 6 {
+		want1, want2 = "2,2,2", "3,3"
+	}
+	obs["phase1"] = covered(ms, parts, 25)
+	h.Check(obs["phase1"] == want1, "three members: %v, expected %s", obs["phase1"], want1)
+	ms[2].cl.Close()
+	ms = ms[:2]
+	obs["phase2"] = covered(ms, parts, 20)
+	h.Check(obs["phase2"] == want2, "after one left: %v, expected %s", obs["phase2"], want2)
+}
+
+func commitResume(b, t string, obs h.Obs) { commitResumeWith(t, obs) }
+
+func commitResume848(b, t string, obs h.Obs) { commitResumeWith(t, obs, serverSide...) }
+
+func commitResumeWith(t string, obs h.Obs, groupOpts ...kgo.Opt) {
 	create(t, 1, nil)
 	produce(t, h.Vals(10, "c-"))
 	g := t + "-g"
-	cl := client(kgo.ConsumerGroup(g), kgo.ConsumeTopics(t), kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl := client(append([]kgo.Opt{kgo.ConsumerGroup(g), kgo.ConsumeTopics(t), kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, groupOpts...)...)
 	rs := readPolls(cl, 4, 15)
 	h.Check(len(rs) >= 4, "first member read %d", len(rs))
 	var cerr error
@@ -381,7 +425,7 @@ func commitResume(b, t string, obs h.Obs) {
 	obs["committed"] = o.At
 	h.Check(ok && o.At == 4, "committed offset %v (found %v)", o.At, ok)
 	cl.Close()
-	cl = client(kgo.ConsumerGroup(g), kgo.ConsumeTopics(t), kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+	cl = client(append([]kgo.Opt{kgo.ConsumerGroup(g), kgo.ConsumeTopics(t), kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd())}, groupOpts...)...)
 	defer cl.Close()
 	rs = readPolls(cl, 6, 15)
 	if len(rs) > 0 {
@@ -389,6 +433,9 @@ func commitResume(b, t string, obs h.Obs) {
 	}
 	obs["resumed_count"] = len(rs)
 	checkExact(rs, h.Vals(10, "c-")[4:], 4)
+	if len(groupOpts) > 0 {
+		checkConsumerGroup(g, 1, obs)
+	}
 }
 
 func idempotent(b, t string, obs h.Obs) {
@@ -520,6 +567,7 @@ func main() {
 		"codec-zstd": codec("zstd", kgo.ZstdCompression()),
 		"record-fields": recordFields, "offset-earliest": offsetEarliest, "offset-latest": offsetLatest,
 		"offsets-for-times": offsetsForTimes, "group-rebalance": groupRebalance, "commit-resume": commitResume,
+		"group-rebalance-848": groupRebalance848, "commit-resume-848": commitResume848,
 		"idempotent-produce": idempotent, "transactions": transactions, "eos-pipeline": eosPipeline, "delete-records": deleteRecords,
 		"list-offsets": listOffsets, "err-unknown-topic": unknownTopic, "err-record-too-large": tooLarge,
 		"err-invalid-config": invalidConfig,

@@ -588,6 +588,7 @@ func main() {
 		"codec-zstd": codec("zstd", sarama.CompressionZSTD),
 		"record-fields": recordFields, "offset-earliest": offsetEarliest, "offset-latest": offsetLatest,
 		"offsets-for-times": offsetsForTimes, "group-rebalance": groupRebalance, "commit-resume": commitResume,
+		"group-rebalance-848": no848, "commit-resume-848": no848,
 		"idempotent-produce": idempotent, "transactions": transactions, "eos-pipeline": eosPipeline, "delete-records": deleteRecords,
 		"list-offsets": listOffsets, "err-unknown-topic": unknownTopic, "err-record-too-large": tooLarge,
 		"err-invalid-config": invalidConfig,
@@ -767,4 +768,10 @@ func eosPipeline(b, t string, obs h.Obs) {
 	h.Check(h.Equal(rc, want), "read_committed output %v, expected V0..V19 once each", rc)
 	h.Check(len(ru) == 25, "read_uncommitted saw %d records, expected 25 (20 + 5 aborted)", len(ru))
 	h.Check(obs["committed"] == int64(20), "group's committed input offset %v, expected 20", obs["committed"])
+}
+
+// no848: sarama has only the classic group protocol (JoinGroup/SyncGroup); it defines no
+// ConsumerGroupHeartbeat request, so the KIP-848 consumer protocol is not available.
+func no848(b, t string, obs h.Obs) {
+	h.NA("sarama v1.61.1 has only the classic group protocol, no KIP-848 consumer protocol (ConsumerGroupHeartbeat)")
 }

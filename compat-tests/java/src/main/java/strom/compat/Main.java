@@ -75,6 +75,8 @@ public final class Main {
             case "offsets-for-times": offsetsForTimes(); break;
             case "group-rebalance": groupRebalance(); break;
             case "commit-resume": commitResume(); break;
+            case "group-rebalance-848": groupRebalance848(); break;
+            case "commit-resume-848": commitResume848(); break;
             case "idempotent-produce": idempotent(); break;
             case "transactions": transactions(); break;
             case "eos-pipeline": eosPipeline(); break;
@@ -365,6 +367,82 @@ public final class Main {
         } finally {
             for (var c : cs) c.close(Duration.ofSeconds(2));
         }
+    }
+
+    /**
+     * KIP-848: the consumer protocol (ConsumerGroupHeartbeat; the broker assigns). GA in
+     * kafka-clients 4.0; 3.9 has it as a preview, which works against Apache Kafka 4.1.1 too.
+     */
+    static String[] protocol848() {
+        return new String[] {"group.protocol", "consumer"};
+    }
+
+    /** The broker must hold g as a consumer-protocol group (ConsumerGroupDescribe). */
+    static void checkConsumerGroupType(String g) throws Exception {
+        try (Admin a = admin()) {
+            var d = a.describeConsumerGroups(List.of(g)).all().get().get(g);
+            obs.put("group_type", String.valueOf(d.type()));
+            check(d.type() == GroupType.CONSUMER, "describeConsumerGroups type " + d.type() + ", expected CONSUMER");
+        }
+    }
+
+    static String[] concat(String[] a, String... b) {
+        String[] r = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, r, a.length, b.length);
+        return r;
+    }
+
+    static void groupRebalance848() throws Exception {
+        String[] proto = protocol848();
+        createTopic(topic, 6, null);
+        String g = topic + "-g";
+        List<KafkaConsumer<String, String>> cs = new ArrayList<>();
+        try {
+            for (int i = 0; i < 3; i++) {
+                // no session/heartbeat/assignor settings: with the consumer protocol those are the broker's
+                KafkaConsumer<String, String> c = consumer(concat(proto, "group.id", g, "client.id", "compat-java-" + i));
+                c.subscribe(List.of(topic));
+                cs.add(c);
+            }
+            String p1 = pollUntilCovered(cs, 6, 25000);
+            obs.put("phase1", p1);
+            check(p1.equals("2,2,2"), "three members: assignment sizes " + p1 + ", expected 2,2,2");
+            checkConsumerGroupType(g);
+            cs.remove(2).close(Duration.ofSeconds(5));
+            String p2 = pollUntilCovered(cs, 6, 20000);
+            obs.put("phase2", p2);
+            check(p2.equals("3,3"), "after one left: assignment sizes " + p2 + ", expected 3,3");
+        } finally {
+            for (var c : cs) c.close(Duration.ofSeconds(2));
+        }
+    }
+
+    static void commitResume848() throws Exception {
+        String[] proto = protocol848();
+        createTopic(topic, 1, null);
+        try (KafkaProducer<String, String> p = producer()) {
+            produceValues(p, topic, vals(10, "c-"));
+        }
+        String g = topic + "-g";
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<String, String> c = consumer(concat(proto, "group.id", g))) {
+            c.subscribe(List.of(topic));
+            List<ConsumerRecord<String, String>> got = readAssigned(c, 4, 15000);
+            check(got.size() >= 4, "first member read " + got.size() + " records");
+            c.commitSync(Map.of(tp, new OffsetAndMetadata(4, "compat")));
+            OffsetAndMetadata om = c.committed(Set.of(tp)).get(tp);
+            obs.put("committed", om == null ? -1 : om.offset());
+            obs.put("committed_metadata", om == null ? null : om.metadata());
+            check(om != null && om.offset() == 4, "committed() = " + om);
+        }
+        try (KafkaConsumer<String, String> c = consumer(concat(proto, "group.id", g, "auto.offset.reset", "none"))) {
+            c.subscribe(List.of(topic));
+            List<ConsumerRecord<String, String>> got = readAssigned(c, 6, 15000);
+            obs.put("resumed_first", got.isEmpty() ? -1 : got.get(0).offset());
+            obs.put("resumed_count", got.size());
+            checkExact(got, vals(10, "c-").subList(4, 10), 4);
+        }
+        checkConsumerGroupType(g);
     }
 
     /** Poll every member until their assignments are disjoint and cover `parts` partitions. */
