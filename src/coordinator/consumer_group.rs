@@ -140,8 +140,14 @@ impl ConsumerGroup {
         }
     }
 
+    /// Moves the group epoch on for a change of membership, subscriptions or subscribed topics.
+    /// One bump covers every change until the target assignment is next computed, so a
+    /// heartbeat that creates a member, sets its subscription and finds new topics moves the
+    /// epoch by one, as in Kafka (which bumps once per heartbeat).
     fn bump_epoch(&mut self) {
-        self.group_epoch += 1;
+        if self.assignment_epoch >= self.group_epoch {
+            self.group_epoch += 1;
+        }
     }
 
     /// Removes a member and its target assignment, remembering to write their tombstones.
@@ -644,6 +650,11 @@ mod tests {
             4
         );
         let ea = a.member_epoch;
+        assert_eq!(
+            ea, 1,
+            "one epoch bump for a heartbeat that creates the group, as Kafka"
+        );
+        assert_eq!((g.group_epoch, g.assignment_epoch), (1, 1));
         let b = g
             .heartbeat(hb("b", 0, None), &topics(), &limits, t0)
             .expect("join b");
