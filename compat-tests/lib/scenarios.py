@@ -58,6 +58,8 @@ SCENARIOS = [
     ("cli-consumer-groups", "consumer groups", True, 60, "kafka-consumer-groups --list and --describe show the group, its committed offset and lag"),
     ("cli-consumer-groups-848", "consumer groups (KIP-848)", False, 60,
      "a Java 4.1 consumer with group.protocol=consumer consumes and commits; kafka-consumer-groups --describe and --describe --members show the member, its assignment, the committed offset and lag"),
+    ("cli-consumer-groups-reset", "consumer groups", False, 90,
+     "kafka-consumer-groups --reset-offsets --to-earliest / --shift-by 3 / --to-datetime, then --delete-offsets and --delete, each checked with --describe / --list"),
     ("cli-producer-perf", "broker core", False, 60, "kafka-producer-perf-test, 20000 records bounded, all acked"),
     ("cli-consumer-perf", "broker core", False, 60, "kafka-consumer-perf-test reads back the 20000 records"),
     ("cli-transactions", "transactions", False, 60, "kafka-transactions list shows a transactional id we just used"),

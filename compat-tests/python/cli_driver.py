@@ -161,6 +161,46 @@ def s_consumer_groups(b, t, obs):
     check((topic, part, cur, end, lag) == (t, "0", "5", "5", "0"), f"--describe row {rows[0]}")
 
 
+def s_consumer_groups_reset(b, t, obs):
+    """kafka-consumer-groups --reset-offsets (--to-earliest, --shift-by, --to-datetime),
+    --delete-offsets and --delete on an inactive group."""
+    create(t)
+    produce_lines(t, [f"r{i}" for i in range(5)])
+    time.sleep(1.5)
+    # Records r5.. are newer than `mid`; --to-datetime mid resets to the first of them (5).
+    mid = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 0.5)) + ".000Z"
+    time.sleep(0.5)
+    produce_lines(t, [f"r{i}" for i in range(5, 10)])
+    g = t + "-g"
+    out = tool("kafka-console-consumer", "--bootstrap-server", b, "--topic", t, "--group", g, "--from-beginning",
+               "--max-messages", "10", "--timeout-ms", "20000")
+    check(len([l for l in out.splitlines() if l.strip()]) == 10, f"console consumer read {out.strip()[:200]}")
+
+    def current():
+        rows = table(tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", g), g)
+        return [r.get("CURRENT-OFFSET") for r in rows]
+
+    obs["after_consume"] = current()
+    check(obs["after_consume"] == ["10"], f"committed after consuming: {obs['after_consume']}")
+    reset = ["kafka-consumer-groups", "--bootstrap-server", b, "--reset-offsets", "--group", g, "--topic", t, "--execute"]
+    tool(*reset, "--to-earliest")
+    obs["to_earliest"] = current()
+    check(obs["to_earliest"] == ["0"], f"--to-earliest: {obs['to_earliest']}")
+    tool(*reset, "--shift-by", "3")
+    obs["shift_by_3"] = current()
+    check(obs["shift_by_3"] == ["3"], f"--shift-by 3: {obs['shift_by_3']}")
+    tool(*reset, "--to-datetime", mid)
+    obs["to_datetime"] = current()
+    check(obs["to_datetime"] == ["5"], f"--to-datetime {mid}: {obs['to_datetime']}")
+    tool("kafka-consumer-groups", "--bootstrap-server", b, "--delete-offsets", "--group", g, "--topic", t)
+    obs["after_delete_offsets"] = current()
+    check(obs["after_delete_offsets"] in ([], ["-"]), f"--delete-offsets left {obs['after_delete_offsets']}")
+    tool("kafka-consumer-groups", "--bootstrap-server", b, "--delete", "--group", g)
+    listed = tool("kafka-consumer-groups", "--bootstrap-server", b, "--list")
+    obs["listed_after_delete"] = g in listed.split()
+    check(not obs["listed_after_delete"], f"--delete left {g} listed: {listed.strip()[:200]}")
+
+
 def table(out, g):
     """kafka-consumer-groups output -> list of {header: value} rows of group g (header-driven, so
     extra columns such as GROUP-EPOCH do not shift anything)."""
@@ -294,6 +334,7 @@ SCENARIOS = {
     "cli-topics": s_topics, "cli-console": s_console, "cli-configs": s_configs, "cli-get-offsets": s_get_offsets,
     "cli-delete-records": s_delete_records, "cli-consumer-groups": s_consumer_groups,
     "cli-consumer-groups-848": s_consumer_groups_848,
+    "cli-consumer-groups-reset": s_consumer_groups_reset,
     "cli-producer-perf": s_producer_perf, "cli-consumer-perf": s_consumer_perf, "cli-transactions": s_transactions,
 }
 
