@@ -305,7 +305,8 @@ group.initial.rebalance.delay.ms=0
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     log_path = os.path.join(ctx.out, "logs", f"{target}.log")
     ctx.run("kafka-storage format",
-            java + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", props,
+            # `--cluster-id=ID`, not `-t ID`: a random id may start with '-' and then reads as an option.
+            java + ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", props,
                     "--standalone"], 120, f"{target}.log")
     cmd = java + ["kafka.Kafka", props]
     ctx.commands.setdefault(f"broker: {target}", cmd)
