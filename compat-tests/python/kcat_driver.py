@@ -182,6 +182,85 @@ def s_offset_latest(b, t, obs):
     check(not obs["saw_old"], f"latest consumer saw old records: {[m.get('payload') for m in msgs]}")
 
 
+def s_group_rebalance(b, t, obs):
+    """Three `kcat -G` processes (librdkafka's balanced consumer) share 3 partitions; one exits
+    (clean leave); the other two take its partition. Assignments are read from kcat's own
+    rebalance lines on stderr (`% Group G rebalanced (memberid M): assigned: t [0], t [2]`)."""
+    import re
+    import subprocess as sp
+    import threading
+    import time as _t
+    create(t, 3)
+    exe = shutil.which("kcat")
+    if not exe:
+        raise Fail("harness: kcat is not installed (apt-get install kcat failed)")
+    g = t + "-g"
+    procs, owned = [], []
+    pat = re.compile(r"rebalanced \(memberid [^)]*\): (assigned|revoked): ?(.*)$")
+
+    def reader(p, slot):
+        for line in p.stderr:
+            print(f"[kcat {slot}] {line.rstrip()}", flush=True)
+            m = pat.search(line)
+            if m:
+                parts = set(int(x) for x in re.findall(r"\[(\d+)\]", m.group(2)))
+                owned[slot] = parts if m.group(1) == "assigned" else set()
+
+    def counts(live, deadline_s, want):
+        end = _t.monotonic() + deadline_s
+        while _t.monotonic() < end:
+            sets = [owned[i] for i in live]
+            union = set().union(*sets)
+            if union == {0, 1, 2} and sum(len(s) for s in sets) == 3:
+                c = ",".join(str(n) for n in sorted(len(s) for s in sets))
+                if c == want:
+                    return c
+            _t.sleep(0.2)
+        return ",".join(str(n) for n in sorted(len(owned[i]) for i in live)) + f" (owned {[sorted(owned[i]) for i in live]})"
+
+    try:
+        for i in range(3):
+            p = sp.Popen([exe, "-b", b, "-G", g, "-X", "session.timeout.ms=10000", "-X", "heartbeat.interval.ms=500",
+                          "-X", f"client.id=compat-kcat-{i}", "-u", t],
+                         stdout=sp.DEVNULL, stderr=sp.PIPE, text=True)
+            procs.append(p)
+            owned.append(set())
+            threading.Thread(target=reader, args=(p, i), daemon=True).start()
+        obs["phase1"] = counts([0, 1, 2], 30, "1,1,1")
+        check(obs["phase1"] == "1,1,1", f"three members: {obs['phase1']}")
+        procs[2].terminate()  # kcat closes its consumer on SIGTERM: a LeaveGroup
+        procs[2].wait(20)
+        obs["phase2"] = counts([0, 1], 25, "1,2")
+        check(obs["phase2"] == "1,2", f"after one left: {obs['phase2']}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except sp.TimeoutExpired:
+                p.kill()
+
+
+def s_commit_resume(b, t, obs):
+    """`kcat -G` stores the offset of each record it hands out and commits on exit (librdkafka's
+    auto-commit): a first member reads 4 records and exits, a second resumes at offset 4 with
+    auto.offset.reset=error (so only a committed offset lets it start)."""
+    create(t)
+    values = vals(10, "c-")
+    kcat("-P", "-t", t, "-p", "0", stdin="".join(f"{v}\n" for v in values))
+    g = t + "-g"
+    first = kcat("-G", g, "-X", "auto.offset.reset=earliest", "-c", "4", "-J", "-q", t, timeout=40)
+    got = [json.loads(l) for l in first.stdout.splitlines() if l.startswith("{")]
+    check([m["offset"] for m in got] == [0, 1, 2, 3], f"first member read offsets {[m['offset'] for m in got]}")
+    second = kcat("-G", g, "-X", "auto.offset.reset=error", "-c", "6", "-J", "-q", t, timeout=40)
+    msgs = [json.loads(l) for l in second.stdout.splitlines() if l.startswith("{")]
+    obs["resumed_first"] = msgs[0]["offset"] if msgs else -1
+    obs["resumed_count"] = len(msgs)
+    check_exact(msgs, values[4:], 4)
+
+
 def na(why):
     def f(b, t, obs):
         raise NotApplicable(why)
@@ -195,8 +274,7 @@ SCENARIOS = {
     "record-fields": s_record_fields, "offset-earliest": s_offset_earliest, "offset-latest": s_offset_latest,
     "offsets-for-times": s_offsets_for_times, "idempotent-produce": s_idempotent,
     "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic, "err-record-too-large": s_too_large,
-    "group-rebalance": na("kcat runs one consumer per process; not a rebalance test driver"),
-    "commit-resume": na("kcat has no explicit offset commit"),
+    "group-rebalance": s_group_rebalance, "commit-resume": s_commit_resume,
     "group-rebalance-848": na("kcat runs one consumer per process; not a rebalance test driver"),
     "commit-resume-848": na("kcat has no explicit offset commit"),
     "transactions": na("kcat has no transactional producer"),
