@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //!
-//! A request travels: [`server`] (accept loop, one task per connection, bounded framing,
-//! responses in request order) -> [`protocol`] (header decode, version checks, ApiVersions
+//! A request travels: [`server`] (accept loop, one task per connection, bounded framing and
+//! per-connection memory, responses in request order; fetched record bytes go from segment
+//! files to the socket with sendfile(2)) -> [`protocol`] (header decode, version checks, ApiVersions
 //! fallback) -> [`handlers`] (one file per API; the registry there is the only list of APIs)
 //! -> [`broker`] (composition root and multi-part admin operations) -> [`coordinator`] (consumer
 //! groups, classic and KIP-848, with offsets on `__consumer_offsets`; transactions on
