@@ -20,7 +20,7 @@
 mod classic;
 mod records;
 
-pub use classic::{ClassicJoin, ClassicJoinOk, DowngradedMember, CONSUMER_PROTOCOL_TYPE};
+pub use classic::{ClassicJoinOk, DowngradedMember, CONSUMER_PROTOCOL_TYPE};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -494,22 +494,7 @@ impl GroupCoordinator {
                 return JoinResult::error(WireError::RebalanceInProgress.code(), &req.member_id);
             };
             let limits = self.consumer_limits();
-            let r = c.classic_join(
-                consumer_group::ClassicJoin {
-                    member_id: req.member_id,
-                    instance_id: req.instance_id,
-                    client_id: req.client_id,
-                    client_host: req.client_host,
-                    session_timeout_ms: req.session_timeout_ms,
-                    rebalance_timeout_ms: req.rebalance_timeout_ms,
-                    protocol_type: req.protocol_type,
-                    protocols: req.protocols,
-                    require_known_member_id: req.require_known_member_id,
-                },
-                topics,
-                &limits,
-                Instant::now(),
-            );
+            let r = c.classic_join(req, topics, &limits, Instant::now());
             let records = c.take_records(group_id);
             match self.append(group_id, &records) {
                 Ok(p) => (r, p),

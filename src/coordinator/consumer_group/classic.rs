@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::{ConsumerGroup, ConsumerLimits, ConsumerMember, TopicsView};
 use crate::coordinator::assignor::Assignment;
 use crate::coordinator::codec::ClassicMemberValue;
-use crate::coordinator::group::Group;
+use crate::coordinator::group::{Group, JoinRequest};
 use crate::protocol::WireError;
 
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
@@ -224,19 +224,6 @@ fn by_name(parts: &[(String, Vec<i32>)], topics: &TopicsView) -> Assignment {
     a
 }
 
-/// A JoinGroup from a classic member of a consumer group.
-pub struct ClassicJoin {
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub session_timeout_ms: i32,
-    pub rebalance_timeout_ms: i32,
-    pub protocol_type: String,
-    pub protocols: Vec<(String, Bytes)>,
-    pub require_known_member_id: bool,
-}
-
 pub struct ClassicJoinOk {
     pub member_id: String,
     pub generation: i32,
@@ -379,7 +366,7 @@ impl ConsumerGroup {
     /// JoinGroup from a classic member (Kafka's `classicGroupJoinToConsumerGroup`).
     pub fn classic_join(
         &mut self,
-        req: ClassicJoin,
+        req: JoinRequest,
         topics: &TopicsView,
         limits: &ConsumerLimits,
         now: Instant,
@@ -799,7 +786,7 @@ mod tests {
         // a rejoins owning nothing (an eager client): new epoch, half the partitions.
         let j = c
             .classic_join(
-                ClassicJoin {
+                JoinRequest {
                     member_id: "a".into(),
                     instance_id: None,
                     client_id: "ca".into(),
@@ -876,8 +863,8 @@ mod tests {
         );
     }
 
-    fn static_join(id: &str) -> ClassicJoin {
-        ClassicJoin {
+    fn static_join(id: &str) -> JoinRequest {
+        JoinRequest {
             member_id: id.into(),
             instance_id: Some("i1".into()),
             client_id: "cs".into(),
