@@ -113,13 +113,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     partition.wake_waiters();
                     let by_count = partition.log.flush_due_by_count();
                     if (acks == -1 && broker.config.acks_all_fsync) || by_count {
-                        to_sync.push((
-                            ti,
-                            pi,
-                            partition.log.clone(),
-                            info.last_offset + 1,
-                            acks != 0,
-                        ));
+                        to_sync.push((ti, pi, partition.log.clone(), info.last_offset + 1));
                     }
                 }
                 Err(e) => {
@@ -139,13 +133,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         }
         responses.push(t);
     }
+    // Handed to the flusher now, not when the response's turn comes: a pass covers every
+    // request queued meanwhile, pipelined ones on this connection included.
+    let pending = if to_sync.is_empty() {
+        None
+    } else {
+        let items = to_sync
+            .iter()
+            .map(|(_, _, log, end)| (log.clone(), *end))
+            .collect();
+        broker.logs.flusher().submit(items, acks != 0)
+    };
     if acks == 0 {
         // Flushes required by flush.messages still happen, in the background.
-        for (_, _, log, end, _) in to_sync {
-            tokio::spawn(async move {
-                let _ = log.flush_to(end).await;
-            });
-        }
         return Ok(if any_error {
             Reply::NoneThenClose
         } else {
@@ -154,18 +154,25 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     }
     let mut resp = ProduceResponse::default().with_responses(responses);
     let version = ctx.version;
-    if to_sync.is_empty() {
+    let Some(pending) = pending else {
         return Ok(Reply::Now(encode_body(&resp, version)?));
-    }
+    };
     Ok(Reply::Later(Box::pin(async move {
-        for (ti, pi, log, end, report) in to_sync {
-            if let Err(e) = log.flush_to(end).await {
-                if report {
-                    let r = &mut resp.responses[ti].partition_responses[pi];
-                    r.error_code = log_error_code(&e);
-                    r.error_message = Some(StrBytes::from_string(e.to_string()));
-                }
-            }
+        let outcomes = pending.await;
+        for (k, (ti, pi, _, _)) in to_sync.into_iter().enumerate() {
+            let error = match &outcomes {
+                Ok(all) => match &all[k] {
+                    Ok(()) => continue,
+                    Err(e) => (log_error_code(e), e.to_string()),
+                },
+                Err(_) => (
+                    WireError::KafkaStorageError.code(),
+                    "the flusher stopped".to_string(),
+                ),
+            };
+            let r = &mut resp.responses[ti].partition_responses[pi];
+            r.error_code = error.0;
+            r.error_message = Some(StrBytes::from_string(error.1));
         }
         encode_body(&resp, version)
     })))

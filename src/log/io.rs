@@ -16,6 +16,11 @@ pub trait SegmentFile: Send + Sync + Debug {
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
     fn sync_data(&self) -> io::Result<()>;
+    /// Starts writing the file's dirty pages back without waiting (a hint; durability comes
+    /// only from [`SegmentFile::sync_data`]).
+    fn start_writeback(&self) -> io::Result<()> {
+        Ok(())
+    }
     fn set_len(&self, len: u64) -> io::Result<()>;
     fn size(&self) -> io::Result<u64>;
     /// The plain file behind this handle, when there is one, so reads can be handed to the
@@ -61,6 +66,9 @@ impl SegmentFile for File {
     fn sync_data(&self) -> io::Result<()> {
         File::sync_data(self)
     }
+    fn start_writeback(&self) -> io::Result<()> {
+        start_writeback(self)
+    }
     fn set_len(&self, len: u64) -> io::Result<()> {
         File::set_len(self, len)
     }
@@ -69,6 +77,21 @@ impl SegmentFile for File {
     }
     fn as_file(&self) -> Option<&File> {
         Some(self)
+    }
+}
+
+/// sync_file_range(SYNC_FILE_RANGE_WRITE) over the whole file: queues its dirty pages for
+/// writeback and returns. Not a durability point (no metadata, no device cache flush).
+#[allow(unsafe_code)]
+fn start_writeback(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor `file` keeps open for the call; no memory is
+    // passed.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -128,6 +151,9 @@ impl SegmentFile for FaultyFile {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         self.inner.sync_data()
+    }
+    fn start_writeback(&self) -> io::Result<()> {
+        start_writeback(&self.inner)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)

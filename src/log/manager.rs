@@ -12,6 +12,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tracing::{info, warn};
 
+use crate::log::flusher::Flusher;
 use crate::log::{now_ms, LogConfig, LogError, PartitionLog};
 
 pub type PartitionKey = (Arc<str>, i32);
@@ -20,6 +21,7 @@ pub struct LogManager {
     root: PathBuf,
     logs: DashMap<PartitionKey, Arc<PartitionLog>>,
     delete_seq: AtomicU64,
+    flusher: Flusher,
 }
 
 impl LogManager {
@@ -36,7 +38,13 @@ impl LogManager {
             root: root.to_path_buf(),
             logs: DashMap::new(),
             delete_seq: AtomicU64::new(0),
+            flusher: Flusher::start()?,
         })
+    }
+
+    /// Group commit across partitions for produce (see [`Flusher`]).
+    pub fn flusher(&self) -> &Flusher {
+        &self.flusher
     }
 
     pub fn root(&self) -> &Path {

@@ -3,9 +3,11 @@
 //! - [`manager::LogManager`]: the data directory, opening/recovering partition logs, retention.
 //! - [`partition::PartitionLog`]: append/read/truncate/roll of one partition, LEO, log start
 //!   offset, group-committed fsync, poisoning on I/O failure.
+//! - [`flusher::Flusher`]: one thread that group-commits produce data across partitions.
 //! - [`segment::Segment`]: one `.log` file with its indexes ([`index`]).
 
 pub mod config;
+pub mod flusher;
 pub mod index;
 pub mod io;
 pub mod manager;
