@@ -107,7 +107,7 @@ fn segment_append(c: &mut Criterion) {
             strom::log::now_ms(),
         )
         .expect("open log");
-        let mut b = make_batch(records_for(size), RECORD);
+        let b = make_batch(records_for(size), RECORD);
         g.throughput(Throughput::Bytes(b.len() as u64));
         // Keep the file small: truncate (untimed) every 64 MiB written, so the page cache,
         // not the disk, is what is measured, and the tempdir stays bounded.
@@ -120,7 +120,7 @@ fn segment_append(c: &mut Criterion) {
                     let n = (iters - done).min(per_truncate as u64);
                     let t = Instant::now();
                     for _ in 0..n {
-                        let info = log.append(&mut b, 0, 0).expect("append");
+                        let info = log.append(&b, 0, 0).expect("append");
                         black_box(info.last_offset);
                     }
                     spent += t.elapsed();
@@ -168,11 +168,11 @@ fn fetch_read(c: &mut Criterion) {
     )
     .expect("open log");
     // 64 MiB of 16 KiB batches.
-    let mut b = make_batch(records_for(16 * 1024), RECORD);
+    let b = make_batch(records_for(16 * 1024), RECORD);
     let per_batch = records_for(16 * 1024) as i64;
     let batches = (64 << 20) / b.len();
     for _ in 0..batches {
-        log.append(&mut b, 0, 0).expect("append");
+        log.append(&b, 0, 0).expect("append");
     }
     let end = log.log_end_offset();
     let mut x = 0x2545_f491u64;

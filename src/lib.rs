@@ -11,7 +11,8 @@
 //! `__transaction_state`), [`replica`] (partition state: leader epoch cache, high watermark,
 //! delayed-fetch wake-ups) and [`metadata`] (topics, ids, configs and producer-id blocks in an
 //! append-only metadata log) -> [`log`] (segmented partition logs on disk: append, read, roll,
-//! retention, recovery, group-committed fsync, idempotent-producer and transaction state,
+//! retention, recovery, group-committed fsync (one flusher thread for produce across
+//! partitions), idempotent-producer and transaction state,
 //! behind a filesystem seam in `log::io`).
 //!
 //! Dependencies point one way: handlers -> broker -> coordinator/replica/metadata -> log. `log` never sees a

@@ -326,17 +326,25 @@ impl Harness {
             .push(format!("append {nbatches} batches, {total} records"));
         let info = self
             .log()
-            .append(&mut data, 0, self.now)
+            .append(&data, 0, self.now)
             .expect("append of valid batches");
         assert!(!info.duplicate);
         assert_eq!(info.base_offset, self.model.leo, "offsets are contiguous");
         assert_eq!(info.last_offset, self.model.leo + total - 1);
         assert_eq!(info.records, total);
-        // `data` now holds the batches as stored: offsets patched, CRC still valid.
+        // The log leaves `data` alone; what it stores is each batch with baseOffset set to the
+        // assigned offset and partitionLeaderEpoch to the one passed (0), CRC unchanged.
         let mut next = info.base_offset;
         let mut views = BatchIter::new(&data, true);
         for records in batches {
-            let v = views.next().expect("batch").expect("stored batch is valid");
+            let v = views
+                .next()
+                .expect("batch")
+                .expect("appended batch is valid");
+            let mut stored = v.bytes().to_vec();
+            stored[0..8].copy_from_slice(&next.to_be_bytes());
+            stored[12..16].copy_from_slice(&0i32.to_be_bytes());
+            let v = BatchView::parse(&stored).expect("stored batch is valid");
             assert_eq!(v.base_offset(), next);
             let mut walked = Vec::new();
             for_each_record(&v, 1 << 20, |r| {
@@ -344,12 +352,12 @@ impl Harness {
             })
             .expect("records");
             assert_eq!(walked, records);
-            self.model.batches.push(ModelBatch {
-                base: next,
-                records,
-                bytes: v.bytes().to_vec(),
-            });
             next = v.last_offset() + 1;
+            self.model.batches.push(ModelBatch {
+                base: v.base_offset(),
+                records,
+                bytes: stored,
+            });
         }
         self.model.leo = next;
     }

@@ -18,7 +18,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use strom::log::{LogConfig, LogError, PartitionLog};
-use strom::protocol::batch::{BatchIter, BatchView};
+use strom::protocol::batch::{
+    patch_base_offset, patch_leader_epoch, patch_log_append_time, BatchIter, BatchView, HEADER_LEN,
+};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -67,9 +69,9 @@ fuzz_target!(|data: &[u8]| {
             fix_crcs(&mut buf);
         }
         let result = if flags & 8 == 8 {
-            log.append_internal(&mut buf, 3, NOW)
+            log.append_internal(&buf, 3, NOW)
         } else {
-            log.append(&mut buf, 3, NOW)
+            log.append(&buf, 3, NOW)
         };
         match result {
             Ok(info) if info.duplicate => {
@@ -81,19 +83,29 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(info.last_offset, leo + info.records - 1);
                 assert!(info.records >= 1);
                 leo = info.last_offset + 1;
-                // What was written: the input with baseOffset (and epoch) patched, still valid.
+                // What must have been written (the log leaves the input alone): each batch
+                // with baseOffset and epoch set (LogAppendTime and its CRC too), still valid.
                 let mut next = info.base_offset;
                 for v in BatchIter::new(&buf, true) {
-                    let v = v.expect("accepted data re-parses");
+                    let mut b = v.expect("accepted data re-parses").bytes().to_vec();
+                    patch_base_offset(&mut b, next);
+                    patch_leader_epoch(&mut b, 3);
+                    if config.log_append_time {
+                        let mut h = [0u8; HEADER_LEN];
+                        h.copy_from_slice(&b[..HEADER_LEN]);
+                        patch_log_append_time(&mut h, &b[HEADER_LEN..], NOW);
+                        b[..HEADER_LEN].copy_from_slice(&h);
+                    }
+                    let v = BatchView::parse(&b).expect("the stored batch is valid");
                     assert_eq!(v.base_offset(), next);
                     assert_eq!(v.partition_leader_epoch(), 3);
                     if config.log_append_time {
                         assert!(v.is_log_append_time() && v.max_timestamp() == NOW);
                     }
                     next = v.last_offset() + 1;
+                    accepted.extend_from_slice(&b);
                 }
                 assert_eq!(next, leo);
-                accepted.extend_from_slice(&buf);
             }
             Err(e) => assert!(
                 matches!(

@@ -95,8 +95,10 @@ fn check_patches(view: &BatchView<'_>, flags: u8) {
     assert_eq!(patched.records_count(), view.records_count());
     assert_eq!(&copy[HEADER_LEN..], &view.bytes()[HEADER_LEN..]);
 
-    let n = copy.len();
-    batch::patch_log_append_time(&mut copy, n, 1_700_000_000_000);
+    let mut header = [0u8; HEADER_LEN];
+    header.copy_from_slice(&copy[..HEADER_LEN]);
+    batch::patch_log_append_time(&mut header, &copy[HEADER_LEN..], 1_700_000_000_000);
+    copy[..HEADER_LEN].copy_from_slice(&header);
     let lat = BatchView::parse(&copy).expect("LogAppendTime patch recomputes the CRC");
     assert!(lat.is_log_append_time());
     assert_eq!(lat.max_timestamp(), 1_700_000_000_000);

@@ -308,9 +308,9 @@ impl GroupCoordinator {
             transactional: true,
             control: false,
         };
-        let mut data = crate::protocol::records::build_batch_as(&refs, now_ms(), producer);
+        let data = crate::protocol::records::build_batch_as(&refs, now_ms(), producer);
         let info = log
-            .append_internal(&mut data, 0, now_ms())
+            .append_internal(&data, 0, now_ms())
             .map_err(|e| storage_code(&e))?;
         g.pending_txn
             .entry(producer_id)
@@ -373,8 +373,8 @@ impl GroupCoordinator {
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
-        let mut data = build_batch(&refs, now_ms());
-        let info = log.append_internal(&mut data, 0, now_ms())?;
+        let data = build_batch(&refs, now_ms());
+        let info = log.append_internal(&data, 0, now_ms())?;
         Ok(Some((log, info.last_offset + 1)))
     }
 

@@ -263,9 +263,9 @@ impl TransactionCoordinator {
     /// Appends records (key, value or tombstone) to one `__transaction_state` partition as one
     /// batch and waits for their fsync.
     async fn append_synced(log: &PartitionLog, records: &[KeyValue<'_>]) -> Result<(), i16> {
-        let mut data = build_batch(records, now_ms());
+        let data = build_batch(records, now_ms());
         let info = log
-            .append_internal(&mut data, 0, now_ms())
+            .append_internal(&data, 0, now_ms())
             .map_err(|_| WireError::KafkaStorageError.code())?;
         log.flush_to(info.last_offset + 1)
             .await
@@ -548,8 +548,8 @@ impl TransactionCoordinator {
             let Some(part) = self.replicas.get(&topic, partition) else {
                 continue;
             };
-            let mut marker = build_marker(m.producer_id, marker_epoch, commit, 0, now_ms());
-            let info = part.log.append_internal(&mut marker, part.leader_epoch(), now_ms()).map_err(|e| {
+            let marker = build_marker(m.producer_id, marker_epoch, commit, 0, now_ms());
+            let info = part.log.append_internal(&marker, part.leader_epoch(), now_ms()).map_err(|e| {
                 tracing::warn!(topic, partition, error = %e, "writing a transaction marker failed");
                 WireError::KafkaStorageError.code()
             })?;

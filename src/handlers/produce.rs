@@ -13,7 +13,7 @@
 //! partition to the producer's transaction implicitly; below v12 the partition must already be
 //! in the open transaction (INVALID_TXN_STATE otherwise).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -100,11 +100,10 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 parts.push(r);
                 continue;
             }
-            // Patch offsets in our own copy; the request buffer is shared and immutable.
-            let mut data = BytesMut::from(&records[..]);
+            // Appended straight from the request frame (the log patches copies of the headers).
             match partition
                 .log
-                .append(&mut data, partition.leader_epoch(), now)
+                .append(&records, partition.leader_epoch(), now)
             {
                 Ok(info) => {
                     r.base_offset = info.base_offset;

@@ -130,8 +130,8 @@ mod tests {
         for round in 0..20 {
             let mut items = Vec::new();
             for log in [&a, &b] {
-                let mut data = test_batch(3);
-                let info = log.append(&mut data, 0, crate::log::now_ms()).unwrap();
+                let data = test_batch(3);
+                let info = log.append(&data, 0, crate::log::now_ms()).unwrap();
                 items.push((log.clone(), info.last_offset + 1));
             }
             if round % 2 == 0 {
@@ -141,8 +141,8 @@ mod tests {
             waits.push((flusher.submit(items, true).unwrap(), ends));
         }
         // Fire-and-forget requests are flushed too.
-        let mut data = test_batch(1);
-        let info = a.append(&mut data, 0, crate::log::now_ms()).unwrap();
+        let data = test_batch(1);
+        let info = a.append(&data, 0, crate::log::now_ms()).unwrap();
         assert!(flusher
             .submit(vec![(a.clone(), info.last_offset + 1)], false)
             .is_none());
@@ -153,8 +153,8 @@ mod tests {
         }
         assert_eq!(b.flushed_offset(), 60);
         // The last request queued behind the waited ones; a later waited pass covers it.
-        let mut data = test_batch(1);
-        let info = b.append(&mut data, 0, crate::log::now_ms()).unwrap();
+        let data = test_batch(1);
+        let info = b.append(&data, 0, crate::log::now_ms()).unwrap();
         let rx = flusher
             .submit(vec![(b.clone(), info.last_offset + 1)], true)
             .unwrap();

@@ -15,10 +15,24 @@ use std::sync::Arc;
 pub trait SegmentFile: Send + Sync + Debug {
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// Writes `parts` one after another from `pos` (`parts` is consumed by the call).
+    fn write_all_vectored_at(&self, parts: &mut [io::IoSlice<'_>], pos: u64) -> io::Result<()> {
+        let mut pos = pos;
+        for p in parts.iter() {
+            self.write_all_at(p, pos)?;
+            pos += p.len() as u64;
+        }
+        Ok(())
+    }
     fn sync_data(&self) -> io::Result<()>;
     /// Starts writing the file's dirty pages back without waiting (a hint; durability comes
     /// only from [`SegmentFile::sync_data`]).
     fn start_writeback(&self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Reserves disk blocks for `len` bytes at `offset` without changing the file's size (a
+    /// hint: appends into reserved blocks skip the filesystem's per-page delayed allocation).
+    fn preallocate(&self, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
     fn set_len(&self, len: u64) -> io::Result<()>;
@@ -63,11 +77,33 @@ impl SegmentFile for File {
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         FileExt::write_all_at(self, buf, pos)
     }
+    /// One pwritev(2) per call in the usual case (the kernel may write less; the rest follows).
+    fn write_all_vectored_at(&self, parts: &mut [io::IoSlice<'_>], pos: u64) -> io::Result<()> {
+        let mut parts = parts;
+        let mut pos = pos;
+        // The kernel takes at most IOV_MAX (1024) slices per call.
+        while !parts.is_empty() {
+            let n = parts.len().min(1024);
+            match rustix::io::pwritev(self, &parts[..n], pos) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
+                    pos += written as u64;
+                    io::IoSlice::advance_slices(&mut parts, written);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
     fn sync_data(&self) -> io::Result<()> {
         File::sync_data(self)
     }
     fn start_writeback(&self) -> io::Result<()> {
         start_writeback(self)
+    }
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        preallocate(self, offset, len)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         File::set_len(self, len)
@@ -93,6 +129,11 @@ fn start_writeback(file: &File) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    fallocate(file, FallocateFlags::KEEP_SIZE, offset, len).map_err(io::Error::from)
 }
 
 #[derive(Debug, Default)]
@@ -154,6 +195,12 @@ impl SegmentFile for FaultyFile {
     }
     fn start_writeback(&self) -> io::Result<()> {
         start_writeback(&self.inner)
+    }
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        if self.faults.enospc.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        preallocate(&self.inner, offset, len)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)

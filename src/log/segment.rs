@@ -44,7 +44,15 @@ pub struct Segment {
     /// Wall-clock time the segment was created or first written, for `segment.ms` rolls.
     pub created_ms: i64,
     bytes_since_index_entry: u64,
+    /// Blocks are reserved up to here (see [`Segment::append`]); a hint, never trusted for
+    /// correctness: too low costs a redundant fallocate, too high a slower write.
+    allocated: u64,
 }
+
+/// Reservation ahead of the write position: as much as the segment already holds (so a busy
+/// partition reserves in growing steps), at least 256 KiB and at most 8 MiB past the end.
+const PREALLOC_MIN: u64 = 256 << 10;
+const PREALLOC_MAX: u64 = 8 << 20;
 
 impl Segment {
     pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
@@ -79,6 +87,7 @@ impl Segment {
             max_timestamp: -1,
             created_ms: now_ms,
             bytes_since_index_entry: 0,
+            allocated: 0,
         })
     }
 
@@ -107,6 +116,7 @@ impl Segment {
             max_timestamp: -1,
             created_ms: now_ms,
             bytes_since_index_entry: 0,
+            allocated: 0,
         };
         let stored_index = if verify {
             None
@@ -222,11 +232,40 @@ impl Segment {
         self.next_offset = bp.last_offset + 1;
     }
 
-    pub fn append(&mut self, data: &[u8]) -> io::Result<u64> {
+    /// Writes `data` at the end. Disk blocks are reserved ahead of the write position with
+    /// fallocate (KEEP_SIZE: the file's size, which recovery trusts, still ends at the data), so
+    /// appends fill reserved blocks instead of paying ext4's delayed allocation page by page
+    /// (half the write(2) system time, measured). Sealing gives back what was not used.
+    pub fn append(&mut self, parts: &mut [io::IoSlice<'_>], len: u64) -> io::Result<u64> {
         let position = self.size;
-        self.file.write_all_at(data, position)?;
-        self.size += data.len() as u64;
+        let end = position + len;
+        if end > self.allocated {
+            let ahead = position.clamp(PREALLOC_MIN, PREALLOC_MAX);
+            let upto = end + ahead;
+            // A failure (unsupported, or no space: the write then reports it) only loses the hint.
+            if self.file.preallocate(position, upto - position).is_ok() {
+                self.allocated = upto;
+            } else {
+                self.allocated = end;
+            }
+        }
+        if let Err(e) = self.file.write_all_vectored_at(parts, position) {
+            self.allocated = position;
+            return Err(e);
+        }
+        self.size = end;
         Ok(position)
+    }
+
+    /// Gives back the blocks reserved past the data (the segment will not grow again). ext4
+    /// frees blocks past the end on a truncate even to the same size.
+    pub fn seal(&mut self) {
+        if self.allocated > self.size {
+            if let Err(e) = self.file.set_len(self.size) {
+                tracing::warn!(path = %self.log_path.display(), error = %e, "could not release preallocated blocks");
+            }
+            self.allocated = self.size;
+        }
     }
 
     /// Reads the header of the batch at `position`.
@@ -284,6 +323,7 @@ impl Segment {
     pub fn truncate_to(&mut self, position: u64, next_offset: i64) -> io::Result<()> {
         self.file.set_len(position)?;
         self.size = position;
+        self.allocated = position;
         self.next_offset = next_offset;
         self.index.truncate_to_position(position as u32);
         self.time_index

@@ -263,15 +263,16 @@ pub fn patch_leader_epoch(buf: &mut [u8], epoch: i32) {
     buf[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
 }
 
-/// Switches the batch at `buf[0]` to LogAppendTime with `now_ms` as its max timestamp, and
-/// recomputes the CRC (both fields are covered by it). Used only for topics configured with
+/// Switches the batch whose header is `header` and whose records follow as `rest` to
+/// LogAppendTime with `now_ms` as its max timestamp, and recomputes the CRC (both fields are
+/// covered by it; only the header changes). Used only for topics configured with
 /// `message.timestamp.type=LogAppendTime`.
-pub fn patch_log_append_time(buf: &mut [u8], size: usize, now_ms: i64) {
-    let attrs = be_i16(buf, OFF_ATTRIBUTES) | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
-    buf[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
-    buf[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&buf[OFF_ATTRIBUTES..size]);
-    buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+pub fn patch_log_append_time(header: &mut [u8; HEADER_LEN], rest: &[u8], now_ms: i64) {
+    let attrs = be_i16(header, OFF_ATTRIBUTES) | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
+    header[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
+    header[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[OFF_ATTRIBUTES..]), rest);
+    header[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -362,10 +363,13 @@ pub(crate) mod tests {
 
     #[test]
     fn log_append_time_patch_keeps_crc_valid() {
-        let mut b = build_batch(5, 1, b"v");
-        let n = b.len();
-        patch_log_append_time(&mut b, n, 99);
-        let v = BatchView::parse(&b).expect("valid after patch");
+        let b = build_batch(5, 3, b"value");
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(&b[..HEADER_LEN]);
+        patch_log_append_time(&mut header, &b[HEADER_LEN..], 99);
+        let mut b2 = header.to_vec();
+        b2.extend_from_slice(&b[HEADER_LEN..]);
+        let v = BatchView::parse(&b2).expect("valid after patch");
         assert!(v.is_log_append_time());
         assert_eq!(v.max_timestamp(), 99);
     }

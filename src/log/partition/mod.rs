@@ -269,10 +269,13 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Validates, assigns offsets to and appends the batches in `data` (patched in place).
+    /// Validates, assigns offsets to and appends the batches in `data`. `data` is not changed:
+    /// each batch's header is copied and patched (offsets, leader epoch, LogAppendTime and its
+    /// CRC all live in the 61-byte header) and written in front of the untouched rest with
+    /// one vectored write, so a produce appends straight from the request frame.
     pub fn append(
         &self,
-        data: &mut [u8],
+        data: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
@@ -283,7 +286,7 @@ impl PartitionLog {
     /// markers (control batches); clients may not.
     pub fn append_internal(
         &self,
-        data: &mut [u8],
+        data: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
@@ -292,7 +295,7 @@ impl PartitionLog {
 
     fn append_with(
         &self,
-        data: &mut [u8],
+        data: &[u8],
         leader_epoch: i32,
         now_ms: i64,
         allow_control: bool,
@@ -332,7 +335,7 @@ impl PartitionLog {
         // Idempotent producers: refuse gaps and stale epochs, answer retries with the original
         // offsets. (Produce v3+ carries one batch per partition; several are checked in turn.)
         let mut producer_batches = Vec::new();
-        for &(at, size, _) in &batches {
+        for (i, &(at, size, _)) in batches.iter().enumerate() {
             let view = BatchView::parse_header(&data[at..at + size])?;
             // The broker's own transactional writes (offsets, markers) carry no sequence.
             if view.producer_id() < 0 || view.is_control() || allow_control {
@@ -364,25 +367,39 @@ impl PartitionLog {
                         "duplicate batch inside a multi-batch append",
                     )));
                 }
-                Check::Append => producer_batches.push((at, pid, epoch, first, last)),
+                Check::Append => producer_batches.push((i, pid, epoch, first, last)),
             }
         }
         self.maybe_roll(&mut inner, &config, data.len() as u64, now_ms)?;
         let base_offset = inner.next_offset;
         let mut next = base_offset;
         let append_time = if config.log_append_time { now_ms } else { -1 };
+        let mut headers: Vec<[u8; batch::HEADER_LEN]> = Vec::with_capacity(batches.len());
         for &(at, size, n) in &batches {
-            let b = &mut data[at..at + size];
-            batch::patch_base_offset(b, next);
-            batch::patch_leader_epoch(b, leader_epoch);
+            let mut h = [0u8; batch::HEADER_LEN];
+            h.copy_from_slice(&data[at..at + batch::HEADER_LEN]);
+            batch::patch_base_offset(&mut h, next);
+            batch::patch_leader_epoch(&mut h, leader_epoch);
             if config.log_append_time {
-                batch::patch_log_append_time(b, size, now_ms);
+                batch::patch_log_append_time(
+                    &mut h,
+                    &data[at + batch::HEADER_LEN..at + size],
+                    now_ms,
+                );
             }
+            headers.push(h);
             next += n;
+        }
+        let mut parts = Vec::with_capacity(2 * batches.len());
+        for (h, &(at, size, _)) in headers.iter().zip(&batches) {
+            parts.push(std::io::IoSlice::new(h));
+            parts.push(std::io::IoSlice::new(
+                &data[at + batch::HEADER_LEN..at + size],
+            ));
         }
         let seg = inner.segments.last_mut().expect("active segment");
         let start_pos = seg.size;
-        if let Err(e) = seg.append(data) {
+        if let Err(e) = seg.append(&mut parts, data.len() as u64) {
             // Undo a partial write so the file holds only whole batches; the caller gets
             // KAFKA_STORAGE_ERROR and may retry when the condition (e.g. ENOSPC) clears.
             if seg.file.set_len(start_pos).is_err() {
@@ -391,8 +408,8 @@ impl PartitionLog {
             seg.size = start_pos;
             return Err(e.into());
         }
-        for &(at, size, n) in &batches {
-            let view = BatchView::parse_header(&data[at..at + size])?;
+        for (h, &(at, size, n)) in headers.iter().zip(&batches) {
+            let view = BatchView::parse_header_only(h)?;
             let bp = BatchPos {
                 position: start_pos + at as u64,
                 size: size as u64,
@@ -403,8 +420,8 @@ impl PartitionLog {
             seg.track_batch(&bp, config.index_interval_bytes);
         }
         debug_assert_eq!(seg.next_offset, next);
-        for &(at, pid, epoch, first, last) in &producer_batches {
-            let view = BatchView::parse_header(&data[at..])?;
+        for &(i, pid, epoch, first, last) in &producer_batches {
+            let view = BatchView::parse_header_only(&headers[i])?;
             let meta = BatchMeta {
                 first_seq: first,
                 last_seq: last,
@@ -414,13 +431,14 @@ impl PartitionLog {
             };
             inner.producers.record(pid, epoch, meta, now_ms);
         }
-        for &(at, size, _) in &batches {
-            let view = BatchView::parse_header(&data[at..at + size])?;
+        for (h, &(at, size, _)) in headers.iter().zip(&batches) {
+            let view = BatchView::parse_header_only(h)?;
             if view.producer_id() < 0 {
                 continue;
             }
             if view.is_control() {
-                let commit = crate::protocol::records::marker_is_commit(&view).unwrap_or(false);
+                let whole = BatchView::parse_header(&data[at..at + size])?;
+                let commit = crate::protocol::records::marker_is_commit(&whole).unwrap_or(false);
                 inner.producers.on_marker(
                     view.producer_id(),
                     view.producer_epoch(),
@@ -479,7 +497,8 @@ impl PartitionLog {
         let next = inner.next_offset;
         let new_seg = Segment::create(self.storage.as_ref(), &self.dir, next, now_ms)?;
         sync_dir(&self.dir)?;
-        let old = inner.segments.last().expect("active segment");
+        let old = inner.segments.last_mut().expect("active segment");
+        old.seal();
         inner.unsynced.push((old.file.clone(), old.base_offset));
         inner.segments.push(new_seg);
         Ok(())
@@ -926,8 +945,8 @@ mod tests {
     fn append_n(log: &PartitionLog, batches: usize, ts: i64) -> Vec<AppendInfo> {
         (0..batches)
             .map(|i| {
-                let mut b = build_batch(ts + i as i64 * 10, 3, b"0123456789abcdef");
-                log.append(&mut b, 0, ts).expect("append")
+                let b = build_batch(ts + i as i64 * 10, 3, b"0123456789abcdef");
+                log.append(&b, 0, ts).expect("append")
             })
             .collect()
     }
@@ -939,6 +958,48 @@ mod tests {
                 v.base_offset()..=v.last_offset()
             })
             .collect()
+    }
+
+    /// Blocks reserved ahead of the write position are given back when a segment is sealed,
+    /// and the file's size always ends at the data (recovery trusts it).
+    #[test]
+    fn preallocation_is_released_at_seal_and_never_shows_in_the_size() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes: 64 << 10,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(dir.path(), "t-0", config, 0).expect("open");
+        let value = vec![7u8; 1000];
+        let mut appended = 0;
+        while log.segment_count() < 3 {
+            let b = build_batch(1000, 4, &value);
+            log.append(&b, 0, 1000).expect("append");
+            appended += 4;
+        }
+        let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        let active = logs.pop().expect("active");
+        let inner: Vec<u64> = log.inner.lock().segments.iter().map(|s| s.size).collect();
+        for (path, size) in logs.iter().zip(&inner) {
+            let m = std::fs::metadata(path).expect("stat");
+            assert_eq!(m.len(), *size, "{path:?}: size ends at the data");
+            assert!(
+                m.blocks() * 512 <= size.div_ceil(4096) * 4096 + 4096,
+                "{path:?}: sealed segment keeps {} bytes of blocks for {size} bytes",
+                m.blocks() * 512
+            );
+        }
+        let m = std::fs::metadata(&active).expect("stat");
+        assert_eq!(m.len(), *inner.last().expect("active size"));
+        let r = log.read(0, usize::MAX, i64::MAX, true).expect("read");
+        assert!(!offsets_in(&r.data).is_empty());
+        assert_eq!(log.log_end_offset(), appended);
     }
 
     #[test]
@@ -1023,8 +1084,8 @@ mod tests {
         let r = log.read(0, usize::MAX, i64::MAX, true).expect("read");
         assert_eq!(offsets_in(&r.data)[0], 0);
         // Appending continues at the recovered end.
-        let mut b = build_batch(5000, 1, b"x");
-        assert_eq!(log.append(&mut b, 0, 5000).expect("append").base_offset, 57);
+        let b = build_batch(5000, 1, b"x");
+        assert_eq!(log.append(&b, 0, 5000).expect("append").base_offset, 57);
     }
 
     #[test]
@@ -1084,9 +1145,9 @@ mod tests {
             all.extend(got);
         }
         assert_eq!(all, (0..kept_end).collect::<Vec<_>>(), "contiguous");
-        let mut b = build_batch(5000, 1, b"x");
+        let b = build_batch(5000, 1, b"x");
         assert_eq!(
-            log.append(&mut b, 0, 5000).expect("append").base_offset,
+            log.append(&b, 0, 5000).expect("append").base_offset,
             kept_end
         );
     }
@@ -1244,8 +1305,8 @@ mod tests {
         .expect("open");
         append_n(&log, 2, 1000);
         storage.faults.enospc.store(true, Ordering::Release);
-        let mut b = build_batch(2000, 1, b"x");
-        let err = log.append(&mut b, 0, 2000).expect_err("disk full");
+        let b = build_batch(2000, 1, b"x");
+        let err = log.append(&b, 0, 2000).expect_err("disk full");
         assert!(
             matches!(err, LogError::Io(ref e) if e.raw_os_error() == Some(libc::ENOSPC)),
             "{err}"
@@ -1266,11 +1327,9 @@ mod tests {
             6
         );
         storage.faults.enospc.store(false, Ordering::Release);
-        let mut b = build_batch(3000, 1, b"y");
+        let b = build_batch(3000, 1, b"y");
         assert_eq!(
-            log.append(&mut b, 0, 3000)
-                .expect("space is back")
-                .base_offset,
+            log.append(&b, 0, 3000).expect("space is back").base_offset,
             6,
             "no gap"
         );
@@ -1296,9 +1355,9 @@ mod tests {
         assert!(log.is_poisoned());
         storage.faults.fail_sync.store(false, Ordering::Release);
         // Never retried: the log stays poisoned, writes and flushes are refused.
-        let mut b = build_batch(2000, 1, b"x");
+        let b = build_batch(2000, 1, b"x");
         assert!(matches!(
-            log.append(&mut b, 0, 2000),
+            log.append(&b, 0, 2000),
             Err(LogError::Poisoned(_))
         ));
         assert!(log.flush_to(infos[0].last_offset + 1).await.is_err());
