@@ -6,6 +6,8 @@ order, and runs the same loads against it:
   strom        Strom with its defaults (acks=all is answered after fsync)
   kafka        Apache Kafka 4.1.1, single-node KRaft, its defaults (heap 1 GiB, no fsync)
   kafka-flush  Kafka with log.flush.interval.messages=1: the durability-parity row (produce only)
+  strom-nofsync  Strom with strom.acks.all.fsync=false: acks=all answered from the page cache,
+               as Kafka's default does (acks=all rows only)
 
 Broker CPU comes from /proc/<pid>/stat (utime+stime), memory from /proc/<pid>/status
 (VmRSS, VmHWM). Every process started here is recorded in the pidfile so run.sh's trap can
@@ -34,7 +36,7 @@ REPO = os.path.dirname(HERE)
 RECORD = 1024
 TICK = os.sysconf("SC_CLK_TCK")
 
-FULL = dict(rounds=3, produce=1_000_000, rate=5000, lat_records=40_000, e2e=2000,
+FULL = dict(rounds=5, produce=1_000_000, rate=5000, lat_records=40_000, e2e=2000,
             rd_produce=1_000_000, p1000=300_000, flush_rounds=99)
 QUICK = dict(rounds=2, produce=100_000, rate=5000, lat_records=5_000, e2e=300,
              rd_produce=100_000, p1000=50_000, flush_rounds=1)
@@ -67,9 +69,18 @@ class Ctx:
         except FileNotFoundError:
             pass
 
-    def run(self, label, cmd, timeout, log_name):
-        """Runs a load generator to completion; returns its stdout (stderr goes to a log)."""
+    def run(self, label, cmd, timeout, log_name, settle=True):
+        """Runs a load generator to completion; returns its stdout (stderr goes to a log).
+
+        With `settle`, first writes back every dirty page (sync(2)), so no load runs while the
+        kernel writes out the one before it: that writeback competes for the disk with a
+        broker's fsyncs and made fsync tails differ 2x between otherwise equal runs."""
         self.commands.setdefault(label, cmd)
+        if settle:
+            t0 = time.monotonic()
+            os.sync()
+            if time.monotonic() - t0 > 0.5:
+                log(f"  sync before {label}: {time.monotonic() - t0:.1f}s")
         err_path = os.path.join(self.out, "logs", log_name)
         os.makedirs(os.path.dirname(err_path), exist_ok=True)
         t0 = time.monotonic()
@@ -269,7 +280,9 @@ def make_strom(ctx, target):
     workdir = tempfile.mkdtemp(prefix="strom-bench-", dir=bench_tmp())
     port = free_port()
     cmd = [ctx.strom, "--data-dir", os.path.join(workdir, "data"), "--listen", f"127.0.0.1:{port}"]
-    ctx.commands.setdefault("broker: strom", cmd)
+    if target == "strom-nofsync":
+        cmd += ["--set", "strom.acks.all.fsync=false"]
+    ctx.commands.setdefault(f"broker: {target}", cmd)
     return Broker(ctx, target, workdir, port, cmd, os.path.join(ctx.out, "logs", f"{target}.log"))
 
 
@@ -384,10 +397,14 @@ def producer_props(b, acks):
 
 
 def measure(ctx, target, p, rnd, results):
-    """Runs the loads against one freshly started target; fills results[metric] = value."""
-    full = target != "kafka-flush"
+    """Runs the loads against one freshly started target; fills results[metric] = value.
+
+    strom and kafka run every load; kafka-flush the produce loads; strom-nofsync the acks=all
+    produce loads."""
+    full = target in ("strom", "kafka")
+    acks_levels = ("all",) if target == "strom-nofsync" else ("1", "all")
     log(f"round {rnd}: {target}")
-    b = make_strom(ctx, target) if target == "strom" else make_kafka(
+    b = make_strom(ctx, target) if target.startswith("strom") else make_kafka(
         ctx, target, "log.flush.interval.messages=1\n" if target == "kafka-flush" else "")
     lg = f"{target}-r{rnd}.log"
 
@@ -410,10 +427,12 @@ def measure(ctx, target, p, rnd, results):
             topics += [("e2e", 1), ("rd-p6", 6), ("rd-lat", 6)]
         for t, n in topics:
             ctx.run("create topic (rdkafka admin)", ctx.rd("create", b.bootstrap, topic=t,
-                                                          partitions=n), 180, lg)
+                                                          partitions=n), 180, lg, settle=False)
 
         # Unthrottled produce: throughput and broker CPU per GB.
         for acks, topic in (("1", "p6-acks1"), ("all", "p6-acksall")):
+            if acks not in acks_levels:
+                continue
             c0 = cpu_seconds(b.pid)
             out = ctx.run(f"ProducerPerformance unthrottled acks={acks}", ctx.java_tool(
                 "ProducerPerformance", "--topic", topic, "--num-records", str(p["produce"]),
@@ -436,7 +455,7 @@ def measure(ctx, target, p, rnd, results):
             put("consume_cpu_s_per_gb", cpu / (r["records"] * RECORD / 1e9))
 
         # Fixed-rate produce: latency.
-        for acks in ("1", "all"):
+        for acks in acks_levels:
             out = ctx.run(f"ProducerPerformance fixed rate acks={acks}", ctx.java_tool(
                 "ProducerPerformance", "--topic", "p6-lat", "--num-records",
                 str(p["lat_records"]), "--record-size", str(RECORD), "--throughput",
@@ -450,7 +469,7 @@ def measure(ctx, target, p, rnd, results):
             if full or acks == "all":
                 if not full:
                     ctx.run("create topic (rdkafka admin)", ctx.rd(
-                        "create", b.bootstrap, topic="rd-lat", partitions=6), 180, lg)
+                        "create", b.bootstrap, topic="rd-lat", partitions=6), 180, lg, settle=False)
                 r = last_json(ctx.run(f"rdkafka_load fixed rate acks={acks}", ctx.rd(
                     "produce", b.bootstrap, topic="rd-lat", records=p["lat_records"],
                     acks=acks, rate=p["rate"]), 600, lg))
@@ -488,7 +507,7 @@ def measure(ctx, target, p, rnd, results):
 
         # Partition scaling: the same unthrottled acks=1 produce over 1,000 partitions.
         ctx.run("create topic (rdkafka admin)", ctx.rd("create", b.bootstrap, topic="p1000",
-                                                      partitions=1000), 300, lg)
+                                                      partitions=1000), 300, lg, settle=False)
         out = ctx.run("ProducerPerformance 1000 partitions", ctx.java_tool(
             "ProducerPerformance", "--topic", "p1000", "--num-records", str(p["p1000"]),
             "--record-size", str(RECORD), "--throughput", "-1",
@@ -505,7 +524,7 @@ def measure(ctx, target, p, rnd, results):
         t0 = time.monotonic()
         r = last_json(ctx.run("rdkafka_load ready (after kill -9)", ctx.rd(
             "ready", b.bootstrap, topic="p6-acks1", expect=p["produce"], timeout_ms=600000),
-            660, lg))
+            660, lg, settle=False))
         put("recovery_accept_ms", accept_ms)
         put("recovery_serving_ms", accept_ms + (time.monotonic() - t0) * 1000)
     finally:
@@ -552,7 +571,7 @@ def profile_strom(ctx, p):
         b.start()
         for t in ("prof-acks1", "prof-acksall"):
             ctx.run("create topic (rdkafka admin)", ctx.rd("create", b.bootstrap, topic=t,
-                                                          partitions=6), 180, lg)
+                                                          partitions=6), 180, lg, settle=False)
         for acks, topic in (("1", "prof-acks1"), ("all", "prof-acksall")):
             profiled(f"ProducerPerformance acks={acks}",
                      f"ProducerPerformance unthrottled acks={acks} (profiled)", ctx.java_tool(
@@ -740,7 +759,11 @@ def write_report(ctx, p, results, prof, info, started, errors, quick):
     a("- Kafka: `kafka.Kafka` single-node KRaft (broker+controller), the JVM flags of "
       "kafka-server-start.sh (-Xmx1G -Xms1G, G1), otherwise defaults: no fsync on produce. "
       "`kafka-flush` = same plus `log.flush.interval.messages=1` (durability parity; produce "
-      "rows only). Strom: defaults (acks=all answered after a group-committed fdatasync)")
+      "rows only). Strom: defaults (acks=all answered after a group-committed fdatasync). "
+      "`strom-nofsync` = Strom with `strom.acks.all.fsync=false` (acks=all answered from the "
+      "page cache like Kafka's default; acks=all rows only)")
+    a("- before each load the harness runs sync(2), so no load competes with the kernel "
+      "writing back the previous one's data (the same for every target)")
     a("")
     if errors:
         a("## Failures")
@@ -751,16 +774,20 @@ def write_report(ctx, p, results, prof, info, started, errors, quick):
     a("## Results (median, min–max across rounds)")
     a("")
     a("Ratio = Strom median / Kafka median (for MB/s higher is better for Strom, for latency, "
-      "CPU, memory and time lower is better). `kafka-flush` ratio = Strom / kafka-flush.")
+      "CPU, memory and time lower is better). `kafka-flush` ratio = Strom / kafka-flush; "
+      "`strom-nofsync` ratio = strom-nofsync / Kafka (both answer acks=all from the page cache).")
     a("")
-    a("| figure | unit | Strom | Kafka | Strom/Kafka | target | kafka-flush | Strom/kafka-flush |")
-    a("|---|---|---|---|---|---|---|---|")
+    a("| figure | unit | Strom | Kafka | Strom/Kafka | target | kafka-flush | Strom/kafka-flush "
+      "| strom-nofsync | strom-nofsync/Kafka |")
+    a("|---|---|---|---|---|---|---|---|---|---|")
     summary = {}
     for key, label, unit, better, target in METRICS:
         vals = results.get(key, {})
         s, sm = cell(vals.get("strom", []))
         k, km = cell(vals.get("kafka", []))
         f, fm = cell(vals.get("kafka-flush", []))
+        n, nm = cell(vals.get("strom-nofsync", []))
+        rn = nm / km if nm is not None and km else None
         if sm is None and km is None:
             continue
         r = sm / km if sm is not None and km else None
@@ -778,7 +805,7 @@ def write_report(ctx, p, results, prof, info, started, errors, quick):
         summary[key] = (sm, km, r, verdict)
         a(f"| {label} | {unit} | {s} | {k} | {fmt(r) if r is not None else '—'} | "
           f"{target}{' — **' + verdict + '**' if verdict else ''} | {f} | "
-          f"{fmt(rf) if rf is not None else '—'} |")
+          f"{fmt(rf) if rf is not None else '—'} | {n} | {fmt(rn) if rn is not None else '—'} |")
     a("")
     a("Notes on reading the table:")
     a("")
@@ -799,7 +826,7 @@ def write_report(ctx, p, results, prof, info, started, errors, quick):
     a("| figure | target | round values |")
     a("|---|---|---|")
     for key, label, unit, _, _ in METRICS:
-        for tgt in ("strom", "kafka", "kafka-flush"):
+        for tgt in ("strom", "kafka", "kafka-flush", "strom-nofsync"):
             vals = results.get(key, {}).get(tgt)
             if vals:
                 a(f"| {key} ({unit}) | {tgt} | {', '.join(fmt(v) for v in vals)} |")
@@ -909,11 +936,11 @@ def main():
     info = machine_info()
     results, errors = {}, []
     for rnd in range(1, p["rounds"] + 1):
-        order = ["strom", "kafka", "kafka-flush"]
+        order = ["strom", "kafka", "kafka-flush", "strom-nofsync"]
         if rnd % 2 == 0:
-            order = ["kafka-flush", "kafka", "strom"]
+            order.reverse()
         for target in order:
-            if target == "kafka-flush" and rnd > p["flush_rounds"]:
+            if target in ("kafka-flush", "strom-nofsync") and rnd > p["flush_rounds"]:
                 continue
             try:
                 measure(ctx, target, p, rnd, results)

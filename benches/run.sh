@@ -5,7 +5,7 @@
 #
 #   bash benches/run.sh [--quick] [--rounds N] [--no-build] [--no-profile]
 #
-#   --quick       small record counts, 2 rounds (~8 min); the default is the full run (<30 min)
+#   --quick       small record counts, 2 rounds (~8 min); the default is the full run (5 rounds, <30 min)
 #   --rounds N    measured rounds (each starts every broker afresh, order alternating)
 #   --no-build    use the existing target/release/strom and rdkafka_load binaries
 #   --no-profile  skip the perf profile of Strom under produce load
