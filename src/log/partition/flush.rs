@@ -1,0 +1,144 @@
+//! Durability of a partition log: group-committed fdatasync, one at a time per log.
+//!
+//! `flush_to` (async, coordinators) and `flush_many_blocking` (the produce flusher's thread,
+//! many logs per pass) both take the log's `flush_lock`, so fsyncs of one log never overlap and
+//! the flushed offset only moves once the data below it is durable. A sealed segment's index
+//! files are written only after its data was fsynced. A failed fsync poisons the log.
+
+use super::*;
+
+/// One group-committed fsync: every file it covers and the offset it makes durable.
+struct FlushJob {
+    sealed: Vec<(SharedFile, i64)>,
+    active: SharedFile,
+    target: i64,
+}
+
+impl FlushJob {
+    /// Starts writeback of every file the job covers without waiting for it (advisory: the
+    /// fdatasync in [`FlushJob::sync`] is what makes the data durable and reports errors).
+    fn start_writeback(&self) {
+        for (f, _) in &self.sealed {
+            let _ = f.start_writeback();
+        }
+        let _ = self.active.start_writeback();
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        for (f, _) in &self.sealed {
+            f.sync_data()?;
+        }
+        self.active.sync_data()
+    }
+}
+
+impl PartitionLog {
+    /// Makes every offset below `offset` durable. Concurrent callers share one fsync.
+    pub async fn flush_to(&self, offset: i64) -> Result<(), LogError> {
+        if self.flushed_offset() >= offset {
+            return Ok(());
+        }
+        let _guard = self.flush_lock.lock().await;
+        if self.flushed_offset() >= offset {
+            return Ok(());
+        }
+        self.check_poisoned()?;
+        let job = self.begin_flush();
+        match tokio::task::spawn_blocking(move || {
+            let result = job.sync();
+            (job, result)
+        })
+        .await
+        {
+            Ok((job, result)) => self.finish_flush(&job, result),
+            Err(e) => {
+                self.poison(&format!("fsync task failed: {e}"));
+                Err(LogError::Poisoned(self.name.clone()))
+            }
+        }
+    }
+
+    /// Makes each log durable below its offset in one pass (the produce flusher's thread; must
+    /// not run on the async runtime): writeback is started on every file before the first
+    /// fdatasync, so the device works on all of them at once. Each log keeps its own group
+    /// commit and poisoning; one outcome per log, in order. A log may appear only once.
+    pub fn flush_many_blocking(logs: &[(Arc<PartitionLog>, i64)]) -> Vec<Result<(), LogError>> {
+        let mut outcomes: Vec<Result<(), LogError>> = Vec::with_capacity(logs.len());
+        // Each log's flush lock is held from taking its job until the job is finished.
+        let mut held = Vec::new();
+        let mut jobs = Vec::new();
+        for (i, (log, target)) in logs.iter().enumerate() {
+            let guard = log.flush_lock.blocking_lock();
+            if log.flushed_offset() >= *target {
+                outcomes.push(Ok(()));
+                continue;
+            }
+            if let Err(e) = log.check_poisoned() {
+                outcomes.push(Err(e));
+                continue;
+            }
+            outcomes.push(Ok(()));
+            jobs.push((i, log.begin_flush()));
+            held.push(guard);
+        }
+        for (_, job) in &jobs {
+            job.start_writeback();
+        }
+        for (i, job) in &jobs {
+            let result = job.sync();
+            outcomes[*i] = logs[*i].0.finish_flush(job, result);
+        }
+        drop(held);
+        outcomes
+    }
+
+    /// Synchronous flush for shutdown and tests.
+    pub fn flush_blocking(&self) -> Result<(), LogError> {
+        self.check_poisoned()?;
+        let job = self.begin_flush();
+        let result = job.sync();
+        self.finish_flush(&job, result)
+    }
+
+    /// Takes what an fsync must cover: sealed segments not yet synced, the active segment, and
+    /// the log end it makes durable.
+    fn begin_flush(&self) -> FlushJob {
+        let mut inner = self.inner.lock();
+        inner.records_since_flush = 0;
+        FlushJob {
+            sealed: std::mem::take(&mut inner.unsynced),
+            active: inner.segments.last().expect("active segment").file.clone(),
+            target: inner.next_offset,
+        }
+    }
+
+    /// Records a finished fsync: advances the flushed offset and writes the now-durable sealed
+    /// segments' indexes, or poisons the log on failure (an fsync is never retried).
+    fn finish_flush(&self, job: &FlushJob, result: std::io::Result<()>) -> Result<(), LogError> {
+        if let Err(e) = result {
+            self.poison(&format!("fsync failed: {e}"));
+            return Err(LogError::Io(e));
+        }
+        self.flushed_offset.fetch_max(job.target, Ordering::AcqRel);
+        let bases: Vec<i64> = job.sealed.iter().map(|(_, b)| *b).collect();
+        self.write_sealed_indexes(&bases);
+        Ok(())
+    }
+
+    fn write_sealed_indexes(&self, bases: &[i64]) {
+        if bases.is_empty() {
+            return;
+        }
+        let inner = self.inner.lock();
+        for seg in inner
+            .segments
+            .iter()
+            .filter(|s| bases.contains(&s.base_offset))
+        {
+            if let Err(e) = seg.write_indexes(&self.dir) {
+                // Missing indexes only cost a verification scan at the next start.
+                warn!(log = %self.name, base = seg.base_offset, error = %e, "could not write segment indexes");
+            }
+        }
+    }
+}

@@ -1,0 +1,476 @@
+use super::*;
+use crate::protocol::batch::tests::build_batch;
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 128,
+        ..LogConfig::default()
+    }
+}
+
+fn append_n(log: &PartitionLog, batches: usize, ts: i64) -> Vec<AppendInfo> {
+    (0..batches)
+        .map(|i| {
+            let b = build_batch(ts + i as i64 * 10, 3, b"0123456789abcdef");
+            log.append(&b, 0, ts).expect("append")
+        })
+        .collect()
+}
+
+fn offsets_in(data: &[u8]) -> Vec<i64> {
+    batch::BatchIter::new(data, true)
+        .flat_map(|v| {
+            let v = v.expect("valid batch");
+            v.base_offset()..=v.last_offset()
+        })
+        .collect()
+}
+
+/// Blocks reserved ahead of the write position are given back when a segment is sealed,
+/// and the file's size always ends at the data (recovery trusts it).
+#[test]
+fn preallocation_is_released_at_seal_and_never_shows_in_the_size() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 64 << 10,
+        ..LogConfig::default()
+    };
+    let log = PartitionLog::open(dir.path(), "t-0", config, 0).expect("open");
+    let value = vec![7u8; 1000];
+    let mut appended = 0;
+    while log.segment_count() < 3 {
+        let b = build_batch(1000, 4, &value);
+        log.append(&b, 0, 1000).expect("append");
+        appended += 4;
+    }
+    let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    let active = logs.pop().expect("active");
+    let inner: Vec<u64> = log.inner.lock().segments.iter().map(|s| s.size).collect();
+    for (path, size) in logs.iter().zip(&inner) {
+        let m = std::fs::metadata(path).expect("stat");
+        assert_eq!(m.len(), *size, "{path:?}: size ends at the data");
+        assert!(
+            m.blocks() * 512 <= size.div_ceil(4096) * 4096 + 4096,
+            "{path:?}: sealed segment keeps {} bytes of blocks for {size} bytes",
+            m.blocks() * 512
+        );
+    }
+    let m = std::fs::metadata(&active).expect("stat");
+    assert_eq!(m.len(), *inner.last().expect("active size"));
+    let r = log.read(0, usize::MAX, i64::MAX, true).expect("read");
+    assert!(!offsets_in(&r.data).is_empty());
+    assert_eq!(log.log_end_offset(), appended);
+}
+
+#[test]
+fn append_read_roll_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+    let infos = append_n(&log, 40, 1000);
+    assert_eq!(infos[0].base_offset, 0);
+    assert_eq!(infos[39].last_offset, 119);
+    assert!(log.segment_count() > 3, "rolled by size");
+    let r = log.read(0, usize::MAX, i64::MAX, true).expect("read");
+    assert_eq!(
+        offsets_in(&r.data),
+        (0..infos[0].records)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .chain(3..offsets_in(&r.data).len() as i64)
+            .collect::<Vec<_>>()
+    );
+    // Read from the middle of a batch returns the whole batch.
+    let r = log.read(61, 1, i64::MAX, true).expect("read");
+    assert_eq!(offsets_in(&r.data), vec![60, 61, 62]);
+    // Read with a small budget and min_one=false returns nothing.
+    let r = log.read(61, 1, i64::MAX, false).expect("read");
+    assert!(r.data.is_empty());
+    // Upper bound stops the read.
+    let r = log.read(0, usize::MAX, 3, true).expect("read");
+    assert_eq!(offsets_in(&r.data), vec![0, 1, 2]);
+    log.flush_blocking().expect("flush");
+    log.close().expect("close");
+    drop(log);
+
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+    assert_eq!(log.log_end_offset(), 120);
+    let mut all = Vec::new();
+    let mut off = 0;
+    while off < 120 {
+        let r = log.read(off, usize::MAX, i64::MAX, true).expect("read");
+        let got = offsets_in(&r.data);
+        off = *got.last().expect("data") + 1;
+        all.extend(got);
+    }
+    assert_eq!(all, (0..120).collect::<Vec<_>>());
+    assert!(matches!(
+        log.read(121, 10, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn recovery_truncates_torn_tail_and_rebuilds_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+        append_n(&log, 20, 1000);
+        log.flush_blocking().expect("flush");
+        // No close(): simulate a crash. Then tear the active segment's tail.
+    }
+    let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    let active = logs.last().expect("segment").clone();
+    let len = std::fs::metadata(&active).expect("meta").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .expect("open");
+    f.set_len(len - 5).expect("tear");
+    // Remove a sealed segment's index to force a rebuild.
+    let first_index = logs[0].with_extension("index");
+    let _ = std::fs::remove_file(&first_index);
+
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+    assert_eq!(
+        log.log_end_offset(),
+        57,
+        "the torn last batch (57..59) is gone"
+    );
+    let r = log.read(0, usize::MAX, i64::MAX, true).expect("read");
+    assert_eq!(offsets_in(&r.data)[0], 0);
+    // Appending continues at the recovered end.
+    let b = build_batch(5000, 1, b"x");
+    assert_eq!(log.append(&b, 0, 5000).expect("append").base_offset, 57);
+}
+
+#[test]
+fn recovery_drops_segments_after_one_cut_at_a_batch_boundary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+        append_n(&log, 20, 1000);
+        // No flush, no close: an OS crash that keeps some unflushed pages and not others.
+    }
+    let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 3, "rolled by size");
+    for p in &logs {
+        let _ = std::fs::remove_file(p.with_extension("index"));
+        let _ = std::fs::remove_file(p.with_extension("timeindex"));
+    }
+    // Cut the second segment after its first batch, exactly at a batch boundary.
+    let data = std::fs::read(&logs[1]).expect("read");
+    let first = BatchView::peek_size(&data).expect("ok").expect("some");
+    assert!(first < data.len(), "the segment holds more than one batch");
+    let base = BatchView::parse_header_only(&data)
+        .expect("header")
+        .base_offset();
+    let kept_end = BatchView::parse_header_only(&data)
+        .expect("header")
+        .last_offset()
+        + 1;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&logs[1])
+        .expect("open")
+        .set_len(first as u64)
+        .expect("cut");
+
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+    assert!(base > 0);
+    assert_eq!(
+        log.log_end_offset(),
+        kept_end,
+        "nothing past the cut survives"
+    );
+    assert_eq!(log.segment_count(), 2);
+    for p in &logs[2..] {
+        assert!(!p.exists(), "{} deleted", p.display());
+    }
+    let mut all = Vec::new();
+    let mut off = 0;
+    while off < kept_end {
+        let r = log.read(off, usize::MAX, i64::MAX, true).expect("read");
+        let got = offsets_in(&r.data);
+        off = *got.last().expect("data") + 1;
+        all.extend(got);
+    }
+    assert_eq!(all, (0..kept_end).collect::<Vec<_>>(), "contiguous");
+    let b = build_batch(5000, 1, b"x");
+    assert_eq!(
+        log.append(&b, 0, 5000).expect("append").base_offset,
+        kept_end
+    );
+}
+
+#[test]
+fn corrupt_byte_truncates_from_that_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("open");
+        append_n(&log, 10, 1000);
+        log.flush_blocking().expect("flush");
+    }
+    let path = Segment::log_path(dir.path(), 0);
+    let mut data = std::fs::read(&path).expect("read");
+    let batch_size = BatchView::peek_size(&data).expect("ok").expect("some");
+    data[batch_size * 4 + 70] ^= 0x55; // inside the 5th batch's records
+    std::fs::write(&path, &data).expect("write");
+    let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("reopen");
+    assert_eq!(
+        log.log_end_offset(),
+        12,
+        "batches from the corrupt one on are dropped"
+    );
+}
+
+#[test]
+fn retention_and_log_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = LogConfig {
+        retention_bytes: 2048,
+        ..small_config()
+    };
+    let log = PartitionLog::open(dir.path(), "t-0", cfg, 0).expect("open");
+    append_n(&log, 40, 1000);
+    let before = log.segment_count();
+    let deleted = log.apply_retention(2000).expect("retention");
+    assert!(deleted > 0);
+    assert_eq!(log.segment_count(), before - deleted);
+    assert!(log.size_bytes() <= 2048 + 1024);
+    let start = log.log_start_offset();
+    assert!(start > 0);
+    assert!(matches!(
+        log.read(0, 10, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        log.advance_log_start(start + 4).expect("delete records"),
+        start + 4
+    );
+    drop(log);
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+    assert_eq!(
+        log.log_start_offset(),
+        start + 4,
+        "log start offset persisted"
+    );
+}
+
+#[test]
+fn log_start_clamped_by_a_lost_tail_is_persisted() {
+    // Found by tests/log_model.rs: DeleteRecords past the flushed offset, a crash that
+    // loses the unflushed tail, new appends at the reused offsets, another restart: the
+    // stale stored start used to come back and hide the new records.
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("open");
+        append_n(&log, 2, 1000); // offsets 0..6
+        log.flush_blocking().expect("flush");
+        append_n(&log, 2, 2000); // 6..12, never flushed
+        assert_eq!(log.advance_log_start(10).expect("delete records"), 10);
+    } // crash
+    let path = Segment::log_path(dir.path(), 0);
+    let batch = BatchView::peek_size(&std::fs::read(&path).expect("read"))
+        .expect("ok")
+        .expect("some") as u64;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.set_len(2 * batch + 7).expect("tear the unflushed tail");
+    let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("reopen");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (6, 6));
+    let infos = append_n(&log, 2, 3000);
+    assert_eq!(infos[0].base_offset, 6);
+    log.close().expect("close");
+    drop(log);
+    let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("reopen");
+    assert_eq!(
+        log.log_start_offset(),
+        6,
+        "records appended after the loss stay visible"
+    );
+    let r = log.read(6, usize::MAX, i64::MAX, true).expect("read");
+    assert_eq!(offsets_in(&r.data), (6..12).collect::<Vec<_>>());
+}
+
+#[test]
+fn recovery_fsyncs_the_segments_it_scanned() {
+    // Found by tests/log_model.rs: sealed segments never fsynced before a crash were
+    // recovered, reported as flushed, and never fsynced after; an OS crash later could tear
+    // one, and recovery would then drop every later (fsynced, acknowledged) segment.
+    use crate::log::io::FaultyStorage;
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+        append_n(&log, 20, 1000); // several segments, none fsynced
+    } // crash
+    let storage = FaultyStorage::default();
+    storage.faults.fail_sync.store(true, Ordering::Release);
+    assert!(
+        PartitionLog::open_with(Arc::new(storage), dir.path(), "t-0", small_config(), 0).is_err(),
+        "recovery must fsync what it recovered before calling it flushed"
+    );
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+    assert_eq!(log.flushed_offset(), 60);
+}
+
+#[test]
+fn timestamp_lookup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+    append_n(&log, 30, 1000); // batch i has timestamps 1000+10i .. +2
+    let b = log
+        .find_batch_by_timestamp(1101)
+        .expect("lookup")
+        .expect("found");
+    let v = BatchView::parse(&b).expect("valid");
+    assert_eq!(v.base_offset(), 30, "batch 10 holds ts 1100..1102");
+    assert!(log
+        .find_batch_by_timestamp(99_999)
+        .expect("lookup")
+        .is_none());
+    let b = log
+        .find_batch_with_max_timestamp()
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(BatchView::parse(&b).expect("valid").base_offset(), 87);
+}
+
+#[test]
+fn enospc_fails_the_append_and_recovers_when_space_returns() {
+    use crate::log::io::FaultyStorage;
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = FaultyStorage::default();
+    let log = PartitionLog::open_with(
+        Arc::new(storage.clone()),
+        dir.path(),
+        "t-0",
+        LogConfig::default(),
+        0,
+    )
+    .expect("open");
+    append_n(&log, 2, 1000);
+    storage.faults.enospc.store(true, Ordering::Release);
+    let b = build_batch(2000, 1, b"x");
+    let err = log.append(&b, 0, 2000).expect_err("disk full");
+    assert!(
+        matches!(err, LogError::Io(ref e) if e.raw_os_error() == Some(libc::ENOSPC)),
+        "{err}"
+    );
+    assert_eq!(
+        crate::handlers::errors::log_error_code(&err),
+        56,
+        "KAFKA_STORAGE_ERROR"
+    );
+    assert!(!log.is_poisoned(), "a failed write is not a failed fsync");
+    assert_eq!(
+        offsets_in(
+            &log.read(0, usize::MAX, i64::MAX, true)
+                .expect("reads still work")
+                .data
+        )
+        .len(),
+        6
+    );
+    storage.faults.enospc.store(false, Ordering::Release);
+    let b = build_batch(3000, 1, b"y");
+    assert_eq!(
+        log.append(&b, 0, 3000).expect("space is back").base_offset,
+        6,
+        "no gap"
+    );
+}
+
+#[tokio::test]
+async fn failed_fsync_poisons_the_log() {
+    use crate::log::io::FaultyStorage;
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = FaultyStorage::default();
+    let log = PartitionLog::open_with(
+        Arc::new(storage.clone()),
+        dir.path(),
+        "t-0",
+        LogConfig::default(),
+        0,
+    )
+    .expect("open");
+    let infos = append_n(&log, 1, 1000);
+    storage.faults.fail_sync.store(true, Ordering::Release);
+    assert!(log.flush_to(infos[0].last_offset + 1).await.is_err());
+    assert!(log.is_poisoned());
+    storage.faults.fail_sync.store(false, Ordering::Release);
+    // Never retried: the log stays poisoned, writes and flushes are refused.
+    let b = build_batch(2000, 1, b"x");
+    assert!(matches!(
+        log.append(&b, 0, 2000),
+        Err(LogError::Poisoned(_))
+    ));
+    assert!(log.flush_to(infos[0].last_offset + 1).await.is_err());
+    assert!(
+        log.read(0, usize::MAX, i64::MAX, true).is_ok(),
+        "reads keep working"
+    );
+}
+
+#[test]
+fn read_error_is_an_error_not_a_crash() {
+    use crate::log::io::FaultyStorage;
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = FaultyStorage::default();
+    let log = PartitionLog::open_with(
+        Arc::new(storage.clone()),
+        dir.path(),
+        "t-0",
+        LogConfig::default(),
+        0,
+    )
+    .expect("open");
+    append_n(&log, 3, 1000);
+    storage.faults.fail_reads.store(true, Ordering::Release);
+    assert!(matches!(
+        log.read(0, usize::MAX, i64::MAX, true),
+        Err(LogError::Io(_))
+    ));
+    storage.faults.fail_reads.store(false, Ordering::Release);
+    assert!(log.read(0, usize::MAX, i64::MAX, true).is_ok());
+}
+
+#[tokio::test]
+async fn group_commit_flush() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log =
+        Arc::new(PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("open"));
+    let infos = append_n(&log, 5, 1000);
+    let mut tasks = Vec::new();
+    for info in &infos {
+        let log = log.clone();
+        let end = info.last_offset + 1;
+        tasks.push(tokio::spawn(async move { log.flush_to(end).await }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("flush");
+    }
+    assert_eq!(log.flushed_offset(), 15);
+}
