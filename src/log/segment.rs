@@ -49,9 +49,10 @@ pub struct Segment {
     allocated: u64,
 }
 
-/// Reservation ahead of the write position: as much as the segment already holds (so a busy
-/// partition reserves in growing steps), at least 256 KiB and at most 8 MiB past the end.
-const PREALLOC_MIN: u64 = 256 << 10;
+/// Reservation ahead of the write position: a quarter of what the segment already holds (so a
+/// busy partition reserves in growing steps and a quiet one wastes little), at least 128 KiB
+/// and at most 8 MiB past the end.
+const PREALLOC_MIN: u64 = 128 << 10;
 const PREALLOC_MAX: u64 = 8 << 20;
 
 impl Segment {
@@ -240,7 +241,7 @@ impl Segment {
         let position = self.size;
         let end = position + len;
         if end > self.allocated {
-            let ahead = position.clamp(PREALLOC_MIN, PREALLOC_MAX);
+            let ahead = (position / 4).clamp(PREALLOC_MIN, PREALLOC_MAX);
             let upto = end + ahead;
             // A failure (unsupported, or no space: the write then reports it) only loses the hint.
             if self.file.preallocate(position, upto - position).is_ok() {
