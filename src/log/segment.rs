@@ -233,7 +233,8 @@ impl Segment {
         self.next_offset = bp.last_offset + 1;
     }
 
-    /// Writes `data` at the end. Disk blocks are reserved ahead of the write position with
+    /// Writes `parts` (`len` bytes in all) at the end. Disk blocks are reserved ahead of the
+    /// write position with
     /// fallocate (KEEP_SIZE: the file's size, which recovery trusts, still ends at the data), so
     /// appends fill reserved blocks instead of paying ext4's delayed allocation page by page
     /// (half the write(2) system time, measured). Sealing gives back what was not used.
