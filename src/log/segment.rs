@@ -234,10 +234,10 @@ impl Segment {
     }
 
     /// Writes `parts` (`len` bytes in all) at the end. Disk blocks are reserved ahead of the
-    /// write position with
-    /// fallocate (KEEP_SIZE: the file's size, which recovery trusts, still ends at the data), so
-    /// appends fill reserved blocks instead of paying ext4's delayed allocation page by page
-    /// (half the write(2) system time, measured). Sealing gives back what was not used.
+    /// write position with fallocate (KEEP_SIZE: the file's size, which recovery trusts, still
+    /// ends at the data), so appends fill reserved blocks instead of paying ext4's delayed
+    /// allocation page by page (half the write(2) system time, measured). Sealing gives back
+    /// what was not used.
     pub fn append(&mut self, parts: &mut [io::IoSlice<'_>], len: u64) -> io::Result<u64> {
         let position = self.size;
         let end = position + len;
