@@ -1106,3 +1106,116 @@ fn pipelined_requests_are_answered_in_request_order() {
     }
     assert_still_serving(&mut b);
 }
+
+/// Issue 12 finding 1: the broker-wide pool (1 MiB here) was held until a response was
+/// written, so a long-polling Fetch followed by a 1 MiB request on one connection stalled an
+/// ApiVersions on every other connection for the whole poll (29 s measured). Request bytes are
+/// now released once their handler returns.
+#[test]
+fn a_long_poll_fetch_does_not_hold_the_shared_request_pool() {
+    let (mut b, _raw) = broker_with_topic_set(&["queued.max.request.bytes=1048576"]);
+    let mut a = connect(&b);
+    // min_bytes never satisfied: the fetch waits its whole max_wait (20 s).
+    a.write_all(&encoded(
+        ApiKey::Fetch,
+        12,
+        1,
+        &fetch_request(20_000, 1 << 20),
+    ))
+    .expect("fetch");
+    let big = encoded(
+        ApiKey::ApiVersions,
+        3,
+        2,
+        &ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_string("a".repeat(1 << 20)))
+            .with_client_software_version(StrBytes::from_static_str("1")),
+    );
+    assert!(big.len() > 1 << 20);
+    a.write_all(&big).expect("1 MiB request");
+    // Let the broker take both in before the other connection asks.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut other = connect(&b);
+    let started = Instant::now();
+    assert!(
+        api_versions_on(&mut other, 3),
+        "ApiVersions on another connection not answered within 10 s"
+    );
+    let took = started.elapsed();
+    eprintln!("ApiVersions on another connection answered in {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "ApiVersions on another connection took {took:?} behind a 20 s long poll"
+    );
+    drop(a);
+    assert_still_serving(&mut b);
+}
+
+/// Issue 12 finding 1, many slow readers: eight connections pipeline 2,000 fetches of 1 MiB
+/// each and never read. Each may hold its own connection budget, but none keeps a share of the
+/// broker-wide pool (4 MiB here) while its responses wait: a new client is served at once.
+#[test]
+fn clients_that_never_read_cannot_exhaust_the_shared_request_pool() {
+    let (mut b, mut raw) = broker_with_topic_set(&[
+        "queued.max.request.bytes=4194304",
+        "strom.connection.max.queued.bytes=1048576",
+    ]);
+    let value = vec![0x5a_u8; 250 * 1024];
+    for _ in 0..4 {
+        assert_eq!(produce_code(&mut raw, batch_of(&[&value])).0, 0);
+    }
+    let mut all = Vec::new();
+    for i in 0..2_000 {
+        all.extend(encoded(ApiKey::Fetch, 12, i, &fetch_request(0, 1)));
+    }
+    let readers: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = connect(&b);
+            s.set_write_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            // If the broker stops reading (its own budget), the write times out: fine.
+            let _ = s.write_all(&all);
+            s
+        })
+        .collect();
+    for s in &readers {
+        let _ = peak_rss_once_settled(b.pid(), s);
+    }
+    let mut other = connect(&b);
+    let started = Instant::now();
+    assert!(
+        api_versions_on(&mut other, 1),
+        "ApiVersions on a new connection not answered within 10 s while 8 clients never read"
+    );
+    eprintln!(
+        "ApiVersions beside 8 non-reading clients answered in {:?}",
+        started.elapsed()
+    );
+    drop(readers);
+    assert_still_serving(&mut b);
+}
+
+/// A frame whose size was read must arrive whole within strom.request.receive.timeout.ms,
+/// even when the client keeps trickling bytes (which resets the idle timeout).
+#[test]
+fn a_frame_trickled_byte_by_byte_is_closed_after_the_receive_timeout() {
+    let mut b = TestBroker::start(&["strom.request.receive.timeout.ms=1500"]);
+    let mut s = connect(&b);
+    s.write_all(&100_000i32.to_be_bytes()).expect("size");
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        if s.write_all(&[0]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = started.elapsed();
+    assert!(closed, "a trickled frame kept the connection for {took:?}");
+    assert!(
+        took >= Duration::from_millis(1000),
+        "closed after {took:?}, before the 1.5 s receive timeout"
+    );
+    assert_still_serving(&mut b);
+}

@@ -341,6 +341,11 @@ fn broker_values(c: &BrokerConfig) -> Vec<(&'static str, Option<String>, &'stati
             s(&c.connection_max_queued_bytes),
             "LONG",
         ),
+        (
+            "strom.request.receive.timeout.ms",
+            s(&c.request_receive_timeout_ms),
+            "LONG",
+        ),
         ("strom.acks.all.fsync", s(&c.acks_all_fsync), "BOOLEAN"),
         (
             "strom.max.inflight.requests.per.connection",

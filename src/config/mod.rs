@@ -63,6 +63,9 @@ pub struct BrokerConfig {
     pub listen_backlog: u32,
     /// `connections.max.idle.ms`.
     pub connections_max_idle_ms: u64,
+    /// `strom.request.receive.timeout.ms`: a request frame must arrive whole within this of its
+    /// size being read; until then it holds its share of `queued.max.request.bytes`.
+    pub request_receive_timeout_ms: u64,
     /// Largest requests a connection may have in flight (pipelined) at once.
     pub max_inflight_requests_per_connection: usize,
     /// `strom.connection.max.queued.bytes`: request and encoded response bytes one connection
@@ -231,6 +234,9 @@ impl BrokerConfig {
             "connections.max.idle.ms" => {
                 self.connections_max_idle_ms = parse_num(key, v, 1, i64::MAX)? as u64
             }
+            "strom.request.receive.timeout.ms" => {
+                self.request_receive_timeout_ms = parse_num(key, v, 1, i64::MAX)? as u64
+            }
             "strom.max.inflight.requests.per.connection" => {
                 self.max_inflight_requests_per_connection = parse_num(key, v, 1, 100_000)? as usize
             }
@@ -392,6 +398,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             listen_backlog: 1024,
             connections_max_idle_ms: 600_000,
+            request_receive_timeout_ms: 60_000,
             max_inflight_requests_per_connection: 1_000,
             connection_max_queued_bytes: 16 << 20,
             fetch_max_bytes: 57_671_680,

@@ -3,17 +3,27 @@
 //! The reader decodes each frame and runs its handler to the point where order matters (a
 //! produce is appended before the next request is read). What remains — waiting for an fsync,
 //! a long-poll fetch — is a deferred reply queued to the writer, which writes replies strictly
-//! in request order. The queue is bounded (`strom.max.inflight.requests.per.connection`);
-//! request bytes are charged against the broker-wide `queued.max.request.bytes`, and request
-//! bytes plus responses encoded ahead of their turn against the connection's own
-//! `strom.connection.max.queued.bytes`, until the response is written. A client that pipelines
-//! without reading stalls only itself, holding at most its connection budget. Fetch responses
-//! are written in parts: record bytes go from segment files to the socket with sendfile(2).
+//! in request order. The queue is bounded (`strom.max.inflight.requests.per.connection`).
+//!
+//! Memory is charged at two levels, both as soon as a frame's size is read (before its body is
+//! buffered):
+//! - the broker-wide `queued.max.request.bytes` pool, shared by every connection, only while
+//!   the request is being received and handled (as Kafka's memory pool): it is released when
+//!   the handler returns, never held while a reply waits for its turn, for a long-poll, or for
+//!   a client to read. A frame must arrive whole within `strom.request.receive.timeout.ms` of
+//!   its size being read, so a client that starts a frame and stalls cannot keep its share of
+//!   the pool for longer than that;
+//! - the connection's own `strom.connection.max.queued.bytes`, for the request and for its
+//!   response encoded ahead of its turn, until the response is written. A client that
+//!   pipelines without reading stalls only itself, holding at most this budget.
+//!
+//! Fetch responses are written in parts: record bytes go from segment files to the socket with
+//! sendfile(2).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -30,10 +40,18 @@ use crate::handlers::{self, Part, PartsBody, Reply, RequestContext};
 use crate::protocol::{self, HeaderPrefix, ProtocolError};
 use crate::server::ServerLimits;
 
-/// Memory a queued request/response holds until its response is written: its share of the
-/// broker-wide `queued.max.request.bytes` and of this connection's
-/// `strom.connection.max.queued.bytes`.
-type Held = (Option<OwnedSemaphorePermit>, Vec<OwnedSemaphorePermit>);
+/// Memory a queued request/response holds until its response is written: its share of this
+/// connection's `strom.connection.max.queued.bytes`.
+type Held = Vec<OwnedSemaphorePermit>;
+
+/// The frame being received: its share of the broker-wide pool (held until its handler
+/// returns), of the connection budget (held until its response is written), and when its size
+/// was read (the receive deadline starts then).
+struct Receiving {
+    pool: Option<OwnedSemaphorePermit>,
+    conn: OwnedSemaphorePermit,
+    since: Instant,
+}
 
 enum Outgoing {
     Ready(BytesMut, Held),
@@ -56,6 +74,7 @@ pub async fn run(
     let writer = tokio::spawn(write_loop(wr, rx, peer));
     let max_frame = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let receive_timeout = Duration::from_millis(broker.config.request_receive_timeout_ms);
     // Each request, and each response encoded before its turn to be written, may take at most
     // half of the connection's budget, so one of each always fits.
     let budget_kib =
@@ -63,8 +82,7 @@ pub async fn run(
     let budget = Arc::new(Semaphore::new(budget_kib as usize));
     let half = budget_kib / 2;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    // Permits of the frame being received.
-    let mut receiving: Option<(Option<OwnedSemaphorePermit>, OwnedSemaphorePermit)> = None;
+    let mut receiving: Option<Receiving> = None;
     'conn: loop {
         // Handle every complete frame already buffered.
         loop {
@@ -79,21 +97,35 @@ pub async fn run(
             // The frame's bytes are charged as soon as its size is known, before its body is
             // buffered (as Kafka's memory pool does): receive buffers count against the bounds.
             if receiving.is_none() {
-                let Ok(conn_req) = budget.clone().acquire_many_owned(kib(len, half)).await else {
+                let Ok(conn) = budget.clone().acquire_many_owned(kib(len, half)).await else {
                     break 'conn;
                 };
-                receiving = Some((acquire_request_bytes(&limits, len).await, conn_req));
+                receiving = Some(Receiving {
+                    pool: acquire_request_bytes(&limits, len).await,
+                    conn,
+                    since: Instant::now(),
+                });
             }
             if buf.len() < 4 + len {
                 buf.reserve(4 + len - buf.len());
                 break;
             }
-            let Some((permit, conn_req)) = receiving.take() else {
+            let Some(Receiving {
+                pool,
+                conn: conn_req,
+                ..
+            }) = receiving.take()
+            else {
                 break 'conn;
             };
             let mut frame = buf.split_to(4 + len).freeze();
             let _ = frame.split_to(4);
-            match handle_frame(&broker, peer, frame).await {
+            let handled = handle_frame(&broker, peer, frame).await;
+            // Handled: the request's share of the broker-wide pool goes back now, whatever the
+            // reply still waits for. What a deferred reply keeps of the request stays charged
+            // to this connection's budget.
+            drop(pool);
+            match handled {
                 Ok(Some(Reply::Now(resp))) => {
                     let Ok(conn_resp) = budget
                         .clone()
@@ -103,7 +135,7 @@ pub async fn run(
                         break 'conn;
                     };
                     if tx
-                        .send(Outgoing::Ready(resp, (permit, vec![conn_req, conn_resp])))
+                        .send(Outgoing::Ready(resp, vec![conn_req, conn_resp]))
                         .await
                         .is_err()
                     {
@@ -112,7 +144,7 @@ pub async fn run(
                 }
                 Ok(Some(Reply::Later(fut))) => {
                     if tx
-                        .send(Outgoing::Deferred(fut, (permit, vec![conn_req])))
+                        .send(Outgoing::Deferred(fut, vec![conn_req]))
                         .await
                         .is_err()
                     {
@@ -121,7 +153,7 @@ pub async fn run(
                 }
                 Ok(Some(Reply::LaterParts(fut))) => {
                     if tx
-                        .send(Outgoing::DeferredParts(fut, (permit, vec![conn_req])))
+                        .send(Outgoing::DeferredParts(fut, vec![conn_req]))
                         .await
                         .is_err()
                     {
@@ -142,8 +174,16 @@ pub async fn run(
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_CHUNK);
         }
+        // Between frames the idle timeout applies; inside one, also the receive deadline.
+        let (wait, partial) = match &receiving {
+            Some(r) => {
+                let left = receive_timeout.saturating_sub(r.since.elapsed());
+                (left.min(idle), left < idle)
+            }
+            None => (idle, false),
+        };
         let read = tokio::select! {
-            r = tokio::time::timeout(idle, rd.read_buf(&mut buf)) => r,
+            r = tokio::time::timeout(wait, rd.read_buf(&mut buf)) => r,
             _ = shutdown.cancelled() => break,
         };
         match read {
@@ -151,6 +191,10 @@ pub async fn run(
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 debug!(%peer, error = %e, "read error");
+                break;
+            }
+            Err(_) if partial => {
+                warn!(%peer, "closing connection: request not received whole within strom.request.receive.timeout.ms");
                 break;
             }
             Err(_) => {
