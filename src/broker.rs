@@ -14,7 +14,9 @@ use crate::config::{topic, BrokerConfig};
 use crate::coordinator::txn::{TransactionCoordinator, TXN_TOPIC};
 use crate::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogConfig, LogError, LogManager};
-use crate::metadata::{MetadataError, MetadataRecord, MetadataStore, TopicMeta, METADATA_DIR};
+use crate::metadata::{
+    MetadataError, MetadataRecord, MetadataStore, TopicMeta, METADATA_DIR, METADATA_LOG,
+};
 use crate::replica::{Partition, ReplicaManager};
 
 /// Errors of administrative operations, mapped to wire codes by handlers.
@@ -73,6 +75,21 @@ impl Broker {
     pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Self>> {
         let root = config.log_dir.clone();
         let logs = LogManager::new(&root)?;
+        let metadata_log = root.join(METADATA_DIR).join(METADATA_LOG);
+        if !metadata_log.exists() {
+            // Without the metadata every partition would be unknown: starting would hide (or,
+            // once topics are re-created, shadow) all of the data.
+            if let Some(example) = logs.partition_dirs().first() {
+                anyhow::bail!(
+                    "{} holds partition directories (such as {example}) but no metadata log \
+                     ({}): refusing to start, as every partition would be unknown. Restore the \
+                     metadata log, or move the partition directories out of the data directory \
+                     to start empty",
+                    root.display(),
+                    metadata_log.display()
+                );
+            }
+        }
         let metadata = MetadataStore::open(&root)?;
         let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
         let replicas = Arc::new(ReplicaManager::default());
@@ -99,7 +116,7 @@ impl Broker {
                 broker.open_partition(&t, p)?;
             }
         }
-        broker.logs.remove_strays(&known, &[METADATA_DIR]);
+        broker.logs.quarantine_strays(&known)?;
         if broker.metadata.topic(OFFSETS_TOPIC).is_some() {
             broker.load_groups()?;
         }

@@ -107,26 +107,42 @@ impl LogManager {
         Ok(())
     }
 
-    /// Deletes partition directories that the cluster metadata does not know (a topic deleted
-    /// while the broker was down mid-way, or left by hand).
-    pub fn remove_strays(&self, known: &HashSet<String>, reserved: &[&str]) {
+    /// Names of the directories under the data directory that look like partition logs
+    /// (`<topic>-<partition>`), whether or not the metadata knows them.
+    pub fn partition_dirs(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return;
+            return Vec::new();
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if !entry.path().is_dir() || known.contains(&name) || reserved.contains(&name.as_str())
-            {
+        entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|name| {
+                name.rsplit_once('-')
+                    .is_some_and(|(_, p)| p.parse::<i32>().is_ok())
+            })
+            .collect()
+    }
+
+    /// Renames partition directories that the cluster metadata does not know (a topic deleted
+    /// while the broker was down mid-way, a metadata record lost, or left by hand) aside to
+    /// `<topic>-<partition>.<id>-stray`, as Kafka does: never deleted, never served, left for
+    /// an operator to inspect or remove. Returns the new names.
+    pub fn quarantine_strays(&self, known: &HashSet<String>) -> Result<Vec<String>, LogError> {
+        let mut moved = Vec::new();
+        for name in self.partition_dirs() {
+            if known.contains(&name) {
                 continue;
             }
-            let looks_like_partition = name
-                .rsplit_once('-')
-                .is_some_and(|(_, p)| p.parse::<i32>().is_ok());
-            if looks_like_partition {
-                warn!(dir = %name, "removing partition directory unknown to the cluster metadata");
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+            let stray = format!("{name}.{}-stray", uuid::Uuid::new_v4().simple());
+            std::fs::rename(self.root.join(&name), self.root.join(&stray))?;
+            warn!(dir = %name, renamed = %stray, "partition directory unknown to the cluster metadata renamed aside (not served, not deleted)");
+            moved.push(stray);
         }
+        if !moved.is_empty() {
+            std::fs::File::open(&self.root)?.sync_all()?;
+        }
+        Ok(moved)
     }
 
     /// Flushes every log and writes the active segments' indexes (graceful shutdown).

@@ -139,6 +139,8 @@ pub struct MetadataStore {
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 pub const METADATA_DIR: &str = "strom-metadata";
+/// The metadata log's file name inside [`METADATA_DIR`].
+pub const METADATA_LOG: &str = "metadata.log";
 
 /// Kafka's internal topics (`Topic.isInternal`): flagged internal in metadata answers, and
 /// records cannot be deleted from them.
@@ -158,7 +160,7 @@ impl MetadataStore {
         let dir = root.join(METADATA_DIR);
         std::fs::create_dir_all(&dir)?;
         let cluster_id = load_or_create_cluster_id(root)?;
-        let path = dir.join("metadata.log");
+        let path = dir.join(METADATA_LOG);
         let mut state = State::default();
         let text = match std::fs::read(&path) {
             Ok(b) => b,
