@@ -285,3 +285,33 @@ impl Storage for FaultyStorage {
         os_sync_dir(dir)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_file_write_replaces_content_and_removal_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("checkpoint");
+        let storage = OsStorage;
+        storage.write_file_synced(&path, b"one").expect("write");
+        storage.write_file_synced(&path, b"two").expect("rewrite");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        assert!(!path.with_extension("tmp").exists());
+        storage.remove_file(&path).expect("remove");
+        storage.remove_file(&path).expect("remove again");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn faulty_storage_fails_whole_file_writes_and_dir_syncs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        storage.faults.fail_sync.store(true, Ordering::Release);
+        assert!(storage
+            .write_file_synced(&dir.path().join("c"), b"x")
+            .is_err());
+        assert!(storage.sync_dir(dir.path()).is_err());
+    }
+}
