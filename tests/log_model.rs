@@ -125,6 +125,16 @@ impl Storage for PageCache {
             synced: self.synced.clone(),
         }))
     }
+    // Whole-file writes are synced before they return: a crash cannot lose them.
+    fn write_file_synced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        strom::log::io::OsStorage.write_file_synced(path, data)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        strom::log::io::OsStorage.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        strom::log::io::OsStorage.sync_dir(dir)
+    }
 }
 
 impl PageCache {

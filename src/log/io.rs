@@ -1,5 +1,6 @@
 //! The filesystem seam of the log: segment data goes through [`SegmentFile`] handles that a
-//! [`Storage`] opens. Production uses [`OsStorage`] (plain files, positional I/O); tests use
+//! [`Storage`] opens; whole-file writes (indexes, checkpoints, snapshots), removals and
+//! directory fsyncs go through the [`Storage`] itself. Production uses [`OsStorage`] (plain files, positional I/O); tests use
 //! [`FaultyStorage`] to inject ENOSPC on writes, failing fsyncs and read errors, so disk-fault
 //! behaviour (KAFKA_STORAGE_ERROR, poisoning, recovery when space returns) is tested for real.
 
@@ -64,10 +65,43 @@ impl FileRange {
     }
 }
 
-/// Opens segment files.
+/// Opens segment files and makes whole files and directory entries durable.
 pub trait Storage: Send + Sync + Debug {
     /// Opens `path` for reading and writing; with `create`, creates or truncates it.
     fn open(&self, path: &Path, create: bool) -> io::Result<SharedFile>;
+    /// Replaces `path` with `data` durably: a temporary file, fsynced, renamed over `path`,
+    /// then the directory fsynced. A reader sees the old or the new content, never a mix.
+    fn write_file_synced(&self, path: &Path, data: &[u8]) -> io::Result<()>;
+    /// Removes a file; a file already gone is not an error. Durable only after
+    /// [`Storage::sync_dir`] of its directory.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// fsyncs a directory: entries created, renamed or removed in it become durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+fn os_write_file_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let f = File::create(&tmp)?;
+        FileExt::write_all_at(&f, data, 0)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(parent) => os_sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+fn os_remove_file(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+fn os_sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 impl SegmentFile for File {
@@ -149,6 +183,15 @@ impl Storage for OsStorage {
             .open(path)?;
         Ok(Arc::new(f))
     }
+    fn write_file_synced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        os_write_file_synced(path, data)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        os_remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        os_sync_dir(dir)
+    }
 }
 
 /// Switches for injected faults, shared by every file a [`FaultyStorage`] opened.
@@ -222,5 +265,53 @@ impl Storage for FaultyStorage {
             inner: f,
             faults: self.faults.clone(),
         }))
+    }
+    fn write_file_synced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        if self.faults.enospc.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        if self.faults.fail_sync.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        os_write_file_synced(path, data)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        os_remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        os_sync_dir(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_file_write_replaces_content_and_removal_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("checkpoint");
+        let storage = OsStorage;
+        storage.write_file_synced(&path, b"one").expect("write");
+        storage.write_file_synced(&path, b"two").expect("rewrite");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        assert!(!path.with_extension("tmp").exists());
+        storage.remove_file(&path).expect("remove");
+        storage.remove_file(&path).expect("remove again");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn faulty_storage_fails_whole_file_writes_and_dir_syncs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        storage.faults.fail_sync.store(true, Ordering::Release);
+        assert!(storage
+            .write_file_synced(&dir.path().join("c"), b"x")
+            .is_err());
+        assert!(storage.sync_dir(dir.path()).is_err());
     }
 }

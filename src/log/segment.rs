@@ -6,9 +6,7 @@
 //! file without holding the partition lock, and a reader keeps a deleted segment's file open
 //! until it is done.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::log::index::{OffsetIndex, TimeIndex};
@@ -75,8 +73,8 @@ impl Segment {
         let log_path = Self::log_path(dir, base_offset);
         let file = storage.open(&log_path, true)?;
         // Stale indexes from an earlier incarnation of this base offset must not survive.
-        let _ = std::fs::remove_file(Self::index_path(dir, base_offset));
-        let _ = std::fs::remove_file(Self::time_index_path(dir, base_offset));
+        storage.remove_file(&Self::index_path(dir, base_offset))?;
+        storage.remove_file(&Self::time_index_path(dir, base_offset))?;
         Ok(Segment {
             base_offset,
             file,
@@ -334,39 +332,26 @@ impl Segment {
     }
 
     /// Writes both indexes to disk (fsynced), for a sealed segment or at clean shutdown.
-    pub fn write_indexes(&self, dir: &Path) -> io::Result<()> {
-        write_file_synced(
+    pub fn write_indexes(&self, storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+        storage.write_file_synced(
             &Self::index_path(dir, self.base_offset),
             &self.index.to_bytes(),
         )?;
-        write_file_synced(
+        storage.write_file_synced(
             &Self::time_index_path(dir, self.base_offset),
             &self.time_index.to_bytes(),
         )
     }
 
-    pub fn delete_files(&self, dir: &Path) {
-        let _ = std::fs::remove_file(&self.log_path);
-        let _ = std::fs::remove_file(Self::index_path(dir, self.base_offset));
-        let _ = std::fs::remove_file(Self::time_index_path(dir, self.base_offset));
+    /// Removes the segment's files (durable after the directory's fsync). Best effort: a file
+    /// left behind is found and handled by recovery.
+    pub fn delete_files(&self, storage: &dyn Storage, dir: &Path) {
+        let _ = storage.remove_file(&self.log_path);
+        let _ = storage.remove_file(&Self::index_path(dir, self.base_offset));
+        let _ = storage.remove_file(&Self::time_index_path(dir, self.base_offset));
     }
 }
 
 fn corrupt(e: BatchError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-}
-
-/// Writes `data` to `path` through a temporary file and a rename, fsyncing both.
-pub fn write_file_synced(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let f = File::create(&tmp)?;
-        f.write_all_at(data, 0)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }

@@ -306,7 +306,7 @@ fn load_or_create_cluster_id(root: &Path) -> Result<String, MetadataError> {
     }
     let id = base64_url_uuid(Uuid::new_v4());
     let text = format!("#Strom metadata\nversion=1\ncluster.id={id}\n");
-    crate::log::segment::write_file_synced(&path, text.as_bytes())?;
+    crate::log::io::Storage::write_file_synced(&crate::log::io::OsStorage, &path, text.as_bytes())?;
     Ok(id)
 }
 

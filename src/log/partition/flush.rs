@@ -135,7 +135,7 @@ impl PartitionLog {
             .iter()
             .filter(|s| bases.contains(&s.base_offset))
         {
-            if let Err(e) = seg.write_indexes(&self.dir) {
+            if let Err(e) = seg.write_indexes(self.storage.as_ref(), &self.dir) {
                 // Missing indexes only cost a verification scan at the next start.
                 warn!(log = %self.name, base = seg.base_offset, error = %e, "could not write segment indexes");
             }

@@ -15,7 +15,6 @@
 //! Files: `recovery.rs` (opening), `flush.rs` (fsync, group commit), `read.rs` (fetch reads),
 //! `tests.rs`; appends, rolls, retention and truncation are here.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -26,7 +25,7 @@ use tracing::{info, warn};
 
 use crate::log::io::{OsStorage, SharedFile, Storage};
 use crate::log::producer_state::{self, BatchMeta, Check, ProducerStateMap, Snapshot};
-use crate::log::segment::{write_file_synced, BatchPos, Segment};
+use crate::log::segment::{BatchPos, Segment};
 use crate::log::{LogConfig, LogError};
 use crate::protocol::batch::{self, BatchView};
 
@@ -343,7 +342,7 @@ impl PartitionLog {
     fn roll(&self, inner: &mut Inner, now_ms: i64) -> Result<(), LogError> {
         let next = inner.next_offset;
         let new_seg = Segment::create(self.storage.as_ref(), &self.dir, next, now_ms)?;
-        sync_dir(&self.dir)?;
+        self.storage.sync_dir(&self.dir)?;
         let old = inner.segments.last_mut().expect("active segment");
         old.seal();
         inner.unsynced.push((old.file.clone(), old.base_offset));
@@ -367,7 +366,7 @@ impl PartitionLog {
         self.flush_blocking()?;
         let inner = self.inner.lock();
         if let Some(active) = inner.segments.last() {
-            active.write_indexes(&self.dir)?;
+            active.write_indexes(self.storage.as_ref(), &self.dir)?;
         }
         let snapshot = Snapshot {
             end_offset: inner.next_offset,
@@ -375,7 +374,8 @@ impl PartitionLog {
         };
         let json =
             serde_json::to_vec(&snapshot).map_err(|e| std::io::Error::other(e.to_string()))?;
-        write_file_synced(&self.dir.join(PRODUCER_SNAPSHOT_FILE), &json)?;
+        self.storage
+            .write_file_synced(&self.dir.join(PRODUCER_SNAPSHOT_FILE), &json)?;
         Ok(())
     }
 
@@ -485,7 +485,7 @@ impl PartitionLog {
         if offset <= inner.log_start_offset {
             return Ok(inner.log_start_offset);
         }
-        write_file_synced(
+        self.storage.write_file_synced(
             &self.dir.join(LOG_START_FILE),
             offset.to_string().as_bytes(),
         )?;
@@ -501,7 +501,7 @@ impl PartitionLog {
         while inner.segments.len() > 1 && inner.segments[1].base_offset <= inner.log_start_offset {
             let seg = inner.segments.remove(0);
             inner.unsynced.retain(|(_, b)| *b != seg.base_offset);
-            seg.delete_files(&self.dir);
+            seg.delete_files(self.storage.as_ref(), &self.dir);
         }
     }
 
@@ -532,7 +532,8 @@ impl PartitionLog {
         let Some(start) = new_start else { return Ok(0) };
         let before = inner.segments.len();
         if start > inner.log_start_offset {
-            write_file_synced(&self.dir.join(LOG_START_FILE), start.to_string().as_bytes())?;
+            self.storage
+                .write_file_synced(&self.dir.join(LOG_START_FILE), start.to_string().as_bytes())?;
             inner.log_start_offset = start;
             self.start_offset.store(start, Ordering::Release);
         }
@@ -563,7 +564,7 @@ impl PartitionLog {
         {
             if let Some(s) = inner.segments.pop() {
                 inner.unsynced.retain(|(_, b)| *b != s.base_offset);
-                s.delete_files(&self.dir);
+                s.delete_files(self.storage.as_ref(), &self.dir);
             }
         }
         let seg = inner.segments.last_mut().expect("active segment");
@@ -592,10 +593,6 @@ impl PartitionLog {
 
 fn read_exact_at(file: &SharedFile, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
     file.read_exact_at(buf, pos)
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ impl PartitionLog {
                     base, "deleting segment after a corrupt or torn batch"
                 );
                 let (seg, _) = Segment::open(storage.as_ref(), dir, base, false, now_ms)?;
-                seg.delete_files(dir);
+                seg.delete_files(storage.as_ref(), dir);
                 continue;
             }
             let has_indexes = Segment::index_path(dir, base).exists()
@@ -65,7 +65,7 @@ impl PartitionLog {
                         expected = prev.next_offset,
                         "segment starts past the end of the one before it (unflushed records lost in a crash): dropping it and every later segment"
                     );
-                    seg.delete_files(dir);
+                    seg.delete_files(storage.as_ref(), dir);
                     truncated_at = Some(i);
                     continue;
                 }
@@ -84,7 +84,7 @@ impl PartitionLog {
         // Drop empty trailing segments that are not the first (from a crash right after a roll).
         while segments.len() > 1 && segments.last().is_some_and(|s| s.size == 0) {
             if let Some(s) = segments.pop() {
-                s.delete_files(dir);
+                s.delete_files(storage.as_ref(), dir);
             }
         }
         let stored_start = std::fs::read_to_string(dir.join(LOG_START_FILE))
@@ -93,12 +93,12 @@ impl PartitionLog {
         if segments.is_empty() {
             let base = stored_start.unwrap_or(0).max(0);
             segments.push(Segment::create(storage.as_ref(), dir, base, now_ms)?);
-            sync_dir(dir)?;
+            storage.sync_dir(dir)?;
         }
         let active = segments.last().expect("at least one segment");
         // The active segment will change: its index files on disk would go stale.
-        let _ = std::fs::remove_file(Segment::index_path(dir, active.base_offset));
-        let _ = std::fs::remove_file(Segment::time_index_path(dir, active.base_offset));
+        storage.remove_file(&Segment::index_path(dir, active.base_offset))?;
+        storage.remove_file(&Segment::time_index_path(dir, active.base_offset))?;
         let next_offset = active.next_offset;
         let first_base = segments[0].base_offset;
         let log_start_offset = stored_start
@@ -107,12 +107,12 @@ impl PartitionLog {
         if stored_start.is_some_and(|s| s > log_start_offset) {
             // A crash lost unflushed records above a DeleteRecords point: persist the clamped
             // start, or a later restart would move it past records appended since.
-            write_file_synced(
+            storage.write_file_synced(
                 &dir.join(LOG_START_FILE),
                 log_start_offset.to_string().as_bytes(),
             )?;
         }
-        let producers = load_producer_state(dir, name, &segments, next_offset)?;
+        let producers = load_producer_state(storage.as_ref(), dir, name, &segments, next_offset)?;
         info!(
             log = name,
             segments = segments.len(),
@@ -146,6 +146,7 @@ impl PartitionLog {
 /// Loads the clean-shutdown snapshot if it matches the log's end, else replays every batch
 /// header. The snapshot is removed once read: a later crash must not find a stale one.
 fn load_producer_state(
+    storage: &dyn Storage,
     dir: &Path,
     name: &str,
     segments: &[Segment],
@@ -155,7 +156,8 @@ fn load_producer_state(
     let snapshot = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Snapshot>(&b).ok());
-    let _ = std::fs::remove_file(&path);
+    storage.remove_file(&path)?;
+    storage.sync_dir(dir)?;
     if let Some(s) = snapshot {
         if s.end_offset == next_offset {
             return Ok(s.state);
