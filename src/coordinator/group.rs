@@ -306,10 +306,8 @@ impl Group {
             }
             let id = Self::new_member_id(&req.client_id);
             if req.require_known_member_id {
-                self.pending.insert(
-                    id.clone(),
-                    now + Duration::from_millis(req.session_timeout_ms.max(0) as u64),
-                );
+                self.pending
+                    .insert(id.clone(), deadline_after(now, req.session_timeout_ms));
                 return JoinOutcome::Now(JoinResult::error(
                     WireError::MemberIdRequired.code(),
                     &id,
@@ -348,7 +346,7 @@ impl Group {
             m.protocols = req.protocols;
             m.session_timeout_ms = req.session_timeout_ms;
             m.rebalance_timeout_ms = req.rebalance_timeout_ms;
-            m.heartbeat_deadline = now + Duration::from_millis(req.session_timeout_ms as u64);
+            m.heartbeat_deadline = deadline_after(now, req.session_timeout_ms);
         }
         match self.state {
             GroupState::PreparingRebalance => {
@@ -405,7 +403,7 @@ impl Group {
         m.session_timeout_ms = req.session_timeout_ms;
         m.rebalance_timeout_ms = req.rebalance_timeout_ms;
         m.protocols = req.protocols;
-        m.heartbeat_deadline = now + Duration::from_millis(req.session_timeout_ms as u64);
+        m.heartbeat_deadline = deadline_after(now, req.session_timeout_ms);
         self.members.insert(new_id.clone(), m);
         self.static_members
             .insert(instance.to_string(), new_id.clone());
@@ -453,7 +451,7 @@ impl Group {
                 assignment: Bytes::new(),
                 join_tx: Some(tx),
                 sync_tx: None,
-                heartbeat_deadline: now + Duration::from_millis(req.session_timeout_ms as u64),
+                heartbeat_deadline: deadline_after(now, req.session_timeout_ms),
             },
         );
         self.prepare_rebalance(now, limits);
@@ -544,7 +542,7 @@ impl Group {
         for id in ids {
             let result = self.join_result_for(&id);
             let m = &mut self.members[&id];
-            m.heartbeat_deadline = now + Duration::from_millis(m.session_timeout_ms as u64);
+            m.heartbeat_deadline = deadline_after(now, m.session_timeout_ms);
             if let Some(tx) = m.join_tx.take() {
                 let _ = tx.send(result);
             }
@@ -697,7 +695,7 @@ impl Group {
             return WireError::IllegalGeneration.code();
         }
         let m = &mut self.members[member_id];
-        m.heartbeat_deadline = now + Duration::from_millis(m.session_timeout_ms as u64);
+        m.heartbeat_deadline = deadline_after(now, m.session_timeout_ms);
         match self.state {
             GroupState::PreparingRebalance => WireError::RebalanceInProgress.code(),
             GroupState::CompletingRebalance | GroupState::Stable => 0,
@@ -867,8 +865,7 @@ impl Group {
                     assignment: Bytes::from(m.assignment),
                     join_tx: None,
                     sync_tx: None,
-                    heartbeat_deadline: now
-                        + Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+                    heartbeat_deadline: deadline_after(now, m.session_timeout_ms),
                 },
             );
         }
@@ -920,8 +917,7 @@ impl Group {
                     assignment: m.assignment,
                     join_tx: None,
                     sync_tx: None,
-                    heartbeat_deadline: now
-                        + Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+                    heartbeat_deadline: deadline_after(now, m.session_timeout_ms),
                 },
             );
         }
@@ -969,6 +965,12 @@ impl Group {
             Ok(())
         }
     }
+}
+
+/// `now` plus a client-supplied timeout in milliseconds; a negative timeout counts as 0, so no
+/// caller depends on earlier validation to keep `as u64` from wrapping into a panicking add.
+fn deadline_after(now: Instant, timeout_ms: i32) -> Instant {
+    now + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0))
 }
 
 #[cfg(test)]
