@@ -182,14 +182,10 @@ impl Broker {
                     .metadata
                     .topic(TXN_TOPIC)
                     .ok_or(AdminError::UnknownTopic)?;
-                let logs = (0..meta.partitions)
-                    .map(|p| {
-                        self.partition(TXN_TOPIC, p)
-                            .map(|p| p.log.clone())
-                            .ok_or(AdminError::UnknownTopic)
-                    })
+                let partitions = (0..meta.partitions)
+                    .map(|p| self.partition(TXN_TOPIC, p).ok_or(AdminError::UnknownTopic))
                     .collect::<Result<Vec<_>, _>>()?;
-                self.txns.load(logs).await?;
+                self.txns.load(partitions).await?;
             }
         }
         Ok(&self.txns)
@@ -208,14 +204,13 @@ impl Broker {
             .metadata
             .topic(OFFSETS_TOPIC)
             .ok_or(AdminError::UnknownTopic)?;
-        let logs = (0..meta.partitions)
+        let partitions = (0..meta.partitions)
             .map(|p| {
                 self.partition(OFFSETS_TOPIC, p)
-                    .map(|p| p.log.clone())
                     .ok_or(AdminError::UnknownTopic)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.groups.load(logs)?;
+        self.groups.load(partitions)?;
         Ok(())
     }
 

@@ -43,6 +43,15 @@ pub enum Key {
     },
 }
 
+impl Key {
+    /// The group the record belongs to.
+    pub fn group(&self) -> &str {
+        match self {
+            Key::Offset { group, .. } | Key::Group { group } | Key::Consumer { group, .. } => group,
+        }
+    }
+}
+
 /// Which consumer-group record a key names; member records carry the member id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CgKind {

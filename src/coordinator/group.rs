@@ -161,6 +161,11 @@ pub struct Group {
     pub consumer: Option<ConsumerGroup>,
     /// Offsets committed inside transactions not yet decided, by producer id.
     pub pending_txn: HashMap<i64, Vec<(String, i32, OffsetValue)>>,
+    /// Offset commits appended but not yet durable (so not yet in `offsets`), by partition.
+    pub in_flight: HashMap<(String, i32), usize>,
+    /// The log end offset after the group's last membership record (SyncGroup answers wait
+    /// for it to be durable).
+    pub written_to: i64,
 }
 
 pub struct Limits {
@@ -189,6 +194,8 @@ impl Group {
             state_timestamp: crate::log::now_ms(),
             consumer: None,
             pending_txn: HashMap::new(),
+            in_flight: HashMap::new(),
+            written_to: 0,
         }
     }
 
@@ -225,6 +232,28 @@ impl Group {
             && self.offsets.is_empty()
             && self.pending_txn.is_empty()
             && self.consumer.is_none()
+    }
+
+    /// Partitions with a committed offset, or a commit on its way to the log.
+    pub fn offset_keys(&self) -> Vec<(String, i32)> {
+        let mut keys: Vec<(String, i32)> = self.offsets.keys().cloned().collect();
+        keys.extend(
+            self.in_flight
+                .keys()
+                .filter(|k| !self.offsets.contains_key(*k))
+                .cloned(),
+        );
+        keys
+    }
+
+    /// An in-flight commit of partition `k` became durable.
+    pub fn landed(&mut self, k: &(String, i32)) {
+        if let Some(n) = self.in_flight.get_mut(k) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(k);
+            }
+        }
     }
 
     /// Applies (commit) or drops (abort) a producer's transactional offsets.

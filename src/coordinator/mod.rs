@@ -3,10 +3,15 @@
 //!
 //! [`GroupCoordinator`] serves classic consumer groups and committed offsets; its records live
 //! in `__consumer_offsets` ([`codec`], Kafka's own layout), partitioned by the group id's Java
-//! hash like Kafka, created on first use. Operations apply to memory under the group's lock and
-//! append their record in the same critical section, so memory order is log order; callers
-//! that must not answer before durability (OffsetCommit, ConsumerGroupHeartbeat) wait for the
-//! fsync of that append.
+//! hash like Kafka, created on first use. Writes go through [`runtime`]: an operation checks
+//! the request under the group's lock and appends its records in the same critical section,
+//! so a group's records reach the log in the order its operations ran. Committed offsets (and
+//! transactional offsets, and their deletion) change in memory only once their records are
+//! durable, in log order, so OffsetFetch never returns an offset a crash could take back.
+//! Membership (a classic rebalance, a KIP-848 member's epoch and assignment) changes first, as
+//! the protocols' waiting requires, is reverted by replaying the group when its append fails,
+//! and is answered only after the fsync. A partition whose log failed an fsync is not served
+//! (NOT_COORDINATOR) until a restart replays what is durable.
 //!
 //! KIP-848 groups live in the same [`Group`] entry as the classic state and the offsets
 //! (`Group::consumer`); their records (key types 3-8) are drained from the group after each
@@ -22,6 +27,7 @@ pub mod assignor;
 pub mod codec;
 pub mod consumer_group;
 pub mod group;
+pub mod runtime;
 pub mod txn;
 pub mod txn_codec;
 
@@ -37,10 +43,11 @@ use crate::coordinator::codec::{CgKind, CgRecord, Key, OffsetValue};
 use crate::coordinator::group::{
     Group, GroupState, JoinOutcome, JoinRequest, JoinResult, Limits, SyncOutcome, SyncResult,
 };
+use crate::coordinator::runtime::{Apply, CoordinatorPartition, Replayed, Write};
 use crate::log::{now_ms, LogError, PartitionLog};
-use crate::protocol::batch::BatchIter;
-use crate::protocol::records::{build_batch, for_each_record, KeyValue};
+use crate::protocol::records::{build_batch, KeyValue};
 use crate::protocol::WireError;
+use crate::replica::Partition;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -95,14 +102,14 @@ impl MigrationPolicy {
     }
 }
 
-/// A durability point: callers await `log.flush_to(end)` before answering.
-pub type Pending = Option<(Arc<PartitionLog>, i64)>;
+/// A durability point: callers await [`Write::durable`] before answering.
+pub type Pending = Option<Write>;
 
 pub struct GroupCoordinator {
-    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    groups: Arc<Mutex<HashMap<String, Arc<Mutex<Group>>>>>,
     pub config: GroupConfig,
     limits: Limits,
-    logs: RwLock<Vec<Arc<PartitionLog>>>,
+    partitions: RwLock<Vec<Arc<CoordinatorPartition>>>,
 }
 
 /// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, Java's String hash over UTF-16 units.
@@ -149,118 +156,173 @@ impl GroupCoordinator {
             initial_rebalance_delay_ms: config.initial_rebalance_delay_ms,
         };
         GroupCoordinator {
-            groups: Mutex::new(HashMap::new()),
+            groups: Arc::new(Mutex::new(HashMap::new())),
             config,
             limits,
-            logs: RwLock::new(Vec::new()),
+            partitions: RwLock::new(Vec::new()),
         }
     }
 
     pub fn is_loaded(&self) -> bool {
-        !self.logs.read().is_empty()
+        !self.partitions.read().is_empty()
     }
 
     /// Attaches the `__consumer_offsets` partitions and replays them. Offsets written inside a
     /// transaction stay pending until their commit marker (dropped at an abort marker).
-    pub fn load(&self, logs: Vec<Arc<PartitionLog>>) -> Result<(), LogError> {
+    pub fn load(&self, partitions: Vec<Arc<Partition>>) -> Result<(), LogError> {
         let now = Instant::now();
         let mut groups: HashMap<String, Group> = HashMap::new();
-        for log in &logs {
-            let end = log.log_end_offset();
-            let mut offset = log.log_start_offset();
-            while offset < end {
-                let r = log.read(offset, 4 << 20, end, true)?;
-                if r.data.is_empty() {
-                    break;
-                }
-                for batch in BatchIter::new(&r.data, false) {
-                    let batch = batch?;
-                    offset = batch.last_offset() + 1;
-                    if batch.is_control() {
-                        let commit =
-                            crate::protocol::records::marker_is_commit(&batch).unwrap_or(false);
-                        for g in groups.values_mut() {
-                            g.settle_txn(batch.producer_id(), commit);
-                        }
-                        continue;
-                    }
-                    let txn = if batch.is_transactional() {
-                        Some(batch.producer_id())
-                    } else {
-                        None
-                    };
-                    let res = for_each_record(&batch, 64 << 20, |rec| {
-                        let Some(key) = rec.key.and_then(|k| codec::decode_key(k).ok()) else {
-                            return;
-                        };
-                        match key {
-                            Key::Offset {
-                                group,
-                                topic,
-                                partition,
-                            } => {
-                                let g = groups
-                                    .entry(group.clone())
-                                    .or_insert_with(|| Group::new(&group));
-                                let value = rec.value.and_then(|v| codec::decode_offset(v).ok());
-                                match (txn, value) {
-                                    (Some(pid), Some(v)) => g
-                                        .pending_txn
-                                        .entry(pid)
-                                        .or_default()
-                                        .push((topic, partition, v)),
-                                    (None, Some(v)) => {
-                                        g.offsets.insert((topic, partition), v);
-                                    }
-                                    (_, None) => {
-                                        g.offsets.remove(&(topic, partition));
-                                    }
-                                }
-                            }
-                            Key::Group { group } => match rec.value {
-                                Some(v) => match codec::decode_group(v) {
-                                    Ok(v) => groups
-                                        .entry(group.clone())
-                                        .or_insert_with(|| Group::new(&group))
-                                        .load(v, now),
-                                    Err(e) => {
-                                        tracing::warn!(%group, error = %e, "skipping group record")
-                                    }
-                                },
-                                None => {
-                                    // The classic metadata goes; offsets stay (an empty classic
-                                    // group converted to a consumer group keeps them).
-                                    if let Some(g) = groups.get_mut(&group) {
-                                        g.reset_classic();
-                                        if g.is_vacant() {
-                                            groups.remove(&group);
-                                        }
-                                    }
-                                }
-                            },
-                            Key::Consumer { group, kind } => {
-                                replay_consumer(&mut groups, group, kind, rec.value, now);
-                            }
-                        }
-                    });
-                    if let Err(e) = res {
-                        tracing::warn!(log = log.name(), error = %e, "skipping unreadable __consumer_offsets batch");
-                    }
-                }
-            }
-        }
-        for g in groups.values_mut() {
-            if let Some(c) = g.consumer.as_mut() {
-                c.finish_load(now, self.config.consumer_session_timeout_ms);
-            }
+        for p in &partitions {
+            groups.extend(self.replay_groups(&p.log, None, now)?);
         }
         tracing::info!(groups = groups.len(), "group coordinator loaded");
         let mut map = self.groups.lock();
         for (id, g) in groups {
             map.insert(id, Arc::new(Mutex::new(g)));
         }
-        *self.logs.write() = logs;
+        *self.partitions.write() = partitions
+            .into_iter()
+            .map(CoordinatorPartition::new)
+            .collect();
         Ok(())
+    }
+
+    /// The groups one `__consumer_offsets` partition holds, replayed from its log (only the
+    /// group `only`, when given).
+    fn replay_groups(
+        &self,
+        log: &PartitionLog,
+        only: Option<&str>,
+        now: Instant,
+    ) -> Result<HashMap<String, Group>, LogError> {
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        runtime::replay(log, |r| {
+            let (key, value, txn) = match r {
+                Replayed::Marker {
+                    producer_id,
+                    commit,
+                } => {
+                    for g in groups.values_mut() {
+                        g.settle_txn(producer_id, commit);
+                    }
+                    return;
+                }
+                Replayed::Record {
+                    key,
+                    value,
+                    transactional,
+                } => (key, value, transactional),
+            };
+            let Ok(key) = codec::decode_key(key) else {
+                return;
+            };
+            if only.is_some_and(|id| id != key.group()) {
+                return;
+            }
+            match key {
+                Key::Offset {
+                    group,
+                    topic,
+                    partition,
+                } => {
+                    let g = groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Group::new(&group));
+                    let value = value.and_then(|v| codec::decode_offset(v).ok());
+                    match (txn, value) {
+                        (Some(pid), Some(v)) => g
+                            .pending_txn
+                            .entry(pid)
+                            .or_default()
+                            .push((topic, partition, v)),
+                        (None, Some(v)) => {
+                            g.offsets.insert((topic, partition), v);
+                        }
+                        (_, None) => {
+                            g.offsets.remove(&(topic, partition));
+                        }
+                    }
+                }
+                Key::Group { group } => match value {
+                    Some(v) => match codec::decode_group(v) {
+                        Ok(v) => groups
+                            .entry(group.clone())
+                            .or_insert_with(|| Group::new(&group))
+                            .load(v, now),
+                        Err(e) => {
+                            tracing::warn!(%group, error = %e, "skipping group record")
+                        }
+                    },
+                    None => {
+                        // The classic metadata goes; offsets stay (an empty classic group
+                        // converted to a consumer group keeps them).
+                        if let Some(g) = groups.get_mut(&group) {
+                            g.reset_classic();
+                            if g.is_vacant() {
+                                groups.remove(&group);
+                            }
+                        }
+                    }
+                },
+                Key::Consumer { group, kind } => {
+                    replay_consumer(&mut groups, group, kind, value, now);
+                }
+            }
+        })?;
+        for g in groups.values_mut() {
+            if let Some(c) = g.consumer.as_mut() {
+                c.finish_load(now, self.config.consumer_session_timeout_ms);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Puts a group's membership back to what its partition's log holds, after an append of
+    /// records for a change already made in memory failed (nothing of it was written). Offsets
+    /// are kept: they change only once durable. Requests parked in the group are answered
+    /// NOT_COORDINATOR so their clients look the coordinator up again and retry.
+    fn revert(&self, g: &mut Group) {
+        g.fail_pending(WireError::NotCoordinator.code());
+        let replayed = match self.partition_of(&g.id) {
+            Ok(p) => self.replay_groups(p.log(), Some(&g.id), Instant::now()),
+            Err(_) => Ok(HashMap::new()),
+        };
+        let mut fresh = match replayed {
+            Ok(mut groups) => groups.remove(&g.id).unwrap_or_else(|| Group::new(&g.id)),
+            Err(e) => {
+                tracing::warn!(group = %g.id, error = %e, "cannot replay the group; its membership is dropped");
+                Group::new(&g.id)
+            }
+        };
+        fresh.offsets = std::mem::take(&mut g.offsets);
+        fresh.pending_txn = std::mem::take(&mut g.pending_txn);
+        fresh.in_flight = std::mem::take(&mut g.in_flight);
+        if fresh.is_vacant() {
+            // Nothing of it was ever durable (e.g. the first heartbeat of a new group).
+            fresh.state = GroupState::Dead;
+            self.groups.lock().remove(&fresh.id);
+        }
+        tracing::warn!(group = %g.id, "a group write failed: membership reverted to the log");
+        *g = fresh;
+    }
+
+    /// The partition serving `group`: COORDINATOR_NOT_AVAILABLE before `__consumer_offsets`
+    /// is loaded, NOT_COORDINATOR once its log failed an fsync.
+    fn partition_of(&self, group: &str) -> Result<Arc<CoordinatorPartition>, i16> {
+        let partitions = self.partitions.read();
+        let p = partition_for(group, partitions.len() as i32) as usize;
+        let p = partitions
+            .get(p)
+            .ok_or(WireError::CoordinatorNotAvailable.code())?;
+        if !p.is_available() {
+            return Err(WireError::NotCoordinator.code());
+        }
+        Ok(p.clone())
+    }
+
+    /// Whether this coordinator serves `group` now (see [`Self::partition_of`]).
+    pub fn check_available(&self, group: &str) -> Result<(), i16> {
+        self.partition_of(group).map(|_| ())
     }
 
     /// TxnOffsetCommit: offsets written inside a producer's transaction, applied when it
@@ -276,8 +338,8 @@ impl GroupCoordinator {
         generation: i32,
         offsets: Vec<(String, i32, OffsetValue)>,
     ) -> Result<Pending, i16> {
-        let g = self.get_or_create(group_id)?;
-        let mut g = g.lock();
+        let gref = self.get_or_create(group_id)?;
+        let g = gref.lock();
         if generation >= 0 || !member_id.is_empty() {
             g.validate_commit(member_id, instance_id, generation)?;
         }
@@ -294,9 +356,7 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        let Some(log) = self.log_for(group_id) else {
-            return Err(WireError::CoordinatorNotAvailable.code());
-        };
+        let at = self.partition_of(group_id)?;
         let refs: Vec<KeyValue<'_>> = records
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
@@ -309,23 +369,52 @@ impl GroupCoordinator {
             control: false,
         };
         let data = crate::protocol::records::build_batch_as(&refs, now_ms(), producer);
-        let info = log
-            .append_internal(&data, 0, now_ms())
+        let group = gref.clone();
+        let apply: Apply = Box::new(move || {
+            group
+                .lock()
+                .pending_txn
+                .entry(producer_id)
+                .or_default()
+                .extend(offsets);
+        });
+        let write = at
+            .append(&data, Some(apply))
             .map_err(|e| storage_code(&e))?;
-        g.pending_txn
-            .entry(producer_id)
-            .or_default()
-            .extend(offsets);
-        Ok(Some((log, info.last_offset + 1)))
+        Ok(Some(write))
     }
 
-    /// A transaction marker reached `__consumer_offsets`: apply or drop the producer's pending
-    /// offsets in every group.
-    pub fn complete_txn(&self, producer_id: i64, commit: bool) {
-        let groups: Vec<_> = self.groups.lock().values().cloned().collect();
-        for g in groups {
-            g.lock().settle_txn(producer_id, commit);
-        }
+    /// Writes a transaction marker (`marker`, a control batch) to `__consumer_offsets`
+    /// partition `index`; once durable, the producer's pending offsets in the groups of that
+    /// partition are applied (commit) or dropped (abort), in log order with the partition's
+    /// other writes.
+    pub fn append_marker(
+        &self,
+        index: i32,
+        marker: &[u8],
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<Write, LogError> {
+        let (at, count) = {
+            let partitions = self.partitions.read();
+            let at = partitions.get(index as usize).cloned().ok_or_else(|| {
+                LogError::Io(std::io::Error::other("__consumer_offsets is not loaded"))
+            })?;
+            (at, partitions.len() as i32)
+        };
+        let groups: Vec<_> = self
+            .groups
+            .lock()
+            .iter()
+            .filter(|(id, _)| partition_for(id, count) == index)
+            .map(|(_, g)| g.clone())
+            .collect();
+        let apply: Apply = Box::new(move || {
+            for g in groups {
+                g.lock().settle_txn(producer_id, commit);
+            }
+        });
+        at.append(marker, Some(apply))
     }
 
     fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
@@ -351,54 +440,79 @@ impl GroupCoordinator {
         Ok((g, true))
     }
 
-    fn log_for(&self, group: &str) -> Option<Arc<PartitionLog>> {
-        let logs = self.logs.read();
-        let p = partition_for(group, logs.len() as i32) as usize;
-        logs.get(p).cloned()
-    }
-
-    /// Appends records for `group` to its `__consumer_offsets` partition.
+    /// Appends records for `group` to its `__consumer_offsets` partition, with `apply` to
+    /// run once they are durable. Without records there is nothing to change: `apply` is
+    /// dropped (callers build it from the same list as the records).
     fn append(
         &self,
         group: &str,
         records: &[(Vec<u8>, Option<Vec<u8>>)],
+        apply: Option<Apply>,
     ) -> Result<Pending, LogError> {
         if records.is_empty() {
             return Ok(None);
         }
-        let Some(log) = self.log_for(group) else {
-            return Ok(None);
-        };
+        let at = self.partition_of(group).map_err(|_| {
+            LogError::Io(std::io::Error::other(
+                "the group's __consumer_offsets partition is not available",
+            ))
+        })?;
         let refs: Vec<KeyValue<'_>> = records
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
         let data = build_batch(&refs, now_ms());
-        let info = log.append_internal(&data, 0, now_ms())?;
-        Ok(Some((log, info.last_offset + 1)))
+        at.append(&data, apply).map(Some)
     }
 
     /// Persists the group's membership when a rebalance reached Stable or the group emptied.
-    fn persist_if_settled(&self, g: &Group, before: (i32, GroupState)) {
+    /// A failed append reverts the group to its log and answers NOT_COORDINATOR.
+    fn persist_if_settled(&self, g: &mut Group, before: (i32, GroupState)) -> Result<Pending, i16> {
         let settled = matches!(g.state, GroupState::Stable | GroupState::Empty);
-        if settled && (g.generation, g.state) != before {
-            let key = codec::encode_key(&Key::Group {
-                group: g.id.clone(),
-            });
-            let value = codec::encode_group(&g.to_value());
-            if let Err(e) = self.append(&g.id, &[(key, Some(value))]) {
+        if !settled || (g.generation, g.state) == before {
+            return Ok(None);
+        }
+        let key = codec::encode_key(&Key::Group {
+            group: g.id.clone(),
+        });
+        let value = codec::encode_group(&g.to_value());
+        match self.append(&g.id, &[(key, Some(value))], None) {
+            Ok(pending) => {
+                if let Some(w) = &pending {
+                    g.written_to = w.end();
+                }
+                Ok(pending)
+            }
+            Err(e) => {
                 tracing::warn!(group = %g.id, error = %e, "could not persist group metadata");
+                self.revert(g);
+                Err(WireError::NotCoordinator.code())
             }
         }
     }
 
-    /// Appends the records a KIP-848 group's last operation produced, if any.
-    fn persist_consumer(&self, g: &mut Group) -> Result<Pending, LogError> {
+    /// Appends the records a KIP-848 group's last operation produced, if any. A failed append
+    /// reverts the group to its log and answers NOT_COORDINATOR.
+    fn persist_consumer(&self, g: &mut Group) -> Result<Pending, i16> {
         let Some(c) = g.consumer.as_mut() else {
             return Ok(None);
         };
         let records = c.take_records(&g.id);
-        self.append(&g.id, &records)
+        self.persist_records(g, &records)
+    }
+
+    /// Appends records for a change already made to `g`; a failed append reverts the group
+    /// to its log and answers NOT_COORDINATOR (Kafka's answer to a failed coordinator write,
+    /// which sends the client to look the coordinator up again and retry).
+    fn persist_records(&self, g: &mut Group, records: &[CgRecord]) -> Result<Pending, i16> {
+        match self.append(&g.id, records, None) {
+            Ok(pending) => Ok(pending),
+            Err(e) => {
+                tracing::warn!(group = %g.id, error = %e, "could not persist a group change");
+                self.revert(g);
+                Err(WireError::NotCoordinator.code())
+            }
+        }
     }
 
     pub async fn join(
@@ -408,6 +522,9 @@ impl GroupCoordinator {
         topics: &consumer_group::TopicsView,
     ) -> JoinResult {
         let member = req.member_id.clone();
+        if let Err(code) = self.check_available(group_id) {
+            return JoinResult::error(code, &member);
+        }
         let g = if member.is_empty() {
             match self.get_or_create(group_id) {
                 Ok(g) => g,
@@ -432,7 +549,7 @@ impl GroupCoordinator {
         if to_consumer {
             return self.classic_join_consumer(group_id, req, topics).await;
         }
-        let (outcome, converted) = {
+        let (outcome, converted, settled) = {
             let mut g = g.lock();
             // Kafka 4.x: an empty consumer group becomes a classic group on JoinGroup (its
             // tombstones first; offsets stay). A non-empty one answers
@@ -446,10 +563,12 @@ impl GroupCoordinator {
                     .as_ref()
                     .map(|c| c.tombstones(group_id))
                     .unwrap_or_default();
-                match self.append(group_id, &records) {
+                // Written before memory changes: a failed append leaves the group as it was.
+                match self.append(group_id, &records, None) {
                     Ok(p) => converted = p,
                     Err(e) => {
-                        return JoinResult::error(storage_code(&e), &member);
+                        storage_code(&e);
+                        return JoinResult::error(WireError::NotCoordinator.code(), &member);
                     }
                 }
                 tracing::info!(
@@ -461,12 +580,19 @@ impl GroupCoordinator {
             }
             let before = (g.generation, g.state);
             let o = g.join(req, &self.limits, Instant::now());
-            self.persist_if_settled(&g, before);
-            (o, converted)
+            match self.persist_if_settled(&mut g, before) {
+                Ok(settled) => (o, converted, settled),
+                Err(code) => {
+                    // The revert answered every parked request, this one's included.
+                    let failed = JoinResult::error(code, &member);
+                    (JoinOutcome::Now(failed), None, None)
+                }
+            }
         };
-        if let Some((log, end)) = converted {
-            if let Err(e) = log.flush_to(end).await {
-                tracing::warn!(group = group_id, error = %e, "group conversion not durable");
+        for w in [converted, settled].into_iter().flatten() {
+            if let Err(e) = w.durable().await {
+                tracing::warn!(group = group_id, error = %e, "group write not durable");
+                return JoinResult::error(WireError::NotCoordinator.code(), &member);
             }
         }
         match outcome {
@@ -495,21 +621,19 @@ impl GroupCoordinator {
             };
             let limits = self.consumer_limits();
             let r = c.classic_join(req, topics, &limits, Instant::now());
-            let records = c.take_records(group_id);
-            match self.append(group_id, &records) {
+            match self.persist_consumer(&mut g) {
                 Ok(p) => (r, p),
-                Err(e) => {
-                    storage_code(&e);
+                Err(code) => {
                     let id = match r {
                         Ok(ok) => ok.member_id,
                         Err((_, id)) => id,
                     };
-                    return JoinResult::error(WireError::NotCoordinator.code(), &id);
+                    return JoinResult::error(code, &id);
                 }
             }
         };
-        if let Some((log, end)) = pending {
-            if log.flush_to(end).await.is_err() {
+        if let Some(w) = pending {
+            if w.durable().await.is_err() {
                 let id = match result {
                     Ok(ok) => ok.member_id,
                     Err((_, id)) => id,
@@ -577,6 +701,9 @@ impl GroupCoordinator {
         protocol_name: Option<&str>,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncResult {
+        if let Err(code) = self.check_available(group_id) {
+            return SyncResult::error(code);
+        }
         let Some(g) = self.get(group_id) else {
             return SyncResult::error(WireError::UnknownMemberId.code());
         };
@@ -609,15 +736,45 @@ impl GroupCoordinator {
                 protocol_name,
                 assignments,
             );
-            self.persist_if_settled(&g, before);
-            o
+            match self.persist_if_settled(&mut g, before) {
+                Ok(_) => o,
+                // The revert answered every parked request, this one's included.
+                Err(code) => SyncOutcome::Now(SyncResult::error(code)),
+            }
         };
-        match outcome {
+        let r = match outcome {
             SyncOutcome::Now(r) => r,
             SyncOutcome::Wait(rx) => rx
                 .await
                 .unwrap_or_else(|_| SyncResult::error(WireError::RebalanceInProgress.code())),
+        };
+        if r.error != 0 {
+            return r;
         }
+        // The assignment handed out must survive a restart: answer once the group record
+        // holding it is durable (and still the group's).
+        match self.group_write_durable(group_id, generation).await {
+            Ok(()) => r,
+            Err(code) => SyncResult::error(code),
+        }
+    }
+
+    /// Waits until the group's last membership record is durable, if the group is still at
+    /// `generation` (a revert or a new rebalance meanwhile answers an error).
+    async fn group_write_durable(&self, group_id: &str, generation: i32) -> Result<(), i16> {
+        let at = self.partition_of(group_id)?;
+        let end = {
+            let g = self.get(group_id).ok_or(WireError::NotCoordinator.code())?;
+            let g = g.lock();
+            if g.generation != generation {
+                return Err(WireError::RebalanceInProgress.code());
+            }
+            g.written_to
+        };
+        at.write_at(end)
+            .durable()
+            .await
+            .map_err(|_| WireError::NotCoordinator.code())
     }
 
     pub fn heartbeat(
@@ -627,6 +784,9 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> i16 {
+        if let Err(code) = self.check_available(group_id) {
+            return code;
+        }
         let Some(g) = self.get(group_id) else {
             return WireError::UnknownMemberId.code();
         };
@@ -637,22 +797,33 @@ impl GroupCoordinator {
         g.heartbeat(member_id, instance_id, generation, Instant::now())
     }
 
-    pub fn leave(&self, group_id: &str, member_id: &str, instance_id: Option<&str>) -> i16 {
+    /// LeaveGroup for one member: the error code, and the write to wait for before answering.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> (i16, Pending) {
+        if let Err(code) = self.check_available(group_id) {
+            return (code, None);
+        }
         let Some(g) = self.get(group_id) else {
-            return WireError::UnknownMemberId.code();
+            return (WireError::UnknownMemberId.code(), None);
         };
         let mut g = g.lock();
         if let Some(c) = g.consumer.as_mut() {
             let code = c.classic_leave(member_id, instance_id);
-            if let Err(e) = self.persist_consumer(&mut g) {
-                return storage_code(&e);
-            }
-            return code;
+            return match self.persist_consumer(&mut g) {
+                Ok(pending) => (code, pending),
+                Err(code) => (code, None),
+            };
         }
         let before = (g.generation, g.state);
         let code = g.leave(member_id, instance_id, Instant::now(), &self.limits);
-        self.persist_if_settled(&g, before);
-        code
+        match self.persist_if_settled(&mut g, before) {
+            Ok(pending) => (code, pending),
+            Err(code) => (code, None),
+        }
     }
 
     /// OffsetCommit: validates membership, applies and appends. Returns the per-offset error
@@ -665,7 +836,8 @@ impl GroupCoordinator {
         generation: i32,
         offsets: Vec<(String, i32, OffsetValue)>,
     ) -> Result<(Vec<i16>, Pending), i16> {
-        let g = if generation < 0 {
+        self.check_available(group_id)?;
+        let gref = if generation < 0 {
             self.get_or_create(group_id)?
         } else {
             self.get(group_id).ok_or(if member_id.is_empty() {
@@ -674,7 +846,7 @@ impl GroupCoordinator {
                 WireError::UnknownMemberId.code()
             })?
         };
-        let mut g = g.lock();
+        let mut g = gref.lock();
         g.validate_commit(member_id, instance_id, generation)?;
         let mut codes = Vec::with_capacity(offsets.len());
         let mut records = Vec::new();
@@ -695,34 +867,51 @@ impl GroupCoordinator {
             ));
             accepted.push((topic, partition, v));
         }
-        let pending = match self.append(group_id, &records) {
-            Ok(p) => p,
+        // The offsets become visible (OffsetFetch) once durable, not when appended.
+        let keys: Vec<(String, i32)> = accepted.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+        let group = gref.clone();
+        let apply: Apply = Box::new(move || {
+            let mut g = group.lock();
+            for (topic, partition, v) in accepted {
+                let k = (topic, partition);
+                g.landed(&k);
+                g.offsets.insert(k, v);
+            }
+        });
+        match self.append(group_id, &records, Some(apply)) {
+            Ok(pending) => {
+                if pending.is_some() {
+                    for k in keys {
+                        *g.in_flight.entry(k).or_default() += 1;
+                    }
+                }
+                Ok((codes, pending))
+            }
             Err(e) => {
                 tracing::warn!(group = group_id, error = %e, "offset commit append failed");
                 let code = storage_code(&e);
-                return Ok((
+                Ok((
                     codes
                         .iter()
                         .map(|c| if *c == 0 { code } else { *c })
                         .collect(),
                     None,
-                ));
+                ))
             }
-        };
-        for (topic, partition, v) in accepted {
-            g.offsets.insert((topic, partition), v);
         }
-        Ok((codes, pending))
     }
 
-    /// Whether a transaction not yet decided holds offsets for this partition of the group.
+    /// Whether a transaction not yet decided, or a commit not yet durable, holds an offset
+    /// for this partition of the group (OffsetFetch with require_stable answers
+    /// UNSTABLE_OFFSET_COMMIT, and the client asks again).
     pub fn is_unstable(&self, group_id: &str, topic: &str, partition: i32) -> bool {
         self.get(group_id).is_some_and(|g| {
-            g.lock()
-                .pending_txn
-                .values()
-                .flatten()
-                .any(|(t, p, _)| t == topic && *p == partition)
+            let g = g.lock();
+            g.in_flight.contains_key(&(topic.to_string(), partition))
+                || g.pending_txn
+                    .values()
+                    .flatten()
+                    .any(|(t, p, _)| t == topic && *p == partition)
         })
     }
 
@@ -731,16 +920,17 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         wanted: Option<&[(String, i32)]>,
-    ) -> Vec<(String, i32, Option<OffsetValue>)> {
+    ) -> Result<Vec<(String, i32, Option<OffsetValue>)>, i16> {
+        self.check_available(group_id)?;
         let Some(g) = self.get(group_id) else {
-            return wanted
+            return Ok(wanted
                 .unwrap_or(&[])
                 .iter()
                 .map(|(t, p)| (t.clone(), *p, None))
-                .collect();
+                .collect());
         };
         let g = g.lock();
-        match wanted {
+        Ok(match wanted {
             Some(list) => list
                 .iter()
                 .map(|(t, p)| (t.clone(), *p, g.offsets.get(&(t.clone(), *p)).cloned()))
@@ -754,7 +944,7 @@ impl GroupCoordinator {
                 all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
                 all
             }
-        }
+        })
     }
 
     /// ConsumerGroupHeartbeat (KIP-848). The response must wait for the returned durability
@@ -765,6 +955,8 @@ impl GroupCoordinator {
         req: consumer_group::HeartbeatRequest,
         topics: &consumer_group::TopicsView,
     ) -> Result<(consumer_group::HeartbeatResponse, Pending), consumer_group::HeartbeatError> {
+        self.check_available(group_id)
+            .map_err(|c| (c, "The coordinator is not available.".to_string()))?;
         let (g, created) = self
             .get_or_create_flagged(group_id)
             .map_err(|c| (c, "too many groups".to_string()))?;
@@ -820,15 +1012,12 @@ impl GroupCoordinator {
                     member_epoch: req.member_epoch,
                     assignment: None,
                 };
-                return match self.append(group_id, &records) {
+                return match self.persist_records(&mut g, &records) {
                     Ok(pending) => Ok((resp, pending)),
-                    Err(e) => {
-                        storage_code(&e);
-                        Err((
-                            WireError::NotCoordinator.code(),
-                            "The group coordinator could not persist the heartbeat.".into(),
-                        ))
-                    }
+                    Err(code) => Err((
+                        code,
+                        "The group coordinator could not persist the heartbeat.".into(),
+                    )),
                 };
             }
         }
@@ -864,17 +1053,14 @@ impl GroupCoordinator {
         }
         let c = g.consumer.as_mut().expect("consumer group");
         records.extend(c.take_records(group_id));
-        match self.append(group_id, &records) {
+        match self.persist_records(&mut g, &records) {
             Ok(pending) => Ok((resp, pending)),
-            Err(e) => {
-                storage_code(&e);
-                // Kafka answers NOT_COORDINATOR when its write fails, so the client looks the
-                // coordinator up again and retries.
-                Err((
-                    WireError::NotCoordinator.code(),
-                    "The group coordinator could not persist the heartbeat.".into(),
-                ))
-            }
+            // Kafka answers NOT_COORDINATOR when its write fails, so the client looks the
+            // coordinator up again and retries; the group is as it was before.
+            Err(code) => Err((
+                code,
+                "The group coordinator could not persist the heartbeat.".into(),
+            )),
         }
     }
 
@@ -966,19 +1152,20 @@ impl GroupCoordinator {
 
     /// DeleteGroups for one group: only when it has no members.
     pub fn delete(&self, group_id: &str) -> Result<Pending, i16> {
-        let g = self
+        self.check_available(group_id)?;
+        let gref = self
             .get(group_id)
             .ok_or(WireError::GroupIdNotFound.code())?;
-        let mut g = g.lock();
+        let g = gref.lock();
         if !g.is_empty() || g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
             return Err(WireError::NonEmptyGroup.code());
         }
         if g.state == GroupState::Dead {
             return Err(WireError::GroupIdNotFound.code());
         }
-        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = g
-            .offsets
-            .keys()
+        let keys = g.offset_keys();
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys
+            .iter()
             .map(|(t, p)| {
                 (
                     codec::encode_key(&Key::Offset {
@@ -999,14 +1186,27 @@ impl GroupCoordinator {
                 None,
             )),
         }
-        let pending = self
-            .append(group_id, &records)
-            .map_err(|e| storage_code(&e))?;
-        g.state = GroupState::Dead;
-        g.offsets.clear();
-        drop(g);
-        self.groups.lock().remove(group_id);
-        Ok(pending)
+        // Once durable: the offsets go, and the group with them unless a member joined
+        // meanwhile (its records follow the tombstones in the log).
+        let groups = self.groups.clone();
+        let group = gref.clone();
+        let apply: Apply = Box::new(move || {
+            let mut g = group.lock();
+            for k in &keys {
+                g.offsets.remove(k);
+            }
+            if g.is_empty() && g.consumer.as_ref().is_none_or(|c| c.members.is_empty()) {
+                g.state = GroupState::Dead;
+                let id = g.id.clone();
+                drop(g);
+                let mut map = groups.lock();
+                if map.get(&id).is_some_and(|e| Arc::ptr_eq(e, &group)) {
+                    map.remove(&id);
+                }
+            }
+        });
+        self.append(group_id, &records, Some(apply))
+            .map_err(|e| storage_code(&e))
     }
 
     /// OffsetDelete: removes committed offsets of partitions the group does not consume now.
@@ -1016,14 +1216,16 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<(Vec<i16>, Pending), i16> {
-        let g = self
+        self.check_available(group_id)?;
+        let gref = self
             .get(group_id)
             .ok_or(WireError::GroupIdNotFound.code())?;
-        let mut g = g.lock();
+        let g = gref.lock();
         if g.protocol_type.as_deref().is_some_and(|t| t != "consumer") && !g.is_empty() {
             return Err(WireError::NonEmptyGroup.code());
         }
         let subscribed = subscribed_topics(&g);
+        let known = g.offset_keys();
         let mut codes = Vec::new();
         let mut records = Vec::new();
         let mut removed = Vec::new();
@@ -1033,7 +1235,8 @@ impl GroupCoordinator {
                 continue;
             }
             codes.push(0);
-            if g.offsets.contains_key(&(t.clone(), *p)) {
+            let k = (t.clone(), *p);
+            if known.contains(&k) {
                 records.push((
                     codec::encode_key(&Key::Offset {
                         group: group_id.to_string(),
@@ -1042,15 +1245,19 @@ impl GroupCoordinator {
                     }),
                     None,
                 ));
-                removed.push((t.clone(), *p));
+                removed.push(k);
             }
         }
+        let group = gref.clone();
+        let apply: Apply = Box::new(move || {
+            let mut g = group.lock();
+            for k in removed {
+                g.offsets.remove(&k);
+            }
+        });
         let pending = self
-            .append(group_id, &records)
+            .append(group_id, &records, Some(apply))
             .map_err(|e| storage_code(&e))?;
-        for k in removed {
-            g.offsets.remove(&k);
-        }
         Ok((codes, pending))
     }
 
@@ -1066,15 +1273,19 @@ impl GroupCoordinator {
             let now = Instant::now();
             let groups: Vec<_> = self.groups.lock().values().cloned().collect();
             let retention_due = now.duration_since(last_retention) >= Duration::from_secs(60);
-            for g in groups {
-                let mut g = g.lock();
+            for gref in groups {
+                let mut g = gref.lock();
+                if self.check_available(&g.id).is_err() {
+                    continue;
+                }
                 self.expire_consumer_members(&mut g, now);
                 let before = (g.generation, g.state);
                 if g.tick(now, &self.limits) {
-                    self.persist_if_settled(&g, before);
+                    // A failure reverts the group (and is logged); nobody waits for the answer.
+                    let _ = self.persist_if_settled(&mut g, before);
                 }
                 if retention_due && g.state == GroupState::Empty {
-                    self.expire_offsets(&mut g);
+                    self.expire_offsets(&gref, &g);
                 }
             }
             if retention_due {
@@ -1109,17 +1320,19 @@ impl GroupCoordinator {
         if let Some(c) = g.consumer.as_mut() {
             records.extend(c.take_records(&g.id));
         }
-        if let Err(e) = self.append(&g.id, &records) {
-            tracing::warn!(group = %g.id, error = %e, "could not persist expired members");
-        }
+        // A failure reverts the group (and is logged); the expiry is tried again next tick.
+        let _ = self.persist_records(g, &records);
     }
 
-    fn expire_offsets(&self, g: &mut Group) {
+    /// Offset retention: tombstones for the group's offsets older than
+    /// `offsets.retention.minutes` (not those with a newer commit in flight), removed from
+    /// memory once durable.
+    fn expire_offsets(&self, gref: &Arc<Mutex<Group>>, g: &Group) {
         let cutoff = now_ms() - self.config.offsets_retention_ms;
         let expired: Vec<(String, i32)> = g
             .offsets
             .iter()
-            .filter(|(_, v)| v.commit_timestamp < cutoff)
+            .filter(|(k, v)| v.commit_timestamp < cutoff && !g.in_flight.contains_key(*k))
             .map(|(k, _)| k.clone())
             .collect();
         if expired.is_empty() {
@@ -1138,10 +1351,23 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        if self.append(&g.id, &records).is_ok() {
+        let group = gref.clone();
+        let apply: Apply = Box::new(move || {
+            let mut g = group.lock();
             for k in expired {
                 g.offsets.remove(&k);
             }
+        });
+        match self.append(&g.id, &records, Some(apply)) {
+            Ok(Some(w)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = w.durable().await {
+                        tracing::warn!(error = %e, "expired offsets not durable");
+                    }
+                });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(group = %g.id, error = %e, "could not expire offsets"),
         }
     }
 }
@@ -1224,6 +1450,162 @@ fn subscribed_topics(g: &Group) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::BrokerConfig;
+    use crate::log::io::FaultyStorage;
+    use crate::log::LogConfig;
+    use std::sync::atomic::Ordering;
+
+    /// A loaded coordinator over one `__consumer_offsets` partition on a fault-injecting disk.
+    fn coordinator(dir: &std::path::Path, storage: &FaultyStorage) -> GroupCoordinator {
+        let log = PartitionLog::open_with(
+            Arc::new(storage.clone()),
+            dir,
+            &format!("{OFFSETS_TOPIC}-0"),
+            LogConfig::default(),
+            0,
+        )
+        .expect("open log");
+        let p = Arc::new(Partition::new(
+            Arc::from(OFFSETS_TOPIC),
+            uuid::Uuid::nil(),
+            0,
+            Arc::new(log),
+            0,
+        ));
+        let c = GroupCoordinator::new(BrokerConfig::default().groups);
+        c.load(vec![p]).expect("load");
+        c
+    }
+
+    fn offset(offset: i64) -> OffsetValue {
+        OffsetValue {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: now_ms(),
+        }
+    }
+
+    fn fetched(c: &GroupCoordinator) -> Result<Option<i64>, i16> {
+        let wanted = [("t".to_string(), 0)];
+        let rows = c.fetch_offsets("g", Some(&wanted))?;
+        Ok(rows[0].2.as_ref().map(|v| v.offset))
+    }
+
+    async fn commit(c: &GroupCoordinator, at: i64) -> Result<(), LogError> {
+        let (codes, pending) = c
+            .commit("g", "", None, -1, vec![("t".into(), 0, offset(at))])
+            .expect("commit accepted");
+        assert_eq!(codes, vec![0]);
+        pending.expect("a write").durable().await
+    }
+
+    #[tokio::test]
+    async fn a_committed_offset_is_visible_only_once_durable_and_never_after_a_failed_fsync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let c = coordinator(dir.path(), &storage);
+        commit(&c, 5).await.expect("durable");
+        assert_eq!(fetched(&c), Ok(Some(5)));
+
+        let (_, pending) = c
+            .commit("g", "", None, -1, vec![("t".into(), 0, offset(7))])
+            .expect("commit accepted");
+        assert_eq!(fetched(&c), Ok(Some(5)), "appended is not yet durable");
+        storage.faults.fail_sync.store(true, Ordering::Release);
+        assert!(pending.expect("a write").durable().await.is_err());
+        // The partition's memory may now differ from its durable log: it is not served.
+        assert_eq!(fetched(&c), Err(WireError::NotCoordinator.code()));
+
+        // A restart replays what is durable (here the page cache kept the record; the
+        // power-off test covers a lost one).
+        storage.faults.fail_sync.store(false, Ordering::Release);
+        let c = coordinator(dir.path(), &storage);
+        assert!(matches!(fetched(&c), Ok(Some(5 | 7))));
+    }
+
+    #[tokio::test]
+    async fn a_failed_offset_append_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let c = coordinator(dir.path(), &storage);
+        commit(&c, 5).await.expect("durable");
+        storage.faults.enospc.store(true, Ordering::Release);
+        let (codes, pending) = c
+            .commit("g", "", None, -1, vec![("t".into(), 0, offset(9))])
+            .expect("answered");
+        assert_eq!(codes, vec![WireError::KafkaStorageError.code()]);
+        assert!(pending.is_none());
+        assert_eq!(fetched(&c), Ok(Some(5)));
+        storage.faults.enospc.store(false, Ordering::Release);
+        commit(&c, 11)
+            .await
+            .expect("durable once the disk has room");
+        assert_eq!(fetched(&c), Ok(Some(11)));
+    }
+
+    fn join_request(member: &str, epoch: i32) -> consumer_group::HeartbeatRequest {
+        consumer_group::HeartbeatRequest {
+            member_id: member.to_string(),
+            member_epoch: epoch,
+            instance_id: None,
+            rack_id: None,
+            rebalance_timeout_ms: 30_000,
+            subscribed_names: Some(vec!["t".to_string()]),
+            subscribed_regex: None,
+            server_assignor: None,
+            owned: Some(Default::default()),
+            client_id: "c".to_string(),
+            client_host: "/127.0.0.1".to_string(),
+            generate_id: false,
+        }
+    }
+
+    fn topics() -> consumer_group::TopicsView {
+        let mut by_name = std::collections::BTreeMap::new();
+        by_name.insert("t".to_string(), (uuid::Uuid::new_v4(), 4));
+        consumer_group::TopicsView { by_name }
+    }
+
+    fn members(c: &GroupCoordinator) -> Option<(i32, usize)> {
+        c.with_consumer_group("g", |g| (g.group_epoch, g.members.len()))
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_whose_append_fails_leaves_the_group_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let c = coordinator(dir.path(), &storage);
+        let topics = topics();
+        storage.faults.enospc.store(true, Ordering::Release);
+        let err = c
+            .consumer_heartbeat("g", join_request("m1", 0), &topics)
+            .err()
+            .expect("refused");
+        assert_eq!(err.0, WireError::NotCoordinator.code());
+        assert_eq!(members(&c), None, "the group was never created");
+        assert!(c.list().is_empty());
+
+        storage.faults.enospc.store(false, Ordering::Release);
+        let (r, pending) = c
+            .consumer_heartbeat("g", join_request("m1", 0), &topics)
+            .expect("joined");
+        pending.expect("a write").durable().await.expect("durable");
+        assert_eq!(r.member_epoch, 1);
+        assert_eq!(members(&c), Some((1, 1)));
+
+        storage.faults.enospc.store(true, Ordering::Release);
+        let err = c
+            .consumer_heartbeat("g", join_request("m2", 0), &topics)
+            .err()
+            .expect("refused");
+        assert_eq!(err.0, WireError::NotCoordinator.code());
+        assert_eq!(
+            members(&c),
+            Some((1, 1)),
+            "m2 is not a member, the epoch unchanged"
+        );
+    }
 
     #[test]
     fn partition_matches_java_hash() {

@@ -2,10 +2,12 @@
 //!
 //! Per transactional id: producer id and epoch, timeout, state and the partitions of the open
 //! transaction, persisted in `__transaction_state` ([`txn_codec`], Kafka's layout) and fsynced
-//! before any answer depends on them. EndTxn moves Ongoing -> Prepare{Commit,Abort} (persisted),
-//! writes a commit/abort marker (control batch) to every partition of the transaction and waits
-//! for their fsync, tells the group coordinator to settle transactional offsets, then persists
-//! Complete{Commit,Abort}. A transaction past its timeout is aborted with the epoch bumped, which
+//! before any answer depends on them; memory takes the new state only once its record is
+//! durable (a failed write leaves it as it was). EndTxn moves Ongoing -> Prepare{Commit,Abort}
+//! (persisted), appends a commit/abort marker (control batch) to every partition of the
+//! transaction (through the group coordinator for `__consumer_offsets`, which settles the
+//! transactional offsets once the marker is durable), waits for all their fsyncs at once, then
+//! persists Complete{Commit,Abort}. A transaction past its timeout is aborted with the epoch bumped, which
 //! fences the zombie producer; InitProducerId on an id with an open transaction does the same.
 //! Transactions left in a Prepare state by a crash are completed at load. With Transactions V2
 //! (KIP-890, EndTxn v5) every EndTxn bumps the epoch with its markers.
@@ -31,13 +33,13 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
 
+use crate::coordinator::runtime::{self, CoordinatorPartition, Replayed};
 use crate::coordinator::txn_codec::{self, TxnState, TxnValue};
 use crate::coordinator::{partition_for, GroupCoordinator, OFFSETS_TOPIC};
-use crate::log::{now_ms, PartitionLog};
-use crate::protocol::batch::BatchIter;
-use crate::protocol::records::{build_batch, build_marker, for_each_record, KeyValue};
+use crate::log::{now_ms, LogError};
+use crate::protocol::records::{build_batch, build_marker, KeyValue};
 use crate::protocol::WireError;
-use crate::replica::ReplicaManager;
+use crate::replica::{Partition, ReplicaManager};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
@@ -138,7 +140,7 @@ const LOOKUP_ATTEMPTS_MAX: usize = 16;
 
 pub struct TransactionCoordinator {
     txns: Mutex<HashMap<String, Entry>>,
-    logs: RwLock<Vec<Arc<PartitionLog>>>,
+    partitions: RwLock<Vec<Arc<CoordinatorPartition>>>,
     replicas: Arc<ReplicaManager>,
     groups: Arc<GroupCoordinator>,
     pub config: TxnConfig,
@@ -155,7 +157,7 @@ impl TransactionCoordinator {
     ) -> Self {
         TransactionCoordinator {
             txns: Mutex::new(HashMap::new()),
-            logs: RwLock::new(Vec::new()),
+            partitions: RwLock::new(Vec::new()),
             replicas,
             groups,
             config,
@@ -163,44 +165,38 @@ impl TransactionCoordinator {
     }
 
     pub fn is_loaded(&self) -> bool {
-        !self.logs.read().is_empty()
+        !self.partitions.read().is_empty()
     }
 
     /// Attaches and replays `__transaction_state`; completes transactions a crash left prepared.
-    pub async fn load(&self, logs: Vec<Arc<PartitionLog>>) -> Result<(), crate::log::LogError> {
+    pub async fn load(&self, partitions: Vec<Arc<Partition>>) -> Result<(), LogError> {
         let mut state: HashMap<String, TxnMeta> = HashMap::new();
-        for log in &logs {
-            let end = log.log_end_offset();
-            let mut offset = log.log_start_offset();
-            while offset < end {
-                let r = log.read(offset, 4 << 20, end, true)?;
-                if r.data.is_empty() {
-                    break;
+        for p in &partitions {
+            runtime::replay(&p.log, |r| {
+                let Replayed::Record { key, value, .. } = r else {
+                    return;
+                };
+                let Ok(id) = txn_codec::decode_key(key) else {
+                    return;
+                };
+                match value.and_then(|v| txn_codec::decode_value(v).ok()) {
+                    Some(v) => {
+                        state.insert(id, TxnMeta::from_value(v));
+                    }
+                    None => {
+                        state.remove(&id);
+                    }
                 }
-                for batch in BatchIter::new(&r.data, false) {
-                    let batch = batch?;
-                    offset = batch.last_offset() + 1;
-                    let _ = for_each_record(&batch, 64 << 20, |rec| {
-                        let Some(id) = rec.key.and_then(|k| txn_codec::decode_key(k).ok()) else {
-                            return;
-                        };
-                        match rec.value.and_then(|v| txn_codec::decode_value(v).ok()) {
-                            Some(v) => {
-                                state.insert(id, TxnMeta::from_value(v));
-                            }
-                            None => {
-                                state.remove(&id);
-                            }
-                        }
-                    });
-                }
-            }
+            })?;
         }
         tracing::info!(
             transactional_ids = state.len(),
             "transaction coordinator loaded"
         );
-        *self.logs.write() = logs;
+        *self.partitions.write() = partitions
+            .into_iter()
+            .map(CoordinatorPartition::new)
+            .collect();
         let prepared: Vec<String> = state
             .iter()
             .filter(|(_, m)| matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
@@ -233,6 +229,7 @@ impl TransactionCoordinator {
 
     /// The locked state of a live id, or None if the id is unknown (never seen, or expired).
     async fn lock_live(&self, id: &str) -> Result<Option<Guard>, i16> {
+        self.partition_of(id)?;
         for _ in 0..LOOKUP_ATTEMPTS_MAX {
             let Some(entry) = self.get(id) else {
                 return Ok(None);
@@ -254,31 +251,43 @@ impl TransactionCoordinator {
         }
     }
 
-    fn log_for(&self, id: &str) -> Option<Arc<PartitionLog>> {
-        let logs = self.logs.read();
-        logs.get(partition_for(id, logs.len() as i32) as usize)
-            .cloned()
+    /// The partition serving `id`: COORDINATOR_NOT_AVAILABLE before `__transaction_state` is
+    /// loaded, NOT_COORDINATOR once its log failed an fsync (memory may then hold a state that
+    /// is not durable; a restart replays what is).
+    fn partition_of(&self, id: &str) -> Result<Arc<CoordinatorPartition>, i16> {
+        let partitions = self.partitions.read();
+        let p = partitions
+            .get(partition_for(id, partitions.len() as i32) as usize)
+            .ok_or(WireError::CoordinatorNotAvailable.code())?;
+        if !p.is_available() {
+            return Err(WireError::NotCoordinator.code());
+        }
+        Ok(p.clone())
     }
 
     /// Appends records (key, value or tombstone) to one `__transaction_state` partition as one
     /// batch and waits for their fsync.
-    async fn append_synced(log: &PartitionLog, records: &[KeyValue<'_>]) -> Result<(), i16> {
+    async fn append_synced(
+        at: &Arc<CoordinatorPartition>,
+        records: &[KeyValue<'_>],
+    ) -> Result<(), i16> {
         let data = build_batch(records, now_ms());
-        let info = log
-            .append_internal(&data, 0, now_ms())
+        let write = at
+            .append(&data, None)
             .map_err(|_| WireError::KafkaStorageError.code())?;
-        log.flush_to(info.last_offset + 1)
+        write
+            .durable()
             .await
             .map_err(|_| WireError::KafkaStorageError.code())
     }
 
+    /// Writes `m` as the id's state and waits until it is durable. Callers change memory only
+    /// after this succeeded, so a failed write leaves the state as it was.
     async fn persist(&self, id: &str, m: &TxnMeta) -> Result<(), i16> {
-        let Some(log) = self.log_for(id) else {
-            return Err(WireError::CoordinatorNotAvailable.code());
-        };
+        let at = self.partition_of(id)?;
         let key = txn_codec::encode_key(id);
         let value = txn_codec::encode_value(&m.to_value());
-        Self::append_synced(&log, &[(Some(&key), Some(&value))]).await
+        Self::append_synced(&at, &[(Some(&key), Some(&value))]).await
     }
 
     /// InitProducerId for a transactional id: a new (or expired) id gets a fresh producer id;
@@ -293,6 +302,7 @@ impl TransactionCoordinator {
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(WireError::InvalidTransactionTimeout.code());
         }
+        self.partition_of(id)?;
         for _ in 0..LOOKUP_ATTEMPTS_MAX {
             // Either the live entry of the id, or a new one registered (locked, so nobody can
             // use it before its first record is durable) under the map lock.
@@ -372,18 +382,20 @@ impl TransactionCoordinator {
             }
             _ => {}
         }
-        if m.producer_epoch >= i16::MAX - 1 {
-            m.producer_id = alloc()?;
-            m.producer_epoch = 0;
+        let mut next = m.clone();
+        if next.producer_epoch >= i16::MAX - 1 {
+            next.producer_id = alloc()?;
+            next.producer_epoch = 0;
         } else {
-            m.producer_epoch += 1;
+            next.producer_epoch += 1;
         }
-        m.last_producer_epoch = -1;
-        m.timeout_ms = timeout_ms;
-        m.state = TxnState::Empty;
-        m.partitions.clear();
-        m.last_update_ms = now_ms();
-        self.persist(id, m).await?;
+        next.last_producer_epoch = -1;
+        next.timeout_ms = timeout_ms;
+        next.state = TxnState::Empty;
+        next.partitions.clear();
+        next.last_update_ms = now_ms();
+        self.persist(id, &next).await?;
+        *m = next;
         Ok((m.producer_id, m.producer_epoch))
     }
 
@@ -485,11 +497,12 @@ impl TransactionCoordinator {
             _ => return Err(WireError::InvalidTxnState.code()),
         }
         if bump && m.producer_epoch >= i16::MAX - 1 {
-            m.producer_id = alloc()?;
-            m.producer_epoch = 0;
-            m.last_producer_epoch = -1;
-            let snapshot = m.clone();
-            self.persist(id, &snapshot).await?;
+            let mut next = m.clone();
+            next.producer_id = alloc()?;
+            next.producer_epoch = 0;
+            next.last_producer_epoch = -1;
+            self.persist(id, &next).await?;
+            *m = next;
         }
         Ok((m.producer_id, m.producer_epoch))
     }
@@ -544,23 +557,45 @@ impl TransactionCoordinator {
             self.persist(id, &prepared).await?;
         }
         *m = prepared;
+        // Every marker is appended first, then all are waited for together (one fsync per
+        // log, in parallel), not one append-and-fsync after another.
+        let mut writes = Vec::with_capacity(m.partitions.len());
         for (topic, partition) in m.partitions.clone() {
-            let Some(part) = self.replicas.get(&topic, partition) else {
-                continue;
-            };
             let marker = build_marker(m.producer_id, marker_epoch, commit, 0, now_ms());
-            let info = part.log.append_internal(&marker, part.leader_epoch(), now_ms()).map_err(|e| {
-                tracing::warn!(topic, partition, error = %e, "writing a transaction marker failed");
-                WireError::KafkaStorageError.code()
-            })?;
-            part.wake_waiters();
-            part.log
-                .flush_to(info.last_offset + 1)
-                .await
-                .map_err(|_| WireError::KafkaStorageError.code())?;
-            if topic == OFFSETS_TOPIC {
-                self.groups.complete_txn(m.producer_id, commit);
+            let written = if topic == OFFSETS_TOPIC {
+                // Through the group coordinator: the transaction's offsets apply once the
+                // marker is durable, in order with the partition's other writes.
+                self.groups
+                    .append_marker(partition, &marker, m.producer_id, commit)
+                    .map(|w| (None, Some(w)))
+            } else {
+                let Some(part) = self.replicas.get(&topic, partition) else {
+                    continue;
+                };
+                part.log
+                    .append_internal(&marker, part.leader_epoch(), now_ms())
+                    .map(|info| {
+                        part.wake_waiters();
+                        (Some((part.clone(), info.last_offset + 1)), None)
+                    })
+            };
+            match written {
+                Ok(w) => writes.push(w),
+                Err(e) => {
+                    tracing::warn!(topic, partition, error = %e, "writing a transaction marker failed");
+                    return Err(WireError::KafkaStorageError.code());
+                }
             }
+        }
+        let durable = writes.into_iter().map(|w| async move {
+            match w {
+                (Some((part, end)), _) => part.log.flush_to(end).await,
+                (_, Some(write)) => write.durable().await,
+                (None, None) => Ok(()),
+            }
+        });
+        for r in futures::future::join_all(durable).await {
+            r.map_err(|_| WireError::KafkaStorageError.code())?;
         }
         let mut done = m.clone();
         if marker_epoch != m.producer_epoch {
@@ -635,7 +670,7 @@ impl TransactionCoordinator {
     /// request are skipped until the next run. Returns how many ids were removed.
     pub async fn remove_expired(&self, now: i64) -> usize {
         let cutoff = now.saturating_sub(self.config.id_expiration_ms);
-        let partitions = self.logs.read().len() as i32;
+        let partitions = self.partitions.read().len() as i32;
         if partitions == 0 {
             return 0;
         }
@@ -654,9 +689,12 @@ impl TransactionCoordinator {
         }
         let mut removed = 0;
         for (partition, mut expired) in by_partition {
-            let Some(log) = self.logs.read().get(partition as usize).cloned() else {
+            let Some(at) = self.partitions.read().get(partition as usize).cloned() else {
                 continue;
             };
+            if !at.is_available() {
+                continue;
+            }
             while !expired.is_empty() {
                 let mut size = 0;
                 let n = expired
@@ -674,7 +712,7 @@ impl TransactionCoordinator {
                     .collect();
                 let records: Vec<KeyValue<'_>> =
                     keys.iter().map(|k| (Some(k.as_slice()), None)).collect();
-                if let Err(code) = Self::append_synced(&log, &records).await {
+                if let Err(code) = Self::append_synced(&at, &records).await {
                     tracing::warn!(
                         partition,
                         code,
@@ -723,12 +761,12 @@ impl TransactionCoordinator {
 mod tests {
     use super::*;
     use crate::config::BrokerConfig;
-    use crate::log::LogConfig;
+    use crate::log::{LogConfig, PartitionLog};
     use std::sync::atomic::{AtomicI64, Ordering};
 
     const EXPIRY_MS: i64 = 10_000;
 
-    fn coordinator(dir: &std::path::Path) -> (TransactionCoordinator, Vec<Arc<PartitionLog>>) {
+    fn coordinator(dir: &std::path::Path) -> (TransactionCoordinator, Vec<Arc<Partition>>) {
         let defaults = BrokerConfig::default();
         let config = TxnConfig {
             partitions: 2,
@@ -737,14 +775,68 @@ mod tests {
         };
         let logs = (0..2)
             .map(|p| {
-                PartitionLog::open(dir, &format!("{TXN_TOPIC}-{p}"), LogConfig::default(), 0)
-                    .map(Arc::new)
-                    .expect("open log")
+                let log =
+                    PartitionLog::open(dir, &format!("{TXN_TOPIC}-{p}"), LogConfig::default(), 0)
+                        .expect("open log");
+                Arc::new(Partition::new(
+                    Arc::from(TXN_TOPIC),
+                    uuid::Uuid::nil(),
+                    p,
+                    Arc::new(log),
+                    0,
+                ))
             })
             .collect();
         let groups = Arc::new(GroupCoordinator::new(defaults.groups));
         let c = TransactionCoordinator::new(config, Arc::new(ReplicaManager::default()), groups);
         (c, logs)
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_leaves_the_transactional_state_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = crate::log::io::FaultyStorage::default();
+        let log = PartitionLog::open_with(
+            Arc::new(storage.clone()),
+            dir.path(),
+            &format!("{TXN_TOPIC}-0"),
+            LogConfig::default(),
+            0,
+        )
+        .expect("open log");
+        let p = Arc::new(Partition::new(
+            Arc::from(TXN_TOPIC),
+            uuid::Uuid::nil(),
+            0,
+            Arc::new(log),
+            0,
+        ));
+        let defaults = BrokerConfig::default();
+        let config = TxnConfig {
+            partitions: 1,
+            ..defaults.txns.clone()
+        };
+        let groups = Arc::new(GroupCoordinator::new(defaults.groups));
+        let c = TransactionCoordinator::new(config, Arc::new(ReplicaManager::default()), groups);
+        c.load(vec![p]).await.expect("load");
+        let alloc = ids();
+        let (pid, epoch) = c.init_producer_id("t", 60_000, &alloc).await.expect("init");
+        storage
+            .faults
+            .enospc
+            .store(true, std::sync::atomic::Ordering::Release);
+        assert_eq!(
+            c.init_producer_id("t", 60_000, &alloc).await,
+            Err(WireError::KafkaStorageError.code())
+        );
+        let m = c.describe("t").await.expect("known");
+        assert_eq!((m.producer_id, m.producer_epoch), (pid, epoch), "no bump");
+        storage
+            .faults
+            .enospc
+            .store(false, std::sync::atomic::Ordering::Release);
+        let (pid2, epoch2) = c.init_producer_id("t", 60_000, &alloc).await.expect("init");
+        assert_eq!((pid2, epoch2), (pid, epoch + 1));
     }
 
     async fn loaded(dir: &std::path::Path) -> TransactionCoordinator {

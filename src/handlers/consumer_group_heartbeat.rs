@@ -85,11 +85,11 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             None
         }
     };
-    let Some((log, end)) = pending else { return ctx.reply(&resp) };
+    let Some(w) = pending else { return ctx.reply(&resp) };
     // The epochs and assignment in the response must survive a restart: answer after the fsync.
     let version = ctx.version;
     Ok(Reply::Later(Box::pin(async move {
-        if log.flush_to(end).await.is_err() {
+        if w.durable().await.is_err() {
             resp = ConsumerGroupHeartbeatResponse::default()
                 .with_member_epoch(-1)
                 .with_member_id(resp.member_id)

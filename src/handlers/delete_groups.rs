@@ -38,8 +38,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let version = ctx.version;
     let mut resp = DeleteGroupsResponse::default().with_results(results);
     Ok(Reply::Later(Box::pin(async move {
-        for (i, (log, end)) in pending {
-            if let Err(e) = log.flush_to(end).await {
+        for (i, w) in pending {
+            if let Err(e) = w.durable().await {
                 resp.results[i].error_code = log_error_code(&e);
             }
         }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 
 use crate::handlers::{ApiSpec, Reply, RequestContext};
-use crate::protocol::{ProtocolError, WireError};
+use crate::protocol::{encode_body, ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::LeaveGroup, min: 0, max: 5 };
 
@@ -21,17 +21,34 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     };
     let group = req.group_id.0.as_str();
     let mut resp = LeaveGroupResponse::default();
+    let mut writes = Vec::new();
     if ctx.version < 3 {
-        resp.error_code = c.leave(group, req.member_id.as_str(), None);
+        let (code, pending) = c.leave(group, req.member_id.as_str(), None);
+        resp.error_code = code;
+        writes.extend(pending);
     } else {
         resp.members = req
             .members
             .iter()
             .map(|m| {
-                let code = c.leave(group, m.member_id.as_str(), m.group_instance_id.as_ref().map(|s| s.as_str()));
+                let (code, pending) = c.leave(group, m.member_id.as_str(), m.group_instance_id.as_ref().map(|s| s.as_str()));
+                writes.extend(pending);
                 MemberResponse::default().with_member_id(m.member_id.clone()).with_group_instance_id(m.group_instance_id.clone()).with_error_code(code)
             })
             .collect();
     }
-    ctx.reply(&resp)
+    if writes.is_empty() {
+        return ctx.reply(&resp);
+    }
+    // The group without the member must survive a restart before the member is told it left.
+    let version = ctx.version;
+    Ok(Reply::Later(Box::pin(async move {
+        for w in writes {
+            if w.durable().await.is_err() {
+                resp.error_code = WireError::NotCoordinator.code();
+                resp.members.iter_mut().for_each(|m| m.error_code = WireError::NotCoordinator.code());
+            }
+        }
+        encode_body(&resp, version)
+    })))
 }

@@ -87,9 +87,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 topics[ti].partitions[pi].error_code = code;
             }
             let mut resp = OffsetCommitResponse::default().with_topics(topics);
-            let Some((log, end)) = pending else { return ctx.reply(&resp) };
+            let Some(w) = pending else { return ctx.reply(&resp) };
             Ok(Reply::Later(Box::pin(async move {
-                if let Err(e) = log.flush_to(end).await {
+                if let Err(e) = w.durable().await {
                     let code = log_error_code(&e);
                     for &(ti, pi) in &slots {
                         let p = &mut resp.topics[ti].partitions[pi];

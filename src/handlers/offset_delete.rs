@@ -39,8 +39,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             let mut resp = OffsetDeleteResponse::default().with_topics(topics);
             let version = ctx.version;
             Ok(Reply::Later(Box::pin(async move {
-                if let Some((log, end)) = pending {
-                    if let Err(e) = log.flush_to(end).await {
+                if let Some(w) = pending {
+                    if let Err(e) = w.durable().await {
                         resp.error_code = log_error_code(&e);
                     }
                 }

@@ -21,9 +21,9 @@ pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 9 };
 
 type Found = Vec<(String, Vec<(i32, Option<OffsetValue>, i16)>)>;
 
-fn lookup(c: &GroupCoordinator, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>, require_stable: bool) -> Found {
+fn lookup(c: &GroupCoordinator, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>, require_stable: bool) -> Result<Found, i16> {
     let flat: Option<Vec<(String, i32)>> = wanted.map(|w| w.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p))).collect());
-    let rows = c.fetch_offsets(group, flat.as_deref());
+    let rows = c.fetch_offsets(group, flat.as_deref())?;
     let mut out: Found = Vec::new();
     for (t, p, v) in rows {
         // read_committed consumers must not start from an offset a pending transaction may move.
@@ -33,7 +33,7 @@ fn lookup(c: &GroupCoordinator, group: &str, wanted: Option<Vec<(String, Vec<i32
             _ => out.push((t, vec![(p, v, code)])),
         }
     }
-    out
+    Ok(out)
 }
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
@@ -46,7 +46,14 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             resp.error_code = WireError::CoordinatorNotAvailable.code();
             return ctx.reply(&resp);
         };
-        resp.topics = lookup(c, req.group_id.0.as_str(), wanted, req.require_stable)
+        let found = match lookup(c, req.group_id.0.as_str(), wanted, req.require_stable) {
+            Ok(found) => found,
+            Err(code) => {
+                resp.error_code = code;
+                return ctx.reply(&resp);
+            }
+        };
+        resp.topics = found
             .into_iter()
             .map(|(t, parts)| {
                 OffsetFetchResponseTopic::default().with_name(TopicName(StrBytes::from_string(t))).with_partitions(
@@ -77,7 +84,14 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 return out;
             };
             let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-            out.topics = lookup(c, g.group_id.0.as_str(), wanted, req.require_stable)
+            let found = match lookup(c, g.group_id.0.as_str(), wanted, req.require_stable) {
+                Ok(found) => found,
+                Err(code) => {
+                    out.error_code = code;
+                    return out;
+                }
+            };
+            out.topics = found
                 .into_iter()
                 .map(|(t, parts)| {
                     OffsetFetchResponseTopics::default().with_name(TopicName(StrBytes::from_string(t))).with_partitions(

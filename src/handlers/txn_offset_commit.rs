@@ -63,7 +63,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         }
                         let instance = req.group_instance_id.as_ref().map(|s| s.as_str());
                         match groups.txn_commit(req.group_id.0.as_str(), req.producer_id.0, req.producer_epoch, req.member_id.as_str(), instance, req.generation_id, offsets) {
-                            Ok(Some((log, end))) => log.flush_to(end).await.map_err(|_| WireError::KafkaStorageError.code()),
+                            Ok(Some(w)) => w.durable().await.map_err(|_| WireError::KafkaStorageError.code()),
                             Ok(None) => Ok(()),
                             Err(code) => Err(code),
                         }
