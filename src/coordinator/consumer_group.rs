@@ -44,6 +44,9 @@ impl TopicsView {
     }
 }
 
+/// The member epoch of a static member that left temporarily (KIP-848).
+pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
+
 pub struct ConsumerMember {
     pub id: String,
     pub instance_id: Option<String>,
@@ -185,6 +188,32 @@ impl ConsumerGroup {
         assignor::ASSIGNORS[best]
     }
 
+    /// The member that owns a static member's instance id.
+    fn static_owner(&self, instance: &str) -> Option<&ConsumerMember> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance))
+    }
+
+    /// A request naming `instance` must come from the member owning it (Kafka's
+    /// UNKNOWN_MEMBER_ID / FENCED_INSTANCE_ID for heartbeats and leaves of static members).
+    fn check_static_owner(&self, instance: &str, member_id: &str) -> Result<(), HeartbeatError> {
+        match self.static_owner(instance) {
+            None => Err((
+                WireError::UnknownMemberId.code(),
+                format!("Instance id {instance} is unknown."),
+            )),
+            Some(o) if o.id != member_id => Err((
+                WireError::FencedInstanceId.code(),
+                format!(
+                    "Static member {member_id} with instance id {instance} was fenced by member {}.",
+                    o.id
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Kafka's consumer-group state names.
     pub fn state(&self) -> &'static str {
         if self.members.is_empty() {
@@ -192,7 +221,7 @@ impl ConsumerGroup {
         } else if self.assignment_epoch < self.group_epoch {
             "Assigning"
         } else if self.members.values().any(|m| {
-            m.epoch != self.assignment_epoch
+            m.epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH && m.epoch != self.assignment_epoch
                 || self.target.get(&m.id).is_some_and(|t| *t != m.assigned)
         }) {
             "Reconciling"
@@ -226,7 +255,26 @@ impl ConsumerGroup {
         }
         let session = Duration::from_millis(limits.session_timeout_ms);
         if req.member_epoch < 0 {
-            // -1: leave; -2: a static member leaving temporarily (treated as a leave).
+            if let Some(instance) = &req.instance_id {
+                self.check_static_owner(instance, &req.member_id)?;
+                if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                    // A static member leaving temporarily (KIP-848): it keeps its partitions,
+                    // and the group its epoch, until its session ends or a new incarnation
+                    // with the same instance id takes its place.
+                    let m = self.members.get_mut(&req.member_id).expect("static owner");
+                    if m.epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                        m.previous_epoch = m.epoch;
+                        m.epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+                        self.dirty.current.insert(req.member_id.clone());
+                    }
+                    return Ok(HeartbeatResponse {
+                        member_id: req.member_id,
+                        member_epoch: req.member_epoch,
+                        assignment: None,
+                    });
+                }
+            }
+            // -1: leave (a -2 without an instance id too).
             if self.remove_member(&req.member_id) {
                 self.bump_epoch();
             }
@@ -261,27 +309,55 @@ impl ConsumerGroup {
                     "The consumer group has reached its maximum capacity.".into(),
                 ));
             }
-            // A static member coming back replaces its previous incarnation.
+            // A new incarnation of a static member replaces the previous one only once that
+            // one left with epoch -2 (or expired, which removed it), as in Kafka: it takes
+            // over its subscription and target assignment without a rebalance. A classic
+            // member's instance id (online migration) is taken over at once, as Kafka does.
+            let mut replaced = None;
             if let Some(instance) = &req.instance_id {
-                let old: Vec<String> = self
-                    .members
-                    .values()
-                    .filter(|m| m.instance_id.as_ref() == Some(instance) && m.id != id)
-                    .map(|m| m.id.clone())
-                    .collect();
-                for o in old {
-                    self.remove_member(&o);
+                if let Some(owner) = self.static_owner(instance).filter(|o| o.id != id) {
+                    if owner.classic.is_none() && owner.epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                        return Err((
+                            WireError::UnreleasedInstanceId.code(),
+                            format!(
+                                "Static member {id} with instance id {instance} cannot join the group because the instance id is owned by {} member.",
+                                owner.id
+                            ),
+                        ));
+                    }
+                    let owner_id = owner.id.clone();
+                    let subscription = (
+                        owner.subscribed_names.clone(),
+                        owner.subscribed_regex.clone(),
+                        owner.server_assignor.clone(),
+                        owner.rack_id.clone(),
+                    );
+                    let target = self.target.get(&owner_id).cloned();
+                    self.remove_member(&owner_id);
+                    tracing::info!(member = %id, replaced = %owner_id, instance = %instance, "static member rejoined under a new member id");
+                    replaced = Some((subscription, target));
                 }
             }
             // A (re)join starts from nothing.
             self.members.remove(&id);
             self.dirty.removed.remove(&id);
+            let static_replacement = replaced.is_some();
+            let (names, regex, assignor, rack, target) = match replaced {
+                Some(((names, regex, assignor, rack), target)) => {
+                    (names, regex, assignor, rack, target)
+                }
+                None => (Vec::new(), None, None, req.rack_id.clone(), None),
+            };
+            if let Some(t) = target {
+                self.target.insert(id.clone(), t);
+                self.dirty.targets.insert(id.clone());
+            }
             self.members.insert(
                 id.clone(),
                 ConsumerMember {
                     id: id.clone(),
                     instance_id: req.instance_id.clone(),
-                    rack_id: req.rack_id.clone(),
+                    rack_id: rack,
                     client_id: req.client_id.clone(),
                     client_host: req.client_host.clone(),
                     rebalance_timeout_ms: if req.rebalance_timeout_ms >= 0 {
@@ -289,9 +365,9 @@ impl ConsumerGroup {
                     } else {
                         300_000
                     },
-                    subscribed_names: Vec::new(),
-                    subscribed_regex: None,
-                    server_assignor: None,
+                    subscribed_names: names,
+                    subscribed_regex: regex,
+                    server_assignor: assignor,
                     epoch: 0,
                     previous_epoch: 0,
                     assigned: Assignment::new(),
@@ -304,9 +380,14 @@ impl ConsumerGroup {
             );
             self.dirty.members.insert(id.clone());
             self.dirty.current.insert(id.clone());
-            self.bump_epoch();
+            if !static_replacement {
+                self.bump_epoch();
+            }
             id
         } else {
+            if let Some(instance) = &req.instance_id {
+                self.check_static_owner(instance, &req.member_id)?;
+            }
             let Some(m) = self
                 .members
                 .get(&req.member_id)
@@ -731,6 +812,93 @@ mod tests {
             g.heartbeat(bad, &topics(), &limits, t0).err().map(|e| e.0),
             Some(WireError::UnsupportedAssignor.code())
         );
+    }
+
+    fn static_hb(id: &str, epoch: i32, owned: Option<Assignment>) -> HeartbeatRequest {
+        let mut r = hb(id, epoch, owned);
+        r.instance_id = Some("i1".into());
+        r
+    }
+
+    #[test]
+    fn a_static_instance_id_is_taken_over_only_once_released() {
+        let limits = ConsumerLimits {
+            session_timeout_ms: 45_000,
+            max_size: 10,
+        };
+        let t0 = Instant::now();
+        let mut g = ConsumerGroup::new();
+        let mut log = Vec::new();
+        let a = g
+            .heartbeat(static_hb("a", 0, None), &topics(), &limits, t0)
+            .expect("join a");
+        log.extend(g.take_records("grp"));
+        let held = a.assignment.clone().expect("assignment");
+        assert_eq!(assignor::size(&held), 4);
+        let epoch = g.group_epoch;
+
+        // A second incarnation while a is alive: refused, a untouched.
+        let e = g
+            .heartbeat(static_hb("b", 0, None), &topics(), &limits, t0)
+            .err()
+            .expect("unreleased");
+        assert_eq!(e.0, WireError::UnreleasedInstanceId.code());
+        assert!(e.1.contains("owned by a"), "{}", e.1);
+        assert!(g.members.contains_key("a") && !g.members.contains_key("b"));
+        // Requests naming the instance id from another member id are fenced.
+        let e = g
+            .heartbeat(static_hb("b", 1, None), &topics(), &limits, t0)
+            .err()
+            .expect("fenced");
+        assert_eq!(e.0, WireError::FencedInstanceId.code());
+        let e = g
+            .heartbeat(static_hb("b", -2, None), &topics(), &limits, t0)
+            .err()
+            .expect("fenced");
+        assert_eq!(e.0, WireError::FencedInstanceId.code());
+
+        // a leaves temporarily: it keeps its partitions, the group its epoch.
+        let left = g
+            .heartbeat(static_hb("a", -2, None), &topics(), &limits, t0)
+            .expect("leave");
+        assert_eq!(left.member_epoch, -2);
+        log.extend(g.take_records("grp"));
+        assert_eq!(g.members["a"].epoch, -2);
+        assert_eq!(g.members["a"].assigned, held);
+        assert_eq!(g.group_epoch, epoch);
+        assert_eq!(g.state(), "Stable");
+
+        // The new incarnation takes a's place and partitions without a rebalance.
+        let b = g
+            .heartbeat(static_hb("b", 0, None), &topics(), &limits, t0)
+            .expect("join b");
+        log.extend(g.take_records("grp"));
+        assert!(!g.members.contains_key("a"));
+        assert_eq!(b.assignment.as_ref(), Some(&held));
+        assert_eq!(b.member_epoch, epoch);
+        assert_eq!(
+            g.group_epoch, epoch,
+            "no rebalance for a static replacement"
+        );
+
+        // A restart replays to the same group.
+        let r = replayed(&log, t0);
+        assert_eq!(r.members.keys().collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(r.members["b"].assigned, held);
+        assert_eq!(r.members["b"].instance_id.as_deref(), Some("i1"));
+        assert_eq!(r.group_epoch, epoch);
+
+        // An expired static member releases its instance id too.
+        assert!(g.tick(t0 + Duration::from_secs(46)));
+        let c = g
+            .heartbeat(
+                static_hb("c", 0, None),
+                &topics(),
+                &limits,
+                t0 + Duration::from_secs(46),
+            )
+            .expect("join c after b expired");
+        assert_eq!(c.member_id, "c");
     }
 
     /// Replays records (through their encoded bytes) into a fresh group, as a restart does.
