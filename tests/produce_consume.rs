@@ -467,3 +467,84 @@ async fn metadata_lists_the_broker_at_its_port_and_a_stable_cluster_id() {
         .expect("cluster id");
     assert_eq!(again, cluster, "the cluster id survives a restart");
 }
+
+/// Kafka's LogValidator: a compacted topic refuses records without a key, with one error per
+/// record and nothing appended; the same records go to a delete-policy topic.
+#[tokio::test]
+async fn a_compacted_topic_refuses_records_without_a_key() {
+    let b = TestBroker::start(&[]);
+    b.create_topic("compacted", 1, &[("cleanup.policy", "compact")])
+        .await;
+    b.create_topic("kept", 1, &[]).await;
+    let batch = |records: &[strom::protocol::records::KeyValue<'_>]| {
+        bytes::Bytes::from(strom::protocol::records::build_batch(
+            records,
+            strom::log::now_ms(),
+        ))
+    };
+    let produce = |raw: &mut RawClient, topic: &'static str, records: bytes::Bytes| {
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str(topic)))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])]);
+        let r: ProduceResponse = raw.call(ApiKey::Produce, 9, &req);
+        r.responses[0].partition_responses[0].clone()
+    };
+    let mut raw = RawClient::connect(b.port);
+    let mixed = batch(&[
+        (Some(b"k1"), Some(b"v1")),
+        (None, Some(b"v2")),
+        (Some(b"k3"), Some(b"v3")),
+        (None, None),
+    ]);
+    let r = produce(&mut raw, "compacted", mixed.clone());
+    assert_eq!(r.error_code, 87, "INVALID_RECORD");
+    let errors: Vec<(i32, String)> = r
+        .record_errors
+        .iter()
+        .map(|e| {
+            (
+                e.batch_index,
+                e.batch_index_error_message
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let why = "Compacted topic cannot accept message without key in topic partition compacted-0";
+    assert_eq!(errors, vec![(1, why.to_string()), (3, why.to_string())]);
+    let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
+    assert!(
+        message.starts_with("One or more records have been rejected due to 2 record errors"),
+        "{message}"
+    );
+    // Nothing of the refused batch was appended; keyed records are.
+    let ok = produce(&mut raw, "compacted", batch(&[(Some(b"k"), Some(b"v"))]));
+    assert_eq!((ok.error_code, ok.base_offset), (0, 0));
+    // A delete-policy topic takes keyless records.
+    let kept = produce(&mut raw, "kept", mixed);
+    assert_eq!((kept.error_code, kept.base_offset), (0, 0));
+    // A real client sees the error.
+    let p = b.producer(&[("acks", "all"), ("compression.type", "lz4")]);
+    let r = p
+        .send(
+            FutureRecord::<str, str>::to("compacted").payload("no key"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord),
+                _
+            ))
+        ),
+        "keyless record to a compacted topic: {r:?}"
+    );
+}

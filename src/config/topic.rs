@@ -160,6 +160,9 @@ pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> L
         delete_retention_enabled: get("cleanup.policy")
             .split(',')
             .any(|p| p.trim() == "delete"),
+        compact: get("cleanup.policy")
+            .split(',')
+            .any(|p| p.trim() == "compact"),
     }
 }
 

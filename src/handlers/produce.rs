@@ -1,7 +1,9 @@
 //! Produce (key 0), versions 3-13.
 //!
 //! Each partition's batches are validated by header and CRC, given offsets by patching the
-//! batch header, and appended exactly as received (compressed batches stay compressed). The
+//! batch header, and appended exactly as received (compressed batches stay compressed); on a
+//! topic whose cleanup.policy includes compact every record is read (decompressed) to refuse
+//! keyless ones with INVALID_RECORD and per-record errors, as Kafka does. The
 //! append happens before the next request on the connection is read, so per-connection order
 //! is append order. acks=0: no response (the connection is closed if a partition failed, the
 //! only signal such a client gets). acks=1: answered after the write. acks=-1: answered after
@@ -14,13 +16,13 @@
 //! in the open transaction (INVALID_TXN_STATE otherwise).
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
-use crate::log::now_ms;
+use crate::log::{now_ms, LogError};
 use crate::protocol::batch::BatchView;
 use crate::protocol::{encode_body, ProtocolError, WireError};
 use crate::replica::Partition;
@@ -119,6 +121,12 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     tracing::debug!(log = partition.log.name(), error = %e, "produce refused");
                     r.error_code = log_error_code(&e);
                     r.error_message = Some(StrBytes::from_string(e.to_string()));
+                    if let LogError::InvalidRecords(errors) = &e {
+                        r.record_errors = errors
+                            .iter()
+                            .map(|(i, m)| BatchIndexAndErrorMessage::default().with_batch_index(*i).with_batch_index_error_message(Some(StrBytes::from_string(m.clone()))))
+                            .collect();
+                    }
                     any_error = true;
                 }
             }

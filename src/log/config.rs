@@ -21,6 +21,8 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// `cleanup.policy` contains `delete`.
     pub delete_retention_enabled: bool,
+    /// `cleanup.policy` contains `compact`: every record a client writes must have a key.
+    pub compact: bool,
 }
 
 impl Default for LogConfig {
@@ -35,6 +37,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             flush_messages: i64::MAX,
             delete_retention_enabled: true,
+            compact: false,
         }
     }
 }

@@ -34,12 +34,26 @@ pub enum LogError {
     InvalidBatch(#[from] crate::protocol::batch::BatchError),
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
     RecordTooLarge { size: usize, max: usize },
+    /// Records refused one by one (Kafka's RecordValidationException): (index of the record
+    /// in the partition's data, why), nothing appended.
+    #[error("One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: {}", .0.len(), shown(.0))]
+    InvalidRecords(Vec<(i32, String)>),
     #[error("log {0} is poisoned after an earlier I/O failure")]
     Poisoned(String),
     #[error("{0}")]
     Sequence(#[from] producer_state::SequenceError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The first three record errors, as Kafka lists them in its message.
+fn shown(errors: &[(i32, String)]) -> String {
+    let parts: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')"))
+        .collect();
+    format!("[{}]", parts.join(", "))
 }
 
 pub fn now_ms() -> i64 {

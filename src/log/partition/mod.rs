@@ -128,6 +128,37 @@ impl PartitionLog {
         self.append_with(data, leader_epoch, now_ms, false)
     }
 
+    /// A compacted topic keeps the last record of each key: a record without one is refused,
+    /// as Kafka's LogValidator does (INVALID_RECORD with one error per record, nothing
+    /// appended). Reads every record, decompressing as needed (bounded like any batch).
+    fn check_keys(&self, data: &[u8], batches: &[(usize, usize, i64)]) -> Result<(), LogError> {
+        let mut errors = Vec::new();
+        let mut index = 0i32;
+        for &(at, size, _) in batches {
+            let view = BatchView::parse(&data[at..at + size])?;
+            let res = crate::protocol::records::for_each_record(&view, 64 << 20, |rec| {
+                if rec.key.is_none() {
+                    errors.push((
+                        index,
+                        format!(
+                            "Compacted topic cannot accept message without key in topic partition {}",
+                            self.name
+                        ),
+                    ));
+                }
+                index += 1;
+            });
+            res.map_err(|_| {
+                LogError::InvalidBatch(batch::BatchError::Corrupt("unreadable records"))
+            })?;
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(LogError::InvalidRecords(errors))
+        }
+    }
+
     /// Append for the broker's own writers (coordinators), which may write transaction
     /// markers (control batches); clients may not.
     pub fn append_internal(
@@ -174,6 +205,9 @@ impl PartitionLog {
             return Err(LogError::InvalidBatch(batch::BatchError::Corrupt(
                 "no record batch in produce data",
             )));
+        }
+        if config.compact && !allow_control {
+            self.check_keys(data, &batches)?;
         }
 
         let mut inner = self.inner.lock();
