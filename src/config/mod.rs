@@ -7,7 +7,9 @@
 //! thread pools, controller quorum of a single node) are accepted and logged as ignored.
 
 pub mod describe;
+pub mod group;
 pub mod topic;
+pub mod txn;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -82,9 +84,9 @@ pub struct BrokerConfig {
     /// `producer.id.expiration.ms`: idle idempotent-producer state is dropped after this.
     pub producer_id_expiration_ms: i64,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
-    pub groups: crate::coordinator::GroupConfig,
+    pub groups: group::GroupConfig,
     /// Transaction coordinator settings (`transaction.*`).
-    pub txns: crate::coordinator::txn::TxnConfig,
+    pub txns: txn::TxnConfig,
     /// Topic-level defaults derived from the `log.*` broker keys, by topic key name.
     pub topic_defaults: BTreeMap<&'static str, String>,
     /// Every key explicitly set (file, --set, flags) with its value, for DescribeConfigs.
@@ -276,8 +278,8 @@ impl BrokerConfig {
                 self.groups.consumer_max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
             }
             "group.consumer.migration.policy" => {
-                self.groups.migration_policy = crate::coordinator::MigrationPolicy::parse(v)
-                    .ok_or_else(|| {
+                self.groups.migration_policy =
+                    group::MigrationPolicy::parse(v).ok_or_else(|| {
                         invalid(
                             key,
                             v,
@@ -406,13 +408,13 @@ impl Default for BrokerConfig {
             flush_interval_ms: i64::MAX,
             acks_all_fsync: true,
             producer_id_expiration_ms: 86_400_000,
-            txns: crate::coordinator::txn::TxnConfig {
+            txns: txn::TxnConfig {
                 max_timeout_ms: 900_000,
                 partitions: 50,
                 id_expiration_ms: 604_800_000,
                 remove_expired_interval_ms: 3_600_000,
             },
-            groups: crate::coordinator::GroupConfig {
+            groups: group::GroupConfig {
                 session_timeout_min_ms: 6_000,
                 session_timeout_max_ms: 1_800_000,
                 max_size: 10_000,
@@ -423,7 +425,7 @@ impl Default for BrokerConfig {
                 consumer_session_timeout_ms: 45_000,
                 consumer_heartbeat_interval_ms: 5_000,
                 consumer_max_size: 10_000,
-                migration_policy: crate::coordinator::MigrationPolicy::Bidirectional,
+                migration_policy: group::MigrationPolicy::Bidirectional,
             },
             topic_defaults: BTreeMap::new(),
             explicit: BTreeMap::new(),
