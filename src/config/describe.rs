@@ -347,6 +347,7 @@ fn broker_values(c: &BrokerConfig) -> Vec<(&'static str, Option<String>, &'stati
             "LONG",
         ),
         ("strom.acks.all.fsync", s(&c.acks_all_fsync), "BOOLEAN"),
+        ("strom.max.partitions", s(&c.max_partitions), "INT"),
         (
             "strom.max.inflight.requests.per.connection",
             s(&c.max_inflight_requests_per_connection),

@@ -52,6 +52,9 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
+    /// `strom.max.partitions`: partitions the broker may hold in all, internal topics included
+    /// (Kafka has no such cap; KIP-578 proposed one). Creations past it get POLICY_VIOLATION.
+    pub max_partitions: i32,
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`: the largest request frame accepted, checked before allocation.
     pub socket_request_max_bytes: usize,
@@ -220,6 +223,9 @@ impl BrokerConfig {
             }
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse_bool(key, v)?,
             "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, v)?,
+            "strom.max.partitions" => {
+                self.max_partitions = parse_num(key, v, 1, i32::MAX as i64)? as i32
+            }
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = parse_num(key, v, 1024, i32::MAX as i64)? as usize
             }
@@ -394,6 +400,7 @@ impl Default for BrokerConfig {
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
+            max_partitions: 10_000,
             delete_topic_enable: true,
             socket_request_max_bytes: 104_857_600,
             queued_max_request_bytes: 256 << 20,
