@@ -159,8 +159,13 @@ fn an_unknown_server_assignor_is_unsupported_assignor() {
     };
     let r = join(&mut raw, "sticky-nonesuch");
     assert_eq!(r.error_code, UNSUPPORTED_ASSIGNOR, "{r:?}");
-    let msg = r.error_message.map(|m| m.to_string()).unwrap_or_default();
-    assert!(msg.contains("sticky-nonesuch"), "{msg}");
+    // Kafka 4.x's GroupMetadataManager message, word for word.
+    assert_eq!(
+        r.error_message.map(|m| m.to_string()).as_deref(),
+        Some(
+            "ServerAssignor sticky-nonesuch is not supported. Supported assignors: uniform, range."
+        )
+    );
     // A known one still works.
     let r = join(&mut raw, "range");
     assert_eq!(r.error_code, 0, "{r:?}");
