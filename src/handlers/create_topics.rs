@@ -6,6 +6,9 @@
 //! Kafka's topic config keys (INVALID_CONFIG). `validate_only` checks everything and changes
 //! nothing. v5+ answers with the topic's effective configs and their sources; v7 with its id.
 //! A name repeated within one request gets INVALID_REQUEST for each occurrence, like Kafka.
+//! A topic that would take the broker past `strom.max.partitions` gets POLICY_VIOLATION (the
+//! code Kafka 4 answers for its own limit of 10,000 partitions per request, which Strom does
+//! not have).
 
 use std::collections::{BTreeMap, HashMap};
 
