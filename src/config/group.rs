@@ -44,6 +44,16 @@ impl MigrationPolicy {
         }
     }
 
+    /// Kafka's name of the policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Upgrade => "upgrade",
+            Self::Downgrade => "downgrade",
+            Self::Bidirectional => "bidirectional",
+        }
+    }
+
     pub fn upgrade(self) -> bool {
         matches!(self, Self::Upgrade | Self::Bidirectional)
     }
