@@ -111,6 +111,39 @@ fn the_partition_cap_refuses_creations_with_policy_violation() {
     assert!(!listed(&mut raw).contains(&"auto".to_string()));
 }
 
+/// Kafka 4's limit: one CreateTopics asking for more than 10,000 partitions in all is refused
+/// whole, each topic POLICY_VIOLATION, even when the broker's cap would allow them.
+#[test]
+fn one_create_topics_request_is_limited_to_10000_partitions() {
+    let b = TestBroker::start(&["strom.max.partitions=100000"]);
+    let mut raw = RawClient::connect(b.port);
+    let topic = |n: &str, p: i32| {
+        CreatableTopic::default()
+            .with_name(name(n))
+            .with_num_partitions(p)
+            .with_replication_factor(-1)
+    };
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![topic("a", 5_000), topic("b", 5_001)])
+        .with_timeout_ms(30_000);
+    let r: CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 7, &req);
+    for t in &r.topics {
+        assert_eq!(t.error_code, POLICY_VIOLATION, "{t:?}");
+        assert_eq!(
+            t.error_message.as_deref(),
+            Some("Excessively large number of partitions per request.")
+        );
+    }
+    assert!(listed(&mut raw).is_empty());
+    // At the limit exactly, both pass (validate-only: creating 10,000 partitions is slow).
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![topic("a", 5_000), topic("b", 5_000)])
+        .with_timeout_ms(30_000)
+        .with_validate_only(true);
+    let r: CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 7, &req);
+    assert!(r.topics.iter().all(|t| t.error_code == 0), "{r:?}");
+}
+
 #[test]
 fn one_metadata_request_auto_creates_a_bounded_number_of_topics() {
     let bound = strom::broker::MAX_AUTO_CREATE_PER_REQUEST;
