@@ -2,7 +2,7 @@
 //! and the administrative operations that must change several of them together (create or
 //! delete a topic, add partitions, alter topic configs). Handlers call into this.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -36,6 +36,10 @@ pub enum AdminError {
     InvalidReplicaAssignment(String),
     #[error("{0}")]
     InvalidConfig(String),
+    /// A broker limit (`strom.max.partitions`): POLICY_VIOLATION, as Kafka answers its own
+    /// per-request partition limit.
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("Topic deletion is disabled.")]
     DeletionDisabled,
     #[error("storage error: {0}")]
@@ -69,6 +73,11 @@ pub struct Broker {
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+
+/// Topics one Metadata request may auto-create; the names beyond are answered
+/// UNKNOWN_TOPIC_OR_PARTITION and not created (a client that retries gets the next ones), so
+/// one request cannot create thousands of topics.
+pub const MAX_AUTO_CREATE_PER_REQUEST: usize = 100;
 
 impl Broker {
     /// Opens the data directory: replays metadata, then opens (and recovers) every partition.
@@ -231,6 +240,26 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<TopicMeta, AdminError> {
+        let meta = self.new_topic(name, partitions, replication_factor, configs)?;
+        let _guard = self.admin.lock();
+        let existing = self.metadata.topics();
+        let canonical = canonical_names(&existing);
+        self.check_new_topic(&meta, &canonical, partition_total(&existing))?;
+        if validate_only {
+            return Ok(meta);
+        }
+        self.commit_topics(std::slice::from_ref(&meta))?;
+        Ok(meta)
+    }
+
+    /// Validates what a topic can be checked for without the admin lock and builds it.
+    fn new_topic(
+        &self,
+        name: &str,
+        partitions: Option<i32>,
+        replication_factor: Option<i16>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, AdminError> {
         validate_topic_name(name)?;
         let partitions = partitions.unwrap_or(self.config.num_partitions);
         if partitions <= 0 || partitions > MAX_PARTITIONS_PER_TOPIC {
@@ -244,53 +273,105 @@ impl Broker {
         }
         topic::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(|(_, r)| AdminError::InvalidConfig(r))?;
-        let _guard = self.admin.lock();
-        if self.metadata.topic(name).is_some() {
-            return Err(AdminError::TopicExists(name.to_string()));
-        }
-        let canon = canonical_name(name);
-        if let Some(other) = self
-            .metadata
-            .topics()
-            .into_iter()
-            .find(|t| canonical_name(&t.name) == canon)
-        {
-            return Err(AdminError::InvalidTopic(format!(
-                "Topic '{name}' collides with existing topic: {}",
-                other.name
-            )));
-        }
-        let meta = TopicMeta {
+        Ok(TopicMeta {
             name: name.to_string(),
             id: Uuid::new_v4(),
             partitions,
             configs,
-        };
-        if validate_only {
-            return Ok(meta);
-        }
-        self.metadata.commit(&[MetadataRecord::CreateTopic {
-            name: meta.name.clone(),
-            id: meta.id,
-            partitions,
-            configs: meta.configs.clone(),
-        }])?;
-        for p in 0..partitions {
-            self.open_partition(&meta, p)?;
-        }
-        info!(topic = name, partitions, id = %meta.id, "created topic");
-        Ok(meta)
+        })
     }
 
-    /// Creates `name` with broker defaults if auto-creation is enabled; returns the topic.
-    pub fn auto_create_topic(&self, name: &str) -> Option<TopicMeta> {
-        if !self.config.auto_create_topics_enable || validate_topic_name(name).is_err() {
-            return None;
+    /// Under the admin lock: `meta` must not exist, collide with an existing name (`canonical`:
+    /// canonical name -> name), or take the broker past `strom.max.partitions` (`total`: the
+    /// partitions that exist).
+    fn check_new_topic(
+        &self,
+        meta: &TopicMeta,
+        canonical: &HashMap<String, String>,
+        total: i64,
+    ) -> Result<(), AdminError> {
+        if self.metadata.topic(&meta.name).is_some() {
+            return Err(AdminError::TopicExists(meta.name.clone()));
         }
-        match self.create_topic(name, None, None, BTreeMap::new(), false) {
-            Ok(t) => Some(t),
-            Err(AdminError::TopicExists(_)) => self.metadata.topic(name),
-            Err(_) => None,
+        if let Some(other) = canonical.get(&canonical_name(&meta.name)) {
+            return Err(AdminError::InvalidTopic(format!(
+                "Topic '{}' collides with existing topic: {other}",
+                meta.name
+            )));
+        }
+        self.check_partition_cap(total, i64::from(meta.partitions))
+    }
+
+    /// `strom.max.partitions`: `total` partitions exist and `adding` more are asked for.
+    fn check_partition_cap(&self, total: i64, adding: i64) -> Result<(), AdminError> {
+        let max = i64::from(self.config.max_partitions);
+        if total + adding > max {
+            return Err(AdminError::PolicyViolation(format!(
+                "Adding {adding} partition(s) would exceed the broker's limit of {max} partitions \
+                 (strom.max.partitions); {total} exist."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes topics durable with one metadata fsync, then opens their partitions.
+    fn commit_topics(&self, topics: &[TopicMeta]) -> Result<(), AdminError> {
+        let records: Vec<MetadataRecord> = topics
+            .iter()
+            .map(|t| MetadataRecord::CreateTopic {
+                name: t.name.clone(),
+                id: t.id,
+                partitions: t.partitions,
+                configs: t.configs.clone(),
+            })
+            .collect();
+        self.metadata.commit(&records)?;
+        for t in topics {
+            for p in 0..t.partitions {
+                self.open_partition(t, p)?;
+            }
+            info!(topic = t.name, partitions = t.partitions, id = %t.id, "created topic");
+        }
+        Ok(())
+    }
+
+    /// Auto-creates (Metadata with `allow_auto_topic_creation`) those of `names` that are
+    /// unknown and valid, with broker defaults, when `auto.create.topics.enable` is on: at most
+    /// [`MAX_AUTO_CREATE_PER_REQUEST`] of them, in request order, within `strom.max.partitions`,
+    /// all made durable by one metadata fsync. Returns how many were created; a name not
+    /// created is simply not created (the caller answers UNKNOWN_TOPIC_OR_PARTITION).
+    pub fn auto_create_topics(&self, names: &[&str]) -> usize {
+        if !self.config.auto_create_topics_enable {
+            return 0;
+        }
+        let _guard = self.admin.lock();
+        let existing = self.metadata.topics();
+        let mut canonical = canonical_names(&existing);
+        let mut total = partition_total(&existing);
+        let mut batch: Vec<TopicMeta> = Vec::new();
+        for name in names {
+            if batch.len() >= MAX_AUTO_CREATE_PER_REQUEST {
+                break;
+            }
+            let Ok(meta) = self.new_topic(name, None, None, BTreeMap::new()) else {
+                continue;
+            };
+            if self.check_new_topic(&meta, &canonical, total).is_err() {
+                continue;
+            }
+            total += i64::from(meta.partitions);
+            canonical.insert(canonical_name(&meta.name), meta.name.clone());
+            batch.push(meta);
+        }
+        if batch.is_empty() {
+            return 0;
+        }
+        match self.commit_topics(&batch) {
+            Ok(()) => batch.len(),
+            Err(e) => {
+                tracing::warn!(error = %e, topics = batch.len(), "auto-creating topics failed");
+                0
+            }
         }
     }
 
@@ -341,6 +422,10 @@ impl Broker {
                 "Number of partitions must be at most {MAX_PARTITIONS_PER_TOPIC}."
             )));
         }
+        self.check_partition_cap(
+            partition_total(&self.metadata.topics()),
+            i64::from(count) - i64::from(meta.partitions),
+        )?;
         if let Some(assignments) = assignments {
             let additional = i64::from(count) - i64::from(meta.partitions);
             if assignments.len() as i64 != additional {
@@ -481,6 +566,19 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
         )));
     }
     Ok(())
+}
+
+/// Partitions of all `topics`.
+fn partition_total(topics: &[TopicMeta]) -> i64 {
+    topics.iter().map(|t| i64::from(t.partitions)).sum()
+}
+
+/// Canonical name (`.` as `_`) -> name, of all `topics`.
+fn canonical_names(topics: &[TopicMeta]) -> HashMap<String, String> {
+    topics
+        .iter()
+        .map(|t| (canonical_name(&t.name), t.name.clone()))
+        .collect()
 }
 
 fn canonical_name(name: &str) -> String {

@@ -19,7 +19,9 @@
 //! protocol message type; it knows record batches only through [`protocol::batch`], the
 //! zero-copy header view shared by the wire and the disk format.
 //!
-//! [`config`] holds every setting under Kafka's property names; [`alloc`] makes untrusted
+//! [`config`] holds every setting under Kafka's property names, including the plain group and
+//! transaction coordinator settings that `coordinator` reads (config imports no layer above
+//! `log`); [`alloc`] makes untrusted
 //! capacity claims in requests harmless (see there).
 
 #![deny(unsafe_code)]

@@ -818,6 +818,35 @@ fn served(b: &TestBroker) -> Option<TcpStream> {
     api_versions_on(&mut s, 1).then_some(s)
 }
 
+/// Bytes `client` wrote that the application at the other end of its loopback connection has
+/// not read yet: the client's send queue plus the peer socket's receive queue, from
+/// /proc/net/tcp (None if either socket is not listed).
+fn unread_bytes(client: &TcpStream) -> Option<u64> {
+    let (local, peer) = (client.local_addr().ok()?, client.peer_addr().ok()?);
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+    let (mut tx, mut rx) = (None, None);
+    for line in std::fs::read_to_string("/proc/net/tcp")
+        .ok()?
+        .lines()
+        .skip(1)
+    {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let Some((t, r)) = f.get(4).and_then(|q| q.split_once(':')) else {
+            continue;
+        };
+        let ends = (
+            f.get(1).and_then(|a| port(a)),
+            f.get(2).and_then(|a| port(a)),
+        );
+        if ends == (Some(local.port()), Some(peer.port())) {
+            tx = u64::from_str_radix(t, 16).ok();
+        } else if ends == (Some(peer.port()), Some(local.port())) {
+            rx = u64::from_str_radix(r, 16).ok();
+        }
+    }
+    Some(tx? + rx?)
+}
+
 fn status_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     status
@@ -1133,8 +1162,13 @@ fn a_long_poll_fetch_does_not_hold_the_shared_request_pool() {
     );
     assert!(big.len() > 1 << 20);
     a.write_all(&big).expect("1 MiB request");
-    // Let the broker take both in before the other connection asks.
-    std::thread::sleep(Duration::from_millis(300));
+    // The broker has taken both in (read by the application, not just buffered by the
+    // kernel) before the other connection asks: otherwise a quick answer proves nothing.
+    wait_for(
+        Duration::from_secs(10),
+        "the broker to read the 1 MiB request",
+        || (unread_bytes(&a) == Some(0)).then_some(()),
+    );
     let mut other = connect(&b);
     let started = Instant::now();
     assert!(

@@ -393,12 +393,17 @@ fn transactional_id_with_an_open_transaction_does_not_expire() {
     p.flush(Duration::from_secs(30)).expect("flush");
     assert_eq!(describe_transaction(&b, "t-open").3, "Ongoing");
     // An idle id registered now expires after 2 s: once it is gone, expiry has run past the
-    // open transaction's last update too.
+    // open transaction's last update too. A run skips ids busy with a request, so a second
+    // idle id, registered only after the first is gone, proves one more whole run past the
+    // cutoff (instead of sleeping and hoping runs happened).
     let (idle_pid, idle_epoch) = init_producer_id(&b, "t-idle");
     wait_for(Duration::from_secs(20), "t-idle to expire", || {
         (!list_transactions(&b).contains_key("t-idle")).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(1500)); // three more expiry runs
+    init_producer_id(&b, "t-idle2");
+    wait_for(Duration::from_secs(20), "t-idle2 to expire", || {
+        (!list_transactions(&b).contains_key("t-idle2")).then_some(())
+    });
     let (code, _, _, state) = describe_transaction(&b, "t-open");
     assert_eq!(
         (code, state.as_str()),

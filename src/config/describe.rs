@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::broker;
 use crate::config::topic::{self, Source};
 use crate::config::BrokerConfig;
 
@@ -96,8 +97,8 @@ impl<'a> Describer<'a> {
         let defaults = broker_values(&BrokerConfig::default())
             .into_iter()
             // Derived from `listeners` when not set: no default of its own, as in Kafka.
-            .filter(|(n, _, _)| *n != "advertised.listeners")
-            .map(|(n, v, _)| (n, v))
+            .filter(|b| b.name != "advertised.listeners")
+            .map(|b| (b.name, b.value))
             .collect();
         Describer { config, defaults }
     }
@@ -170,15 +171,15 @@ impl<'a> Describer<'a> {
     pub fn broker_entries(&self) -> Vec<ConfigEntry> {
         let mut out: Vec<ConfigEntry> = broker_values(self.config)
             .into_iter()
-            .map(|(name, value, type_name)| {
-                let synonyms = self.broker_synonyms(name);
+            .map(|b| {
+                let synonyms = self.broker_synonyms(b.name);
                 ConfigEntry {
-                    name,
-                    value,
+                    name: b.name,
+                    value: b.value,
                     source: synonyms.first().map_or(Source::Default, |s| s.source),
                     synonyms,
-                    type_name,
-                    doc: None,
+                    type_name: b.type_name,
+                    doc: b.doc,
                     // No dynamic broker configs yet: nothing can be altered at run time.
                     read_only: true,
                 }
@@ -189,176 +190,37 @@ impl<'a> Describer<'a> {
     }
 }
 
-/// Every broker key Strom understands: (name, value, Kafka type name). A key Kafka leaves
-/// unset by default (`log.retention.ms`, `log.roll.ms`, ...) has no value unless set.
-fn broker_values(c: &BrokerConfig) -> Vec<(&'static str, Option<String>, &'static str)> {
-    let g = &c.groups;
-    let raw = |k: &str| c.explicit.get(k).cloned();
-    let s = |v: &dyn ToString| Some(v.to_string());
-    let mut out = vec![
-        ("node.id", s(&c.node_id), "INT"),
-        ("log.dirs", s(&c.log_dir.display()), "STRING"),
-        (
-            "listeners",
-            Some(format!("PLAINTEXT://{}", c.listen)),
-            "STRING",
-        ),
-        (
-            "advertised.listeners",
-            Some(format!(
-                "PLAINTEXT://{}:{}",
-                c.advertised_host, c.advertised_port
-            )),
-            "STRING",
-        ),
-        ("num.partitions", s(&c.num_partitions), "INT"),
-        (
-            "default.replication.factor",
-            s(&c.default_replication_factor),
-            "INT",
-        ),
-        (
-            "auto.create.topics.enable",
-            s(&c.auto_create_topics_enable),
-            "BOOLEAN",
-        ),
-        ("delete.topic.enable", s(&c.delete_topic_enable), "BOOLEAN"),
-        (
-            "socket.request.max.bytes",
-            s(&c.socket_request_max_bytes),
-            "INT",
-        ),
-        (
-            "queued.max.request.bytes",
-            s(&c.queued_max_request_bytes),
-            "LONG",
-        ),
-        ("max.connections", s(&c.max_connections), "INT"),
-        ("socket.listen.backlog.size", s(&c.listen_backlog), "INT"),
-        (
-            "connections.max.idle.ms",
-            s(&c.connections_max_idle_ms),
-            "LONG",
-        ),
-        ("fetch.max.bytes", s(&c.fetch_max_bytes), "INT"),
-        (
-            "log.retention.check.interval.ms",
-            s(&c.retention_check_interval_ms),
-            "LONG",
-        ),
-        (
-            "log.flush.interval.ms",
-            raw("log.flush.interval.ms"),
-            "LONG",
-        ),
-        (
-            "log.flush.interval.messages",
-            c.topic_default("flush.messages"),
-            "LONG",
-        ),
-        ("log.retention.ms", raw("log.retention.ms"), "LONG"),
-        ("log.retention.minutes", raw("log.retention.minutes"), "INT"),
-        (
-            "log.retention.hours",
-            raw("log.retention.hours").or_else(|| s(&168)),
-            "INT",
-        ),
-        ("log.roll.ms", raw("log.roll.ms"), "LONG"),
-        (
-            "log.roll.hours",
-            raw("log.roll.hours").or_else(|| s(&168)),
-            "INT",
-        ),
-        (
-            "producer.id.expiration.ms",
-            s(&c.producer_id_expiration_ms),
-            "INT",
-        ),
-        (
-            "group.min.session.timeout.ms",
-            s(&g.session_timeout_min_ms),
-            "INT",
-        ),
-        (
-            "group.max.session.timeout.ms",
-            s(&g.session_timeout_max_ms),
-            "INT",
-        ),
-        ("group.max.size", s(&g.max_size), "INT"),
-        (
-            "group.initial.rebalance.delay.ms",
-            s(&g.initial_rebalance_delay_ms),
-            "INT",
-        ),
-        (
-            "group.consumer.session.timeout.ms",
-            s(&g.consumer_session_timeout_ms),
-            "INT",
-        ),
-        (
-            "group.consumer.heartbeat.interval.ms",
-            s(&g.consumer_heartbeat_interval_ms),
-            "INT",
-        ),
-        ("group.consumer.max.size", s(&g.consumer_max_size), "INT"),
-        (
-            "offsets.retention.minutes",
-            s(&(g.offsets_retention_ms / 60_000)),
-            "INT",
-        ),
-        (
-            "offset.metadata.max.bytes",
-            s(&g.offset_metadata_max_bytes),
-            "INT",
-        ),
-        (
-            "offsets.topic.num.partitions",
-            s(&g.offsets_partitions),
-            "INT",
-        ),
-        (
-            "transaction.max.timeout.ms",
-            s(&c.txns.max_timeout_ms),
-            "INT",
-        ),
-        (
-            "transaction.state.log.num.partitions",
-            s(&c.txns.partitions),
-            "INT",
-        ),
-        (
-            "transactional.id.expiration.ms",
-            s(&c.txns.id_expiration_ms),
-            "INT",
-        ),
-        (
-            "transaction.remove.expired.transaction.cleanup.interval.ms",
-            s(&c.txns.remove_expired_interval_ms),
-            "INT",
-        ),
-        (
-            "strom.connection.max.queued.bytes",
-            s(&c.connection_max_queued_bytes),
-            "LONG",
-        ),
-        (
-            "strom.request.receive.timeout.ms",
-            s(&c.request_receive_timeout_ms),
-            "LONG",
-        ),
-        ("strom.acks.all.fsync", s(&c.acks_all_fsync), "BOOLEAN"),
-        (
-            "strom.max.inflight.requests.per.connection",
-            s(&c.max_inflight_requests_per_connection),
-            "INT",
-        ),
-    ];
+/// Every broker key Strom understands with its value, type and doc, from
+/// [`broker::BROKER_KEYS`] and the broker keys of topic configs. A key Kafka leaves unset by
+/// default (`log.retention.ms`, `log.roll.ms`, ...) has no value unless set.
+fn broker_values(c: &BrokerConfig) -> Vec<BrokerValue> {
+    let mut out: Vec<BrokerValue> = broker::BROKER_KEYS
+        .iter()
+        .map(|k| BrokerValue {
+            name: k.name,
+            value: (k.get)(c),
+            type_name: k.type_name,
+            doc: Some(k.doc),
+        })
+        .collect();
     for spec in topic::TOPIC_CONFIGS {
         if let Some(key) = spec.broker_key {
-            out.push((key, c.topic_default(spec.name), spec.type_name));
+            out.push(BrokerValue {
+                name: key,
+                value: c.topic_default(spec.name),
+                type_name: spec.type_name,
+                doc: Some(spec.doc),
+            });
         }
     }
     out
+}
+
+struct BrokerValue {
+    name: &'static str,
+    value: Option<String>,
+    type_name: &'static str,
+    doc: Option<&'static str>,
 }
 
 #[cfg(test)]

@@ -6,8 +6,11 @@
 //! errors naming the key. Kafka keys that configure machinery Strom does not have (ZooKeeper,
 //! thread pools, controller quorum of a single node) are accepted and logged as ignored.
 
+pub mod broker;
 pub mod describe;
+pub mod group;
 pub mod topic;
+pub mod txn;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -50,6 +53,9 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
+    /// `strom.max.partitions`: partitions the broker may hold in all, internal topics included
+    /// (Kafka has no such cap; KIP-578 proposed one). Creations past it get POLICY_VIOLATION.
+    pub max_partitions: i32,
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`: the largest request frame accepted, checked before allocation.
     pub socket_request_max_bytes: usize,
@@ -82,9 +88,9 @@ pub struct BrokerConfig {
     /// `producer.id.expiration.ms`: idle idempotent-producer state is dropped after this.
     pub producer_id_expiration_ms: i64,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
-    pub groups: crate::coordinator::GroupConfig,
+    pub groups: group::GroupConfig,
     /// Transaction coordinator settings (`transaction.*`).
-    pub txns: crate::coordinator::txn::TxnConfig,
+    pub txns: txn::TxnConfig,
     /// Topic-level defaults derived from the `log.*` broker keys, by topic key name.
     pub topic_defaults: BTreeMap<&'static str, String>,
     /// Every key explicitly set (file, --set, flags) with its value, for DescribeConfigs.
@@ -184,189 +190,21 @@ impl BrokerConfig {
     /// Applies one broker property.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let v = value.trim();
-        match key {
-            "node.id" => self.node_id = parse_num(key, v, 0, i32::MAX as i64)? as i32,
-            "log.dirs" | "log.dir" => {
-                let first = v.split(',').next().unwrap_or("").trim();
-                if first.is_empty() {
-                    return Err(invalid(key, v, "must name a directory"));
-                }
-                if v.contains(',') {
-                    return Err(invalid(key, v, "Strom uses a single log directory"));
-                }
-                self.log_dir = PathBuf::from(first);
-            }
-            "listeners" => {
-                let addr = parse_listener(key, v)?;
-                self.listen = addr.parse().map_err(|e| invalid(key, v, format!("{e}")))?;
-                if !self.explicit.contains_key("advertised.listeners") {
-                    self.advertised_host = self.listen.ip().to_string();
-                    self.advertised_port = self.listen.port();
-                }
-            }
-            "advertised.listeners" => {
-                let addr = parse_listener(key, v)?;
-                let (host, port) = addr
-                    .rsplit_once(':')
-                    .ok_or_else(|| invalid(key, v, "expected HOST:PORT"))?;
-                self.advertised_host = host.trim_matches(|c| c == '[' || c == ']').to_string();
-                self.advertised_port = port.parse().map_err(|_| invalid(key, v, "bad port"))?;
-            }
-            "num.partitions" => self.num_partitions = parse_num(key, v, 1, 1_000_000)? as i32,
-            "default.replication.factor" => {
-                self.default_replication_factor = parse_num(key, v, 1, 1)? as i16;
-            }
-            "auto.create.topics.enable" => self.auto_create_topics_enable = parse_bool(key, v)?,
-            "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, v)?,
-            "socket.request.max.bytes" => {
-                self.socket_request_max_bytes = parse_num(key, v, 1024, i32::MAX as i64)? as usize
-            }
-            "queued.max.request.bytes" => {
-                let n = parse_num(key, v, -1, i64::MAX)?;
-                self.queued_max_request_bytes = if n < 0 { 1 << 30 } else { n as usize };
-            }
-            "max.connections" => {
-                self.max_connections = parse_num(key, v, 1, i32::MAX as i64)? as usize
-            }
-            "socket.listen.backlog.size" => {
-                self.listen_backlog = parse_num(key, v, 1, i32::MAX as i64)? as u32
-            }
-            "connections.max.idle.ms" => {
-                self.connections_max_idle_ms = parse_num(key, v, 1, i64::MAX)? as u64
-            }
-            "strom.request.receive.timeout.ms" => {
-                self.request_receive_timeout_ms = parse_num(key, v, 1, i64::MAX)? as u64
-            }
-            "strom.max.inflight.requests.per.connection" => {
-                self.max_inflight_requests_per_connection = parse_num(key, v, 1, 100_000)? as usize
-            }
-            "strom.connection.max.queued.bytes" => {
-                self.connection_max_queued_bytes = parse_num(key, v, 1024, 1 << 40)? as usize
-            }
-            "fetch.max.bytes" => {
-                self.fetch_max_bytes = parse_num(key, v, 1024, i32::MAX as i64)? as usize
-            }
-            "log.retention.check.interval.ms" => {
-                self.retention_check_interval_ms = parse_num(key, v, 1, i64::MAX)? as u64
-            }
-            "log.flush.interval.ms" => {
-                self.flush_interval_ms = parse_num(key, v, 0, i64::MAX)?;
-                self.topic_defaults
-                    .insert("flush.ms", self.flush_interval_ms.to_string());
-            }
-            "strom.acks.all.fsync" => self.acks_all_fsync = parse_bool(key, v)?,
-            "producer.id.expiration.ms" => {
-                self.producer_id_expiration_ms = parse_num(key, v, 1, i64::MAX)?
-            }
-            "group.min.session.timeout.ms" => {
-                self.groups.session_timeout_min_ms = parse_num(key, v, 1, i32::MAX as i64)? as i32
-            }
-            "group.max.session.timeout.ms" => {
-                self.groups.session_timeout_max_ms = parse_num(key, v, 1, i32::MAX as i64)? as i32
-            }
-            "group.consumer.session.timeout.ms" => {
-                self.groups.consumer_session_timeout_ms =
-                    parse_num(key, v, 1, i32::MAX as i64)? as u64
-            }
-            "group.consumer.heartbeat.interval.ms" => {
-                self.groups.consumer_heartbeat_interval_ms =
-                    parse_num(key, v, 1, i32::MAX as i64)? as i32
-            }
-            "group.consumer.max.size" => {
-                self.groups.consumer_max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
-            }
-            "group.consumer.migration.policy" => {
-                self.groups.migration_policy = crate::coordinator::MigrationPolicy::parse(v)
-                    .ok_or_else(|| {
-                        invalid(
-                            key,
-                            v,
-                            "expected disabled, upgrade, downgrade or bidirectional",
-                        )
-                    })?
-            }
-            "transaction.max.timeout.ms" => {
-                self.txns.max_timeout_ms = parse_num(key, v, 1, i32::MAX as i64)? as i32
-            }
-            "transaction.state.log.num.partitions" => {
-                self.txns.partitions = parse_num(key, v, 1, 1000)? as i32
-            }
-            "transactional.id.expiration.ms" => {
-                self.txns.id_expiration_ms = parse_num(key, v, 1, i32::MAX as i64)?
-            }
-            "transaction.remove.expired.transaction.cleanup.interval.ms" => {
-                self.txns.remove_expired_interval_ms = parse_num(key, v, 1, i32::MAX as i64)? as u64
-            }
-            "group.max.size" => {
-                self.groups.max_size = parse_num(key, v, 1, i32::MAX as i64)? as usize
-            }
-            "group.initial.rebalance.delay.ms" => {
-                self.groups.initial_rebalance_delay_ms =
-                    parse_num(key, v, 0, i32::MAX as i64)? as u64
-            }
-            "offsets.retention.minutes" => {
-                self.groups.offsets_retention_ms = parse_num(key, v, 1, i32::MAX as i64)? * 60_000
-            }
-            "offset.metadata.max.bytes" => {
-                self.groups.offset_metadata_max_bytes =
-                    parse_num(key, v, 0, i32::MAX as i64)? as usize
-            }
-            "offsets.topic.num.partitions" => {
-                self.groups.offsets_partitions = parse_num(key, v, 1, 1000)? as i32
-            }
-            "log.retention.hours" | "log.retention.minutes" | "log.retention.ms" => {
-                let ms = scaled_ms(key, v)?;
-                // Kafka: ms wins over minutes wins over hours.
-                let rank = |k: &str| match k {
-                    "log.retention.ms" => 3,
-                    "log.retention.minutes" => 2,
-                    _ => 1,
-                };
-                let current = self
-                    .explicit
-                    .keys()
-                    .filter(|k| {
-                        k.starts_with("log.retention.")
-                            && *k != "log.retention.bytes"
-                            && *k != "log.retention.check.interval.ms"
-                    })
-                    .map(|k| rank(k))
-                    .max()
-                    .unwrap_or(0);
-                if rank(key) >= current {
-                    self.topic_defaults.insert("retention.ms", ms.to_string());
-                }
-            }
-            "log.roll.hours" | "log.roll.ms" => {
-                let ms = scaled_ms(key, v)?;
-                if key == "log.roll.ms" || !self.explicit.contains_key("log.roll.ms") {
-                    self.topic_defaults.insert("segment.ms", ms.to_string());
-                }
-            }
-            "log.flush.interval.messages" => {
-                topic::validate(topic::spec("flush.messages").expect("spec"), v)
-                    .map_err(|r| invalid(key, v, r))?;
-                self.topic_defaults.insert("flush.messages", v.to_string());
-            }
-            other => {
-                if let Some(spec) = topic::TOPIC_CONFIGS
-                    .iter()
-                    .find(|s| s.broker_key == Some(other))
-                {
-                    topic::validate(spec, v).map_err(|r| invalid(key, v, r))?;
-                    self.topic_defaults.insert(spec.name, v.to_string());
-                } else if IGNORED_KEYS.contains(&other)
-                    || other.starts_with("listener.name.")
-                    || other.starts_with("log4j")
-                {
-                    tracing::info!(
-                        key = other,
-                        "configuration key accepted but has no effect in Strom"
-                    );
-                } else {
-                    return Err(ConfigError::UnknownKey(other.to_string()));
-                }
-            }
+        if let Some(k) = broker::key(key) {
+            (k.set)(self, key, v)?;
+        } else if let Some(spec) = topic::TOPIC_CONFIGS
+            .iter()
+            .find(|s| s.broker_key == Some(key))
+        {
+            topic::validate(spec, v).map_err(|r| invalid(key, v, r))?;
+            self.topic_defaults.insert(spec.name, v.to_string());
+        } else if IGNORED_KEYS.contains(&key)
+            || key.starts_with("listener.name.")
+            || key.starts_with("log4j")
+        {
+            tracing::info!(key, "configuration key accepted but has no effect in Strom");
+        } else {
+            return Err(ConfigError::UnknownKey(key.to_string()));
         }
         self.explicit.insert(key.to_string(), v.to_string());
         Ok(())
@@ -381,53 +219,72 @@ impl BrokerConfig {
     }
 }
 
-impl Default for BrokerConfig {
-    fn default() -> Self {
+impl BrokerConfig {
+    /// Every field before any key is applied. The meaningful values come from the defaults in
+    /// [`broker::BROKER_KEYS`]; `flush_interval_ms` stays i64::MAX (fsync only on demand) unless
+    /// `log.flush.interval.ms` is set, as that key has no default.
+    fn unset() -> Self {
         BrokerConfig {
-            node_id: 1,
-            log_dir: PathBuf::from("./data"),
-            listen: "127.0.0.1:9092".parse().expect("valid default address"),
-            advertised_host: "127.0.0.1".into(),
-            advertised_port: 9092,
-            num_partitions: 1,
-            default_replication_factor: 1,
-            auto_create_topics_enable: true,
-            delete_topic_enable: true,
-            socket_request_max_bytes: 104_857_600,
-            queued_max_request_bytes: 256 << 20,
-            max_connections: 10_000,
-            listen_backlog: 1024,
-            connections_max_idle_ms: 600_000,
-            request_receive_timeout_ms: 60_000,
-            max_inflight_requests_per_connection: 1_000,
-            connection_max_queued_bytes: 16 << 20,
-            fetch_max_bytes: 57_671_680,
-            retention_check_interval_ms: 300_000,
+            node_id: 0,
+            log_dir: PathBuf::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertised_host: String::new(),
+            advertised_port: 0,
+            num_partitions: 0,
+            default_replication_factor: 0,
+            auto_create_topics_enable: false,
+            max_partitions: 0,
+            delete_topic_enable: false,
+            socket_request_max_bytes: 0,
+            queued_max_request_bytes: 0,
+            max_connections: 0,
+            listen_backlog: 0,
+            connections_max_idle_ms: 0,
+            request_receive_timeout_ms: 0,
+            max_inflight_requests_per_connection: 0,
+            connection_max_queued_bytes: 0,
+            fetch_max_bytes: 0,
+            retention_check_interval_ms: 0,
             flush_interval_ms: i64::MAX,
-            acks_all_fsync: true,
-            producer_id_expiration_ms: 86_400_000,
-            txns: crate::coordinator::txn::TxnConfig {
-                max_timeout_ms: 900_000,
-                partitions: 50,
-                id_expiration_ms: 604_800_000,
-                remove_expired_interval_ms: 3_600_000,
+            acks_all_fsync: false,
+            producer_id_expiration_ms: 0,
+            txns: txn::TxnConfig {
+                max_timeout_ms: 0,
+                partitions: 0,
+                id_expiration_ms: 0,
+                remove_expired_interval_ms: 0,
             },
-            groups: crate::coordinator::GroupConfig {
-                session_timeout_min_ms: 6_000,
-                session_timeout_max_ms: 1_800_000,
-                max_size: 10_000,
-                initial_rebalance_delay_ms: 3_000,
-                offsets_retention_ms: 7 * 24 * 3_600_000,
-                offset_metadata_max_bytes: 4096,
-                offsets_partitions: 50,
-                consumer_session_timeout_ms: 45_000,
-                consumer_heartbeat_interval_ms: 5_000,
-                consumer_max_size: 10_000,
-                migration_policy: crate::coordinator::MigrationPolicy::Bidirectional,
+            groups: group::GroupConfig {
+                session_timeout_min_ms: 0,
+                session_timeout_max_ms: 0,
+                max_size: 0,
+                initial_rebalance_delay_ms: 0,
+                offsets_retention_ms: 0,
+                offset_metadata_max_bytes: 0,
+                offsets_partitions: 0,
+                consumer_session_timeout_ms: 0,
+                consumer_heartbeat_interval_ms: 0,
+                consumer_max_size: 0,
+                migration_policy: group::MigrationPolicy::Bidirectional,
             },
             topic_defaults: BTreeMap::new(),
             explicit: BTreeMap::new(),
         }
+    }
+}
+
+impl Default for BrokerConfig {
+    /// The defaults of [`broker::BROKER_KEYS`], applied in table order (not recorded as
+    /// explicitly set).
+    fn default() -> Self {
+        let mut c = BrokerConfig::unset();
+        for k in broker::BROKER_KEYS {
+            if let Some(v) = k.default {
+                // Checked for every key by the `every_default_parses` test.
+                (k.set)(&mut c, k.name, v).expect("built-in default is valid");
+            }
+        }
+        c
     }
 }
 
@@ -563,6 +420,46 @@ mod tests {
         assert_eq!(c.topic_default("retention.ms").as_deref(), Some("3600000"));
         assert_eq!(c.topic_default("segment.bytes").as_deref(), Some("1048576"));
         assert_eq!(c.advertised_port, 9999);
+    }
+
+    #[test]
+    fn every_default_parses() {
+        for k in broker::BROKER_KEYS {
+            if let Some(v) = k.default {
+                let mut c = BrokerConfig::unset();
+                assert!((k.set)(&mut c, k.name, v).is_ok(), "default of {}", k.name);
+                assert_eq!(
+                    (k.get)(&BrokerConfig::default()).as_deref(),
+                    Some(v),
+                    "{}",
+                    k.name
+                );
+            }
+        }
+        let mut names: Vec<&str> = broker::BROKER_KEYS.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), broker::BROKER_KEYS.len(), "a key listed twice");
+    }
+
+    /// README's configuration table lists every broker key (keys sharing a row are written
+    /// `log.retention.ms` / `.minutes` / `.hours`: a dotted suffix counts there).
+    #[test]
+    fn readme_lists_every_broker_key() {
+        let readme = include_str!("../../README.md");
+        let missing: Vec<&str> = broker::BROKER_KEYS
+            .iter()
+            .map(|k| k.name)
+            .filter(|name| {
+                let row_suffix = |i: usize| readme.contains(&format!("`{}`", &name[i..]));
+                !readme.contains(&format!("`{name}`"))
+                    && !name.match_indices('.').any(|(i, _)| row_suffix(i))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "README's config table misses {missing:?}"
+        );
     }
 
     #[test]

@@ -19,17 +19,44 @@ pub struct MemberSpec<'a> {
     pub current: &'a Assignment,
 }
 
-pub const ASSIGNORS: &[&str] = &["uniform", "range"];
+/// A server assignor. A name the broker does not know has no value of this type, so it cannot
+/// silently become another assignor: a heartbeat naming one is refused (UNSUPPORTED_ASSIGNOR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignor {
+    Uniform,
+    Range,
+}
+
+impl Assignor {
+    /// Every assignor, the default (`uniform`, as in Kafka) first.
+    pub const ALL: [Assignor; 2] = [Assignor::Uniform, Assignor::Range];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Assignor::Uniform => "uniform",
+            Assignor::Range => "range",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// "uniform, range", for error messages.
+    pub fn names() -> String {
+        Self::ALL.map(Assignor::name).join(", ")
+    }
+}
 
 /// Computes the target assignment. `partitions` holds each existing topic's partition count.
 pub fn assign(
-    name: &str,
+    assignor: Assignor,
     members: &[MemberSpec<'_>],
     partitions: &BTreeMap<Uuid, i32>,
 ) -> BTreeMap<String, Assignment> {
-    match name {
-        "range" => range(members, partitions),
-        _ => uniform(members, partitions),
+    match assignor {
+        Assignor::Range => range(members, partitions),
+        Assignor::Uniform => uniform(members, partitions),
     }
 }
 
@@ -185,6 +212,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_known_names_are_assignors() {
+        assert_eq!(Assignor::from_name("uniform"), Some(Assignor::Uniform));
+        assert_eq!(Assignor::from_name("range"), Some(Assignor::Range));
+        assert_eq!(Assignor::from_name("sticky"), None);
+        assert_eq!(Assignor::from_name("Range"), None);
+        assert_eq!(Assignor::names(), "uniform, range");
+    }
+
+    #[test]
     fn uniform_balances_and_sticks() {
         let t = Uuid::from_u128(1);
         let parts: BTreeMap<Uuid, i32> = [(t, 6)].into_iter().collect();
@@ -207,7 +243,7 @@ mod tests {
                 current: &empty,
             },
         ];
-        let out = assign("uniform", &ms, &parts);
+        let out = assign(Assignor::Uniform, &ms, &parts);
         assert!(out.values().all(|a| size(a) == 2));
         // c leaves: a and b keep theirs and share c's.
         let (a_cur, b_cur) = (out["a"].clone(), out["b"].clone());
@@ -223,7 +259,7 @@ mod tests {
                 current: &b_cur,
             },
         ];
-        let out2 = assign("uniform", &ms2, &parts);
+        let out2 = assign(Assignor::Uniform, &ms2, &parts);
         assert_eq!(size(&out2["a"]), 3);
         assert_eq!(size(&out2["b"]), 3);
         assert!(
@@ -250,7 +286,7 @@ mod tests {
                 current: &empty,
             },
         ];
-        let out = assign("range", &ms, &parts);
+        let out = assign(Assignor::Range, &ms, &parts);
         assert_eq!(out["a"][&t], [0, 1, 2].into_iter().collect());
         assert_eq!(out["b"][&t], [3, 4].into_iter().collect());
     }
@@ -281,7 +317,7 @@ mod bench {
             })
             .collect();
         let start = Instant::now();
-        let out = assign("uniform", &ms, &parts);
+        let out = assign(Assignor::Uniform, &ms, &parts);
         let took = start.elapsed();
         println!("uniform fresh 10,000 x 1,000: {took:?}");
         assert!(took.as_secs() < 2, "fresh assignment took {took:?}");
@@ -295,7 +331,7 @@ mod bench {
             })
             .collect();
         let start = Instant::now();
-        let out2 = assign("uniform", &ms2, &parts);
+        let out2 = assign(Assignor::Uniform, &ms2, &parts);
         let took = start.elapsed();
         println!("uniform rebalance 10,000 x 999: {took:?}");
         assert!(took.as_secs() < 2, "rebalance took {took:?}");

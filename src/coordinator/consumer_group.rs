@@ -74,7 +74,7 @@ pub struct ConsumerMember {
 pub struct ConsumerGroup {
     pub group_epoch: i32,
     pub assignment_epoch: i32,
-    pub assignor: String,
+    pub assignor: assignor::Assignor,
     pub members: BTreeMap<String, ConsumerMember>,
     pub target: BTreeMap<String, Assignment>,
     /// Names and partition counts of the subscribed topics at the last epoch bump.
@@ -135,7 +135,7 @@ impl ConsumerGroup {
         ConsumerGroup {
             group_epoch: 0,
             assignment_epoch: 0,
-            assignor: assignor::ASSIGNORS[0].to_string(),
+            assignor: assignor::Assignor::ALL[0],
             members: BTreeMap::new(),
             target: BTreeMap::new(),
             subscribed_metadata: BTreeMap::new(),
@@ -166,15 +166,15 @@ impl ConsumerGroup {
         known
     }
 
-    /// Kafka's rule: the assignor most members ask for (ties: the first in [`assignor::ASSIGNORS`]),
-    /// the default when nobody asks.
-    fn preferred_assignor(&self) -> &'static str {
-        let mut counts = [0usize; assignor::ASSIGNORS.len()];
+    /// Kafka's rule: the assignor most members ask for (ties: the first in
+    /// [`assignor::Assignor::ALL`]), the default when nobody asks.
+    fn preferred_assignor(&self) -> assignor::Assignor {
+        let mut counts = [0usize; assignor::Assignor::ALL.len()];
         for m in self.members.values() {
             if let Some(i) = m
                 .server_assignor
                 .as_deref()
-                .and_then(|a| assignor::ASSIGNORS.iter().position(|x| *x == a))
+                .and_then(|a| assignor::Assignor::ALL.iter().position(|x| x.name() == a))
             {
                 counts[i] += 1;
             }
@@ -185,7 +185,7 @@ impl ConsumerGroup {
                 best = i;
             }
         }
-        assignor::ASSIGNORS[best]
+        assignor::Assignor::ALL[best]
     }
 
     /// The member that owns a static member's instance id.
@@ -238,10 +238,13 @@ impl ConsumerGroup {
         now: Instant,
     ) -> Result<HeartbeatResponse, HeartbeatError> {
         if let Some(a) = &req.server_assignor {
-            if !assignor::ASSIGNORS.contains(&a.as_str()) {
+            if assignor::Assignor::from_name(a).is_none() {
                 return Err((
                     WireError::UnsupportedAssignor.code(),
-                    format!("Assignor {a} is not supported. Supported assignors: uniform, range."),
+                    format!(
+                        "ServerAssignor {a} is not supported. Supported assignors: {}.",
+                        assignor::Assignor::names()
+                    ),
                 ));
             }
         }
@@ -475,7 +478,7 @@ impl ConsumerGroup {
         }
         let preferred = self.preferred_assignor();
         if preferred != self.assignor {
-            self.assignor = preferred.to_string();
+            self.assignor = preferred;
             changed = true;
         }
         if changed {
@@ -551,7 +554,7 @@ impl ConsumerGroup {
             .iter()
             .map(|(id, (_, n))| (*id, *n))
             .collect();
-        let target = assignor::assign(&self.assignor, &specs, &partitions);
+        let target = assignor::assign(self.assignor, &specs, &partitions);
         for id in self.target.keys().chain(target.keys()) {
             if self.target.get(id) != target.get(id) {
                 self.dirty.targets.insert(id.clone());
@@ -965,7 +968,11 @@ mod tests {
             .expect("hb b");
         log.extend(g.take_records("grp"));
         assert_eq!(g.state(), "Stable");
-        assert_eq!(g.assignor, "range", "the only assignor asked for");
+        assert_eq!(
+            g.assignor,
+            assignor::Assignor::Range,
+            "the only assignor asked for"
+        );
         // Plain heartbeats that change nothing produce no records.
         g.heartbeat(hb("a", a3.member_epoch, None), &topics(), &limits, t0)
             .expect("idle a");
@@ -977,7 +984,7 @@ mod tests {
         let t1 = t0 + Duration::from_secs(100);
         let mut r = replayed(&log, t1);
         assert_eq!(
-            (r.group_epoch, r.assignment_epoch, r.assignor.as_str()),
+            (r.group_epoch, r.assignment_epoch, r.assignor.name()),
             (g.group_epoch, g.assignment_epoch, "range")
         );
         assert_eq!(r.target, g.target);

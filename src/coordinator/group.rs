@@ -1181,4 +1181,20 @@ mod tests {
             Err(WireError::IllegalGeneration.code())
         );
     }
+
+    /// Any i32 a client or a record can carry gives a sane deadline: the casts this helper
+    /// replaced (`timeout as u64`) turned -1 into 2^64-1 ms, a deadline some 585 million years
+    /// away, so a member with a negative session timeout never expired.
+    #[test]
+    fn deadline_after_takes_any_i32() {
+        let now = Instant::now();
+        assert_eq!(deadline_after(now, -1), now);
+        assert_eq!(deadline_after(now, i32::MIN), now);
+        assert_eq!(deadline_after(now, 0), now);
+        assert_eq!(deadline_after(now, 45_000), now + Duration::from_secs(45));
+        assert_eq!(
+            deadline_after(now, i32::MAX),
+            now + Duration::from_millis(2_147_483_647)
+        );
+    }
 }

@@ -51,56 +51,7 @@ use crate::replica::Partition;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Settings of the group coordinator (Kafka's keys, see config).
-#[derive(Debug, Clone)]
-pub struct GroupConfig {
-    pub session_timeout_min_ms: i32,
-    pub session_timeout_max_ms: i32,
-    pub max_size: usize,
-    pub initial_rebalance_delay_ms: u64,
-    pub offsets_retention_ms: i64,
-    pub offset_metadata_max_bytes: usize,
-    pub offsets_partitions: i32,
-    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
-    pub consumer_session_timeout_ms: u64,
-    /// `group.consumer.heartbeat.interval.ms`.
-    pub consumer_heartbeat_interval_ms: i32,
-    /// `group.consumer.max.size`.
-    pub consumer_max_size: usize,
-    /// `group.consumer.migration.policy`.
-    pub migration_policy: MigrationPolicy,
-}
-
-/// `group.consumer.migration.policy`: which online conversions between a classic and a
-/// consumer group are allowed (conversions of empty groups always are).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MigrationPolicy {
-    Disabled,
-    Upgrade,
-    Downgrade,
-    Bidirectional,
-}
-
-impl MigrationPolicy {
-    /// Kafka's values, case-insensitive.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "disabled" => Some(Self::Disabled),
-            "upgrade" => Some(Self::Upgrade),
-            "downgrade" => Some(Self::Downgrade),
-            "bidirectional" => Some(Self::Bidirectional),
-            _ => None,
-        }
-    }
-
-    pub fn upgrade(self) -> bool {
-        matches!(self, Self::Upgrade | Self::Bidirectional)
-    }
-
-    pub fn downgrade(self) -> bool {
-        matches!(self, Self::Downgrade | Self::Bidirectional)
-    }
-}
+pub use crate::config::group::{GroupConfig, MigrationPolicy};
 
 /// A durability point: callers await [`Write::durable`] before answering.
 pub type Pending = Option<Write>;

@@ -43,17 +43,7 @@ use crate::replica::{Partition, ReplicaManager};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
-#[derive(Debug, Clone)]
-pub struct TxnConfig {
-    /// `transaction.max.timeout.ms`.
-    pub max_timeout_ms: i32,
-    /// `transaction.state.log.num.partitions`.
-    pub partitions: i32,
-    /// `transactional.id.expiration.ms`: an idle id (no open transaction) is removed after this.
-    pub id_expiration_ms: i64,
-    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expiry runs.
-    pub remove_expired_interval_ms: u64,
-}
+pub use crate::config::txn::TxnConfig;
 
 #[derive(Debug, Clone)]
 pub struct TxnMeta {

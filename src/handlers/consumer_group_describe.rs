@@ -63,7 +63,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         .with_group_state(StrBytes::from_static_str(c.state()))
                         .with_group_epoch(c.group_epoch)
                         .with_assignment_epoch(c.assignment_epoch)
-                        .with_assignor_name(StrBytes::from_string(c.assignor.clone()))
+                        .with_assignor_name(StrBytes::from_static_str(c.assignor.name()))
                         .with_members(members)
                 })
             } else {

@@ -5,7 +5,8 @@
 //! INVALID_PARTITIONS; manual `assignments` must number exactly the new partitions and name
 //! only registered brokers (this one) once each, else INVALID_REPLICA_ASSIGNMENT. A topic named
 //! more than once gets a single INVALID_REQUEST result ("Duplicate topic name.") and is not
-//! touched. `validate_only` runs every check and changes nothing. New partitions are durable
+//! touched. An increase past `strom.max.partitions` gets POLICY_VIOLATION. `validate_only`
+//! runs every check and changes nothing. New partitions are durable
 //! (metadata fsynced) and open before the answer.
 //!
 //! Gaps: no controller mutation quota (`throttle_time_ms` is always 0).

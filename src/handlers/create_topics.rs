@@ -6,6 +6,9 @@
 //! Kafka's topic config keys (INVALID_CONFIG). `validate_only` checks everything and changes
 //! nothing. v5+ answers with the topic's effective configs and their sources; v7 with its id.
 //! A name repeated within one request gets INVALID_REQUEST for each occurrence, like Kafka.
+//! As in Kafka 4, a request asking for more than 10,000 partitions in all is refused whole
+//! (POLICY_VIOLATION, "Excessively large number of partitions per request."). A topic that
+//! would take the broker past `strom.max.partitions` gets POLICY_VIOLATION too.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,6 +25,10 @@ use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 };
 
+/// Kafka 4's `MAX_PARTITIONS_PER_BATCH`: one request asking for more partitions than this in
+/// all (duplicates aside) is refused whole, every topic POLICY_VIOLATION, nothing created.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: CreateTopicsRequest = ctx.decode(body)?;
     let broker = &ctx.broker;
@@ -30,6 +37,17 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
     let node = broker.config.node_id;
+    let requested: i64 = req
+        .topics
+        .iter()
+        .filter(|t| counts.get(t.name.0.as_str()).copied().unwrap_or(0) == 1)
+        .map(|t| match (t.assignments.is_empty(), t.num_partitions) {
+            (false, _) => t.assignments.len() as i64,
+            (true, -1) => i64::from(broker.config.num_partitions),
+            (true, n) => i64::from(n.max(0)),
+        })
+        .sum();
+    let too_many = requested > MAX_PARTITIONS_PER_REQUEST;
     let results = req
         .topics
         .into_iter()
@@ -39,6 +57,11 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             if counts.get(&name).copied().unwrap_or(0) > 1 {
                 r.error_code = WireError::InvalidRequest.code();
                 r.error_message = Some(StrBytes::from_string(format!("Create topics request from client contains duplicate topic '{name}'.")));
+                return r;
+            }
+            if too_many {
+                r.error_code = WireError::PolicyViolation.code();
+                r.error_message = Some(StrBytes::from_static_str("Excessively large number of partitions per request."));
                 return r;
             }
             let outcome = (|| {

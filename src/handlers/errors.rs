@@ -32,6 +32,7 @@ pub fn admin_error_code(e: &AdminError) -> i16 {
         AdminError::InvalidReplicationFactor(_) => WireError::InvalidReplicationFactor.code(),
         AdminError::InvalidReplicaAssignment(_) => WireError::InvalidReplicaAssignment.code(),
         AdminError::InvalidConfig(_) => WireError::InvalidConfig.code(),
+        AdminError::PolicyViolation(_) => WireError::PolicyViolation.code(),
         AdminError::DeletionDisabled => WireError::TopicDeletionDisabled.code(),
         AdminError::Storage(_) => WireError::KafkaStorageError.code(),
     }

@@ -4,8 +4,14 @@
 //! partitions, leader epoch, replicas and ISR. Topics may be named or (v10+) given by id. When
 //! `allow_auto_topic_creation` is set and `auto.create.topics.enable` is on, unknown named
 //! topics are created with the broker defaults; as in Kafka 4 that response still reports
-//! UNKNOWN_TOPIC_OR_PARTITION for them, and the next lookup lists them. Authorized-operations fields stay unset until
+//! UNKNOWN_TOPIC_OR_PARTITION for them, and the next lookup lists them. One request creates
+//! at most `broker::MAX_AUTO_CREATE_PER_REQUEST` (100) topics, the first unknown names in
+//! request order, with one metadata fsync, and none past `strom.max.partitions`; the other
+//! names stay unknown (Kafka has no such bound: this keeps one request from creating, and
+//! fsyncing, thousands of topics). Authorized-operations fields stay unset until
 //! ACLs exist.
+
+use std::collections::HashSet;
 
 use bytes::Bytes;
 use kafka_protocol::messages::metadata_response::{
@@ -42,19 +48,35 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .collect()
     } else {
         let auto = req.allow_auto_topic_creation || ctx.version < 4;
-
+        // Names unknown when the request arrived, answered as unknown even if created below.
+        let mut unknown: HashSet<&str> = HashSet::new();
+        if auto {
+            // Like Kafka (KRaft): the request that triggers creation still answers
+            // UNKNOWN_TOPIC_OR_PARTITION; the client's next lookup finds the topic. One request
+            // creates at most MAX_AUTO_CREATE_PER_REQUEST topics, with one metadata fsync.
+            let names: Vec<&str> = req
+                .topics
+                .iter()
+                .flatten()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
+                .filter(|n| broker.metadata.topic(n).is_none())
+                .collect();
+            if !names.is_empty() {
+                unknown.extend(names.iter().copied());
+                broker.auto_create_topics(&names);
+            }
+        }
         req.topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|rt| match rt.name {
+            .iter()
+            .flatten()
+            .map(|rt| match &rt.name {
                 Some(name) => {
                     let name = name.0.to_string();
-                    let found = broker.metadata.topic(&name);
-                    if found.is_none() && auto {
-                        // Like Kafka (KRaft): the request that triggers creation still answers
-                        // UNKNOWN_TOPIC_OR_PARTITION; the client's next lookup finds the topic.
-                        broker.auto_create_topic(&name);
-                    }
+                    let found = if unknown.contains(name.as_str()) {
+                        None
+                    } else {
+                        broker.metadata.topic(&name)
+                    };
                     match found {
                         Some(t) => topic_entry(broker, &t),
                         None => {

@@ -263,7 +263,7 @@ impl ConsumerGroup {
                 .then(|| now + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
             m.last_sent = None;
         }
-        self.assignor = self.preferred_assignor().to_string();
+        self.assignor = self.preferred_assignor();
         self.dirty = Dirty {
             persisted_group_epoch: self.group_epoch,
             persisted_assignment_epoch: self.assignment_epoch,

@@ -1,0 +1,584 @@
+//! The broker keys Strom understands, one entry each: name, Kafka type, default, doc, how a
+//! value is parsed into [`BrokerConfig`] and how DescribeConfigs reads it back. Parsing
+//! (`BrokerConfig::set`), the defaults (`BrokerConfig::default`) and DescribeConfigs
+//! (`describe::broker_values`) all come from [`BROKER_KEYS`], so adding a key is one entry.
+//!
+//! Not listed here: the broker keys that set a topic config's default (`log.segment.bytes`,
+//! `message.max.bytes`, ...), which come from `topic::TOPIC_CONFIGS`, and the Kafka keys that
+//! are accepted but configure nothing (`IGNORED_KEYS`).
+
+use std::path::PathBuf;
+
+use crate::config::group::MigrationPolicy;
+use crate::config::{invalid, parse_bool, parse_listener, parse_num, scaled_ms, topic};
+use crate::config::{BrokerConfig, ConfigError};
+
+type Setter = fn(&mut BrokerConfig, &str, &str) -> Result<(), ConfigError>;
+type Getter = fn(&BrokerConfig) -> Option<String>;
+
+/// One broker configuration key.
+pub struct BrokerKey {
+    pub name: &'static str,
+    /// Kafka's config type name for DescribeConfigs v3+ (`INT`, `LONG`, `STRING`, ...).
+    pub type_name: &'static str,
+    /// Applied through `set` by `BrokerConfig::default()`. None: the key is unset by default,
+    /// as in Kafka (its effect then comes from another key or a topic config's default).
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+    /// Parses `value` for key `name` (an alias may differ from `self.name`) into the config.
+    pub set: Setter,
+    /// The value DescribeConfigs reports (None: unset and without a default).
+    pub get: Getter,
+}
+
+const I32_MAX: i64 = i32::MAX as i64;
+
+fn some(v: impl ToString) -> Option<String> {
+    Some(v.to_string())
+}
+
+/// The value the key was explicitly set to, if any.
+fn raw(c: &BrokerConfig, key: &str) -> Option<String> {
+    c.explicit.get(key).cloned()
+}
+
+/// Aliases: `log.dir` is `log.dirs`.
+pub fn canonical(key: &str) -> &str {
+    match key {
+        "log.dir" => "log.dirs",
+        other => other,
+    }
+}
+
+pub fn key(name: &str) -> Option<&'static BrokerKey> {
+    let name = canonical(name);
+    BROKER_KEYS.iter().find(|k| k.name == name)
+}
+
+/// `log.retention.{hours,minutes,ms}`: Kafka's ms wins over minutes wins over hours.
+fn set_retention(c: &mut BrokerConfig, key: &str, v: &str) -> Result<(), ConfigError> {
+    let ms = scaled_ms(key, v)?;
+    let rank = |k: &str| match k {
+        "log.retention.ms" => 3,
+        "log.retention.minutes" => 2,
+        _ => 1,
+    };
+    let current = c
+        .explicit
+        .keys()
+        .filter(|k| {
+            k.starts_with("log.retention.")
+                && *k != "log.retention.bytes"
+                && *k != "log.retention.check.interval.ms"
+        })
+        .map(|k| rank(k))
+        .max()
+        .unwrap_or(0);
+    if rank(key) >= current {
+        c.topic_defaults.insert("retention.ms", ms.to_string());
+    }
+    Ok(())
+}
+
+/// `log.roll.{hours,ms}`: ms wins over hours.
+fn set_roll(c: &mut BrokerConfig, key: &str, v: &str) -> Result<(), ConfigError> {
+    let ms = scaled_ms(key, v)?;
+    if key == "log.roll.ms" || !c.explicit.contains_key("log.roll.ms") {
+        c.topic_defaults.insert("segment.ms", ms.to_string());
+    }
+    Ok(())
+}
+
+pub static BROKER_KEYS: &[BrokerKey] = &[
+    BrokerKey {
+        name: "node.id",
+        type_name: "INT",
+        default: Some("1"),
+        doc: "this broker's id",
+        set: |c, k, v| {
+            c.node_id = parse_num(k, v, 0, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.node_id),
+    },
+    BrokerKey {
+        name: "log.dirs",
+        type_name: "STRING",
+        default: Some("./data"),
+        doc: "the data directory (one; `log.dir` is an alias)",
+        set: |c, k, v| {
+            let first = v.split(',').next().unwrap_or("").trim();
+            if first.is_empty() {
+                return Err(invalid(k, v, "must name a directory"));
+            }
+            if v.contains(',') {
+                return Err(invalid(k, v, "Strom uses a single log directory"));
+            }
+            c.log_dir = PathBuf::from(first);
+            Ok(())
+        },
+        get: |c| some(c.log_dir.display()),
+    },
+    BrokerKey {
+        name: "listeners",
+        type_name: "STRING",
+        default: Some("PLAINTEXT://127.0.0.1:9092"),
+        doc: "where to listen (PLAINTEXT only so far)",
+        set: |c, k, v| {
+            let addr = parse_listener(k, v)?;
+            c.listen = addr.parse().map_err(|e| invalid(k, v, format!("{e}")))?;
+            if !c.explicit.contains_key("advertised.listeners") {
+                c.advertised_host = c.listen.ip().to_string();
+                c.advertised_port = c.listen.port();
+            }
+            Ok(())
+        },
+        get: |c| Some(format!("PLAINTEXT://{}", c.listen)),
+    },
+    BrokerKey {
+        name: "advertised.listeners",
+        type_name: "STRING",
+        // Derived from `listeners` when not set, as in Kafka.
+        default: None,
+        doc: "the address clients are told to use (default: the listener)",
+        set: |c, k, v| {
+            let addr = parse_listener(k, v)?;
+            let (host, port) = addr
+                .rsplit_once(':')
+                .ok_or_else(|| invalid(k, v, "expected HOST:PORT"))?;
+            c.advertised_host = host.trim_matches(|c| c == '[' || c == ']').to_string();
+            c.advertised_port = port.parse().map_err(|_| invalid(k, v, "bad port"))?;
+            Ok(())
+        },
+        get: |c| {
+            Some(format!(
+                "PLAINTEXT://{}:{}",
+                c.advertised_host, c.advertised_port
+            ))
+        },
+    },
+    BrokerKey {
+        name: "num.partitions",
+        type_name: "INT",
+        default: Some("1"),
+        doc: "partitions of auto-created topics and of CreateTopics with -1",
+        set: |c, k, v| {
+            c.num_partitions = parse_num(k, v, 1, 1_000_000)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.num_partitions),
+    },
+    BrokerKey {
+        name: "default.replication.factor",
+        type_name: "INT",
+        default: Some("1"),
+        doc: "replication factor of new topics (1: a single node)",
+        set: |c, k, v| {
+            c.default_replication_factor = parse_num(k, v, 1, 1)? as i16;
+            Ok(())
+        },
+        get: |c| some(c.default_replication_factor),
+    },
+    BrokerKey {
+        name: "auto.create.topics.enable",
+        type_name: "BOOLEAN",
+        default: Some("true"),
+        doc: "Metadata requests create unknown topics (at most 100 per request)",
+        set: |c, k, v| {
+            c.auto_create_topics_enable = parse_bool(k, v)?;
+            Ok(())
+        },
+        get: |c| some(c.auto_create_topics_enable),
+    },
+    BrokerKey {
+        name: "delete.topic.enable",
+        type_name: "BOOLEAN",
+        default: Some("true"),
+        doc: "allow DeleteTopics",
+        set: |c, k, v| {
+            c.delete_topic_enable = parse_bool(k, v)?;
+            Ok(())
+        },
+        get: |c| some(c.delete_topic_enable),
+    },
+    BrokerKey {
+        name: "strom.max.partitions",
+        type_name: "INT",
+        default: Some("10000"),
+        doc: "partitions the broker holds in all, internal topics included; creations past it get POLICY_VIOLATION",
+        set: |c, k, v| {
+            c.max_partitions = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.max_partitions),
+    },
+    BrokerKey {
+        name: "socket.request.max.bytes",
+        type_name: "INT",
+        default: Some("104857600"),
+        doc: "largest request frame, checked before allocating",
+        set: |c, k, v| {
+            c.socket_request_max_bytes = parse_num(k, v, 1024, I32_MAX)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.socket_request_max_bytes),
+    },
+    BrokerKey {
+        name: "queued.max.request.bytes",
+        type_name: "LONG",
+        default: Some("268435456"),
+        doc: "request bytes being received or handled across all connections (-1: 1 GiB)",
+        set: |c, k, v| {
+            let n = parse_num(k, v, -1, i64::MAX)?;
+            c.queued_max_request_bytes = if n < 0 { 1 << 30 } else { n as usize };
+            Ok(())
+        },
+        get: |c| some(c.queued_max_request_bytes),
+    },
+    BrokerKey {
+        name: "max.connections",
+        type_name: "INT",
+        default: Some("10000"),
+        doc: "connections beyond this are refused",
+        set: |c, k, v| {
+            c.max_connections = parse_num(k, v, 1, I32_MAX)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.max_connections),
+    },
+    BrokerKey {
+        name: "socket.listen.backlog.size",
+        type_name: "INT",
+        default: Some("1024"),
+        doc: "pending connections the kernel queues",
+        set: |c, k, v| {
+            c.listen_backlog = parse_num(k, v, 1, I32_MAX)? as u32;
+            Ok(())
+        },
+        get: |c| some(c.listen_backlog),
+    },
+    BrokerKey {
+        name: "connections.max.idle.ms",
+        type_name: "LONG",
+        default: Some("600000"),
+        doc: "idle (or half-sent) connections are closed",
+        set: |c, k, v| {
+            c.connections_max_idle_ms = parse_num(k, v, 1, i64::MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.connections_max_idle_ms),
+    },
+    BrokerKey {
+        name: "strom.request.receive.timeout.ms",
+        type_name: "LONG",
+        default: Some("60000"),
+        doc: "a request must arrive whole within this of its size being read",
+        set: |c, k, v| {
+            c.request_receive_timeout_ms = parse_num(k, v, 1, i64::MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.request_receive_timeout_ms),
+    },
+    BrokerKey {
+        name: "strom.max.inflight.requests.per.connection",
+        type_name: "INT",
+        default: Some("1000"),
+        doc: "pipelined requests per connection",
+        set: |c, k, v| {
+            c.max_inflight_requests_per_connection = parse_num(k, v, 1, 100_000)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.max_inflight_requests_per_connection),
+    },
+    BrokerKey {
+        name: "strom.connection.max.queued.bytes",
+        type_name: "LONG",
+        default: Some("16777216"),
+        doc: "request and queued response bytes one connection may hold",
+        set: |c, k, v| {
+            c.connection_max_queued_bytes = parse_num(k, v, 1024, 1 << 40)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.connection_max_queued_bytes),
+    },
+    BrokerKey {
+        name: "fetch.max.bytes",
+        type_name: "INT",
+        default: Some("57671680"),
+        doc: "cap on one fetch response",
+        set: |c, k, v| {
+            c.fetch_max_bytes = parse_num(k, v, 1024, I32_MAX)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.fetch_max_bytes),
+    },
+    BrokerKey {
+        name: "log.retention.check.interval.ms",
+        type_name: "LONG",
+        default: Some("300000"),
+        doc: "how often retention runs",
+        set: |c, k, v| {
+            c.retention_check_interval_ms = parse_num(k, v, 1, i64::MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.retention_check_interval_ms),
+    },
+    BrokerKey {
+        name: "log.flush.interval.ms",
+        type_name: "LONG",
+        // Unset: fsync only on demand (BrokerConfig's base value, i64::MAX).
+        default: None,
+        doc: "fsync every partition at least this often (topic default of flush.ms)",
+        set: |c, k, v| {
+            c.flush_interval_ms = parse_num(k, v, 0, i64::MAX)?;
+            c.topic_defaults
+                .insert("flush.ms", c.flush_interval_ms.to_string());
+            Ok(())
+        },
+        get: |c| raw(c, "log.flush.interval.ms"),
+    },
+    BrokerKey {
+        name: "log.flush.interval.messages",
+        type_name: "LONG",
+        default: None,
+        doc: "fsync after this many messages, for any acks (topic default of flush.messages)",
+        set: |c, k, v| {
+            let spec = topic::spec("flush.messages").ok_or_else(|| invalid(k, v, "no spec"))?;
+            topic::validate(spec, v).map_err(|r| invalid(k, v, r))?;
+            c.topic_defaults.insert("flush.messages", v.to_string());
+            Ok(())
+        },
+        get: |c| c.topic_default("flush.messages"),
+    },
+    BrokerKey {
+        name: "log.retention.ms",
+        type_name: "LONG",
+        default: None,
+        doc: "delete segments older than this (-1: keep); wins over minutes and hours",
+        set: set_retention,
+        get: |c| raw(c, "log.retention.ms"),
+    },
+    BrokerKey {
+        name: "log.retention.minutes",
+        type_name: "INT",
+        default: None,
+        doc: "delete segments older than this; wins over hours",
+        set: set_retention,
+        get: |c| raw(c, "log.retention.minutes"),
+    },
+    BrokerKey {
+        name: "log.retention.hours",
+        type_name: "INT",
+        // Described as 168 when unset (Kafka's default); the topic default of retention.ms
+        // says the same, so nothing is applied.
+        default: None,
+        doc: "delete segments older than this (default 168)",
+        set: set_retention,
+        get: |c| raw(c, "log.retention.hours").or_else(|| some(168)),
+    },
+    BrokerKey {
+        name: "log.roll.ms",
+        type_name: "LONG",
+        default: None,
+        doc: "roll segments at this age; wins over hours",
+        set: set_roll,
+        get: |c| raw(c, "log.roll.ms"),
+    },
+    BrokerKey {
+        name: "log.roll.hours",
+        type_name: "INT",
+        default: None,
+        doc: "roll segments at this age (default 168)",
+        set: set_roll,
+        get: |c| raw(c, "log.roll.hours").or_else(|| some(168)),
+    },
+    BrokerKey {
+        name: "strom.acks.all.fsync",
+        type_name: "BOOLEAN",
+        default: Some("true"),
+        doc: "acks=all is answered only after fsync (group commit)",
+        set: |c, k, v| {
+            c.acks_all_fsync = parse_bool(k, v)?;
+            Ok(())
+        },
+        get: |c| some(c.acks_all_fsync),
+    },
+    BrokerKey {
+        name: "producer.id.expiration.ms",
+        type_name: "INT",
+        default: Some("86400000"),
+        doc: "idle idempotent-producer state expires",
+        set: |c, k, v| {
+            c.producer_id_expiration_ms = parse_num(k, v, 1, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| some(c.producer_id_expiration_ms),
+    },
+    BrokerKey {
+        name: "group.min.session.timeout.ms",
+        type_name: "INT",
+        default: Some("6000"),
+        doc: "smallest classic session timeout allowed",
+        set: |c, k, v| {
+            c.groups.session_timeout_min_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.session_timeout_min_ms),
+    },
+    BrokerKey {
+        name: "group.max.session.timeout.ms",
+        type_name: "INT",
+        default: Some("1800000"),
+        doc: "largest classic session timeout allowed",
+        set: |c, k, v| {
+            c.groups.session_timeout_max_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.session_timeout_max_ms),
+    },
+    BrokerKey {
+        name: "group.max.size",
+        type_name: "INT",
+        default: Some("10000"),
+        doc: "members per classic group",
+        set: |c, k, v| {
+            c.groups.max_size = parse_num(k, v, 1, I32_MAX)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.groups.max_size),
+    },
+    BrokerKey {
+        name: "group.initial.rebalance.delay.ms",
+        type_name: "INT",
+        default: Some("3000"),
+        doc: "a new classic group waits this long for more members",
+        set: |c, k, v| {
+            c.groups.initial_rebalance_delay_ms = parse_num(k, v, 0, I32_MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.groups.initial_rebalance_delay_ms),
+    },
+    BrokerKey {
+        name: "group.consumer.session.timeout.ms",
+        type_name: "INT",
+        default: Some("45000"),
+        doc: "session timeout of KIP-848 group members",
+        set: |c, k, v| {
+            c.groups.consumer_session_timeout_ms = parse_num(k, v, 1, I32_MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.groups.consumer_session_timeout_ms),
+    },
+    BrokerKey {
+        name: "group.consumer.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("5000"),
+        doc: "heartbeat interval of KIP-848 group members",
+        set: |c, k, v| {
+            c.groups.consumer_heartbeat_interval_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.consumer_heartbeat_interval_ms),
+    },
+    BrokerKey {
+        name: "group.consumer.max.size",
+        type_name: "INT",
+        default: Some("10000"),
+        doc: "members per KIP-848 group",
+        set: |c, k, v| {
+            c.groups.consumer_max_size = parse_num(k, v, 1, I32_MAX)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.groups.consumer_max_size),
+    },
+    BrokerKey {
+        name: "group.consumer.migration.policy",
+        type_name: "STRING",
+        default: Some("bidirectional"),
+        doc: "online classic <-> consumer group migration: disabled, upgrade, downgrade, bidirectional",
+        set: |c, k, v| {
+            c.groups.migration_policy = MigrationPolicy::parse(v).ok_or_else(|| {
+                invalid(k, v, "expected disabled, upgrade, downgrade or bidirectional")
+            })?;
+            Ok(())
+        },
+        get: |c| raw(c, "group.consumer.migration.policy").or_else(|| some(c.groups.migration_policy.name())),
+    },
+    BrokerKey {
+        name: "offsets.retention.minutes",
+        type_name: "INT",
+        default: Some("10080"),
+        doc: "committed offsets of empty groups expire after this",
+        set: |c, k, v| {
+            c.groups.offsets_retention_ms = parse_num(k, v, 1, I32_MAX)? * 60_000;
+            Ok(())
+        },
+        get: |c| some(c.groups.offsets_retention_ms / 60_000),
+    },
+    BrokerKey {
+        name: "offset.metadata.max.bytes",
+        type_name: "INT",
+        default: Some("4096"),
+        doc: "largest metadata string of a committed offset",
+        set: |c, k, v| {
+            c.groups.offset_metadata_max_bytes = parse_num(k, v, 0, I32_MAX)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.groups.offset_metadata_max_bytes),
+    },
+    BrokerKey {
+        name: "offsets.topic.num.partitions",
+        type_name: "INT",
+        default: Some("50"),
+        doc: "partitions of __consumer_offsets",
+        set: |c, k, v| {
+            c.groups.offsets_partitions = parse_num(k, v, 1, 1000)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.offsets_partitions),
+    },
+    BrokerKey {
+        name: "transaction.max.timeout.ms",
+        type_name: "INT",
+        default: Some("900000"),
+        doc: "largest transaction timeout a producer may ask",
+        set: |c, k, v| {
+            c.txns.max_timeout_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.txns.max_timeout_ms),
+    },
+    BrokerKey {
+        name: "transaction.state.log.num.partitions",
+        type_name: "INT",
+        default: Some("50"),
+        doc: "partitions of __transaction_state",
+        set: |c, k, v| {
+            c.txns.partitions = parse_num(k, v, 1, 1000)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.txns.partitions),
+    },
+    BrokerKey {
+        name: "transactional.id.expiration.ms",
+        type_name: "INT",
+        default: Some("604800000"),
+        doc: "transactional ids idle this long (no open transaction) are removed",
+        set: |c, k, v| {
+            c.txns.id_expiration_ms = parse_num(k, v, 1, I32_MAX)?;
+            Ok(())
+        },
+        get: |c| some(c.txns.id_expiration_ms),
+    },
+    BrokerKey {
+        name: "transaction.remove.expired.transaction.cleanup.interval.ms",
+        type_name: "INT",
+        default: Some("3600000"),
+        doc: "how often expired transactional ids are removed",
+        set: |c, k, v| {
+            c.txns.remove_expired_interval_ms = parse_num(k, v, 1, I32_MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.txns.remove_expired_interval_ms),
+    },
+];
