@@ -640,3 +640,100 @@ async fn a_recreated_topic_gets_a_new_id_and_no_old_data() {
         (0, 0)
     );
 }
+
+/// KIP-430: asked for, authorized operations are Kafka's bit sets for "everything" (no
+/// authorizer); not asked for, they keep i32::MIN.
+#[tokio::test]
+async fn authorized_operations_are_answered_when_asked() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+        ConsumerGroupHeartbeatResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
+        OffsetCommitRequest, OffsetCommitResponse,
+    };
+    const TOPIC_ALL: i32 = 3576;
+    const GROUP_ALL: i32 = 3400;
+    const CLUSTER_ALL: i32 = 8096;
+    let b = TestBroker::start(&[]);
+    b.create_topic("ops", 1, &[]).await;
+    let mut raw = RawClient::connect(b.port);
+    let topic = |name: &'static str| {
+        MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str(name))))
+    };
+    for (version, ask) in [(8, true), (10, true), (12, true), (12, false)] {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![topic("ops")]))
+            .with_include_topic_authorized_operations(ask)
+            .with_include_cluster_authorized_operations(ask && version <= 10);
+        let r: MetadataResponse = raw.call(ApiKey::Metadata, version, &req);
+        let want = if ask { TOPIC_ALL } else { i32::MIN };
+        assert_eq!(r.topics[0].topic_authorized_operations, want, "v{version}");
+        if version <= 10 {
+            assert_eq!(r.cluster_authorized_operations, CLUSTER_ALL, "v{version}");
+        }
+    }
+    let r: DescribeClusterResponse = raw.call(
+        ApiKey::DescribeCluster,
+        1,
+        &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+    );
+    assert_eq!(r.cluster_authorized_operations, CLUSTER_ALL);
+
+    // A classic group (created by a commit) and a consumer group.
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("classic")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("ops")))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)])]);
+    let r: OffsetCommitResponse = raw.call(ApiKey::OffsetCommit, 8, &commit);
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    for ask in [true, false] {
+        let r: DescribeGroupsResponse = raw.call(
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(StrBytes::from_static_str("classic"))])
+                .with_include_authorized_operations(ask),
+        );
+        let want = if ask { GROUP_ALL } else { i32::MIN };
+        assert_eq!(r.groups[0].authorized_operations, want);
+    }
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("kip848")))
+        .with_member_id(StrBytes::from_static_str("m-1"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("ops"))]))
+        .with_topic_partitions(Some(Vec::new()));
+    let r: ConsumerGroupHeartbeatResponse = raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &join);
+    assert_eq!(r.error_code, 0);
+    let describe = |raw: &mut RawClient, ask: bool| -> ConsumerGroupDescribeResponse {
+        raw.call(
+            ApiKey::ConsumerGroupDescribe,
+            1,
+            &ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![
+                    GroupId(StrBytes::from_static_str("kip848")),
+                    GroupId(StrBytes::from_static_str("missing")),
+                ])
+                .with_include_authorized_operations(ask),
+        )
+    };
+    let r = describe(&mut raw, true);
+    assert_eq!(r.groups[0].authorized_operations, GROUP_ALL);
+    assert_ne!(r.groups[1].error_code, 0);
+    assert_eq!(
+        r.groups[1].authorized_operations,
+        i32::MIN,
+        "not for a group not described"
+    );
+    assert_eq!(
+        describe(&mut raw, false).groups[0].authorized_operations,
+        i32::MIN
+    );
+}

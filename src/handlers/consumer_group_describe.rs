@@ -5,6 +5,8 @@
 //! assignment. A classic group or an unknown id answers GROUP_ID_NOT_FOUND, which is how
 //! Kafka's admin client knows to fall back to DescribeGroups. v1 tells each member's type:
 //! 0 for a classic member left in the group by an online upgrade, 1 for a consumer member.
+//! `include_authorized_operations`: the GROUP bit set of [`crate::handlers::authorized`] for
+//! each group described without an error, as Kafka.
 
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
@@ -75,6 +77,13 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     .with_error_code(WireError::GroupIdNotFound.code())
                     .with_error_message(Some(StrBytes::from_string(format!("Group {} not found.", gid.0.as_str()))))
             })
+        })
+        .map(|mut g| {
+            // Kafka fills them for the groups it describes without an error.
+            if req.include_authorized_operations && g.error_code == 0 {
+                g.authorized_operations = crate::handlers::authorized::GROUP;
+            }
+            g
         })
         .collect();
     ctx.reply(&ConsumerGroupDescribeResponse::default().with_groups(groups))

@@ -26,12 +26,6 @@ pub const SPEC: ApiSpec = ApiSpec {
 const ENDPOINT_BROKER: i8 = 1;
 const ENDPOINT_CONTROLLER: i8 = 2;
 
-/// Kafka's bit set of the operations on CLUSTER (CREATE 5, ALTER 7, DESCRIBE 8,
-/// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12), all allowed
-/// without an authorizer.
-const CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
-
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeClusterRequest = ctx.decode(body)?;
     let mut resp = DescribeClusterResponse::default();
@@ -70,7 +64,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     resp.controller_id = BrokerId(c.node_id);
     resp.brokers = vec![me];
     if req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+        resp.cluster_authorized_operations = crate::handlers::authorized::CLUSTER;
     }
     ctx.reply(&resp)
 }

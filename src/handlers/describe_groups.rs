@@ -3,6 +3,8 @@
 //! State, protocol type and chosen protocol, and every member with client id, client host,
 //! metadata and (when Stable) assignment, as `kafka-consumer-groups --describe` shows them.
 //! Unknown groups are described as Dead with no members (v6 adds GROUP_ID_NOT_FOUND).
+//! `include_authorized_operations` (v3+): the GROUP bit set of [`crate::handlers::authorized`]
+//! for each group described without an error, as Kafka.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -62,6 +64,13 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     dm
                 })
                 .collect();
+            out
+        })
+        .map(|mut out| {
+            // Kafka fills them for the groups it describes without an error.
+            if req.include_authorized_operations && out.error_code == 0 {
+                out.authorized_operations = crate::handlers::authorized::GROUP;
+            }
             out
         })
         .collect();

@@ -40,11 +40,6 @@ pub const SPEC: ApiSpec = ApiSpec {
 /// Kafka's `max.request.partition.size.limit` default: the most partitions in one answer.
 const MAX_PARTITIONS: i32 = 2000;
 
-/// Kafka's bit set of the operations on TOPIC (READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7,
-/// DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11), all allowed without an authorizer.
-const TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeTopicPartitionsRequest = ctx.decode(body)?;
     let fetch_all = req.topics.is_empty();
@@ -125,7 +120,7 @@ fn page(
                         .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
                         .with_topic_id(Uuid::nil())
                         .with_is_internal(is_internal_topic(&name))
-                        .with_topic_authorized_operations(TOPIC_OPERATIONS),
+                        .with_topic_authorized_operations(crate::handlers::authorized::TOPIC),
                 );
             }
             continue;
@@ -159,7 +154,7 @@ fn page(
                 .with_topic_id(meta.id)
                 .with_is_internal(is_internal_topic(&name))
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(TOPIC_OPERATIONS),
+                .with_topic_authorized_operations(crate::handlers::authorized::TOPIC),
         );
         if end < meta.partitions {
             return (topics, Some(cursor_at(name, end)));

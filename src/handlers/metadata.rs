@@ -8,8 +8,9 @@
 //! at most `broker::MAX_AUTO_CREATE_PER_REQUEST` (100) topics, the first unknown names in
 //! request order, with one metadata fsync, and none past `strom.max.partitions`; the other
 //! names stay unknown (Kafka has no such bound: this keeps one request from creating, and
-//! fsyncing, thousands of topics). Authorized-operations fields stay unset until
-//! ACLs exist.
+//! fsyncing, thousands of topics). `include_topic_authorized_operations` (v8+) and
+//! `include_cluster_authorized_operations` (v8-10) get the bit sets of
+//! [`crate::handlers::authorized`] (every operation: no authorizer yet).
 
 use std::collections::HashSet;
 
@@ -21,7 +22,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{validate_topic_name, Broker};
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{authorized, ApiSpec, Reply, RequestContext};
 use crate::metadata::TopicMeta;
 use crate::protocol::{ProtocolError, WireError};
 
@@ -104,7 +105,17 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         .with_node_id(BrokerId(broker.config.node_id))
         .with_host(StrBytes::from_string(broker.config.advertised_host.clone()))
         .with_port(i32::from(broker.config.advertised_port));
-    let resp = MetadataResponse::default()
+    let mut topics = topics;
+    if req.include_topic_authorized_operations {
+        for t in &mut topics {
+            t.topic_authorized_operations = authorized::TOPIC;
+        }
+    }
+    let mut resp = MetadataResponse::default();
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = authorized::CLUSTER;
+    }
+    let resp = resp
         .with_brokers(vec![me])
         .with_cluster_id(Some(StrBytes::from_string(
             broker.metadata.cluster_id.clone(),

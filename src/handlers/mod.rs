@@ -14,6 +14,7 @@ use crate::broker::Broker;
 use crate::log::io::FileRange;
 use crate::protocol::ProtocolError;
 
+pub mod authorized;
 pub mod errors;
 
 /// Everything a handler knows about the request it serves.
