@@ -476,6 +476,36 @@ impl Broker {
 
     /// Applies topic config changes (`None` = delete the override). With `replace`, every
     /// override not named is removed (legacy AlterConfigs semantics).
+    /// IncrementalAlterConfigs on a GROUP: applies `changes` (`None` removes a key) to the
+    /// group's dynamic configs after checking the result (Kafka's `GroupConfig.validate`), and
+    /// persists them in the metadata log. The group need not exist, as in Kafka; KIP-848
+    /// groups pick the values up at their members' next heartbeat.
+    pub fn alter_group_configs(
+        &self,
+        group: &str,
+        changes: BTreeMap<String, Option<String>>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let _guard = self.admin.lock();
+        let mut next = self.metadata.group_configs(group);
+        for (k, v) in &changes {
+            match v {
+                Some(v) => next.insert(k.clone(), v.clone()),
+                None => next.remove(k),
+            };
+        }
+        crate::config::group_configs::validate(&next, &self.config.groups)
+            .map_err(AdminError::InvalidConfig)?;
+        if validate_only || changes.is_empty() {
+            return Ok(());
+        }
+        self.metadata.commit(&[MetadataRecord::AlterGroupConfig {
+            group: group.to_string(),
+            configs: changes,
+        }])?;
+        Ok(())
+    }
+
     pub fn alter_topic_configs(
         &self,
         name: &str,

@@ -737,3 +737,149 @@ async fn authorized_operations_are_answered_when_asked() {
         i32::MIN
     );
 }
+
+/// The GROUP config resource (`kafka-configs --entity-type groups`): describe, alter within
+/// the broker's bounds with Kafka's messages, applied to a KIP-848 group's heartbeat interval,
+/// kept across a restart.
+#[tokio::test]
+async fn group_configs_describe_alter_apply_and_survive_restart() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::{
+        ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DescribeConfigsRequest,
+        DescribeConfigsResponse, GroupId,
+    };
+    const GROUP: i8 = 32;
+    let mut b = TestBroker::start(&[]);
+    b.create_topic("gc", 1, &[]).await;
+    // (name, value, source, synonyms as (name, source))
+    type Described = Vec<(String, Option<String>, i8, Vec<(String, i8)>)>;
+    let describe = |port: u16| -> Described {
+        let mut raw = RawClient::connect(port);
+        let r: DescribeConfigsResponse = raw.call(
+            ApiKey::DescribeConfigs,
+            4,
+            &DescribeConfigsRequest::default()
+                .with_include_synonyms(true)
+                .with_resources(vec![DescribeConfigsResource::default()
+                    .with_resource_type(GROUP)
+                    .with_resource_name(StrBytes::from_static_str("g1"))
+                    .with_configuration_keys(None)]),
+        );
+        assert_eq!(
+            r.results[0].error_code, 0,
+            "{:?}",
+            r.results[0].error_message
+        );
+        r.results[0]
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.as_ref().map(|v| v.to_string()),
+                    c.config_source,
+                    c.synonyms
+                        .iter()
+                        .map(|s| (s.name.to_string(), s.source))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let alter = |port: u16, key: &str, value: Option<&str>, op: i8| -> (i16, String) {
+        let mut raw = RawClient::connect(port);
+        let r: IncrementalAlterConfigsResponse = raw.call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &IncrementalAlterConfigsRequest::default().with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(GROUP)
+                    .with_resource_name(StrBytes::from_static_str("g1"))
+                    .with_configs(vec![AlterableConfig::default()
+                        .with_name(StrBytes::from_string(key.to_string()))
+                        .with_config_operation(op)
+                        .with_value(value.map(|v| StrBytes::from_string(v.to_string())))]),
+            ]),
+        );
+        let res = &r.responses[0];
+        (
+            res.error_code,
+            res.error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
+        )
+    };
+    let defaults = describe(b.port);
+    let names: Vec<&str> = defaults.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "consumer.heartbeat.interval.ms",
+            "consumer.session.timeout.ms"
+        ]
+    );
+    assert_eq!(defaults[1].1.as_deref(), Some("45000"));
+    assert_eq!(defaults[1].2, 5, "DEFAULT_CONFIG");
+
+    assert_eq!(
+        alter(b.port, "consumer.session.timeout.ms", Some("50000"), 0).0,
+        0
+    );
+    assert_eq!(
+        alter(b.port, "consumer.heartbeat.interval.ms", Some("6000"), 0).0,
+        0
+    );
+    assert_eq!(
+        alter(b.port, "consumer.session.timeout.ms", Some("1000"), 0),
+        (
+            40,
+            "consumer.session.timeout.ms must be in the range 45000 to 60000 inclusive.".into()
+        )
+    );
+    assert_eq!(
+        alter(b.port, "nope", Some("1"), 0),
+        (40, "Unknown group config name: nope".into())
+    );
+    assert_eq!(
+        alter(b.port, "consumer.session.timeout.ms", Some("1"), 2).0,
+        40,
+        "APPEND"
+    );
+    let set = describe(b.port);
+    assert_eq!(
+        set[1],
+        (
+            "consumer.session.timeout.ms".into(),
+            Some("50000".into()),
+            8,
+            vec![
+                ("consumer.session.timeout.ms".into(), 8),
+                ("group.consumer.session.timeout.ms".into(), 5)
+            ]
+        ),
+        "GROUP_CONFIG, then the broker key"
+    );
+
+    // A KIP-848 member is told the group's heartbeat interval.
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g1")))
+        .with_member_id(StrBytes::from_static_str("m-1"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("gc"))]))
+        .with_topic_partitions(Some(Vec::new()));
+    let mut raw = RawClient::connect(b.port);
+    let r: ConsumerGroupHeartbeatResponse = raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &join);
+    assert_eq!((r.error_code, r.heartbeat_interval_ms), (0, 6000));
+
+    b.stop();
+    b.restart();
+    assert_eq!(describe(b.port), set, "kept in the metadata log");
+    assert_eq!(
+        alter(b.port, "consumer.session.timeout.ms", None, 1).0,
+        0,
+        "DELETE"
+    );
+    assert_eq!(describe(b.port)[1].2, 5, "back to the broker's value");
+}

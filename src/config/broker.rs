@@ -481,6 +481,50 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| some(c.groups.consumer_heartbeat_interval_ms),
     },
     BrokerKey {
+        name: "group.consumer.min.session.timeout.ms",
+        type_name: "INT",
+        default: Some("45000"),
+        doc: "smallest consumer.session.timeout.ms a group may set",
+        set: |c, k, v| {
+            c.groups.consumer_session_timeout_min_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.consumer_session_timeout_min_ms),
+    },
+    BrokerKey {
+        name: "group.consumer.max.session.timeout.ms",
+        type_name: "INT",
+        default: Some("60000"),
+        doc: "largest consumer.session.timeout.ms a group may set",
+        set: |c, k, v| {
+            c.groups.consumer_session_timeout_max_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.consumer_session_timeout_max_ms),
+    },
+    BrokerKey {
+        name: "group.consumer.min.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("5000"),
+        doc: "smallest consumer.heartbeat.interval.ms a group may set",
+        set: |c, k, v| {
+            c.groups.consumer_heartbeat_interval_min_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.consumer_heartbeat_interval_min_ms),
+    },
+    BrokerKey {
+        name: "group.consumer.max.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("15000"),
+        doc: "largest consumer.heartbeat.interval.ms a group may set",
+        set: |c, k, v| {
+            c.groups.consumer_heartbeat_interval_max_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.consumer_heartbeat_interval_max_ms),
+    },
+    BrokerKey {
         name: "group.consumer.max.size",
         type_name: "INT",
         default: Some("10000"),

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::broker;
+use crate::config::group_configs;
 use crate::config::topic::{self, Source};
 use crate::config::BrokerConfig;
 
@@ -154,6 +155,37 @@ impl<'a> Describer<'a> {
                 if let Some(key) = topic_synonym(spec.name) {
                     synonyms.extend(self.broker_synonyms(key));
                 }
+                ConfigEntry {
+                    name: spec.name,
+                    value: Some(value),
+                    source: synonyms.first().map_or(Source::Default, |s| s.source),
+                    synonyms,
+                    type_name: spec.type_name,
+                    doc: Some(spec.doc),
+                    read_only: false,
+                }
+            })
+            .collect()
+    }
+
+    /// Every key of the GROUP resource for a group with `overrides`, as Kafka's
+    /// `createGroupConfigEntry`: the group's own setting (source GROUP_CONFIG), then the
+    /// synonyms of the broker key it overrides; the value is the effective one.
+    pub fn group_entries(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+        group_configs::GROUP_CONFIGS
+            .iter()
+            .map(|spec| {
+                let value =
+                    group_configs::effective(spec, overrides, &self.config.groups).to_string();
+                let mut synonyms = Vec::new();
+                if let Some(own) = overrides.get(spec.name) {
+                    synonyms.push(Synonym {
+                        name: spec.name.to_string(),
+                        value: Some(own.clone()),
+                        source: Source::GroupConfig,
+                    });
+                }
+                synonyms.extend(self.broker_synonyms(spec.broker_key));
                 ConfigEntry {
                     name: spec.name,
                     value: Some(value),

@@ -16,6 +16,14 @@ pub struct GroupConfig {
     pub consumer_session_timeout_ms: u64,
     /// `group.consumer.heartbeat.interval.ms`.
     pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.min.session.timeout.ms` / `.max.`: bounds of a group's
+    /// `consumer.session.timeout.ms`.
+    pub consumer_session_timeout_min_ms: i32,
+    pub consumer_session_timeout_max_ms: i32,
+    /// `group.consumer.min.heartbeat.interval.ms` / `.max.`: bounds of a group's
+    /// `consumer.heartbeat.interval.ms`.
+    pub consumer_heartbeat_interval_min_ms: i32,
+    pub consumer_heartbeat_interval_max_ms: i32,
     /// `group.consumer.max.size`.
     pub consumer_max_size: usize,
     /// `group.consumer.migration.policy`.

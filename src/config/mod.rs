@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod describe;
 pub mod group;
+pub mod group_configs;
 pub mod topic;
 pub mod txn;
 
@@ -264,6 +265,10 @@ impl BrokerConfig {
                 offsets_partitions: 0,
                 consumer_session_timeout_ms: 0,
                 consumer_heartbeat_interval_ms: 0,
+                consumer_session_timeout_min_ms: 0,
+                consumer_session_timeout_max_ms: 0,
+                consumer_heartbeat_interval_min_ms: 0,
+                consumer_heartbeat_interval_max_ms: 0,
                 consumer_max_size: 0,
                 migration_policy: group::MigrationPolicy::Bidirectional,
             },

@@ -121,6 +121,8 @@ pub enum Source {
     TopicOverride = 1,
     StaticBroker = 4,
     Default = 5,
+    /// A group's own setting (the GROUP resource).
+    GroupConfig = 8,
 }
 
 /// The effective value of `name` for a topic with `overrides`, and its source.

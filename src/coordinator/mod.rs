@@ -899,12 +899,14 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat (KIP-848). The response must wait for the returned durability
-    /// point: it carries epochs and assignments the records made durable.
+    /// point: it carries epochs and assignments the records made durable. `session_timeout_ms`
+    /// is the group's (its `consumer.session.timeout.ms`, else the broker's).
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
         req: consumer_group::HeartbeatRequest,
         topics: &consumer_group::TopicsView,
+        session_timeout_ms: u64,
     ) -> Result<(consumer_group::HeartbeatResponse, Pending), consumer_group::HeartbeatError> {
         self.check_available(group_id)
             .map_err(|c| (c, "The coordinator is not available.".to_string()))?;
@@ -952,7 +954,10 @@ impl GroupCoordinator {
                 upgrading = true;
             }
         }
-        let limits = self.consumer_limits();
+        let limits = consumer_group::ConsumerLimits {
+            session_timeout_ms,
+            ..self.consumer_limits()
+        };
         let now = Instant::now();
         if req.member_epoch < 0 {
             let c = g.consumer.as_ref().expect("consumer group");
@@ -1530,7 +1535,7 @@ mod tests {
         let topics = topics();
         storage.faults.enospc.store(true, Ordering::Release);
         let err = c
-            .consumer_heartbeat("g", join_request("m1", 0), &topics)
+            .consumer_heartbeat("g", join_request("m1", 0), &topics, 45_000)
             .err()
             .expect("refused");
         assert_eq!(err.0, WireError::NotCoordinator.code());
@@ -1539,7 +1544,7 @@ mod tests {
 
         storage.faults.enospc.store(false, Ordering::Release);
         let (r, pending) = c
-            .consumer_heartbeat("g", join_request("m1", 0), &topics)
+            .consumer_heartbeat("g", join_request("m1", 0), &topics, 45_000)
             .expect("joined");
         pending.expect("a write").durable().await.expect("durable");
         assert_eq!(r.member_epoch, 1);
@@ -1547,7 +1552,7 @@ mod tests {
 
         storage.faults.enospc.store(true, Ordering::Release);
         let err = c
-            .consumer_heartbeat("g", join_request("m2", 0), &topics)
+            .consumer_heartbeat("g", join_request("m2", 0), &topics, 45_000)
             .err()
             .expect("refused");
         assert_eq!(err.0, WireError::NotCoordinator.code());

@@ -22,6 +22,7 @@ use kafka_protocol::messages::{ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGr
 use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::consumer_group::{HeartbeatRequest, TopicsView};
+use crate::config::group_configs;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
@@ -66,11 +67,14 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         client_host: format!("/{}", ctx.peer.ip()),
         generate_id: ctx.version == 0,
     };
-    let pending = match coordinator.consumer_heartbeat(&group, hb, &topics_view(&ctx.broker)) {
+    // The group's own consumer.session.timeout.ms / consumer.heartbeat.interval.ms, if set.
+    let (session_timeout_ms, heartbeat_interval_ms) =
+        group_configs::consumer_timings(&ctx.broker.metadata.group_configs(&group), &coordinator.config);
+    let pending = match coordinator.consumer_heartbeat(&group, hb, &topics_view(&ctx.broker), session_timeout_ms) {
         Ok((r, pending)) => {
             resp.member_id = Some(StrBytes::from_string(r.member_id));
             resp.member_epoch = r.member_epoch;
-            resp.heartbeat_interval_ms = coordinator.config.consumer_heartbeat_interval_ms;
+            resp.heartbeat_interval_ms = heartbeat_interval_ms;
             resp.assignment = r.assignment.map(|a| {
                 Assignment::default().with_topic_partitions(
                     a.into_iter().map(|(t, ps)| TopicPartitions::default().with_topic_id(t).with_partitions(ps.into_iter().collect())).collect(),

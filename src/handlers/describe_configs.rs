@@ -12,7 +12,13 @@
 //! or a name that is not a number: INVALID_REQUEST with Kafka's message.
 //!
 //! BROKER_LOGGER (8), by our node id: an empty list — Strom has no run-time adjustable loggers
-//! (`RUST_LOG` at start). Other types (GROUP, CLIENT_METRICS): INVALID_REQUEST.
+//! (`RUST_LOG` at start).
+//!
+//! GROUP (32), any group name (the group need not exist, as in Kafka): the KIP-848 consumer
+//! group keys of `config::group_configs` with their effective value, source GROUP_CONFIG when
+//! the group sets it, else the broker key's (synonyms: the group's own, then the broker key's),
+//! as Kafka's `createGroupConfigEntry`. Kafka's share- and streams-group keys are not listed:
+//! Strom does not serve those group types yet. Other types (CLIENT_METRICS): INVALID_REQUEST.
 //!
 //! `configuration_keys` null or empty means every key, else only those named.
 
@@ -40,6 +46,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// A resource's error: (code, message).
 type Refusal = (i16, Option<String>);
@@ -123,6 +130,12 @@ fn entries(
                 )));
             }
             Ok(Vec::new())
+        }
+        RESOURCE_GROUP => {
+            if name.is_empty() {
+                return Err(invalid_request("Group name must not be empty.".into()));
+            }
+            Ok(describer.group_entries(&broker.metadata.group_configs(name)))
         }
         other => Err(invalid_request(format!(
             "Unsupported resource type: {other}"

@@ -13,6 +13,12 @@
 //! is INVALID_REQUEST "Cannot update these configs dynamically"; DELETE alone is a no-op.
 //! BROKER_LOGGER: no run-time adjustable loggers, INVALID_CONFIG.
 //!
+//! GROUP: SET and DELETE of the KIP-848 consumer group keys (`consumer.session.timeout.ms`,
+//! `consumer.heartbeat.interval.ms`), checked against the broker's
+//! `group.consumer.{min,max}.*` bounds with Kafka's messages (INVALID_CONFIG); APPEND/SUBTRACT
+//! are INVALID_CONFIG (no LIST keys). Persisted in the metadata log; applied to the group's
+//! members at their next heartbeat.
+//!
 //! Like Kafka: a resource named twice fails both entries; a key named twice, a null value for
 //! anything but DELETE, or an unknown operation fails the resource (INVALID_REQUEST).
 
@@ -32,7 +38,10 @@ use crate::handlers::alter_configs::{
     check_keys_unique, check_topic_name, invalid_request, refuse_broker_change, repeated_resources,
     topic_refusal, Refusal,
 };
-use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
+use crate::handlers::describe_configs::{
+    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
+};
+use crate::handlers::errors::admin_error_code;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -141,6 +150,15 @@ fn alter(broker: &Broker, res: &AlterConfigsResource, validate_only: bool) -> Re
                 .filter(|(_, op, _)| *op != Op::Delete)
                 .map(|(k, _, _)| *k),
         ),
+        RESOURCE_GROUP => {
+            if name.is_empty() {
+                return Err(invalid_request("Group name must not be empty."));
+            }
+            let changes = topic_changes(&broker.metadata.group_configs(name), &ops)?;
+            broker
+                .alter_group_configs(name, changes, validate_only)
+                .map_err(|e| (admin_error_code(&e), e.to_string()))
+        }
         RESOURCE_BROKER_LOGGER => Err((
             WireError::InvalidConfig.code(),
             "Strom has no run-time adjustable loggers (set RUST_LOG at start).".into(),

@@ -54,6 +54,11 @@ pub enum MetadataRecord {
     ProducerIdBlock {
         end: i64,
     },
+    /// Dynamic configs of a group (the GROUP config resource); `None` removes one.
+    AlterGroupConfig {
+        group: String,
+        configs: BTreeMap<String, Option<String>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +74,7 @@ struct State {
     by_name: HashMap<String, TopicMeta>,
     name_by_id: HashMap<Uuid, String>,
     producer_id_block_end: i64,
+    group_configs: HashMap<String, BTreeMap<String, String>>,
 }
 
 impl State {
@@ -107,6 +113,18 @@ impl State {
             }
             MetadataRecord::ProducerIdBlock { end } => {
                 self.producer_id_block_end = self.producer_id_block_end.max(*end);
+            }
+            MetadataRecord::AlterGroupConfig { group, configs } => {
+                let entry = self.group_configs.entry(group.clone()).or_default();
+                for (k, v) in configs {
+                    match v {
+                        Some(v) => entry.insert(k.clone(), v.clone()),
+                        None => entry.remove(k),
+                    };
+                }
+                if entry.is_empty() {
+                    self.group_configs.remove(group);
+                }
             }
             MetadataRecord::AlterTopicConfig { id, configs } => {
                 if let Some(t) = self
@@ -268,6 +286,16 @@ impl MetadataStore {
     }
 
     /// All topics, sorted by name.
+    /// The dynamic configs set on a group (empty when none).
+    pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
+        self.state
+            .read()
+            .group_configs
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn topics(&self) -> Vec<TopicMeta> {
         let mut v: Vec<TopicMeta> = self.state.read().by_name.values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
