@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use thiserror::Error;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::config::{topic, BrokerConfig};
+use crate::config::dynamic::{self, DynamicConfigs};
+use crate::config::{topic, BrokerConfig, ConfigError};
 use crate::coordinator::txn::{TransactionCoordinator, TXN_TOPIC};
 use crate::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogConfig, LogError, LogManager};
@@ -42,6 +43,9 @@ pub enum AdminError {
     PolicyViolation(String),
     #[error("Topic deletion is disabled.")]
     DeletionDisabled,
+    /// INVALID_REQUEST (e.g. a broker key that cannot change at run time).
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("storage error: {0}")]
     Storage(String),
 }
@@ -58,7 +62,11 @@ impl From<MetadataError> for AdminError {
 }
 
 pub struct Broker {
+    /// The static configuration (file, `--set`, flags).
     pub config: BrokerConfig,
+    /// `config` with the dynamic broker configs applied (see `config::dynamic`): what topic
+    /// defaults resolve against. Replaced whole when a dynamic config changes.
+    effective: RwLock<Arc<BrokerConfig>>,
     pub metadata: MetadataStore,
     pub logs: LogManager,
     pub replicas: Arc<ReplicaManager>,
@@ -107,8 +115,19 @@ impl Broker {
             replicas.clone(),
             groups.clone(),
         ));
+        let dynamic = DynamicConfigs {
+            cluster: metadata.broker_configs(None),
+            broker: metadata.broker_configs(Some(config.node_id)),
+        };
+        // Values were checked when they were altered; a key a newer static file no longer
+        // accepts is reported, and the static configuration is used.
+        let effective = dynamic::effective(&config, &dynamic).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "dynamic broker configs not applied");
+            config.clone()
+        });
         let broker = Arc::new(Broker {
             config,
+            effective: RwLock::new(Arc::new(effective)),
             metadata,
             logs,
             replicas,
@@ -224,7 +243,92 @@ impl Broker {
     }
 
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
-        topic::resolve(&self.config, overrides)
+        topic::resolve(&self.effective_config(), overrides)
+    }
+
+    /// The configuration in force: the static one with the dynamic broker configs applied.
+    pub fn effective_config(&self) -> Arc<BrokerConfig> {
+        self.effective.read().clone()
+    }
+
+    /// The dynamic broker configs in force for this broker.
+    pub fn dynamic_configs(&self) -> DynamicConfigs {
+        DynamicConfigs {
+            cluster: self.metadata.broker_configs(None),
+            broker: self.metadata.broker_configs(Some(self.config.node_id)),
+        }
+    }
+
+    /// AlterConfigs / IncrementalAlterConfigs on a BROKER resource: applies `changes` (`None`
+    /// removes a key; with `replace`, every other dynamic key of the resource goes too) to this
+    /// broker's (`node` = Some) or the cluster-wide (None) dynamic configs. Only
+    /// [`dynamic::is_dynamic`] keys may be set (INVALID_REQUEST, Kafka's message); values are
+    /// checked as in a config file (INVALID_CONFIG). Persisted in the metadata log; every
+    /// partition's log settings are resolved again, so topics without an override of their own
+    /// follow at once.
+    pub fn alter_broker_configs(
+        &self,
+        node: Option<i32>,
+        changes: BTreeMap<String, Option<String>>,
+        replace: bool,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let fixed: Vec<&str> = changes
+            .iter()
+            .filter(|(k, v)| v.is_some() && !dynamic::is_dynamic(k))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !fixed.is_empty() {
+            return Err(AdminError::InvalidRequest(format!(
+                "Cannot update these configs dynamically: Set({})",
+                fixed.join(", ")
+            )));
+        }
+        let _guard = self.admin.lock();
+        let mut changes = changes;
+        // Removing a key that is not set changes nothing (and may name any key).
+        let current = self.metadata.broker_configs(node);
+        changes.retain(|k, v| v.is_some() || current.contains_key(k));
+        if replace {
+            for k in current.keys() {
+                changes.entry(k.clone()).or_insert(None);
+            }
+        }
+        let mut next = self.dynamic_configs();
+        let layer = if node.is_some() {
+            &mut next.broker
+        } else {
+            &mut next.cluster
+        };
+        for (k, v) in &changes {
+            match v {
+                Some(v) => layer.insert(k.clone(), v.clone()),
+                None => layer.remove(k),
+            };
+        }
+        let effective = dynamic::effective(&self.config, &next).map_err(|e| match e {
+            ConfigError::Invalid { key, value, reason } => AdminError::InvalidConfig(format!(
+                "Invalid value {value} for configuration {key}: {reason}"
+            )),
+            other => AdminError::InvalidConfig(other.to_string()),
+        })?;
+        if validate_only || changes.is_empty() {
+            return Ok(());
+        }
+        self.metadata.commit(&[MetadataRecord::AlterBrokerConfig {
+            node,
+            configs: changes,
+        }])?;
+        *self.effective.write() = Arc::new(effective);
+        for t in self.metadata.topics() {
+            let lc = self.log_config(&t.configs);
+            for p in 0..t.partitions {
+                if let Some(part) = self.replicas.get(&t.name, p) {
+                    part.log.set_config(lc.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {

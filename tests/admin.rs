@@ -19,8 +19,9 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, ApiKey, DeleteRecordsRequest, DeleteRecordsResponse,
-    DescribeClusterRequest, DescribeClusterResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse, TopicName,
+    DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{
@@ -882,4 +883,196 @@ async fn group_configs_describe_alter_apply_and_survive_restart() {
         "DELETE"
     );
     assert_eq!(describe(b.port)[1].2, 5, "back to the broker's value");
+}
+
+/// Dynamic broker configs (`kafka-configs --entity-type brokers --alter`): per broker with a
+/// real client's AlterConfigs, cluster-wide with IncrementalAlterConfigs; DescribeConfigs
+/// shows the dynamic sources; topics without an override follow at once; static keys are
+/// refused with Kafka's message; everything survives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_broker_configs_apply_at_once_and_survive_restart() {
+    let mut b = TestBroker::start(&[]);
+    b.create_topic("dyn", 1, &[]).await;
+    let a = admin(&b);
+    let c: BaseConsumer = b.client().create().expect("client");
+    let id = c
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata")
+        .brokers()[0]
+        .id();
+    async fn broker_entry_of(
+        a: &AdminClient<DefaultClientContext>,
+        id: i32,
+        name: &str,
+    ) -> (Option<String>, String, bool) {
+        let r = a
+            .describe_configs(&[ResourceSpecifier::Broker(id)], &AdminOptions::new())
+            .await
+            .expect("describe");
+        let res = r.into_iter().next().expect("one").expect("ok");
+        let e = res
+            .entries
+            .into_iter()
+            .find(|e| e.name == name)
+            .expect("entry");
+        (e.value, src(e.source), e.is_read_only)
+    }
+    // Records of 10 kB go through, until message.max.bytes is lowered for this broker.
+    let p: FutureProducer = b.producer(&[("acks", "all")]);
+    let big = vec![b'x'; 10_000];
+    let send = |p: &FutureProducer, payload: Vec<u8>| {
+        let p = p.clone();
+        async move {
+            p.send(
+                FutureRecord::<(), [u8]>::to("dyn").payload(&payload[..]),
+                Duration::from_secs(10),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e.rdkafka_error_code())
+        }
+    };
+    assert_eq!(send(&p, big.clone()).await, Ok(()));
+    let r = a
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Broker(id)).set("message.max.bytes", "2048")],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("alter");
+    assert!(r[0].is_ok(), "{r:?}");
+    assert_eq!(
+        broker_entry_of(&a, id, "message.max.bytes").await,
+        (Some("2048".into()), src(ConfigSource::DynamicBroker), false)
+    );
+    let d = describe(&a, "dyn").await;
+    assert_eq!(
+        entry(&d, "max.message.bytes"),
+        (Some("2048".into()), src(ConfigSource::DynamicBroker))
+    );
+    assert_eq!(
+        send(&p, big.clone()).await,
+        Err(Some(RDKafkaErrorCode::MessageSizeTooLarge)),
+        "the topic follows the broker's new default at once"
+    );
+    // A key that cannot change at run time (legacy AlterConfigs, raw: the exact code and
+    // message).
+    let mut raw = RawClient::connect(b.port);
+    let r: AlterConfigsResponse = raw.call(
+        ApiKey::AlterConfigs,
+        2,
+        &AlterConfigsRequest::default().with_resources(vec![
+            legacy::AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_string(id.to_string()))
+                .with_configs(vec![legacy::AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("num.partitions"))
+                    .with_value(Some(StrBytes::from_static_str("4")))]),
+        ]),
+    );
+    assert_eq!(
+        (
+            r.responses[0].error_code,
+            r.responses[0].error_message.as_ref().map(|m| m.to_string())
+        ),
+        (
+            42,
+            Some("Cannot update these configs dynamically: Set(num.partitions)".into())
+        )
+    );
+    assert_eq!(
+        broker_entry_of(&a, id, "message.max.bytes")
+            .await
+            .0
+            .as_deref(),
+        Some("2048"),
+        "a refused alter changes nothing"
+    );
+    assert!(
+        broker_entry_of(&a, id, "num.partitions").await.2,
+        "static keys are read-only"
+    );
+    // Cluster-wide, through IncrementalAlterConfigs (kafka-configs --entity-default).
+    let inc = |raw: &mut RawClient, name: &'static str, key: &'static str, value: &'static str| {
+        let r: IncrementalAlterConfigsResponse = raw.call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &IncrementalAlterConfigsRequest::default().with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_static_str(name))
+                    .with_configs(vec![AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str(key))
+                        .with_config_operation(0)
+                        .with_value(Some(StrBytes::from_static_str(value)))]),
+            ]),
+        );
+        let res = &r.responses[0];
+        (
+            res.error_code,
+            res.error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
+        )
+    };
+    assert_eq!(inc(&mut raw, "", "log.retention.ms", "3600000").0, 0);
+    let (code, message) = inc(&mut raw, "", "log.segment.bytes", "lots");
+    assert_eq!(code, 40, "INVALID_CONFIG: {message}");
+    assert!(
+        message.starts_with("Invalid value lots for configuration log.segment.bytes"),
+        "{message}"
+    );
+    let (code, message) = inc(&mut raw, "", "broker.id", "7");
+    assert_eq!(code, 42, "INVALID_REQUEST");
+    assert!(
+        message.starts_with("Cannot update these configs dynamically: Set(broker.id"),
+        "{message}"
+    );
+    let d = describe(&a, "dyn").await;
+    assert_eq!(
+        entry(&d, "retention.ms"),
+        (
+            Some("3600000".into()),
+            src(ConfigSource::DynamicDefaultBroker)
+        )
+    );
+    // librdkafka cannot name the default resource (""); the raw request can.
+    let defaults: DescribeConfigsResponse = raw.call(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![
+            kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str(""))
+                .with_configuration_keys(None),
+        ]),
+    );
+    let listed: Vec<(String, i8)> = defaults.results[0]
+        .configs
+        .iter()
+        .map(|c| (c.name.to_string(), c.config_source))
+        .collect();
+    assert_eq!(listed, vec![("log.retention.ms".to_string(), 3)]);
+
+    // Both layers survive a restart, and are enforced again.
+    drop(p);
+    drop(a);
+    b.stop();
+    b.restart();
+    let a = admin(&b);
+    assert_eq!(
+        broker_entry_of(&a, id, "message.max.bytes")
+            .await
+            .0
+            .as_deref(),
+        Some("2048")
+    );
+    let p: FutureProducer = b.producer(&[("acks", "all")]);
+    assert_eq!(
+        send(&p, big).await,
+        Err(Some(RDKafkaErrorCode::MessageSizeTooLarge))
+    );
+    let d = describe(&a, "dyn").await;
+    assert_eq!(entry(&d, "retention.ms").0.as_deref(), Some("3600000"));
 }

@@ -12,12 +12,15 @@
 //!   comes from `log.retention.hours`, which Kafka drops.
 //! - The source of a value is its first synonym's, DEFAULT_CONFIG when there is none.
 //!
-//! Strom has no dynamic broker configs, so every broker key is read-only and the sources
-//! DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG never appear.
+//! - Dynamic broker configs (`config::dynamic`) come first: this broker's
+//!   (DYNAMIC_BROKER_CONFIG), then the cluster-wide ones (DYNAMIC_DEFAULT_BROKER_CONFIG), then
+//!   static and default, each over the synonym group, as Kafka orders them. Keys that cannot
+//!   change at run time are read-only.
 
 use std::collections::BTreeMap;
 
 use crate::config::broker;
+use crate::config::dynamic::{self, DynamicConfigs};
 use crate::config::group_configs;
 use crate::config::topic::{self, Source};
 use crate::config::BrokerConfig;
@@ -88,7 +91,12 @@ fn synonym_group(name: &'static str) -> Vec<&'static str> {
 
 /// Computes entries for one broker configuration.
 pub struct Describer<'a> {
+    /// The configuration in force (static with dynamic values applied).
     config: &'a BrokerConfig,
+    /// The keys set statically (file, --set, flags).
+    statics: &'a BTreeMap<String, String>,
+    /// The dynamic broker configs (empty: none).
+    dynamic: DynamicConfigs,
     /// What each broker key is when nobody sets it (Strom's defaults).
     defaults: BTreeMap<&'static str, Option<String>>,
 }
@@ -101,12 +109,30 @@ impl<'a> Describer<'a> {
             .filter(|b| b.name != "advertised.listeners")
             .map(|b| (b.name, b.value))
             .collect();
-        Describer { config, defaults }
+        Describer {
+            config,
+            statics: &config.explicit,
+            dynamic: DynamicConfigs::default(),
+            defaults,
+        }
+    }
+
+    /// A describer for `effective` (= `statics` with `dynamic` applied).
+    pub fn with_dynamic(
+        effective: &'a BrokerConfig,
+        statics: &'a BrokerConfig,
+        dynamic: DynamicConfigs,
+    ) -> Self {
+        Describer {
+            statics: &statics.explicit,
+            dynamic,
+            ..Describer::new(effective)
+        }
     }
 
     /// The value a key was explicitly set to (file, --set, flag).
     fn explicit(&self, key: &str) -> Option<&String> {
-        let e = &self.config.explicit;
+        let e = self.statics;
         match key {
             "log.dirs" => e.get("log.dirs").or_else(|| e.get("log.dir")),
             _ => e.get(key),
@@ -116,6 +142,21 @@ impl<'a> Describer<'a> {
     /// Synonyms of broker key `name`, by Kafka's rule (see the module doc).
     pub fn broker_synonyms(&self, name: &'static str) -> Vec<Synonym> {
         let group = synonym_group(name);
+        let layer = |map: &BTreeMap<String, String>, source: Source| -> Vec<Synonym> {
+            group
+                .iter()
+                .filter_map(|k| {
+                    map.get(*k).map(|v| Synonym {
+                        name: k.to_string(),
+                        value: Some(v.clone()),
+                        source,
+                    })
+                })
+                .collect()
+        };
+        let dynamic = layer(&self.dynamic.broker, Source::DynamicBroker)
+            .into_iter()
+            .chain(layer(&self.dynamic.cluster, Source::DynamicDefaultBroker));
         let statics = group.iter().filter_map(|k| {
             self.explicit(k).map(|v| Synonym {
                 name: k.to_string(),
@@ -130,10 +171,38 @@ impl<'a> Describer<'a> {
                 source: Source::Default,
             })
         });
-        statics
+        dynamic
+            .chain(statics)
             .chain(defaults)
             .skip_while(|s| s.name != name)
             .collect()
+    }
+
+    /// The cluster-wide dynamic broker configs (the BROKER resource named ""): only the keys
+    /// set, as Kafka answers, each with the cluster-wide, static and default synonyms.
+    pub fn cluster_default_entries(&self) -> Vec<ConfigEntry> {
+        let mut out: Vec<ConfigEntry> = broker_values(self.config)
+            .into_iter()
+            .filter(|b| self.dynamic.cluster.contains_key(b.name))
+            .map(|b| {
+                let synonyms: Vec<Synonym> = self
+                    .broker_synonyms(b.name)
+                    .into_iter()
+                    .filter(|s| s.source != Source::DynamicBroker)
+                    .collect();
+                ConfigEntry {
+                    name: b.name,
+                    value: self.dynamic.cluster.get(b.name).cloned(),
+                    source: Source::DynamicDefaultBroker,
+                    synonyms,
+                    type_name: b.type_name,
+                    doc: b.doc,
+                    read_only: false,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(b.name));
+        out
     }
 
     /// Every topic key with its effective value for a topic with `overrides`.
@@ -212,8 +281,7 @@ impl<'a> Describer<'a> {
                     synonyms,
                     type_name: b.type_name,
                     doc: b.doc,
-                    // No dynamic broker configs yet: nothing can be altered at run time.
-                    read_only: true,
+                    read_only: !dynamic::is_dynamic(b.name),
                 }
             })
             .collect();

@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod describe;
+pub mod dynamic;
 pub mod group;
 pub mod group_configs;
 pub mod topic;

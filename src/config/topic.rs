@@ -119,6 +119,10 @@ pub fn validate_all<'a, I: IntoIterator<Item = (&'a str, &'a str)>>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     TopicOverride = 1,
+    /// A dynamic config of this broker.
+    DynamicBroker = 2,
+    /// A cluster-wide dynamic config.
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
     /// A group's own setting (the GROUP resource).

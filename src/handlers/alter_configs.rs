@@ -6,10 +6,11 @@
 //! atomically; `validate_only` checks and changes nothing. Empty name: INVALID_REQUEST; an
 //! invalid name INVALID_TOPIC_EXCEPTION; unknown topic UNKNOWN_TOPIC_OR_PARTITION.
 //!
-//! BROKER: Strom has no dynamic broker configs yet, so every key is what Kafka calls a
-//! read-only config and gets Kafka's answer for one: INVALID_REQUEST "Cannot update these
-//! configs dynamically: Set(...)". The name must be empty (cluster default) or our node id.
-//! An empty config list changes nothing and succeeds, as in Kafka.
+//! BROKER: the given keys become the resource's complete set of dynamic broker configs (see
+//! `config::dynamic`): our node id for this broker's, the empty name for the cluster-wide
+//! ones. A key that cannot change at run time gets Kafka's INVALID_REQUEST "Cannot update
+//! these configs dynamically: Set(...)"; a bad value INVALID_CONFIG. An empty config list
+//! removes the resource's dynamic configs, as in Kafka.
 //!
 //! Like Kafka: a resource named twice fails both entries, a key named twice or a null value
 //! fails its resource (INVALID_REQUEST). Other resource types: INVALID_REQUEST.
@@ -111,7 +112,16 @@ fn alter(
                 .alter_topic_configs(name, changes, true, validate_only)
                 .map_err(|e| topic_refusal(name, &e))
         }
-        RESOURCE_BROKER => refuse_broker_change(broker, name, configs.iter().map(|(k, _)| *k)),
+        RESOURCE_BROKER => {
+            let node = broker_node(broker, name)?;
+            let changes: BTreeMap<String, Option<String>> = configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect();
+            broker
+                .alter_broker_configs(node, changes, true, validate_only)
+                .map_err(|e| broker_refusal(&e))
+        }
         other => Err(invalid_request(format!("Unknown resource type {other}"))),
     }
 }
@@ -160,28 +170,26 @@ pub(crate) fn topic_refusal(name: &str, e: &AdminError) -> Refusal {
 /// A change to broker configs: the name must be empty (cluster default) or our node id, and
 /// any key to set is refused as Kafka refuses a read-only config — Strom has no dynamic broker
 /// configs. Nothing to set is a successful no-op.
-pub(crate) fn refuse_broker_change<'a>(
-    broker: &Broker,
-    name: &str,
-    keys_to_set: impl Iterator<Item = &'a str>,
-) -> Result<(), Refusal> {
-    if !name.is_empty() {
-        let id: i32 = name.parse().map_err(|_| {
-            invalid_request(format!("Node id must be an integer, but it is: {name}"))
-        })?;
-        if id != broker.config.node_id {
-            return Err(invalid_request(format!(
-                "Unexpected broker id, expected {}, but received {name}",
-                broker.config.node_id
-            )));
-        }
+/// The dynamic-config layer a BROKER resource names: our node id (Some) or the cluster-wide
+/// defaults (the empty name, None); another id or a non-number is INVALID_REQUEST, Kafka's words.
+pub(crate) fn broker_node(broker: &Broker, name: &str) -> Result<Option<i32>, Refusal> {
+    if name.is_empty() {
+        return Ok(None);
     }
-    let keys: Vec<&str> = keys_to_set.collect();
-    if keys.is_empty() {
-        return Ok(());
+    let id: i32 = name
+        .parse()
+        .map_err(|_| invalid_request(format!("Node id must be an integer, but it is: {name}")))?;
+    if id != broker.config.node_id {
+        return Err(invalid_request(format!(
+            "Unexpected broker id, expected {}, but received {name}",
+            broker.config.node_id
+        )));
     }
-    Err(invalid_request(format!(
-        "Cannot update these configs dynamically: Set({}) (Strom has no dynamic broker configs; set them in server.properties or with --set)",
-        keys.join(", ")
-    )))
+    Ok(Some(id))
+}
+
+/// A broker-resource refusal: INVALID_REQUEST for keys that cannot change at run time,
+/// INVALID_CONFIG for bad values.
+pub(crate) fn broker_refusal(e: &AdminError) -> Refusal {
+    (admin_error_code(e), e.to_string())
 }

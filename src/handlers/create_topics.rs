@@ -111,7 +111,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                             topic::TOPIC_CONFIGS
                                 .iter()
                                 .filter_map(|s| {
-                                    let (v, src) = topic::effective(&broker.config, &meta.configs, s.name)?;
+                                    let (v, src) = topic::effective(&broker.effective_config(), &meta.configs, s.name)?;
                                     Some(
                                         CreatableTopicConfigs::default()
                                             .with_name(StrBytes::from_static_str(s.name))

@@ -6,10 +6,12 @@
 //! included (see `config::describe`). Not sensitive, not read-only. An invalid name is
 //! INVALID_TOPIC_EXCEPTION, an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
 //!
-//! BROKER (4), named by our node id: every broker key Strom understands, read-only (no dynamic
-//! broker configs yet), STATIC_BROKER_CONFIG when set in the file / `--set` / flags. The empty
-//! name means the cluster-wide dynamic defaults: there are none, so an empty list. Another id,
-//! or a name that is not a number: INVALID_REQUEST with Kafka's message.
+//! BROKER (4), named by our node id: every broker key Strom understands with the value in
+//! force, its source (DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG,
+//! STATIC_BROKER_CONFIG, DEFAULT_CONFIG) and synonyms in Kafka's order; read-only unless it
+//! can change at run time (`config::dynamic`). The empty name means the cluster-wide dynamic
+//! defaults: only the keys set there. Another id, or a name that is not a number:
+//! INVALID_REQUEST with Kafka's message.
 //!
 //! BROKER_LOGGER (8), by our node id: an empty list — Strom has no run-time adjustable loggers
 //! (`RUST_LOG` at start).
@@ -53,7 +55,9 @@ type Refusal = (i16, Option<String>);
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeConfigsRequest = ctx.decode(body)?;
-    let describer = Describer::new(&ctx.broker.config);
+    let effective = ctx.broker.effective_config();
+    let describer =
+        Describer::with_dynamic(&effective, &ctx.broker.config, ctx.broker.dynamic_configs());
     let results = req
         .resources
         .iter()
@@ -109,7 +113,7 @@ fn entries(
         }
         RESOURCE_BROKER => {
             if name.is_empty() {
-                return Ok(Vec::new()); // no cluster-wide dynamic defaults
+                return Ok(describer.cluster_default_entries());
             }
             if parse_broker_id(name)? != broker.config.node_id {
                 return Err(invalid_request(format!(

@@ -34,6 +34,7 @@ pub fn admin_error_code(e: &AdminError) -> i16 {
         AdminError::InvalidConfig(_) => WireError::InvalidConfig.code(),
         AdminError::PolicyViolation(_) => WireError::PolicyViolation.code(),
         AdminError::DeletionDisabled => WireError::TopicDeletionDisabled.code(),
+        AdminError::InvalidRequest(_) => WireError::InvalidRequest.code(),
         AdminError::Storage(_) => WireError::KafkaStorageError.code(),
     }
 }

@@ -9,8 +9,11 @@
 //! is validated and persisted atomically per resource; `validate_only` changes nothing.
 //! Name checks as in AlterConfigs.
 //!
-//! BROKER: refused like AlterConfigs (no dynamic broker configs yet): any SET/APPEND/SUBTRACT
-//! is INVALID_REQUEST "Cannot update these configs dynamically"; DELETE alone is a no-op.
+//! BROKER (our node id, or "" for cluster-wide): SET/DELETE of dynamic broker configs
+//! (`config::dynamic`; APPEND/SUBTRACT on `log.cleanup.policy`), persisted in the metadata log
+//! and applied at once; a key that cannot change at run time is INVALID_REQUEST "Cannot update
+//! these configs dynamically: Set(...)", a bad value INVALID_CONFIG; deleting a key that is not
+//! set is a no-op.
 //! BROKER_LOGGER: no run-time adjustable loggers, INVALID_CONFIG.
 //!
 //! GROUP: SET and DELETE of the KIP-848 consumer group keys (`consumer.session.timeout.ms`,
@@ -35,7 +38,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::config::topic::{self, Kind};
 use crate::handlers::alter_configs::{
-    check_keys_unique, check_topic_name, invalid_request, refuse_broker_change, repeated_resources,
+    broker_node, broker_refusal, check_keys_unique, check_topic_name, invalid_request, repeated_resources,
     topic_refusal, Refusal,
 };
 use crate::handlers::describe_configs::{
@@ -143,13 +146,13 @@ fn alter(broker: &Broker, res: &AlterConfigsResource, validate_only: bool) -> Re
                 .alter_topic_configs(name, changes, false, validate_only)
                 .map_err(|e| topic_refusal(name, &e))
         }
-        RESOURCE_BROKER => refuse_broker_change(
-            broker,
-            name,
-            ops.iter()
-                .filter(|(_, op, _)| *op != Op::Delete)
-                .map(|(k, _, _)| *k),
-        ),
+        RESOURCE_BROKER => {
+            let node = broker_node(broker, name)?;
+            let changes = broker_changes(&broker.metadata.broker_configs(node), &broker.effective_config(), &ops)?;
+            broker
+                .alter_broker_configs(node, changes, false, validate_only)
+                .map_err(|e| broker_refusal(&e))
+        }
         RESOURCE_GROUP => {
             if name.is_empty() {
                 return Err(invalid_request("Group name must not be empty."));
@@ -194,6 +197,52 @@ pub fn topic_changes(
                     ));
                 };
                 let mut list = split_list(overrides.get(key).map_or(spec.default, |v| v.as_str()));
+                for item in split_list(value.unwrap_or("")) {
+                    if op == Op::Append {
+                        if !list.contains(&item) {
+                            list.push(item);
+                        }
+                    } else if let Some(i) = list.iter().position(|x| *x == item) {
+                        list.remove(i);
+                    }
+                }
+                Some(list.join(","))
+            }
+        };
+        changes.insert(key.to_string(), new);
+    }
+    Ok(changes)
+}
+
+/// The dynamic-config changes (`None` = remove) that `ops` make to a BROKER resource whose
+/// dynamic configs are `current`. APPEND/SUBTRACT apply to LIST keys (`log.cleanup.policy`)
+/// and start from the resource's dynamic value, else the value in force.
+fn broker_changes(
+    current: &BTreeMap<String, String>,
+    effective: &crate::config::BrokerConfig,
+    ops: &[(&str, Op, Option<&str>)],
+) -> Result<BTreeMap<String, Option<String>>, Refusal> {
+    let mut changes = BTreeMap::new();
+    for &(key, op, value) in ops {
+        let new = match op {
+            Op::Set => value.map(str::to_string),
+            Op::Delete => None,
+            Op::Append | Op::Subtract => {
+                let spec = topic::TOPIC_CONFIGS
+                    .iter()
+                    .find(|s| s.broker_key == Some(key) && matches!(s.kind, Kind::List(_)));
+                let Some(spec) = spec else {
+                    return Err((
+                        WireError::InvalidConfig.code(),
+                        format!("Can't {} to key {key} because its type is not LIST.", op.verb()),
+                    ));
+                };
+                let base = current
+                    .get(key)
+                    .cloned()
+                    .or_else(|| effective.topic_default(spec.name))
+                    .unwrap_or_default();
+                let mut list = split_list(&base);
                 for item in split_list(value.unwrap_or("")) {
                     if op == Op::Append {
                         if !list.contains(&item) {

@@ -253,7 +253,7 @@ fn min_insync(
 ) -> i64 {
     let empty = Default::default();
     crate::config::topic::effective(
-        &broker.config,
+        &broker.effective_config(),
         overrides.unwrap_or(&empty),
         "min.insync.replicas",
     )

@@ -54,6 +54,12 @@ pub enum MetadataRecord {
     ProducerIdBlock {
         end: i64,
     },
+    /// Dynamic broker configs: of broker `node`, or cluster-wide when `node` is None; `None`
+    /// values remove one.
+    AlterBrokerConfig {
+        node: Option<i32>,
+        configs: BTreeMap<String, Option<String>>,
+    },
     /// Dynamic configs of a group (the GROUP config resource); `None` removes one.
     AlterGroupConfig {
         group: String,
@@ -75,6 +81,7 @@ struct State {
     name_by_id: HashMap<Uuid, String>,
     producer_id_block_end: i64,
     group_configs: HashMap<String, BTreeMap<String, String>>,
+    broker_configs: HashMap<Option<i32>, BTreeMap<String, String>>,
 }
 
 impl State {
@@ -113,6 +120,15 @@ impl State {
             }
             MetadataRecord::ProducerIdBlock { end } => {
                 self.producer_id_block_end = self.producer_id_block_end.max(*end);
+            }
+            MetadataRecord::AlterBrokerConfig { node, configs } => {
+                let entry = self.broker_configs.entry(*node).or_default();
+                for (k, v) in configs {
+                    match v {
+                        Some(v) => entry.insert(k.clone(), v.clone()),
+                        None => entry.remove(k),
+                    };
+                }
             }
             MetadataRecord::AlterGroupConfig { group, configs } => {
                 let entry = self.group_configs.entry(group.clone()).or_default();
@@ -286,6 +302,16 @@ impl MetadataStore {
     }
 
     /// All topics, sorted by name.
+    /// The dynamic broker configs of broker `node` (None: the cluster-wide ones).
+    pub fn broker_configs(&self, node: Option<i32>) -> BTreeMap<String, String> {
+        self.state
+            .read()
+            .broker_configs
+            .get(&node)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The dynamic configs set on a group (empty when none).
     pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
         self.state
