@@ -17,15 +17,18 @@
 //!
 //! Dependencies point one way: handlers -> broker -> coordinator/replica/metadata -> log. `log` never sees a
 //! protocol message type; it knows record batches only through [`protocol::batch`], the
-//! zero-copy header view shared by the wire and the disk format.
+//! zero-copy header view shared by the wire and the disk format (and [`protocol::records`] to
+//! read keys on compacted topics).
 //!
 //! [`config`] holds every setting under Kafka's property names, including the plain group and
 //! transaction coordinator settings that `coordinator` reads (config imports no layer above
-//! `log`); [`alloc`] makes untrusted
-//! capacity claims in requests harmless (see there).
+//! `log`); [`alloc`] makes untrusted capacity claims in requests harmless (see there).
+//! [`metrics`] is the process-wide set of Prometheus metrics (a leaf: any layer may update
+//! it); [`admin_http`] serves them with the health endpoints on the admin listener.
 
 #![deny(unsafe_code)]
 
+pub mod admin_http;
 pub mod alloc;
 pub mod broker;
 pub mod config;
@@ -33,6 +36,7 @@ pub mod coordinator;
 pub mod handlers;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod protocol;
 pub mod replica;
 pub mod server;

@@ -50,6 +50,15 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     info!(addr = %listen, data = %broker.config.log_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "Strom is serving Kafka clients");
     let shutdown = CancellationToken::new();
+    let health = strom::admin_http::Health::starting("loading transactions");
+    if let Some(admin) = strom::admin_http::bind(&broker)? {
+        tokio::spawn(strom::admin_http::serve(
+            admin,
+            broker.clone(),
+            health.clone(),
+            shutdown.clone(),
+        ));
+    }
     spawn_maintenance(broker.clone(), shutdown.clone());
     tokio::spawn(broker.groups.clone().run_timers(shutdown.clone()));
     broker
@@ -57,10 +66,14 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot load transactions: {e}"))?;
     tokio::spawn(broker.txns.clone().run_timers(shutdown.clone()));
+    // Logs recovered, coordinators loaded, the client listener bound.
+    health.set_ready();
     let signals = shutdown.clone();
+    let stopping = health.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutdown requested");
+        stopping.set_not_ready("shutting down");
         signals.cancel();
     });
     strom::server::serve(broker.clone(), listener, shutdown).await;

@@ -280,6 +280,21 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| some(c.request_receive_timeout_ms),
     },
     BrokerKey {
+        name: "strom.admin.listener",
+        type_name: "STRING",
+        default: Some("127.0.0.1:9644"),
+        doc: "HTTP admin listener (/metrics, /health/live, /health/ready); empty disables it",
+        set: |c, k, v| {
+            if !v.is_empty() {
+                v.parse::<std::net::SocketAddr>()
+                    .map_err(|e| invalid(k, v, e.to_string()))?;
+            }
+            c.admin_listener = v.to_string();
+            Ok(())
+        },
+        get: |c| Some(c.admin_listener.clone()),
+    },
+    BrokerKey {
         name: "strom.max.inflight.requests.per.connection",
         type_name: "INT",
         default: Some("1000"),

@@ -74,6 +74,8 @@ pub struct BrokerConfig {
     /// `strom.request.receive.timeout.ms`: a request frame must arrive whole within this of its
     /// size being read; until then it holds its share of `queued.max.request.bytes`.
     pub request_receive_timeout_ms: u64,
+    /// `strom.admin.listener`: the HTTP admin address ("" = none).
+    pub admin_listener: String,
     /// Largest requests a connection may have in flight (pipelined) at once.
     pub max_inflight_requests_per_connection: usize,
     /// `strom.connection.max.queued.bytes`: request and encoded response bytes one connection
@@ -243,6 +245,7 @@ impl BrokerConfig {
             listen_backlog: 0,
             connections_max_idle_ms: 0,
             request_receive_timeout_ms: 0,
+            admin_listener: String::new(),
             max_inflight_requests_per_connection: 0,
             connection_max_queued_bytes: 0,
             fetch_max_bytes: 0,

@@ -89,6 +89,11 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             }
             let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed);
             if bytes >= min_bytes.max(1) || errors || !waiting || targets.is_empty() {
+                for (t, (_, _, records)) in targets.iter().zip(&parts) {
+                    if let (Ok(p), Some(r)) = (&t.part, records) {
+                        crate::metrics::global().topic(&p.topic).bytes_out.inc_by(r.len() as u64);
+                    }
+                }
                 return encode(version, &topics, parts);
             }
             let _ = tokio::time::timeout_at(deadline, notify.notified()).await;

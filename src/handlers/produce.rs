@@ -108,6 +108,11 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 .append(&records, partition.leader_epoch(), now)
             {
                 Ok(info) => {
+                    if !info.duplicate {
+                        let m = crate::metrics::global().topic(&partition.topic);
+                        m.bytes_in.inc_by(records.len() as u64);
+                        m.records_in.inc_by(info.records.max(0) as u64);
+                    }
                     r.base_offset = info.base_offset;
                     r.log_append_time_ms = info.log_append_time_ms;
                     r.log_start_offset = info.log_start_offset;

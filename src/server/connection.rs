@@ -37,6 +37,7 @@ use tracing::{debug, warn};
 
 use crate::broker::Broker;
 use crate::handlers::{self, Part, PartsBody, Reply, RequestContext};
+use crate::metrics;
 use crate::protocol::{self, HeaderPrefix, ProtocolError};
 use crate::server::ServerLimits;
 
@@ -257,21 +258,44 @@ async fn handle_frame(
     };
     let corr = prefix.correlation_id;
     let version = prefix.api_version;
+    let started = Instant::now();
+    let done = move || {
+        metrics::global().request(key as i16, api_name(key), started.elapsed());
+    };
     let reply = handlers::dispatch(ctx, frame).await?;
     Ok(Some(match reply {
-        Reply::Now(body) => Reply::Now(protocol::frame_response(key, version, corr, body)?),
+        Reply::Now(body) => {
+            done();
+            Reply::Now(protocol::frame_response(key, version, corr, body)?)
+        }
         Reply::Later(fut) => Reply::Later(Box::pin(async move {
             let body = fut.await?;
+            done();
             protocol::frame_response(key, version, corr, body)
         })),
         Reply::LaterParts(fut) => Reply::LaterParts(Box::pin(async move {
             let PartsBody { head, rest } = fut.await?;
+            done();
             let tail = rest.iter().map(Part::len).sum();
             let head = protocol::frame_response_with_tail(key, version, corr, head, tail)?;
             Ok(PartsBody { head, rest })
         })),
         other => other,
     }))
+}
+
+/// Kafka's name of an API (`Produce`, `Fetch`, ...), the `api` label of request metrics.
+fn api_name(key: ApiKey) -> &'static str {
+    static NAMES: std::sync::OnceLock<dashmap::DashMap<i16, &'static str>> =
+        std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(dashmap::DashMap::new);
+    if let Some(n) = names.get(&(key as i16)) {
+        return *n;
+    }
+    // One small leak per API key the registry serves (a fixed set of under 100).
+    let name: &'static str = Box::leak(format!("{key:?}").into_boxed_str());
+    names.insert(key as i16, name);
+    name
 }
 
 async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {

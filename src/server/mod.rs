@@ -70,8 +70,15 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Cancell
         let broker = broker.clone();
         let shutdown = shutdown.clone();
         let limits = limits.clone();
+        let open = crate::metrics::global().connections.get_or_create_owned(
+            &crate::metrics::ListenerLabels {
+                listener: "PLAINTEXT".to_string(),
+            },
+        );
+        open.inc();
         tracker.spawn(async move {
             connection::run(stream, peer, broker, limits, shutdown).await;
+            open.dec();
             drop(permit);
         });
     }

@@ -25,10 +25,15 @@ impl FlushJob {
     }
 
     fn sync(&self) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
         for (f, _) in &self.sealed {
             f.sync_data()?;
         }
-        self.active.sync_data()
+        let r = self.active.sync_data();
+        crate::metrics::global()
+            .fsync_duration
+            .observe(started.elapsed().as_secs_f64());
+        r
     }
 }
 
