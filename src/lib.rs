@@ -19,6 +19,10 @@
 //! protocol message type; it knows record batches only through [`protocol::batch`], the
 //! zero-copy header view shared by the wire and the disk format.
 //!
+//! [`tasks`] runs the background work (retention and other log maintenance, the coordinators'
+//! timers) under supervisors that log a panic and restart the task, or shut the broker down when
+//! it keeps failing.
+//!
 //! [`config`] holds every setting under Kafka's property names; [`alloc`] makes untrusted
 //! capacity claims in requests harmless (see there).
 
@@ -34,6 +38,7 @@ pub mod metadata;
 pub mod protocol;
 pub mod replica;
 pub mod server;
+pub mod tasks;
 
 #[global_allocator]
 static GLOBAL: alloc::GuardedAlloc = alloc::GuardedAlloc;

@@ -4,6 +4,10 @@
 //! many logs per pass) both take the log's `flush_lock`, so fsyncs of one log never overlap and
 //! the flushed offset only moves once the data below it is durable. A sealed segment's index
 //! files are written only after its data was fsynced. A failed fsync poisons the log.
+//!
+//! A flush job only reads what it covers; `Inner` forgets the covered segments
+//! in [`PartitionLog::finish_flush`], after the fsyncs returned. A job abandoned half-way
+//! (a panic in the flusher thread) therefore leaves everything for the next flush to cover.
 
 use super::*;
 
@@ -92,6 +96,15 @@ impl PartitionLog {
         outcomes
     }
 
+    /// Test-only fault: dies the way a bug inside a flush would, between taking a job (flush
+    /// lock held) and finishing it.
+    #[cfg(test)]
+    pub(crate) fn begin_flush_then_panic(&self) -> ! {
+        let _guard = self.flush_lock.blocking_lock();
+        let _job = self.begin_flush();
+        panic!("injected fault in the flush of {}", self.name);
+    }
+
     /// Synchronous flush for shutdown and tests.
     pub fn flush_blocking(&self) -> Result<(), LogError> {
         self.check_poisoned()?;
@@ -100,13 +113,13 @@ impl PartitionLog {
         self.finish_flush(&job, result)
     }
 
-    /// Takes what an fsync must cover: sealed segments not yet synced, the active segment, and
-    /// the log end it makes durable.
+    /// What an fsync must cover: sealed segments not yet synced, the active segment, and the
+    /// log end it makes durable. Nothing is taken out of `Inner` here (see the module doc).
     fn begin_flush(&self) -> FlushJob {
         let mut inner = self.inner.lock();
         inner.records_since_flush = 0;
         FlushJob {
-            sealed: std::mem::take(&mut inner.unsynced),
+            sealed: inner.unsynced.clone(),
             active: inner.segments.last().expect("active segment").file.clone(),
             target: inner.next_offset,
         }
@@ -118,6 +131,12 @@ impl PartitionLog {
         if let Err(e) = result {
             self.poison(&format!("fsync failed: {e}"));
             return Err(LogError::Io(e));
+        }
+        {
+            let mut inner = self.inner.lock();
+            inner
+                .unsynced
+                .retain(|(f, _)| !job.sealed.iter().any(|(s, _)| Arc::ptr_eq(f, s)));
         }
         self.flushed_offset.fetch_max(job.target, Ordering::AcqRel);
         let bases: Vec<i64> = job.sealed.iter().map(|(_, b)| *b).collect();
