@@ -33,7 +33,7 @@ use crate::handlers::alter_configs::{
     topic_refusal, Refusal,
 };
 use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -74,6 +74,11 @@ impl Op {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: IncrementalAlterConfigsRequest = ctx.decode(body)?;
+    // A metadata fsync: on the blocking pool, so this connection's worker thread serves others meanwhile.
+    blocking(move || respond(ctx, req)).await?
+}
+
+fn respond(ctx: RequestContext, req: IncrementalAlterConfigsRequest) -> Result<Reply, ProtocolError> {
     let repeated = repeated_resources(
         req.resources
             .iter()
