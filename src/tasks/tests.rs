@@ -110,3 +110,61 @@ async fn a_task_that_keeps_panicking_shuts_the_broker_down_with_its_error() {
         "{failed}"
     );
 }
+
+/// An acks=all Produce through the handler, as a client sees it: the partition's error code.
+async fn produce_acks_all(b: &Arc<Broker>, topic: &str) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        ApiKey, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+    };
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let version = 9;
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(bytes::Bytes::from(build_batch(
+                    crate::log::now_ms(),
+                    3,
+                    b"value",
+                ))))])]);
+    let mut body = bytes::BytesMut::new();
+    req.encode(&mut body, version).unwrap();
+    let ctx = crate::handlers::RequestContext {
+        broker: b.clone(),
+        api_key: ApiKey::Produce,
+        version,
+        header: RequestHeader::default(),
+        peer: "127.0.0.1:1".parse().unwrap(),
+    };
+    let reply = crate::handlers::dispatch(ctx, body.freeze()).await.unwrap();
+    let crate::handlers::Reply::Later(pending) = reply else {
+        panic!("an acks=all produce waits for its fsync");
+    };
+    let mut encoded = pending.await.unwrap().freeze();
+    let mut encoded = encoded.split_off(crate::protocol::HEADER_ROOM);
+    let resp: ProduceResponse =
+        crate::protocol::decode_body(&mut encoded, version, "response").unwrap();
+    resp.responses[0].partition_responses[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_produce_completes_after_a_flusher_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]);
+    b.create_topic("p", Some(1), None, BTreeMap::new(), false)
+        .unwrap();
+    assert_eq!(produce_acks_all(&b, "p").await, 0);
+    b.logs
+        .flusher()
+        .panic_next_pass
+        .store(true, std::sync::atomic::Ordering::Release);
+    let storage_error = crate::protocol::WireError::KafkaStorageError.code();
+    assert_eq!(produce_acks_all(&b, "p").await, storage_error);
+    assert_eq!(produce_acks_all(&b, "p").await, 0);
+    let log = &b.partition("p", 0).unwrap().log;
+    assert_eq!(log.flushed_offset(), log.log_end_offset());
+}
