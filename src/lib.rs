@@ -20,6 +20,10 @@
 //! zero-copy header view shared by the wire and the disk format (and [`protocol::records`] to
 //! read keys on compacted topics).
 //!
+//! [`tasks`] runs the background work (retention and other log maintenance, the coordinators'
+//! timers) under supervisors that log a panic and restart the task, or shut the broker down when
+//! it keeps failing.
+//!
 //! [`config`] holds every setting under Kafka's property names, including the plain group and
 //! transaction coordinator settings that `coordinator` reads (config imports no layer above
 //! `log`); [`alloc`] makes untrusted capacity claims in requests harmless (see there).
@@ -40,6 +44,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod replica;
 pub mod server;
+pub mod tasks;
 
 #[global_allocator]
 static GLOBAL: alloc::GuardedAlloc = alloc::GuardedAlloc;

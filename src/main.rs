@@ -1,12 +1,13 @@
 //! `strom`: parse CLI and config, start tracing, run the broker until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use strom::broker::Broker;
 use strom::config::BrokerConfig;
+use strom::tasks::{self, Supervision};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -59,13 +60,11 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
     }
-    spawn_maintenance(broker.clone(), shutdown.clone());
-    tokio::spawn(broker.groups.clone().run_timers(shutdown.clone()));
     broker
         .load_transactions()
         .await
         .map_err(|e| anyhow::anyhow!("cannot load transactions: {e}"))?;
-    tokio::spawn(broker.txns.clone().run_timers(shutdown.clone()));
+    let tasks = tasks::spawn_background(broker.clone(), shutdown.clone(), Supervision::default());
     // Logs recovered, coordinators loaded, the client listener bound.
     health.set_ready();
     let signals = shutdown.clone();
@@ -77,44 +76,24 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         signals.cancel();
     });
     strom::server::serve(broker.clone(), listener, shutdown).await;
+    // Supervisors end with the shutdown token; one that cancelled it reports why.
+    let failed = match tokio::time::timeout(tasks::JOIN_TIMEOUT, tasks.join()).await {
+        Ok(r) => r.err(),
+        Err(_) => {
+            warn!(
+                "background tasks did not stop within {:?}",
+                tasks::JOIN_TIMEOUT
+            );
+            None
+        }
+    };
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.close()).await?;
+    if let Some(e) = failed {
+        return Err(anyhow::anyhow!("stopped because {e}"));
+    }
     info!("stopped cleanly");
     Ok(())
-}
-
-fn spawn_maintenance(broker: std::sync::Arc<Broker>, shutdown: CancellationToken) {
-    let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms);
-    let flush_every = broker.config.flush_interval_ms;
-    tokio::spawn(async move {
-        let tick = retention_every
-            .min(Duration::from_secs(5))
-            .max(Duration::from_millis(10));
-        let mut last_retention = Instant::now();
-        let mut last_flush = Instant::now();
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(tick) => {}
-                _ = shutdown.cancelled() => return,
-            }
-            if last_retention.elapsed() >= retention_every {
-                last_retention = Instant::now();
-                let b = broker.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || b.run_maintenance(strom::log::now_ms()))
-                        .await;
-            }
-            if (0..i64::MAX).contains(&flush_every)
-                && last_flush.elapsed() >= Duration::from_millis(flush_every as u64)
-            {
-                last_flush = Instant::now();
-                for p in broker.replicas.all() {
-                    let end = p.log.log_end_offset();
-                    let _ = p.log.flush_to(end).await;
-                }
-            }
-        }
-    });
 }
 
 async fn wait_for_signal() {

@@ -25,7 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::{validate_topic_name, AdminError, Broker};
 use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -43,6 +43,11 @@ pub(crate) fn invalid_request(message: impl Into<String>) -> Refusal {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: AlterConfigsRequest = ctx.decode(body)?;
+    // A metadata fsync: on the blocking pool, so this connection's worker thread serves others meanwhile.
+    blocking(move || respond(ctx, req)).await?
+}
+
+fn respond(ctx: RequestContext, req: AlterConfigsRequest) -> Result<Reply, ProtocolError> {
     let repeated = repeated_resources(
         req.resources
             .iter()

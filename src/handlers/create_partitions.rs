@@ -19,7 +19,7 @@ use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitions
 use kafka_protocol::protocol::StrBytes;
 
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -30,6 +30,11 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: CreatePartitionsRequest = ctx.decode(body)?;
+    // Up to 100,000 new partition directories and a metadata fsync: on the blocking pool, so this connection's worker thread serves others meanwhile.
+    blocking(move || respond(ctx, req)).await?
+}
+
+fn respond(ctx: RequestContext, req: CreatePartitionsRequest) -> Result<Reply, ProtocolError> {
     let broker = &ctx.broker;
     let mut seen = HashSet::new();
     let mut duplicates = Vec::new();

@@ -20,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::AdminError;
 use crate::config::topic;
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 };
@@ -31,6 +31,11 @@ pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: CreateTopicsRequest = ctx.decode(body)?;
+    // Up to 100,000 partition directories and a metadata fsync: on the blocking pool, so this connection's worker thread serves others meanwhile.
+    blocking(move || respond(ctx, req)).await?
+}
+
+fn respond(ctx: RequestContext, req: CreateTopicsRequest) -> Result<Reply, ProtocolError> {
     let broker = &ctx.broker;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for t in &req.topics {

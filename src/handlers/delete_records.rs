@@ -24,7 +24,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::handlers::errors::log_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::metadata::is_internal_topic;
 use crate::protocol::{ProtocolError, WireError};
 
@@ -39,6 +39,11 @@ const HIGH_WATERMARK: i64 = -1;
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DeleteRecordsRequest = ctx.decode(body)?;
+    // A log-start checkpoint written and fsynced per partition: on the blocking pool, so this connection's worker thread serves others meanwhile.
+    blocking(move || respond(ctx, req)).await?
+}
+
+fn respond(ctx: RequestContext, req: DeleteRecordsRequest) -> Result<Reply, ProtocolError> {
     let topics = req
         .topics
         .into_iter()

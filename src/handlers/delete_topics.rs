@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::coordinator::txn::TXN_TOPIC;
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -34,6 +34,11 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DeleteTopicsRequest = ctx.decode(body)?;
+    // A metadata fsync and every partition directory removed: on the blocking pool, so this connection's worker thread serves others meanwhile.
+    blocking(move || respond(ctx, req)).await?
+}
+
+fn respond(ctx: RequestContext, req: DeleteTopicsRequest) -> Result<Reply, ProtocolError> {
     let broker = &ctx.broker;
     // (name, id) as given; v1-5 only have names.
     let given: Vec<(Option<String>, Uuid)> = if ctx.version >= 6 {

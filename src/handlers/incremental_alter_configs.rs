@@ -45,7 +45,7 @@ use crate::handlers::describe_configs::{
     RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -86,6 +86,11 @@ impl Op {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: IncrementalAlterConfigsRequest = ctx.decode(body)?;
+    // A metadata fsync: on the blocking pool, so this connection's worker thread serves others meanwhile.
+    blocking(move || respond(ctx, req)).await?
+}
+
+fn respond(ctx: RequestContext, req: IncrementalAlterConfigsRequest) -> Result<Reply, ProtocolError> {
     let repeated = repeated_resources(
         req.resources
             .iter()

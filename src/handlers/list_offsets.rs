@@ -5,14 +5,16 @@
 //! -4 earliest local (= earliest: no tiered storage), -5 earliest pending upload (no tiered
 //! storage: offset -1). A timestamp >= 0 finds the first record whose timestamp is at least
 //! that, by the time index and then the records of one batch (decompressed with a size cap);
-//! none gives offset -1 and timestamp -1.
+//! none gives offset -1 and timestamp -1. Requests that decompress run on the blocking pool,
+//! at most 4 at a time broker-wide.
 
 use bytes::Bytes;
+use tokio::sync::Semaphore;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::handlers::errors::log_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::log::LogError;
 use crate::protocol::batch::BatchView;
 use crate::protocol::records::record_timestamps;
@@ -21,8 +23,25 @@ use crate::replica::Partition;
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 10 };
 
+/// Requests decompressing at once (each up to [`DECOMPRESS_CAP`] per partition, one partition
+/// at a time): bounds their memory and blocking threads broker-wide.
+const DECOMPRESSIONS_MAX: usize = 4;
+static DECOMPRESSIONS: Semaphore = Semaphore::const_new(DECOMPRESSIONS_MAX);
+
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ListOffsetsRequest = ctx.decode(body)?;
+    // Lookups by timestamp (and -3) decompress a batch of up to 64 MiB: on the blocking pool,
+    // so this connection's worker thread serves others meanwhile. The rest answers from memory.
+    let decompresses = req.topics.iter().flat_map(|t| &t.partitions).any(|p| p.timestamp >= 0 || p.timestamp == -3);
+    if !decompresses {
+        return respond(ctx, req);
+    }
+    // Never closed; an error would only mean a closed semaphore.
+    let _permit = DECOMPRESSIONS.acquire().await.map_err(|e| ProtocolError::Encode(e.into()))?;
+    blocking(move || respond(ctx, req)).await?
+}
+
+fn respond(ctx: RequestContext, req: ListOffsetsRequest) -> Result<Reply, ProtocolError> {
     let broker = &ctx.broker;
     let topics = req
         .topics

@@ -76,6 +76,24 @@ impl Part {
     }
 }
 
+/// Runs `f` on the blocking pool and waits for it: for a handler's work that fsyncs or touches
+/// many files (topic creation and deletion, config changes, ListOffsets decompression). The
+/// connection still waits for it before reading its next request (requests stay in order), but
+/// the async worker thread is free to serve other connections meanwhile. A panic in `f` is the
+/// handler's panic, as if it had run inline.
+pub async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, ProtocolError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only when the runtime shuts down before the task started.
+        Err(e) => Err(ProtocolError::Encode(anyhow::anyhow!(
+            "blocking task cancelled: {e}"
+        ))),
+    }
+}
+
 /// What a handler answers.
 pub enum Reply {
     /// An encoded response body, to be written in order.

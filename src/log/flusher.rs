@@ -10,8 +10,20 @@
 //!
 //! The flusher only batches: each log's group commit, its ordering and its poisoning on a failed
 //! fsync stay in [`PartitionLog`].
+//!
+//! Supervision: a panic during a pass is caught and logged (ERROR, with the panic message);
+//! every request of that pass is answered with a storage error (KAFKA_STORAGE_ERROR: the
+//! client retries; nothing was acknowledged) and the thread goes on with the next pass. This is
+//! a restart of the task without losing its queue: the thread keeps no state between passes,
+//! and a log forgets what a flush covered only once its fsyncs returned (`partition/flush.rs`),
+//! so an abandoned pass leaves everything for the next one. The rate needs no bound: passes are
+//! driven by requests, one at a time. Shutting the broker down instead would turn one bad pass
+//! into an outage of every partition.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+#[cfg(test)]
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -33,16 +45,38 @@ struct Request {
 
 pub struct Flusher {
     tx: mpsc::Sender<Request>,
+    /// Test-only fault: the next pass panics half-way (after its logs' flush locks were taken).
+    #[cfg(test)]
+    pub(crate) panic_next_pass: Arc<AtomicBool>,
 }
 
 impl Flusher {
     /// Starts the flusher thread; it ends when the `Flusher` is dropped and its queue is empty.
     pub fn start() -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
+        #[cfg(test)]
+        let panic_next_pass = Arc::new(AtomicBool::new(false));
+        let pass = {
+            #[cfg(test)]
+            let fault = panic_next_pass.clone();
+            move |logs: &FlushItems| {
+                #[cfg(test)]
+                if fault.swap(false, Ordering::AcqRel) {
+                    if let Some((log, _)) = logs.first() {
+                        log.begin_flush_then_panic();
+                    }
+                }
+                PartitionLog::flush_many_blocking(logs)
+            }
+        };
         std::thread::Builder::new()
             .name("strom-flusher".into())
-            .spawn(move || run(rx))?;
-        Ok(Flusher { tx })
+            .spawn(move || run(rx, pass))?;
+        Ok(Flusher {
+            tx,
+            #[cfg(test)]
+            panic_next_pass,
+        })
     }
 
     /// Queues `items` for the next pass. With `wait`, the receiver gets one outcome per item,
@@ -64,7 +98,7 @@ impl Flusher {
     }
 }
 
-fn run(rx: mpsc::Receiver<Request>) {
+fn run(rx: mpsc::Receiver<Request>, pass: impl Fn(&FlushItems) -> Vec<Result<(), LogError>>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
@@ -83,10 +117,19 @@ fn run(rx: mpsc::Receiver<Request>) {
                 }
             }
         }
-        let outcomes: Vec<FlushOutcome> = PartitionLog::flush_many_blocking(&logs)
-            .into_iter()
-            .map(|r| r.map_err(Arc::new))
-            .collect();
+        let outcomes: Vec<FlushOutcome> = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            pass(&logs)
+        })) {
+            Ok(results) => results.into_iter().map(|r| r.map_err(Arc::new)).collect(),
+            Err(payload) => {
+                let message = crate::tasks::panic_message(payload.as_ref());
+                tracing::error!(task = "flusher", panic = %message, logs = logs.len(), "flush pass panicked; its requests fail with a storage error, the flusher goes on");
+                let failed = Arc::new(LogError::Io(std::io::Error::other(format!(
+                    "flush pass panicked: {message}"
+                ))));
+                vec![Err(failed); logs.len()]
+            }
+        };
         for req in batch {
             if let Some(done) = req.done {
                 let mine = req
@@ -105,6 +148,53 @@ mod tests {
     use super::*;
     use crate::log::LogConfig;
     use crate::protocol::batch::tests::build_batch;
+
+    /// A panic half-way through a pass fails that pass's requests with a storage error; the
+    /// flusher goes on, and the next pass still covers what the failed one had taken: the
+    /// sealed segment gets its fsync (its index files, written only after it, appear) and the
+    /// directory its fsync.
+    #[tokio::test]
+    async fn a_panicking_pass_fails_its_requests_and_the_next_pass_covers_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 100,
+            ..LogConfig::default()
+        };
+        let log = Arc::new(
+            PartitionLog::open(&dir.path().join("t-0"), "t-0", config, crate::log::now_ms())
+                .unwrap(),
+        );
+        let flusher = Flusher::start().unwrap();
+        for _ in 0..2 {
+            // The second append rolls: segment 0 is sealed, not yet fsynced.
+            log.append(&test_batch(3), 0, crate::log::now_ms()).unwrap();
+        }
+        let end = log.log_end_offset();
+        let sealed_index = dir.path().join("t-0").join(format!("{:020}.index", 0));
+        flusher.panic_next_pass.store(true, Ordering::Release);
+        let failed = flusher
+            .submit(vec![(log.clone(), end)], true)
+            .unwrap()
+            .await;
+        let failed = failed.expect("the flusher answers the requests of a panicked pass");
+        assert!(
+            matches!(&failed[0], Err(e) if e.to_string().contains("panicked")),
+            "{failed:?}"
+        );
+        assert!(log.flushed_offset() < end);
+        assert!(!sealed_index.exists());
+        let again = flusher
+            .submit(vec![(log.clone(), end)], true)
+            .unwrap()
+            .await;
+        let again = again.expect("the flusher still runs after a panic");
+        assert!(again[0].is_ok(), "{again:?}");
+        assert_eq!(log.flushed_offset(), end);
+        assert!(
+            sealed_index.exists(),
+            "the sealed segment taken by the panicked pass was never fsynced"
+        );
+    }
 
     fn test_batch(n: i32) -> Vec<u8> {
         build_batch(crate::log::now_ms(), n, b"value")

@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Positional I/O on one segment file.
@@ -203,6 +203,10 @@ pub struct Faults {
     pub fail_sync: AtomicBool,
     /// Reads fail with EIO.
     pub fail_reads: AtomicBool,
+    /// Directory fsyncs fail with EIO.
+    pub fail_dir_sync: AtomicBool,
+    /// Directory fsyncs asked for so far.
+    pub dir_syncs: AtomicUsize,
 }
 
 /// Real files with injectable faults (tests).
@@ -279,7 +283,10 @@ impl Storage for FaultyStorage {
         os_remove_file(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        if self.faults.fail_sync.load(Ordering::Acquire) {
+        self.faults.dir_syncs.fetch_add(1, Ordering::AcqRel);
+        if self.faults.fail_sync.load(Ordering::Acquire)
+            || self.faults.fail_dir_sync.load(Ordering::Acquire)
+        {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         os_sync_dir(dir)

@@ -75,7 +75,7 @@ pub fn decode_body<T: Decodable>(
 /// Bytes reserved in front of every encoded response body for the frame's size prefix and
 /// response header (4 + correlation id 4 + an empty tagged-field section 1), so framing never
 /// copies the body (a fetch response is mostly record bytes).
-const HEADER_ROOM: usize = 9;
+pub(crate) const HEADER_ROOM: usize = 9;
 
 /// Encodes a response body at `version`, sized exactly (no growth copies) and with room for the
 /// frame header in front.

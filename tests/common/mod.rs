@@ -358,6 +358,14 @@ impl RawClient {
         }
     }
 
+    /// Waits up to `timeout` for each response (30 s by default).
+    pub fn with_read_timeout(self, timeout: Duration) -> Self {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .expect("timeout");
+        self
+    }
+
     pub fn call<Req, Resp>(
         &mut self,
         key: kafka_protocol::messages::ApiKey,

@@ -4,6 +4,15 @@
 //! many logs per pass) both take the log's `flush_lock`, so fsyncs of one log never overlap and
 //! the flushed offset only moves once the data below it is durable. A sealed segment's index
 //! files are written only after its data was fsynced. A failed fsync poisons the log.
+//!
+//! A roll creates the new segment file without fsyncing the directory (that would stall the
+//! appender under the partition lock); the next flush fsyncs the directory before its target
+//! counts as durable, so a segment's directory entry is durable before any record in it is
+//! acknowledged as durable.
+//!
+//! A flush job only reads what it covers; `Inner` forgets the covered segments and directory
+//! changes in [`PartitionLog::finish_flush`], after the fsyncs returned. A job abandoned half-way
+//! (a panic in the flusher thread) therefore leaves everything for the next flush to cover.
 
 use super::*;
 
@@ -12,6 +21,10 @@ struct FlushJob {
     sealed: Vec<(SharedFile, i64)>,
     active: SharedFile,
     target: i64,
+    /// `Inner::rolls` when the job was taken; the directory needs an fsync when it is ahead
+    /// of `Inner::dir_synced_rolls`.
+    rolls: u64,
+    sync_dir: bool,
 }
 
 impl FlushJob {
@@ -24,8 +37,11 @@ impl FlushJob {
         let _ = self.active.start_writeback();
     }
 
-    fn sync(&self) -> std::io::Result<()> {
+    fn sync(&self, storage: &dyn Storage, dir: &Path) -> std::io::Result<()> {
         let started = std::time::Instant::now();
+        if self.sync_dir {
+            storage.sync_dir(dir)?;
+        }
         for (f, _) in &self.sealed {
             f.sync_data()?;
         }
@@ -49,8 +65,9 @@ impl PartitionLog {
         }
         self.check_poisoned()?;
         let job = self.begin_flush();
+        let (storage, dir) = (self.storage.clone(), self.dir.clone());
         match tokio::task::spawn_blocking(move || {
-            let result = job.sync();
+            let result = job.sync(storage.as_ref(), &dir);
             (job, result)
         })
         .await
@@ -90,30 +107,43 @@ impl PartitionLog {
             job.start_writeback();
         }
         for (i, job) in &jobs {
-            let result = job.sync();
+            let log = &logs[*i].0;
+            let result = job.sync(log.storage.as_ref(), &log.dir);
             outcomes[*i] = logs[*i].0.finish_flush(job, result);
         }
         drop(held);
         outcomes
     }
 
+    /// Test-only fault: dies the way a bug inside a flush would, between taking a job (flush
+    /// lock held) and finishing it.
+    #[cfg(test)]
+    pub(crate) fn begin_flush_then_panic(&self) -> ! {
+        let _guard = self.flush_lock.blocking_lock();
+        let _job = self.begin_flush();
+        panic!("injected fault in the flush of {}", self.name);
+    }
+
     /// Synchronous flush for shutdown and tests.
     pub fn flush_blocking(&self) -> Result<(), LogError> {
         self.check_poisoned()?;
         let job = self.begin_flush();
-        let result = job.sync();
+        let result = job.sync(self.storage.as_ref(), &self.dir);
         self.finish_flush(&job, result)
     }
 
-    /// Takes what an fsync must cover: sealed segments not yet synced, the active segment, and
-    /// the log end it makes durable.
+    /// What an fsync must cover: sealed segments not yet synced, the active segment, the
+    /// directory if a roll created a file since the last flush, and the log end it makes
+    /// durable. Nothing is taken out of `Inner` here (see the module doc).
     fn begin_flush(&self) -> FlushJob {
         let mut inner = self.inner.lock();
         inner.records_since_flush = 0;
         FlushJob {
-            sealed: std::mem::take(&mut inner.unsynced),
+            sealed: inner.unsynced.clone(),
             active: inner.segments.last().expect("active segment").file.clone(),
             target: inner.next_offset,
+            rolls: inner.rolls,
+            sync_dir: inner.rolls > inner.dir_synced_rolls,
         }
     }
 
@@ -123,6 +153,13 @@ impl PartitionLog {
         if let Err(e) = result {
             self.poison(&format!("fsync failed: {e}"));
             return Err(LogError::Io(e));
+        }
+        {
+            let mut inner = self.inner.lock();
+            inner.dir_synced_rolls = inner.dir_synced_rolls.max(job.rolls);
+            inner
+                .unsynced
+                .retain(|(f, _)| !job.sealed.iter().any(|(s, _)| Arc::ptr_eq(f, s)));
         }
         self.flushed_offset.fetch_max(job.target, Ordering::AcqRel);
         let bases: Vec<i64> = job.sealed.iter().map(|(_, b)| *b).collect();

@@ -58,6 +58,10 @@ struct Inner {
     next_offset: i64,
     /// Sealed segments whose data is not yet fsynced (their index files are written after).
     unsynced: Vec<(SharedFile, i64)>,
+    /// Segments created by rolls so far, and how many of them the last completed flush
+    /// covered with a directory fsync (see `flush.rs`).
+    rolls: u64,
+    dir_synced_rolls: u64,
     records_since_flush: i64,
     producers: ProducerStateMap,
 }
@@ -376,7 +380,8 @@ impl PartitionLog {
     fn roll(&self, inner: &mut Inner, now_ms: i64) -> Result<(), LogError> {
         let next = inner.next_offset;
         let new_seg = Segment::create(self.storage.as_ref(), &self.dir, next, now_ms)?;
-        self.storage.sync_dir(&self.dir)?;
+        // The directory fsync is the next flush's (flush.rs): not here under the lock.
+        inner.rolls += 1;
         let old = inner.segments.last_mut().expect("active segment");
         old.seal();
         inner.unsynced.push((old.file.clone(), old.base_offset));

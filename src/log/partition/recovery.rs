@@ -130,6 +130,8 @@ impl PartitionLog {
                 log_start_offset,
                 next_offset,
                 unsynced: Vec::new(),
+                rolls: 0,
+                dir_synced_rolls: 0,
                 records_since_flush: 0,
                 producers,
             }),

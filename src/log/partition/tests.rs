@@ -334,6 +334,66 @@ fn recovery_fsyncs_the_segments_it_scanned() {
 }
 
 #[test]
+fn a_roll_leaves_the_directory_fsync_to_the_next_flush() {
+    // The directory fsync used to run in the roll, under the partition lock, on the producer's
+    // async worker. It belongs to the flush: the new segment's directory entry must be durable
+    // before any record in it is reported durable, and not before that is needed.
+    use crate::log::io::FaultyStorage;
+    use std::sync::atomic::Ordering;
+    let open = |dir: &Path| {
+        let storage = FaultyStorage::default();
+        let faults = storage.faults.clone();
+        let log = PartitionLog::open_with(Arc::new(storage), dir, "t-0", small_config(), 0)
+            .expect("open");
+        (log, faults)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, faults) = open(dir.path());
+    let at_open = faults.dir_syncs.load(Ordering::Acquire);
+    append_n(&log, 20, 1000); // several rolls
+    let segments = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+        })
+        .count();
+    assert!(segments > 2, "{segments} segments");
+    assert_eq!(
+        faults.dir_syncs.load(Ordering::Acquire),
+        at_open,
+        "a roll fsynced the directory under the partition lock"
+    );
+    log.flush_blocking().expect("flush");
+    assert_eq!(log.flushed_offset(), 60);
+    let after_flush = faults.dir_syncs.load(Ordering::Acquire);
+    assert!(
+        after_flush > at_open,
+        "the flush did not fsync the directory"
+    );
+    log.flush_blocking().expect("flush");
+    append_n(&log, 1, 2000); // no roll
+    log.flush_blocking().expect("flush");
+    assert_eq!(
+        faults.dir_syncs.load(Ordering::Acquire),
+        after_flush,
+        "no roll, no directory fsync"
+    );
+
+    // A failed directory fsync fails the flush: nothing in the new segments counts as durable.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, faults) = open(dir.path());
+    append_n(&log, 20, 1000);
+    faults.fail_dir_sync.store(true, Ordering::Release);
+    assert!(
+        log.flush_blocking().is_err(),
+        "the flush ignored its directory fsync"
+    );
+    assert_eq!(log.flushed_offset(), 0);
+    assert!(matches!(log.flush_blocking(), Err(LogError::Poisoned(_))));
+}
+
+#[test]
 fn timestamp_lookup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
