@@ -430,13 +430,40 @@ impl Broker {
             })
             .collect();
         self.metadata.commit(&records)?;
-        for t in topics {
+        for (i, t) in topics.iter().enumerate() {
             for p in 0..t.partitions {
-                self.open_partition(t, p)?;
+                if let Err(e) = self.open_partition(t, p) {
+                    // E.g. out of file handles: a topic recorded but not openable would keep
+                    // the broker from starting again. Undo this and the remaining topics.
+                    tracing::warn!(topic = t.name, partition = p, error = %e, "creating the topic failed; rolling it back");
+                    self.roll_back_creation(&topics[i..]);
+                    return Err(e.into());
+                }
             }
             info!(topic = t.name, partitions = t.partitions, id = %t.id, "created topic");
         }
         Ok(())
+    }
+
+    /// Removes topics whose creation was committed but could not be completed: their metadata
+    /// (a DeleteTopic record) and whatever partitions were opened.
+    fn roll_back_creation(&self, topics: &[TopicMeta]) {
+        let records: Vec<MetadataRecord> = topics
+            .iter()
+            .map(|t| MetadataRecord::DeleteTopic { id: t.id })
+            .collect();
+        if let Err(e) = self.metadata.commit(&records) {
+            tracing::error!(error = %e, "could not roll back a failed topic creation");
+            return;
+        }
+        for t in topics {
+            for p in 0..t.partitions {
+                self.replicas.remove(&t.name, p);
+                if let Err(e) = self.logs.delete(&t.name, p) {
+                    tracing::warn!(topic = t.name, partition = p, error = %e, "could not remove a rolled-back partition");
+                }
+            }
+        }
     }
 
     /// Auto-creates (Metadata with `allow_auto_topic_creation`) those of `names` that are

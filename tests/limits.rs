@@ -203,3 +203,61 @@ fn an_unknown_server_assignor_is_unsupported_assignor() {
     let r = join(&mut raw, "range");
     assert_eq!(r.error_code, 0, "{r:?}");
 }
+
+/// A creation that fails half-way (here: out of file handles) is rolled back, so the broker
+/// starts again under the same limits (before: the topic stayed recorded, and a broker that
+/// could not open it refused to start).
+#[test]
+fn a_creation_that_runs_out_of_file_handles_is_rolled_back() {
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = |port: u16| -> Child {
+        Command::new("prlimit")
+            .arg("--nofile=200:200")
+            .arg(env!("CARGO_BIN_EXE_strom"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--set", "strom.admin.listener="])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn strom under prlimit")
+    };
+    let ready = |child: &mut Child, port: u16| -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if child.try_wait().expect("wait").is_some() {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    let port = common::free_port();
+    let mut child = start(port);
+    assert!(ready(&mut child, port), "starts under 200 file handles");
+    let mut raw = RawClient::connect(port);
+    let (code, message) = create(&mut raw, "big", 400, false);
+    assert_eq!(code, 56, "KAFKA_STORAGE_ERROR: {message}");
+    assert!(!listed(&mut raw).contains(&"big".to_string()));
+    assert_eq!(
+        create(&mut raw, "small", 2, false).0,
+        0,
+        "handles were given back"
+    );
+    drop(raw);
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    let port = common::free_port();
+    let mut child = start(port);
+    let started = ready(&mut child, port);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started, "restarts under the same limit");
+}
