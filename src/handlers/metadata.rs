@@ -22,7 +22,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{validate_topic_name, Broker};
-use crate::handlers::{authorized, ApiSpec, Reply, RequestContext};
+use crate::handlers::{authorized, blocking, ApiSpec, Reply, RequestContext};
 use crate::metadata::TopicMeta;
 use crate::protocol::{ProtocolError, WireError};
 
@@ -64,7 +64,14 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 .collect();
             if !names.is_empty() {
                 unknown.extend(names.iter().copied());
-                broker.auto_create_topics(&names);
+                // A metadata fsync and partition files: off the async workers.
+                let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+                let b = broker.clone();
+                blocking(move || {
+                    let names: Vec<&str> = owned.iter().map(String::as_str).collect();
+                    b.auto_create_topics(&names);
+                })
+                .await?;
             }
         }
         req.topics
