@@ -193,25 +193,13 @@ pub fn topic_changes(
             Op::Append | Op::Subtract => {
                 let spec = topic::spec(key).filter(|s| matches!(s.kind, Kind::List(_)));
                 let Some(spec) = spec else {
-                    return Err((
-                        WireError::InvalidConfig.code(),
-                        format!(
-                            "Can't {} to key {key} because its type is not LIST.",
-                            op.verb()
-                        ),
-                    ));
+                    return Err(not_a_list(op, key));
                 };
-                let mut list = split_list(overrides.get(key).map_or(spec.default, |v| v.as_str()));
-                for item in split_list(value.unwrap_or("")) {
-                    if op == Op::Append {
-                        if !list.contains(&item) {
-                            list.push(item);
-                        }
-                    } else if let Some(i) = list.iter().position(|x| *x == item) {
-                        list.remove(i);
-                    }
-                }
-                Some(list.join(","))
+                Some(edit_list(
+                    overrides.get(key).map_or(spec.default, |v| v.as_str()),
+                    op,
+                    value,
+                ))
             }
         };
         changes.insert(key.to_string(), new);
@@ -237,32 +225,42 @@ fn broker_changes(
                     .iter()
                     .find(|s| s.broker_key == Some(key) && matches!(s.kind, Kind::List(_)));
                 let Some(spec) = spec else {
-                    return Err((
-                        WireError::InvalidConfig.code(),
-                        format!("Can't {} to key {key} because its type is not LIST.", op.verb()),
-                    ));
+                    return Err(not_a_list(op, key));
                 };
                 let base = current
                     .get(key)
                     .cloned()
                     .or_else(|| effective.topic_default(spec.name))
                     .unwrap_or_default();
-                let mut list = split_list(&base);
-                for item in split_list(value.unwrap_or("")) {
-                    if op == Op::Append {
-                        if !list.contains(&item) {
-                            list.push(item);
-                        }
-                    } else if let Some(i) = list.iter().position(|x| *x == item) {
-                        list.remove(i);
-                    }
-                }
-                Some(list.join(","))
+                Some(edit_list(&base, op, value))
             }
         };
         changes.insert(key.to_string(), new);
     }
     Ok(changes)
+}
+
+/// Kafka's refusal of APPEND/SUBTRACT on a key that is not a LIST.
+fn not_a_list(op: Op, key: &str) -> Refusal {
+    (
+        WireError::InvalidConfig.code(),
+        format!("Can't {} to key {key} because its type is not LIST.", op.verb()),
+    )
+}
+
+/// `base` (a comma-separated list) with `value`'s items appended (if absent) or subtracted.
+fn edit_list(base: &str, op: Op, value: Option<&str>) -> String {
+    let mut list = split_list(base);
+    for item in split_list(value.unwrap_or("")) {
+        if op == Op::Append {
+            if !list.contains(&item) {
+                list.push(item);
+            }
+        } else if let Some(i) = list.iter().position(|x| *x == item) {
+            list.remove(i);
+        }
+    }
+    list.join(",")
 }
 
 fn split_list(v: &str) -> Vec<String> {
