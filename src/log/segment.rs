@@ -120,7 +120,7 @@ impl Segment {
         let stored_index = if verify {
             None
         } else {
-            Self::load_indexes(dir, base_offset, file_len)
+            Self::load_indexes(storage, dir, base_offset, file_len)
         };
         let index_interval = 4096;
         let (valid_len, last) =
@@ -142,12 +142,17 @@ impl Segment {
     }
 
     fn load_indexes(
+        storage: &dyn Storage,
         dir: &Path,
         base_offset: i64,
         file_len: u64,
     ) -> Option<(OffsetIndex, TimeIndex)> {
-        let idx = std::fs::read(Self::index_path(dir, base_offset)).ok()?;
-        let tidx = std::fs::read(Self::time_index_path(dir, base_offset)).ok()?;
+        let idx = storage
+            .read_file(&Self::index_path(dir, base_offset))
+            .ok()?;
+        let tidx = storage
+            .read_file(&Self::time_index_path(dir, base_offset))
+            .ok()?;
         let idx = OffsetIndex::from_bytes(&idx, file_len)?;
         let tidx = TimeIndex::from_bytes(&tidx, u32::MAX)?;
         Some((idx, tidx))

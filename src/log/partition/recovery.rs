@@ -22,13 +22,12 @@ impl PartitionLog {
         config: LogConfig,
         now_ms: i64,
     ) -> Result<Self, LogError> {
-        std::fs::create_dir_all(dir)?;
-        let mut bases: Vec<i64> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let n = e.file_name().into_string().ok()?;
-                n.strip_suffix(".log")?.parse::<i64>().ok()
-            })
+        storage.create_dir_all(dir)?;
+        let mut bases: Vec<i64> = storage
+            .list_dir(dir)?
+            .into_iter()
+            .filter(|e| !e.is_dir)
+            .filter_map(|e| e.name.strip_suffix(".log")?.parse::<i64>().ok())
             .collect();
         bases.sort_unstable();
         let mut segments: Vec<Segment> = Vec::new();
@@ -44,8 +43,8 @@ impl PartitionLog {
                 seg.delete_files(storage.as_ref(), dir);
                 continue;
             }
-            let has_indexes = Segment::index_path(dir, base).exists()
-                && Segment::time_index_path(dir, base).exists();
+            let has_indexes = storage.exists(&Segment::index_path(dir, base))
+                && storage.exists(&Segment::time_index_path(dir, base));
             let (seg, truncated) =
                 Segment::open(storage.as_ref(), dir, base, !has_indexes, now_ms)?;
             if !has_indexes {
@@ -87,8 +86,10 @@ impl PartitionLog {
                 s.delete_files(storage.as_ref(), dir);
             }
         }
-        let stored_start = std::fs::read_to_string(dir.join(LOG_START_FILE))
+        let stored_start = storage
+            .read_file(&dir.join(LOG_START_FILE))
             .ok()
+            .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.trim().parse::<i64>().ok());
         if segments.is_empty() {
             let base = stored_start.unwrap_or(0).max(0);
@@ -153,7 +154,8 @@ fn load_producer_state(
     next_offset: i64,
 ) -> Result<ProducerStateMap, LogError> {
     let path = dir.join(PRODUCER_SNAPSHOT_FILE);
-    let snapshot = std::fs::read(&path)
+    let snapshot = storage
+        .read_file(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Snapshot>(&b).ok());
     storage.remove_file(&path)?;
