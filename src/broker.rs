@@ -446,7 +446,7 @@ impl Broker {
         Ok(())
     }
 
-    /// Periodic maintenance: retention, time-based rolls, `flush.ms`.
+    /// Periodic maintenance: retention, time-based rolls, the recovery-point checkpoints.
     pub fn run_maintenance(&self, now_ms: i64) {
         for p in self.replicas.all() {
             if let Err(e) = p.log.roll_if_expired(now_ms) {
@@ -457,6 +457,9 @@ impl Broker {
             }
             p.log
                 .expire_producers(now_ms, self.config.producer_id_expiration_ms);
+            if let Err(e) = p.log.checkpoint_recovery_point() {
+                tracing::warn!(log = p.log.name(), error = %e, "recovery point checkpoint failed");
+            }
         }
     }
 
