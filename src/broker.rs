@@ -14,6 +14,7 @@ use crate::config::dynamic::{self, DynamicConfigs};
 use crate::config::{topic, BrokerConfig, ConfigError};
 use crate::coordinator::txn::{TransactionCoordinator, TXN_TOPIC};
 use crate::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::log::io::{OsStorage, Storage};
 use crate::log::{LogConfig, LogError, LogManager};
 use crate::metadata::{
     MetadataError, MetadataRecord, MetadataStore, TopicMeta, METADATA_DIR, METADATA_LOG,
@@ -90,10 +91,20 @@ pub const MAX_AUTO_CREATE_PER_REQUEST: usize = 100;
 impl Broker {
     /// Opens the data directory: replays metadata, then opens (and recovers) every partition.
     pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Self>> {
+        Self::open_with_storage(config, Arc::new(OsStorage))
+    }
+
+    /// [`Broker::open`] on `storage`: every file the broker reads or writes (segments,
+    /// indexes, checkpoints, the metadata log, directories) goes through it, so tests can
+    /// inject disk faults or cut the power.
+    pub fn open_with_storage(
+        config: BrokerConfig,
+        storage: Arc<dyn Storage>,
+    ) -> anyhow::Result<Arc<Self>> {
         let root = config.log_dir.clone();
-        let logs = LogManager::new(&root)?;
+        let logs = LogManager::with_storage(&root, storage.clone())?;
         let metadata_log = root.join(METADATA_DIR).join(METADATA_LOG);
-        if !metadata_log.exists() {
+        if !storage.exists(&metadata_log) {
             // Without the metadata every partition would be unknown: starting would hide (or,
             // once topics are re-created, shadow) all of the data.
             if let Some(example) = logs.partition_dirs().first() {
@@ -107,7 +118,7 @@ impl Broker {
                 );
             }
         }
-        let metadata = MetadataStore::open(&root)?;
+        let metadata = MetadataStore::open_with(&root, storage)?;
         let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
         let replicas = Arc::new(ReplicaManager::default());
         let txns = Arc::new(TransactionCoordinator::new(
@@ -681,7 +692,7 @@ impl Broker {
         Ok(())
     }
 
-    /// Periodic maintenance: retention, time-based rolls, `flush.ms`.
+    /// Periodic maintenance: retention, time-based rolls, the recovery-point checkpoints.
     pub fn run_maintenance(&self, now_ms: i64) {
         for p in self.replicas.all() {
             if let Err(e) = p.log.roll_if_expired(now_ms) {
@@ -692,6 +703,9 @@ impl Broker {
             }
             p.log
                 .expire_producers(now_ms, self.config.producer_id_expiration_ms);
+            if let Err(e) = p.log.checkpoint_recovery_point() {
+                tracing::warn!(log = p.log.name(), error = %e, "recovery point checkpoint failed");
+            }
         }
     }
 

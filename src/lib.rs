@@ -13,7 +13,8 @@
 //! append-only metadata log) -> [`log`] (segmented partition logs on disk: append, read, roll,
 //! retention, recovery, group-committed fsync (one flusher thread for produce across
 //! partitions), idempotent-producer and transaction state,
-//! behind a filesystem seam in `log::io`).
+//! behind a filesystem seam in `log::io` that every durable write of the broker, the metadata
+//! log included, goes through; `log::io::PowerOffStorage` lets tests cut the power).
 //!
 //! Dependencies point one way: handlers -> broker -> coordinator/replica/metadata -> log. `log` never sees a
 //! protocol message type; it knows record batches only through [`protocol::batch`], the

@@ -29,7 +29,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use strom::log::io::{SegmentFile, SharedFile, Storage};
+use strom::log::io::{DirEntry, SegmentFile, SharedFile, Storage};
 use strom::log::{LogConfig, LogError, PartitionLog};
 use strom::protocol::batch::{BatchIter, BatchView};
 use strom::protocol::records::{build_batch, for_each_record, KeyValue};
@@ -134,6 +134,28 @@ impl Storage for PageCache {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         strom::log::io::OsStorage.sync_dir(dir)
+    }
+    // Directory operations and reads: the real filesystem (only segment data is modelled).
+    fn open_or_create(&self, path: &Path) -> io::Result<SharedFile> {
+        strom::log::io::OsStorage.open_or_create(path)
+    }
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        strom::log::io::OsStorage.read_file(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        strom::log::io::OsStorage.exists(path)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
+        strom::log::io::OsStorage.list_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        strom::log::io::OsStorage.create_dir_all(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        strom::log::io::OsStorage.rename(from, to)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        strom::log::io::OsStorage.remove_dir_all(dir)
     }
 }
 

@@ -13,7 +13,9 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::InvalidBatch(_) => WireError::CorruptMessage.code(),
         LogError::RecordTooLarge { .. } => WireError::MessageTooLarge.code(),
         LogError::InvalidRecords(_) => WireError::InvalidRecord.code(),
-        LogError::Poisoned(_) | LogError::Io(_) => WireError::KafkaStorageError.code(),
+        LogError::Poisoned(_) | LogError::Offline(_) | LogError::Io(_) => {
+            WireError::KafkaStorageError.code()
+        }
         LogError::Sequence(SequenceError::InvalidEpoch { .. }) => {
             WireError::InvalidProducerEpoch.code()
         }

@@ -60,6 +60,11 @@ impl OffsetIndex {
         self.entries.is_empty()
     }
 
+    /// The last entry (relative offset, position), if any.
+    pub fn last(&self) -> Option<(u32, u32)> {
+        self.entries.last().copied()
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * Self::ENTRY_BYTES);
         for &(off, pos) in &self.entries {
@@ -121,6 +126,12 @@ impl TimeIndex {
         } else {
             self.entries[idx - 1].1
         }
+    }
+
+    /// The last entry's timestamp: the segment's max timestamp once it was sealed (the final
+    /// entry written with the indexes).
+    pub fn last_timestamp(&self) -> Option<i64> {
+        self.entries.last().map(|&(ts, _)| ts)
     }
 
     pub fn truncate_to_offset(&mut self, relative_offset: u32) {

@@ -12,6 +12,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod power_off;
+pub use power_off::{PowerOffStats, PowerOffStorage};
+
 /// Positional I/O on one segment file.
 pub trait SegmentFile: Send + Sync + Debug {
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
@@ -65,16 +68,46 @@ impl FileRange {
     }
 }
 
-/// Opens segment files and makes whole files and directory entries durable.
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub is_dir: bool,
+}
+
+/// Every durable write of the broker goes through a `Storage`: segment files it opens,
+/// whole-file writes, directory creation, renames, removals and directory fsyncs; and so do
+/// the reads of what those wrote, so a simulated storage ([`PowerOffStorage`]) is coherent.
+/// What is durable: a file's data once its handle's `sync_data` returned (or
+/// `write_file_synced` returned), a directory entry (created, renamed, removed) once
+/// `sync_dir` of its directory returned.
 pub trait Storage: Send + Sync + Debug {
     /// Opens `path` for reading and writing; with `create`, creates or truncates it.
     fn open(&self, path: &Path, create: bool) -> io::Result<SharedFile>;
+    /// Opens `path` for reading and writing, creating it empty if it does not exist (its
+    /// directory entry is durable only after [`Storage::sync_dir`]).
+    fn open_or_create(&self, path: &Path) -> io::Result<SharedFile>;
     /// Replaces `path` with `data` durably: a temporary file, fsynced, renamed over `path`,
     /// then the directory fsynced. A reader sees the old or the new content, never a mix.
     fn write_file_synced(&self, path: &Path, data: &[u8]) -> io::Result<()>;
+    /// The whole content of a file (checkpoints, indexes, the metadata log).
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Whether `path` exists (file or directory).
+    fn exists(&self, path: &Path) -> bool;
+    /// The entries of a directory, in no particular order.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>>;
+    /// Creates `dir` and its missing parents, durably: the parent of each directory created is
+    /// fsynced. An existing directory is not an error.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Renames a file or directory (durable only after [`Storage::sync_dir`] of the
+    /// directories involved).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file; a file already gone is not an error. Durable only after
     /// [`Storage::sync_dir`] of its directory.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes a directory and everything in it; one already gone is not an error. Durable only
+    /// after [`Storage::sync_dir`] of its parent.
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// fsyncs a directory: entries created, renamed or removed in it become durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
@@ -87,10 +120,7 @@ fn os_write_file_synced(path: &Path, data: &[u8]) -> io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
-    match path.parent() {
-        Some(parent) => os_sync_dir(parent),
-        None => Ok(()),
-    }
+    os_sync_dir(parent_dir(path))
 }
 
 fn os_remove_file(path: &Path) -> io::Result<()> {
@@ -102,6 +132,65 @@ fn os_remove_file(path: &Path) -> io::Result<()> {
 
 fn os_sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+fn os_open(path: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(create)
+        .open(path)
+}
+
+fn os_open_or_create(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+fn os_list_dir(dir: &Path) -> io::Result<Vec<DirEntry>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        out.push(DirEntry {
+            name: entry.file_name().to_string_lossy().into_owned(),
+            is_dir: entry.file_type()?.is_dir(),
+        });
+    }
+    Ok(out)
+}
+
+/// The directory holding `path` ("." for a bare relative name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn os_create_dir_all(dir: &Path, sync_dir: &dyn Fn(&Path) -> io::Result<()>) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        os_create_dir_all(parent, sync_dir)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => sync_dir(parent_dir(dir)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn os_remove_dir_all(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
 }
 
 impl SegmentFile for File {
@@ -175,19 +264,34 @@ pub struct OsStorage;
 
 impl Storage for OsStorage {
     fn open(&self, path: &Path, create: bool) -> io::Result<SharedFile> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(create)
-            .open(path)?;
-        Ok(Arc::new(f))
+        Ok(Arc::new(os_open(path, create)?))
+    }
+    fn open_or_create(&self, path: &Path) -> io::Result<SharedFile> {
+        Ok(Arc::new(os_open_or_create(path)?))
     }
     fn write_file_synced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         os_write_file_synced(path, data)
     }
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
+        os_list_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        os_create_dir_all(dir, &os_sync_dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         os_remove_file(path)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        os_remove_dir_all(dir)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         os_sync_dir(dir)
@@ -257,36 +361,68 @@ impl SegmentFile for FaultyFile {
     }
 }
 
+impl FaultyStorage {
+    fn sync_fault(&self) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+    fn read_fault(&self) -> io::Result<()> {
+        if self.faults.fail_reads.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+    fn wrap(&self, inner: File) -> SharedFile {
+        Arc::new(FaultyFile {
+            inner,
+            faults: self.faults.clone(),
+        })
+    }
+}
+
 impl Storage for FaultyStorage {
     fn open(&self, path: &Path, create: bool) -> io::Result<SharedFile> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(create)
-            .open(path)?;
-        Ok(Arc::new(FaultyFile {
-            inner: f,
-            faults: self.faults.clone(),
-        }))
+        Ok(self.wrap(os_open(path, create)?))
+    }
+    fn open_or_create(&self, path: &Path) -> io::Result<SharedFile> {
+        Ok(self.wrap(os_open_or_create(path)?))
     }
     fn write_file_synced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         if self.faults.enospc.load(Ordering::Acquire) {
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
-        if self.faults.fail_sync.load(Ordering::Acquire) {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
-        }
+        self.sync_fault()?;
         os_write_file_synced(path, data)
+    }
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.read_fault()?;
+        std::fs::read(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
+        self.read_fault()?;
+        os_list_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        os_create_dir_all(dir, &|d| self.sync_dir(d))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         os_remove_file(path)
     }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        os_remove_dir_all(dir)
+    }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.faults.dir_syncs.fetch_add(1, Ordering::AcqRel);
-        if self.faults.fail_sync.load(Ordering::Acquire)
-            || self.faults.fail_dir_sync.load(Ordering::Acquire)
-        {
+        self.sync_fault()?;
+        if self.faults.fail_dir_sync.load(Ordering::Acquire) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         os_sync_dir(dir)

@@ -3,6 +3,7 @@
 //! Layout: `<log.dirs>/<topic>-<partition>/` per partition (like Kafka). Deleting a topic
 //! renames its directories to `<topic>-<partition>.<n>-delete` first (atomic on one filesystem),
 //! then removes them, so a crash mid-delete never leaves a half-deleted log that looks live.
+//! Every filesystem operation goes through the [`Storage`] seam the broker was given.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -13,12 +14,14 @@ use dashmap::DashMap;
 use tracing::{info, warn};
 
 use crate::log::flusher::Flusher;
+use crate::log::io::{OsStorage, Storage};
 use crate::log::{now_ms, LogConfig, LogError, PartitionLog};
 
 pub type PartitionKey = (Arc<str>, i32);
 
 pub struct LogManager {
     root: PathBuf,
+    storage: Arc<dyn Storage>,
     logs: DashMap<PartitionKey, Arc<PartitionLog>>,
     delete_seq: AtomicU64,
     flusher: Flusher,
@@ -26,16 +29,26 @@ pub struct LogManager {
 
 impl LogManager {
     pub fn new(root: &Path) -> Result<Self, LogError> {
-        std::fs::create_dir_all(root)?;
+        Self::with_storage(root, Arc::new(OsStorage))
+    }
+
+    /// The data directory `root` on `storage` (tests pass a fault-injecting or power-off one).
+    pub fn with_storage(root: &Path, storage: Arc<dyn Storage>) -> Result<Self, LogError> {
+        storage.create_dir_all(root)?;
         // Finish deletions interrupted by a crash.
-        for entry in std::fs::read_dir(root)?.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.ends_with("-delete") {
-                let _ = std::fs::remove_dir_all(entry.path());
+        let mut finished = false;
+        for entry in storage.list_dir(root)? {
+            if entry.is_dir && entry.name.ends_with("-delete") {
+                storage.remove_dir_all(&root.join(&entry.name))?;
+                finished = true;
             }
+        }
+        if finished {
+            storage.sync_dir(root)?;
         }
         Ok(LogManager {
             root: root.to_path_buf(),
+            storage,
             logs: DashMap::new(),
             delete_seq: AtomicU64::new(0),
             flusher: Flusher::start()?,
@@ -49,6 +62,10 @@ impl LogManager {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
     }
 
     pub fn dir_name(topic: &str, partition: i32) -> String {
@@ -67,7 +84,8 @@ impl LogManager {
             return Ok(log.clone());
         }
         let name = Self::dir_name(topic, partition);
-        let log = Arc::new(PartitionLog::open(
+        let log = Arc::new(PartitionLog::open_with(
+            self.storage.clone(),
             &self.root.join(&name),
             &name,
             config,
@@ -92,7 +110,7 @@ impl LogManager {
         let key: PartitionKey = (Arc::from(topic), partition);
         let dir = self.root.join(Self::dir_name(topic, partition));
         self.logs.remove(&key);
-        if dir.exists() {
+        if self.storage.exists(&dir) {
             let seq = self.delete_seq.fetch_add(1, Ordering::Relaxed);
             let doomed = self.root.join(format!(
                 "{}.{}-{}-delete",
@@ -100,8 +118,13 @@ impl LogManager {
                 now_ms(),
                 seq
             ));
-            std::fs::rename(&dir, &doomed)?;
-            std::fs::remove_dir_all(&doomed)?;
+            // The rename is made durable before anything is removed: a crash then finds either
+            // the live directory (the metadata no longer names it: renamed aside as a stray)
+            // or the `-delete` one (removal finished at start).
+            self.storage.rename(&dir, &doomed)?;
+            self.storage.sync_dir(&self.root)?;
+            self.storage.remove_dir_all(&doomed)?;
+            self.storage.sync_dir(&self.root)?;
             info!(topic, partition, "deleted partition log");
         }
         Ok(())
@@ -110,13 +133,13 @@ impl LogManager {
     /// Names of the directories under the data directory that look like partition logs
     /// (`<topic>-<partition>`), whether or not the metadata knows them.
     pub fn partition_dirs(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(&self.root) else {
+        let Ok(entries) = self.storage.list_dir(&self.root) else {
             return Vec::new();
         };
         entries
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().to_string())
+            .into_iter()
+            .filter(|e| e.is_dir)
+            .map(|e| e.name)
             .filter(|name| {
                 name.rsplit_once('-')
                     .is_some_and(|(_, p)| p.parse::<i32>().is_ok())
@@ -135,12 +158,13 @@ impl LogManager {
                 continue;
             }
             let stray = format!("{name}.{}-stray", uuid::Uuid::new_v4().simple());
-            std::fs::rename(self.root.join(&name), self.root.join(&stray))?;
+            self.storage
+                .rename(&self.root.join(&name), &self.root.join(&stray))?;
             warn!(dir = %name, renamed = %stray, "partition directory unknown to the cluster metadata renamed aside (not served, not deleted)");
             moved.push(stray);
         }
         if !moved.is_empty() {
-            std::fs::File::open(&self.root)?.sync_all()?;
+            self.storage.sync_dir(&self.root)?;
         }
         Ok(moved)
     }

@@ -40,6 +40,9 @@ pub enum LogError {
     InvalidRecords(Vec<(i32, String)>),
     #[error("log {0} is poisoned after an earlier I/O failure")]
     Poisoned(String),
+    /// Recovery found damaged durable data and quarantined it (see partition/recovery.rs).
+    #[error("log offline: {0}")]
+    Offline(String),
     #[error("{0}")]
     Sequence(#[from] producer_state::SequenceError),
     #[error("I/O error: {0}")]

@@ -39,6 +39,8 @@ pub struct Segment {
     pub index: OffsetIndex,
     pub time_index: TimeIndex,
     pub max_timestamp: i64,
+    /// Offset (relative) of the batch holding `max_timestamp`: the final time-index entry.
+    max_timestamp_rel: u32,
     /// Wall-clock time the segment was created or first written, for `segment.ms` rolls.
     pub created_ms: i64,
     bytes_since_index_entry: u64,
@@ -75,7 +77,11 @@ impl Segment {
         // Stale indexes from an earlier incarnation of this base offset must not survive.
         storage.remove_file(&Self::index_path(dir, base_offset))?;
         storage.remove_file(&Self::time_index_path(dir, base_offset))?;
-        Ok(Segment {
+        Ok(Self::empty(base_offset, file, log_path, now_ms))
+    }
+
+    fn empty(base_offset: i64, file: SharedFile, log_path: PathBuf, now_ms: i64) -> Self {
+        Segment {
             base_offset,
             file,
             log_path,
@@ -84,87 +90,126 @@ impl Segment {
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             max_timestamp: -1,
+            max_timestamp_rel: 0,
             created_ms: now_ms,
             bytes_since_index_entry: 0,
             allocated: 0,
-        })
+        }
     }
 
-    /// Opens an existing segment. With `verify`, every batch's CRC is checked and the file is
-    /// truncated at the first invalid or torn batch; otherwise the indexes on disk are used when
-    /// they validate, and headers are scanned to find the end. Returns the segment and the number
-    /// of bytes truncated.
-    pub fn open(
+    /// Opens a segment whose index files exist (written only after its data was fsynced)
+    /// without reading its batches: the indexes are validated against the file, and only the
+    /// batches after the last offset-index entry (a few KiB) are walked, header by header, to
+    /// find the segment's end, which must be the end of the file. `None` when any of that fails
+    /// (missing or invalid indexes, a bad header, a batch past the end): the caller then
+    /// verifies the segment with [`Segment::open_scanned`].
+    pub fn open_trusted(
         storage: &dyn Storage,
         dir: &Path,
         base_offset: i64,
-        verify: bool,
+        now_ms: i64,
+    ) -> io::Result<Option<Self>> {
+        let log_path = Self::log_path(dir, base_offset);
+        let file = storage.open(&log_path, false)?;
+        let file_len = file.size()?;
+        let Some((index, time_index)) = Self::load_indexes(storage, dir, base_offset, file_len)
+        else {
+            return Ok(None);
+        };
+        let mut seg = Self::empty(base_offset, file, log_path, now_ms);
+        let (rel, mut pos) = index.last().map_or((0, 0), |(r, p)| (r, u64::from(p)));
+        let mut expected = base_offset + i64::from(rel);
+        let mut header = [0u8; HEADER_LEN];
+        let mut last = None;
+        while pos < file_len {
+            if pos + HEADER_LEN as u64 > file_len {
+                return Ok(None);
+            }
+            seg.file.read_exact_at(&mut header, pos)?;
+            let Ok(v) = BatchView::parse_header_only(&header) else {
+                return Ok(None);
+            };
+            let size = v.declared_size() as u64;
+            // The indexed batch starts exactly at its offset; later ones follow in order.
+            let in_order = if last.is_none() {
+                v.base_offset() == expected
+            } else {
+                v.base_offset() >= expected
+            };
+            if !in_order || v.last_offset() < v.base_offset() || pos + size > file_len {
+                return Ok(None);
+            }
+            seg.max_timestamp = seg.max_timestamp.max(v.max_timestamp());
+            expected = v.last_offset() + 1;
+            last = Some(v.last_offset());
+            pos += size;
+        }
+        if file_len > 0 && last.is_none() {
+            return Ok(None);
+        }
+        seg.size = file_len;
+        seg.allocated = file_len;
+        seg.next_offset = last.map_or(base_offset, |l| l + 1);
+        seg.max_timestamp = seg
+            .max_timestamp
+            .max(time_index.last_timestamp().unwrap_or(-1));
+        seg.index = index;
+        seg.time_index = time_index;
+        Ok(Some(seg))
+    }
+
+    /// Opens a segment by walking its batches, rebuilding the indexes: batches wholly below
+    /// `durable_below` (the recovery point: they were fsynced) by their headers alone, the
+    /// rest by reading them whole and checking their CRCs. `size` is set to the length of the
+    /// valid prefix (whole, valid batches with increasing offsets); the file is not changed:
+    /// the caller decides whether what follows is a torn unflushed tail (truncated,
+    /// [`Segment::truncate_invalid_tail`]) or damage to flushed data (quarantined). Returns the
+    /// segment and the file's length.
+    pub fn open_scanned(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: i64,
+        durable_below: i64,
         now_ms: i64,
     ) -> io::Result<(Self, u64)> {
         let log_path = Self::log_path(dir, base_offset);
         let file = storage.open(&log_path, false)?;
         let file_len = file.size()?;
-        let mut seg = Segment {
-            base_offset,
-            file,
-            log_path,
-            size: 0,
-            next_offset: base_offset,
-            index: OffsetIndex::default(),
-            time_index: TimeIndex::default(),
-            max_timestamp: -1,
-            created_ms: now_ms,
-            bytes_since_index_entry: 0,
-            allocated: 0,
-        };
-        let stored_index = if verify {
-            None
-        } else {
-            Self::load_indexes(dir, base_offset, file_len)
-        };
-        let index_interval = 4096;
-        let (valid_len, last) =
-            seg.scan(file_len, verify, stored_index.is_none(), index_interval)?;
-        let truncated = file_len - valid_len;
-        if truncated > 0 {
-            seg.file.set_len(valid_len)?;
-            seg.file.sync_data()?;
-        }
+        let mut seg = Self::empty(base_offset, file, log_path, now_ms);
+        let valid_len = seg.scan(file_len, durable_below, 4096)?;
         seg.size = valid_len;
-        if let Some(last) = last {
-            seg.next_offset = last.last_offset + 1;
-        }
-        if let Some((idx, tidx)) = stored_index {
-            seg.index = idx;
-            seg.time_index = tidx;
-        }
-        Ok((seg, truncated))
+        seg.allocated = valid_len;
+        Ok((seg, file_len))
+    }
+
+    /// Cuts the file to the valid prefix [`Segment::open_scanned`] found, durably.
+    pub fn truncate_invalid_tail(&self) -> io::Result<()> {
+        self.file.set_len(self.size)?;
+        self.file.sync_data()
     }
 
     fn load_indexes(
+        storage: &dyn Storage,
         dir: &Path,
         base_offset: i64,
         file_len: u64,
     ) -> Option<(OffsetIndex, TimeIndex)> {
-        let idx = std::fs::read(Self::index_path(dir, base_offset)).ok()?;
-        let tidx = std::fs::read(Self::time_index_path(dir, base_offset)).ok()?;
+        let idx = storage
+            .read_file(&Self::index_path(dir, base_offset))
+            .ok()?;
+        let tidx = storage
+            .read_file(&Self::time_index_path(dir, base_offset))
+            .ok()?;
         let idx = OffsetIndex::from_bytes(&idx, file_len)?;
         let tidx = TimeIndex::from_bytes(&tidx, u32::MAX)?;
         Some((idx, tidx))
     }
 
-    /// Walks the batches of the file from the start. Rebuilds the indexes when `rebuild`.
-    /// Returns the length of the valid prefix and the last valid batch.
-    fn scan(
-        &mut self,
-        file_len: u64,
-        verify: bool,
-        rebuild: bool,
-        index_interval: u64,
-    ) -> io::Result<(u64, Option<BatchPos>)> {
-        const CHUNK: usize = 1 << 20;
+    /// Walks the batches of the file from the start, checking that offsets increase (and the
+    /// CRCs of batches not wholly below `durable_below`), and rebuilds the indexes. Returns the
+    /// length of the valid prefix.
+    fn scan(&mut self, file_len: u64, durable_below: i64, index_interval: u64) -> io::Result<u64> {
         let mut pos = 0u64;
-        let mut last = None;
         let mut expected_next = self.base_offset;
         let mut header = [0u8; HEADER_LEN];
         let mut body: Vec<u8> = Vec::new();
@@ -177,43 +222,33 @@ impl Segment {
             if pos + size > file_len {
                 break; // torn tail
             }
-            let view_ok = if verify || size <= CHUNK as u64 {
+            let durable = BatchView::parse_header_only(&header)
+                .is_ok_and(|h| h.last_offset() < durable_below);
+            let parsed = if durable {
+                BatchView::parse_header_only(&header)
+            } else {
                 body.resize(size as usize, 0);
                 self.file.read_exact_at(&mut body, pos)?;
-                let parsed = if verify {
-                    BatchView::parse(&body)
-                } else {
-                    BatchView::parse_header(&body)
-                };
-                parsed.map(|v| (v.base_offset(), v.last_offset(), v.max_timestamp()))
-            } else {
-                BatchView::parse_header_only(&header)
-                    .map(|v| (v.base_offset(), v.last_offset(), v.max_timestamp()))
+                BatchView::parse(&body)
             };
-            let (base, last_off, max_ts) = match view_ok {
-                Ok(t) => t,
-                Err(_) => break,
+            let Ok(v) = parsed else {
+                break;
             };
-            if base < expected_next {
+            if v.base_offset() < expected_next {
                 break; // offsets must strictly increase
             }
             let bp = BatchPos {
                 position: pos,
                 size,
-                base_offset: base,
-                last_offset: last_off,
-                max_timestamp: max_ts,
+                base_offset: v.base_offset(),
+                last_offset: v.last_offset(),
+                max_timestamp: v.max_timestamp(),
             };
-            if rebuild {
-                self.track_batch(&bp, index_interval);
-            } else {
-                self.max_timestamp = self.max_timestamp.max(max_ts);
-            }
-            expected_next = last_off + 1;
-            last = Some(bp);
+            self.track_batch(&bp, index_interval);
+            expected_next = bp.last_offset + 1;
             pos += size;
         }
-        Ok((pos, last))
+        Ok(pos)
     }
 
     /// Updates in-memory indexes and stats for a batch written at `bp.position`.
@@ -227,7 +262,10 @@ impl Segment {
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry += bp.size;
-        self.max_timestamp = self.max_timestamp.max(bp.max_timestamp);
+        if bp.max_timestamp > self.max_timestamp {
+            self.max_timestamp = bp.max_timestamp;
+            self.max_timestamp_rel = rel;
+        }
         self.next_offset = bp.last_offset + 1;
     }
 
@@ -331,15 +369,21 @@ impl Segment {
         Ok(())
     }
 
-    /// Writes both indexes to disk (fsynced), for a sealed segment or at clean shutdown.
+    /// Writes both indexes to disk (fsynced), for a sealed segment or at clean shutdown. The
+    /// time index on disk ends with the segment's max timestamp (as Kafka's does once a segment
+    /// is inactive), so a segment opened without a scan knows it.
     pub fn write_indexes(&self, storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+        let mut time_index = self.time_index.clone();
+        if self.max_timestamp >= 0 {
+            time_index.push(self.max_timestamp, self.max_timestamp_rel);
+        }
         storage.write_file_synced(
             &Self::index_path(dir, self.base_offset),
             &self.index.to_bytes(),
         )?;
         storage.write_file_synced(
             &Self::time_index_path(dir, self.base_offset),
-            &self.time_index.to_bytes(),
+            &time_index.to_bytes(),
         )
     }
 

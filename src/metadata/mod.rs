@@ -4,12 +4,17 @@
 //! at start — in a cluster the same records will travel through Raft. Each line is
 //! `<crc32c of the JSON, 8 hex digits> <JSON record>\n` (docs/FORMAT.md). A torn last line (a
 //! crash mid-append) is truncated; a damaged line anywhere else is a hard error, never a
-//! silently empty broker. Every change is fsynced before it is applied and answered.
+//! silently empty broker. Every change is fsynced before it is applied and answered; a failed
+//! fsync poisons the log (every later change is refused until a restart replays what is
+//! durable), as a partition log's does: retrying an fsync after a failure can silently lose
+//! the data it did not write. All file access goes through the [`Storage`] seam.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::log::io::{OsStorage, SharedFile, Storage};
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -26,6 +31,8 @@ pub enum MetadataError {
     },
     #[error("metadata I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the metadata log is poisoned by a failed fsync; it refuses writes until restart")]
+    Poisoned,
 }
 
 /// One change to the cluster metadata.
@@ -160,9 +167,17 @@ impl State {
     }
 }
 
+/// The open metadata log: its file and where the next record goes.
+struct LogFile {
+    file: SharedFile,
+    end: u64,
+}
+
 pub struct MetadataStore {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<LogFile>,
+    /// Set by a failed fsync; never cleared.
+    poisoned: AtomicBool,
     state: RwLock<State>,
     pub cluster_id: String,
     /// (next id to hand out, end of the reserved block).
@@ -191,12 +206,17 @@ pub fn is_internal_topic(name: &str) -> bool {
 impl MetadataStore {
     /// Opens the metadata log under `root`, replaying it.
     pub fn open(root: &Path) -> Result<Self, MetadataError> {
+        Self::open_with(root, Arc::new(OsStorage))
+    }
+
+    /// Opens the metadata log under `root` on `storage`, replaying it.
+    pub fn open_with(root: &Path, storage: Arc<dyn Storage>) -> Result<Self, MetadataError> {
         let dir = root.join(METADATA_DIR);
-        std::fs::create_dir_all(&dir)?;
-        let cluster_id = load_or_create_cluster_id(root)?;
+        storage.create_dir_all(&dir)?;
+        let cluster_id = load_or_create_cluster_id(storage.as_ref(), root)?;
         let path = dir.join(METADATA_LOG);
         let mut state = State::default();
-        let text = match std::fs::read(&path) {
+        let text = match storage.read_file(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e.into()),
@@ -236,20 +256,20 @@ impl MetadataStore {
             valid_len += nl + 1;
             rest = &rest[nl + 1..];
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)?;
-        if (valid_len as u64) < file.metadata()?.len() {
+        let file = storage.open_or_create(&path)?;
+        if (valid_len as u64) < file.size()? {
             file.set_len(valid_len as u64)?;
-            file.sync_all()?;
+            file.sync_data()?;
         }
-        File::open(&dir)?.sync_all()?;
+        storage.sync_dir(&dir)?;
         let end = state.producer_id_block_end;
         Ok(MetadataStore {
             path,
-            file: Mutex::new(file),
+            file: Mutex::new(LogFile {
+                file,
+                end: valid_len as u64,
+            }),
+            poisoned: AtomicBool::new(false),
             state: RwLock::new(state),
             cluster_id,
             producer_ids: Mutex::new((end, end)),
@@ -258,7 +278,10 @@ impl MetadataStore {
 
     /// Durably appends `records` and applies them, atomically with respect to readers.
     pub fn commit(&self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
-        let mut file = self.file.lock();
+        let mut log = self.file.lock();
+        if self.is_poisoned() {
+            return Err(MetadataError::Poisoned);
+        }
         let mut buf = Vec::new();
         for rec in records {
             let json =
@@ -266,8 +289,18 @@ impl MetadataStore {
             let crc = crc32c::crc32c(json.as_bytes());
             buf.extend_from_slice(format!("{crc:08x} {json}\n").as_bytes());
         }
-        file.write_all(&buf)?;
-        file.sync_data()?;
+        if let Err(e) = log.file.write_all_at(&buf, log.end) {
+            // Leave only whole lines: the next append goes where this one started.
+            if log.file.set_len(log.end).is_err() {
+                self.poison("could not undo a failed write");
+            }
+            return Err(e.into());
+        }
+        if let Err(e) = log.file.sync_data() {
+            self.poison(&format!("fsync failed: {e}"));
+            return Err(e.into());
+        }
+        log.end += buf.len() as u64;
         let mut state = self.state.write();
         for rec in records {
             state.apply(rec);
@@ -331,6 +364,19 @@ impl MetadataStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    fn poison(&self, why: &str) {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                why,
+                "metadata log poisoned; topic and config changes are refused until restart"
+            );
+        }
+    }
 }
 
 fn parse_line(line: &[u8]) -> Result<MetadataRecord, String> {
@@ -344,9 +390,15 @@ fn parse_line(line: &[u8]) -> Result<MetadataRecord, String> {
 }
 
 /// `meta.properties` at the root of the data dir, like Kafka's: holds the cluster id.
-fn load_or_create_cluster_id(root: &Path) -> Result<String, MetadataError> {
+fn load_or_create_cluster_id(storage: &dyn Storage, root: &Path) -> Result<String, MetadataError> {
     let path = root.join("meta.properties");
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    let existing = match storage.read_file(&path) {
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        // Never mint a new cluster id over one that could not be read.
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(text) = existing {
         for (k, v) in crate::config::parse_properties(&text) {
             if k == "cluster.id" && !v.is_empty() {
                 return Ok(v);
@@ -360,7 +412,7 @@ fn load_or_create_cluster_id(root: &Path) -> Result<String, MetadataError> {
     }
     let id = base64_url_uuid(Uuid::new_v4());
     let text = format!("#Strom metadata\nversion=1\ncluster.id={id}\n");
-    crate::log::io::Storage::write_file_synced(&crate::log::io::OsStorage, &path, text.as_bytes())?;
+    storage.write_file_synced(&path, text.as_bytes())?;
     Ok(id)
 }
 
@@ -387,6 +439,9 @@ pub fn base64_url_uuid(id: Uuid) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
     #[test]
     fn coordinator_topics_are_internal() {
         assert!(super::is_internal_topic(crate::coordinator::OFFSETS_TOPIC));
@@ -473,6 +528,46 @@ mod tests {
         assert_eq!(first, vec![0, 1, 2]);
         let m = MetadataStore::open(dir.path()).expect("reopen");
         assert_eq!(m.allocate_producer_id().expect("id"), PRODUCER_ID_BLOCK);
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_the_metadata_log_until_restart() {
+        use crate::log::io::FaultyStorage;
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().expect("tmp");
+        let storage = FaultyStorage::default();
+        let topic = |name: &str| MetadataRecord::CreateTopic {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        };
+        let m = MetadataStore::open_with(dir.path(), Arc::new(storage.clone())).expect("open");
+        m.commit(&[topic("a")]).expect("commit");
+        storage.faults.fail_sync.store(true, Ordering::Release);
+        assert!(matches!(m.commit(&[topic("b")]), Err(MetadataError::Io(_))));
+        assert!(
+            m.topic("b").is_none(),
+            "a change whose fsync failed is not applied"
+        );
+        // The disk is fine again, but a retried fsync could report success for data the
+        // failed one dropped: the log stays poisoned.
+        storage.faults.fail_sync.store(false, Ordering::Release);
+        assert!(m.is_poisoned());
+        assert!(matches!(
+            m.commit(&[topic("c")]),
+            Err(MetadataError::Poisoned)
+        ));
+        assert!(matches!(
+            m.allocate_producer_id(),
+            Err(MetadataError::Poisoned)
+        ));
+        assert!(m.topic("c").is_none());
+        drop(m);
+        let m = MetadataStore::open_with(dir.path(), Arc::new(storage)).expect("reopen");
+        assert!(!m.is_poisoned());
+        assert!(m.topic("a").is_some());
+        m.commit(&[topic("d")]).expect("commit after restart");
     }
 
     #[test]

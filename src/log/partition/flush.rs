@@ -164,6 +164,18 @@ impl PartitionLog {
         self.flushed_offset.fetch_max(job.target, Ordering::AcqRel);
         let bases: Vec<i64> = job.sealed.iter().map(|(_, b)| *b).collect();
         self.write_sealed_indexes(&bases);
+        if !bases.is_empty() {
+            // Once per roll (not per flush: it costs two fsyncs): segments now sealed and
+            // flushed lie below it, so recovery after a crash scans only the active segment.
+            if let Err(e) = self.write_recovery_point(job.target) {
+                warn!(log = %self.name, error = %e, "could not write the recovery point");
+            }
+            // And a producer snapshot, so recovery after a crash replays the headers of the
+            // active segment only instead of the whole log.
+            if let Err(e) = self.write_producer_snapshot() {
+                warn!(log = %self.name, error = %e, "could not write the producer snapshot");
+            }
+        }
         Ok(())
     }
 

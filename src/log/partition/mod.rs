@@ -34,6 +34,8 @@ mod read;
 mod recovery;
 
 pub use read::{RangeResult, ReadResult};
+pub use recovery::CORRUPT_SUFFIX;
+use recovery::RECOVERY_POINT_FILE;
 
 const LOG_START_FILE: &str = "log-start-offset";
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
@@ -79,6 +81,10 @@ pub struct PartitionLog {
     start_offset: AtomicI64,
     flush_lock: tokio::sync::Mutex<()>,
     poisoned: AtomicBool,
+    /// Set when recovery found damaged durable data: the log serves nothing (see recovery.rs).
+    offline: Option<String>,
+    /// The recovery point last written to disk; held while writing a new one.
+    recovery_point: Mutex<i64>,
 }
 
 impl PartitionLog {
@@ -112,7 +118,23 @@ impl PartitionLog {
         self.inner.lock().segments.iter().map(|s| s.size).sum()
     }
 
+    /// Why the log is offline, if recovery took it offline.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+
+    /// Reads fail only when recovery took the log offline (a poisoned log still serves them).
+    fn check_online(&self) -> Result<(), LogError> {
+        match &self.offline {
+            Some(reason) => Err(LogError::Offline(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
     fn check_poisoned(&self) -> Result<(), LogError> {
+        if let Some(reason) = &self.offline {
+            return Err(LogError::Offline(reason.clone()));
+        }
         if self.is_poisoned() {
             return Err(LogError::Poisoned(self.name.clone()));
         }
@@ -391,6 +413,9 @@ impl PartitionLog {
 
     /// Seals the active segment if it is older than `segment.ms` (called by the background task).
     pub fn roll_if_expired(&self, now_ms: i64) -> Result<(), LogError> {
+        if self.offline.is_some() {
+            return Ok(());
+        }
         let config = self.config.read().clone();
         let mut inner = self.inner.lock();
         let active = inner.segments.last().expect("active segment");
@@ -407,15 +432,52 @@ impl PartitionLog {
         if let Some(active) = inner.segments.last() {
             active.write_indexes(self.storage.as_ref(), &self.dir)?;
         }
-        let snapshot = Snapshot {
-            end_offset: inner.next_offset,
-            state: inner.producers.clone(),
+        let end = inner.next_offset;
+        drop(inner);
+        self.write_producer_snapshot()?;
+        self.write_recovery_point(end)?;
+        Ok(())
+    }
+
+    /// Writes the producer state as of the log end (`producer-state.json`): what recovery
+    /// starts from before replaying the headers after it. Written at clean shutdown and once
+    /// per roll; removed by a truncation below its end.
+    fn write_producer_snapshot(&self) -> Result<(), LogError> {
+        let snapshot = {
+            let inner = self.inner.lock();
+            Snapshot {
+                end_offset: inner.next_offset,
+                state: inner.producers.clone(),
+            }
         };
         let json =
             serde_json::to_vec(&snapshot).map_err(|e| std::io::Error::other(e.to_string()))?;
         self.storage
             .write_file_synced(&self.dir.join(PRODUCER_SNAPSHOT_FILE), &json)?;
         Ok(())
+    }
+
+    /// Writes the recovery point if `offset` (which must be durable) is past the stored one.
+    fn write_recovery_point(&self, offset: i64) -> Result<(), LogError> {
+        let mut stored = self.recovery_point.lock();
+        if offset > *stored {
+            self.storage.write_file_synced(
+                &self.dir.join(RECOVERY_POINT_FILE),
+                offset.to_string().as_bytes(),
+            )?;
+            *stored = offset;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints the recovery point at the flushed offset (the periodic maintenance pass):
+    /// the next start after a crash then verifies only what was appended since. No-op when it
+    /// did not move.
+    pub fn checkpoint_recovery_point(&self) -> Result<(), LogError> {
+        if self.offline.is_some() || self.is_poisoned() {
+            return Ok(());
+        }
+        self.write_recovery_point(self.flushed_offset())
     }
 
     /// The last stable offset: below it every transaction is decided (committed or aborted).
@@ -454,6 +516,7 @@ impl PartitionLog {
     /// Batches to search for the first record with timestamp `>= target`: the first batch whose
     /// max timestamp reaches it, as raw bytes. `None` when no record is that new.
     pub fn find_batch_by_timestamp(&self, target: i64) -> Result<Option<Bytes>, LogError> {
+        self.check_online()?;
         let inner = self.inner.lock();
         let log_start = inner.log_start_offset;
         for seg in &inner.segments {
@@ -482,6 +545,7 @@ impl PartitionLog {
 
     /// The batch holding the largest timestamp in the log (first one on ties).
     pub fn find_batch_with_max_timestamp(&self) -> Result<Option<Bytes>, LogError> {
+        self.check_online()?;
         let inner = self.inner.lock();
         let log_start = inner.log_start_offset;
         let Some(seg) = inner
@@ -513,6 +577,7 @@ impl PartitionLog {
     /// Moves the log start offset forward to `offset` (DeleteRecords), deleting whole segments
     /// below it. The caller ensures `offset <= high watermark`.
     pub fn advance_log_start(&self, offset: i64) -> Result<i64, LogError> {
+        self.check_online()?;
         let mut inner = self.inner.lock();
         if offset > inner.next_offset {
             return Err(LogError::OffsetOutOfRange {
@@ -590,11 +655,28 @@ impl PartitionLog {
 
     /// Removes every offset `>= offset` (for a future follower catching up to a new leader).
     pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        self.check_poisoned()?;
         let mut inner = self.inner.lock();
         if offset >= inner.next_offset {
             return Ok(());
         }
         let offset = offset.max(inner.log_start_offset);
+        {
+            // Lowered before the data goes: a crash in between must not find the log ending
+            // below its recovery point (which recovery treats as lost durable data).
+            let mut stored = self.recovery_point.lock();
+            if offset < *stored {
+                self.storage.write_file_synced(
+                    &self.dir.join(RECOVERY_POINT_FILE),
+                    offset.to_string().as_bytes(),
+                )?;
+                *stored = offset;
+            }
+            // A producer snapshot past the cut would describe records that are gone.
+            self.storage
+                .remove_file(&self.dir.join(PRODUCER_SNAPSHOT_FILE))?;
+            self.storage.sync_dir(&self.dir)?;
+        }
         while inner.segments.len() > 1
             && inner
                 .segments

@@ -64,6 +64,7 @@ impl PartitionLog {
         upper_bound: i64,
         min_one: bool,
     ) -> Result<RangeResult, LogError> {
+        self.check_online()?;
         let empty = |log_start, log_end| RangeResult {
             range: None,
             end_offset: offset,

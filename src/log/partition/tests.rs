@@ -121,9 +121,10 @@ fn recovery_truncates_torn_tail_and_rebuilds_indexes() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
-        append_n(&log, 20, 1000);
+        append_n(&log, 18, 1000);
         log.flush_blocking().expect("flush");
-        // No close(): simulate a crash. Then tear the active segment's tail.
+        append_n(&log, 2, 2000); // 54..60, never flushed
+                                 // No close(): simulate a crash. Then tear the active segment's (unflushed) tail.
     }
     let mut logs: Vec<_> = std::fs::read_dir(dir.path())
         .expect("dir")
@@ -533,4 +534,224 @@ async fn group_commit_flush() {
         t.await.expect("join").expect("flush");
     }
     assert_eq!(log.flushed_offset(), 15);
+}
+
+/// Segment files (name -> bytes) of a partition directory.
+fn segment_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".log") || n.contains("index"))
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(&n)).expect("read");
+            (n, bytes)
+        })
+        .collect()
+}
+
+fn sorted_logs(dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
+#[test]
+fn a_bad_header_in_a_trusted_segment_deletes_nothing() {
+    // Issue 12 #8: a bad header in an fsynced segment used to truncate it and delete every
+    // later segment at the next start.
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+        append_n(&log, 30, 1000);
+        log.close().expect("close");
+    }
+    let logs = sorted_logs(dir.path());
+    assert!(logs.len() >= 4, "rolled by size");
+    // The magic byte of the first batch of the second segment.
+    let mut data = std::fs::read(&logs[1]).expect("read");
+    data[16] = 9;
+    std::fs::write(&logs[1], &data).expect("write");
+    let before = segment_files(dir.path());
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+    assert_eq!(log.offline_reason(), None);
+    assert_eq!(log.log_end_offset(), 90, "no record dropped");
+    assert_eq!(log.segment_count(), logs.len());
+    drop(log);
+    let after = segment_files(dir.path());
+    for (name, bytes) in &before {
+        if name.ends_with(".log") {
+            assert_eq!(after.get(name), Some(bytes), "{name} kept byte for byte");
+        }
+    }
+}
+
+#[test]
+fn damage_below_the_recovery_point_is_quarantined_and_the_log_goes_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("open");
+        append_n(&log, 30, 1000);
+        log.close().expect("close");
+    }
+    let logs = sorted_logs(dir.path());
+    assert!(logs.len() >= 4, "rolled by size");
+    // The second segment lost its indexes (so it is walked) and its second batch's header
+    // is damaged (the magic byte).
+    std::fs::remove_file(logs[1].with_extension("index")).expect("rm");
+    let mut data = std::fs::read(&logs[1]).expect("read");
+    let batch = BatchView::peek_size(&data).expect("ok").expect("some");
+    data[batch + 16] = 9;
+    std::fs::write(&logs[1], &data).expect("write");
+    let log_bytes: u64 = logs
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("stat").len())
+        .sum();
+
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+    let reason = log.offline_reason().expect("offline").to_string();
+    assert!(reason.contains("below the recovery point 90"), "{reason}");
+    assert!(matches!(
+        log.append(&build_batch(5000, 1, b"x"), 0, 5000),
+        Err(LogError::Offline(_))
+    ));
+    assert!(matches!(
+        log.read(0, usize::MAX, i64::MAX, true),
+        Err(LogError::Offline(_))
+    ));
+    assert!(log.close().is_err());
+    drop(log);
+    // Nothing deleted: the damaged segment and every later one were renamed aside whole.
+    let files = segment_files(dir.path());
+    let corrupt: u64 = files
+        .iter()
+        .filter(|(n, _)| n.ends_with(".log.corrupt"))
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    let kept: u64 = files
+        .iter()
+        .filter(|(n, _)| n.ends_with(".log"))
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    assert_eq!(corrupt + kept, log_bytes, "every byte is still on disk");
+    assert_eq!(
+        files.keys().filter(|n| n.ends_with(".log.corrupt")).count(),
+        logs.len() - 1
+    );
+    // Still offline at the next start, without scanning anything.
+    let log = PartitionLog::open(dir.path(), "t-0", small_config(), 0).expect("reopen");
+    assert!(log
+        .offline_reason()
+        .is_some_and(|r| r.contains("quarantined")));
+}
+
+#[test]
+fn a_crash_scans_only_the_unflushed_tail() {
+    // Counts the bytes recovery reads through the storage.
+    #[derive(Debug, Default)]
+    struct Counting {
+        read: Arc<std::sync::atomic::AtomicU64>,
+    }
+    #[derive(Debug)]
+    struct CountingFile {
+        inner: SharedFile,
+        read: Arc<std::sync::atomic::AtomicU64>,
+    }
+    impl crate::log::io::SegmentFile for CountingFile {
+        fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+            self.read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            self.inner.read_exact_at(buf, pos)
+        }
+        fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+            self.inner.write_all_at(buf, pos)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.inner.sync_data()
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn size(&self) -> std::io::Result<u64> {
+            self.inner.size()
+        }
+    }
+    impl Storage for Counting {
+        fn open(&self, path: &Path, create: bool) -> std::io::Result<SharedFile> {
+            Ok(Arc::new(CountingFile {
+                inner: OsStorage.open(path, create)?,
+                read: self.read.clone(),
+            }))
+        }
+        fn open_or_create(&self, path: &Path) -> std::io::Result<SharedFile> {
+            OsStorage.open_or_create(path)
+        }
+        fn write_file_synced(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+            OsStorage.write_file_synced(path, data)
+        }
+        fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+            OsStorage.read_file(path)
+        }
+        fn exists(&self, path: &Path) -> bool {
+            OsStorage.exists(path)
+        }
+        fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<crate::log::io::DirEntry>> {
+            OsStorage.list_dir(dir)
+        }
+        fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+            OsStorage.create_dir_all(dir)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            OsStorage.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+            OsStorage.remove_file(path)
+        }
+        fn remove_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+            OsStorage.remove_dir_all(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+            OsStorage.sync_dir(dir)
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 256 << 10,
+        ..LogConfig::default()
+    };
+    let value = vec![3u8; 4000];
+    let batch = build_batch(1000, 4, &value);
+    let active_bytes;
+    {
+        let log = PartitionLog::open(dir.path(), "t-0", config.clone(), 0).expect("open");
+        while log.segment_count() < 9 {
+            log.append(&batch, 0, 1000).expect("append");
+        }
+        log.flush_blocking().expect("flush"); // seals and indexes 8 segments
+        for _ in 0..3 {
+            log.append(&batch, 0, 1000).expect("append");
+        }
+        active_bytes = log.inner.lock().segments.last().expect("active").size;
+    } // crash: the active segment has no indexes
+    let total: u64 = sorted_logs(dir.path())
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("stat").len())
+        .sum();
+    let storage = Counting::default();
+    let read = storage.read.clone();
+    let log =
+        PartitionLog::open_with(Arc::new(storage), dir.path(), "t-0", config, 0).expect("reopen");
+    assert_eq!(log.segment_count(), 9);
+    // Producer state is replayed from batch headers (no snapshot after a crash): 61 bytes a
+    // batch. Batch bodies are read only in the unflushed active segment.
+    let batches = total / batch.len() as u64;
+    let bound = active_bytes + (batches + 8 * 4) * crate::protocol::batch::HEADER_LEN as u64;
+    let got = read.load(Ordering::Relaxed);
+    assert!(
+        got <= bound,
+        "recovery read {got} bytes of a {total}-byte log (bound {bound}: the active segment's {active_bytes} plus headers)"
+    );
 }
