@@ -1,6 +1,7 @@
-"""Kafka CLI tools column of Strom's compat-tests: runs the 4.1.1 tool classes from the cached
+"""Kafka CLI tools columns of Strom's compat-tests: runs Kafka's tool classes from the cached
 Maven Central jars (what kafka-topics.sh & co. run) and checks their printed output.
-Usage: <scenario> <bootstrap> <topic>."""
+COMPAT_CLI_KAFKA picks the tools: 4.4 (column kafka-cli-4.4, .cache/lib44) or 4.1 (column
+kafka-cli, .cache/lib41; the default). Usage: <scenario> <bootstrap> <topic>."""
 
 import json
 import os
@@ -13,13 +14,16 @@ from common import Fail, check, deadline, main
 
 CACHE = os.environ.get("COMPAT_CACHE", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache"))
 LOG4J = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib", "log4j2.properties")
+KAFKA = os.environ.get("COMPAT_CLI_KAFKA", "4.1")
+LIB = {"4.1": "lib41", "4.4": "lib44"}[KAFKA]
 JAVA = ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", f"-Dlog4j2.configurationFile={LOG4J}",
-        "-cp", os.path.join(CACHE, "lib41", "*")]
+        "-cp", os.path.join(CACHE, LIB, "*")]
 TOOL = {
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",
     "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
     "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
-    "kafka-configs": "kafka.admin.ConfigCommand",
+    # 4.1 ships the Scala kafka.admin.ConfigCommand; 4.4 has only org.apache.kafka.tools.ConfigCommand
+    "kafka-configs": "kafka.admin.ConfigCommand" if KAFKA == "4.1" else "org.apache.kafka.tools.ConfigCommand",
     "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
     "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
     "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
@@ -215,7 +219,7 @@ def table(out, g):
 
 
 def s_consumer_groups_848(b, t, obs):
-    """A Java 4.1 consumer (the console consumer) in a KIP-848 consumer-protocol group stays in the
+    """A Java consumer (the column's console consumer) in a KIP-848 consumer-protocol group stays in the
     group while kafka-consumer-groups describes it."""
     create(t)
     produce_lines(t, [f"r{i}" for i in range(5)])
