@@ -32,6 +32,13 @@ TOOL = {
     "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
 }
 B = {}
+# Options 4.4 renamed (the old names still work there but print a deprecation line on stdout,
+# into the output the cells parse); 4.1 has only the old names.
+NEW = KAFKA != "4.1"
+READER_PROP = "--reader-property" if NEW else "--property"        # console producer
+FORMATTER_PROP = "--formatter-property" if NEW else "--property"  # console consumer
+PERF_PROPS = "--command-property" if NEW else "--producer-props"  # producer perf test
+PERF_RECORDS = "--num-records" if NEW else "--messages"           # consumer perf test
 
 
 def tool(name, *args, stdin=None, timeout=40, ok=True):
@@ -89,10 +96,10 @@ def s_topics(b, t, obs):
 
 def s_console(b, t, obs):
     create(t)
-    produce_lines(t, ["k1:v1", "k2:v2", "k3:v3"], "--property", "parse.key=true", "--property", "key.separator=:")
+    produce_lines(t, ["k1:v1", "k2:v2", "k3:v3"], READER_PROP, "parse.key=true", READER_PROP, "key.separator=:")
     out = tool("kafka-console-consumer", "--bootstrap-server", b, "--topic", t, "--from-beginning",
-               "--max-messages", "3", "--timeout-ms", "20000", "--property", "print.key=true",
-               "--property", "print.offset=true")
+               "--max-messages", "3", "--timeout-ms", "20000", FORMATTER_PROP, "print.key=true",
+               FORMATTER_PROP, "print.offset=true")
     got = [l for l in out.splitlines() if l.strip()]
     obs["consumed"] = got
     want = ["Offset:0\tk1\tv1", "Offset:1\tk2\tv2", "Offset:2\tk3\tv3"]
@@ -289,7 +296,7 @@ def s_consumer_groups_848(b, t, obs):
 
 def perf_produce(b, t, n, *extra):
     out = tool("kafka-producer-perf-test", "--topic", t, "--num-records", str(n), "--record-size", "100",
-               "--throughput", "-1", *extra, "--producer-props", f"bootstrap.servers={b}", "acks=all",
+               "--throughput", "-1", *extra, PERF_PROPS, f"bootstrap.servers={b}", "acks=all",
                "linger.ms=5", timeout=55)
     m = re.search(r"(\d+) records sent", out.strip().splitlines()[-1] if out.strip() else "")
     return int(m.group(1)) if m else None, out
@@ -308,7 +315,7 @@ def s_consumer_perf(b, t, obs):
     create(t)
     sent, out = perf_produce(b, t, 20000)
     check(sent == 20000, f"setup: producer-perf-test {out.strip()[-200:]}")
-    out = tool("kafka-consumer-perf-test", "--bootstrap-server", b, "--topic", t, "--messages", "20000",
+    out = tool("kafka-consumer-perf-test", "--bootstrap-server", b, "--topic", t, PERF_RECORDS, "20000",
                "--timeout", "20000", "--group", t + "-g", timeout=55)
     lines = [l for l in out.splitlines() if l.strip()]
     hdr = [h.strip() for h in lines[0].split(",")] if lines else []
