@@ -26,8 +26,10 @@ install_java() {
   if stamp_ok java "${files[@]}" && [ -f "$CACHE/java-build/compat-scenarios-0.1.0.jar" ] && [ -d "$CACHE/lib44" ]; then log "java: cached"; return 0; fi
   log "java: resolving kafka 4.4.0 jars + building scenarios"
   rm -rf "$CACHE/lib44"
+  # -Dcompat.build.dir: the classes go into this cache, so an install into another COMPAT_CACHE
+  # cannot rewrite the classes a running suite is loading.
   (cd "$HERE/java" && "${MVN[@]}" -DoutputDirectory="$CACHE/lib44" -DincludeScope=runtime \
-      package dependency:copy-dependencies) >"$CACHE/logs/java.log" 2>&1 \
+      -Dcompat.build.dir="$CACHE/java-build" package dependency:copy-dependencies) >"$CACHE/logs/java.log" 2>&1 \
     || { log "java: FAILED (see $CACHE/logs/java.log)"; tail -20 "$CACHE/logs/java.log" >&2; return 1; }
   stamp_set java "${files[@]}"
 }
