@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Strom side by side with Apache Kafka 4.1.1, measured with Kafka's own load generators
+# Strom side by side with Apache Kafka 4.4.0, measured with Kafka's own load generators
 # (ProducerPerformance, ConsumerPerformance, EndToEndLatency) and a librdkafka one of ours.
 # Writes benches/RESULTS.md (raw output under benches/.out/).
 #
@@ -9,7 +9,7 @@
 #   --rounds N    measured rounds (each starts every broker afresh, order alternating)
 #   --no-build    use the existing target/release/strom and rdkafka_load binaries
 #   --no-profile  skip the perf profile of Strom under produce load
-# Env: STROM_BIN (a prebuilt broker), KAFKA_LIB (a directory of Kafka 4.1.1 jars),
+# Env: STROM_BIN (a prebuilt broker), KAFKA_LIB (a directory of Kafka 4.4.0 jars),
 #      BENCH_TMP (where broker data dirs go; default: $TMPDIR or /tmp).
 # Exit: 0 ok, 1 a measurement failed (see RESULTS.md), 2 setup error.
 set -u
@@ -82,25 +82,25 @@ EOF
 [ -x "$STROM_BIN" ] || { log "no Strom binary at $STROM_BIN"; exit 2; }
 [ -n "$LOAD_BIN" ] && [ -x "$LOAD_BIN" ] || { log "no rdkafka_load binary (run without --no-build once)"; exit 2; }
 
-# (b) Apache Kafka 4.1.1 jars, kept in our own cache (benches/.cache/lib41): copied from
+# (b) Apache Kafka 4.4.0 jars, kept in our own cache (benches/.cache/lib44): copied from
 # compat-tests' Maven cache when that is complete (it is rebuilt in place by compat-tests'
 # install, so the run must not read it directly), else fetched with our pom.
 have_jars() {
-  [ -f "$1/kafka_2.13-4.1.1.jar" ] && [ -f "$1/kafka-tools-4.1.1.jar" ] && [ -f "$1/kafka-clients-4.1.1.jar" ] \
-    && [ -f "$1/log4j-core-2.24.3.jar" ]
+  [ -f "$1/kafka_2.13-4.4.0.jar" ] && [ -f "$1/kafka-tools-4.4.0.jar" ] && [ -f "$1/kafka-clients-4.4.0.jar" ] \
+    && [ -f "$1/log4j-core-2.24.3.jar" ] && [ -f "$1/log4j-slf4j2-impl-2.24.3.jar" ] && [ -f "$1/slf4j-api-2.0.17.jar" ]
 }
 KAFKA_LIB="${KAFKA_LIB:-}"
 if [ -z "$KAFKA_LIB" ]; then
-  KAFKA_LIB="$CACHE/lib41"
+  KAFKA_LIB="$CACHE/lib44"
   if ! have_jars "$KAFKA_LIB"; then
     rm -rf "$KAFKA_LIB.tmp"
-    if have_jars "$REPO/compat-tests/.cache/lib41"; then
-      log "copying Apache Kafka 4.1.1 jars from compat-tests/.cache/lib41"
-      mkdir -p "$KAFKA_LIB.tmp" && cp "$REPO/compat-tests/.cache/lib41/"*.jar "$KAFKA_LIB.tmp/"
+    if have_jars "$REPO/compat-tests/.cache/lib44"; then
+      log "copying Apache Kafka 4.4.0 jars from compat-tests/.cache/lib44"
+      mkdir -p "$KAFKA_LIB.tmp" && cp "$REPO/compat-tests/.cache/lib44/"*.jar "$KAFKA_LIB.tmp/"
     fi
     if ! have_jars "$KAFKA_LIB.tmp"; then
       command -v mvn >/dev/null || { log "no Kafka jars and no mvn"; exit 2; }
-      log "fetching Apache Kafka 4.1.1 jars from Maven Central"
+      log "fetching Apache Kafka 4.4.0 jars from Maven Central"
       rm -rf "$KAFKA_LIB.tmp"
       (cd "$HERE" && mvn -q -B -Dmaven.repo.local="$CACHE/m2" -DoutputDirectory="$KAFKA_LIB.tmp" \
           -DincludeScope=runtime dependency:copy-dependencies) >"$OUT/mvn.log" 2>&1 \

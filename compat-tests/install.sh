@@ -8,7 +8,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${COMPAT_CACHE:-$HERE/.cache}"
 mkdir -p "$CACHE/stamps" "$CACHE/bin" "$CACHE/logs"
 PARTS=("$@")
-[ ${#PARTS[@]} -eq 0 ] && PARTS=(java java39 python go node kcat)
+[ ${#PARTS[@]} -eq 0 ] && PARTS=(java java41 java39 python go node kcat)
 
 log() { printf '[install %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -19,15 +19,29 @@ stamp_set() { local n=$1; shift; hash_of "$@" >"$CACHE/stamps/$n"; }
 
 MVN=(mvn -q -B -Dmaven.repo.local="$CACHE/m2")
 
+# java: the Apache Kafka 4.4.0 broker, the 4.4 clients and tools (.cache/lib44) and our scenario
+# classes, compiled against 4.4.0 (.cache/java-build).
 install_java() {
   local files=("$HERE/java/pom.xml" $(find "$HERE/java/src" -type f | sort))
-  if stamp_ok java "${files[@]}" && [ -f "$CACHE/java-build/compat-scenarios-0.1.0.jar" ]; then log "java: cached"; return 0; fi
-  log "java: resolving kafka 4.1.1 jars + building scenarios"
-  rm -rf "$CACHE/lib41"
-  (cd "$HERE/java" && "${MVN[@]}" -DoutputDirectory="$CACHE/lib41" -DincludeScope=runtime \
-      package dependency:copy-dependencies) >"$CACHE/logs/java.log" 2>&1 \
+  if stamp_ok java "${files[@]}" && [ -f "$CACHE/java-build/compat-scenarios-0.1.0.jar" ] && [ -d "$CACHE/lib44" ]; then log "java: cached"; return 0; fi
+  log "java: resolving kafka 4.4.0 jars + building scenarios"
+  rm -rf "$CACHE/lib44"
+  # -Dcompat.build.dir: the classes go into this cache, so an install into another COMPAT_CACHE
+  # cannot rewrite the classes a running suite is loading.
+  (cd "$HERE/java" && "${MVN[@]}" -DoutputDirectory="$CACHE/lib44" -DincludeScope=runtime \
+      -Dcompat.build.dir="$CACHE/java-build" package dependency:copy-dependencies) >"$CACHE/logs/java.log" 2>&1 \
     || { log "java: FAILED (see $CACHE/logs/java.log)"; tail -20 "$CACHE/logs/java.log" >&2; return 1; }
   stamp_set java "${files[@]}"
+}
+
+# java41: kafka-clients / kafka-tools 4.1.1 (.cache/lib41), the java-4.1 and kafka-cli columns.
+install_java41() {
+  if stamp_ok java41 "$HERE/java41/pom.xml" && [ -d "$CACHE/lib41" ]; then log "java41: cached"; return 0; fi
+  log "java41: resolving kafka-clients / kafka-tools 4.1.1"
+  rm -rf "$CACHE/lib41"
+  (cd "$HERE/java41" && "${MVN[@]}" -DoutputDirectory="$CACHE/lib41" dependency:copy-dependencies) \
+      >"$CACHE/logs/java41.log" 2>&1 || { log "java41: FAILED"; tail -20 "$CACHE/logs/java41.log" >&2; return 1; }
+  stamp_set java41 "$HERE/java41/pom.xml"
 }
 
 install_java39() {

@@ -1,4 +1,4 @@
-"""Start and stop the broker under test: Apache Kafka 4.1.1 (KRaft, single node, from the Maven
+"""Start and stop the broker under test: Apache Kafka 4.4.0 (KRaft, single node, from the Maven
 Central jars in the cache) or Strom (built from the repo root). Every process we start is
 recorded by PID in a pidfile so run.sh's trap can stop it even if this Python process dies."""
 
@@ -119,7 +119,7 @@ class Broker:
 
 
 def start_kafka(log_dir):
-    lib = os.path.join(CACHE, "lib41")
+    lib = os.path.join(CACHE, "lib44")
     if not os.path.isdir(lib):
         raise RuntimeError("Kafka jars missing (install.sh java failed)")
     workdir = tempfile.mkdtemp(prefix="compat-kafka-")
@@ -161,7 +161,7 @@ group.initial.rebalance.delay.ms=0
     proc = subprocess.Popen(java + ["kafka.Kafka", props], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, cwd=workdir)
     record_pid(proc.pid)
-    broker = Broker("kafka", workdir, port, proc, log_path, "Apache Kafka 4.1.1")
+    broker = Broker("kafka", workdir, port, proc, log_path, "Apache Kafka 4.4.0")
     err = wait_ready(proc, port, 90, log_path)
     if err:
         broker.stop()

@@ -30,7 +30,7 @@ def log(msg):
 def installed_parts():
     """Which install parts are usable (install.sh leaves a stamp only on success)."""
     stamps = os.path.join(CACHE, "stamps")
-    ok = {p for p in ("java", "java39", "python", "go", "node") if os.path.exists(os.path.join(stamps, p))}
+    ok = {p for p in ("java", "java41", "java39", "python", "go", "node") if os.path.exists(os.path.join(stamps, p))}
     if subprocess.run(["sh", "-c", "command -v kcat"], stdout=subprocess.DEVNULL).returncode == 0:
         ok.add("kcat")
     return ok
@@ -197,7 +197,7 @@ def run_target(target, clients, scenarios, args, run_id):
     cells.sort(key=lambda c: (order[c["client"]], sorder[c["scenario"]]))
     return {
         "target": target,
-        "broker": "Apache Kafka 4.1.1 (KRaft, single node, Maven Central jars)" if target == "kafka" else "Strom (target/release/strom)",
+        "broker": "Apache Kafka 4.4.0 (KRaft, single node, Maven Central jars)" if target == "kafka" else "Strom (target/release/strom)",
         "broker_start_error": err,
         "broker_restarts": tr.restarts,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

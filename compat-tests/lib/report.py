@@ -78,7 +78,7 @@ def write_all(results_dir, here):
             L.append(f"| {k} (`{t.get('args', '')}`) | {t['date']} | {inst} | {t['total_s']:.0f}s | {per} |")
         L += ["", "`full-cold` = empty `.cache/` (every client downloaded and built), `full-warm` = cache reused; "
               "both include starting both brokers and `cargo build --release` being a no-op or not, as it happened.", ""]
-    for name, res in (("Strom", strom), ("Apache Kafka 4.1.1", kafka)):
+    for name, res in (("Strom", strom), ("Apache Kafka 4.4.0", kafka)):
         L += [f"## {name}", ""]
         if not res:
             L += ["(not run yet)", ""]

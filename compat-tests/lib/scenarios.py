@@ -49,6 +49,10 @@ SCENARIOS = [
     ("err-record-too-large", "error paths", True, 40,
      "10 kB record to a topic with max.message.bytes=2048 -> MESSAGE_TOO_LARGE (Kafka's RecordTooLargeException), nothing appended"),
     ("err-invalid-config", "error paths", True, 40, "CreateTopics with cleanup.policy=bogus -> INVALID_CONFIG, topic not created"),
+    ("err-keyless-compacted", "error paths", False, 40,
+     "a record without a key to a cleanup.policy=compact topic -> INVALID_RECORD (Java's InvalidRecordException), nothing appended; a keyed record then lands at offset 0"),
+    ("static-member-848", "consumer groups (KIP-848)", False, 60,
+     "KIP-848 static member: a consumer with group.instance.id=X gets the partitions; a second one with the same instance id is refused with UNRELEASED_INSTANCE_ID while the first lives; after the first closes, a third with X gets them"),
     # Kafka's own command-line tools (client column kafka-cli)
     ("cli-topics", "admin / metadata", True, 60, "kafka-topics --create/--list/--describe/--delete"),
     ("cli-console", "broker core", True, 60, "kafka-console-producer then kafka-console-consumer --from-beginning --max-messages"),
@@ -57,7 +61,7 @@ SCENARIOS = [
     ("cli-delete-records", "broker core (DeleteRecords)", False, 60, "kafka-delete-records with an offsets JSON file, low watermark moves"),
     ("cli-consumer-groups", "consumer groups", True, 60, "kafka-consumer-groups --list and --describe show the group, its committed offset and lag"),
     ("cli-consumer-groups-848", "consumer groups (KIP-848)", False, 60,
-     "a Java 4.1 consumer with group.protocol=consumer consumes and commits; kafka-consumer-groups --describe and --describe --members show the member, its assignment, the committed offset and lag"),
+     "a Java console consumer (the column's version) with group.protocol=consumer consumes and commits; kafka-consumer-groups --describe and --describe --members show the member, its assignment, the committed offset and lag"),
     ("cli-consumer-groups-reset", "consumer groups", False, 90,
      "kafka-consumer-groups --reset-offsets --to-earliest / --shift-by 3 / --to-datetime, then --delete-offsets and --delete, each checked with --describe / --list"),
     ("cli-producer-perf", "broker core", False, 60, "kafka-producer-perf-test, 20000 records bounded, all acked"),
@@ -82,12 +86,18 @@ def _java(libdir):
 
 # id -> (label, version string, install part, argv prefix, scenarios)
 CLIENTS = {
-    "java-4.1": ("Java kafka-clients", "org.apache.kafka:kafka-clients 4.1.1", "java",
+    "java-4.4": ("Java kafka-clients", "org.apache.kafka:kafka-clients 4.4.0", "java",
+                 _java("lib44"), CLIENT_SCENARIOS),
+    "java-4.1": ("Java kafka-clients", "org.apache.kafka:kafka-clients 4.1.1", "java41",
                  _java("lib41"), CLIENT_SCENARIOS),
     "java-3.9": ("Java kafka-clients", "org.apache.kafka:kafka-clients 3.9.1", "java39",
                  _java("lib39"), CLIENT_SCENARIOS),
-    "kafka-cli": ("Kafka CLI tools", "kafka-tools / kafka_2.13 4.1.1", "java",
-                  [VENV_PY, os.path.join(HERE, "python", "cli_driver.py")], CLI_SCENARIOS),
+    "kafka-cli-4.4": ("Kafka CLI tools", "kafka-tools / kafka_2.13 4.4.0", "java",
+                      ["env", "COMPAT_CLI_KAFKA=4.4", VENV_PY, os.path.join(HERE, "python", "cli_driver.py")],
+                      CLI_SCENARIOS),
+    "kafka-cli": ("Kafka CLI tools", "kafka-tools / kafka_2.13 4.1.1", "java41",
+                  ["env", "COMPAT_CLI_KAFKA=4.1", VENV_PY, os.path.join(HERE, "python", "cli_driver.py")],
+                  CLI_SCENARIOS),
     "confluent-kafka": ("librdkafka (confluent-kafka-python)", "confluent-kafka 2.16.1", "python",
                         [VENV_PY, os.path.join(HERE, "python", "confluent_driver.py")], CLIENT_SCENARIOS),
     "kcat": ("librdkafka (kcat)", "kcat (Debian)", "kcat",
@@ -104,4 +114,4 @@ CLIENTS = {
                 ["node", os.path.join(HERE, "node", "driver.js")], CLIENT_SCENARIOS),
 }
 CLIENT_IDS = list(CLIENTS)
-QUICK_CLIENTS = ["java-4.1", "kafka-cli", "confluent-kafka", "franz-go", "kafkajs"]
+QUICK_CLIENTS = ["java-4.4", "kafka-cli-4.4", "confluent-kafka", "franz-go", "kafkajs"]

@@ -220,7 +220,7 @@ S['offsets-for-times'] = async (obs) => {
   check(obs['ts+10000'] === 5, `offset for future = ${obs['ts+10000']}, expected the end offset 5`)
 }
 
-S['group-rebalance-848'] = S['commit-resume-848'] = async () => {
+S['group-rebalance-848'] = S['commit-resume-848'] = S['static-member-848'] = async () => {
   throw new NotApplicable('KafkaJS 2.2.4 has only the classic group protocol (JoinGroup/SyncGroup), no KIP-848 consumer protocol')
 }
 
@@ -457,6 +457,25 @@ S['err-record-too-large'] = async (obs) => {
   } finally { await p.disconnect() }
   check(obs.error === 'MESSAGE_TOO_LARGE', `error ${obs.error}`)
   check(obs.next_offset === 0, `small record after the rejected one at ${obs.next_offset}`)
+}
+
+S['err-keyless-compacted'] = async (obs) => {
+  await create(topic, 1, { 'cleanup.policy': 'compact' })
+  const p = kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } })
+  await p.connect()
+  try {
+    try {
+      await p.send({ topic, acks: -1, messages: [{ key: null, value: 'no-key', partition: 0 }] })
+      throw new Fail('a record without a key was accepted by a cleanup.policy=compact topic')
+    } catch (e) {
+      if (e instanceof Fail) throw e
+      obs.error = errName(e)
+    }
+    const r = await p.send({ topic, acks: -1, messages: [{ key: 'k', value: 'keyed', partition: 0 }] })
+    obs.next_offset = Number(r[0].baseOffset)
+  } finally { await p.disconnect() }
+  check(obs.error === 'INVALID_RECORD', `error ${obs.error}, expected INVALID_RECORD`)
+  check(obs.next_offset === 0, `keyed record after the refused one at ${obs.next_offset}`)
 }
 
 S['err-invalid-config'] = async (obs) => withAdmin(async (a) => {

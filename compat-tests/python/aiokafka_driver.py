@@ -503,6 +503,23 @@ async def s_too_large(b, t, obs):
     check(obs["next_offset"] == 0, f"small record after the rejected one at {obs['next_offset']}")
 
 
+async def s_keyless_compacted(b, t, obs):
+    await create(t, 1, {"cleanup.policy": "compact"})
+    p = await producer(linger_ms=0)
+    try:
+        try:
+            await (await p.send(t, value=b"no-key", partition=0))
+            raise Fail("a record without a key was accepted by a cleanup.policy=compact topic")
+        except KafkaError as e:
+            obs["error"] = kname(e)
+        obs["next_offset"] = (await (await p.send(t, key=b"k", value=b"keyed", partition=0))).offset
+    finally:
+        await p.stop()
+    # aiokafka 0.14.0 has no error class for code 87 (INVALID_RECORD): it raises UnknownError
+    check(obs["error"] in ("INVALID_RECORD", "UNKNOWN_SERVER_ERROR"), f"error {obs['error']}, expected INVALID_RECORD (UnknownError in aiokafka 0.14.0)")
+    check(obs["next_offset"] == 0, f"keyed record after the refused one at {obs['next_offset']}")
+
+
 async def s_invalid_config(b, t, obs):
     code = await create_raw(t, 1, {"cleanup.policy": "bogus"})
     obs["error"] = err_name(code) if code else None
@@ -529,6 +546,7 @@ SCENARIOS = {k: sync(v) for k, v in {
     "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
+    "err-keyless-compacted": s_keyless_compacted, "static-member-848": na(NO848),
 }.items()}
 
 if __name__ == "__main__":

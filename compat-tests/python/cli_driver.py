@@ -1,6 +1,7 @@
-"""Kafka CLI tools column of Strom's compat-tests: runs the 4.1.1 tool classes from the cached
+"""Kafka CLI tools columns of Strom's compat-tests: runs Kafka's tool classes from the cached
 Maven Central jars (what kafka-topics.sh & co. run) and checks their printed output.
-Usage: <scenario> <bootstrap> <topic>."""
+COMPAT_CLI_KAFKA picks the tools: 4.4 (column kafka-cli-4.4, .cache/lib44) or 4.1 (column
+kafka-cli, .cache/lib41; the default). Usage: <scenario> <bootstrap> <topic>."""
 
 import json
 import os
@@ -13,13 +14,16 @@ from common import Fail, check, deadline, main
 
 CACHE = os.environ.get("COMPAT_CACHE", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache"))
 LOG4J = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib", "log4j2.properties")
+KAFKA = os.environ.get("COMPAT_CLI_KAFKA", "4.1")
+LIB = {"4.1": "lib41", "4.4": "lib44"}[KAFKA]
 JAVA = ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", f"-Dlog4j2.configurationFile={LOG4J}",
-        "-cp", os.path.join(CACHE, "lib41", "*")]
+        "-cp", os.path.join(CACHE, LIB, "*")]
 TOOL = {
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",
     "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
     "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
-    "kafka-configs": "kafka.admin.ConfigCommand",
+    # 4.1 ships the Scala kafka.admin.ConfigCommand; 4.4 has only org.apache.kafka.tools.ConfigCommand
+    "kafka-configs": "kafka.admin.ConfigCommand" if KAFKA == "4.1" else "org.apache.kafka.tools.ConfigCommand",
     "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
     "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
     "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
@@ -28,6 +32,13 @@ TOOL = {
     "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
 }
 B = {}
+# Options 4.4 renamed (the old names still work there but print a deprecation line on stdout,
+# into the output the cells parse); 4.1 has only the old names.
+NEW = KAFKA != "4.1"
+READER_PROP = "--reader-property" if NEW else "--property"        # console producer
+FORMATTER_PROP = "--formatter-property" if NEW else "--property"  # console consumer
+PERF_PROPS = "--command-property" if NEW else "--producer-props"  # producer perf test
+PERF_RECORDS = "--num-records" if NEW else "--messages"           # consumer perf test
 
 
 def tool(name, *args, stdin=None, timeout=40, ok=True):
@@ -85,10 +96,10 @@ def s_topics(b, t, obs):
 
 def s_console(b, t, obs):
     create(t)
-    produce_lines(t, ["k1:v1", "k2:v2", "k3:v3"], "--property", "parse.key=true", "--property", "key.separator=:")
+    produce_lines(t, ["k1:v1", "k2:v2", "k3:v3"], READER_PROP, "parse.key=true", READER_PROP, "key.separator=:")
     out = tool("kafka-console-consumer", "--bootstrap-server", b, "--topic", t, "--from-beginning",
-               "--max-messages", "3", "--timeout-ms", "20000", "--property", "print.key=true",
-               "--property", "print.offset=true")
+               "--max-messages", "3", "--timeout-ms", "20000", FORMATTER_PROP, "print.key=true",
+               FORMATTER_PROP, "print.offset=true")
     got = [l for l in out.splitlines() if l.strip()]
     obs["consumed"] = got
     want = ["Offset:0\tk1\tv1", "Offset:1\tk2\tv2", "Offset:2\tk3\tv3"]
@@ -215,7 +226,7 @@ def table(out, g):
 
 
 def s_consumer_groups_848(b, t, obs):
-    """A Java 4.1 consumer (the console consumer) in a KIP-848 consumer-protocol group stays in the
+    """A Java consumer (the column's console consumer) in a KIP-848 consumer-protocol group stays in the
     group while kafka-consumer-groups describes it."""
     create(t)
     produce_lines(t, [f"r{i}" for i in range(5)])
@@ -285,7 +296,7 @@ def s_consumer_groups_848(b, t, obs):
 
 def perf_produce(b, t, n, *extra):
     out = tool("kafka-producer-perf-test", "--topic", t, "--num-records", str(n), "--record-size", "100",
-               "--throughput", "-1", *extra, "--producer-props", f"bootstrap.servers={b}", "acks=all",
+               "--throughput", "-1", *extra, PERF_PROPS, f"bootstrap.servers={b}", "acks=all",
                "linger.ms=5", timeout=55)
     m = re.search(r"(\d+) records sent", out.strip().splitlines()[-1] if out.strip() else "")
     return int(m.group(1)) if m else None, out
@@ -304,7 +315,7 @@ def s_consumer_perf(b, t, obs):
     create(t)
     sent, out = perf_produce(b, t, 20000)
     check(sent == 20000, f"setup: producer-perf-test {out.strip()[-200:]}")
-    out = tool("kafka-consumer-perf-test", "--bootstrap-server", b, "--topic", t, "--messages", "20000",
+    out = tool("kafka-consumer-perf-test", "--bootstrap-server", b, "--topic", t, PERF_RECORDS, "20000",
                "--timeout", "20000", "--group", t + "-g", timeout=55)
     lines = [l for l in out.splitlines() if l.strip()]
     hdr = [h.strip() for h in lines[0].split(",")] if lines else []

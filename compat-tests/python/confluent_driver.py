@@ -509,6 +509,73 @@ def s_too_large(b, t, obs):
     check(obs["next_offset"] == 0, f"small record after the rejected one at {obs['next_offset']}")
 
 
+def s_keyless_compacted(b, t, obs):
+    create(t, 1, {"cleanup.policy": "compact"})
+    p = Producer(conf(**{"compression.type": "none", "message.send.max.retries": 0, "linger.ms": 0}))
+    res = []
+    p.produce(t, value="no-key", partition=0, on_delivery=lambda e, m: res.append((e, m.offset())))
+    p.flush(20)
+    check(res, "no delivery report")
+    obs["error"] = kerr(res[0][0]) if res[0][0] else None
+    res.clear()
+    p.produce(t, key="k", value="keyed", partition=0, on_delivery=lambda e, m: res.append((e, m.offset())))
+    p.flush(20)
+    obs["next_offset"] = res[0][1] if res and not res[0][0] else None
+    check(obs["error"] == "INVALID_RECORD", f"error {obs['error']}, expected INVALID_RECORD")
+    check(obs["next_offset"] == 0, f"keyed record after the refused one at {obs['next_offset']}")
+
+
+def s_static_member_848(b, t, obs):
+    """KIP-848 static member: a second consumer with a live member's group.instance.id is refused
+    (UNRELEASED_INSTANCE_ID); after the owner closes (epoch -2) a new one takes its partitions."""
+    create(t, 2)
+    stat = {"group.id": t + "-g", "group.instance.id": "compat-static", **P848}
+    first = Consumer(conf(**stat, **{"client.id": "compat-confluent-first"}))
+    open_ = [first]
+    try:
+        first.subscribe([t])
+        obs["first"] = poll_until_covered([first], 2, 25)
+        check(obs["first"] == "2", f"static member: {obs['first']}, expected 2")
+        errs = []
+        second = Consumer({**conf(**stat, **{"client.id": "compat-confluent-second"}), "error_cb": errs.append})
+        open_.append(second)
+        second.subscribe([t])
+        more, saw = deadline(15), "nothing within 15 s"
+        while more():
+            m = second.poll(0.2)
+            first.poll(0.05)
+            if m is not None and m.error() and m.error().code() != KafkaError._PARTITION_EOF:
+                errs.append(m.error())
+            if errs:
+                # librdkafka makes UNRELEASED_INSTANCE_ID fatal: the error is _FATAL carrying the
+                # broker error's text ("Broker: The instance ID is still used by another member ...")
+                e = errs[0]
+                name = kerr(e)
+                if e.code() == KafkaError._FATAL and "The instance ID is still used by another member" in e.str():
+                    name = "UNRELEASED_INSTANCE_ID"
+                saw = f"{name} ({e.str()})"
+                break
+            if second.assignment():
+                saw = f"joined with {len(second.assignment())} partitions"
+                break
+        obs["second"] = saw
+        obs["first_after_second"] = len(first.assignment())
+        check(saw.startswith("UNRELEASED_INSTANCE_ID"), f"second consumer with the owner's instance id: {saw}, expected UNRELEASED_INSTANCE_ID")
+        check(len(first.assignment()) == 2, f"the owner lost its partitions: {first.assignment()}")
+        open_.remove(second)
+        second.close()
+        open_.remove(first)
+        first.close()  # a static member leaves with epoch -2
+        third = Consumer(conf(**stat, **{"client.id": "compat-confluent-third"}))
+        open_.append(third)
+        third.subscribe([t])
+        obs["third"] = poll_until_covered([third], 2, 20)
+        check(obs["third"] == "2", f"new incarnation after the owner closed: {obs['third']}, expected 2")
+    finally:
+        for c in open_:
+            c.close()
+
+
 def s_invalid_config(b, t, obs):
     a = admin()
     try:
@@ -531,6 +598,7 @@ SCENARIOS = {
     "commit-resume-848": s_commit_resume_848, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
+    "err-keyless-compacted": s_keyless_compacted, "static-member-848": s_static_member_848,
 }
 
 if __name__ == "__main__":

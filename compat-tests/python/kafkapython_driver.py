@@ -498,6 +498,22 @@ def s_too_large(b, t, obs):
     check(obs["next_offset"] == 0, f"small record after the rejected one at {obs['next_offset']}")
 
 
+def s_keyless_compacted(b, t, obs):
+    create(t, 1, {"cleanup.policy": "compact"})
+    p = producer(retries=0, linger_ms=0)
+    try:
+        try:
+            p.send(t, value=b"no-key", partition=0).get(timeout=20)
+            raise Fail("a record without a key was accepted by a cleanup.policy=compact topic")
+        except KafkaError as e:
+            obs["error"] = kname(e)
+        obs["next_offset"] = p.send(t, key=b"k", value=b"keyed", partition=0).get(timeout=20).offset
+    finally:
+        p.close(5)
+    check(obs["error"] == "INVALID_RECORD", f"error {obs['error']}, expected INVALID_RECORD")
+    check(obs["next_offset"] == 0, f"keyed record after the refused one at {obs['next_offset']}")
+
+
 def s_invalid_config(b, t, obs):
     a = admin()
     try:
@@ -524,6 +540,7 @@ SCENARIOS = {
     "commit-resume": s_commit_resume, "idempotent-produce": s_idempotent, "transactions": s_transactions, "eos-pipeline": s_eos_pipeline,
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
+    "err-keyless-compacted": s_keyless_compacted, "static-member-848": na(NO848),
 }
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from common import BASE_TS, Fail, NotApplicable, check, main, vals
 
 B = {}
 ERRS = {"Broker: Unknown topic or partition": "UNKNOWN_TOPIC_OR_PARTITION",
-        "Broker: Message size too large": "MESSAGE_TOO_LARGE"}
+        "Broker: Message size too large": "MESSAGE_TOO_LARGE",
+        "Broker: Broker failed to validate record": "INVALID_RECORD"}
 
 
 def kcat(*args, stdin=None, timeout=30, ok=True):
@@ -153,6 +154,19 @@ def s_too_large(b, t, obs):
     check(obs["next_offset"] == 0, f"small record after the rejected one at {obs['next_offset']}")
 
 
+def s_keyless_compacted(b, t, obs):
+    create(t, 1, {"cleanup.policy": "compact"})
+    # without -K kcat sends every line as a value with a null key
+    r = kcat("-P", "-t", t, "-p", "0", "-X", "message.send.max.retries=0", stdin="no-key\n", ok=False)
+    err = next((e for e in ERRS if e in r.stderr), None)
+    obs["error"] = ERRS.get(err, r.stderr.strip()[-120:] or f"exit {r.returncode}")
+    kcat("-P", "-t", t, "-p", "0", "-K", ":", stdin="k:keyed\n")
+    msgs = consume_json(t, 1)
+    obs["next_offset"] = msgs[0]["offset"] if msgs else None
+    check(obs["error"] == "INVALID_RECORD", f"error {obs['error']}, expected INVALID_RECORD")
+    check(obs["next_offset"] == 0, f"keyed record after the refused one at {obs['next_offset']}")
+
+
 def s_offset_latest(b, t, obs):
     import subprocess as sp
     import time as _t
@@ -281,6 +295,8 @@ SCENARIOS = {
     "eos-pipeline": na("kcat has no transactional producer"),
     "delete-records": na("kcat has no DeleteRecords"),
     "err-invalid-config": na("kcat has no admin commands"),
+    "err-keyless-compacted": s_keyless_compacted,
+    "static-member-848": na("kcat has no KIP-848 consumer protocol (librdkafka 2.0.2) and runs one consumer per process"),
 }
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ func ctx(sec int) context.Context {
 func client(opts ...kgo.Opt) *kgo.Client {
 	base := []kgo.Opt{kgo.SeedBrokers(seed), kgo.ClientID("compat-franz"), kgo.RequestTimeoutOverhead(10 * time.Second),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5 * time.Millisecond)}
+	if os.Getenv("COMPAT_FRANZ_DEBUG") != "" { // the client's own log on stderr, for a cell's log
+		base = append(base, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, nil)))
+	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	h.Must(err, "new client")
 	return cl
@@ -543,6 +547,77 @@ func tooLarge(b, t string, obs h.Obs) {
 	h.Check(err2 == nil && r.Offset == 0, "small record after the rejected one: offset %v err %v", obs["next_offset"], err2)
 }
 
+// keylessCompacted: a compacted log keeps the latest value per key, so Kafka refuses records
+// without one (INVALID_RECORD) and appends nothing.
+func keylessCompacted(b, t string, obs h.Obs) {
+	create(t, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
+	cl := client(kgo.DisableIdempotentWrite(), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordRetries(0))
+	defer cl.Close()
+	err := cl.ProduceSync(ctx(20), &kgo.Record{Topic: t, Value: []byte("no-key")}).FirstErr()
+	obs["error"] = errName(err)
+	r, err2 := cl.ProduceSync(ctx(20), &kgo.Record{Topic: t, Key: []byte("k"), Value: []byte("keyed")}).First()
+	if err2 == nil {
+		obs["next_offset"] = r.Offset
+	}
+	h.Check(obs["error"] == "INVALID_RECORD", "error %v, expected INVALID_RECORD", obs["error"])
+	h.Check(err2 == nil && r.Offset == 0, "keyed record after the refused one: offset %v err %v", obs["next_offset"], err2)
+}
+
+// staticMember848: a KIP-848 static member (InstanceID) owns its partitions; a second client with
+// the same InstanceID is refused with UNRELEASED_INSTANCE_ID (franz-go retries it 3 times, then
+// PollFetches returns ErrGroupSession) while the owner lives. franz-go v1.22.2 leaves a static
+// 848 member with epoch -2 but without the instance id, which Kafka 4.4 refuses (INVALID_REQUEST:
+// a -2 leave must name the instance id), so the owner keeps the instance id until its session
+// times out and a third client with it is still refused: the cell checks exactly that.
+func staticMember848(b, t string, obs h.Obs) {
+	create(t, 2, nil)
+	g := t + "-g"
+	static := append([]kgo.Opt{kgo.InstanceID("compat-static")}, serverSide...)
+	first := newMember(t, g, 0, static...)
+	defer first.cl.Close()
+	obs["first"] = covered([]*member{first}, 2, 25)
+	h.Check(obs["first"] == "2", "static member: %v, expected 2", obs["first"])
+
+	joinRefusal := func(i int) string {
+		m := newMember(t, g, i, static...)
+		defer m.cl.Close()
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+			c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			fs := m.cl.PollFetches(c)
+			cancel()
+			for _, fe := range fs.Errors() {
+				if !errors.Is(fe.Err, context.DeadlineExceeded) && !errors.Is(fe.Err, context.Canceled) {
+					return errName(fe.Err)
+				}
+			}
+			m.mu.Lock()
+			n := len(m.set)
+			m.mu.Unlock()
+			if n > 0 {
+				return fmt.Sprintf("joined with %d partitions", n)
+			}
+		}
+		return "nothing within 20 s"
+	}
+	obs["second"] = joinRefusal(1)
+	first.mu.Lock()
+	obs["first_after_second"] = len(first.set)
+	first.mu.Unlock()
+	h.Check(obs["second"] == "UNRELEASED_INSTANCE_ID", "second client with the owner's InstanceID: %v, expected UNRELEASED_INSTANCE_ID", obs["second"])
+	h.Check(obs["first_after_second"] == 2, "the owner lost its partitions: %v", obs["first_after_second"])
+
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	lerr := first.cl.LeaveGroupContext(lctx)
+	lcancel()
+	obs["leave"] = errName(lerr)
+	if lerr != nil {
+		obs["leave_message"] = lerr.Error()
+	}
+	obs["third"] = joinRefusal(2)
+	h.Check(obs["leave"] == "INVALID_REQUEST", "static leave (epoch -2, no instance id): %q, expected INVALID_REQUEST as Kafka 4.4", obs["leave"])
+	h.Check(obs["third"] == "UNRELEASED_INSTANCE_ID", "third client after the refused leave: %v, expected UNRELEASED_INSTANCE_ID (the owner's session has not expired)", obs["third"])
+}
+
 func invalidConfig(b, t string, obs h.Obs) {
 	a := admin()
 	r, err := a.CreateTopics(ctx(20), 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("bogus")}, t)
@@ -570,7 +645,8 @@ func main() {
 		"group-rebalance-848": groupRebalance848, "commit-resume-848": commitResume848,
 		"idempotent-produce": idempotent, "transactions": transactions, "eos-pipeline": eosPipeline, "delete-records": deleteRecords,
 		"list-offsets": listOffsets, "err-unknown-topic": unknownTopic, "err-record-too-large": tooLarge,
-		"err-invalid-config": invalidConfig,
+		"err-invalid-config": invalidConfig, "err-keyless-compacted": keylessCompacted,
+		"static-member-848": staticMember848,
 	})
 }
 

@@ -566,6 +566,22 @@ func tooLarge(b, t string, obs h.Obs) {
 	h.Check(err2 == nil && off == 0, "small record after the rejected one: offset %d err %v", off, err2)
 }
 
+// keylessCompacted: a compacted log keeps the latest value per key, so Kafka refuses records
+// without one (INVALID_RECORD) and appends nothing.
+func keylessCompacted(b, t string, obs h.Obs) {
+	create(t, 1, map[string]*string{"cleanup.policy": sp("compact")})
+	p := producer(func(c *sarama.Config) { c.Producer.Retry.Max = 0 })
+	defer p.Close()
+	_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: t, Value: sarama.StringEncoder("no-key")})
+	obs["error"] = errName(err)
+	_, off, err2 := p.SendMessage(&sarama.ProducerMessage{Topic: t, Key: sarama.StringEncoder("k"), Value: sarama.StringEncoder("keyed")})
+	if err2 == nil {
+		obs["next_offset"] = off
+	}
+	h.Check(obs["error"] == "INVALID_RECORD", "error %v, expected INVALID_RECORD", obs["error"])
+	h.Check(err2 == nil && off == 0, "keyed record after the refused one: offset %d err %v", off, err2)
+}
+
 func invalidConfig(b, t string, obs h.Obs) {
 	a := admin()
 	defer a.Close()
@@ -591,7 +607,8 @@ func main() {
 		"group-rebalance-848": no848, "commit-resume-848": no848,
 		"idempotent-produce": idempotent, "transactions": transactions, "eos-pipeline": eosPipeline, "delete-records": deleteRecords,
 		"list-offsets": listOffsets, "err-unknown-topic": unknownTopic, "err-record-too-large": tooLarge,
-		"err-invalid-config": invalidConfig,
+		"err-invalid-config": invalidConfig, "err-keyless-compacted": keylessCompacted,
+		"static-member-848": no848,
 	})
 }
 

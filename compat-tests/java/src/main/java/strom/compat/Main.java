@@ -18,7 +18,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
  * Java column of Strom's compat-tests: `Main <scenario> <bootstrap> <topic>` runs one scenario
- * with kafka-clients (compiled against 4.1.1, run on the 4.1.1 or 3.9.1 classpath) and prints
+ * with kafka-clients (compiled against 4.4.0, run on the 4.4.0, 4.1.1 or 3.9.1 classpath: only APIs
+ * present in all three are used) and prints
  * `@@RESULT {json}` as its last line. Every check compares real observed values; every wait has a
  * deadline. Scenario semantics are shared with the other drivers (see compat-tests/README.md).
  */
@@ -85,6 +86,8 @@ public final class Main {
             case "err-unknown-topic": errUnknownTopic(); break;
             case "err-record-too-large": errTooLarge(); break;
             case "err-invalid-config": errInvalidConfig(); break;
+            case "err-keyless-compacted": errKeylessCompacted(); break;
+            case "static-member-848": staticMember848(); break;
             default: throw new NotApplicable("no such scenario in the Java driver: " + s);
         }
     }
@@ -695,6 +698,86 @@ public final class Main {
             obs.put("next_offset", ok.offset());
             check("MESSAGE_TOO_LARGE".equals(obs.get("error")), "error " + obs.get("error") + ", expected MESSAGE_TOO_LARGE");
             check(ok.offset() == 0, "small record after the rejected one landed at offset " + ok.offset());
+        }
+    }
+
+    /** A compacted log keeps the latest value per key, so Kafka refuses records without one. */
+    static void errKeylessCompacted() throws Exception {
+        createTopic(topic, 1, Map.of("cleanup.policy", "compact"));
+        try (KafkaProducer<String, String> p = producer("retries", "0", "enable.idempotence", "false", "compression.type", "none")) {
+            try {
+                p.send(new ProducerRecord<>(topic, 0, null, "no-key")).get();
+                throw new Fail("a record without a key was accepted by a cleanup.policy=compact topic");
+            } catch (ExecutionException e) {
+                Throwable c = unwrap(e);
+                obs.put("error", errName(e));
+                obs.put("exception", c.getClass().getSimpleName());
+            }
+            RecordMetadata ok = p.send(new ProducerRecord<>(topic, 0, "k", "keyed")).get();
+            obs.put("next_offset", ok.offset());
+            check("INVALID_RECORD".equals(obs.get("error")), "error " + obs.get("error") + " (" + obs.get("exception") + "), expected INVALID_RECORD");
+            check("InvalidRecordException".equals(obs.get("exception")), "exception " + obs.get("exception") + ", expected InvalidRecordException");
+            check(ok.offset() == 0, "keyed record after the refused one landed at offset " + ok.offset());
+        }
+        List<ConsumerRecord<String, String>> got = readFromStart(topic, 0, 1);
+        obs.put("read", got.stream().map(r -> r.offset() + ":" + r.key()).toList());
+        check(got.size() == 1 && got.get(0).offset() == 0 && "k".equals(got.get(0).key()),
+              "log holds " + obs.get("read") + ", expected only 0:k");
+    }
+
+    /**
+     * KIP-848 static membership: the broker refuses a join with a group.instance.id a live member
+     * owns (UNRELEASED_INSTANCE_ID, fatal to that consumer, surfaced by poll); once the owner
+     * leaves with epoch -2 (close of a static member), a new incarnation takes the instance id and
+     * its partitions.
+     */
+    static void staticMember848() throws Exception {
+        String[] proto = protocol848();
+        createTopic(topic, 2, null);
+        String g = topic + "-g";
+        String[] stat = concat(proto, "group.id", g, "group.instance.id", "compat-static");
+        List<KafkaConsumer<String, String>> open = new ArrayList<>();
+        try {
+            KafkaConsumer<String, String> first = consumer(concat(stat, "client.id", "compat-java-first"));
+            open.add(first);
+            first.subscribe(List.of(topic));
+            String p1 = pollUntilCovered(List.of(first), 2, 25000);
+            obs.put("first", p1);
+            check(p1.equals("2"), "static member: assignment sizes " + p1 + ", expected 2");
+
+            KafkaConsumer<String, String> second = consumer(concat(stat, "client.id", "compat-java-second"));
+            open.add(second);
+            second.subscribe(List.of(topic));
+            String secondSaw = "nothing within 15 s";
+            long end = System.currentTimeMillis() + 15000;
+            while (System.currentTimeMillis() < end) {
+                try {
+                    second.poll(Duration.ofMillis(200));
+                    first.poll(Duration.ofMillis(50));
+                    if (!second.assignment().isEmpty()) { secondSaw = "joined with " + second.assignment().size() + " partitions"; break; }
+                } catch (KafkaException e) {
+                    secondSaw = errName(e) + " (" + unwrap(e).getClass().getSimpleName() + ": " + unwrap(e).getMessage() + ")";
+                    break;
+                }
+            }
+            obs.put("second", secondSaw);
+            obs.put("first_after_second", first.assignment().size());
+            check(secondSaw.startsWith("UNRELEASED_INSTANCE_ID (UnreleasedInstanceIdException"),
+                  "second consumer with the owner's instance id: " + secondSaw + ", expected UNRELEASED_INSTANCE_ID");
+            check(first.assignment().size() == 2, "the owner lost its partitions to the refused member: " + first.assignment());
+            open.remove(second);
+            second.close(Duration.ofSeconds(2));
+
+            open.remove(first);
+            first.close(Duration.ofSeconds(5));  // a static member leaves with epoch -2
+            KafkaConsumer<String, String> third = consumer(concat(stat, "client.id", "compat-java-third"));
+            open.add(third);
+            third.subscribe(List.of(topic));
+            String p3 = pollUntilCovered(List.of(third), 2, 20000);
+            obs.put("third", p3);
+            check(p3.equals("2"), "new incarnation after the owner closed: assignment sizes " + p3 + ", expected 2");
+        } finally {
+            for (var c : open) c.close(Duration.ofSeconds(2));
         }
     }
 
