@@ -534,7 +534,7 @@ def s_static_member_848(b, t, obs):
     open_ = [first]
     try:
         first.subscribe([t])
-        obs["first"] = poll_until_covered([first], 2, 25)
+        obs["first"] = poll_until_covered([first], 2, 25, "2")
         check(obs["first"] == "2", f"static member: {obs['first']}, expected 2")
         errs = []
         second = Consumer({**conf(**stat, **{"client.id": "compat-confluent-second"}), "error_cb": errs.append})
@@ -569,7 +569,7 @@ def s_static_member_848(b, t, obs):
         third = Consumer(conf(**stat, **{"client.id": "compat-confluent-third"}))
         open_.append(third)
         third.subscribe([t])
-        obs["third"] = poll_until_covered([third], 2, 20)
+        obs["third"] = poll_until_covered([third], 2, 20, "2")
         check(obs["third"] == "2", f"new incarnation after the owner closed: {obs['third']}, expected 2")
     finally:
         for c in open_:
