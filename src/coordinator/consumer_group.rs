@@ -46,6 +46,8 @@ impl TopicsView {
 
 /// The member epoch of a static member that left temporarily (KIP-848).
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
+/// A dynamic member leaving the group (ConsumerGroupHeartbeat MemberEpoch).
+pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 
 pub struct ConsumerMember {
     pub id: String,
@@ -277,7 +279,7 @@ impl ConsumerGroup {
                     });
                 }
             }
-            // -1: leave (a -2 without an instance id too).
+            // -1: leave (a -2 without an instance id is refused by the handler, as in Kafka).
             if self.remove_member(&req.member_id) {
                 self.bump_epoch();
             }

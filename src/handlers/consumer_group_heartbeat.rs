@@ -21,7 +21,9 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, To
 use kafka_protocol::messages::{ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::coordinator::consumer_group::{HeartbeatRequest, TopicsView};
+use crate::coordinator::consumer_group::{
+    HeartbeatRequest, TopicsView, LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+};
 use crate::config::group_configs;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
@@ -32,13 +34,51 @@ pub fn topics_view(broker: &crate::broker::Broker) -> TopicsView {
     TopicsView { by_name: broker.metadata.topics().into_iter().map(|t| (t.name, (t.id, t.partitions))).collect() }
 }
 
+/// The request-shape checks Kafka 4.4 makes before the coordinator sees a heartbeat
+/// (`GroupCoordinatorService.throwIfConsumerGroupHeartbeatRequestIsInvalid`), in its order and
+/// with its messages (INVALID_REQUEST).
+fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<(), &'static str> {
+    let epoch = req.member_epoch;
+    if (version >= 1 || epoch > 0 || epoch == LEAVE_GROUP_MEMBER_EPOCH) && req.member_id.is_empty() {
+        return Err("MemberId can't be empty.");
+    }
+    if req.group_id.0.is_empty() {
+        return Err("GroupId can't be empty.");
+    }
+    if req.instance_id.as_ref().is_some_and(|s| s.is_empty()) {
+        return Err("InstanceId can't be empty.");
+    }
+    if req.rack_id.as_ref().is_some_and(|s| s.is_empty()) {
+        return Err("RackId can't be empty.");
+    }
+    match epoch {
+        0 => {
+            if req.rebalance_timeout_ms == -1 {
+                return Err("RebalanceTimeoutMs must be provided in first request.");
+            }
+            if req.topic_partitions.as_ref().is_none_or(|tps| !tps.is_empty()) {
+                return Err("TopicPartitions must be empty when (re-)joining.");
+            }
+            if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+                return Err("Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.");
+            }
+        }
+        LEAVE_GROUP_STATIC_MEMBER_EPOCH if req.instance_id.is_none() => {
+            return Err("InstanceId can't be null.");
+        }
+        e if e < LEAVE_GROUP_STATIC_MEMBER_EPOCH => return Err("MemberEpoch is invalid."),
+        _ => {}
+    }
+    Ok(())
+}
+
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ConsumerGroupHeartbeatRequest = ctx.decode(body)?;
     let mut resp = ConsumerGroupHeartbeatResponse::default().with_member_epoch(-1);
     let group = req.group_id.0.to_string();
-    if group.is_empty() {
+    if let Err(message) = validate(&req, ctx.version) {
         resp.error_code = WireError::InvalidRequest.code();
-        resp.error_message = Some(StrBytes::from_static_str("GroupId can't be empty."));
+        resp.error_message = Some(StrBytes::from_static_str(message));
         return ctx.reply(&resp);
     }
     let Ok(coordinator) = ctx.broker.group_coordinator() else {
@@ -102,4 +142,60 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         }
         encode_body(&resp, version)
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as Owned;
+    use kafka_protocol::messages::{GroupId, TopicName};
+
+    fn join() -> ConsumerGroupHeartbeatRequest {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_member_id(StrBytes::from_static_str("m"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("t"))]))
+            .with_topic_partitions(Some(Vec::new()))
+    }
+
+    #[test]
+    fn requests_kafka_refuses_before_the_coordinator_are_refused_with_its_messages() {
+        let s = |v: &str| Some(StrBytes::from_string(v.to_string()));
+        let cases: Vec<(ConsumerGroupHeartbeatRequest, i16, Result<(), &str>)> = vec![
+            (join(), 1, Ok(())),
+            (join().with_member_id(StrBytes::default()), 0, Ok(())),
+            (join().with_member_id(StrBytes::default()), 1, Err("MemberId can't be empty.")),
+            (join().with_group_id(GroupId(StrBytes::default())), 1, Err("GroupId can't be empty.")),
+            (join().with_instance_id(s("")), 1, Err("InstanceId can't be empty.")),
+            (join().with_rack_id(s("")), 1, Err("RackId can't be empty.")),
+            (
+                join().with_rebalance_timeout_ms(-1),
+                1,
+                Err("RebalanceTimeoutMs must be provided in first request."),
+            ),
+            (join().with_topic_partitions(None), 1, Err("TopicPartitions must be empty when (re-)joining.")),
+            (
+                join().with_topic_partitions(Some(vec![Owned::default()])),
+                1,
+                Err("TopicPartitions must be empty when (re-)joining."),
+            ),
+            (
+                join().with_subscribed_topic_names(None),
+                1,
+                Err("Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining."),
+            ),
+            (join().with_subscribed_topic_names(None).with_subscribed_topic_regex(s("t.*")), 1, Ok(())),
+            // A static leave must name its instance (franz-go 1.22 sends -2 without one).
+            (join().with_member_epoch(-2), 1, Err("InstanceId can't be null.")),
+            (join().with_member_epoch(-2).with_instance_id(s("i")), 1, Ok(())),
+            (join().with_member_epoch(-1).with_member_id(StrBytes::default()), 0, Err("MemberId can't be empty.")),
+            (join().with_member_epoch(-3), 1, Err("MemberEpoch is invalid.")),
+            (join().with_member_epoch(5).with_topic_partitions(None).with_rebalance_timeout_ms(-1), 1, Ok(())),
+        ];
+        for (i, (req, version, want)) in cases.into_iter().enumerate() {
+            assert_eq!(validate(&req, version), want, "case {i}");
+        }
+    }
 }
