@@ -79,6 +79,10 @@ pub struct Broker {
     group_init: Mutex<()>,
     /// Serializes the lazy creation and loading of `__transaction_state`.
     txn_init: tokio::sync::Mutex<()>,
+    /// Topic names whose auto-creation (started by a Metadata request) has not finished: as
+    /// in Kafka, where the controller creates them while the broker keeps answering
+    /// UNKNOWN_TOPIC_OR_PARTITION, Metadata answers them unknown until creation is done.
+    auto_creating: Mutex<HashSet<String>>,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -87,6 +91,9 @@ pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 /// UNKNOWN_TOPIC_OR_PARTITION and not created (a client that retries gets the next ones), so
 /// one request cannot create thousands of topics.
 pub const MAX_AUTO_CREATE_PER_REQUEST: usize = 100;
+
+/// Topic names being auto-created at once, over all requests; names beyond wait for a retry.
+pub const MAX_AUTO_CREATE_IN_FLIGHT: usize = 1_000;
 
 impl Broker {
     /// Opens the data directory: replays metadata, then opens (and recovers) every partition.
@@ -147,6 +154,7 @@ impl Broker {
             admin: Mutex::new(()),
             group_init: Mutex::new(()),
             txn_init: tokio::sync::Mutex::new(()),
+            auto_creating: Mutex::new(HashSet::new()),
         });
         let mut known = HashSet::new();
         for t in broker.metadata.topics() {
@@ -477,6 +485,58 @@ impl Broker {
         }
     }
 
+    /// Whether a Metadata request started creating `name` and creation has not finished.
+    pub fn is_auto_creating(&self, name: &str) -> bool {
+        self.auto_creating.lock().contains(name)
+    }
+
+    /// Starts auto-creating (Metadata with `allow_auto_topic_creation`) those of `names` that
+    /// are unknown and not already being created, at most [`MAX_AUTO_CREATE_PER_REQUEST`] of
+    /// them in request order and [`MAX_AUTO_CREATE_IN_FLIGHT`] over all requests, and returns
+    /// without waiting: the metadata fsync runs on a blocking thread, and until it is done
+    /// [`Broker::is_auto_creating`] names them. Kafka's broker likewise hands the creation to
+    /// its controller and answers the triggering request, and those arriving while the
+    /// controller works, with UNKNOWN_TOPIC_OR_PARTITION. Needs a Tokio runtime.
+    pub fn start_auto_create(self: &Arc<Self>, names: &[&str]) {
+        if !self.config.auto_create_topics_enable || names.is_empty() {
+            return;
+        }
+        let mut started: Vec<String> = Vec::new();
+        {
+            let mut inflight = self.auto_creating.lock();
+            for name in names {
+                if started.len() >= MAX_AUTO_CREATE_PER_REQUEST
+                    || inflight.len() >= MAX_AUTO_CREATE_IN_FLIGHT
+                {
+                    break;
+                }
+                if self.metadata.topic(name).is_none() && inflight.insert(name.to_string()) {
+                    started.push(name.to_string());
+                }
+            }
+        }
+        if started.is_empty() {
+            return;
+        }
+        /// Takes the names out of the in-flight set however creation ends (a panic included).
+        struct Done(Arc<Broker>, Vec<String>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                let mut inflight = self.0.auto_creating.lock();
+                for n in &self.1 {
+                    inflight.remove(n);
+                }
+            }
+        }
+        let done = Done(self.clone(), started);
+        tokio::task::spawn_blocking(move || {
+            let names: Vec<&str> = done.1.iter().map(String::as_str).collect();
+            done.0.auto_create_topics(&names);
+            drop(names);
+            drop(done);
+        });
+    }
+
     /// Auto-creates (Metadata with `allow_auto_topic_creation`) those of `names` that are
     /// unknown and valid, with broker defaults, when `auto.create.topics.enable` is on: at most
     /// [`MAX_AUTO_CREATE_PER_REQUEST`] of them, in request order, within `strom.max.partitions`,
@@ -758,4 +818,39 @@ fn canonical_names(topics: &[TopicMeta]) -> HashMap<String, String> {
 
 fn canonical_name(name: &str) -> String {
     name.replace('.', "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::io::FaultyStorage;
+
+    /// Until the metadata fsync of an auto-creation is done, the topic is being created (and
+    /// Metadata answers it unknown); a second start for the same name starts nothing; once the
+    /// fsync returns, the topic exists and is no longer in flight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_auto_created_topic_is_in_flight_until_its_fsync_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            log_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        let storage = FaultyStorage::default();
+        let b = Broker::open_with_storage(config, Arc::new(storage.clone())).unwrap();
+        storage.faults.hold_syncs();
+        b.start_auto_create(&["slow"]);
+        b.start_auto_create(&["slow"]);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(b.is_auto_creating("slow"));
+        assert!(b.metadata.topic("slow").is_none());
+        storage.faults.release_syncs();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while b.is_auto_creating("slow") {
+            assert!(std::time::Instant::now() < deadline, "creation never ended");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let t = b.metadata.topic("slow").expect("created");
+        assert_eq!(t.partitions, 1);
+        assert_eq!(b.metadata.topics().len(), 1);
+    }
 }

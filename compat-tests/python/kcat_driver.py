@@ -134,11 +134,17 @@ def s_idempotent(b, t, obs):
 
 
 def s_unknown_topic(b, t, obs):
-    md = json.loads(kcat("-L", "-J", "-t", t).stdout)
+    # kcat's handle is a producer, which librdkafka lets auto-create topics: with that on, the
+    # answer races the broker's creation of the topic (both brokers create it). Off, the lookup
+    # is deterministic and must create nothing.
+    md = json.loads(kcat("-X", "allow.auto.create.topics=false", "-L", "-J", "-t", t).stdout)
     tops = [x for x in md.get("topics", []) if x.get("topic") == t]
     err = tops[0].get("error") if tops else "topic not in answer"
     obs["describe_error"] = ERRS.get(err, err)
     check(obs["describe_error"] == "UNKNOWN_TOPIC_OR_PARTITION", f"metadata error {err}")
+    listed = json.loads(kcat("-X", "allow.auto.create.topics=false", "-L", "-J").stdout)
+    obs["created"] = any(x.get("topic") == t for x in listed.get("topics", []))
+    check(not obs["created"], "the lookup created the topic")
 
 
 def s_too_large(b, t, obs):

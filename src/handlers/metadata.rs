@@ -3,8 +3,9 @@
 //! Lists this broker, the cluster id, the controller (ourselves) and topics with their ids,
 //! partitions, leader epoch, replicas and ISR. Topics may be named or (v10+) given by id. When
 //! `allow_auto_topic_creation` is set and `auto.create.topics.enable` is on, unknown named
-//! topics are created with the broker defaults; as in Kafka 4 that response still reports
-//! UNKNOWN_TOPIC_OR_PARTITION for them, and the next lookup lists them. One request creates
+//! topics are created with the broker defaults, in the background; as in Kafka 4 that
+//! response, and any answered before creation is done, still reports
+//! UNKNOWN_TOPIC_OR_PARTITION for them, and a later lookup lists them. One request creates
 //! at most `broker::MAX_AUTO_CREATE_PER_REQUEST` (100) topics, the first unknown names in
 //! request order, with one metadata fsync, and none past `strom.max.partitions`; the other
 //! names stay unknown (Kafka has no such bound: this keeps one request from creating, and
@@ -22,7 +23,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{validate_topic_name, Broker};
-use crate::handlers::{authorized, blocking, ApiSpec, Reply, RequestContext};
+use crate::handlers::{authorized, ApiSpec, Reply, RequestContext};
 use crate::metadata::TopicMeta;
 use crate::protocol::{ProtocolError, WireError};
 
@@ -45,34 +46,32 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .metadata
             .topics()
             .iter()
+            .filter(|t| !broker.is_auto_creating(&t.name))
             .map(|t| topic_entry(broker, t))
             .collect()
     } else {
         let auto = req.allow_auto_topic_creation || ctx.version < 4;
-        // Names unknown when the request arrived, answered as unknown even if created below.
-        let mut unknown: HashSet<&str> = HashSet::new();
-        if auto {
-            // Like Kafka (KRaft): the request that triggers creation still answers
-            // UNKNOWN_TOPIC_OR_PARTITION; the client's next lookup finds the topic. One request
-            // creates at most MAX_AUTO_CREATE_PER_REQUEST topics, with one metadata fsync.
+        // Unknown when the request arrived or still being created: answered unknown.
+        let unknown: HashSet<&str> = req
+            .topics
+            .iter()
+            .flatten()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
+            .filter(|n| broker.metadata.topic(n).is_none() || broker.is_auto_creating(n))
+            .collect();
+        if auto && !unknown.is_empty() {
+            // Like Kafka (KRaft): creation goes on in the background; the request that
+            // triggers it, and any arriving before it is done, answer
+            // UNKNOWN_TOPIC_OR_PARTITION; a later lookup finds the topic. One request starts
+            // at most MAX_AUTO_CREATE_PER_REQUEST topics, made durable with one metadata fsync.
             let names: Vec<&str> = req
                 .topics
                 .iter()
                 .flatten()
                 .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
-                .filter(|n| broker.metadata.topic(n).is_none())
+                .filter(|n| unknown.contains(n))
                 .collect();
-            if !names.is_empty() {
-                unknown.extend(names.iter().copied());
-                // A metadata fsync and partition files: off the async workers.
-                let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-                let b = broker.clone();
-                blocking(move || {
-                    let names: Vec<&str> = owned.iter().map(String::as_str).collect();
-                    b.auto_create_topics(&names);
-                })
-                .await?;
-            }
+            broker.start_auto_create(&names);
         }
         req.topics
             .iter()

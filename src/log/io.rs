@@ -311,6 +311,28 @@ pub struct Faults {
     pub fail_dir_sync: AtomicBool,
     /// Directory fsyncs asked for so far.
     pub dir_syncs: AtomicUsize,
+    /// While held, every fsync (file or directory) waits: a disk that is slow to sync.
+    held: parking_lot::Mutex<bool>,
+    released: parking_lot::Condvar,
+}
+
+impl Faults {
+    /// Makes every fsync wait until [`Faults::release_syncs`].
+    pub fn hold_syncs(&self) {
+        *self.held.lock() = true;
+    }
+
+    pub fn release_syncs(&self) {
+        *self.held.lock() = false;
+        self.released.notify_all();
+    }
+
+    fn wait_while_held(&self) {
+        let mut held = self.held.lock();
+        while *held {
+            self.released.wait(&mut held);
+        }
+    }
 }
 
 /// Real files with injectable faults (tests).
@@ -339,6 +361,7 @@ impl SegmentFile for FaultyFile {
         FileExt::write_all_at(&self.inner, buf, pos)
     }
     fn sync_data(&self) -> io::Result<()> {
+        self.faults.wait_while_held();
         if self.faults.fail_sync.load(Ordering::Acquire) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -363,6 +386,7 @@ impl SegmentFile for FaultyFile {
 
 impl FaultyStorage {
     fn sync_fault(&self) -> io::Result<()> {
+        self.faults.wait_while_held();
         if self.faults.fail_sync.load(Ordering::Acquire) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
