@@ -87,6 +87,18 @@ pub struct Broker {
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 
+/// Runs blocking `f` (file creation, fsyncs) on Tokio's blocking pool; a panic in it resumes
+/// here.
+async fn off_thread<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, AdminError> + Send + 'static,
+) -> Result<R, AdminError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(AdminError::Storage(format!("blocking task cancelled: {e}"))),
+    }
+}
+
 /// Topics one Metadata request may auto-create; the names beyond are answered
 /// UNKNOWN_TOPIC_OR_PARTITION and not created (a client that retries gets the next ones), so
 /// one request cannot create thousands of topics.
@@ -186,44 +198,57 @@ impl Broker {
         Ok(p)
     }
 
-    /// The group coordinator, creating `__consumer_offsets` on first use like Kafka.
-    pub fn group_coordinator(&self) -> Result<&GroupCoordinator, AdminError> {
+    /// The group coordinator, creating `__consumer_offsets` on first use like Kafka. Creating
+    /// the topic (its partitions, a metadata fsync) and loading it run on a blocking thread,
+    /// so the first group request does not hold an async worker meanwhile.
+    pub async fn group_coordinator(self: &Arc<Self>) -> Result<&GroupCoordinator, AdminError> {
         if !self.groups.is_loaded() {
-            let _guard = self.group_init.lock();
-            if !self.groups.is_loaded() {
-                if self.metadata.topic(OFFSETS_TOPIC).is_none() {
-                    let mut configs = BTreeMap::new();
-                    configs.insert("cleanup.policy".to_string(), "compact".to_string());
-                    configs.insert("segment.bytes".to_string(), "104857600".to_string());
-                    let partitions = Some(self.config.groups.offsets_partitions);
-                    match self.create_topic(OFFSETS_TOPIC, partitions, Some(1), configs, false) {
-                        Ok(_) | Err(AdminError::TopicExists(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                self.load_groups()?;
-            }
+            let b = self.clone();
+            off_thread(move || b.init_groups()).await?;
         }
         Ok(&self.groups)
     }
 
+    fn init_groups(&self) -> Result<(), AdminError> {
+        let _guard = self.group_init.lock();
+        if self.groups.is_loaded() {
+            return Ok(());
+        }
+        if self.metadata.topic(OFFSETS_TOPIC).is_none() {
+            let mut configs = BTreeMap::new();
+            configs.insert("cleanup.policy".to_string(), "compact".to_string());
+            configs.insert("segment.bytes".to_string(), "104857600".to_string());
+            let partitions = Some(self.config.groups.offsets_partitions);
+            match self.create_topic(OFFSETS_TOPIC, partitions, Some(1), configs, false) {
+                Ok(_) | Err(AdminError::TopicExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.load_groups()
+    }
+
     /// The transaction coordinator, creating and loading `__transaction_state` on first use
-    /// (and at start when it exists, so prepared transactions are completed).
-    pub async fn txn_coordinator(&self) -> Result<&TransactionCoordinator, AdminError> {
+    /// (and at start when it exists, so prepared transactions are completed). The topic is
+    /// created on a blocking thread.
+    pub async fn txn_coordinator(self: &Arc<Self>) -> Result<&TransactionCoordinator, AdminError> {
         if !self.txns.is_loaded() {
             // Offsets of transactions land in the group coordinator: it must be loaded first.
-            self.group_coordinator()?;
+            self.group_coordinator().await?;
             let _guard = self.txn_init.lock().await;
             if !self.txns.is_loaded() {
                 if self.metadata.topic(TXN_TOPIC).is_none() {
-                    let mut configs = BTreeMap::new();
-                    configs.insert("cleanup.policy".to_string(), "compact".to_string());
-                    configs.insert("segment.bytes".to_string(), "104857600".to_string());
-                    let partitions = Some(self.config.txns.partitions);
-                    match self.create_topic(TXN_TOPIC, partitions, Some(1), configs, false) {
-                        Ok(_) | Err(AdminError::TopicExists(_)) => {}
-                        Err(e) => return Err(e),
-                    }
+                    let b = self.clone();
+                    off_thread(move || {
+                        let mut configs = BTreeMap::new();
+                        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+                        configs.insert("segment.bytes".to_string(), "104857600".to_string());
+                        let partitions = Some(b.config.txns.partitions);
+                        match b.create_topic(TXN_TOPIC, partitions, Some(1), configs, false) {
+                            Ok(_) | Err(AdminError::TopicExists(_)) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    })
+                    .await?;
                 }
                 let meta = self
                     .metadata
@@ -239,7 +264,7 @@ impl Broker {
     }
 
     /// Loads the transaction coordinator at start if its topic exists.
-    pub async fn load_transactions(&self) -> Result<(), AdminError> {
+    pub async fn load_transactions(self: &Arc<Self>) -> Result<(), AdminError> {
         if self.metadata.topic(TXN_TOPIC).is_some() {
             self.txn_coordinator().await?;
         }
@@ -852,5 +877,39 @@ mod tests {
         let t = b.metadata.topic("slow").expect("created");
         assert_eq!(t.partitions, 1);
         assert_eq!(b.metadata.topics().len(), 1);
+    }
+
+    /// Creating `__consumer_offsets` on the first group request (50 partitions, a metadata
+    /// fsync) must not hold the async worker: on a one-thread runtime, other work goes on while
+    /// the creation waits on a slow disk.
+    #[tokio::test(flavor = "current_thread")]
+    async fn creating_the_offsets_topic_does_not_block_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            log_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        let storage = FaultyStorage::default();
+        let b = Broker::open_with_storage(config, Arc::new(storage.clone())).unwrap();
+        storage.faults.hold_syncs();
+        // A safety net: if the runtime is blocked, the syncs are released after 5 s.
+        let faults = storage.faults.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            faults.release_syncs();
+        });
+        let b2 = b.clone();
+        let first = tokio::spawn(async move { b2.group_coordinator().await.map(|_| ()) });
+        let started = std::time::Instant::now();
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let waited = started.elapsed();
+        storage.faults.release_syncs();
+        first.await.unwrap().unwrap();
+        assert!(
+            waited < std::time::Duration::from_secs(2),
+            "a 50 ms timer fired after {waited:?}: the runtime was blocked"
+        );
+        assert!(b.metadata.topic(OFFSETS_TOPIC).is_some());
     }
 }

@@ -6,6 +6,8 @@
 //! adding it. Unknown partitions get UNKNOWN_TOPIC_OR_PARTITION and the others
 //! OPERATION_NOT_ATTEMPTED, as in Kafka; coordinator errors apply to every partition.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult};
@@ -17,7 +19,7 @@ use crate::protocol::{encode_body, ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::AddPartitionsToTxn, min: 0, max: 5 };
 
-async fn add(broker: &Broker, txn_id: &str, pid: i64, epoch: i16, verify_only: bool, topics: &[AddPartitionsToTxnTopic]) -> Vec<AddPartitionsToTxnTopicResult> {
+async fn add(broker: &Arc<Broker>, txn_id: &str, pid: i64, epoch: i16, verify_only: bool, topics: &[AddPartitionsToTxnTopic]) -> Vec<AddPartitionsToTxnTopicResult> {
     let wanted: Vec<(String, i32)> = topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), *p))).collect();
     let unknown: Vec<bool> = wanted.iter().map(|(t, p)| broker.partition(t, *p).is_none()).collect();
     let codes: Vec<i16> = if unknown.iter().any(|u| *u) {

@@ -81,7 +81,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         resp.error_message = Some(StrBytes::from_static_str(message));
         return ctx.reply(&resp);
     }
-    let Ok(coordinator) = ctx.broker.group_coordinator() else {
+    let Ok(coordinator) = ctx.broker.group_coordinator().await else {
         resp.error_code = WireError::CoordinatorNotAvailable.code();
         return ctx.reply(&resp);
     };

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse, ProducerId};
 
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::EndTxn, min: 0, max: 5 };
@@ -20,6 +20,12 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let version = ctx.version;
     Ok(Reply::Later(Box::pin(async move {
         let bump = version >= 5;
+        if bump && !broker.metadata.producer_id_ready() {
+            // A new block of ids costs a metadata fsync: off the async workers (a failure
+            // shows again in `alloc`, if an id is needed).
+            let b = broker.clone();
+            let _ = blocking(move || b.metadata.reserve_producer_ids()).await?;
+        }
         let alloc = || broker.metadata.allocate_producer_id().map_err(|_| WireError::KafkaStorageError.code());
         let mut resp = EndTxnResponse::default();
         let result = match broker.txn_coordinator().await {

@@ -19,11 +19,12 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let req: FindCoordinatorRequest = ctx.decode(body)?;
     let broker = &ctx.broker;
     let txn_ready = if req.key_type == 1 { broker.txn_coordinator().await.map(|_| ()).map_err(|e| e.to_string()) } else { Ok(()) };
+    let group_ready = if req.key_type == 0 { broker.group_coordinator().await.map(|_| ()).map_err(|e| e.to_string()) } else { Ok(()) };
     let answer = |key_type: i8| -> (i16, Option<String>) {
         match key_type {
-            0 => match broker.group_coordinator() {
-                Ok(_) => (0, None),
-                Err(e) => (WireError::CoordinatorNotAvailable.code(), Some(e.to_string())),
+            0 => match &group_ready {
+                Ok(()) => (0, None),
+                Err(e) => (WireError::CoordinatorNotAvailable.code(), Some(e.clone())),
             },
             1 => match &txn_ready {
                 Ok(()) => (0, None),

@@ -16,7 +16,7 @@ pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Heartbeat, min: 0, max: 4 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: HeartbeatRequest = ctx.decode(body)?;
-    let code = match ctx.broker.group_coordinator() {
+    let code = match ctx.broker.group_coordinator().await {
         Ok(c) => c.heartbeat(req.group_id.0.as_str(), req.member_id.as_str(), req.group_instance_id.as_ref().map(|s| s.as_str()), req.generation_id),
         Err(_) => WireError::CoordinatorNotAvailable.code(),
     };

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5 };
@@ -20,6 +20,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let req: InitProducerIdRequest = ctx.decode(body)?;
     let mut resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     let broker = ctx.broker.clone();
+    if !broker.metadata.producer_id_ready() {
+        // A new block of ids costs a metadata fsync: off the async workers.
+        let b = broker.clone();
+        if let Err(e) = blocking(move || b.metadata.reserve_producer_ids()).await? {
+            tracing::error!(error = %e, "cannot reserve producer ids");
+            resp.error_code = WireError::KafkaStorageError.code();
+            return ctx.reply(&resp);
+        }
+    }
     let alloc = move || {
         broker.metadata.allocate_producer_id().map_err(|e| {
             tracing::error!(error = %e, "cannot reserve producer ids");

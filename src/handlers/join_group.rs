@@ -48,7 +48,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             resp.generation_id = -1;
             return encode_body(&resp, version);
         }
-        let coordinator = match broker.group_coordinator() {
+        let coordinator = match broker.group_coordinator().await {
             Ok(c) => c,
             Err(_) => {
                 resp.error_code = WireError::CoordinatorNotAvailable.code();

@@ -16,7 +16,7 @@ pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::LeaveGroup, min: 0, max: 5 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: LeaveGroupRequest = ctx.decode(body)?;
-    let Ok(c) = ctx.broker.group_coordinator() else {
+    let Ok(c) = ctx.broker.group_coordinator().await else {
         return ctx.reply(&LeaveGroupResponse::default().with_error_code(WireError::CoordinatorNotAvailable.code()));
     };
     let group = req.group_id.0.as_str();

@@ -63,7 +63,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     if offsets.is_empty() {
         return ctx.reply(&OffsetCommitResponse::default().with_topics(topics));
     }
-    let coordinator = match broker.group_coordinator() {
+    let coordinator = match broker.group_coordinator().await {
         Ok(c) => c,
         Err(_) => {
             set_all(&mut topics, WireError::CoordinatorNotAvailable.code());

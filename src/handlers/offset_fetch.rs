@@ -38,7 +38,7 @@ fn lookup(c: &GroupCoordinator, group: &str, wanted: Option<Vec<(String, Vec<i32
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: OffsetFetchRequest = ctx.decode(body)?;
-    let coordinator = ctx.broker.group_coordinator().ok();
+    let coordinator = ctx.broker.group_coordinator().await.ok();
     let mut resp = OffsetFetchResponse::default();
     if ctx.version < 8 {
         let wanted = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());

@@ -216,7 +216,7 @@ fn validate_records(version: i16, records: &[u8]) -> Result<(), i16> {
 /// Transactional batches: v12+ producers (Transactions V2) add the partition to their
 /// transaction implicitly; older ones must have added it (verification, like Kafka 3.6+).
 async fn check_transaction(
-    broker: &crate::broker::Broker,
+    broker: &std::sync::Arc<crate::broker::Broker>,
     version: i16,
     txn_id: Option<&str>,
     partition: &Partition,
@@ -253,7 +253,7 @@ async fn check_transaction(
 }
 
 fn min_insync(
-    broker: &crate::broker::Broker,
+    broker: &std::sync::Arc<crate::broker::Broker>,
     overrides: Option<&std::collections::BTreeMap<String, String>>,
 ) -> i64 {
     let empty = Default::default();

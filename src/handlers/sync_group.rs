@@ -23,7 +23,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let broker = ctx.broker.clone();
     Ok(Reply::Later(Box::pin(async move {
         let mut resp = SyncGroupResponse::default();
-        let Ok(coordinator) = broker.group_coordinator() else {
+        let Ok(coordinator) = broker.group_coordinator().await else {
             resp.error_code = WireError::CoordinatorNotAvailable.code();
             return encode_body(&resp, version);
         };

@@ -47,7 +47,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         let code = if known.iter().any(|k| !k) {
             None
         } else {
-            let result = match (broker.txn_coordinator().await, broker.group_coordinator()) {
+            let result = match (broker.txn_coordinator().await, broker.group_coordinator().await) {
                 (Ok(txns), Ok(groups)) => match txns.describe(req.transactional_id.0.as_str()).await {
                     None => Err(WireError::InvalidProducerIdMapping.code()),
                     Some(m) if m.producer_id != req.producer_id.0 => Err(WireError::InvalidProducerIdMapping.code()),

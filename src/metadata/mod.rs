@@ -310,16 +310,36 @@ impl MetadataStore {
 
     /// Hands out a producer id never given before, also across restarts: ids come from blocks
     /// whose reservation is durable before any id of them is used.
+    /// Reserving a block costs a metadata fsync: callers on async workers first call
+    /// [`MetadataStore::reserve_producer_ids`] on a blocking thread when
+    /// [`MetadataStore::producer_id_ready`] says the block is used up.
     pub fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
         let mut ids = self.producer_ids.lock();
+        self.reserve_locked(&mut ids)?;
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
+    /// Whether [`MetadataStore::allocate_producer_id`] can answer without writing.
+    pub fn producer_id_ready(&self) -> bool {
+        let ids = self.producer_ids.lock();
+        ids.0 < ids.1
+    }
+
+    /// Makes the next producer id available without a write (reserving a block if needed).
+    pub fn reserve_producer_ids(&self) -> Result<(), MetadataError> {
+        self.reserve_locked(&mut self.producer_ids.lock())
+    }
+
+    /// `ids` is (next, end of the durable block).
+    fn reserve_locked(&self, ids: &mut (i64, i64)) -> Result<(), MetadataError> {
         if ids.0 >= ids.1 {
             let end = ids.1 + PRODUCER_ID_BLOCK;
             self.commit(&[MetadataRecord::ProducerIdBlock { end }])?;
             ids.1 = end;
         }
-        let id = ids.0;
-        ids.0 += 1;
-        Ok(id)
+        Ok(())
     }
 
     pub fn topic(&self, name: &str) -> Option<TopicMeta> {

@@ -73,7 +73,7 @@ async fn sessions_still_expire_after_the_group_timers_panicked() {
     let b = broker(dir.path(), &[("group.consumer.session.timeout.ms", "200")]);
     b.create_topic("t", Some(4), None, BTreeMap::new(), false)
         .unwrap();
-    let groups = b.group_coordinator().unwrap();
+    let groups = b.group_coordinator().await.unwrap();
     let topics = TopicsView {
         by_name: [("t".to_string(), (b.metadata.topic("t").unwrap().id, 4))]
             .into_iter()
