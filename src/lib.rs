@@ -5,7 +5,8 @@
 //! A request travels: [`server`] (accept loop, one task per connection, bounded framing and
 //! per-connection memory, responses in request order; fetched record bytes go from segment
 //! files to the socket with sendfile(2)) -> [`protocol`] (header decode, version checks, ApiVersions
-//! fallback) -> [`handlers`] (one file per API; the registry there is the only list of APIs)
+//! fallback, and in `protocol::v44` the codecs of the versions Kafka 4.2-4.4 added that the
+//! `kafka-protocol` crate lacks) -> [`handlers`] (one file per API; the registry there is the only list of APIs)
 //! -> [`broker`] (composition root and multi-part admin operations) -> [`coordinator`] (consumer
 //! groups, classic and KIP-848, with offsets on `__consumer_offsets`; transactions on
 //! `__transaction_state`; one runtime that replays them and applies a change once durable), [`replica`] (partition state: leader epoch cache, high watermark,

@@ -1076,3 +1076,156 @@ async fn dynamic_broker_configs_apply_at_once_and_survive_restart() {
     let d = describe(&a, "dyn").await;
     assert_eq!(entry(&d, "retention.ms").0.as_deref(), Some("3600000"));
 }
+
+/// The versions Kafka 4.2-4.4 added, over the wire (their codecs are checked byte for byte
+/// against the Java client in `protocol::v44`; this checks what the broker does with them):
+/// ApiVersions v5 answers REBOOTSTRAP_REQUIRED to a client that believes it talks to another
+/// cluster or node and INVALID_REQUEST to a cluster id without node id; OffsetCommit and
+/// OffsetFetch v10 name topics by id, and an unknown id gets UNKNOWN_TOPIC_ID.
+#[test]
+fn kafka_4_4_versions_serve_topic_ids_and_rebootstrap() {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::ApiVersionsResponse;
+    use kafka_protocol::protocol::Decodable;
+    use strom::protocol::wire::{Reader, Writer};
+
+    let b = TestBroker::start(&[]);
+    let mut raw = RawClient::connect(b.port);
+    let md: MetadataResponse = raw.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("ids"))))]))
+            .with_allow_auto_topic_creation(true),
+    );
+    let cluster = md.cluster_id.clone().expect("cluster id").to_string();
+    let node = md.brokers[0].node_id.0;
+    let id = common::wait_for(Duration::from_secs(10), "auto-created topic", || {
+        let md: MetadataResponse = raw.call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("ids"))))])),
+        );
+        (md.topics[0].error_code == 0).then_some(md.topics[0].topic_id)
+    });
+    let unknown = uuid::Uuid::from_u64_pair(1, 2);
+
+    // ApiVersions v5.
+    let mut api_versions = |cluster_id: Option<&str>, node_id: i32| -> ApiVersionsResponse {
+        let mut body = BytesMut::new();
+        let mut w = Writer { buf: &mut body };
+        w.compact_string("strom-test");
+        w.compact_string("1.0");
+        w.compact_nullable_string(cluster_id);
+        w.i32(node_id);
+        w.no_tagged_fields();
+        let mut resp = raw.call_bytes(ApiKey::ApiVersions, 5, &body);
+        ApiVersionsResponse::decode(&mut resp, 4).expect("v5 response is v4's bytes")
+    };
+    let ok = api_versions(Some(&cluster), node);
+    assert_eq!(ok.error_code, 0);
+    let max = |key: ApiKey| {
+        ok.api_keys
+            .iter()
+            .find(|k| k.api_key == key as i16)
+            .map(|k| k.max_version)
+    };
+    assert_eq!(max(ApiKey::ApiVersions), Some(5));
+    assert_eq!(max(ApiKey::OffsetCommit), Some(10));
+    assert_eq!(max(ApiKey::OffsetFetch), Some(10));
+    assert_eq!(max(ApiKey::TxnOffsetCommit), Some(6));
+    assert_eq!(max(ApiKey::ListOffsets), Some(11));
+    assert_eq!(max(ApiKey::DescribeLogDirs), Some(5));
+    assert_eq!(max(ApiKey::DeleteGroups), Some(3));
+    assert_eq!(api_versions(None, -1).error_code, 0);
+    let other_cluster = api_versions(Some("AbCdEfGhIjKlMnOpQrStUw"), node);
+    assert_eq!(other_cluster.error_code, 129, "REBOOTSTRAP_REQUIRED");
+    assert!(other_cluster.api_keys.is_empty());
+    assert_eq!(api_versions(Some(&cluster), node + 1).error_code, 129);
+    assert_eq!(api_versions(Some(&cluster), -1).error_code, 42);
+    assert_eq!(api_versions(None, node).error_code, 42);
+
+    // OffsetCommit v10: the known id and an unknown one.
+    let mut body = BytesMut::new();
+    let mut w = Writer { buf: &mut body };
+    w.compact_string("ids-group");
+    w.i32(-1);
+    w.compact_string("");
+    w.compact_nullable_string(None);
+    w.compact_array_len(2);
+    for topic in [id, unknown] {
+        w.uuid(&topic);
+        w.compact_array_len(1);
+        w.i32(0);
+        w.i64(5);
+        w.i32(-1);
+        w.compact_nullable_string(Some("m1"));
+        w.no_tagged_fields();
+        w.no_tagged_fields();
+    }
+    w.no_tagged_fields();
+    let resp = raw.call_bytes(ApiKey::OffsetCommit, 10, &body);
+    let mut r = Reader::new(&resp);
+    r.i32().unwrap();
+    assert_eq!(r.compact_array_len(1).unwrap(), Some(2));
+    for (topic, code) in [(id, 0), (unknown, 100)] {
+        assert_eq!(r.uuid().unwrap(), topic);
+        assert_eq!(r.compact_array_len(1).unwrap(), Some(1));
+        assert_eq!((r.i32().unwrap(), r.i16().unwrap()), (0, code));
+        r.skip_tagged_fields().unwrap();
+        r.skip_tagged_fields().unwrap();
+    }
+
+    // OffsetFetch v10: by id (the unknown one too), then all offsets of the group.
+    for listed in [true, false] {
+        let mut body = BytesMut::new();
+        let mut w = Writer { buf: &mut body };
+        w.compact_array_len(1);
+        w.compact_string("ids-group");
+        w.compact_nullable_string(None);
+        w.i32(-1);
+        if listed {
+            w.compact_array_len(2);
+            for topic in [id, unknown] {
+                w.uuid(&topic);
+                w.compact_array_len(1);
+                w.i32(0);
+                w.no_tagged_fields();
+            }
+        } else {
+            w.uvarint(0); // null: every committed offset
+        }
+        w.no_tagged_fields();
+        w.bool(false);
+        w.no_tagged_fields();
+        let resp = raw.call_bytes(ApiKey::OffsetFetch, 10, &body);
+        let mut r = Reader::new(&resp);
+        r.i32().unwrap();
+        assert_eq!(r.compact_array_len(1).unwrap(), Some(1));
+        assert_eq!(r.compact_string().unwrap(), "ids-group");
+        let expected: &[(uuid::Uuid, i64, Option<&str>, i16)] = if listed {
+            &[(id, 5, Some("m1"), 0), (unknown, -1, Some(""), 100)]
+        } else {
+            &[(id, 5, Some("m1"), 0)]
+        };
+        assert_eq!(
+            r.compact_array_len(1).unwrap(),
+            Some(expected.len()),
+            "listed: {listed}"
+        );
+        for &(topic, offset, metadata, code) in expected {
+            assert_eq!(r.uuid().unwrap(), topic);
+            assert_eq!(r.compact_array_len(1).unwrap(), Some(1));
+            assert_eq!(r.i32().unwrap(), 0);
+            assert_eq!(r.i64().unwrap(), offset, "listed: {listed}");
+            assert_eq!(r.i32().unwrap(), -1);
+            assert_eq!(r.compact_nullable_string().unwrap().as_deref(), metadata);
+            assert_eq!(r.i16().unwrap(), code, "listed: {listed}");
+            r.skip_tagged_fields().unwrap();
+            r.skip_tagged_fields().unwrap();
+        }
+        assert_eq!(r.i16().unwrap(), 0, "group error");
+    }
+}

@@ -1,7 +1,8 @@
 //! Arbitrary bytes as the request stream of one connection, handled the way
 //! `server::connection` does up to the handler: frame size check (before any allocation),
 //! header prefix, ApiKey + version against the registry (ApiVersions fallback), header decode,
-//! then the request body decoded with `kafka-protocol` at that version.
+//! then the request body decoded with `kafka-protocol` at that version (or, for the versions
+//! Kafka 4.2-4.4 added, with `protocol::v44`).
 //!
 //! The process runs with strom's global allocator (`strom::alloc::GuardedAlloc`, declared with
 //! `#[global_allocator]` in strom's lib.rs and so linked into this binary), which is what makes
@@ -98,9 +99,10 @@ fn handle_frame(mut frame: Bytes) -> bool {
         }
         return false;
     }
-    // The registry never claims a version the crate cannot decode.
+    // The registry claims a version the crate cannot decode only where protocol::v44 has it.
     let valid = key.valid_versions();
-    assert!(version >= valid.min && version <= valid.max);
+    let newer = version > valid.max;
+    assert!(version >= valid.min);
     let header = match protocol::decode_header(&mut frame, key, version) {
         Ok(h) => h,
         Err(_) => return false,
@@ -108,6 +110,12 @@ fn handle_frame(mut frame: Bytes) -> bool {
     assert_eq!(header.request_api_key, prefix.api_key);
     assert_eq!(header.request_api_version, version);
     assert_eq!(header.correlation_id, prefix.correlation_id);
+    if newer {
+        return match protocol::v44::decode_request(key, version, &frame) {
+            Some(r) => r.is_ok(),
+            None => panic!("{key:?} v{version} is served but no decoder has it"),
+        };
+    }
     match RequestKind::decode(key, &mut frame, version) {
         Ok(req) => {
             std::hint::black_box(&req);

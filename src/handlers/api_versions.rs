@@ -1,11 +1,17 @@
-//! ApiVersions (key 18), versions 0-4.
+//! ApiVersions (key 18), versions 0-5.
 //!
 //! Advertises exactly the APIs in the handler registry with the version ranges they serve.
-//! A request at a version above 4 never reaches this handler: the connection layer answers it
+//! A request at a version above 5 never reaches this handler: the connection layer answers it
 //! in the v0 layout with UNSUPPORTED_VERSION and our ranges, so the client retries lower.
 //! v3+ requests carry the client software name/version, which we validate like Kafka
 //! (INVALID_REQUEST when malformed). v3+ advertises the finalized features we implement:
 //! `group.version=1` (KIP-848) and `transaction.version=2` (KIP-890).
+//!
+//! v5 (KIP-1242; codec in [`crate::protocol::v44`], the response is v4's bytes) carries the
+//! cluster id and node id the client believes it is talking to: a cluster id without a node
+//! id or the reverse is INVALID_REQUEST; a different cluster or node is REBOOTSTRAP_REQUIRED,
+//! so a client whose address now reaches another broker re-bootstraps. As in Kafka, an error
+//! answer (at any version) carries only the error code.
 
 use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
@@ -13,16 +19,34 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::handlers::{advertised, ApiSpec, Reply, RequestContext};
-use crate::protocol::{ProtocolError, WireError};
+use crate::protocol::{encode_body, v44, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 };
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 5 };
 
 /// (feature, level): `group.version` 1 = the KIP-848 consumer group protocol is served;
 /// `transaction.version` 2 = Transactions V2 (KIP-890: EndTxn v5 epoch bumps, implicit adds).
 const FEATURES: &[(&str, i16)] = &[("group.version", 1), ("transaction.version", 2)];
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
-    let req: ApiVersionsRequest = ctx.decode(body)?;
+    let (req, v5) = if ctx.version >= 5 {
+        let (req, v5) = v44::decode_api_versions_v5(&body)?;
+        (req, Some(v5))
+    } else {
+        (ctx.decode::<ApiVersionsRequest>(body)?, None)
+    };
+    let invalid = ctx.version >= 3
+        && (!valid_software_field(req.client_software_name.as_str()) || !valid_software_field(req.client_software_version.as_str()));
+    let code = match &v5 {
+        _ if invalid => WireError::InvalidRequest.code(),
+        Some(v5) if v5.cluster_id.is_none() != (v5.node_id == -1) => WireError::InvalidRequest.code(),
+        Some(v5) if v5.cluster_id.as_ref().is_some_and(|c| *c != ctx.broker.metadata.cluster_id || v5.node_id != ctx.broker.config.node_id) => {
+            WireError::RebootstrapRequired.code()
+        }
+        _ => 0,
+    };
+    if code != 0 {
+        return Ok(Reply::Now(encode_body(&ApiVersionsResponse::default().with_error_code(code), ctx.version.min(4))?));
+    }
     let keys: Vec<ApiVersion> = advertised()
         .into_iter()
         .map(|(key, min, max)| ApiVersion::default().with_api_key(key).with_min_version(min).with_max_version(max))
@@ -40,12 +64,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .collect();
         resp.finalized_features_epoch = 1;
     }
-    if ctx.version >= 3
-        && (!valid_software_field(req.client_software_name.as_str()) || !valid_software_field(req.client_software_version.as_str()))
-    {
-        resp.error_code = WireError::InvalidRequest.code();
-    }
-    ctx.reply(&resp)
+    // v5's response is v4's bytes.
+    Ok(Reply::Now(encode_body(&resp, ctx.version.min(4))?))
 }
 
 /// Kafka's rule: `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.

@@ -1,8 +1,10 @@
-//! DeleteGroups (key 42), versions 0-2.
+//! DeleteGroups (key 42), versions 0-3.
 //!
 //! Deletes groups that have no members (NON_EMPTY_GROUP otherwise, GROUP_ID_NOT_FOUND for
 //! unknown ones): tombstones for the group and each committed offset are appended to
-//! `__consumer_offsets` and fsynced before the answer.
+//! `__consumer_offsets` and fsynced before the answer. v3 (codec in [`crate::protocol::v44`])
+//! adds an error message per group: as in Kafka 4.4, null for a group's own error, the
+//! failure's text when the write of the tombstones failed.
 
 use bytes::Bytes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -10,12 +12,13 @@ use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse
 
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
-use crate::protocol::{encode_body, ProtocolError, WireError};
+use crate::protocol::{encode_body, v44, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 };
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 3 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
-    let req: DeleteGroupsRequest = ctx.decode(body)?;
+    // v3's request bytes are v2's.
+    let req: DeleteGroupsRequest = ctx.decode_as(body, ctx.version.min(2))?;
     let loaded = ctx.broker.groups.is_loaded();
     let mut pending = Vec::new();
     let mut results = Vec::with_capacity(req.groups_names.len());
@@ -37,11 +40,16 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     }
     let version = ctx.version;
     let mut resp = DeleteGroupsResponse::default().with_results(results);
+    let mut messages: Vec<Option<String>> = vec![None; resp.results.len()];
     Ok(Reply::Later(Box::pin(async move {
         for (i, w) in pending {
             if let Err(e) = w.durable().await {
                 resp.results[i].error_code = log_error_code(&e);
+                messages[i] = Some(e.to_string());
             }
+        }
+        if version >= 3 {
+            return Ok(v44::encode_delete_groups_v3(&resp, &messages));
         }
         encode_body(&resp, version)
     })))

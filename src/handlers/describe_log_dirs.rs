@@ -1,10 +1,11 @@
-//! DescribeLogDirs (key 35), versions 1-4 (all that Kafka 4.1 serves) — `kafka-log-dirs`.
+//! DescribeLogDirs (key 35), versions 1-5 (all that Kafka 4.4 serves) — `kafka-log-dirs`.
 //!
 //! One log directory (`log.dirs`, as an absolute path like Kafka's `File.getAbsolutePath`)
 //! with the size in bytes of each requested partition that exists (all partitions when the
 //! topic list is null; unknown ones are left out, as in Kafka), `offset_lag` 0 and
 //! `is_future_key` false (no replica moves between directories). v4 adds the filesystem's
-//! total and usable bytes (statvfs; -1 if that fails).
+//! total and usable bytes (statvfs; -1 if that fails). v5 (codec in [`crate::protocol::v44`];
+//! the request is v4's bytes) adds IsCordoned: always false, Strom has no log-dir cordoning.
 //!
 //! Gaps: a single log directory (Strom refuses several in `log.dirs`).
 
@@ -20,16 +21,16 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::handlers::{ApiSpec, Reply, RequestContext};
-use crate::protocol::ProtocolError;
+use crate::protocol::{v44, ProtocolError};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeLogDirs,
     min: 1,
-    max: 4,
+    max: 5,
 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
-    let req: DescribeLogDirsRequest = ctx.decode(body)?;
+    let req: DescribeLogDirsRequest = ctx.decode_as(body, ctx.version.min(4))?;
     let broker = &ctx.broker;
     // Merged and de-duplicated like Kafka's set of partitions.
     let mut wanted: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
@@ -77,5 +78,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         result.total_bytes = total;
         result.usable_bytes = usable;
     }
-    ctx.reply(&DescribeLogDirsResponse::default().with_results(vec![result]))
+    let resp = DescribeLogDirsResponse::default().with_results(vec![result]);
+    if ctx.version >= 5 {
+        return Ok(Reply::Now(v44::encode_describe_log_dirs_v5(&resp, false)));
+    }
+    ctx.reply(&resp)
 }

@@ -1,9 +1,10 @@
-//! ListOffsets (key 2), versions 1-10.
+//! ListOffsets (key 2), versions 1-11 (v11's bytes are v10's: decoded and encoded as v10).
 //!
 //! Special timestamps: -1 latest (high watermark, or last stable offset for read_committed),
 //! -2 earliest (log start offset), -3 the record with the largest timestamp (KIP-734),
-//! -4 earliest local (= earliest: no tiered storage), -5 earliest pending upload (no tiered
-//! storage: offset -1). A timestamp >= 0 finds the first record whose timestamp is at least
+//! -4 earliest local (= earliest: no tiered storage), -5 latest tiered and -6 earliest
+//! pending upload (KIP-1023; no tiered storage: timestamp and offset -1, as Kafka 4.4 answers
+//! for a topic without remote storage). A timestamp >= 0 finds the first record whose timestamp is at least
 //! that, by the time index and then the records of one batch (decompressed with a size cap);
 //! none gives offset -1 and timestamp -1. Requests that decompress run on the blocking pool,
 //! at most 4 at a time broker-wide.
@@ -21,7 +22,7 @@ use crate::protocol::records::record_timestamps;
 use crate::protocol::{ProtocolError, WireError};
 use crate::replica::Partition;
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 10 };
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 11 };
 
 /// Requests decompressing at once (each up to [`DECOMPRESS_CAP`] per partition, one partition
 /// at a time): bounds their memory and blocking threads broker-wide.
@@ -29,7 +30,7 @@ const DECOMPRESSIONS_MAX: usize = 4;
 static DECOMPRESSIONS: Semaphore = Semaphore::const_new(DECOMPRESSIONS_MAX);
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
-    let req: ListOffsetsRequest = ctx.decode(body)?;
+    let req: ListOffsetsRequest = ctx.decode_as(body, ctx.version.min(10))?;
     // Lookups by timestamp (and -3) decompress a batch of up to 64 MiB: on the blocking pool,
     // so this connection's worker thread serves others meanwhile. The rest answers from memory.
     let decompresses = req.topics.iter().flat_map(|t| &t.partitions).any(|p| p.timestamp >= 0 || p.timestamp == -3);
@@ -79,7 +80,7 @@ fn respond(ctx: RequestContext, req: ListOffsetsRequest) -> Result<Reply, Protoc
             ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
         })
         .collect();
-    ctx.reply(&ListOffsetsResponse::default().with_topics(topics))
+    ctx.reply_as(&ListOffsetsResponse::default().with_topics(topics), ctx.version.min(10))
 }
 
 /// Largest decompressed batch we inspect (bounds memory for a hostile stored batch).
@@ -91,7 +92,7 @@ fn lookup(p: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i
     match timestamp {
         -1 => Ok((hw, -1)),
         -2 | -4 => Ok((log.log_start_offset(), -1)),
-        -5 => Ok((-1, -1)),
+        -5 | -6 => Ok((-1, -1)),
         -3 => {
             let Some(batch) = log.find_batch_with_max_timestamp()? else { return Ok((-1, -1)) };
             let view = BatchView::parse_header(&batch)?;

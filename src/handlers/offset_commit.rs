@@ -1,4 +1,5 @@
-//! OffsetCommit (key 8), versions 2-9.
+//! OffsetCommit (key 8), versions 2-10 (v10 names topics by id: codec in
+//! [`crate::protocol::v44`]; an unknown id gets UNKNOWN_TOPIC_ID).
 //!
 //! Members commit with their generation; a consumer outside any group (generation -1, no
 //! member id) may commit only while the group has no members. Offsets for partitions that do
@@ -17,12 +18,18 @@ use crate::coordinator::codec::OffsetValue;
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
-use crate::protocol::{encode_body, ProtocolError, WireError};
+use crate::broker::Broker;
+use crate::protocol::{encode_body, v44, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 9 };
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 10 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
-    let req: OffsetCommitRequest = ctx.decode(body)?;
+    let req: OffsetCommitRequest = if ctx.version >= 10 {
+        let m = &ctx.broker.metadata;
+        v44::decode_offset_commit_v10(&body, &|id| m.topic_by_id(id).map(|t| t.name))?
+    } else {
+        ctx.decode(body)?
+    };
     let broker = &ctx.broker;
     let now = now_ms();
     // (topic index, partition index in response) for each offset handed to the coordinator.
@@ -61,33 +68,34 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         }
     };
     if offsets.is_empty() {
-        return ctx.reply(&OffsetCommitResponse::default().with_topics(topics));
+        return Ok(Reply::Now(encode(&ctx.broker, &OffsetCommitResponse::default().with_topics(topics), ctx.version)?));
     }
     let coordinator = match broker.group_coordinator().await {
         Ok(c) => c,
         Err(_) => {
             set_all(&mut topics, WireError::CoordinatorNotAvailable.code());
-            return ctx.reply(&OffsetCommitResponse::default().with_topics(topics));
+            return Ok(Reply::Now(encode(&ctx.broker, &OffsetCommitResponse::default().with_topics(topics), ctx.version)?));
         }
     };
     let group = req.group_id.0.as_str();
     if group.is_empty() {
         set_all(&mut topics, WireError::InvalidGroupId.code());
-        return ctx.reply(&OffsetCommitResponse::default().with_topics(topics));
+        return Ok(Reply::Now(encode(&ctx.broker, &OffsetCommitResponse::default().with_topics(topics), ctx.version)?));
     }
     let generation = req.generation_id_or_member_epoch;
     let instance = req.group_instance_id.as_ref().map(|s| s.as_str());
     match coordinator.commit(group, req.member_id.as_str(), instance, generation, offsets) {
         Err(code) => {
             set_all(&mut topics, code);
-            ctx.reply(&OffsetCommitResponse::default().with_topics(topics))
+            Ok(Reply::Now(encode(&ctx.broker, &OffsetCommitResponse::default().with_topics(topics), ctx.version)?))
         }
         Ok((codes, pending)) => {
             for (&(ti, pi), code) in slots.iter().zip(codes) {
                 topics[ti].partitions[pi].error_code = code;
             }
             let mut resp = OffsetCommitResponse::default().with_topics(topics);
-            let Some(w) = pending else { return ctx.reply(&resp) };
+            let Some(w) = pending else { return Ok(Reply::Now(encode(&ctx.broker, &resp, version)?)) };
+            let broker = ctx.broker.clone();
             Ok(Reply::Later(Box::pin(async move {
                 if let Err(e) = w.durable().await {
                     let code = log_error_code(&e);
@@ -98,8 +106,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         }
                     }
                 }
-                encode_body(&resp, version)
+                encode(&broker, &resp, version)
             })))
         }
     }
+}
+
+fn encode(broker: &Broker, resp: &OffsetCommitResponse, version: i16) -> Result<bytes::BytesMut, ProtocolError> {
+    if version >= 10 {
+        return Ok(v44::encode_offset_commit_v10(resp, &|n| broker.metadata.topic(n).map(|t| t.id)));
+    }
+    encode_body(resp, version)
 }

@@ -1,4 +1,6 @@
-//! OffsetFetch (key 9), versions 1-9.
+//! OffsetFetch (key 9), versions 1-10 (v10 names topics by id: codec in
+//! [`crate::protocol::v44`]; an unknown id gets UNKNOWN_TOPIC_ID, and when all offsets are
+//! asked for, those of deleted topics, which have no id, are left out).
 //!
 //! v1-7: one group, a topic list or (v2+) null for all committed offsets; v8+: several
 //! groups. Partitions without a commit answer offset -1. With `require_stable` (v7+), a
@@ -15,9 +17,9 @@ use kafka_protocol::protocol::StrBytes;
 use crate::coordinator::codec::OffsetValue;
 use crate::coordinator::GroupCoordinator;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
-use crate::protocol::{ProtocolError, WireError};
+use crate::protocol::{v44, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 9 };
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 10 };
 
 type Found = Vec<(String, Vec<(i32, Option<OffsetValue>, i16)>)>;
 
@@ -37,7 +39,12 @@ fn lookup(c: &GroupCoordinator, group: &str, wanted: Option<Vec<(String, Vec<i32
 }
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
-    let req: OffsetFetchRequest = ctx.decode(body)?;
+    let req: OffsetFetchRequest = if ctx.version >= 10 {
+        let m = &ctx.broker.metadata;
+        v44::decode_offset_fetch_v10(&body, &|id| m.topic_by_id(id).map(|t| t.name))?
+    } else {
+        ctx.decode(body)?
+    };
     let coordinator = ctx.broker.group_coordinator().await.ok();
     let mut resp = OffsetFetchResponse::default();
     if ctx.version < 8 {
@@ -113,5 +120,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             out
         })
         .collect();
+    if ctx.version >= 10 {
+        let m = &ctx.broker.metadata;
+        return Ok(Reply::Now(v44::encode_offset_fetch_v10(&resp, &|n| m.topic(n).map(|t| t.id))));
+    }
     ctx.reply(&resp)
 }

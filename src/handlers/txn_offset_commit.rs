@@ -1,5 +1,7 @@
-//! TxnOffsetCommit (key 28), versions 0-5 (v5: Transactions V2, which adds the group's
-//! `__consumer_offsets` partition to the transaction implicitly, without AddOffsetsToTxn).
+//! TxnOffsetCommit (key 28), versions 0-6 (v5: Transactions V2, which adds the group's
+//! `__consumer_offsets` partition to the transaction implicitly, without AddOffsetsToTxn;
+//! v6 names topics by id, KIP-1319: codec in [`crate::protocol::v44`], an unknown id gets
+//! UNKNOWN_TOPIC_ID).
 //!
 //! Offsets committed inside a transaction: written to `__consumer_offsets` as transactional
 //! records and applied to the group only when the transaction commits (dropped on abort);
@@ -13,12 +15,18 @@ use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitRe
 use crate::coordinator::codec::OffsetValue;
 use crate::handlers::{ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
-use crate::protocol::{encode_body, ProtocolError, WireError};
+use crate::broker::Broker;
+use crate::protocol::{encode_body, v44, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 5 };
+pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 6 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
-    let req: TxnOffsetCommitRequest = ctx.decode(body)?;
+    let req: TxnOffsetCommitRequest = if ctx.version >= 6 {
+        let m = &ctx.broker.metadata;
+        v44::decode_txn_offset_commit_v6(&body, &|id| m.topic_by_id(id).map(|t| t.name))?
+    } else {
+        ctx.decode(body)?
+    };
     let broker = ctx.broker.clone();
     let version = ctx.version;
     Ok(Reply::Later(Box::pin(async move {
@@ -58,7 +66,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                             let p = crate::coordinator::partition_for(req.group_id.0.as_str(), broker.config.groups.offsets_partitions);
                             let part = [(crate::coordinator::OFFSETS_TOPIC.to_string(), p)];
                             if let Err(code) = txns.add_partitions(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch, &part).await {
-                                return encode_body(&error_response(&req, code), version);
+                                return encode(&broker, &error_response(&req, code), version);
                             }
                         }
                         let instance = req.group_instance_id.as_ref().map(|s| s.as_str());
@@ -94,7 +102,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 )
             })
             .collect();
-        encode_body(&TxnOffsetCommitResponse::default().with_topics(topics), version)
+        encode(&broker, &TxnOffsetCommitResponse::default().with_topics(topics), version)
     })))
 }
 
@@ -109,4 +117,11 @@ fn error_response(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitRes
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+fn encode(broker: &Broker, resp: &TxnOffsetCommitResponse, version: i16) -> Result<bytes::BytesMut, ProtocolError> {
+    if version >= 6 {
+        return Ok(v44::encode_txn_offset_commit_v6(resp, &|n| broker.metadata.topic(n).map(|t| t.id)));
+    }
+    encode_body(resp, version)
 }

@@ -4,6 +4,8 @@
 pub mod batch;
 pub mod fetch_response;
 pub mod records;
+pub mod v44;
+pub mod wire;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};

@@ -376,7 +376,24 @@ impl RawClient {
         Req: kafka_protocol::protocol::Encodable,
         Resp: kafka_protocol::protocol::Decodable,
     {
-        use bytes::{Buf, BufMut, BytesMut};
+        use bytes::{Buf, BytesMut};
+        let mut body = BytesMut::new();
+        req.encode(&mut body, version).expect("encode body");
+        let mut bytes = self.call_bytes(key, version, &body);
+        let resp = Resp::decode(&mut bytes, version).expect("decode response");
+        assert_eq!(bytes.remaining(), 0, "trailing bytes in response");
+        resp
+    }
+
+    /// Sends `body` (already encoded at `version`) with a request header and returns the
+    /// response body after its header: for versions the crate cannot encode.
+    pub fn call_bytes(
+        &mut self,
+        key: kafka_protocol::messages::ApiKey,
+        version: i16,
+        body: &[u8],
+    ) -> bytes::Bytes {
+        use bytes::{BufMut, BytesMut};
         use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
         use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
         self.correlation += 1;
@@ -385,14 +402,14 @@ impl RawClient {
             .with_request_api_version(version)
             .with_correlation_id(self.correlation)
             .with_client_id(Some(StrBytes::from_static_str("raw-test")));
-        let mut body = BytesMut::new();
+        let mut request = BytesMut::new();
         header
-            .encode(&mut body, key.request_header_version(version))
+            .encode(&mut request, key.request_header_version(version))
             .expect("encode header");
-        req.encode(&mut body, version).expect("encode body");
+        request.extend_from_slice(body);
         let mut frame = BytesMut::new();
-        frame.put_i32(i32::try_from(body.len()).expect("request size"));
-        frame.extend_from_slice(&body);
+        frame.put_i32(i32::try_from(request.len()).expect("request size"));
+        frame.extend_from_slice(&request);
         self.stream.write_all(&frame).expect("write");
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len).expect("read length");
@@ -409,9 +426,7 @@ impl RawClient {
         };
         let rh = ResponseHeader::decode(&mut bytes, header_version).expect("response header");
         assert_eq!(rh.correlation_id, self.correlation, "correlation id");
-        let resp = Resp::decode(&mut bytes, version).expect("decode response");
-        assert_eq!(bytes.remaining(), 0, "trailing bytes in response");
-        resp
+        bytes
     }
 }
 
