@@ -179,7 +179,12 @@ impl Broker {
         if broker.metadata.topic(OFFSETS_TOPIC).is_some() {
             broker.load_groups()?;
         }
-        info!(topics = broker.metadata.topics().len(), cluster_id = %broker.metadata.cluster_id, "broker state loaded");
+        info!(
+            topics = broker.metadata.topics().len(),
+            partitions = known.len(),
+            cluster_id = %broker.metadata.cluster_id,
+            "broker state loaded"
+        );
         Ok(broker)
     }
 

@@ -168,3 +168,52 @@ fn an_explicit_admin_address_that_cannot_be_bound_stops_start_up() {
         "{log}"
     );
 }
+
+/// `strom.log.format=json`: every line on stderr is one JSON object (level, message and the
+/// fields); start-up logs one summary line for all partitions, not one per partition.
+#[test]
+fn json_logs_are_one_object_per_line_with_a_start_up_summary() {
+    let mut b = TestBroker::start(&["strom.log.format=json", "strom.admin.listener="]);
+    let mut raw = RawClient::connect(b.port);
+    let create = kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(kafka_protocol::messages::TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("json-logs"),
+                ))
+                .with_num_partitions(8)
+                .with_replication_factor(1),
+        ])
+        .with_timeout_ms(30_000);
+    let _: kafka_protocol::messages::CreateTopicsResponse =
+        raw.call(kafka_protocol::messages::ApiKey::CreateTopics, 7, &create);
+    b.stop();
+    b.restart();
+    let log = b.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .map(|v| v["message"].as_str().unwrap_or(""))
+        .collect();
+    assert!(lines
+        .iter()
+        .all(|v| v["level"].is_string() && v["timestamp"].is_string()));
+    let serving = lines
+        .iter()
+        .filter(|v| v["message"] == "Strom is serving Kafka clients")
+        .count();
+    assert_eq!(serving, 2, "two starts: {messages:?}");
+    let summary: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["message"] == "broker state loaded")
+        .collect();
+    assert_eq!(summary.last().expect("summary")["partitions"], 8);
+    assert!(
+        !messages.contains(&"opened log"),
+        "one line per partition at info: {messages:?}"
+    );
+}

@@ -280,6 +280,21 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| some(c.request_receive_timeout_ms),
     },
     BrokerKey {
+        name: "strom.log.format",
+        type_name: "STRING",
+        default: Some("text"),
+        doc: "Log lines on stderr: text (human-readable) or json (one JSON object per line)",
+        set: |c, k, v| {
+            c.log_json = match v {
+                "text" => false,
+                "json" => true,
+                _ => return Err(invalid(k, v, "expected text or json")),
+            };
+            Ok(())
+        },
+        get: |c| Some(if c.log_json { "json" } else { "text" }.to_string()),
+    },
+    BrokerKey {
         name: "strom.admin.listener",
         type_name: "STRING",
         default: Some("127.0.0.1:9644"),

@@ -76,6 +76,8 @@ pub struct BrokerConfig {
     pub request_receive_timeout_ms: u64,
     /// `strom.admin.listener`: the HTTP admin address ("" = none).
     pub admin_listener: String,
+    /// `strom.log.format=json`: log lines as JSON objects.
+    pub log_json: bool,
     /// Largest requests a connection may have in flight (pipelined) at once.
     pub max_inflight_requests_per_connection: usize,
     /// `strom.connection.max.queued.bytes`: request and encoded response bytes one connection
@@ -165,6 +167,7 @@ impl BrokerConfig {
                     props.push((k.trim().to_string(), v.trim().to_string()));
                 }
                 "--data-dir" => flags.push(("log.dirs".into(), value()?)),
+                "--log-format" => flags.push(("strom.log.format".into(), value()?)),
                 "--listen" => flags.push(("listeners".into(), format!("PLAINTEXT://{}", value()?))),
                 "--advertised-listener" => flags.push((
                     "advertised.listeners".into(),
@@ -246,6 +249,7 @@ impl BrokerConfig {
             connections_max_idle_ms: 0,
             request_receive_timeout_ms: 0,
             admin_listener: String::new(),
+            log_json: false,
             max_inflight_requests_per_connection: 0,
             connection_max_queued_bytes: 0,
             fetch_max_bytes: 0,
@@ -299,7 +303,7 @@ impl Default for BrokerConfig {
 
 fn usage() -> String {
     "usage: strom [--data-dir DIR] [--listen HOST:PORT] [--advertised-listener HOST:PORT] \
-     [--config server.properties] [--set key=value]..."
+     [--log-format text|json] [--config server.properties] [--set key=value]..."
         .to_string()
 }
 

@@ -304,7 +304,7 @@ impl ConsumerGroup {
                         "MemberId can't be empty.".into(),
                     ));
                 }
-                Uuid::new_v4().to_string()
+                new_member_id()
             } else {
                 req.member_id.clone()
             };
@@ -1029,5 +1029,31 @@ mod tests {
         all.extend(r2.tombstones("grp"));
         let r3 = replayed(&all, t1);
         assert!(r3.members.is_empty() && r3.target.is_empty());
+    }
+}
+
+/// A member id as Kafka 4.x assigns one (`Uuid.randomUuid().toString()`): 22 characters of
+/// URL-safe base64, never starting with '-' (Kafka redraws those, as they read like options).
+fn new_member_id() -> String {
+    loop {
+        let id = crate::metadata::base64_url_uuid(Uuid::new_v4());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+#[cfg(test)]
+mod member_id_tests {
+    #[test]
+    fn member_ids_look_like_kafkas() {
+        for _ in 0..1000 {
+            let id = super::new_member_id();
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(!id.starts_with('-'), "{id}");
+            assert!(id
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        }
     }
 }

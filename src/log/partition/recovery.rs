@@ -251,7 +251,8 @@ impl PartitionLog {
         // The stored point is kept as it is (the next periodic checkpoint moves it): data this
         // recovery verified and fsynced counts as unflushed once more until then, which only
         // errs on the side of truncating a torn tail.
-        info!(
+        // One line per partition only at debug: start-up logs one summary (broker.rs).
+        tracing::debug!(
             log = name,
             segments = segments.len(),
             log_start_offset,
