@@ -35,6 +35,10 @@ import org.apache.kafka.common.message.OffsetCommitRequestData;
 import org.apache.kafka.common.message.OffsetCommitResponseData;
 import org.apache.kafka.common.message.OffsetFetchRequestData;
 import org.apache.kafka.common.message.OffsetFetchResponseData;
+import org.apache.kafka.common.message.StreamsGroupDescribeRequestData;
+import org.apache.kafka.common.message.StreamsGroupDescribeResponseData;
+import org.apache.kafka.common.message.StreamsGroupHeartbeatRequestData;
+import org.apache.kafka.common.message.StreamsGroupHeartbeatResponseData;
 import org.apache.kafka.common.message.TxnOffsetCommitRequestData;
 import org.apache.kafka.common.message.TxnOffsetCommitResponseData;
 import org.apache.kafka.common.protocol.ByteBufferAccessor;
@@ -220,6 +224,193 @@ public final class WireFixtures {
                 .setTopicId(U)
                 .setPartitions(List.of(new TxnOffsetCommitResponseData.TxnOffsetCommitResponsePartition()
                     .setPartitionIndex(0).setErrorCode((short) 0))))));
+
+        // ---- StreamsGroupHeartbeat (key 88) ----
+        add("streams_group_heartbeat_v1_request", 1, new StreamsGroupHeartbeatRequestData()
+            .setGroupId("app")
+            .setMemberId("m1")
+            .setMemberEpoch(0)
+            .setEndpointInformationEpoch(0)
+            .setInstanceId(null)
+            .setRackId("r1")
+            .setRebalanceTimeoutMs(30000)
+            .setTopology(new StreamsGroupHeartbeatRequestData.Topology()
+                .setEpoch(1)
+                .setSubtopologies(List.of(
+                    new StreamsGroupHeartbeatRequestData.Subtopology()
+                        .setSubtopologyId("0")
+                        .setSourceTopics(List.of("input"))
+                        .setSourceTopicRegex(Collections.emptyList())
+                        .setStateChangelogTopics(List.of(new StreamsGroupHeartbeatRequestData.TopicInfo()
+                            .setName("app-store-changelog").setPartitions(0).setReplicationFactor((short) 0)
+                            .setTopicConfigs(List.of(new StreamsGroupHeartbeatRequestData.KeyValue()
+                                .setKey("cleanup.policy").setValue("compact")))))
+                        .setRepartitionSinkTopics(List.of("app-rep-repartition"))
+                        .setRepartitionSourceTopics(Collections.emptyList())
+                        .setCopartitionGroups(Collections.emptyList()),
+                    new StreamsGroupHeartbeatRequestData.Subtopology()
+                        .setSubtopologyId("1")
+                        .setSourceTopics(Collections.emptyList())
+                        .setSourceTopicRegex(Collections.emptyList())
+                        .setStateChangelogTopics(Collections.emptyList())
+                        .setRepartitionSinkTopics(Collections.emptyList())
+                        .setRepartitionSourceTopics(List.of(new StreamsGroupHeartbeatRequestData.TopicInfo()
+                            .setName("app-rep-repartition").setPartitions(4).setReplicationFactor((short) -1)
+                            .setTopicConfigs(Collections.emptyList())))
+                        .setCopartitionGroups(List.of(new StreamsGroupHeartbeatRequestData.CopartitionGroup()
+                            .setSourceTopics(List.of((short) 0))
+                            .setSourceTopicRegex(Collections.emptyList())
+                            .setRepartitionSourceTopics(List.of((short) 0)))))))
+            .setActiveTasks(Collections.emptyList())
+            .setStandbyTasks(Collections.emptyList())
+            .setWarmupTasks(Collections.emptyList())
+            .setProcessId("p-1")
+            .setUserEndpoint(new StreamsGroupHeartbeatRequestData.Endpoint()
+                .setHost("localhost").setPort(8080))
+            .setClientTags(List.of(new StreamsGroupHeartbeatRequestData.KeyValue()
+                .setKey("zone").setValue("a")))
+            .setTaskOffsets(List.of(new StreamsGroupHeartbeatRequestData.TaskOffset()
+                .setSubtopologyId("0").setPartition(1).setOffset(10L)))
+            .setTaskEndOffsets(List.of(new StreamsGroupHeartbeatRequestData.TaskOffset()
+                .setSubtopologyId("0").setPartition(1).setOffset(12L)))
+            .setShutdownApplication(false));
+
+        add("streams_group_heartbeat_v0_request_minimal", 0, new StreamsGroupHeartbeatRequestData()
+            .setGroupId("app")
+            .setMemberId("m1")
+            .setMemberEpoch(5)
+            .setEndpointInformationEpoch(1)
+            .setInstanceId(null)
+            .setRackId(null)
+            .setRebalanceTimeoutMs(-1)
+            .setTopology(null)
+            .setActiveTasks(null)
+            .setStandbyTasks(null)
+            .setWarmupTasks(null)
+            .setProcessId(null)
+            .setUserEndpoint(null)
+            .setClientTags(null)
+            .setTaskOffsets(null)
+            .setTaskEndOffsets(null)
+            .setShutdownApplication(true));
+
+        // Fields common to the v0 and v1 responses; each version adds its own fields to a copy.
+        StreamsGroupHeartbeatResponseData heartbeat = new StreamsGroupHeartbeatResponseData()
+            .setThrottleTimeMs(0)
+            .setErrorCode((short) 0)
+            .setErrorMessage(null)
+            .setMemberId("m1")
+            .setMemberEpoch(2)
+            .setHeartbeatIntervalMs(5000)
+            .setTaskOffsetIntervalMs(60000)
+            .setStatus(List.of(new StreamsGroupHeartbeatResponseData.Status()
+                .setStatusCode((byte) 1)
+                .setStatusDetail("Internal topics are missing: [app-rep-repartition]")))
+            .setActiveTasks(List.of(new StreamsGroupHeartbeatResponseData.TaskIds()
+                .setSubtopologyId("0").setPartitions(List.of(0, 1))))
+            .setStandbyTasks(Collections.emptyList())
+            .setWarmupTasks(Collections.emptyList())
+            .setEndpointInformationEpoch(1)
+            .setPartitionsByUserEndpoint(List.of(new StreamsGroupHeartbeatResponseData.EndpointToPartitions()
+                .setUserEndpoint(new StreamsGroupHeartbeatResponseData.Endpoint()
+                    .setHost("localhost").setPort(8080))
+                .setActivePartitions(List.of(new StreamsGroupHeartbeatResponseData.TopicPartition()
+                    .setTopic("input").setPartitions(List.of(0, 1))))
+                .setStandbyPartitions(Collections.emptyList())));
+        add("streams_group_heartbeat_v1_response", 1, heartbeat.duplicate()
+            .setAcceptableRecoveryLag(10000L)
+            .setTopologyDescriptionRequired(true));
+        add("streams_group_heartbeat_v0_response", 0, heartbeat.duplicate()
+            .setAcceptableRecoveryLagLegacy(10000));
+
+        add("streams_group_heartbeat_v0_response_error", 0, new StreamsGroupHeartbeatResponseData()
+            .setThrottleTimeMs(0)
+            .setErrorCode((short) 42)
+            .setErrorMessage("MemberEpoch is invalid.")
+            .setMemberId("")
+            .setMemberEpoch(0)
+            .setHeartbeatIntervalMs(0)
+            .setAcceptableRecoveryLagLegacy(0)
+            .setTaskOffsetIntervalMs(0)
+            .setStatus(null)
+            .setActiveTasks(null)
+            .setStandbyTasks(null)
+            .setWarmupTasks(null)
+            .setEndpointInformationEpoch(0)
+            .setPartitionsByUserEndpoint(null));
+
+        // ---- StreamsGroupDescribe (key 89) ----
+        add("streams_group_describe_v1_request", 1, new StreamsGroupDescribeRequestData()
+            .setGroupIds(List.of("app", "nope"))
+            .setIncludeAuthorizedOperations(true)
+            .setIncludeTopologyDescription(true));
+
+        add("streams_group_describe_v0_request", 0, new StreamsGroupDescribeRequestData()
+            .setGroupIds(List.of("app"))
+            .setIncludeAuthorizedOperations(false));
+
+        StreamsGroupDescribeResponseData.Assignment assignment = new StreamsGroupDescribeResponseData.Assignment()
+            .setActiveTasks(List.of(new StreamsGroupDescribeResponseData.TaskIds()
+                .setSubtopologyId("0").setPartitions(List.of(0, 1))))
+            .setStandbyTasks(Collections.emptyList())
+            .setWarmupTasks(Collections.emptyList());
+        StreamsGroupDescribeResponseData describe = new StreamsGroupDescribeResponseData()
+            .setThrottleTimeMs(0)
+            .setGroups(List.of(
+                new StreamsGroupDescribeResponseData.DescribedGroup()
+                    .setErrorCode((short) 0)
+                    .setErrorMessage(null)
+                    .setGroupId("app")
+                    .setGroupState("Stable")
+                    .setGroupEpoch(3)
+                    .setAssignmentEpoch(3)
+                    .setTopology(new StreamsGroupDescribeResponseData.Topology()
+                        .setEpoch(1)
+                        .setSubtopologies(List.of(new StreamsGroupDescribeResponseData.Subtopology()
+                            .setSubtopologyId("0")
+                            .setSourceTopics(List.of("input"))
+                            .setRepartitionSinkTopics(Collections.emptyList())
+                            .setStateChangelogTopics(List.of(new StreamsGroupDescribeResponseData.TopicInfo()
+                                .setName("app-store-changelog").setPartitions(2).setReplicationFactor((short) 1)
+                                .setTopicConfigs(Collections.emptyList())))
+                            .setRepartitionSourceTopics(Collections.emptyList()))))
+                    .setMembers(List.of(new StreamsGroupDescribeResponseData.Member()
+                        .setMemberId("m1")
+                        .setMemberEpoch(3)
+                        .setInstanceId(null)
+                        .setRackId(null)
+                        .setClientId("app-client")
+                        .setClientHost("/127.0.0.1")
+                        .setTopologyEpoch(1)
+                        .setProcessId("p-1")
+                        .setUserEndpoint(new StreamsGroupDescribeResponseData.Endpoint()
+                            .setHost("localhost").setPort(8080))
+                        .setClientTags(List.of(new StreamsGroupDescribeResponseData.KeyValue()
+                            .setKey("zone").setValue("a")))
+                        .setTaskOffsets(Collections.emptyList())
+                        .setTaskEndOffsets(Collections.emptyList())
+                        .setAssignment(assignment.duplicate())
+                        .setTargetAssignment(assignment.duplicate())
+                        .setIsClassic(false)))
+                    .setAuthorizedOperations(2147483647),
+                new StreamsGroupDescribeResponseData.DescribedGroup()
+                    .setErrorCode((short) 69)
+                    .setErrorMessage("Group nope not found.")
+                    .setGroupId("nope")
+                    .setGroupState("Dead")
+                    .setGroupEpoch(-1)
+                    .setAssignmentEpoch(-1)
+                    .setTopology(null)
+                    .setMembers(Collections.emptyList())
+                    .setAuthorizedOperations(-2147483648)));
+        add("streams_group_describe_v0_response", 0, describe);
+
+        StreamsGroupDescribeResponseData describeV1 = describe.duplicate();
+        describeV1.groups().get(0)
+            .setTopologyDescription(null).setTopologyDescriptionStatus((byte) 0).setAssignorName("sticky");
+        describeV1.groups().get(1)
+            .setTopologyDescription(null).setTopologyDescriptionStatus((byte) 0).setAssignorName(null);
+        add("streams_group_describe_v1_response", 1, describeV1);
     }
 
     /** Serializes the message body at the given version, exactly as the Kafka client does. */

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod fetch_response;
 pub mod records;
+pub mod streams;
 pub mod v44;
 pub mod wire;
 
