@@ -2,12 +2,14 @@
 //! assignment the way it owns a KIP-848 consumer group's partition assignment.
 //!
 //! Built so far: request validation ([`validate`], Kafka 4.4's
-//! `throwIfStreamsGroupHeartbeatRequestIsInvalid` word for word) and the topology checked
-//! against the cluster ([`topology`]). Next (issue 13 #8): the group state machine (epochs,
-//! sticky task assignment with standbys, revoke-before-assign reconciliation), its records in
+//! `throwIfStreamsGroupHeartbeatRequestIsInvalid` word for word), the topology checked
+//! against the cluster ([`topology`]) and the sticky task assignor with standbys
+//! ([`assignor`]). Next (issue 13 #8): the group state machine (epochs, revoke-before-assign
+//! reconciliation, endpoint information), its records in
 //! `__consumer_offsets`, the internal-topic creation, and the StreamsGroupHeartbeat /
 //! StreamsGroupDescribe handlers; the APIs are advertised only then.
 
+pub mod assignor;
 pub mod topology;
 
 use crate::protocol::streams::HeartbeatRequest;
