@@ -3,13 +3,17 @@
 //!
 //! Built so far: request validation ([`validate`], Kafka 4.4's
 //! `throwIfStreamsGroupHeartbeatRequestIsInvalid` word for word), the topology checked
-//! against the cluster ([`topology`]) and the sticky task assignor with standbys
-//! ([`assignor`]). Next (issue 13 #8): the group state machine (epochs, revoke-before-assign
-//! reconciliation, endpoint information), its records in
-//! `__consumer_offsets`, the internal-topic creation, and the StreamsGroupHeartbeat /
-//! StreamsGroupDescribe handlers; the APIs are advertised only then.
+//! against the cluster ([`topology`]), the sticky task assignor with standbys ([`assignor`])
+//! and the group state machine in memory ([`group`]: epochs, target assignment,
+//! revoke-before-assign reconciliation, endpoint information, shutdown requests, expiry,
+//! describe). Next (issue 13 #8): the group's records in `__consumer_offsets` (Kafka's
+//! streams-group record types, replayed at load), offset commits validated against member
+//! epochs, the internal-topic creation, streams groups in ListGroups/DescribeGroups/
+//! DeleteGroups, and the StreamsGroupHeartbeat / StreamsGroupDescribe handlers; the APIs
+//! are advertised only then.
 
 pub mod assignor;
+pub mod group;
 pub mod topology;
 
 use crate::protocol::streams::HeartbeatRequest;
