@@ -6,7 +6,16 @@
 // to <outDir>/<name>.hex. Every fixture is read back with the generated class and must compare
 // equal to the original and re-serialize to the same bytes; otherwise this program fails.
 //
-// Usage: java -cp <classes>:<kafka-clients-4.4.0.jar> WireFixtures <outDir>
+// It also writes the KEY and VALUE bytes of records the group coordinator stores in
+// __consumer_offsets (<name>_key.hex, <name>_value.hex), serialized by Kafka's own
+// GroupCoordinatorRecordSerde (kafka-group-coordinator-4.4.0.jar): key = int16 record type id +
+// key message at version 0; value = int16 value version + value message at that version. Each is
+// cross-checked against those bytes built by hand, read back with the serde and with the
+// generated key/value classes, and must compare equal.
+//
+// Usage: java -cp <classes>:<compat-tests/.cache/lib44/*> WireFixtures <outDir>
+//        (needs kafka-clients, kafka-server-common, kafka-coordinator-common and
+//        kafka-group-coordinator 4.4.0)
 // Normally run through compat-tests/wire/gen.sh.
 
 import java.lang.reflect.Constructor;
@@ -41,10 +50,27 @@ import org.apache.kafka.common.message.StreamsGroupHeartbeatRequestData;
 import org.apache.kafka.common.message.StreamsGroupHeartbeatResponseData;
 import org.apache.kafka.common.message.TxnOffsetCommitRequestData;
 import org.apache.kafka.common.message.TxnOffsetCommitResponseData;
+import org.apache.kafka.common.protocol.ApiMessage;
 import org.apache.kafka.common.protocol.ByteBufferAccessor;
 import org.apache.kafka.common.protocol.Message;
 import org.apache.kafka.common.protocol.ObjectSerializationCache;
 import org.apache.kafka.common.protocol.Readable;
+import org.apache.kafka.coordinator.common.runtime.CoordinatorRecord;
+import org.apache.kafka.coordinator.group.GroupCoordinatorRecordSerde;
+import org.apache.kafka.coordinator.group.generated.CoordinatorRecordType;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupCurrentMemberAssignmentKey;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupCurrentMemberAssignmentValue;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupMemberMetadataKey;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupMemberMetadataValue;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupMetadataKey;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupMetadataValue;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupTargetAssignmentMemberKey;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupTargetAssignmentMemberValue;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupTargetAssignmentMetadataKey;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupTargetAssignmentMetadataValue;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupTopologyKey;
+import org.apache.kafka.coordinator.group.generated.StreamsGroupTopologyValue;
+import org.apache.kafka.server.common.ApiMessageAndVersion;
 
 public final class WireFixtures {
 
@@ -57,6 +83,17 @@ public final class WireFixtures {
 
     private static void add(String name, int version, Message message) {
         FIXTURES.add(new Fixture(name, message, (short) version));
+    }
+
+    /** A __consumer_offsets record: written as <name>_key.hex and <name>_value.hex. */
+    private record RecordFixture(String name, CoordinatorRecordType type, ApiMessage key, ApiMessage value,
+                                 short valueVersion) {}
+
+    private static final List<RecordFixture> RECORDS = new ArrayList<>();
+
+    private static void addRecord(String name, CoordinatorRecordType type, ApiMessage key, int valueVersion,
+                                  ApiMessage value) {
+        RECORDS.add(new RecordFixture(name, type, key, value, (short) valueVersion));
     }
 
     private static void define() {
@@ -411,6 +448,93 @@ public final class WireFixtures {
         describeV1.groups().get(1)
             .setTopologyDescription(null).setTopologyDescriptionStatus((byte) 0).setAssignorName(null);
         add("streams_group_describe_v1_response", 1, describeV1);
+
+        // ---- __consumer_offsets records of STREAMS groups (KIP-1071) ----
+        addRecord("streams_record_metadata", CoordinatorRecordType.STREAMS_GROUP_METADATA,
+            new StreamsGroupMetadataKey().setGroupId("app"),
+            0, new StreamsGroupMetadataValue()
+                .setEpoch(5)
+                .setMetadataHash(1234567890123L)
+                .setValidatedTopologyEpoch(1)
+                .setLastAssignmentConfigs(List.of(new StreamsGroupMetadataValue.LastAssignmentConfig()
+                    .setKey("num.standby.replicas").setValue("1"))));
+
+        addRecord("streams_record_topology", CoordinatorRecordType.STREAMS_GROUP_TOPOLOGY,
+            new StreamsGroupTopologyKey().setGroupId("app"),
+            0, new StreamsGroupTopologyValue()
+                .setEpoch(1)
+                .setSubtopologies(List.of(
+                    new StreamsGroupTopologyValue.Subtopology()
+                        .setSubtopologyId("0")
+                        .setSourceTopics(List.of("input"))
+                        .setSourceTopicRegex(Collections.emptyList())
+                        .setStateChangelogTopics(Collections.emptyList())
+                        .setRepartitionSinkTopics(List.of("app-rep-repartition"))
+                        .setRepartitionSourceTopics(Collections.emptyList())
+                        .setCopartitionGroups(Collections.emptyList()),
+                    new StreamsGroupTopologyValue.Subtopology()
+                        .setSubtopologyId("1")
+                        .setSourceTopics(Collections.emptyList())
+                        .setSourceTopicRegex(Collections.emptyList())
+                        .setStateChangelogTopics(List.of(new StreamsGroupTopologyValue.TopicInfo()
+                            .setName("app-store-changelog").setPartitions(0).setReplicationFactor((short) 0)
+                            .setTopicConfigs(List.of(new StreamsGroupTopologyValue.TopicConfig()
+                                .setKey("cleanup.policy").setValue("compact")))))
+                        .setRepartitionSinkTopics(Collections.emptyList())
+                        .setRepartitionSourceTopics(List.of(new StreamsGroupTopologyValue.TopicInfo()
+                            .setName("app-rep-repartition").setPartitions(4).setReplicationFactor((short) -1)
+                            .setTopicConfigs(Collections.emptyList())))
+                        .setCopartitionGroups(List.of(new StreamsGroupTopologyValue.CopartitionGroup()
+                            .setSourceTopics(Collections.emptyList())
+                            .setSourceTopicRegex(Collections.emptyList())
+                            .setRepartitionSourceTopics(List.of((short) 0)))))));
+
+        addRecord("streams_record_member", CoordinatorRecordType.STREAMS_GROUP_MEMBER_METADATA,
+            new StreamsGroupMemberMetadataKey().setGroupId("app").setMemberId("m1"),
+            0, new StreamsGroupMemberMetadataValue()
+                .setInstanceId(null)
+                .setRackId("r1")
+                .setClientId("app-client")
+                .setClientHost("/127.0.0.1")
+                .setRebalanceTimeoutMs(30000)
+                .setTopologyEpoch(1)
+                .setProcessId("p-1")
+                .setUserEndpoint(new StreamsGroupMemberMetadataValue.Endpoint()
+                    .setHost("localhost").setPort(8080))
+                .setClientTags(List.of(new StreamsGroupMemberMetadataValue.KeyValue()
+                    .setKey("zone").setValue("a"))));
+
+        addRecord("streams_record_target_epoch", CoordinatorRecordType.STREAMS_GROUP_TARGET_ASSIGNMENT_METADATA,
+            new StreamsGroupTargetAssignmentMetadataKey().setGroupId("app"),
+            0, new StreamsGroupTargetAssignmentMetadataValue()
+                .setAssignmentEpoch(5));
+
+        addRecord("streams_record_target_member", CoordinatorRecordType.STREAMS_GROUP_TARGET_ASSIGNMENT_MEMBER,
+            new StreamsGroupTargetAssignmentMemberKey().setGroupId("app").setMemberId("m1"),
+            0, new StreamsGroupTargetAssignmentMemberValue()
+                .setActiveTasks(List.of(
+                    new StreamsGroupTargetAssignmentMemberValue.TaskIds()
+                        .setSubtopologyId("0").setPartitions(List.of(0, 1)),
+                    new StreamsGroupTargetAssignmentMemberValue.TaskIds()
+                        .setSubtopologyId("1").setPartitions(List.of(2))))
+                .setStandbyTasks(List.of(new StreamsGroupTargetAssignmentMemberValue.TaskIds()
+                    .setSubtopologyId("1").setPartitions(List.of(3))))
+                .setWarmupTasks(Collections.emptyList()));
+
+        addRecord("streams_record_current", CoordinatorRecordType.STREAMS_GROUP_CURRENT_MEMBER_ASSIGNMENT,
+            new StreamsGroupCurrentMemberAssignmentKey().setGroupId("app").setMemberId("m1"),
+            0, new StreamsGroupCurrentMemberAssignmentValue()
+                .setMemberEpoch(5)
+                .setPreviousMemberEpoch(4)
+                .setState((byte) 1) // org.apache.kafka.coordinator.group.streams.MemberState.STABLE
+                .setActiveTasks(List.of(new StreamsGroupCurrentMemberAssignmentValue.TaskIds()
+                    .setSubtopologyId("0").setPartitions(List.of(0))))
+                .setStandbyTasks(Collections.emptyList())
+                .setWarmupTasks(Collections.emptyList())
+                .setActiveTasksPendingRevocation(List.of(new StreamsGroupCurrentMemberAssignmentValue.TaskIds()
+                    .setSubtopologyId("0").setPartitions(List.of(1))))
+                .setStandbyTasksPendingRevocation(Collections.emptyList())
+                .setWarmupTasksPendingRevocation(Collections.emptyList()));
     }
 
     /** Serializes the message body at the given version, exactly as the Kafka client does. */
@@ -436,6 +560,72 @@ public final class WireFixtures {
                 + buf.remaining() + " trailing bytes left after reading back");
         }
         return back;
+    }
+
+    /** Prefixes the bytes with an int16, as the coordinator record serde does. */
+    static byte[] int16Prefixed(short prefix, byte[] bytes) {
+        return ByteBuffer.allocate(2 + bytes.length).putShort(prefix).put(bytes).array();
+    }
+
+    /**
+     * Serializes one __consumer_offsets record with GroupCoordinatorRecordSerde, checks it against
+     * the bytes built by hand and reads it back; returns null (after adding to failures) on a mismatch.
+     */
+    static byte[][] serializeRecord(RecordFixture f, List<String> failures) throws Exception {
+        String n = f.name();
+        if (f.key().apiKey() != f.type().id() || f.value().apiKey() != f.type().id()) {
+            failures.add(n + ": key/value apiKey " + f.key().apiKey() + "/" + f.value().apiKey()
+                + " != record type id " + f.type().id());
+            return null;
+        }
+        if (f.type().newRecordKey().getClass() != f.key().getClass()
+            || f.type().newRecordValue().getClass() != f.value().getClass()) {
+            failures.add(n + ": key/value classes do not match record type " + f.type());
+            return null;
+        }
+        if (f.valueVersion() < f.type().lowestSupportedVersion() || f.valueVersion() > f.type().highestSupportedVersion()) {
+            failures.add(n + ": value version " + f.valueVersion() + " outside " + f.type().lowestSupportedVersion()
+                + "-" + f.type().highestSupportedVersion());
+            return null;
+        }
+        GroupCoordinatorRecordSerde serde = new GroupCoordinatorRecordSerde();
+        CoordinatorRecord record = CoordinatorRecord.record(f.key(), new ApiMessageAndVersion(f.value(), f.valueVersion()));
+        byte[] key = serde.serializeKey(record);
+        byte[] value = serde.serializeValue(record);
+
+        // The same bytes by hand: int16 type id + key at v0; int16 value version + value at that version.
+        byte[] keyBody = serialize(f.key(), (short) 0);
+        byte[] valueBody = serialize(f.value(), f.valueVersion());
+        if (!Arrays.equals(key, int16Prefixed(f.type().id(), keyBody))) {
+            failures.add(n + ": serde key bytes differ from int16 type id + key v0\n  serde: " + hex(key)
+                + "\n  hand:  " + hex(int16Prefixed(f.type().id(), keyBody)));
+            return null;
+        }
+        if (!Arrays.equals(value, int16Prefixed(f.valueVersion(), valueBody))) {
+            failures.add(n + ": serde value bytes differ from int16 version + value\n  serde: " + hex(value)
+                + "\n  hand:  " + hex(int16Prefixed(f.valueVersion(), valueBody)));
+            return null;
+        }
+
+        // Read back through the serde ...
+        CoordinatorRecord back = serde.deserialize(ByteBuffer.wrap(key), ByteBuffer.wrap(value));
+        if (!back.equals(record)) {
+            failures.add(n + ": serde read-back differs\n  wrote: " + record + "\n  read:  " + back);
+            return null;
+        }
+        // ... and with the generated classes directly.
+        Message keyBack = deserialize(f.key().getClass(), keyBody, (short) 0);
+        Message valueBack = deserialize(f.value().getClass(), valueBody, f.valueVersion());
+        if (!keyBack.equals(f.key()) || !valueBack.equals(f.value())) {
+            failures.add(n + ": read-back differs\n  wrote: " + f.key() + " / " + f.value()
+                + "\n  read:  " + keyBack + " / " + valueBack);
+            return null;
+        }
+        if (!Arrays.equals(valueBody, serialize(valueBack, f.valueVersion()))) {
+            failures.add(n + ": re-serializing the read-back value gives different bytes");
+            return null;
+        }
+        return new byte[][] {key, value};
     }
 
     static String hex(byte[] bytes) {
@@ -478,6 +668,16 @@ public final class WireFixtures {
                 continue;
             }
             out.put(f.name(), hex(bytes));
+        }
+        for (RecordFixture f : RECORDS) {
+            for (String suffix : List.of("_key", "_value")) {
+                if (out.containsKey(f.name() + suffix)) throw new IllegalStateException("duplicate fixture " + f.name() + suffix);
+            }
+            byte[][] kv = serializeRecord(f, failures);
+            if (kv == null) continue;
+            System.out.println("record type " + f.type().name() + " = " + f.type().id() + " (" + f.name() + ")");
+            out.put(f.name() + "_key", hex(kv[0]));
+            out.put(f.name() + "_value", hex(kv[1]));
         }
         if (!failures.isEmpty()) {
             for (String s : failures) System.err.println("FAIL " + s);

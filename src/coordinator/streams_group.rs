@@ -6,14 +6,16 @@
 //! against the cluster ([`topology`]), the sticky task assignor with standbys ([`assignor`])
 //! and the group state machine in memory ([`group`]: epochs, target assignment,
 //! revoke-before-assign reconciliation, endpoint information, shutdown requests, expiry,
-//! describe). Next (issue 13 #8): the group's records in `__consumer_offsets` (Kafka's
-//! streams-group record types, replayed at load), offset commits validated against member
+//! describe) and its records in Kafka 4.4's layout ([`records`], types 17 and 19-23). Next
+//! (issue 13 #8): writing those records to `__consumer_offsets` and replaying them at load
+//! (docs/FORMAT.md gets them then), offset commits validated against member
 //! epochs, the internal-topic creation, streams groups in ListGroups/DescribeGroups/
 //! DeleteGroups, and the StreamsGroupHeartbeat / StreamsGroupDescribe handlers; the APIs
 //! are advertised only then.
 
 pub mod assignor;
 pub mod group;
+pub mod records;
 pub mod topology;
 
 use crate::protocol::streams::HeartbeatRequest;

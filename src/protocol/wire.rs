@@ -28,6 +28,11 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    /// The next `n` bytes, raw.
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        self.take(n)
+    }
+
     pub fn remaining(&self) -> usize {
         self.buf.len()
     }
@@ -83,6 +88,24 @@ impl<'a> Reader<'a> {
         match self.compact_len()? {
             None => Ok(None),
             Some(n) => Ok(Some(std::str::from_utf8(self.take(n)?)?.to_string())),
+        }
+    }
+
+    /// A classic (non-flexible) string: int16 length, -1 null.
+    pub fn nullable_string(&mut self) -> Result<Option<String>> {
+        let n = self.i16()?;
+        if n < 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            std::str::from_utf8(self.take(n as usize)?)?.to_string(),
+        ))
+    }
+
+    pub fn string(&mut self) -> Result<String> {
+        match self.nullable_string()? {
+            Some(s) => Ok(s),
+            None => bail!("null where a string is required"),
         }
     }
 
@@ -176,6 +199,12 @@ impl Writer<'_> {
 
     pub fn compact_string(&mut self, v: &str) {
         self.compact_nullable_string(Some(v));
+    }
+
+    /// A classic (non-flexible) string: int16 length.
+    pub fn string(&mut self, v: &str) {
+        self.buf.put_i16(v.len() as i16);
+        self.buf.put_slice(v.as_bytes());
     }
 
     pub fn compact_array_len(&mut self, n: usize) {

@@ -170,13 +170,15 @@ impl StreamsGroup {
             if let Some(instance) = &req.instance_id {
                 match self.static_owner(instance) {
                     Some(o) if o.id == req.member_id => {}
-                    Some(o) => return Err((
-                        WireError::FencedInstanceId.code(),
-                        format!(
+                    Some(o) => {
+                        return Err((
+                            WireError::FencedInstanceId.code(),
+                            format!(
                             "Static member {} with instance id {instance} was fenced by member {}.",
                             req.member_id, o.id
                         ),
-                    )),
+                        ))
+                    }
                     None => {
                         return Err((
                             WireError::UnknownMemberId.code(),
