@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Regenerates the byte-exact Kafka wire fixtures in tests/fixtures/wire/*.hex.
 #
-# Compiles compat-tests/wire/WireFixtures.java against Apache Kafka 4.4.0's client jars
-# (${COMPAT_CACHE:-compat-tests/.cache}/lib44, put there by `bash compat-tests/install.sh java`)
-# into a temporary directory and runs it. The program serializes request/response BODIES (no size
-# prefix, no header) with Kafka's own generated message classes, checks that each reads back equal,
-# and writes one lowercase hex line per fixture. The Rust tests compare our codecs against them.
+# Compiles compat-tests/wire/WireFixtures.java against Apache Kafka 4.4.0's jars (clients and
+# group coordinator; ${COMPAT_CACHE:-compat-tests/.cache}/lib44, put there by
+# `bash compat-tests/install.sh java`) into a temporary directory and runs it. The program
+# serializes request/response BODIES (no size prefix, no header) with Kafka's own generated message
+# classes, and __consumer_offsets record keys/values with Kafka's GroupCoordinatorRecordSerde,
+# checks that each reads back equal, and writes one lowercase hex line per fixture. The Rust tests
+# compare our codecs against them.
 #
 # The .hex files are committed; this script only needs to be rerun when fixtures are added or
 # changed. Usage (from the repo root): bash compat-tests/wire/gen.sh
