@@ -6,9 +6,11 @@
 //! against the cluster ([`topology`]), the sticky task assignor with standbys ([`assignor`])
 //! and the group state machine in memory ([`group`]: epochs, target assignment,
 //! revoke-before-assign reconciliation, endpoint information, shutdown requests, expiry,
-//! describe) and its records in Kafka 4.4's layout ([`records`], types 17 and 19-23). Next
-//! (issue 13 #8): writing those records to `__consumer_offsets` and replaying them at load
-//! (docs/FORMAT.md gets them then), offset commits validated against member
+//! describe), its records in Kafka 4.4's layout ([`records`], types 17 and 19-23), and the
+//! group turned into those records (only what changed since the last write, tombstones for
+//! departed members) and rebuilt from them. Next (issue 13 #8): the coordinator appending
+//! them to `__consumer_offsets` and replaying them at load (docs/FORMAT.md gets them then),
+//! offset commits validated against member
 //! epochs, the internal-topic creation, streams groups in ListGroups/DescribeGroups/
 //! DeleteGroups, and the StreamsGroupHeartbeat / StreamsGroupDescribe handlers; the APIs
 //! are advertised only then.
