@@ -16,7 +16,7 @@
 //! back into that id with UNKNOWN_TOPIC_ID. Each codec is checked byte for byte against the
 //! bytes Kafka 4.4.0's Java client writes (tests/fixtures/wire, `compat-tests/wire/gen.sh`).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::delete_groups_response::DeleteGroupsResponse;
 use kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResponse;
@@ -334,9 +334,6 @@ pub fn decode_offset_fetch_v10(
         let require_stable = r.bool()?;
         r.skip_tagged_fields()?;
         r.finish()?;
-        if ng == 0 {
-            bail!("no groups");
-        }
         Ok(OffsetFetchRequest::default()
             .with_groups(groups)
             .with_require_stable(require_stable))
