@@ -39,16 +39,18 @@ pub fn topics_view(broker: &crate::broker::Broker) -> TopicsView {
 /// with its messages (INVALID_REQUEST).
 fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<(), &'static str> {
     let epoch = req.member_epoch;
-    if (version >= 1 || epoch > 0 || epoch == LEAVE_GROUP_MEMBER_EPOCH) && req.member_id.is_empty() {
+    // Kafka's `throwIfEmptyString`: empty after trimming.
+    let blank = |s: &str| s.trim().is_empty();
+    if (version >= 1 || epoch > 0 || epoch == LEAVE_GROUP_MEMBER_EPOCH) && blank(&req.member_id) {
         return Err("MemberId can't be empty.");
     }
-    if req.group_id.0.is_empty() {
+    if blank(&req.group_id.0) {
         return Err("GroupId can't be empty.");
     }
-    if req.instance_id.as_ref().is_some_and(|s| s.is_empty()) {
+    if req.instance_id.as_ref().is_some_and(|s| blank(s)) {
         return Err("InstanceId can't be empty.");
     }
-    if req.rack_id.as_ref().is_some_and(|s| s.is_empty()) {
+    if req.rack_id.as_ref().is_some_and(|s| blank(s)) {
         return Err("RackId can't be empty.");
     }
     match epoch {
@@ -170,6 +172,7 @@ mod tests {
             (join().with_group_id(GroupId(StrBytes::default())), 1, Err("GroupId can't be empty.")),
             (join().with_instance_id(s("")), 1, Err("InstanceId can't be empty.")),
             (join().with_rack_id(s("")), 1, Err("RackId can't be empty.")),
+            (join().with_member_id(StrBytes::from_static_str("  ")), 1, Err("MemberId can't be empty.")),
             (
                 join().with_rebalance_timeout_ms(-1),
                 1,
