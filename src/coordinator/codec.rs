@@ -41,13 +41,22 @@ pub enum Key {
         group: String,
         kind: CgKind,
     },
+    /// A KIP-1071 streams-group record (key types 17, 19 to 23), in
+    /// [`crate::coordinator::streams_group::records`].
+    Streams {
+        group: String,
+        kind: crate::coordinator::streams_group::records::Kind,
+    },
 }
 
 impl Key {
     /// The group the record belongs to.
     pub fn group(&self) -> &str {
         match self {
-            Key::Offset { group, .. } | Key::Group { group } | Key::Consumer { group, .. } => group,
+            Key::Offset { group, .. }
+            | Key::Group { group }
+            | Key::Consumer { group, .. }
+            | Key::Streams { group, .. } => group,
         }
     }
 }
@@ -244,6 +253,9 @@ pub fn encode_key(k: &Key) -> Vec<u8> {
         Key::Group { group } => {
             out.put_i16(2);
             put_str(&mut out, Some(group));
+        }
+        Key::Streams { group, kind } => {
+            return crate::coordinator::streams_group::records::encode_key(group, kind);
         }
         Key::Consumer { group, kind } => {
             out.put_i16(kind.record_type());
@@ -541,7 +553,12 @@ pub fn decode_key(b: &[u8]) -> Result<Key, CodecError> {
             };
             Ok(Key::Consumer { group, kind })
         }
-        // 9+: share/streams groups, regular expressions, ...: not ours to replay.
+        t if crate::coordinator::streams_group::records::Kind::is_streams(t) => {
+            let (group, kind) = crate::coordinator::streams_group::records::decode_key(b)
+                .map_err(|_| CodecError("malformed streams group key"))?;
+            Ok(Key::Streams { group, kind })
+        }
+        // 9-16: share groups, regular expressions, ...: not ours to replay.
         _ => Err(CodecError("unknown key version")),
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::coordinator::codec::{GroupValue, MemberValue, OffsetValue};
 use crate::coordinator::consumer_group::ConsumerGroup;
+use crate::coordinator::streams_group::group::StreamsGroup;
 use crate::protocol::WireError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +160,8 @@ pub struct Group {
     pub state_timestamp: i64,
     /// Set when the group uses the KIP-848 consumer protocol instead of the classic one.
     pub consumer: Option<ConsumerGroup>,
+    /// Set when the group is a KIP-1071 streams group.
+    pub streams: Option<StreamsGroup>,
     /// Offsets committed inside transactions not yet decided, by producer id.
     pub pending_txn: HashMap<i64, Vec<(String, i32, OffsetValue)>>,
     /// Offset commits appended but not yet durable (so not yet in `offsets`), by partition.
@@ -193,6 +196,7 @@ impl Group {
             offsets: HashMap::new(),
             state_timestamp: crate::log::now_ms(),
             consumer: None,
+            streams: None,
             pending_txn: HashMap::new(),
             in_flight: HashMap::new(),
             written_to: 0,
@@ -232,6 +236,7 @@ impl Group {
             && self.offsets.is_empty()
             && self.pending_txn.is_empty()
             && self.consumer.is_none()
+            && self.streams.is_none()
     }
 
     /// Partitions with a committed offset, or a commit on its way to the log.

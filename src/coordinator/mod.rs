@@ -219,11 +219,15 @@ impl GroupCoordinator {
                 Key::Consumer { group, kind } => {
                     replay_consumer(&mut groups, group, kind, value, now);
                 }
+                Key::Streams { group, kind } => replay_streams(&mut groups, group, kind, value),
             }
         })?;
         for g in groups.values_mut() {
             if let Some(c) = g.consumer.as_mut() {
                 c.finish_load(now, self.config.consumer_session_timeout_ms);
+            }
+            if let Some(s) = g.streams.as_mut() {
+                s.finish_load(now, &self.streams_limits());
             }
         }
         Ok(groups)
@@ -604,6 +608,15 @@ impl GroupCoordinator {
                 members: Vec::new(),
             },
             Err((code, id)) => JoinResult::error(code, &id),
+        }
+    }
+
+    /// Streams-group settings: Kafka 4.4's `group.streams.*` defaults (the broker keys and the
+    /// group configs come with the StreamsGroupHeartbeat handler), the consumer groups' size cap.
+    fn streams_limits(&self) -> streams_group::group::StreamsLimits {
+        streams_group::group::StreamsLimits {
+            max_size: self.config.consumer_max_size,
+            ..Default::default()
         }
     }
 
@@ -1021,6 +1034,80 @@ impl GroupCoordinator {
         }
     }
 
+    /// StreamsGroupHeartbeat (KIP-1071), already checked by [`streams_group::validate`]. Only a
+    /// join creates a streams group; a group that exists as another kind with members is not
+    /// one. The response must wait for the returned durability point; the outcome also lists
+    /// the internal topics the broker should create.
+    pub fn streams_heartbeat(
+        &self,
+        group_id: &str,
+        req: &crate::protocol::streams::HeartbeatRequest,
+        client_id: &str,
+        client_host: &str,
+        topics: &streams_group::group::TopicsView<'_>,
+    ) -> Result<
+        (streams_group::group::HeartbeatOutcome, Pending),
+        streams_group::group::HeartbeatError,
+    > {
+        self.check_available(group_id)
+            .map_err(|c| (c, "The coordinator is not available.".to_string()))?;
+        let (g, created) = self
+            .get_or_create_flagged(group_id)
+            .map_err(|c| (c, "too many groups".to_string()))?;
+        let mut g = g.lock();
+        let creating = g.streams.is_none();
+        if creating {
+            let absent = created || g.is_vacant();
+            if req.member_epoch != 0 && absent {
+                return Err((
+                    WireError::GroupIdNotFound.code(),
+                    format!("Streams group {group_id} not found."),
+                ));
+            }
+            if req.member_epoch != 0 || !g.members.is_empty() || g.consumer.is_some() {
+                return Err((
+                    WireError::GroupIdNotFound.code(),
+                    format!("Group {group_id} is not a streams group."),
+                ));
+            }
+            g.streams = Some(streams_group::group::StreamsGroup::new());
+        }
+        let limits = self.streams_limits();
+        let s = g.streams.as_mut().expect("streams group");
+        let out = match s.heartbeat(req, client_id, client_host, topics, &limits, Instant::now()) {
+            Ok(o) => o,
+            Err(e) => {
+                if creating {
+                    g.streams = None;
+                }
+                return Err(e);
+            }
+        };
+        let records = g
+            .streams
+            .as_mut()
+            .expect("streams group")
+            .take_records(group_id, &limits);
+        match self.persist_records(&mut g, &records) {
+            Ok(pending) => Ok((out, pending)),
+            Err(code) => Err((
+                code,
+                "The group coordinator could not persist the heartbeat.".into(),
+            )),
+        }
+    }
+
+    /// Runs `f` on a streams group, or returns None when the group is not one.
+    pub fn with_streams_group<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&streams_group::group::StreamsGroup) -> R,
+    ) -> Option<R> {
+        let g = self.get(group_id)?;
+        let g = g.lock();
+        g.streams.as_ref().map(f)
+    }
+
     /// Runs `f` on a KIP-848 group, or returns None when the group is not one.
     pub fn with_consumer_group<R>(
         &self,
@@ -1038,6 +1125,15 @@ impl GroupCoordinator {
             .iter()
             .map(|g| {
                 let g = g.lock();
+                if let Some(s) = &g.streams {
+                    // Kafka lists streams groups with protocol type "streams".
+                    return GroupListing {
+                        group_id: g.id.clone(),
+                        protocol_type: "streams".into(),
+                        state: s.state(),
+                        group_type: "streams",
+                    };
+                }
                 match &g.consumer {
                     Some(c) => GroupListing {
                         group_id: g.id.clone(),
@@ -1367,6 +1463,42 @@ fn replay_consumer(
         .replay(kind, value, now);
 }
 
+fn replay_streams(
+    groups: &mut HashMap<String, Group>,
+    group: String,
+    kind: streams_group::records::Kind,
+    value: Option<&[u8]>,
+) {
+    use streams_group::records::Kind;
+    let value = match value.map(|v| streams_group::records::decode_value(&kind, v)) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            tracing::warn!(%group, ?kind, error = %e, "skipping streams group record");
+            return;
+        }
+    };
+    if value.is_none() && kind == Kind::Metadata {
+        // The group's metadata tombstone: the streams group is gone.
+        if let Some(g) = groups.get_mut(&group) {
+            g.streams = None;
+            if g.is_vacant() {
+                groups.remove(&group);
+            }
+        }
+        return;
+    }
+    if value.is_none() && groups.get(&group).is_none_or(|g| g.streams.is_none()) {
+        return;
+    }
+    let g = groups
+        .entry(group.clone())
+        .or_insert_with(|| Group::new(&group));
+    g.streams
+        .get_or_insert_with(streams_group::group::StreamsGroup::new)
+        .replay(kind, value);
+}
+
 /// Appending to our own internal topic fails only for storage reasons (poisoned log, I/O).
 fn storage_code(e: &LogError) -> i16 {
     tracing::warn!(error = %e, "__consumer_offsets append failed");
@@ -1526,6 +1658,90 @@ mod tests {
 
     fn members(c: &GroupCoordinator) -> Option<(i32, usize)> {
         c.with_consumer_group("g", |g| (g.group_epoch, g.members.len()))
+    }
+
+    /// A streams group is written to `__consumer_offsets` and comes back whole when the
+    /// partition is loaded again; a heartbeat whose write fails changes nothing.
+    #[tokio::test]
+    async fn a_streams_group_survives_a_reload_and_a_failed_write_changes_nothing() {
+        use crate::protocol::streams::{HeartbeatRequest, Subtopology, Topology};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let c = coordinator(dir.path(), &storage);
+        let names = vec!["input".to_string()];
+        let view = streams_group::group::TopicsView {
+            partitions_of: &|t| (t == "input").then_some(3),
+            names: &names,
+        };
+        let join = |member: &str| HeartbeatRequest {
+            group_id: "app".into(),
+            member_id: member.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            topology: Some(Topology {
+                epoch: 1,
+                subtopologies: vec![Subtopology {
+                    subtopology_id: "0".into(),
+                    source_topics: vec!["input".into()],
+                    ..Subtopology::default()
+                }],
+            }),
+            process_id: Some(format!("p-{member}")),
+            ..HeartbeatRequest::default()
+        };
+        let (out, pending) = c
+            .streams_heartbeat("app", &join("m1"), "client", "/127.0.0.1", &view)
+            .expect("joined");
+        pending.expect("a write").durable().await.expect("durable");
+        assert_eq!(
+            out.response
+                .active_tasks
+                .as_ref()
+                .map(|t| t[0].partitions.len()),
+            Some(3)
+        );
+        let before = c
+            .with_streams_group("app", |g| (g.group_epoch, g.members["m1"].assigned.clone()))
+            .expect("a streams group");
+
+        // A failed write: m2's join leaves no trace.
+        storage.faults.enospc.store(true, Ordering::Release);
+        let err = c
+            .streams_heartbeat("app", &join("m2"), "client", "/127.0.0.1", &view)
+            .err()
+            .expect("refused");
+        assert_eq!(err.0, WireError::NotCoordinator.code());
+        storage.faults.enospc.store(false, Ordering::Release);
+        assert_eq!(c.with_streams_group("app", |g| g.members.len()), Some(1));
+
+        // A heartbeat (not a join) for a group that does not exist is refused.
+        let other = c.streams_heartbeat(
+            "nope",
+            &HeartbeatRequest {
+                member_epoch: 3,
+                ..join("x")
+            },
+            "c",
+            "h",
+            &view,
+        );
+        assert_eq!(
+            other.err().map(|e| e.0),
+            Some(WireError::GroupIdNotFound.code())
+        );
+
+        drop(c);
+        let c = coordinator(dir.path(), &storage);
+        let after = c
+            .with_streams_group("app", |g| (g.group_epoch, g.members["m1"].assigned.clone()))
+            .expect("reloaded");
+        assert_eq!(after, before);
+        let listed: Vec<(String, &str)> = c
+            .list()
+            .into_iter()
+            .map(|l| (l.group_id, l.group_type))
+            .collect();
+        assert_eq!(listed, [("app".to_string(), "streams")]);
     }
 
     #[tokio::test]

@@ -8,9 +8,10 @@
 //! revoke-before-assign reconciliation, endpoint information, shutdown requests, expiry,
 //! describe), its records in Kafka 4.4's layout ([`records`], types 17 and 19-23), and the
 //! group turned into those records (only what changed since the last write, tombstones for
-//! departed members) and rebuilt from them. Next (issue 13 #8): the coordinator appending
-//! them to `__consumer_offsets` and replaying them at load (docs/FORMAT.md gets them then),
-//! offset commits validated against member
+//! departed members) and rebuilt from them; the group coordinator appends them to
+//! `__consumer_offsets`, replays them at load and lists streams groups
+//! (`GroupCoordinator::streams_heartbeat`). Next (issue 13 #8): offset commits validated
+//! against member
 //! epochs, the internal-topic creation, streams groups in ListGroups/DescribeGroups/
 //! DeleteGroups, and the StreamsGroupHeartbeat / StreamsGroupDescribe handlers; the APIs
 //! are advertised only then.
