@@ -11,10 +11,9 @@
 //! departed members) and rebuilt from them; the group coordinator appends them to
 //! `__consumer_offsets`, replays them at load and lists streams groups
 //! (`GroupCoordinator::streams_heartbeat`). Next (issue 13 #8): offset commits validated
-//! against member
-//! epochs, the internal-topic creation, streams groups in ListGroups/DescribeGroups/
-//! DeleteGroups, and the StreamsGroupHeartbeat / StreamsGroupDescribe handlers; the APIs
-//! are advertised only then.
+//! against member epochs, the internal-topic creation, streams groups in DescribeGroups and
+//! DeleteGroups, their timers, and the StreamsGroupHeartbeat / StreamsGroupDescribe handlers;
+//! the APIs are advertised only then.
 
 pub mod assignor;
 pub mod group;
