@@ -228,6 +228,15 @@ impl Group {
         self.sync_deadline = None;
     }
 
+    /// Whether `offsets.retention.minutes` applies: only once the group has no members of any
+    /// protocol (Kafka's rule). A KIP-848 or streams group's members do not show in the classic
+    /// state, which stays Empty.
+    pub fn offsets_may_expire(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+            && self.streams.as_ref().is_none_or(|s| s.members.is_empty())
+    }
+
     /// Nothing left worth keeping: no members, metadata, offsets or consumer group.
     pub fn is_vacant(&self) -> bool {
         self.members.is_empty()

@@ -1332,12 +1332,13 @@ impl GroupCoordinator {
                     continue;
                 }
                 self.expire_consumer_members(&mut g, now);
+                self.expire_streams_members(&mut g, now);
                 let before = (g.generation, g.state);
                 if g.tick(now, &self.limits) {
                     // A failure reverts the group (and is logged); nobody waits for the answer.
                     let _ = self.persist_if_settled(&mut g, before);
                 }
-                if retention_due && g.state == GroupState::Empty {
+                if retention_due && g.offsets_may_expire() {
                     self.expire_offsets(&gref, &g);
                 }
             }
@@ -1373,6 +1374,24 @@ impl GroupCoordinator {
         if let Some(c) = g.consumer.as_mut() {
             records.extend(c.take_records(&g.id));
         }
+        // A failure reverts the group (and is logged); the expiry is tried again next tick.
+        let _ = self.persist_records(g, &records);
+    }
+
+    /// Removes a streams group's members whose session ended or who did not revoke in time.
+    fn expire_streams_members(&self, g: &mut Group, now: Instant) {
+        let limits = self.streams_limits();
+        let Some(s) = g.streams.as_mut() else {
+            return;
+        };
+        let gone = s.tick(now);
+        if gone.is_empty() {
+            return;
+        }
+        for id in &gone {
+            tracing::info!(group = %g.id, member = %id, "streams group member expired");
+        }
+        let records = s.take_records(&g.id, &limits);
         // A failure reverts the group (and is logged); the expiry is tried again next tick.
         let _ = self.persist_records(g, &records);
     }
@@ -1742,6 +1761,37 @@ mod tests {
             .map(|l| (l.group_id, l.group_type))
             .collect();
         assert_eq!(listed, [("app".to_string(), "streams")]);
+        // Its offsets do not expire while it has members (the classic state says Empty).
+        let g = c.get("app").expect("group");
+        assert!(!g.lock().offsets_may_expire());
+        g.lock()
+            .streams
+            .as_mut()
+            .expect("streams group")
+            .tick(Instant::now() + Duration::from_secs(3600));
+        assert!(g.lock().offsets_may_expire());
+    }
+
+    /// offsets.retention.minutes starts only once a KIP-848 group has no members: its
+    /// classic state says Empty all along (before, offsets of an active consumer group expired).
+    #[tokio::test]
+    async fn a_consumer_groups_offsets_do_not_expire_while_it_has_members() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let c = coordinator(dir.path(), &storage);
+        let (_, pending) = c
+            .consumer_heartbeat("g", join_request("m1", 0), &topics(), 45_000)
+            .expect("joined");
+        pending.expect("a write").durable().await.expect("durable");
+        let g = c.get("g").expect("group");
+        assert_eq!(g.lock().state, GroupState::Empty);
+        assert!(!g.lock().offsets_may_expire());
+        g.lock()
+            .consumer
+            .as_mut()
+            .expect("consumer group")
+            .expire("m1");
+        assert!(g.lock().offsets_may_expire());
     }
 
     #[tokio::test]
