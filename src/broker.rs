@@ -87,6 +87,19 @@ pub struct Broker {
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 
+/// Topic names being created in the background; taken out of the broker's in-flight set
+/// however creation ends (a panic included).
+struct InFlight(Arc<Broker>, Vec<String>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut inflight = self.0.auto_creating.lock();
+        for n in &self.1 {
+            inflight.remove(n);
+        }
+    }
+}
+
 /// Runs blocking `f` (file creation, fsyncs) on Tokio's blocking pool; a panic in it resumes
 /// here.
 async fn off_thread<R: Send + 'static>(
@@ -548,21 +561,58 @@ impl Broker {
         if started.is_empty() {
             return;
         }
-        /// Takes the names out of the in-flight set however creation ends (a panic included).
-        struct Done(Arc<Broker>, Vec<String>);
-        impl Drop for Done {
-            fn drop(&mut self) {
-                let mut inflight = self.0.auto_creating.lock();
-                for n in &self.1 {
-                    inflight.remove(n);
-                }
-            }
-        }
-        let done = Done(self.clone(), started);
+        let done = InFlight(self.clone(), started);
         tokio::task::spawn_blocking(move || {
             let names: Vec<&str> = done.1.iter().map(String::as_str).collect();
             done.0.auto_create_topics(&names);
             drop(names);
+            drop(done);
+        });
+    }
+
+    /// Starts creating the internal topics a streams group's topology needs (repartition and
+    /// changelog topics, each with its partition count, replication factor and configs), in the
+    /// background as Kafka's broker does from StreamsGroupHeartbeat; topics that exist or are
+    /// already being created are skipped, at most [`MAX_AUTO_CREATE_IN_FLIGHT`] names are in
+    /// flight. A topic that cannot be created (a bad config, the partition cap) is logged;
+    /// the group keeps reporting it missing. Needs a Tokio runtime.
+    pub fn start_internal_topics(
+        self: &Arc<Self>,
+        topics: Vec<crate::coordinator::streams_group::topology::InternalTopic>,
+    ) {
+        let mut started = Vec::new();
+        {
+            let mut inflight = self.auto_creating.lock();
+            for t in topics {
+                if inflight.len() >= MAX_AUTO_CREATE_IN_FLIGHT {
+                    break;
+                }
+                if self.metadata.topic(&t.name).is_none() && inflight.insert(t.name.clone()) {
+                    started.push(t);
+                }
+            }
+        }
+        if started.is_empty() {
+            return;
+        }
+        let names: Vec<String> = started.iter().map(|t| t.name.clone()).collect();
+        let done = InFlight(self.clone(), names);
+        tokio::task::spawn_blocking(move || {
+            for t in started {
+                let created = done.0.create_topic(
+                    &t.name,
+                    Some(t.partitions),
+                    t.replication_factor,
+                    t.configs,
+                    false,
+                );
+                match created {
+                    Ok(_) | Err(AdminError::TopicExists(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = %t.name, error = %e, "cannot create a streams internal topic")
+                    }
+                }
+            }
             drop(done);
         });
     }
@@ -882,6 +932,82 @@ mod tests {
         let t = b.metadata.topic("slow").expect("created");
         assert_eq!(t.partitions, 1);
         assert_eq!(b.metadata.topics().len(), 1);
+    }
+
+    /// A streams group's internal topics are created in the background with their partition
+    /// counts and configs; while they are being created, they are in flight (Metadata answers
+    /// them unknown) and a second request for them starts nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streams_internal_topics_are_created_with_their_configs() {
+        use crate::coordinator::streams_group::topology::InternalTopic;
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            log_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        let storage = FaultyStorage::default();
+        let b = Broker::open_with_storage(config, Arc::new(storage.clone())).unwrap();
+        use crate::coordinator::streams_group::topology::configure;
+        use crate::protocol::streams::{KeyValue, Subtopology, TopicInfo, Topology};
+        // What a word count's topology asks for, with the configs Streams sends.
+        let topology = Topology {
+            epoch: 1,
+            subtopologies: vec![
+                Subtopology {
+                    subtopology_id: "0".into(),
+                    source_topics: vec!["input".into()],
+                    repartition_sink_topics: vec!["app-rep-repartition".into()],
+                    ..Subtopology::default()
+                },
+                Subtopology {
+                    subtopology_id: "1".into(),
+                    repartition_source_topics: vec![TopicInfo {
+                        name: "app-rep-repartition".into(),
+                        topic_configs: vec![KeyValue {
+                            key: "segment.bytes".into(),
+                            value: "52428800".into(),
+                        }],
+                        ..TopicInfo::default()
+                    }],
+                    state_changelog_topics: vec![TopicInfo {
+                        name: "app-store-changelog".into(),
+                        topic_configs: vec![KeyValue {
+                            key: "message.timestamp.type".into(),
+                            value: "CreateTime".into(),
+                        }],
+                        ..TopicInfo::default()
+                    }],
+                    ..Subtopology::default()
+                },
+            ],
+        };
+        let wanted: Vec<InternalTopic> = configure(
+            &topology,
+            &|t| (t == "input").then_some(3),
+            &["input".to_string()],
+        )
+        .to_create;
+        assert_eq!(wanted.len(), 2);
+        storage.faults.hold_syncs();
+        b.start_internal_topics(wanted.clone());
+        b.start_internal_topics(wanted);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(b.is_auto_creating("app-store-changelog"));
+        storage.faults.release_syncs();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while b.is_auto_creating("app-rep-repartition") || b.is_auto_creating("app-store-changelog")
+        {
+            assert!(std::time::Instant::now() < deadline, "creation never ended");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let changelog = b.metadata.topic("app-store-changelog").expect("created");
+        assert_eq!(changelog.partitions, 3);
+        assert_eq!(changelog.configs["cleanup.policy"], "compact");
+        let repartition = b.metadata.topic("app-rep-repartition").expect("created");
+        assert_eq!(repartition.configs["cleanup.policy"], "delete");
+        assert_eq!(repartition.configs["retention.ms"], "-1");
+        assert_eq!(repartition.configs["segment.bytes"], "52428800");
+        assert_eq!(b.metadata.topics().len(), 2);
     }
 
     /// Creating `__consumer_offsets` on the first group request (50 partitions, a metadata
