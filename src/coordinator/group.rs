@@ -982,6 +982,16 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), i16> {
+        if let Some(s) = &self.streams {
+            if generation >= 0 || !member_id.is_empty() {
+                return s.validate_member_epoch(member_id, generation);
+            }
+            return if s.members.is_empty() {
+                Ok(())
+            } else {
+                Err(WireError::UnknownMemberId.code())
+            };
+        }
         if let Some(c) = &self.consumer {
             if generation >= 0 || !member_id.is_empty() {
                 return c.validate_member_epoch(member_id, generation);

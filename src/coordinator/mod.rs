@@ -1761,6 +1761,19 @@ mod tests {
             .map(|l| (l.group_id, l.group_type))
             .collect();
         assert_eq!(listed, [("app".to_string(), "streams")]);
+        // Offset commits are checked against the streams member's epoch.
+        let epoch = c
+            .with_streams_group("app", |g| g.members["m1"].epoch)
+            .expect("streams group");
+        let commit = |e: i32| {
+            c.commit("app", "m1", None, e, vec![("input".into(), 0, offset(1))])
+                .map(|(codes, _)| codes)
+        };
+        assert_eq!(
+            commit(epoch + 1).err(),
+            Some(WireError::FencedMemberEpoch.code())
+        );
+        assert_eq!(commit(epoch), Ok(vec![0]));
         // Its offsets do not expire while it has members (the classic state says Empty).
         let g = c.get("app").expect("group");
         assert!(!g.lock().offsets_may_expire());

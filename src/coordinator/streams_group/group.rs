@@ -666,6 +666,22 @@ impl StreamsGroup {
         }
     }
 
+    /// OffsetCommit / TxnOffsetCommit by a member (Kafka's `StreamsGroup.validateOffsetCommit`):
+    /// an unknown member is UNKNOWN_MEMBER_ID, a newer epoch than the member's
+    /// FENCED_MEMBER_EPOCH, an older one STALE_MEMBER_EPOCH.
+    pub fn validate_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), i16> {
+        let Some(m) = self.members.get(member_id) else {
+            return Err(WireError::UnknownMemberId.code());
+        };
+        if epoch > m.epoch {
+            return Err(WireError::FencedMemberEpoch.code());
+        }
+        if epoch < m.epoch {
+            return Err(WireError::StaleMemberEpoch.code());
+        }
+        Ok(())
+    }
+
     /// Expires members whose session ended or who did not revoke in time.
     pub fn tick(&mut self, now: Instant) -> Vec<String> {
         let gone: Vec<String> = self

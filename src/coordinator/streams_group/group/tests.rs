@@ -467,3 +467,31 @@ fn the_records_written_rebuild_the_group_and_only_changes_are_written() {
         ])
     );
 }
+
+#[test]
+fn offset_commits_are_checked_against_the_members_epoch() {
+    let now = Instant::now();
+    let cluster = Cluster::new(&[
+        ("input", 2),
+        ("app-rep-repartition", 2),
+        ("app-store-changelog", 2),
+    ]);
+    let mut g = StreamsGroup::new();
+    let e = beat(&mut g, &cluster, &join("m1", "p1"), now)
+        .unwrap()
+        .response
+        .member_epoch;
+    assert_eq!(g.validate_member_epoch("m1", e), Ok(()));
+    assert_eq!(
+        g.validate_member_epoch("m1", e + 1),
+        Err(WireError::FencedMemberEpoch.code())
+    );
+    assert_eq!(
+        g.validate_member_epoch("m1", e - 1),
+        Err(WireError::StaleMemberEpoch.code())
+    );
+    assert_eq!(
+        g.validate_member_epoch("ghost", e),
+        Err(WireError::UnknownMemberId.code())
+    );
+}
