@@ -10,10 +10,11 @@
 //! group turned into those records (only what changed since the last write, tombstones for
 //! departed members) and rebuilt from them; the group coordinator appends them to
 //! `__consumer_offsets`, replays them at load and lists streams groups
-//! (`GroupCoordinator::streams_heartbeat`). Next (issue 13 #8): offset commits validated
-//! against member epochs, the internal-topic creation, streams groups in DescribeGroups and
-//! DeleteGroups, their timers, and the StreamsGroupHeartbeat / StreamsGroupDescribe handlers;
-//! the APIs are advertised only then.
+//! (`GroupCoordinator::streams_heartbeat`), expires members on its timers and checks offset
+//! commits against member epochs; `Broker::start_internal_topics` creates the internal
+//! topics. Next (issue 13 #8): streams groups in DescribeGroups and DeleteGroups, the
+//! StreamsGroupHeartbeat / StreamsGroupDescribe handlers, `streams.version`, and the Kafka
+//! Streams 4.4 application in compat-tests; the APIs are advertised only once that passes.
 
 pub mod assignor;
 pub mod group;
