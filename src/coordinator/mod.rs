@@ -1210,7 +1210,10 @@ impl GroupCoordinator {
             .get(group_id)
             .ok_or(WireError::GroupIdNotFound.code())?;
         let g = gref.lock();
-        if !g.is_empty() || g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+        if !g.is_empty()
+            || g.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
+            || g.streams.as_ref().is_some_and(|s| !s.members.is_empty())
+        {
             return Err(WireError::NonEmptyGroup.code());
         }
         if g.state == GroupState::Dead {
@@ -1230,9 +1233,10 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        match &g.consumer {
-            Some(c) => records.extend(c.tombstones(group_id)),
-            None => records.push((
+        match (&g.consumer, &g.streams) {
+            (_, Some(s)) => records.extend(s.tombstones(group_id)),
+            (Some(c), None) => records.extend(c.tombstones(group_id)),
+            (None, None) => records.push((
                 codec::encode_key(&Key::Group {
                     group: group_id.to_string(),
                 }),
@@ -1248,7 +1252,10 @@ impl GroupCoordinator {
             for k in &keys {
                 g.offsets.remove(k);
             }
-            if g.is_empty() && g.consumer.as_ref().is_none_or(|c| c.members.is_empty()) {
+            if g.is_empty()
+                && g.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+                && g.streams.as_ref().is_none_or(|s| s.members.is_empty())
+            {
                 g.state = GroupState::Dead;
                 let id = g.id.clone();
                 drop(g);
@@ -1783,6 +1790,23 @@ mod tests {
             .expect("streams group")
             .tick(Instant::now() + Duration::from_secs(3600));
         assert!(g.lock().offsets_may_expire());
+        drop(g);
+
+        // An empty streams group can be deleted; its records go with it.
+        c.delete("app")
+            .expect("deleted")
+            .expect("a write")
+            .durable()
+            .await
+            .expect("durable");
+        assert!(c.list().is_empty());
+        drop(c);
+        let c = coordinator(dir.path(), &storage);
+        assert!(
+            c.with_streams_group("app", |_| ()).is_none(),
+            "gone after a reload"
+        );
+        assert!(c.list().is_empty());
     }
 
     /// offsets.retention.minutes starts only once a KIP-848 group has no members: its

@@ -822,6 +822,21 @@ impl StreamsGroup {
         out
     }
 
+    /// Tombstones for every record the group has written (DeleteGroups of an empty group),
+    /// its metadata last.
+    pub fn tombstones(&self, group_id: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let mut kinds: Vec<&Kind> = self
+            .persisted
+            .keys()
+            .filter(|k| **k != Kind::Metadata)
+            .collect();
+        kinds.push(&Kind::Metadata);
+        kinds
+            .into_iter()
+            .map(|k| (records::encode_key(group_id, k), None))
+            .collect()
+    }
+
     /// Replays one record (None: a tombstone) while loading the group from its log.
     pub fn replay(&mut self, kind: Kind, value: Option<Value>) {
         match (kind, value) {
