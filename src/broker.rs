@@ -533,6 +533,11 @@ impl Broker {
         self.auto_creating.lock().contains(name)
     }
 
+    /// The names being created now (usually none): one lock for a whole Metadata request.
+    pub fn auto_creating_names(&self) -> HashSet<String> {
+        self.auto_creating.lock().clone()
+    }
+
     /// Starts auto-creating (Metadata with `allow_auto_topic_creation`) those of `names` that
     /// are unknown and not already being created, at most [`MAX_AUTO_CREATE_PER_REQUEST`] of
     /// them in request order and [`MAX_AUTO_CREATE_IN_FLIGHT`] over all requests, and returns

@@ -37,6 +37,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let req: MetadataRequest = ctx.decode(body)?;
     let broker = &ctx.broker;
     // v0: an empty list means all topics; v1+: null means all.
+    let creating = broker.auto_creating_names();
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && ctx.version == 0,
@@ -46,7 +47,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .metadata
             .topics()
             .iter()
-            .filter(|t| !broker.is_auto_creating(&t.name))
+            .filter(|t| !creating.contains(&t.name))
             .map(|t| topic_entry(broker, t))
             .collect()
     } else {
@@ -57,7 +58,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .iter()
             .flatten()
             .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
-            .filter(|n| broker.metadata.topic(n).is_none() || broker.is_auto_creating(n))
+            .filter(|n| creating.contains(*n) || broker.metadata.topic(n).is_none())
             .collect();
         if auto && !unknown.is_empty() {
             // Like Kafka (KRaft): creation goes on in the background; the request that
