@@ -225,8 +225,11 @@ fn check_version(version: i16) -> Result<()> {
     Ok(())
 }
 
+// The readers and writers below are shared with the streams group's `__consumer_offsets`
+// records (`coordinator::streams_group::records`), which use the same structs.
+
 /// Reads a compact array of `min` bytes or more per element with `f` (None: null).
-fn array<T>(
+pub(crate) fn array<T>(
     r: &mut Reader<'_>,
     min: usize,
     mut f: impl FnMut(&mut Reader<'_>) -> Result<T>,
@@ -242,7 +245,7 @@ fn array<T>(
 }
 
 /// A compact array that may not be null.
-fn vec<T>(
+pub(crate) fn vec<T>(
     r: &mut Reader<'_>,
     min: usize,
     f: impl FnMut(&mut Reader<'_>) -> Result<T>,
@@ -253,15 +256,15 @@ fn vec<T>(
     }
 }
 
-fn strings(r: &mut Reader<'_>) -> Result<Vec<String>> {
+pub(crate) fn strings(r: &mut Reader<'_>) -> Result<Vec<String>> {
     vec(r, 1, |r| r.compact_string())
 }
 
-fn int32s(r: &mut Reader<'_>) -> Result<Vec<i32>> {
+pub(crate) fn int32s(r: &mut Reader<'_>) -> Result<Vec<i32>> {
     vec(r, 4, |r| r.i32())
 }
 
-fn int16s(r: &mut Reader<'_>) -> Result<Vec<i16>> {
+pub(crate) fn int16s(r: &mut Reader<'_>) -> Result<Vec<i16>> {
     vec(r, 2, |r| r.i16())
 }
 
@@ -274,7 +277,7 @@ fn present(r: &mut Reader<'_>) -> Result<bool> {
     }
 }
 
-fn key_value(r: &mut Reader<'_>) -> Result<KeyValue> {
+pub(crate) fn key_value(r: &mut Reader<'_>) -> Result<KeyValue> {
     let kv = KeyValue {
         key: r.compact_string()?,
         value: r.compact_string()?,
@@ -283,7 +286,7 @@ fn key_value(r: &mut Reader<'_>) -> Result<KeyValue> {
     Ok(kv)
 }
 
-fn topic_info(r: &mut Reader<'_>) -> Result<TopicInfo> {
+pub(crate) fn topic_info(r: &mut Reader<'_>) -> Result<TopicInfo> {
     let t = TopicInfo {
         name: r.compact_string()?,
         partitions: r.i32()?,
@@ -294,7 +297,7 @@ fn topic_info(r: &mut Reader<'_>) -> Result<TopicInfo> {
     Ok(t)
 }
 
-fn copartition_group(r: &mut Reader<'_>) -> Result<CopartitionGroup> {
+pub(crate) fn copartition_group(r: &mut Reader<'_>) -> Result<CopartitionGroup> {
     let g = CopartitionGroup {
         source_topics: int16s(r)?,
         source_topic_regex: int16s(r)?,
@@ -304,7 +307,7 @@ fn copartition_group(r: &mut Reader<'_>) -> Result<CopartitionGroup> {
     Ok(g)
 }
 
-fn subtopology(r: &mut Reader<'_>) -> Result<Subtopology> {
+pub(crate) fn subtopology(r: &mut Reader<'_>) -> Result<Subtopology> {
     let s = Subtopology {
         subtopology_id: r.compact_string()?,
         source_topics: strings(r)?,
@@ -318,7 +321,7 @@ fn subtopology(r: &mut Reader<'_>) -> Result<Subtopology> {
     Ok(s)
 }
 
-fn task_ids(r: &mut Reader<'_>) -> Result<TaskIds> {
+pub(crate) fn task_ids(r: &mut Reader<'_>) -> Result<TaskIds> {
     let t = TaskIds {
         subtopology_id: r.compact_string()?,
         partitions: int32s(r)?,
@@ -337,7 +340,7 @@ fn task_offset(r: &mut Reader<'_>) -> Result<TaskOffset> {
     Ok(t)
 }
 
-fn endpoint(r: &mut Reader<'_>) -> Result<Endpoint> {
+pub(crate) fn endpoint(r: &mut Reader<'_>) -> Result<Endpoint> {
     let e = Endpoint {
         host: r.compact_string()?,
         port: r.i16()? as u16,
@@ -411,7 +414,11 @@ fn body_buf() -> BytesMut {
     buf
 }
 
-fn put_array<T>(w: &mut Writer<'_>, items: &[T], mut f: impl FnMut(&mut Writer<'_>, &T)) {
+pub(crate) fn put_array<T>(
+    w: &mut Writer<'_>,
+    items: &[T],
+    mut f: impl FnMut(&mut Writer<'_>, &T),
+) {
     w.compact_array_len(items.len());
     for item in items {
         f(w, item);
@@ -429,21 +436,21 @@ fn put_nullable_array<T>(
     }
 }
 
-fn put_strings(w: &mut Writer<'_>, items: &[String]) {
+pub(crate) fn put_strings(w: &mut Writer<'_>, items: &[String]) {
     put_array(w, items, |w, s| w.compact_string(s));
 }
 
-fn put_int32s(w: &mut Writer<'_>, items: &[i32]) {
+pub(crate) fn put_int32s(w: &mut Writer<'_>, items: &[i32]) {
     put_array(w, items, |w, v| w.i32(*v));
 }
 
-fn put_key_value(w: &mut Writer<'_>, kv: &KeyValue) {
+pub(crate) fn put_key_value(w: &mut Writer<'_>, kv: &KeyValue) {
     w.compact_string(&kv.key);
     w.compact_string(&kv.value);
     w.no_tagged_fields();
 }
 
-fn put_topic_info(w: &mut Writer<'_>, t: &TopicInfo) {
+pub(crate) fn put_topic_info(w: &mut Writer<'_>, t: &TopicInfo) {
     w.compact_string(&t.name);
     w.i32(t.partitions);
     w.i16(t.replication_factor);
@@ -451,7 +458,7 @@ fn put_topic_info(w: &mut Writer<'_>, t: &TopicInfo) {
     w.no_tagged_fields();
 }
 
-fn put_task_ids(w: &mut Writer<'_>, t: &TaskIds) {
+pub(crate) fn put_task_ids(w: &mut Writer<'_>, t: &TaskIds) {
     w.compact_string(&t.subtopology_id);
     put_int32s(w, &t.partitions);
     w.no_tagged_fields();
@@ -464,7 +471,7 @@ fn put_task_offset(w: &mut Writer<'_>, t: &TaskOffset) {
     w.no_tagged_fields();
 }
 
-fn put_endpoint(w: &mut Writer<'_>, e: &Endpoint) {
+pub(crate) fn put_endpoint(w: &mut Writer<'_>, e: &Endpoint) {
     w.compact_string(&e.host);
     w.i16(e.port as i16);
     w.no_tagged_fields();

@@ -217,6 +217,21 @@ impl Writer<'_> {
     }
 }
 
+/// The Kafka-written bodies in tests/fixtures/wire (see its README), for codec tests.
+#[cfg(test)]
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/wire/{name}.hex",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let hex = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let hex = hex.trim();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,8 @@ use anyhow::{bail, Result};
 use bytes::BytesMut;
 
 use crate::protocol::streams::{
-    CopartitionGroup, Endpoint, KeyValue, Subtopology, TaskIds, TopicInfo, Topology,
+    endpoint, key_value, put_array, put_endpoint, put_key_value, put_strings, put_task_ids,
+    put_topic_info, subtopology, task_ids, vec, Endpoint, KeyValue, TaskIds, Topology,
 };
 use crate::protocol::wire::{Reader, Writer};
 
@@ -132,40 +133,8 @@ pub fn decode_key(b: &[u8]) -> Result<(String, Kind)> {
     Ok((group, kind))
 }
 
-fn put_key_value(w: &mut Writer<'_>, kv: &KeyValue) {
-    w.compact_string(&kv.key);
-    w.compact_string(&kv.value);
-    w.no_tagged_fields();
-}
-
-fn put_strings(w: &mut Writer<'_>, v: &[String]) {
-    w.compact_array_len(v.len());
-    for s in v {
-        w.compact_string(s);
-    }
-}
-
-fn put_topic_info(w: &mut Writer<'_>, t: &TopicInfo) {
-    w.compact_string(&t.name);
-    w.i32(t.partitions);
-    w.i16(t.replication_factor);
-    w.compact_array_len(t.topic_configs.len());
-    for kv in &t.topic_configs {
-        put_key_value(w, kv);
-    }
-    w.no_tagged_fields();
-}
-
 fn put_tasks(w: &mut Writer<'_>, tasks: &[TaskIds]) {
-    w.compact_array_len(tasks.len());
-    for t in tasks {
-        w.compact_string(&t.subtopology_id);
-        w.compact_array_len(t.partitions.len());
-        for p in &t.partitions {
-            w.i32(*p);
-        }
-        w.no_tagged_fields();
-    }
+    put_array(w, tasks, put_task_ids);
 }
 
 fn put_tasks_value(w: &mut Writer<'_>, t: &TasksValue) {
@@ -198,11 +167,7 @@ pub fn encode_value(v: &Value) -> Vec<u8> {
             }
             if let Some(configs) = m.last_assignment_configs.as_ref().filter(|c| !c.is_empty()) {
                 let mut field = BytesMut::new();
-                let mut f = Writer { buf: &mut field };
-                f.compact_array_len(configs.len());
-                for kv in configs {
-                    put_key_value(&mut f, kv);
-                }
+                put_array(&mut Writer { buf: &mut field }, configs, put_key_value);
                 tagged.push((1, field.to_vec()));
             }
             put_tagged(&mut w, &tagged);
@@ -220,15 +185,10 @@ pub fn encode_value(v: &Value) -> Vec<u8> {
                 None => w.i8(-1),
                 Some(e) => {
                     w.i8(1);
-                    w.compact_string(&e.host);
-                    w.i16(e.port as i16);
-                    w.no_tagged_fields();
+                    put_endpoint(&mut w, e);
                 }
             }
-            w.compact_array_len(m.client_tags.len());
-            for kv in &m.client_tags {
-                put_key_value(&mut w, kv);
-            }
+            put_array(&mut w, &m.client_tags, put_key_value);
         }
         Value::TargetEpoch(e) => w.i32(*e),
         Value::Target(t) => put_tasks_value(&mut w, t),
@@ -246,29 +206,19 @@ pub fn encode_value(v: &Value) -> Vec<u8> {
                 w.compact_string(&s.subtopology_id);
                 put_strings(&mut w, &s.source_topics);
                 put_strings(&mut w, &s.source_topic_regex);
-                w.compact_array_len(s.state_changelog_topics.len());
-                for t in &s.state_changelog_topics {
-                    put_topic_info(&mut w, t);
-                }
+                put_array(&mut w, &s.state_changelog_topics, put_topic_info);
                 put_strings(&mut w, &s.repartition_sink_topics);
-                w.compact_array_len(s.repartition_source_topics.len());
-                for t in &s.repartition_source_topics {
-                    put_topic_info(&mut w, t);
-                }
-                w.compact_array_len(s.copartition_groups.len());
-                for g in &s.copartition_groups {
+                put_array(&mut w, &s.repartition_source_topics, put_topic_info);
+                put_array(&mut w, &s.copartition_groups, |w, g| {
                     for list in [
                         &g.source_topics,
                         &g.source_topic_regex,
                         &g.repartition_source_topics,
                     ] {
-                        w.compact_array_len(list.len());
-                        for i in list {
-                            w.i16(*i);
-                        }
+                        put_array(w, list, |w, i| w.i16(*i));
                     }
                     w.no_tagged_fields();
-                }
+                });
                 w.no_tagged_fields();
             }
         }
@@ -277,55 +227,9 @@ pub fn encode_value(v: &Value) -> Vec<u8> {
     buf.to_vec()
 }
 
-fn vec<T>(
-    r: &mut Reader<'_>,
-    min: usize,
-    mut f: impl FnMut(&mut Reader<'_>) -> Result<T>,
-) -> Result<Vec<T>> {
-    let Some(n) = r.compact_array_len(min)? else {
-        bail!("null array");
-    };
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(f(r)?);
-    }
-    Ok(out)
-}
-
-fn key_value(r: &mut Reader<'_>) -> Result<KeyValue> {
-    let kv = KeyValue {
-        key: r.compact_string()?,
-        value: r.compact_string()?,
-    };
-    r.skip_tagged_fields()?;
-    Ok(kv)
-}
-
-fn strings(r: &mut Reader<'_>) -> Result<Vec<String>> {
-    vec(r, 1, |r| r.compact_string())
-}
-
-fn topic_info(r: &mut Reader<'_>) -> Result<TopicInfo> {
-    let t = TopicInfo {
-        name: r.compact_string()?,
-        partitions: r.i32()?,
-        replication_factor: r.i16()?,
-        topic_configs: vec(r, 3, key_value)?,
-    };
-    r.skip_tagged_fields()?;
-    Ok(t)
-}
-
 fn tasks(r: &mut Reader<'_>) -> Result<Vec<TaskIds>> {
-    vec(r, 3, |r| {
-        let t = TaskIds {
-            subtopology_id: r.compact_string()?,
-            partitions: vec(r, 4, |r| r.i32())?,
-        };
-        // Tag 0 (AssignmentEpochs) is not kept.
-        r.skip_tagged_fields()?;
-        Ok(t)
-    })
+    // Each entry's tag 0 (AssignmentEpochs) is skipped, not kept.
+    vec(r, 3, task_ids)
 }
 
 fn tasks_value(r: &mut Reader<'_>) -> Result<TasksValue> {
@@ -377,14 +281,7 @@ pub fn decode_value(kind: &Kind, b: &[u8]) -> Result<Value> {
             process_id: r.compact_string()?,
             user_endpoint: match r.i8()? {
                 -1 => None,
-                1 => {
-                    let e = Endpoint {
-                        host: r.compact_string()?,
-                        port: r.i16()? as u16,
-                    };
-                    r.skip_tagged_fields()?;
-                    Some(e)
-                }
+                1 => Some(endpoint(&mut r)?),
                 m => bail!("bad nullable-struct marker {m}"),
             },
             client_tags: vec(&mut r, 3, key_value)?,
@@ -400,27 +297,7 @@ pub fn decode_value(kind: &Kind, b: &[u8]) -> Result<Value> {
         }),
         Kind::Topology => {
             let epoch = r.i32()?;
-            let subtopologies = vec(&mut r, 8, |r| {
-                let s = Subtopology {
-                    subtopology_id: r.compact_string()?,
-                    source_topics: strings(r)?,
-                    source_topic_regex: strings(r)?,
-                    state_changelog_topics: vec(r, 8, topic_info)?,
-                    repartition_sink_topics: strings(r)?,
-                    repartition_source_topics: vec(r, 8, topic_info)?,
-                    copartition_groups: vec(r, 4, |r| {
-                        let g = CopartitionGroup {
-                            source_topics: vec(r, 2, |r| r.i16())?,
-                            source_topic_regex: vec(r, 2, |r| r.i16())?,
-                            repartition_source_topics: vec(r, 2, |r| r.i16())?,
-                        };
-                        r.skip_tagged_fields()?;
-                        Ok(g)
-                    })?,
-                };
-                r.skip_tagged_fields()?;
-                Ok(s)
-            })?;
+            let subtopologies = vec(&mut r, 8, subtopology)?;
             Value::Topology(Topology {
                 epoch,
                 subtopologies,

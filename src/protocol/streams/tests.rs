@@ -2,19 +2,7 @@
 //! (tests/fixtures/wire, field values in its README).
 
 use super::*;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/wire/{name}.hex",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let hex = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let hex = hex.trim();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect()
-}
+use crate::protocol::wire::fixture;
 
 fn body(buf: BytesMut) -> Vec<u8> {
     buf[HEADER_ROOM..].to_vec()

@@ -26,22 +26,10 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::*;
 use crate::protocol::encode_body;
+use crate::protocol::wire::fixture;
 
 /// The topic id every fixture uses: Java's `new Uuid(0x0123456789abcdefL, 0x0fedcba987654321L)`.
 const U: Uuid = Uuid::from_u64_pair(0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321);
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/wire/{name}.hex",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let hex = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let hex = hex.trim();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn body(buf: BytesMut) -> Vec<u8> {
     buf[HEADER_ROOM..].to_vec()

@@ -2,19 +2,8 @@
 //! writes (tests/fixtures/wire/streams_record_*, values in its README).
 
 use super::*;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/wire/{name}.hex",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let hex = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let hex = hex.trim();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect()
-}
+use crate::protocol::streams::{CopartitionGroup, Subtopology, TopicInfo};
+use crate::protocol::wire::fixture;
 
 fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {
