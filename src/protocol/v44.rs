@@ -118,6 +118,35 @@ fn name_of(id: Uuid, names: &dyn Fn(&Uuid) -> Option<String>) -> TopicName {
 /// How decoders find a topic's name from its id: the broker's metadata.
 pub type NameOf<'a> = &'a dyn Fn(&Uuid) -> Option<String>;
 
+/// One committed partition: (index, offset, leader epoch, metadata).
+type CommitPartition = (i32, i64, i32, Option<StrBytes>);
+
+/// The topics of an OffsetCommit v10 / TxnOffsetCommit v6 request, which share their layout:
+/// topic id (resolved to a name), then partitions with offset, leader epoch and metadata.
+fn commit_topics(
+    r: &mut Reader<'_>,
+    names: NameOf,
+) -> Result<Vec<(TopicName, Vec<CommitPartition>)>> {
+    let n = r.compact_array_len(18)?.unwrap_or(0);
+    let mut topics = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = r.uuid()?;
+        let np = r.compact_array_len(18)?.unwrap_or(0);
+        let mut parts = Vec::with_capacity(np);
+        for _ in 0..np {
+            let index = r.i32()?;
+            let offset = r.i64()?;
+            let epoch = r.i32()?;
+            let metadata = r.compact_nullable_string()?.map(str_bytes);
+            r.skip_tagged_fields()?;
+            parts.push((index, offset, epoch, metadata));
+        }
+        r.skip_tagged_fields()?;
+        topics.push((name_of(id, names), parts));
+    }
+    Ok(topics)
+}
+
 pub fn decode_offset_commit_v10(
     body: &[u8],
     names: NameOf,
@@ -128,33 +157,24 @@ pub fn decode_offset_commit_v10(
         let generation = r.i32()?;
         let member_id = r.compact_string()?;
         let instance = r.compact_nullable_string()?;
-        let n = r.compact_array_len(18)?.unwrap_or(0);
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let id = r.uuid()?;
-            let np = r.compact_array_len(18)?.unwrap_or(0);
-            let mut parts = Vec::with_capacity(np);
-            for _ in 0..np {
-                let index = r.i32()?;
-                let offset = r.i64()?;
-                let epoch = r.i32()?;
-                let metadata = r.compact_nullable_string()?;
-                r.skip_tagged_fields()?;
-                parts.push(
-                    OffsetCommitRequestPartition::default()
-                        .with_partition_index(index)
-                        .with_committed_offset(offset)
-                        .with_committed_leader_epoch(epoch)
-                        .with_committed_metadata(metadata.map(str_bytes)),
-                );
-            }
-            r.skip_tagged_fields()?;
-            topics.push(
+        let topics = commit_topics(&mut r, names)?
+            .into_iter()
+            .map(|(name, parts)| {
+                let parts = parts
+                    .into_iter()
+                    .map(|(index, offset, epoch, metadata)| {
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_committed_metadata(metadata)
+                    })
+                    .collect();
                 OffsetCommitRequestTopic::default()
-                    .with_name(name_of(id, names))
-                    .with_partitions(parts),
-            );
-        }
+                    .with_name(name)
+                    .with_partitions(parts)
+            })
+            .collect();
         r.skip_tagged_fields()?;
         r.finish()?;
         Ok(OffsetCommitRequest::default()
@@ -230,33 +250,24 @@ pub fn decode_txn_offset_commit_v6(
         let generation = r.i32()?;
         let member_id = r.compact_string()?;
         let instance = r.compact_nullable_string()?;
-        let n = r.compact_array_len(18)?.unwrap_or(0);
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let id = r.uuid()?;
-            let np = r.compact_array_len(18)?.unwrap_or(0);
-            let mut parts = Vec::with_capacity(np);
-            for _ in 0..np {
-                let index = r.i32()?;
-                let offset = r.i64()?;
-                let epoch = r.i32()?;
-                let metadata = r.compact_nullable_string()?;
-                r.skip_tagged_fields()?;
-                parts.push(
-                    TxnOffsetCommitRequestPartition::default()
-                        .with_partition_index(index)
-                        .with_committed_offset(offset)
-                        .with_committed_leader_epoch(epoch)
-                        .with_committed_metadata(metadata.map(str_bytes)),
-                );
-            }
-            r.skip_tagged_fields()?;
-            topics.push(
+        let topics = commit_topics(&mut r, names)?
+            .into_iter()
+            .map(|(name, parts)| {
+                let parts = parts
+                    .into_iter()
+                    .map(|(index, offset, epoch, metadata)| {
+                        TxnOffsetCommitRequestPartition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_committed_metadata(metadata)
+                    })
+                    .collect();
                 TxnOffsetCommitRequestTopic::default()
-                    .with_name(name_of(id, names))
-                    .with_partitions(parts),
-            );
-        }
+                    .with_name(name)
+                    .with_partitions(parts)
+            })
+            .collect();
         r.skip_tagged_fields()?;
         r.finish()?;
         Ok(TxnOffsetCommitRequest::default()
