@@ -910,18 +910,24 @@ mod tests {
     use super::*;
     use crate::log::io::FaultyStorage;
 
-    /// Until the metadata fsync of an auto-creation is done, the topic is being created (and
-    /// Metadata answers it unknown); a second start for the same name starts nothing; once the
-    /// fsync returns, the topic exists and is no longer in flight.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_auto_created_topic_is_in_flight_until_its_fsync_returns() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A broker in a temporary directory on a disk whose faults the test controls.
+    fn faulty_broker() -> (tempfile::TempDir, FaultyStorage, Arc<Broker>) {
+        let dir = tempfile::tempdir().expect("tempdir");
         let config = BrokerConfig {
             log_dir: dir.path().to_path_buf(),
             ..BrokerConfig::default()
         };
         let storage = FaultyStorage::default();
-        let b = Broker::open_with_storage(config, Arc::new(storage.clone())).unwrap();
+        let b = Broker::open_with_storage(config, Arc::new(storage.clone())).expect("open");
+        (dir, storage, b)
+    }
+
+    /// Until the metadata fsync of an auto-creation is done, the topic is being created (and
+    /// Metadata answers it unknown); a second start for the same name starts nothing; once the
+    /// fsync returns, the topic exists and is no longer in flight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_auto_created_topic_is_in_flight_until_its_fsync_returns() {
+        let (_dir, storage, b) = faulty_broker();
         storage.faults.hold_syncs();
         b.start_auto_create(&["slow"]);
         b.start_auto_create(&["slow"]);
@@ -945,13 +951,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn streams_internal_topics_are_created_with_their_configs() {
         use crate::coordinator::streams_group::topology::InternalTopic;
-        let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig {
-            log_dir: dir.path().to_path_buf(),
-            ..BrokerConfig::default()
-        };
-        let storage = FaultyStorage::default();
-        let b = Broker::open_with_storage(config, Arc::new(storage.clone())).unwrap();
+        let (_dir, storage, b) = faulty_broker();
         use crate::coordinator::streams_group::topology::configure;
         use crate::protocol::streams::{KeyValue, Subtopology, TopicInfo, Topology};
         // What a word count's topology asks for, with the configs Streams sends.
@@ -1020,13 +1020,7 @@ mod tests {
     /// the creation waits on a slow disk.
     #[tokio::test(flavor = "current_thread")]
     async fn creating_the_offsets_topic_does_not_block_the_runtime() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig {
-            log_dir: dir.path().to_path_buf(),
-            ..BrokerConfig::default()
-        };
-        let storage = FaultyStorage::default();
-        let b = Broker::open_with_storage(config, Arc::new(storage.clone())).unwrap();
+        let (_dir, storage, b) = faulty_broker();
         storage.faults.hold_syncs();
         // A safety net: if the runtime is blocked, the syncs are released after 5 s.
         let faults = storage.faults.clone();
