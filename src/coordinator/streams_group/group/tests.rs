@@ -1,6 +1,7 @@
 //! The streams group state machine driven through heartbeats, as a Streams client would.
 
 use super::*;
+use crate::coordinator::streams_group::records;
 use crate::protocol::streams::{Subtopology, TopicInfo};
 
 struct Cluster {
