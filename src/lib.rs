@@ -6,7 +6,7 @@
 //! per-connection memory, responses in request order; fetched record bytes go from segment
 //! files to the socket with sendfile(2)) -> [`protocol`] (header decode, version checks, ApiVersions
 //! fallback, and in `protocol::v44` the codecs of the versions Kafka 4.2-4.4 added that the
-//! `kafka-protocol` crate lacks) -> [`handlers`] (one file per API; the registry there is the only list of APIs)
+//! `kafka-protocol` crate lacks; `protocol::Api` keys APIs the crate has no `ApiKey` for) -> [`handlers`] (one file per API; the registry there is the only list of APIs)
 //! -> [`broker`] (composition root and multi-part admin operations) -> [`coordinator`] (consumer
 //! groups, classic and KIP-848, and KIP-1071 streams groups (not served yet), with offsets on
 //! `__consumer_offsets`; transactions on

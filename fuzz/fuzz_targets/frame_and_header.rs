@@ -1,8 +1,9 @@
 //! Arbitrary bytes as the request stream of one connection, handled the way
 //! `server::connection` does up to the handler: frame size check (before any allocation),
-//! header prefix, ApiKey + version against the registry (ApiVersions fallback), header decode,
-//! then the request body decoded with `kafka-protocol` at that version (or, for the versions
-//! Kafka 4.2-4.4 added, with `protocol::v44`).
+//! header prefix, API key (`protocol::Api`, including keys the crate lacks) + version against
+//! the registry (ApiVersions fallback), header decode, then the request body decoded with
+//! `kafka-protocol` at that version (or, for the versions and APIs Kafka 4.2-4.4 added that the
+//! crate lacks, with `protocol::v44`).
 //!
 //! The process runs with strom's global allocator (`strom::alloc::GuardedAlloc`, declared with
 //! `#[global_allocator]` in strom's lib.rs and so linked into this binary), which is what makes
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind};
 use libfuzzer_sys::fuzz_target;
 use strom::handlers;
+use strom::protocol::Api;
 use strom::protocol::{self, FrameError, HeaderPrefix};
 
 /// `socket.request.max.bytes` for the fuzz run: small enough that libFuzzer's inputs can
@@ -78,9 +80,7 @@ fn handle_frame(mut frame: Bytes) -> bool {
         i16::from_be_bytes([frame[0], frame[1]]),
         "prefix"
     );
-    let Ok(key) = ApiKey::try_from(prefix.api_key) else {
-        return false;
-    };
+    let key = Api(prefix.api_key);
     let Some(spec) = handlers::spec(key) else {
         return false;
     };
@@ -99,10 +99,11 @@ fn handle_frame(mut frame: Bytes) -> bool {
         }
         return false;
     }
-    // The registry claims a version the crate cannot decode only where protocol::v44 has it.
-    let valid = key.valid_versions();
-    let newer = version > valid.max;
-    assert!(version >= valid.min);
+    // The registry claims a version (or an API) the crate cannot decode only where
+    // protocol::v44 has it.
+    let crate_key = key
+        .kafka()
+        .filter(|k| (k.valid_versions().min..=k.valid_versions().max).contains(&version));
     let header = match protocol::decode_header(&mut frame, key, version) {
         Ok(h) => h,
         Err(_) => return false,
@@ -110,13 +111,13 @@ fn handle_frame(mut frame: Bytes) -> bool {
     assert_eq!(header.request_api_key, prefix.api_key);
     assert_eq!(header.request_api_version, version);
     assert_eq!(header.correlation_id, prefix.correlation_id);
-    if newer {
+    let Some(crate_key) = crate_key else {
         return match protocol::v44::decode_request(key, version, &frame) {
             Some(r) => r.is_ok(),
-            None => panic!("{key:?} v{version} is served but no decoder has it"),
+            None => panic!("{key} v{version} is served but no decoder has it"),
         };
-    }
-    match RequestKind::decode(key, &mut frame, version) {
+    };
+    match RequestKind::decode(crate_key, &mut frame, version) {
         Ok(req) => {
             std::hint::black_box(&req);
             true

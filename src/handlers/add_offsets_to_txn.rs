@@ -7,10 +7,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey};
 
 use crate::coordinator::{partition_for, OFFSETS_TOPIC};
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::AddOffsetsToTxn, min: 0, max: 4 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::AddOffsetsToTxn), min: 0, max: 4 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: AddOffsetsToTxnRequest = ctx.decode(body)?;

@@ -14,10 +14,10 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTx
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey};
 
 use crate::broker::Broker;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::AddPartitionsToTxn, min: 0, max: 5 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::AddPartitionsToTxn), min: 0, max: 5 };
 
 async fn add(broker: &Arc<Broker>, txn_id: &str, pid: i64, epoch: i16, verify_only: bool, topics: &[AddPartitionsToTxnTopic]) -> Vec<AddPartitionsToTxnTopicResult> {
     let wanted: Vec<(String, i32)> = topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), *p))).collect();

@@ -25,11 +25,11 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::{validate_topic_name, AdminError, Broker};
 use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::AlterConfigs,
+    key: Api::of(ApiKey::AlterConfigs),
     min: 0,
     max: 2,
 };

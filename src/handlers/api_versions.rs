@@ -18,10 +18,10 @@ use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatu
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
-use crate::handlers::{advertised, ApiSpec, Reply, RequestContext};
+use crate::handlers::{advertised, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, v44, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 5 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::ApiVersions), min: 0, max: 5 };
 
 /// (feature, level): `group.version` 1 = the KIP-848 consumer group protocol is served;
 /// `transaction.version` 2 = Transactions V2 (KIP-890: EndTxn v5 epoch bumps, implicit adds).

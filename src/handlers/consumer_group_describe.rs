@@ -15,10 +15,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::assignor;
 use crate::handlers::consumer_group_heartbeat::topics_view;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ConsumerGroupDescribe, min: 0, max: 1 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::ConsumerGroupDescribe), min: 0, max: 1 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ConsumerGroupDescribeRequest = ctx.decode(body)?;

@@ -25,10 +25,10 @@ use crate::coordinator::consumer_group::{
     HeartbeatRequest, TopicsView, LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH,
 };
 use crate::config::group_configs;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ConsumerGroupHeartbeat, min: 0, max: 1 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::ConsumerGroupHeartbeat), min: 0, max: 1 };
 
 pub fn topics_view(broker: &crate::broker::Broker) -> TopicsView {
     TopicsView { by_name: broker.metadata.topics().into_iter().map(|t| (t.name, (t.id, t.partitions))).collect() }

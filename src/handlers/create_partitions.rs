@@ -19,11 +19,11 @@ use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitions
 use kafka_protocol::protocol::StrBytes;
 
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::CreatePartitions,
+    key: Api::of(ApiKey::CreatePartitions),
     min: 0,
     max: 3,
 };

@@ -20,10 +20,10 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::AdminError;
 use crate::config::topic;
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::CreateTopics), min: 2, max: 7 };
 
 /// Kafka 4's `MAX_PARTITIONS_PER_BATCH`: one request asking for more partitions than this in
 /// all (duplicates aside) is refused whole, every topic POLICY_VIOLATION, nothing created.

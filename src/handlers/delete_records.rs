@@ -24,12 +24,12 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::handlers::errors::log_error_code;
-use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::metadata::is_internal_topic;
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::DeleteRecords,
+    key: Api::of(ApiKey::DeleteRecords),
     min: 0,
     max: 2,
 };

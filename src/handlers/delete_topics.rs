@@ -23,11 +23,11 @@ use uuid::Uuid;
 use crate::coordinator::txn::TXN_TOPIC;
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::DeleteTopics,
+    key: Api::of(ApiKey::DeleteTopics),
     min: 1,
     max: 6,
 };

@@ -14,11 +14,11 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::DescribeCluster,
+    key: Api::of(ApiKey::DescribeCluster),
     min: 0,
     max: 2,
 };

@@ -35,11 +35,11 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::{validate_topic_name, Broker};
 use crate::config::describe::{type_code, ConfigEntry, Describer};
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::DescribeConfigs,
+    key: Api::of(ApiKey::DescribeConfigs),
     min: 1,
     max: 4,
 };

@@ -20,11 +20,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{v44, ProtocolError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::DescribeLogDirs,
+    key: Api::of(ApiKey::DescribeLogDirs),
     min: 1,
     max: 5,
 };

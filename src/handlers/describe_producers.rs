@@ -7,10 +7,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{ApiKey, DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::DescribeProducers, min: 0, max: 0 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::DescribeProducers), min: 0, max: 0 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeProducersRequest = ctx.decode(body)?;

@@ -27,12 +27,12 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::broker::{validate_topic_name, Broker};
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::metadata::is_internal_topic;
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::DescribeTopicPartitions,
+    key: Api::of(ApiKey::DescribeTopicPartitions),
     min: 0,
     max: 0,
 };

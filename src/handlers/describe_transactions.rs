@@ -8,10 +8,10 @@ use kafka_protocol::messages::describe_transactions_response::{TopicData, Transa
 use kafka_protocol::messages::{ApiKey, DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::DescribeTransactions, min: 0, max: 0 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::DescribeTransactions), min: 0, max: 0 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeTransactionsRequest = ctx.decode(body)?;

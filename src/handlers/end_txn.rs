@@ -9,10 +9,10 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse, ProducerId};
 
-use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::EndTxn, min: 0, max: 5 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::EndTxn), min: 0, max: 5 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: EndTxnRequest = ctx.decode(body)?;

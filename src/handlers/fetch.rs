@@ -24,12 +24,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::handlers::errors::log_error_code;
-use crate::handlers::{ApiSpec, Part, PartsBody, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Part, PartsBody, Reply, RequestContext};
 use crate::protocol::fetch_response::encode_fetch_response;
 use crate::protocol::{encode_body, ProtocolError, WireError};
 use crate::replica::Partition;
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Fetch, min: 4, max: 18 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::Fetch), min: 4, max: 18 };
 
 /// Longest a fetch may wait, whatever the client asks.
 const MAX_WAIT_MS: i32 = 30_000;

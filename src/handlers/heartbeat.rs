@@ -9,10 +9,10 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
 
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::Heartbeat, min: 0, max: 4 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::Heartbeat), min: 0, max: 4 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: HeartbeatRequest = ctx.decode(body)?;

@@ -45,11 +45,11 @@ use crate::handlers::describe_configs::{
     RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 use crate::handlers::errors::admin_error_code;
-use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::IncrementalAlterConfigs,
+    key: Api::of(ApiKey::IncrementalAlterConfigs),
     min: 0,
     max: 1,
 };

@@ -18,10 +18,10 @@ use kafka_protocol::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::group::JoinRequest;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::JoinGroup, min: 0, max: 9 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::JoinGroup), min: 0, max: 9 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: JoinGroupRequest = ctx.decode(body)?;

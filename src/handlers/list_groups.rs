@@ -8,10 +8,10 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::ProtocolError;
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ListGroups, min: 0, max: 5 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::ListGroups), min: 0, max: 5 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ListGroupsRequest = ctx.decode(body)?;

@@ -15,14 +15,14 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::handlers::errors::log_error_code;
-use crate::handlers::{blocking, ApiSpec, Reply, RequestContext};
+use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::log::LogError;
 use crate::protocol::batch::BatchView;
 use crate::protocol::records::record_timestamps;
 use crate::protocol::{ProtocolError, WireError};
 use crate::replica::Partition;
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 11 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::ListOffsets), min: 1, max: 11 };
 
 /// Requests decompressing at once (each up to [`DECOMPRESS_CAP`] per partition, one partition
 /// at a time): bounds their memory and blocking threads broker-wide.

@@ -11,11 +11,11 @@ use kafka_protocol::messages::{ApiKey, ListTransactionsRequest, ListTransactions
 use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::txn_codec::TxnState;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::ListTransactions, min: 0, max: 2 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::ListTransactions), min: 0, max: 2 };
 
 const STATES: &[TxnState] = &[
     TxnState::Empty,

@@ -23,12 +23,12 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{validate_topic_name, Broker};
-use crate::handlers::{authorized, ApiSpec, Reply, RequestContext};
+use crate::handlers::{authorized, Api, ApiSpec, Reply, RequestContext};
 use crate::metadata::TopicMeta;
 use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::Metadata,
+    key: Api::of(ApiKey::Metadata),
     min: 0,
     max: 13,
 };

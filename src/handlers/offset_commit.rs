@@ -16,12 +16,12 @@ use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse
 
 use crate::coordinator::codec::OffsetValue;
 use crate::handlers::errors::log_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
 use crate::broker::Broker;
 use crate::protocol::{encode_body, v44, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 10 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::OffsetCommit), min: 2, max: 10 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: OffsetCommitRequest = if ctx.version >= 10 {

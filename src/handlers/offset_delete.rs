@@ -9,10 +9,10 @@ use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponseParti
 use kafka_protocol::messages::{ApiKey, OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::handlers::errors::log_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::OffsetDelete), min: 0, max: 0 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: OffsetDeleteRequest = ctx.decode(body)?;

@@ -16,10 +16,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::codec::OffsetValue;
 use crate::coordinator::GroupCoordinator;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{v44, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 10 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::OffsetFetch), min: 1, max: 10 };
 
 type Found = Vec<(String, Vec<(i32, Option<OffsetValue>, i16)>)>;
 

@@ -21,14 +21,14 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 
 use crate::handlers::errors::log_error_code;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::{now_ms, LogError};
 use crate::protocol::batch::BatchView;
 use crate::protocol::{encode_body, ProtocolError, WireError};
 use crate::replica::Partition;
 
 pub const SPEC: ApiSpec = ApiSpec {
-    key: ApiKey::Produce,
+    key: Api::of(ApiKey::Produce),
     min: 3,
     max: 13,
 };

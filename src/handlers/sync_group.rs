@@ -12,10 +12,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::SyncGroup, min: 0, max: 5 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::SyncGroup), min: 0, max: 5 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: SyncGroupRequest = ctx.decode(body)?;

@@ -13,12 +13,12 @@ use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitRespon
 use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::coordinator::codec::OffsetValue;
-use crate::handlers::{ApiSpec, Reply, RequestContext};
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
 use crate::broker::Broker;
 use crate::protocol::{encode_body, v44, ProtocolError, WireError};
 
-pub const SPEC: ApiSpec = ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 6 };
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::TxnOffsetCommit), min: 0, max: 6 };
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: TxnOffsetCommitRequest = if ctx.version >= 6 {

@@ -1,6 +1,7 @@
 //! Glue to the `kafka-protocol` crate: frame limits, request headers, version checks, the
 //! ApiVersions fallback, and our zero-copy record-batch view ([`batch`]).
 
+pub mod api;
 pub mod batch;
 pub mod fetch_response;
 pub mod records;
@@ -9,7 +10,9 @@ pub mod v44;
 pub mod wire;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+
+pub use api::Api;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use thiserror::Error;
 
@@ -28,7 +31,7 @@ pub enum ProtocolError {
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
     #[error("unsupported version {version} of {key:?}")]
-    UnsupportedVersion { key: ApiKey, version: i16 },
+    UnsupportedVersion { key: Api, version: i16 },
 }
 
 /// The first 8 bytes of every request header: enough to answer or refuse without decoding more.
@@ -55,7 +58,7 @@ impl HeaderPrefix {
 /// Decodes the request header of `frame` (advancing it to the body).
 pub fn decode_header(
     frame: &mut Bytes,
-    key: ApiKey,
+    key: Api,
     version: i16,
 ) -> Result<RequestHeader, ProtocolError> {
     let header_version = key.request_header_version(version);
@@ -94,7 +97,7 @@ pub fn encode_body<T: Encodable>(msg: &T, version: i16) -> Result<BytesMut, Prot
 /// Turns a body from [`encode_body`] into a complete response frame (size prefix + response
 /// header + body) in place.
 pub fn frame_response(
-    key: ApiKey,
+    key: Api,
     version: i16,
     correlation_id: i32,
     body: BytesMut,
@@ -105,18 +108,13 @@ pub fn frame_response(
 /// Like [`frame_response`] for a response whose body goes on for `tail_len` bytes after `body`
 /// (written separately, e.g. records sent from a file).
 pub fn frame_response_with_tail(
-    key: ApiKey,
+    key: Api,
     version: i16,
     correlation_id: i32,
     mut body: BytesMut,
     tail_len: usize,
 ) -> Result<BytesMut, ProtocolError> {
-    // ApiVersions responses always use header v0 so clients can parse them before negotiating.
-    let header_version = if key == ApiKey::ApiVersions {
-        0
-    } else {
-        key.response_header_version(version)
-    };
+    let header_version = key.response_header_version(version);
     let mut header = BytesMut::with_capacity(HEADER_ROOM);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
@@ -205,16 +203,16 @@ mod tests {
 
     #[test]
     fn framing_in_place() {
-        use kafka_protocol::messages::ApiVersionsResponse;
+        use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
         let body = encode_body(&ApiVersionsResponse::default(), 3).expect("encode");
         let n = body.len() - HEADER_ROOM;
-        let f = frame_response(ApiKey::ApiVersions, 3, 42, body).expect("frame");
+        let f = frame_response(Api::of(ApiKey::ApiVersions), 3, 42, body).expect("frame");
         assert_eq!(f.len(), 4 + 4 + n, "header v0: correlation id only");
         assert_eq!(&f[..8], &[0, 0, 0, (4 + n) as u8, 0, 0, 0, 42]);
         let body = encode_body(&kafka_protocol::messages::MetadataResponse::default(), 12)
             .expect("encode");
         let n = body.len() - HEADER_ROOM;
-        let f = frame_response(ApiKey::Metadata, 12, 7, body).expect("frame");
+        let f = frame_response(Api::of(ApiKey::Metadata), 12, 7, body).expect("frame");
         assert_eq!(
             f.len(),
             4 + 5 + n,

@@ -39,7 +39,7 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use uuid::Uuid;
 
 use super::wire::{Reader, Writer};
-use super::{ProtocolError, WireError, HEADER_ROOM};
+use super::{Api, ProtocolError, WireError, HEADER_ROOM};
 
 /// The stand-in name of a topic id the broker does not know: NUL cannot appear in a topic
 /// name, so it never matches a topic.
@@ -451,22 +451,32 @@ pub fn same_bytes_as(key: ApiKey, version: i16) -> Option<i16> {
     }
 }
 
-/// Decodes a request body of a version the crate does not know (`None`: the crate's decoder
-/// applies), resolving no topic id: the check the fuzz target runs on every served version.
-pub fn decode_request(key: ApiKey, version: i16, body: &[u8]) -> Option<Result<(), ProtocolError>> {
-    if key.valid_versions().max >= version {
+/// Decodes a request body of a version (or an API) the crate does not know (`None`: the
+/// crate's decoder applies), resolving no topic id: the check the fuzz target runs on every
+/// served version.
+pub fn decode_request(key: Api, version: i16, body: &[u8]) -> Option<Result<(), ProtocolError>> {
+    if key.crate_versions().is_some_and(|(_, max)| max >= version) {
         return None;
     }
     let none = |_: &Uuid| None;
-    Some(match (key, version) {
+    let Some(kafka) = key.kafka() else {
+        return Some(match key {
+            Api::STREAMS_GROUP_HEARTBEAT => {
+                super::streams::decode_heartbeat(body, version).map(drop)
+            }
+            Api::STREAMS_GROUP_DESCRIBE => super::streams::decode_describe(body, version).map(drop),
+            _ => Err(ProtocolError::UnknownApiKey(key.0)),
+        });
+    };
+    Some(match (kafka, version) {
         (ApiKey::ApiVersions, 5) => decode_api_versions_v5(body).map(drop),
         (ApiKey::OffsetCommit, 10) => decode_offset_commit_v10(body, &none).map(drop),
         (ApiKey::OffsetFetch, 10) => decode_offset_fetch_v10(body, &none).map(drop),
         (ApiKey::TxnOffsetCommit, 6) => decode_txn_offset_commit_v6(body, &none).map(drop),
-        _ => match same_bytes_as(key, version) {
+        _ => match same_bytes_as(kafka, version) {
             Some(v) => {
                 let mut b = bytes::Bytes::copy_from_slice(body);
-                let r = match key {
+                let r = match kafka {
                     ApiKey::ListOffsets => ListOffsetsRequest::decode(&mut b, v).map(drop),
                     ApiKey::DescribeLogDirs => DescribeLogDirsRequest::decode(&mut b, v).map(drop),
                     _ => DeleteGroupsRequest::decode(&mut b, v).map(drop),

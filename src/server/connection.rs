@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::ApiKey;
+
+use crate::protocol::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -231,8 +233,7 @@ async fn handle_frame(
     mut frame: Bytes,
 ) -> Result<Option<Reply>, ProtocolError> {
     let prefix = HeaderPrefix::peek(&frame).ok_or(ProtocolError::UnknownApiKey(-1))?;
-    let key = ApiKey::try_from(prefix.api_key)
-        .map_err(|_| ProtocolError::UnknownApiKey(prefix.api_key))?;
+    let key = Api(prefix.api_key);
     let Some(spec) = handlers::spec(key) else {
         return Err(ProtocolError::UnknownApiKey(prefix.api_key));
     };
@@ -260,7 +261,7 @@ async fn handle_frame(
     let version = prefix.api_version;
     let started = Instant::now();
     let done = move || {
-        metrics::global().request(key as i16, api_name(key), started.elapsed());
+        metrics::global().request(key.0, key.name(), started.elapsed());
     };
     let reply = handlers::dispatch(ctx, frame).await?;
     Ok(Some(match reply {
@@ -282,20 +283,6 @@ async fn handle_frame(
         })),
         other => other,
     }))
-}
-
-/// Kafka's name of an API (`Produce`, `Fetch`, ...), the `api` label of request metrics.
-fn api_name(key: ApiKey) -> &'static str {
-    static NAMES: std::sync::OnceLock<dashmap::DashMap<i16, &'static str>> =
-        std::sync::OnceLock::new();
-    let names = NAMES.get_or_init(dashmap::DashMap::new);
-    if let Some(n) = names.get(&(key as i16)) {
-        return *n;
-    }
-    // One small leak per API key the registry serves (a fixed set of under 100).
-    let name: &'static str = Box::leak(format!("{key:?}").into_boxed_str());
-    names.insert(key as i16, name);
-    name
 }
 
 async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {

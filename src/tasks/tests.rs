@@ -135,7 +135,7 @@ async fn produce_acks_all(b: &Arc<Broker>, topic: &str) -> i16 {
     req.encode(&mut body, version).unwrap();
     let ctx = crate::handlers::RequestContext {
         broker: b.clone(),
-        api_key: ApiKey::Produce,
+        api_key: ApiKey::Produce.into(),
         version,
         header: RequestHeader::default(),
         peer: "127.0.0.1:1".parse().unwrap(),
