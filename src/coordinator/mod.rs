@@ -381,6 +381,19 @@ impl GroupCoordinator {
         self.get_or_create_flagged(id).map(|(g, _)| g)
     }
 
+    /// Takes a group that holds nothing (a refused first request made it) out of the map, so
+    /// it is not listed; marked Dead for requests already holding it, which look again.
+    fn discard_if_vacant(&self, gref: &Arc<Mutex<Group>>, g: &mut Group) {
+        if !g.is_vacant() || !g.in_flight.is_empty() {
+            return;
+        }
+        g.state = GroupState::Dead;
+        let mut map = self.groups.lock();
+        if map.get(&g.id).is_some_and(|e| Arc::ptr_eq(e, gref)) {
+            map.remove(&g.id);
+        }
+    }
+
     /// [`Self::get_or_create`], also telling whether the group was created by this call.
     fn get_or_create_flagged(&self, id: &str) -> Result<(Arc<Mutex<Group>>, bool), i16> {
         let mut map = self.groups.lock();
@@ -924,10 +937,15 @@ impl GroupCoordinator {
     ) -> Result<(consumer_group::HeartbeatResponse, Pending), consumer_group::HeartbeatError> {
         self.check_available(group_id)
             .map_err(|c| (c, "The coordinator is not available.".to_string()))?;
-        let (g, created) = self
+        let (gref, created) = self
             .get_or_create_flagged(group_id)
             .map_err(|c| (c, "too many groups".to_string()))?;
-        let mut g = g.lock();
+        let mut g = gref.lock();
+        if g.state == GroupState::Dead {
+            // Removed from the map while we waited for it: look again.
+            drop(g);
+            return self.consumer_heartbeat(group_id, req, topics, session_timeout_ms);
+        }
         // Kafka 4.x: an empty classic group (e.g. only committed offsets) becomes a consumer
         // group; a non-empty one is upgraded online when the migration policy allows it and
         // all its members use the `consumer` embedded protocol, otherwise it is not a
@@ -937,6 +955,7 @@ impl GroupCoordinator {
         if converting {
             let absent = created || g.is_vacant();
             if req.member_epoch != 0 && absent {
+                self.discard_if_vacant(&gref, &mut g);
                 return Err((
                     WireError::GroupIdNotFound.code(),
                     format!("Consumer group {group_id} not found."),
@@ -945,10 +964,7 @@ impl GroupCoordinator {
             let upgradable = self.config.migration_policy.upgrade()
                 && g.protocol_type.as_deref() == Some(consumer_group::CONSUMER_PROTOCOL_TYPE)
                 && g.members.len() <= self.config.consumer_max_size;
-            if req.member_epoch != 0
-                || g.state == GroupState::Dead
-                || (!g.is_empty() && !upgradable)
-            {
+            if req.member_epoch != 0 || (!g.is_empty() && !upgradable) {
                 return Err((
                     WireError::GroupIdNotFound.code(),
                     format!("Group {group_id} is not a consumer group"),
@@ -1051,24 +1067,29 @@ impl GroupCoordinator {
     > {
         self.check_available(group_id)
             .map_err(|c| (c, "The coordinator is not available.".to_string()))?;
-        let (g, created) = self
+        let (gref, created) = self
             .get_or_create_flagged(group_id)
             .map_err(|c| (c, "too many groups".to_string()))?;
-        let mut g = g.lock();
+        let mut g = gref.lock();
+        if g.state == GroupState::Dead {
+            // Removed from the map (deleted, or discarded below) while we waited for it: the
+            // next lookup finds or makes the live one.
+            drop(g);
+            return self.streams_heartbeat(group_id, req, client_id, client_host, topics);
+        }
         let creating = g.streams.is_none();
         if creating {
             let absent = created || g.is_vacant();
-            if req.member_epoch != 0 && absent {
-                return Err((
-                    WireError::GroupIdNotFound.code(),
-                    format!("Streams group {group_id} not found."),
-                ));
-            }
-            if req.member_epoch != 0 || !g.members.is_empty() || g.consumer.is_some() {
-                return Err((
-                    WireError::GroupIdNotFound.code(),
-                    format!("Group {group_id} is not a streams group."),
-                ));
+            let refused = if req.member_epoch != 0 && absent {
+                Some(format!("Streams group {group_id} not found."))
+            } else if req.member_epoch != 0 || !g.members.is_empty() || g.consumer.is_some() {
+                Some(format!("Group {group_id} is not a streams group."))
+            } else {
+                None
+            };
+            if let Some(message) = refused {
+                self.discard_if_vacant(&gref, &mut g);
+                return Err((WireError::GroupIdNotFound.code(), message));
             }
             g.streams = Some(streams_group::group::StreamsGroup::new());
         }
@@ -1079,6 +1100,7 @@ impl GroupCoordinator {
             Err(e) => {
                 if creating {
                     g.streams = None;
+                    self.discard_if_vacant(&gref, &mut g);
                 }
                 return Err(e);
             }
@@ -1755,6 +1777,8 @@ mod tests {
             other.err().map(|e| e.0),
             Some(WireError::GroupIdNotFound.code())
         );
+        // ... and leaves no group behind to be listed.
+        assert!(c.list().iter().all(|l| l.group_id != "nope"));
 
         drop(c);
         let c = coordinator(dir.path(), &storage);
