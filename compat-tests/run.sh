@@ -56,7 +56,7 @@ want_parts() {
   local list="$1" quick="$2"
   if [ -z "$list" ]; then
     if [ "$quick" = 1 ]; then list="java-4.4,kafka-cli-4.4,confluent-kafka,franz-go,kafkajs"
-    else list="java-4.4,java-4.1,java-3.9,kafka-cli-4.4,kafka-cli,confluent-kafka,kcat,kafka-python,aiokafka,franz-go,sarama,kafkajs"; fi
+    else list="java-4.4,java-4.1,java-3.9,kafka-cli-4.4,kafka-cli,kafka-streams-4.4,confluent-kafka,kcat,kafka-python,aiokafka,franz-go,sarama,kafkajs"; fi
   fi
   local parts=" java python "   # the Kafka 4.4 broker jars and the helper venv are always needed
   IFS=, read -ra cs <<<"$list"

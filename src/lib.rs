@@ -8,7 +8,7 @@
 //! fallback, and in `protocol::v44` the codecs of the versions Kafka 4.2-4.4 added that the
 //! `kafka-protocol` crate lacks; `protocol::Api` keys APIs the crate has no `ApiKey` for) -> [`handlers`] (one file per API; the registry there is the only list of APIs)
 //! -> [`broker`] (composition root and multi-part admin operations) -> [`coordinator`] (consumer
-//! groups, classic and KIP-848, and KIP-1071 streams groups (not served yet), with offsets on
+//! groups, classic and KIP-848, and KIP-1071 streams groups, with offsets on
 //! `__consumer_offsets`; transactions on
 //! `__transaction_state`; one runtime that replays them and applies a change once durable), [`replica`] (partition state: leader epoch cache, high watermark,
 //! delayed-fetch wake-ups) and [`metadata`] (topics, ids, configs and producer-id blocks in an

@@ -817,7 +817,10 @@ async fn group_configs_describe_alter_apply_and_survive_restart() {
         names,
         vec![
             "consumer.heartbeat.interval.ms",
-            "consumer.session.timeout.ms"
+            "consumer.session.timeout.ms",
+            "streams.heartbeat.interval.ms",
+            "streams.num.standby.replicas",
+            "streams.session.timeout.ms"
         ]
     );
     assert_eq!(defaults[1].1.as_deref(), Some("45000"));

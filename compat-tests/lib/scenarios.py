@@ -53,6 +53,9 @@ SCENARIOS = [
      "a record without a key to a cleanup.policy=compact topic -> INVALID_RECORD (Java's InvalidRecordException), nothing appended; a keyed record then lands at offset 0"),
     ("static-member-848", "consumer groups (KIP-848)", False, 60,
      "KIP-848 static member: a consumer with group.instance.id=X gets the partitions; a second one with the same instance id is refused with UNRELEASED_INSTANCE_ID while the first lives; after the first closes, a third with X gets them"),
+    # A Kafka Streams application (client column kafka-streams-4.4)
+    ("streams-wordcount-eos", "streams groups (KIP-1071)", False, 300,
+     "Kafka Streams 4.4 word count with group.protocol=streams, exactly_once_v2, a repartition and a state store: 1200 words in, the app killed with SIGKILL after 200 committed updates, 1200 more words, restarted; read_committed output holds each word's counts 1..n exactly once, in order; DescribeStreamsGroup shows 2 subtopologies and, after recovery, a Stable group with all 6 active tasks"),
     # Kafka's own command-line tools (client column kafka-cli)
     ("cli-topics", "admin / metadata", True, 60, "kafka-topics --create/--list/--describe/--delete"),
     ("cli-console", "broker core", True, 60, "kafka-console-producer then kafka-console-consumer --from-beginning --max-messages"),
@@ -71,7 +74,8 @@ SCENARIOS = [
 SCENARIO_IDS = [s[0] for s in SCENARIOS]
 SCENARIO = {s[0]: {"id": s[0], "area": s[1], "quick": s[2], "timeout": s[3], "what": s[4]} for s in SCENARIOS}
 CLI_SCENARIOS = [s for s in SCENARIO_IDS if s.startswith("cli-")]
-CLIENT_SCENARIOS = [s for s in SCENARIO_IDS if not s.startswith("cli-")]
+STREAMS_SCENARIOS = [s for s in SCENARIO_IDS if s.startswith("streams-")]
+CLIENT_SCENARIOS = [s for s in SCENARIO_IDS if not s.startswith(("cli-", "streams-"))]
 
 LOG4J = os.path.join(HERE, "lib", "log4j2.properties")
 VENV_PY = os.path.join(CACHE, "venv", "bin", "python")
@@ -92,6 +96,10 @@ CLIENTS = {
                  _java("lib41"), CLIENT_SCENARIOS),
     "java-3.9": ("Java kafka-clients", "org.apache.kafka:kafka-clients 3.9.1", "java39",
                  _java("lib39"), CLIENT_SCENARIOS),
+    "kafka-streams-4.4": ("Kafka Streams", "org.apache.kafka:kafka-streams 4.4.0", "java",
+                          JAVA_FAST + ["-cp", os.path.join(CACHE, "java-build", "classes") + ":"
+                                       + os.path.join(CACHE, "lib44", "*"), "strom.compat.StreamsMain"],
+                          STREAMS_SCENARIOS),
     "kafka-cli-4.4": ("Kafka CLI tools", "kafka-tools / kafka_2.13 4.4.0", "java",
                       ["env", "COMPAT_CLI_KAFKA=4.4", VENV_PY, os.path.join(HERE, "python", "cli_driver.py")],
                       CLI_SCENARIOS),

@@ -579,6 +579,127 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| raw(c, "group.consumer.migration.policy").or_else(|| some(c.groups.migration_policy.name())),
     },
     BrokerKey {
+        name: "group.streams.session.timeout.ms",
+        type_name: "INT",
+        default: Some("45000"),
+        doc: "session timeout of streams group members",
+        set: |c, k, v| {
+            c.groups.streams_session_timeout_ms = parse_num(k, v, 1, I32_MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_session_timeout_ms),
+    },
+    BrokerKey {
+        name: "group.streams.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("5000"),
+        doc: "heartbeat interval of streams group members",
+        set: |c, k, v| {
+            c.groups.streams_heartbeat_interval_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_heartbeat_interval_ms),
+    },
+    BrokerKey {
+        name: "group.streams.min.session.timeout.ms",
+        type_name: "INT",
+        default: Some("45000"),
+        doc: "smallest streams.session.timeout.ms a group may set",
+        set: |c, k, v| {
+            c.groups.streams_session_timeout_min_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_session_timeout_min_ms),
+    },
+    BrokerKey {
+        name: "group.streams.max.session.timeout.ms",
+        type_name: "INT",
+        default: Some("60000"),
+        doc: "largest streams.session.timeout.ms a group may set",
+        set: |c, k, v| {
+            c.groups.streams_session_timeout_max_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_session_timeout_max_ms),
+    },
+    BrokerKey {
+        name: "group.streams.min.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("5000"),
+        doc: "smallest streams.heartbeat.interval.ms a group may set",
+        set: |c, k, v| {
+            c.groups.streams_heartbeat_interval_min_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_heartbeat_interval_min_ms),
+    },
+    BrokerKey {
+        name: "group.streams.max.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("15000"),
+        doc: "largest streams.heartbeat.interval.ms a group may set",
+        set: |c, k, v| {
+            c.groups.streams_heartbeat_interval_max_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_heartbeat_interval_max_ms),
+    },
+    BrokerKey {
+        name: "group.streams.max.size",
+        type_name: "INT",
+        default: Some("10000"),
+        doc: "members per streams group",
+        set: |c, k, v| {
+            c.groups.streams_max_size = parse_num(k, v, 1, I32_MAX)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_max_size),
+    },
+    BrokerKey {
+        name: "group.streams.num.standby.replicas",
+        type_name: "INT",
+        default: Some("0"),
+        doc: "standby replicas per stateful task",
+        set: |c, k, v| {
+            c.groups.streams_num_standby_replicas = parse_num(k, v, 0, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_num_standby_replicas),
+    },
+    BrokerKey {
+        name: "group.streams.max.standby.replicas",
+        type_name: "INT",
+        default: Some("2"),
+        doc: "largest streams.num.standby.replicas a group may set",
+        set: |c, k, v| {
+            c.groups.streams_max_standby_replicas = parse_num(k, v, 0, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_max_standby_replicas),
+    },
+    BrokerKey {
+        name: "group.streams.acceptable.recovery.lag",
+        type_name: "LONG",
+        default: Some("10000"),
+        doc: "lag up to which a task's state counts as caught up",
+        set: |c, k, v| {
+            c.groups.streams_acceptable_recovery_lag = parse_num(k, v, 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_acceptable_recovery_lag),
+    },
+    BrokerKey {
+        name: "group.streams.task.offset.interval.ms",
+        type_name: "INT",
+        default: Some("60000"),
+        doc: "how often members report task offsets",
+        set: |c, k, v| {
+            c.groups.streams_task_offset_interval_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.streams_task_offset_interval_ms),
+    },
+    BrokerKey {
         name: "offsets.retention.minutes",
         type_name: "INT",
         default: Some("10080"),

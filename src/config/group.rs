@@ -28,6 +28,29 @@ pub struct GroupConfig {
     pub consumer_max_size: usize,
     /// `group.consumer.migration.policy`.
     pub migration_policy: MigrationPolicy,
+    // Streams groups (KIP-1071).
+    /// `group.streams.session.timeout.ms`.
+    pub streams_session_timeout_ms: u64,
+    /// `group.streams.heartbeat.interval.ms`.
+    pub streams_heartbeat_interval_ms: i32,
+    /// `group.streams.min.session.timeout.ms`.
+    pub streams_session_timeout_min_ms: i32,
+    /// `group.streams.max.session.timeout.ms`.
+    pub streams_session_timeout_max_ms: i32,
+    /// `group.streams.min.heartbeat.interval.ms`.
+    pub streams_heartbeat_interval_min_ms: i32,
+    /// `group.streams.max.heartbeat.interval.ms`.
+    pub streams_heartbeat_interval_max_ms: i32,
+    /// `group.streams.max.size`.
+    pub streams_max_size: usize,
+    /// `group.streams.num.standby.replicas`.
+    pub streams_num_standby_replicas: i32,
+    /// `group.streams.max.standby.replicas`.
+    pub streams_max_standby_replicas: i32,
+    /// `group.streams.acceptable.recovery.lag`.
+    pub streams_acceptable_recovery_lag: i64,
+    /// `group.streams.task.offset.interval.ms`.
+    pub streams_task_offset_interval_ms: i32,
 }
 
 /// `group.consumer.migration.policy`: which online conversions between a classic and a

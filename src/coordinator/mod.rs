@@ -32,7 +32,7 @@ pub mod streams_group;
 pub mod txn;
 pub mod txn_codec;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -626,11 +626,28 @@ impl GroupCoordinator {
 
     /// Streams-group settings: Kafka 4.4's `group.streams.*` defaults (the broker keys and the
     /// group configs come with the StreamsGroupHeartbeat handler), the consumer groups' size cap.
-    fn streams_limits(&self) -> streams_group::group::StreamsLimits {
+    /// A streams group's limits: the broker's `group.streams.*`, with the group's own
+    /// `streams.*` configs (`overrides`) where it sets them.
+    fn streams_limits_for(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> streams_group::group::StreamsLimits {
+        let (session_timeout_ms, heartbeat_interval_ms, num_standby_replicas) =
+            crate::config::group_configs::streams_settings(overrides, &self.config);
         streams_group::group::StreamsLimits {
-            max_size: self.config.consumer_max_size,
-            ..Default::default()
+            session_timeout_ms,
+            heartbeat_interval_ms,
+            num_standby_replicas,
+            max_size: self.config.streams_max_size,
+            acceptable_recovery_lag: self.config.streams_acceptable_recovery_lag,
+            task_offset_interval_ms: self.config.streams_task_offset_interval_ms,
         }
+    }
+
+    /// The broker's streams-group limits (at load, where group configs are not at hand: the
+    /// first heartbeat after it applies the group's own).
+    fn streams_limits(&self) -> streams_group::group::StreamsLimits {
+        self.streams_limits_for(&BTreeMap::new())
     }
 
     fn consumer_limits(&self) -> consumer_group::ConsumerLimits {
@@ -1061,6 +1078,7 @@ impl GroupCoordinator {
         client_id: &str,
         client_host: &str,
         topics: &streams_group::group::TopicsView<'_>,
+        group_configs: &BTreeMap<String, String>,
     ) -> Result<
         (streams_group::group::HeartbeatOutcome, Pending),
         streams_group::group::HeartbeatError,
@@ -1075,7 +1093,14 @@ impl GroupCoordinator {
             // Removed from the map (deleted, or discarded below) while we waited for it: the
             // next lookup finds or makes the live one.
             drop(g);
-            return self.streams_heartbeat(group_id, req, client_id, client_host, topics);
+            return self.streams_heartbeat(
+                group_id,
+                req,
+                client_id,
+                client_host,
+                topics,
+                group_configs,
+            );
         }
         let creating = g.streams.is_none();
         if creating {
@@ -1093,7 +1118,7 @@ impl GroupCoordinator {
             }
             g.streams = Some(streams_group::group::StreamsGroup::new());
         }
-        let limits = self.streams_limits();
+        let limits = self.streams_limits_for(group_configs);
         let s = g.streams.as_mut().expect("streams group");
         let out = match s.heartbeat(req, client_id, client_host, topics, &limits, Instant::now()) {
             Ok(o) => o,
@@ -1117,6 +1142,14 @@ impl GroupCoordinator {
                 "The group coordinator could not persist the heartbeat.".into(),
             )),
         }
+    }
+
+    /// Whether a group of any type exists under `group_id`.
+    pub fn exists(&self, group_id: &str) -> bool {
+        self.get(group_id).is_some_and(|g| {
+            let g = g.lock();
+            g.state != GroupState::Dead && !g.is_vacant()
+        })
     }
 
     /// Runs `f` on a streams group, or returns None when the group is not one.
@@ -1187,6 +1220,14 @@ impl GroupCoordinator {
             };
         };
         let g = g.lock();
+        if g.streams.is_some() {
+            return GroupDescription {
+                state: "NotClassic",
+                protocol_type: "streams".into(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+        }
         if g.consumer.is_some() {
             return GroupDescription {
                 state: "NotClassic",
@@ -1409,10 +1450,13 @@ impl GroupCoordinator {
 
     /// Removes a streams group's members whose session ended or who did not revoke in time.
     fn expire_streams_members(&self, g: &mut Group, now: Instant) {
-        let limits = self.streams_limits();
         let Some(s) = g.streams.as_mut() else {
             return;
         };
+        let limits = s
+            .last_limits
+            .clone()
+            .unwrap_or_else(|| self.streams_limits());
         let gone = s.tick(now);
         if gone.is_empty() {
             return;
@@ -1738,7 +1782,14 @@ mod tests {
             ..HeartbeatRequest::default()
         };
         let (out, pending) = c
-            .streams_heartbeat("app", &join("m1"), "client", "/127.0.0.1", &view)
+            .streams_heartbeat(
+                "app",
+                &join("m1"),
+                "client",
+                "/127.0.0.1",
+                &view,
+                &BTreeMap::new(),
+            )
             .expect("joined");
         pending.expect("a write").durable().await.expect("durable");
         assert_eq!(
@@ -1755,7 +1806,14 @@ mod tests {
         // A failed write: m2's join leaves no trace.
         storage.faults.enospc.store(true, Ordering::Release);
         let err = c
-            .streams_heartbeat("app", &join("m2"), "client", "/127.0.0.1", &view)
+            .streams_heartbeat(
+                "app",
+                &join("m2"),
+                "client",
+                "/127.0.0.1",
+                &view,
+                &BTreeMap::new(),
+            )
             .err()
             .expect("refused");
         assert_eq!(err.0, WireError::NotCoordinator.code());
@@ -1772,6 +1830,7 @@ mod tests {
             "c",
             "h",
             &view,
+            &BTreeMap::new(),
         );
         assert_eq!(
             other.err().map(|e| e.0),

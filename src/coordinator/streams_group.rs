@@ -1,20 +1,21 @@
 //! A streams group (KIP-1071, `group.protocol=streams`): the broker owns the topology's task
 //! assignment the way it owns a KIP-848 consumer group's partition assignment.
 //!
-//! Built so far: request validation ([`validate`], Kafka 4.4's
+//! Parts: request validation ([`validate`], Kafka 4.4's
 //! `throwIfStreamsGroupHeartbeatRequestIsInvalid` word for word), the topology checked
 //! against the cluster ([`topology`]), the sticky task assignor with standbys ([`assignor`])
 //! and the group state machine in memory ([`group`]: epochs, target assignment,
 //! revoke-before-assign reconciliation, endpoint information, shutdown requests, expiry,
 //! describe), its records in Kafka 4.4's layout ([`records`], types 17 and 19-23), and the
 //! group turned into those records (only what changed since the last write, tombstones for
-//! departed members) and rebuilt from them; the group coordinator appends them to
-//! `__consumer_offsets`, replays them at load and lists streams groups
+//! departed members) and rebuilt from them. The group coordinator appends them to
+//! `__consumer_offsets`, replays them at load, lists, describes and deletes streams groups
 //! (`GroupCoordinator::streams_heartbeat`), expires members on its timers and checks offset
 //! commits against member epochs; `Broker::start_internal_topics` creates the internal
-//! topics. Next (issue 13 #8): streams groups in DescribeGroups and DeleteGroups, the
-//! StreamsGroupHeartbeat / StreamsGroupDescribe handlers, `streams.version`, and the Kafka
-//! Streams 4.4 application in compat-tests; the APIs are advertised only once that passes.
+//! topics; `handlers::streams_group_heartbeat` / `streams_group_describe` serve the APIs.
+//! Not built: warm-up replicas, rack-aware assignment tags, the initial rebalance delay and
+//! assignment interval (the target is computed on the heartbeat that changes the group), and
+//! topology descriptions (StreamsGroupTopologyDescriptionUpdate).
 
 pub mod assignor;
 pub mod group;

@@ -25,7 +25,7 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::ApiVersions), min: 0, m
 
 /// (feature, level): `group.version` 1 = the KIP-848 consumer group protocol is served;
 /// `transaction.version` 2 = Transactions V2 (KIP-890: EndTxn v5 epoch bumps, implicit adds).
-const FEATURES: &[(&str, i16)] = &[("group.version", 1), ("transaction.version", 2)];
+const FEATURES: &[(&str, i16)] = &[("group.version", 1), ("streams.version", 1), ("transaction.version", 2)];
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let (req, v5) = if ctx.version >= 5 {

@@ -178,6 +178,8 @@ registry!(
     offset_delete,
     consumer_group_heartbeat,
     consumer_group_describe,
+    streams_group_heartbeat,
+    streams_group_describe,
     add_partitions_to_txn,
     add_offsets_to_txn,
     end_txn,

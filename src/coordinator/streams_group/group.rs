@@ -34,7 +34,8 @@ use crate::protocol::WireError;
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 
-/// Group settings a heartbeat needs (broker configs and, later, group configs).
+/// Group settings a heartbeat needs: the broker's `group.streams.*` configs with the group's
+/// own `streams.*` configs over them.
 #[derive(Debug, Clone)]
 pub struct StreamsLimits {
     pub session_timeout_ms: u64,
@@ -103,6 +104,8 @@ pub struct StreamsGroup {
     pub target: BTreeMap<String, Tasks>,
     pub endpoint_information_epoch: i32,
     shutdown_requested: bool,
+    /// The limits of the last heartbeat (the group's configs then), for expiry between them.
+    pub last_limits: Option<StreamsLimits>,
 }
 
 /// A heartbeat's answer and the internal topics the broker should create for the group.
@@ -128,6 +131,7 @@ impl Default for StreamsGroup {
             target: BTreeMap::new(),
             endpoint_information_epoch: 0,
             shutdown_requested: false,
+            last_limits: None,
         }
     }
 }
@@ -190,6 +194,7 @@ impl StreamsGroup {
         limits: &StreamsLimits,
         now: Instant,
     ) -> Result<HeartbeatOutcome, HeartbeatError> {
+        self.last_limits = Some(limits.clone());
         let session = Duration::from_millis(limits.session_timeout_ms);
         if req.member_epoch < 0 {
             if let Some(instance) = &req.instance_id {
