@@ -158,6 +158,41 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         },
     },
     BrokerKey {
+        name: "process.roles",
+        type_name: "LIST",
+        default: None,
+        doc: "broker,controller (combined, the only mode so far; unset means the same)",
+        set: |c, k, v| c.cluster.set_roles(k, v),
+        get: |c| raw(c, "process.roles"),
+    },
+    BrokerKey {
+        name: "controller.quorum.voters",
+        type_name: "LIST",
+        default: None,
+        doc: "ID@HOST:PORT of each controller; more than this node is refused until clusters exist",
+        set: |c, k, v| c.cluster.set_voters(k, v),
+        get: |c| raw(c, "controller.quorum.voters"),
+    },
+    BrokerKey {
+        name: "controller.quorum.bootstrap.servers",
+        type_name: "LIST",
+        default: None,
+        doc: "HOST:PORT of controllers (KIP-853); more than one is refused until clusters exist",
+        set: |c, k, v| c.cluster.set_bootstrap_servers(k, v),
+        get: |c| raw(c, "controller.quorum.bootstrap.servers"),
+    },
+    BrokerKey {
+        name: "controller.listener.names",
+        type_name: "LIST",
+        default: None,
+        doc: "names of the controller listeners",
+        set: |c, _, v| {
+            c.cluster.set_controller_listener_names(v);
+            Ok(())
+        },
+        get: |c| raw(c, "controller.listener.names"),
+    },
+    BrokerKey {
         name: "num.partitions",
         type_name: "INT",
         default: Some("1"),

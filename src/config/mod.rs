@@ -4,9 +4,11 @@
 //! Sources, later wins: built-in defaults < `--config` file < `--set key=value` < CLI flags
 //! (`--data-dir`, `--listen`, `--advertised-listener`). Unknown keys and invalid values are
 //! errors naming the key. Kafka keys that configure machinery Strom does not have (ZooKeeper,
-//! thread pools, controller quorum of a single node) are accepted and logged as ignored.
+//! thread pools) are accepted and logged as ignored; the quorum keys are parsed and checked
+//! ([`cluster`]): a configuration describing more than this one node is refused.
 
 pub mod broker;
+pub mod cluster;
 pub mod describe;
 pub mod dynamic;
 pub mod group;
@@ -34,6 +36,8 @@ pub enum ConfigError {
     Io { path: String, err: std::io::Error },
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -97,6 +101,8 @@ pub struct BrokerConfig {
     pub groups: group::GroupConfig,
     /// Transaction coordinator settings (`transaction.*`).
     pub txns: txn::TxnConfig,
+    /// `process.roles` and the controller quorum (`controller.quorum.*`).
+    pub cluster: cluster::ClusterConfig,
     /// Topic-level defaults derived from the `log.*` broker keys, by topic key name.
     pub topic_defaults: BTreeMap<&'static str, String>,
     /// Every key explicitly set (file, --set, flags) with its value, for DescribeConfigs.
@@ -106,10 +112,6 @@ pub struct BrokerConfig {
 /// Kafka broker keys accepted for compatibility that configure nothing in Strom.
 const IGNORED_KEYS: &[&str] = &[
     "broker.id",
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
     "num.network.threads",
@@ -191,6 +193,7 @@ impl BrokerConfig {
         for (k, v) in props {
             c.set(k, v)?;
         }
+        c.cluster.check_single_node(c.node_id)?;
         Ok(c)
     }
 
@@ -257,6 +260,7 @@ impl BrokerConfig {
             flush_interval_ms: i64::MAX,
             acks_all_fsync: false,
             producer_id_expiration_ms: 0,
+            cluster: cluster::ClusterConfig::new(),
             txns: txn::TxnConfig {
                 max_timeout_ms: 0,
                 partitions: 0,

@@ -1,0 +1,240 @@
+//! Cluster membership settings, with Kafka's KRaft property names: `process.roles`,
+//! `controller.quorum.voters` (`1@host:port,2@host:port`), `controller.quorum.bootstrap.servers`
+//! (`host:port,...`, KIP-853), `controller.listener.names`.
+//!
+//! Strom runs as one node today (the replicated cluster is issue 14's work in progress). The
+//! values are parsed and checked as Kafka checks them, and a configuration that describes a
+//! cluster of more than one node is refused at start with an error that says so: accepting it
+//! and starting a separate one-node cluster on each machine would let users believe their data
+//! is replicated when it is not.
+
+use std::collections::BTreeMap;
+
+use super::{invalid, ConfigError};
+
+/// What `process.roles` and the quorum keys say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `process.roles` contains `broker` (unset: both roles, Strom's combined mode).
+    pub broker: bool,
+    /// `process.roles` contains `controller`.
+    pub controller: bool,
+    /// Whether `process.roles` was set at all.
+    pub roles_set: bool,
+    /// `controller.quorum.voters`: node id -> `host:port` of its controller listener.
+    pub voters: BTreeMap<i32, String>,
+    /// `controller.quorum.bootstrap.servers`.
+    pub bootstrap_servers: Vec<String>,
+    /// `controller.listener.names`.
+    pub controller_listener_names: Vec<String>,
+}
+
+impl ClusterConfig {
+    pub fn new() -> Self {
+        ClusterConfig {
+            broker: true,
+            controller: true,
+            ..Default::default()
+        }
+    }
+
+    /// `process.roles`: a non-empty list of `broker` and `controller`, each at most once.
+    pub fn set_roles(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
+        let roles: Vec<&str> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if roles.is_empty() {
+            return Err(invalid(key, v, "at least one of broker, controller"));
+        }
+        let (mut broker, mut controller) = (false, false);
+        for r in roles {
+            let seen = match r {
+                "broker" => std::mem::replace(&mut broker, true),
+                "controller" => std::mem::replace(&mut controller, true),
+                other => {
+                    return Err(invalid(
+                        key,
+                        v,
+                        format!("unknown process role '{other}' (broker, controller)"),
+                    ))
+                }
+            };
+            if seen {
+                return Err(invalid(key, v, format!("duplicate role '{r}'")));
+            }
+        }
+        self.broker = broker;
+        self.controller = controller;
+        self.roles_set = true;
+        Ok(())
+    }
+
+    /// `controller.quorum.voters`: `id@host:port` entries (Kafka's format), ids unique.
+    pub fn set_voters(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
+        let mut voters = BTreeMap::new();
+        for entry in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (id, addr) = entry
+                .split_once('@')
+                .ok_or_else(|| invalid(key, v, format!("'{entry}' is not ID@HOST:PORT")))?;
+            let id: i32 = id
+                .trim()
+                .parse()
+                .ok()
+                .filter(|id| *id >= 0)
+                .ok_or_else(|| invalid(key, v, format!("'{id}' is not a node id")))?;
+            check_host_port(key, v, addr)?;
+            if voters.insert(id, addr.trim().to_string()).is_some() {
+                return Err(invalid(key, v, format!("voter {id} listed twice")));
+            }
+        }
+        self.voters = voters;
+        Ok(())
+    }
+
+    /// `controller.quorum.bootstrap.servers`: `host:port` entries.
+    pub fn set_bootstrap_servers(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
+        let mut servers = Vec::new();
+        for entry in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            check_host_port(key, v, entry)?;
+            servers.push(entry.to_string());
+        }
+        self.bootstrap_servers = servers;
+        Ok(())
+    }
+
+    pub fn set_controller_listener_names(&mut self, v: &str) {
+        self.controller_listener_names = v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+    }
+
+    /// Whether these settings describe a cluster larger than this one node, and if so why
+    /// Strom cannot serve it yet (the error names the keys).
+    pub fn check_single_node(&self, node_id: i32) -> Result<(), ConfigError> {
+        let refuse = |why: String| {
+            Err(ConfigError::Unsupported(format!(
+                "{why}: Strom does not run as a multi-node cluster yet (replication is being \
+                 built, issue 14); starting one independent broker per machine would not \
+                 replicate anything, so it refuses to start. Run a single node (no \
+                 controller.quorum.* settings, or only this node as the voter)."
+            )))
+        };
+        if self.voters.keys().any(|id| *id != node_id) {
+            let ids: Vec<String> = self.voters.keys().map(|i| i.to_string()).collect();
+            return refuse(format!(
+                "controller.quorum.voters names voters {} (this node is {node_id})",
+                ids.join(",")
+            ));
+        }
+        if self.bootstrap_servers.len() > 1 {
+            return refuse(format!(
+                "controller.quorum.bootstrap.servers names {} controllers",
+                self.bootstrap_servers.len()
+            ));
+        }
+        if self.roles_set && !(self.broker && self.controller) {
+            let role = if self.broker { "broker" } else { "controller" };
+            return refuse(format!(
+                "process.roles={role} needs separate {} nodes",
+                if self.broker { "controller" } else { "broker" }
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_host_port(key: &str, v: &str, addr: &str) -> Result<(), ConfigError> {
+    match addr.trim().rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(invalid(key, v, format!("'{addr}' is not HOST:PORT"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_formats_parse_and_bad_ones_name_the_key() {
+        let mut c = ClusterConfig::new();
+        c.set_roles("process.roles", "broker,controller")
+            .expect("roles");
+        assert!(c.broker && c.controller && c.roles_set);
+        c.set_voters("controller.quorum.voters", "1@localhost:9093, 2@h2:9093")
+            .expect("voters");
+        assert_eq!(c.voters.get(&2).map(String::as_str), Some("h2:9093"));
+        for bad in ["1@h", "x@h:1", "1@h:1,1@h:2", "-1@h:1", "h:1"] {
+            let e = c
+                .set_voters("controller.quorum.voters", bad)
+                .expect_err(bad);
+            assert!(e.to_string().contains("controller.quorum.voters"), "{e}");
+        }
+        for bad in ["", "broker,broker", "router"] {
+            assert!(
+                ClusterConfig::new()
+                    .set_roles("process.roles", bad)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        c.set_bootstrap_servers("controller.quorum.bootstrap.servers", "a:1,b:2")
+            .expect("bootstrap");
+        assert_eq!(c.bootstrap_servers.len(), 2);
+        assert!(c
+            .set_bootstrap_servers("controller.quorum.bootstrap.servers", "a")
+            .is_err());
+    }
+
+    #[test]
+    fn a_multi_node_cluster_is_refused_and_a_single_node_one_is_not() {
+        let mut c = ClusterConfig::new();
+        assert!(c.check_single_node(1).is_ok(), "no quorum settings");
+        c.set_voters("controller.quorum.voters", "1@localhost:9093")
+            .expect("voters");
+        assert!(c.check_single_node(1).is_ok(), "only this node");
+        let e = c.check_single_node(2).expect_err("another node's quorum");
+        assert!(e.to_string().contains("controller.quorum.voters"), "{e}");
+        c.set_voters("controller.quorum.voters", "1@a:1,2@b:1,3@c:1")
+            .expect("voters");
+        assert!(c.check_single_node(1).is_err());
+        let mut c = ClusterConfig::new();
+        c.set_bootstrap_servers("controller.quorum.bootstrap.servers", "a:1,b:1,c:1")
+            .expect("bootstrap");
+        assert!(c.check_single_node(1).is_err());
+        let mut c = ClusterConfig::new();
+        c.set_roles("process.roles", "broker").expect("roles");
+        assert!(
+            c.check_single_node(1).is_err(),
+            "a broker without controllers"
+        );
+    }
+
+    #[test]
+    fn a_kafka_three_node_server_properties_stops_the_broker_with_an_error() {
+        let props = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let three = props(&[
+            ("process.roles", "broker,controller"),
+            ("node.id", "2"),
+            ("controller.quorum.voters", "1@h1:9093,2@h2:9093,3@h3:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+        ]);
+        let e = crate::config::BrokerConfig::from_properties(&three).expect_err("refused");
+        assert!(matches!(e, ConfigError::Unsupported(_)), "{e}");
+        let one = props(&[
+            ("process.roles", "broker,controller"),
+            ("node.id", "1"),
+            ("controller.quorum.voters", "1@localhost:9093"),
+        ]);
+        let c = crate::config::BrokerConfig::from_properties(&one).expect("one node");
+        assert_eq!(c.cluster.voters.len(), 1);
+    }
+}
