@@ -211,6 +211,7 @@ impl Broker {
             index,
             log,
             0,
+            self.config.node_id,
         ));
         self.replicas.insert(p.clone());
         Ok(p)

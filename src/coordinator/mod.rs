@@ -1652,6 +1652,7 @@ mod tests {
             0,
             Arc::new(log),
             0,
+            1,
         ));
         let c = GroupCoordinator::new(BrokerConfig::default().groups);
         c.load(vec![p]).expect("load");

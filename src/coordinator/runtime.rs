@@ -102,7 +102,7 @@ impl CoordinatorPartition {
             }
             end
         };
-        self.partition.wake_waiters();
+        self.partition.appended();
         Ok(Write {
             at: self.clone(),
             end,
@@ -201,6 +201,7 @@ mod tests {
             0,
             log,
             0,
+            1,
         )))
     }
 
@@ -257,6 +258,7 @@ mod tests {
             0,
             log,
             0,
+            1,
         )));
         let applied = Arc::new(AtomicI64::new(0));
         let data = build_batch(&[(Some(b"k"), Some(b"v"))], now_ms());

@@ -565,7 +565,7 @@ impl TransactionCoordinator {
                 part.log
                     .append_internal(&marker, part.leader_epoch(), now_ms())
                     .map(|info| {
-                        part.wake_waiters();
+                        part.appended();
                         (Some((part.clone(), info.last_offset + 1)), None)
                     })
             };
@@ -774,6 +774,7 @@ mod tests {
                     p,
                     Arc::new(log),
                     0,
+                    1,
                 ))
             })
             .collect();
@@ -800,6 +801,7 @@ mod tests {
             0,
             Arc::new(log),
             0,
+            1,
         ));
         let defaults = BrokerConfig::default();
         let config = TxnConfig {

@@ -116,7 +116,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     r.base_offset = info.base_offset;
                     r.log_append_time_ms = info.log_append_time_ms;
                     r.log_start_offset = info.log_start_offset;
-                    partition.wake_waiters();
+                    partition.appended();
                     let by_count = partition.log.flush_due_by_count();
                     if (acks == -1 && broker.config.acks_all_fsync) || by_count {
                         to_sync.push((ti, pi, partition.log.clone(), info.last_offset + 1));

@@ -1,11 +1,14 @@
-//! Partition state above the log: leader epoch, high watermark, and wake-ups for delayed
-//! (long-poll) fetches. Single node today: this broker leads every partition, the ISR is itself,
-//! so the high watermark is the log end offset. Kept separate from `log` so replication can move
-//! the high watermark by follower progress without the log knowing.
+//! Partition state above the log: leader epoch, the replication state ([`state`]: replicas,
+//! ISR, follower positions, high watermark), and wake-ups for delayed (long-poll) fetches.
+//! Single node today: this broker leads every partition and the ISR is itself, so the high
+//! watermark follows the log end offset, moved by [`Partition::appended`] after every append.
+//! Kept separate from `log` so replication can move the high watermark by follower progress
+//! without the log knowing.
 
 pub mod leader_epoch;
+pub mod state;
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -15,6 +18,7 @@ use uuid::Uuid;
 
 use crate::log::PartitionLog;
 use leader_epoch::LeaderEpochCache;
+use state::LeaderState;
 
 pub struct Partition {
     pub topic: Arc<str>,
@@ -24,18 +28,26 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     /// Which epoch started at which offset (one entry while a single node leads forever).
     epochs: Mutex<LeaderEpochCache>,
+    /// Replicas, ISR, follower positions and the high watermark, while this broker leads.
+    leader: Mutex<LeaderState>,
+    /// The high watermark of `leader`, readable without the lock (every fetch reads it).
+    high_watermark: AtomicI64,
     /// Delayed fetches waiting for data on this partition.
     waiters: Mutex<Vec<Arc<Notify>>>,
 }
 
 impl Partition {
+    /// A partition led by `node`, its only replica. Everything in the log is committed (the
+    /// ISR is this node alone), so the high watermark starts at the log end offset.
     pub fn new(
         topic: Arc<str>,
         topic_id: Uuid,
         index: i32,
         log: Arc<PartitionLog>,
         leader_epoch: i32,
+        node: i32,
     ) -> Self {
+        let end = log.log_end_offset();
         Partition {
             topic,
             topic_id,
@@ -43,6 +55,8 @@ impl Partition {
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
             epochs: Mutex::new(LeaderEpochCache::single(leader_epoch, 0)),
+            leader: Mutex::new(LeaderState::single(node, leader_epoch, end)),
+            high_watermark: AtomicI64::new(end),
             waiters: Mutex::new(Vec::new()),
         }
     }
@@ -62,9 +76,22 @@ impl Partition {
         epochs.end_offset_for(requested, self.log.log_end_offset())
     }
 
-    /// Offsets below this are visible to consumers.
+    /// Offsets below this are committed (every ISR member has them) and visible to consumers.
     pub fn high_watermark(&self) -> i64 {
-        self.log.log_end_offset()
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// After an append as leader: moves the high watermark as far as the ISR allows (to the
+    /// log end offset on a single node) and wakes delayed fetches.
+    pub fn appended(&self) {
+        {
+            let mut leader = self.leader.lock();
+            if leader.maybe_advance_high_watermark(self.log.log_end_offset()) {
+                self.high_watermark
+                    .store(leader.high_watermark(), Ordering::Release);
+            }
+        }
+        self.wake_waiters();
     }
 
     /// Registers a delayed fetch to be woken on the next append.
