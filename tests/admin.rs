@@ -877,6 +877,44 @@ async fn group_configs_describe_alter_apply_and_survive_restart() {
     let r: ConsumerGroupHeartbeatResponse = raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &join);
     assert_eq!((r.error_code, r.heartbeat_interval_ms), (0, 6000));
 
+    // ListConfigResources (what 4.1's kafka-configs --entity-type groups --describe asks):
+    // groups with configs, this broker, every topic; v0 lists client metrics only.
+    let list = |port: u16, version: i16, types: Vec<i8>| -> (i16, Vec<(String, i8)>) {
+        use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
+        let mut raw = RawClient::connect(port);
+        let r: ListConfigResourcesResponse = raw.call(
+            ApiKey::ListConfigResources,
+            version,
+            &ListConfigResourcesRequest::default().with_resource_types(types),
+        );
+        let listed = r
+            .config_resources
+            .iter()
+            .map(|c| (c.resource_name.to_string(), c.resource_type))
+            .collect();
+        (r.error_code, listed)
+    };
+    assert_eq!(
+        list(b.port, 1, vec![GROUP]),
+        (0, vec![("g1".to_string(), GROUP)])
+    );
+    let (code, all) = list(b.port, 1, vec![]);
+    assert_eq!(code, 0);
+    assert!(
+        all.contains(&("gc".to_string(), 2)) && all.contains(&("1".to_string(), 4)),
+        "{all:?}"
+    );
+    assert_eq!(
+        list(b.port, 0, vec![]),
+        (0, vec![]),
+        "no client-metrics resources"
+    );
+    assert_eq!(
+        list(b.port, 1, vec![GROUP, 3]).0,
+        35,
+        "UNSUPPORTED_VERSION: no type 3"
+    );
+
     b.stop();
     b.restart();
     assert_eq!(describe(b.port), set, "kept in the metadata log");

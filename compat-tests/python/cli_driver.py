@@ -52,7 +52,8 @@ def tool(name, *args, stdin=None, timeout=40, ok=True):
     if ok and r.returncode != 0:
         err = [l for l in (r.stderr + r.stdout).splitlines() if "Error" in l or "Exception" in l]
         raise Fail(f"{name} exited {r.returncode}: {(err or [r.stderr.strip()[-200:]])[0][:300]}")
-    return r.stdout
+    # ok=False: a refusal is expected, and tools print it on either stream.
+    return r.stdout if ok else r.stdout + r.stderr
 
 
 def topics(*args, **kw):
@@ -127,6 +128,80 @@ def s_configs(b, t, obs):
             break
         time.sleep(0.5)
     check(not obs["cleanup_after_delete"], "cleanup.policy still set after --delete-config")
+
+
+def configs(b, *args, ok=True):
+    return tool("kafka-configs", "--bootstrap-server", b, *args, ok=ok)
+
+
+def until_shown(describe, want, present=True, tries=6):
+    """Describes until `want` is (or is no longer) in the output: the change is applied through
+    the metadata log on both brokers."""
+    out = ""
+    for _ in range(tries):
+        out = describe()
+        if (want in out) == present:
+            return out
+        time.sleep(0.5)
+    return out
+
+
+def s_configs_brokers(b, t, obs):
+    # Which broker: `--describe --entity-type brokers` lists each ("... for broker 1 are:").
+    out = configs(b, "--entity-type", "brokers", "--describe")
+    ids = re.findall(r"for broker (\d+) are", out)
+    check(len(ids) == 1, f"expected one broker in --describe, got {out.strip()[:200]}")
+    node = ids[0]
+    obs["node"] = node
+    # Broker configs are shared by every cell on the broker: each CLI column uses its own keys,
+    # with values equal to the defaults, so cells running meanwhile see no change in behaviour.
+    (bk, bv), (dk, dv) = ((("message.max.bytes", "1048588"), ("log.retention.ms", "604800000")) if NEW
+                          else (("log.segment.bytes", "1073741824"), ("log.retention.bytes", "-1")))
+    configs(b, "--entity-type", "brokers", "--entity-name", node, "--alter", "--add-config", f"{bk}={bv}")
+    configs(b, "--entity-type", "brokers", "--entity-default", "--alter", "--add-config", f"{dk}={dv}")
+    try:
+        desc = until_shown(lambda: configs(b, "--entity-type", "brokers", "--entity-name", node, "--describe"),
+                           f"DYNAMIC_BROKER_CONFIG:{bk}={bv}")
+        obs["broker_source"] = f"DYNAMIC_BROKER_CONFIG:{bk}={bv}" in desc
+        check(obs["broker_source"], f"per-broker value not shown with its source: {desc.strip()[:300]}")
+        dflt = until_shown(lambda: configs(b, "--entity-type", "brokers", "--entity-default", "--describe"),
+                           f"{dk}={dv}")
+        obs["default_shown"] = f"DYNAMIC_DEFAULT_BROKER_CONFIG:{dk}={dv}" in dflt
+        check(obs["default_shown"], f"cluster default not shown with its source: {dflt.strip()[:300]}")
+        # A key Kafka cannot change at run time is refused.
+        ro = tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-name", node,
+                  "--alter", "--add-config", "log.dirs=/tmp/elsewhere", ok=False)
+        obs["read_only_refused"] = "Cannot update these configs dynamically" in ro or "dynamically" in ro
+        check(obs["read_only_refused"], f"changing log.dirs was not refused: {ro.strip()[:300]}")
+    finally:
+        configs(b, "--entity-type", "brokers", "--entity-name", node, "--alter", "--delete-config", bk, ok=False)
+        configs(b, "--entity-type", "brokers", "--entity-default", "--alter", "--delete-config", dk, ok=False)
+    gone = until_shown(lambda: configs(b, "--entity-type", "brokers", "--entity-name", node, "--describe"),
+                       f"DYNAMIC_BROKER_CONFIG:{bk}", present=False)
+    obs["deleted"] = f"DYNAMIC_BROKER_CONFIG:{bk}" not in gone
+    check(obs["deleted"], f"--delete-config left the value: {gone.strip()[:300]}")
+
+
+def s_configs_groups(b, t, obs):
+    g = t + "-group"
+    configs(b, "--entity-type", "groups", "--entity-name", g, "--alter",
+            "--add-config", "consumer.session.timeout.ms=50000,consumer.heartbeat.interval.ms=6000")
+    desc = until_shown(lambda: configs(b, "--entity-type", "groups", "--entity-name", g, "--describe"),
+                       "consumer.heartbeat.interval.ms=6000")
+    obs["session"] = "consumer.session.timeout.ms=50000" in desc
+    obs["heartbeat"] = "consumer.heartbeat.interval.ms=6000" in desc
+    check(obs["session"] and obs["heartbeat"], f"--describe does not show both: {desc.strip()[:300]}")
+    # Outside the broker's group.consumer.min/max.session.timeout.ms (45000..60000): refused.
+    bad = tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "groups", "--entity-name", g, "--alter",
+               "--add-config", "consumer.session.timeout.ms=1000", ok=False)
+    obs["out_of_range_refused"] = "InvalidConfigurationException" in bad or "must be in the range" in bad
+    check(obs["out_of_range_refused"], f"an out-of-range session timeout was not refused: {bad.strip()[:300]}")
+    configs(b, "--entity-type", "groups", "--entity-name", g, "--alter", "--delete-config", "consumer.session.timeout.ms")
+    after = until_shown(lambda: configs(b, "--entity-type", "groups", "--entity-name", g, "--describe"),
+                        "consumer.session.timeout.ms=50000", present=False)
+    obs["session_after_delete"] = "consumer.session.timeout.ms=50000" in after
+    check(not obs["session_after_delete"] and "consumer.heartbeat.interval.ms=6000" in after,
+          f"after --delete-config: {after.strip()[:300]}")
 
 
 def s_get_offsets(b, t, obs):
@@ -342,7 +417,8 @@ def s_transactions(b, t, obs):
 
 
 SCENARIOS = {
-    "cli-topics": s_topics, "cli-console": s_console, "cli-configs": s_configs, "cli-get-offsets": s_get_offsets,
+    "cli-topics": s_topics, "cli-console": s_console, "cli-configs": s_configs,
+    "cli-configs-brokers": s_configs_brokers, "cli-configs-groups": s_configs_groups, "cli-get-offsets": s_get_offsets,
     "cli-delete-records": s_delete_records, "cli-consumer-groups": s_consumer_groups,
     "cli-consumer-groups-848": s_consumer_groups_848,
     "cli-consumer-groups-reset": s_consumer_groups_reset,

@@ -190,6 +190,7 @@ registry!(
     delete_topics,
     create_partitions,
     describe_configs,
+    list_config_resources,
     alter_configs,
     incremental_alter_configs,
     delete_records,

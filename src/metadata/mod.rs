@@ -375,6 +375,13 @@ impl MetadataStore {
             .unwrap_or_default()
     }
 
+    /// The groups that have dynamic configs set, sorted.
+    pub fn groups_with_configs(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.state.read().group_configs.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
     pub fn topics(&self) -> Vec<TopicMeta> {
         let mut v: Vec<TopicMeta> = self.state.read().by_name.values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));

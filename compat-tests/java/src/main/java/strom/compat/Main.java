@@ -88,6 +88,7 @@ public final class Main {
             case "err-invalid-config": errInvalidConfig(); break;
             case "err-keyless-compacted": errKeylessCompacted(); break;
             case "static-member-848": staticMember848(); break;
+            case "authorized-ops": authorizedOps(); break;
             default: throw new NotApplicable("no such scenario in the Java driver: " + s);
         }
     }
@@ -493,6 +494,44 @@ public final class Main {
             obs.put("resumed_count", got.size());
             checkExact(got, vals(10, "c-").subList(4, 10), 4);
         }
+    }
+
+    /** include_*_authorized_operations: without an authorizer, every operation of the resource. */
+    static void authorizedOps() throws Exception {
+        createTopic(topic, 1, null);
+        String g = topic + "-g";
+        try (KafkaConsumer<String, String> c = consumer("group.id", g)) {
+            c.commitSync(Map.of(new TopicPartition(topic, 0), new OffsetAndMetadata(0)));
+        }
+        try (Admin a = admin()) {
+            Set<org.apache.kafka.common.acl.AclOperation> cluster = a.describeCluster(
+                new DescribeClusterOptions().includeAuthorizedOperations(true)).authorizedOperations().get();
+            Set<org.apache.kafka.common.acl.AclOperation> none = a.describeCluster().authorizedOperations().get();
+            TopicDescription td = a.describeTopics(List.of(topic), new DescribeTopicsOptions().includeAuthorizedOperations(true))
+                .allTopicNames().get().get(topic);
+            ConsumerGroupDescription gd = a.describeConsumerGroups(List.of(g),
+                new DescribeConsumerGroupsOptions().includeAuthorizedOperations(true)).all().get().get(g);
+            obs.put("cluster", sortedNames(cluster));
+            obs.put("cluster_not_requested", none == null ? null : sortedNames(none));
+            obs.put("topic", sortedNames(td.authorizedOperations()));
+            obs.put("group", sortedNames(gd.authorizedOperations()));
+            check(none == null, "authorized operations not requested, yet answered: " + none);
+            requireOps("cluster", cluster, "ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "IDEMPOTENT_WRITE");
+            requireOps("topic", td.authorizedOperations(), "ALTER", "ALTER_CONFIGS", "CREATE", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ", "WRITE");
+            requireOps("group", gd.authorizedOperations(), "DELETE", "DESCRIBE", "READ");
+        }
+    }
+
+    static List<String> sortedNames(Set<org.apache.kafka.common.acl.AclOperation> ops) {
+        List<String> names = new ArrayList<>();
+        if (ops != null) for (org.apache.kafka.common.acl.AclOperation o : ops) names.add(o.name());
+        Collections.sort(names);
+        return names;
+    }
+
+    static void requireOps(String what, Set<org.apache.kafka.common.acl.AclOperation> ops, String... want) {
+        List<String> got = sortedNames(ops);
+        for (String w : want) check(got.contains(w), what + " authorized operations " + got + " lack " + w);
     }
 
     static void idempotent() throws Exception {

@@ -106,8 +106,8 @@ public final class StreamsMain {
     }
 
     static Process startApp(String input, String output, String appId, File stateDir, File log) throws Exception {
-        String java = ProcessHandle.current().info().command().orElse("java");
-        List<String> cmd = new ArrayList<>(List.of(java, "-XX:+UseSerialGC", "-Xmx384m",
+        String javaBin = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = new ArrayList<>(List.of(javaBin, "-XX:+UseSerialGC", "-Xmx384m",
             "-Dlog4j2.configurationFile=" + System.getProperty("log4j2.configurationFile", ""),
             "-cp", System.getProperty("java.class.path"), StreamsMain.class.getName(),
             "app", Main.bootstrap, input, output, appId, stateDir.getAbsolutePath()));
@@ -203,8 +203,47 @@ public final class StreamsMain {
                 throw new Main.Fail("group after recovery: " + d.groupState() + " with " + active + " active tasks: " + d);
             }
         }
+        // kafka-streams-groups (StreamsGroupCommand) sees the group, its members and tasks.
+        String list = tool("--list");
+        if (!list.contains(appId)) throw new Main.Fail("kafka-streams-groups --list misses " + appId + ": " + list);
+        String members = tool("--describe", "--members", "--group", appId);
+        long memberRows = members.lines().filter(l -> l.startsWith(appId) && l.contains("ACTIVE:")).count();
+        Main.obs.put("cli_member_rows", memberRows);
+        if (memberRows != 2) {
+            throw new Main.Fail("kafka-streams-groups --describe --members: " + members);
+        }
+        String offsets = tool("--describe", "--offsets", "--group", appId);
+        if (!offsets.contains(input)) throw new Main.Fail("kafka-streams-groups --describe --offsets misses " + input + ": " + offsets);
+
         second.destroy();  // SIGTERM: a clean close leaves the group
         second.waitFor(20, TimeUnit.SECONDS);
+        // An empty streams group can be deleted (its offsets with it).
+        long until = System.currentTimeMillis() + 30_000;
+        String deleted = "";
+        boolean listed = true;
+        try (Admin a = Main.admin()) {
+            while (listed && System.currentTimeMillis() < until) {
+                deleted = tool("--delete", "--group", appId);
+                listed = a.listGroups().all().get(15, TimeUnit.SECONDS).stream().anyMatch(g -> g.groupId().equals(appId));
+                if (listed) Thread.sleep(1000);
+            }
+        }
+        Main.obs.put("cli_deleted", !listed);
+        if (listed) throw new Main.Fail("the group is still listed after kafka-streams-groups --delete: " + deleted);
+    }
+
+    /** Runs Kafka's kafka-streams-groups tool class against the broker; its stdout and stderr. */
+    static String tool(String... args) throws Exception {
+        String javaBin = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = new ArrayList<>(List.of(javaBin, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Dlog4j2.configurationFile=" + System.getProperty("log4j2.configurationFile", ""),
+            "-cp", System.getProperty("java.class.path"), "org.apache.kafka.tools.streams.StreamsGroupCommand",
+            "--bootstrap-server", Main.bootstrap));
+        cmd.addAll(Arrays.asList(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        byte[] out = p.getInputStream().readAllBytes();
+        if (!p.waitFor(60, TimeUnit.SECONDS)) p.destroyForcibly();
+        return new String(out, java.nio.charset.StandardCharsets.UTF_8);
     }
 
     static void produceLines(int from, int to, Random rnd, Map<String, Integer> expected, String input) throws Exception {
