@@ -582,6 +582,44 @@ def s_static_member_848(b, t, obs):
             c.close()
 
 
+def s_authorized_ops(b, t, obs):
+    create(t)
+    g = t + "-g"
+    c = Consumer(conf(**{"group.id": g, "enable.auto.commit": False}))
+    try:
+        more = deadline(15)
+        while True:  # a coordinator still loading answers NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS
+            try:
+                c.commit(offsets=[TopicPartition(t, 0, 0)], asynchronous=False)
+                break
+            except KafkaException as e:
+                busy = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                        KafkaError.COORDINATOR_NOT_AVAILABLE)
+                if not (e.args[0].code() in busy and more()):
+                    raise
+                time.sleep(0.2)
+    finally:
+        c.close()
+    a = admin()
+    names = lambda ops: sorted(o.name for o in (ops or []))  # noqa: E731
+    cluster = a.describe_cluster(include_authorized_operations=True).result(timeout=15)
+    plain = a.describe_cluster().result(timeout=15)
+    topic = a.describe_topics(TopicCollection([t]), include_authorized_operations=True)[t].result(timeout=15)
+    group = a.describe_consumer_groups([g], include_authorized_operations=True)[g].result(timeout=15)
+    obs["cluster"], obs["topic"], obs["group"] = (names(cluster.authorized_operations),
+                                                  names(topic.authorized_operations),
+                                                  names(group.authorized_operations))
+    obs["cluster_not_requested"] = plain.authorized_operations
+    check(not plain.authorized_operations, f"not requested, yet answered: {plain.authorized_operations}")
+    for what, want in (("cluster", ["ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE", "DESCRIBE",
+                                    "DESCRIBE_CONFIGS", "IDEMPOTENT_WRITE"]),
+                       ("topic", ["ALTER", "ALTER_CONFIGS", "CREATE", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS",
+                                  "READ", "WRITE"]),
+                       ("group", ["DELETE", "DESCRIBE", "READ"])):
+        missing = [w for w in want if w not in obs[what]]
+        check(not missing, f"{what} authorized operations {obs[what]} lack {missing}")
+
+
 def s_invalid_config(b, t, obs):
     a = admin()
     try:
@@ -605,6 +643,7 @@ SCENARIOS = {
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
     "err-keyless-compacted": s_keyless_compacted, "static-member-848": s_static_member_848,
+    "authorized-ops": s_authorized_ops,
 }
 
 if __name__ == "__main__":
