@@ -371,6 +371,105 @@ impl PartitionLog {
         })
     }
 
+    /// A follower's append: record batches exactly as the leader wrote them — base offsets,
+    /// leader epochs, timestamps and producer fields kept, nothing patched — as Kafka's
+    /// `appendAsFollower`. Offsets must move forward from the log end (gaps are allowed: a
+    /// compacted leader log has them); anything else is refused and nothing is written. The
+    /// producer state follows the batches (no sequence checks: the leader made them), so this
+    /// replica can lead later with the same duplicate detection and transaction state.
+    pub fn append_as_follower(&self, data: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.check_poisoned()?;
+        let config = self.config.read().clone();
+        // (position, size, base offset, last offset), CRC-checked outside the lock.
+        let mut batches: Vec<(usize, usize, i64, i64)> = Vec::with_capacity(1);
+        let mut pos = 0usize;
+        let mut records = 0i64;
+        for view in batch::BatchIter::new(data, true) {
+            let view = view?;
+            batches.push((pos, view.size(), view.base_offset(), view.last_offset()));
+            records += i64::from(view.last_offset_delta()) + 1;
+            pos += view.size();
+        }
+        let Some(&(_, _, first_offset, _)) = batches.first() else {
+            return Err(LogError::InvalidBatch(batch::BatchError::Corrupt(
+                "no record batch in replicated data",
+            )));
+        };
+        let mut inner = self.inner.lock();
+        self.check_poisoned()?;
+        let mut next = inner.next_offset;
+        for &(_, _, base, last) in &batches {
+            if base < next || last < base {
+                return Err(LogError::InvalidBatch(batch::BatchError::Invalid(
+                    "replicated batches must continue past the log end offset",
+                )));
+            }
+            next = last + 1;
+        }
+        self.maybe_roll(&mut inner, &config, data.len() as u64, now_ms)?;
+        let seg = inner.segments.last_mut().expect("active segment");
+        let start_pos = seg.size;
+        let mut parts = [std::io::IoSlice::new(data)];
+        if let Err(e) = seg.append(&mut parts, data.len() as u64) {
+            if seg.file.set_len(start_pos).is_err() {
+                self.poison("could not undo a failed write");
+            }
+            seg.size = start_pos;
+            return Err(e.into());
+        }
+        for &(at, size, base, last) in &batches {
+            let view = BatchView::parse_header_only(&data[at..at + batch::HEADER_LEN])?;
+            let bp = BatchPos {
+                position: start_pos + at as u64,
+                size: size as u64,
+                base_offset: base,
+                last_offset: last,
+                max_timestamp: view.max_timestamp(),
+            };
+            seg.track_batch(&bp, config.index_interval_bytes);
+        }
+        for &(at, size, base, last) in &batches {
+            let view = BatchView::parse_header_only(&data[at..at + batch::HEADER_LEN])?;
+            let pid = view.producer_id();
+            if pid < 0 {
+                continue;
+            }
+            if view.is_control() {
+                let whole = BatchView::parse_header(&data[at..at + size])?;
+                let commit = crate::protocol::records::marker_is_commit(&whole).unwrap_or(false);
+                inner
+                    .producers
+                    .on_marker(pid, view.producer_epoch(), commit, base, now_ms);
+                continue;
+            }
+            let first_seq = view.base_sequence();
+            let meta = BatchMeta {
+                first_seq,
+                last_seq: producer_state::last_seq(first_seq, view.records_count()),
+                first_offset: base,
+                last_offset: last,
+                max_timestamp: view.max_timestamp(),
+            };
+            inner
+                .producers
+                .record(pid, view.producer_epoch(), meta, now_ms);
+            if view.is_transactional() {
+                inner.producers.on_transactional_batch(pid, base);
+            }
+        }
+        inner.next_offset = next;
+        inner.records_since_flush += records;
+        self.end_offset.store(next, Ordering::Release);
+        Ok(AppendInfo {
+            base_offset: first_offset,
+            last_offset: next - 1,
+            log_append_time_ms: -1,
+            log_start_offset: inner.log_start_offset,
+            records,
+            duplicate: false,
+        })
+    }
+
     /// Whether `flush.messages` asks for an fsync now.
     pub fn flush_due_by_count(&self) -> bool {
         let flush_messages = self.config.read().flush_messages;

@@ -755,3 +755,99 @@ fn a_crash_scans_only_the_unflushed_tail() {
         "recovery read {got} bytes of a {total}-byte log (bound {bound}: the active segment's {active_bytes} plus headers)"
     );
 }
+
+/// A follower's log written from the leader's bytes is the leader's log: same offsets, same
+/// bytes, and the producer state to lead with later (duplicates detected, aborted
+/// transactions known); offsets that do not continue past the log end are refused.
+#[test]
+fn a_follower_append_keeps_the_leaders_offsets_and_producer_state() {
+    use crate::protocol::records::{build_batch_as, build_marker, BatchProducer};
+    let (ld, fd) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let leader = PartitionLog::open(ld.path(), "t-0", small_config(), 0).expect("open");
+    let follower = PartitionLog::open(fd.path(), "t-0", small_config(), 0).expect("open");
+    let idem = |seq: i32| {
+        let p = BatchProducer {
+            producer_id: 7,
+            producer_epoch: 0,
+            base_sequence: seq,
+            transactional: false,
+            control: false,
+        };
+        build_batch_as(
+            &[(Some(b"k"), Some(b"v1")), (Some(b"k"), Some(b"v2"))],
+            1000,
+            p,
+        )
+    };
+    let txn = BatchProducer {
+        producer_id: 9,
+        producer_epoch: 3,
+        base_sequence: 0,
+        transactional: true,
+        control: false,
+    };
+    append_n(&leader, 3, 1000);
+    leader.append(&idem(0), 4, 1000).expect("idempotent");
+    leader
+        .append(&build_batch_as(&[(None, Some(b"t"))], 1000, txn), 4, 1000)
+        .expect("transactional");
+    leader
+        .append_internal(&build_marker(9, 3, false, 0, 1000), 4, 1000)
+        .expect("abort marker");
+    append_n(&leader, 20, 2000);
+    let end = leader.log_end_offset();
+
+    // Replicate in fetch-sized pieces, as a follower's fetches would.
+    let mut at = 0;
+    while at < end {
+        let r = leader.read(at, 300, end, true).expect("read");
+        let info = follower
+            .append_as_follower(&r.data, 5000)
+            .expect("follower append");
+        assert_eq!(info.base_offset, at);
+        at = info.last_offset + 1;
+    }
+    assert_eq!(follower.log_end_offset(), end);
+    assert!(follower.segment_count() > 1, "rolled like the leader");
+    let all = |log: &PartitionLog| {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < end {
+            let r = log.read(at, 1 << 20, end, true).expect("read");
+            at = *offsets_in(&r.data).last().expect("offsets") + 1;
+            out.extend_from_slice(&r.data);
+        }
+        out
+    };
+    assert_eq!(all(&follower), all(&leader), "byte for byte");
+    assert_eq!(
+        follower.aborted_transactions(0, end),
+        leader.aborted_transactions(0, end)
+    );
+    assert_eq!(follower.last_stable_offset(), leader.last_stable_offset());
+    // Leading later: a retry of the idempotent batch is a duplicate with the original offsets.
+    let dup = follower.append(&idem(0), 6, 6000).expect("retry");
+    assert!(dup.duplicate);
+    assert_eq!(dup.base_offset, 9);
+
+    // Offsets must continue past the end: the same bytes again are refused, unchanged.
+    let r = leader.read(0, 300, end, true).expect("read");
+    let before = follower.log_end_offset();
+    assert!(follower.append_as_follower(&r.data, 7000).is_err());
+    assert_eq!(follower.log_end_offset(), before);
+    // A gap (a compacted leader log) is fine.
+    let mut b = build_batch(3000, 2, b"later");
+    batch::patch_base_offset(&mut b, before + 10);
+    let info = follower.append_as_follower(&b, 7000).expect("gap");
+    assert_eq!(
+        (info.base_offset, follower.log_end_offset()),
+        (before + 10, before + 12)
+    );
+    // Survives a reopen (recovery reads what the follower wrote).
+    drop(follower);
+    let follower = PartitionLog::open(fd.path(), "t-0", small_config(), 0).expect("reopen");
+    assert_eq!(follower.log_end_offset(), before + 12);
+}
