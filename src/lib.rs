@@ -45,6 +45,7 @@ pub mod log;
 pub mod metadata;
 pub mod metrics;
 pub mod protocol;
+pub mod quorum;
 pub mod replica;
 pub mod server;
 pub mod tasks;
