@@ -795,3 +795,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| io_err(ErrorVerb::Delete, e))
     }
 }
+
+#[cfg(test)]
+mod tests;
