@@ -346,7 +346,7 @@ fn recover(
             ));
         }
         prev_index = Some(log_id.index);
-        if !log.purged.is_some_and(|p| log_id.index <= p.index) {
+        if log.purged.is_none_or(|p| log_id.index > p.index) {
             let want = log.next_index();
             if log_id.index != want {
                 return Err(corrupt(
@@ -474,8 +474,7 @@ impl Shared {
         let mut log = self.log.lock();
         let mut buf = Vec::new();
         let mut new_slots = Vec::with_capacity(entries.len());
-        let mut next = log.next_index();
-        for entry in entries {
+        for (next, entry) in (log.next_index()..).zip(entries) {
             if entry.log_id.index != next {
                 return Err(LogStoreError::Invariant(format!(
                     "append of index {} where {next} is next",
@@ -497,7 +496,6 @@ impl Shared {
             });
             buf.extend_from_slice(&record_header(&body));
             buf.extend_from_slice(&body);
-            next += 1;
         }
         if let Err(e) = log.file.write_all_at(&buf, log.end) {
             // Leave only whole records: the next append goes where this one started.

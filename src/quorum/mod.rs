@@ -124,7 +124,7 @@ fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
             _ => None,
         }
     }
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks_exact(2)

@@ -357,6 +357,10 @@ impl PeerClient {
     }
 
     /// Types a failed or refused call for openraft.
+    #[expect(
+        clippy::result_large_err,
+        reason = "openraft's RaftNetwork methods return this error type"
+    )]
     fn rpc_result<T, E: std::error::Error>(
         &self,
         action: RPCTypes,

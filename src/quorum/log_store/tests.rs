@@ -146,37 +146,35 @@ fn record_pos(path: &Path, n: usize) -> u64 {
     pos as u64
 }
 
+/// Appends to `bytes` what a crash in the middle of appending entry 5 can leave.
+fn tear(case: &str, bytes: &mut Vec<u8>) {
+    let body = serde_json::to_vec(&entry(1, 5)).expect("json");
+    match case {
+        "short header" => bytes.extend_from_slice(&[0, 0, 1]),
+        "body past the end" => {
+            bytes.extend_from_slice(&record_header(&body));
+            bytes.extend_from_slice(&body[..body.len() / 2]);
+        }
+        "zeros" => bytes.extend_from_slice(&[0u8; 4096]),
+        "bad checksum on the last record" => {
+            bytes.extend_from_slice(&record_header(&body));
+            let at = bytes.len() + 3;
+            bytes.extend_from_slice(&body);
+            bytes[at] ^= 0x20;
+        }
+        other => panic!("unknown case {other}"),
+    }
+}
+
 #[test]
 fn a_torn_tail_is_truncated_at_reopen() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
-        (
-            "short header",
-            Box::new(|b: &mut Vec<u8>| b.extend_from_slice(&[0, 0, 1])),
-        ),
-        (
-            "body past the end",
-            Box::new(|b: &mut Vec<u8>| {
-                let body = serde_json::to_vec(&entry(1, 5)).expect("json");
-                b.extend_from_slice(&record_header(&body));
-                b.extend_from_slice(&body[..body.len() / 2]);
-            }),
-        ),
-        (
-            "zeros",
-            Box::new(|b: &mut Vec<u8>| b.extend_from_slice(&[0u8; 4096])),
-        ),
-        (
-            "bad checksum on the last record",
-            Box::new(|b: &mut Vec<u8>| {
-                let body = serde_json::to_vec(&entry(1, 5)).expect("json");
-                b.extend_from_slice(&record_header(&body));
-                let at = b.len() + 3;
-                b.extend_from_slice(&body);
-                b[at] ^= 0x20;
-            }),
-        ),
+    let cases = [
+        "short header",
+        "body past the end",
+        "zeros",
+        "bad checksum on the last record",
     ];
-    for (name, tear) in cases {
+    for name in cases {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join(LOG_FILE);
         {
@@ -185,7 +183,7 @@ fn a_torn_tail_is_truncated_at_reopen() {
         }
         let good_len = std::fs::metadata(&path).expect("stat").len();
         let mut bytes = std::fs::read(&path).expect("read");
-        tear(&mut bytes);
+        tear(name, &mut bytes);
         std::fs::write(&path, &bytes).expect("write");
 
         let store = LogStore::open(os(), dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
