@@ -328,3 +328,27 @@ async fn a_failed_vote_write_poisons() {
     assert!(store.blocking_append(entries(1, 0..1)).await.is_err());
     assert_eq!(store.read_vote().await.expect("vote"), None);
 }
+
+/// The bytes on disk are a format (docs/FORMAT.md): an openraft upgrade that changed its JSON
+/// would make old logs unreadable, so it must fail here first.
+#[test]
+fn the_record_format_is_pinned() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = LogStore::open(os(), dir.path()).expect("open");
+    store
+        .append_sync(vec![entry(2, 0), entry(2, 1)])
+        .expect("append");
+    let bytes = std::fs::read(dir.path().join(LOG_FILE)).expect("read");
+    let mut want = b"SQRAFT01".to_vec();
+    for body in [
+        r#"{"log_id":{"leader_id":{"term":2,"node_id":1},"index":0},"payload":"Blank"}"#,
+        r#"{"log_id":{"leader_id":{"term":2,"node_id":1},"index":1},"payload":{"Normal":"7061796c6f61642d322d31"}}"#,
+    ] {
+        let len = (body.len() as u32).to_be_bytes();
+        want.extend_from_slice(&len);
+        want.extend_from_slice(&crc32c::crc32c(&len).to_be_bytes());
+        want.extend_from_slice(&crc32c::crc32c(body.as_bytes()).to_be_bytes());
+        want.extend_from_slice(body.as_bytes());
+    }
+    assert_eq!(bytes, want);
+}
