@@ -9,7 +9,9 @@
 //! Input from the network is untrusted: a length over the limit, an unknown kind, bad JSON,
 //! a snapshot chunk beyond [`SNAPSHOT_BYTES_MAX`] or a frame that does not arrive whole within
 //! [`FRAME_RECEIVE_TIMEOUT`] closes the connection; a frame's buffer grows only with the bytes
-//! that actually arrived. At most [`CONNECTIONS_MAX`] connections are served at once.
+//! that actually arrived. At most [`CONNECTIONS_MAX`] connections are served at once. There is
+//! no authentication or TLS (like a PLAINTEXT KRaft controller listener): bind it to a trusted
+//! network; a peer that can connect can fill the connection slots.
 //!
 //! Clients: openraft asks the factory for one client per replication stream (long-lived) and
 //! per election round; each client holds one connection, opened lazily within the connect
@@ -50,9 +52,10 @@ pub(crate) const SNAPSHOT_BYTES_MAX: u64 = 1 << 30;
 pub(crate) const CONNECTIONS_MAX: usize = 64;
 /// A frame must arrive whole within this once its first byte did.
 pub(crate) const FRAME_RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A connection with no request for this long is closed (a leader's heartbeats keep its own
-/// open).
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A connection with no request for this long is closed (a leader's heartbeats keep its
+/// replication connections busy; election clients are dropped after their round), so idle
+/// connections cannot hold the [`CONNECTIONS_MAX`] slots for long.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Deadline for writing a response.
 pub(crate) const RESPONSE_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
