@@ -23,6 +23,9 @@
 //! zero-copy header view shared by the wire and the disk format (and [`protocol::records`] to
 //! read keys on compacted topics).
 //!
+//! [`quorum`] replicates an opaque log of payloads across voters with Raft (openraft): the
+//! future cluster metadata quorum (KRaft's role), self-contained and not wired in yet.
+//!
 //! [`tasks`] runs the background work (retention and other log maintenance, the coordinators'
 //! timers) under supervisors that log a panic and restart the task, or shut the broker down when
 //! it keeps failing.
@@ -45,6 +48,7 @@ pub mod log;
 pub mod metadata;
 pub mod metrics;
 pub mod protocol;
+pub mod quorum;
 pub mod replica;
 pub mod server;
 pub mod tasks;
