@@ -495,6 +495,55 @@ impl Quorum {
         }
     }
 
+    /// Proposes from any voter: on the leader as [`Quorum::propose`]; elsewhere the payload goes
+    /// to the leader over the quorum RPC, and this returns once the entry is applied here too
+    /// (so this node's state shows it). Retries while a leader is being elected or moves, until
+    /// `timeout`. An entry may be committed even when this returns an error (a lost answer):
+    /// payloads should be safe to apply twice or checked against the state.
+    pub async fn propose_anywhere(
+        &self,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<u64, QuorumError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(QuorumError::NoLeader {
+                    timeout_ms: timeout.as_millis() as u64,
+                });
+            }
+            match self.propose(payload.clone()).await {
+                Err(QuorumError::NotLeader {
+                    leader: Some((_, addr)),
+                }) => {
+                    let answer =
+                        network::forward_propose(&addr, &Payload(payload.clone()), left).await;
+                    match answer {
+                        Ok(network::ProposeResponse::Applied(index)) => {
+                            let left =
+                                deadline.saturating_duration_since(tokio::time::Instant::now());
+                            self.raft
+                                .wait(Some(left))
+                                .applied_index_at_least(Some(index), "a forwarded proposal")
+                                .await
+                                .map_err(|e| QuorumError::Stopped(e.to_string()))?;
+                            return Ok(index);
+                        }
+                        Ok(network::ProposeResponse::Failed(why)) => {
+                            return Err(QuorumError::Stopped(why))
+                        }
+                        // The leader moved or could not be reached: look again.
+                        Ok(network::ProposeResponse::NotLeader) | Err(_) => {}
+                    }
+                }
+                Err(QuorumError::NotLeader { leader: None }) => {}
+                other => return other,
+            }
+            tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+        }
+    }
+
     /// This node's Raft state now.
     pub fn status(&self) -> QuorumStatus {
         let metrics = self.raft.metrics();

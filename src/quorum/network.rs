@@ -1,5 +1,7 @@
 //! The quorum's voter-to-voter RPC over TCP: a server task answering openraft's
-//! AppendEntries, Vote and InstallSnapshot requests, and the clients openraft sends them with.
+//! AppendEntries, Vote and InstallSnapshot requests, and the clients openraft sends them with;
+//! plus proposals forwarded by a voter that is not the leader ([`KIND_PROPOSE`], answered with
+//! a [`ProposeResponse`] once the leader applied them).
 //!
 //! Wire format, both directions: a frame is a 4-byte big-endian length (of what follows, at
 //! most [`FRAME_BYTES_MAX`]), a kind byte ([`KIND_APPEND`], [`KIND_VOTE`], [`KIND_SNAPSHOT`]),
@@ -62,6 +64,18 @@ pub(crate) const RESPONSE_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const KIND_APPEND: u8 = 1;
 pub(crate) const KIND_VOTE: u8 = 2;
 pub(crate) const KIND_SNAPSHOT: u8 = 3;
+pub(crate) const KIND_PROPOSE: u8 = 4;
+
+/// The leader's answer to a forwarded proposal.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub(crate) enum ProposeResponse {
+    /// Committed and applied on the leader at this log index.
+    Applied(u64),
+    /// The receiver is not the leader (any more).
+    NotLeader,
+    /// Refused or failed (too large, the leader is stopping, ...).
+    Failed(String),
+}
 
 /// Why reading a frame failed.
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +248,21 @@ async fn serve_connection(mut stream: TcpStream, raft: &Raft<TypeConfig>) -> Res
                 }
                 encode_frame(kind, &raft.install_snapshot(req).await)
             }
+            KIND_PROPOSE => {
+                let payload: super::Payload = decode(&body)?;
+                let answer = if payload.0.len() > super::PAYLOAD_BYTES_MAX_LIMIT {
+                    ProposeResponse::Failed("payload too large".into())
+                } else {
+                    match raft.client_write(payload).await {
+                        Ok(resp) => ProposeResponse::Applied(resp.log_id.index),
+                        Err(openraft::error::RaftError::APIError(
+                            openraft::error::ClientWriteError::ForwardToLeader(_),
+                        )) => ProposeResponse::NotLeader,
+                        Err(e) => ProposeResponse::Failed(e.to_string()),
+                    }
+                };
+                encode_frame(kind, &answer)
+            }
             other => return Err(format!("unknown request kind {other}")),
         };
         let frame = frame
@@ -245,6 +274,32 @@ async fn serve_connection(mut stream: TcpStream, raft: &Raft<TypeConfig>) -> Res
             Err(_) => return Err("response not sent in time".into()),
         }
     }
+}
+
+/// Sends a proposal to the leader at `addr` on a connection of its own, within `ttl`.
+pub(crate) async fn forward_propose(
+    addr: &str,
+    payload: &super::Payload,
+    ttl: Duration,
+) -> Result<ProposeResponse, String> {
+    let frame = encode_frame(KIND_PROPOSE, payload)
+        .map_err(|e| e.to_string())?
+        .ok_or("proposal over the frame limit")?;
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        stream.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let (kind, body) = read_frame(&mut stream).await.map_err(|e| e.to_string())?;
+        if kind != KIND_PROPOSE {
+            return Err(format!("response kind {kind} to a proposal"));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("bad response: {e}"))
+    };
+    tokio::time::timeout(ttl, exchange)
+        .await
+        .map_err(|_| format!("no answer from {addr} within {ttl:?}"))?
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {

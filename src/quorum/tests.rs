@@ -275,7 +275,23 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
             other => panic!("a follower's propose: {other:?}"),
         }
 
-        let mut want = Vec::new();
+        // From a follower, propose_anywhere forwards to the leader and returns once the entry
+        // is applied on the follower too.
+        let index = cluster
+            .quorum(follower)
+            .propose_anywhere(b"forwarded".to_vec(), Duration::from_secs(10))
+            .await
+            .expect("forwarded");
+        assert!(
+            cluster
+                .applier(follower)
+                .applied()
+                .iter()
+                .any(|(i, p)| *i == index && p.as_slice() == b"forwarded"),
+            "applied on the follower when propose_anywhere returns"
+        );
+
+        let mut want = vec![b"forwarded".to_vec()];
         for n in 0..50 {
             cluster
                 .quorum(leader)
