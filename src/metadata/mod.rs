@@ -1,13 +1,15 @@
 //! Cluster metadata: topics, topic ids, partition counts, topic and dynamic broker configs.
 //!
 //! Persisted as an append-only metadata log (`<log.dirs>/strom-metadata/metadata.log`) replayed
-//! at start — in a cluster the same records will travel through Raft. Each line is
+//! at start — or, with a metadata quorum, as entries of the Raft log ([`replicated`]). Each line is
 //! `<crc32c of the JSON, 8 hex digits> <JSON record>\n` (docs/FORMAT.md). A torn last line (a
 //! crash mid-append) is truncated; a damaged line anywhere else is a hard error, never a
 //! silently empty broker. Every change is fsynced before it is applied and answered; a failed
 //! fsync poisons the log (every later change is refused until a restart replays what is
 //! durable), as a partition log's does: retrying an fsync after a failure can silently lose
 //! the data it did not write. All file access goes through the [`Storage`] seam.
+
+pub mod replicated;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -33,6 +35,8 @@ pub enum MetadataError {
     Io(#[from] std::io::Error),
     #[error("the metadata log is poisoned by a failed fsync; it refuses writes until restart")]
     Poisoned,
+    #[error("metadata quorum: {0}")]
+    Quorum(String),
 }
 
 /// One change to the cluster metadata.
@@ -72,9 +76,20 @@ pub enum MetadataRecord {
         group: String,
         configs: BTreeMap<String, Option<String>>,
     },
+    /// The cluster's id, in a replicated metadata log: the first one committed wins (every
+    /// voter proposes its own at first start; later ones change nothing).
+    ClusterId {
+        id: String,
+    },
+    /// A block of `size` producer ids for broker `node`, taken from where the last block ended
+    /// (replicated metadata: two brokers can never compute the same block).
+    AllocateProducerIds {
+        node: i32,
+        size: i64,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicMeta {
     pub name: String,
     pub id: Uuid,
@@ -87,8 +102,12 @@ struct State {
     by_name: HashMap<String, TopicMeta>,
     name_by_id: HashMap<Uuid, String>,
     producer_id_block_end: i64,
+    /// The last block of producer ids given to each broker: [start, end).
+    producer_blocks: HashMap<i32, (i64, i64)>,
     group_configs: HashMap<String, BTreeMap<String, String>>,
     broker_configs: HashMap<Option<i32>, BTreeMap<String, String>>,
+    /// Set by the first [`MetadataRecord::ClusterId`] (replicated metadata only).
+    cluster_id: Option<String>,
 }
 
 impl State {
@@ -127,6 +146,17 @@ impl State {
             }
             MetadataRecord::ProducerIdBlock { end } => {
                 self.producer_id_block_end = self.producer_id_block_end.max(*end);
+            }
+            MetadataRecord::AllocateProducerIds { node, size } => {
+                let start = self.producer_id_block_end;
+                let end = start.saturating_add((*size).max(0));
+                self.producer_id_block_end = end;
+                self.producer_blocks.insert(*node, (start, end));
+            }
+            MetadataRecord::ClusterId { id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(id.clone());
+                }
             }
             MetadataRecord::AlterBrokerConfig { node, configs } => {
                 let entry = self.broker_configs.entry(*node).or_default();
@@ -175,13 +205,23 @@ struct LogFile {
 
 pub struct MetadataStore {
     path: PathBuf,
-    file: Mutex<LogFile>,
-    /// Set by a failed fsync; never cleared.
-    poisoned: AtomicBool,
-    state: RwLock<State>,
+    backend: Backend,
+    state: Arc<RwLock<State>>,
     pub cluster_id: String,
     /// (next id to hand out, end of the reserved block).
     producer_ids: Mutex<(i64, i64)>,
+}
+
+/// Where changes go before they apply.
+enum Backend {
+    /// The metadata log file of a single node.
+    Local {
+        file: Mutex<LogFile>,
+        /// Set by a failed fsync; never cleared.
+        poisoned: AtomicBool,
+    },
+    /// The metadata quorum ([`replicated`]).
+    Replicated(replicated::Replicated),
 }
 
 /// Producer ids reserved per metadata record.
@@ -265,21 +305,29 @@ impl MetadataStore {
         let end = state.producer_id_block_end;
         Ok(MetadataStore {
             path,
-            file: Mutex::new(LogFile {
-                file,
-                end: valid_len as u64,
-            }),
-            poisoned: AtomicBool::new(false),
-            state: RwLock::new(state),
+            backend: Backend::Local {
+                file: Mutex::new(LogFile {
+                    file,
+                    end: valid_len as u64,
+                }),
+                poisoned: AtomicBool::new(false),
+            },
+            state: Arc::new(RwLock::new(state)),
             cluster_id,
             producer_ids: Mutex::new((end, end)),
         })
     }
 
-    /// Durably appends `records` and applies them, atomically with respect to readers.
+    /// Durably appends `records` and applies them, atomically with respect to readers. With a
+    /// replicated log: once committed by the quorum and applied here (blocks; call it from a
+    /// blocking thread, as every caller does).
     pub fn commit(&self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
-        let mut log = self.file.lock();
-        if self.is_poisoned() {
+        let (file, poisoned) = match &self.backend {
+            Backend::Local { file, poisoned } => (file, poisoned),
+            Backend::Replicated(r) => return r.commit(records),
+        };
+        let mut log = file.lock();
+        if poisoned.load(Ordering::Acquire) {
             return Err(MetadataError::Poisoned);
         }
         let mut buf = Vec::new();
@@ -334,11 +382,24 @@ impl MetadataStore {
 
     /// `ids` is (next, end of the durable block).
     fn reserve_locked(&self, ids: &mut (i64, i64)) -> Result<(), MetadataError> {
-        if ids.0 >= ids.1 {
-            let end = ids.1 + PRODUCER_ID_BLOCK;
-            self.commit(&[MetadataRecord::ProducerIdBlock { end }])?;
-            ids.1 = end;
+        if ids.0 < ids.1 {
+            return Ok(());
         }
+        if let Backend::Replicated(r) = &self.backend {
+            let node = r.node();
+            self.commit(&[MetadataRecord::AllocateProducerIds {
+                node,
+                size: PRODUCER_ID_BLOCK,
+            }])?;
+            let block = self.state.read().producer_blocks.get(&node).copied();
+            *ids = block.ok_or_else(|| {
+                MetadataError::Quorum("the producer id block was not applied".into())
+            })?;
+            return Ok(());
+        }
+        let end = ids.1 + PRODUCER_ID_BLOCK;
+        self.commit(&[MetadataRecord::ProducerIdBlock { end }])?;
+        ids.1 = end;
         Ok(())
     }
 
@@ -393,11 +454,17 @@ impl MetadataStore {
     }
 
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Acquire)
+        match &self.backend {
+            Backend::Local { poisoned, .. } => poisoned.load(Ordering::Acquire),
+            Backend::Replicated(r) => r.is_poisoned(),
+        }
     }
 
     fn poison(&self, why: &str) {
-        if !self.poisoned.swap(true, Ordering::AcqRel) {
+        let Backend::Local { poisoned, .. } = &self.backend else {
+            return;
+        };
+        if !poisoned.swap(true, Ordering::AcqRel) {
             tracing::error!(
                 why,
                 "metadata log poisoned; topic and config changes are refused until restart"
