@@ -62,6 +62,15 @@ impl From<MetadataError> for AdminError {
     }
 }
 
+/// Where a partition lives, as Metadata and DescribeTopicPartitions report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replication {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
 pub struct Broker {
     /// The static configuration (file, `--set`, flags).
     pub config: BrokerConfig,
@@ -150,7 +159,8 @@ impl Broker {
                 );
             }
         }
-        let metadata = MetadataStore::open_with(&root, storage)?;
+        let metadata = MetadataStore::open_with(&root, storage.clone())?;
+        crate::metadata::check_node_id(storage.as_ref(), &root, config.node_id)?;
         let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
         let replicas = Arc::new(ReplicaManager::default());
         let txns = Arc::new(TransactionCoordinator::new(
@@ -394,6 +404,31 @@ impl Broker {
         Ok(())
     }
 
+    /// A partition's leader, leader epoch, replicas and ISR as the metadata says (a topic
+    /// recorded before assignments: this node alone, at the epoch its log leads with).
+    pub fn replication_of(&self, meta: &TopicMeta, partition: i32) -> Replication {
+        match self.metadata.partition_state(&meta.id, partition) {
+            Some(p) => Replication {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                replicas: p.replicas,
+                isr: p.isr,
+            },
+            None => {
+                let me = self.config.node_id;
+                Replication {
+                    leader: me,
+                    leader_epoch: self
+                        .partition(&meta.name, partition)
+                        .map(|p| p.leader_epoch())
+                        .unwrap_or(0),
+                    replicas: vec![me],
+                    isr: vec![me],
+                }
+            }
+        }
+    }
+
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.replicas.get(topic, index)
     }
@@ -490,6 +525,8 @@ impl Broker {
                 id: t.id,
                 partitions: t.partitions,
                 configs: t.configs.clone(),
+                // One node: it holds and leads every partition.
+                replicas: vec![vec![self.config.node_id]; t.partitions.max(0) as usize],
             })
             .collect();
         self.metadata.commit(&records)?;
@@ -729,8 +766,11 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        self.metadata
-            .commit(&[MetadataRecord::CreatePartitions { id: meta.id, count }])?;
+        self.metadata.commit(&[MetadataRecord::CreatePartitions {
+            id: meta.id,
+            count,
+            replicas: vec![vec![self.config.node_id]; (count - meta.partitions).max(0) as usize],
+        }])?;
         let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
         for p in 0..count {
             if self.replicas.get(name, p).is_none() {

@@ -101,7 +101,6 @@ fn page(
     limit: i32,
     fetch_all: bool,
 ) -> (Vec<DescribeTopicPartitionsResponseTopic>, Option<Cursor>) {
-    let me = BrokerId(broker.config.node_id);
     let mut remaining = limit;
     let mut topics = Vec::new();
     for name in names {
@@ -132,16 +131,13 @@ fn page(
         let end = i64::from(meta.partitions).min(i64::from(first) + i64::from(remaining)) as i32;
         let partitions: Vec<_> = (first..end)
             .map(|p| {
-                let epoch = broker
-                    .partition(&name, p)
-                    .map(|x| x.leader_epoch())
-                    .unwrap_or(0);
+                let r = broker.replication_of(&meta, p);
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(p)
-                    .with_leader_id(me)
-                    .with_leader_epoch(epoch)
-                    .with_replica_nodes(vec![me])
-                    .with_isr_nodes(vec![me])
+                    .with_leader_id(BrokerId(r.leader))
+                    .with_leader_epoch(r.leader_epoch)
+                    .with_replica_nodes(r.replicas.into_iter().map(BrokerId).collect())
+                    .with_isr_nodes(r.isr.into_iter().map(BrokerId).collect())
                     .with_eligible_leader_replicas(Some(Vec::new()))
                     .with_last_known_elr(Some(Vec::new()))
                     .with_offline_replicas(Vec::new())

@@ -133,19 +133,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
 }
 
 pub fn topic_entry(broker: &Broker, t: &TopicMeta) -> MetadataResponseTopic {
-    let me = BrokerId(broker.config.node_id);
     let partitions = (0..t.partitions)
         .map(|i| {
-            let epoch = broker
-                .partition(&t.name, i)
-                .map(|p| p.leader_epoch())
-                .unwrap_or(0);
+            let r = broker.replication_of(t, i);
             MetadataResponsePartition::default()
                 .with_partition_index(i)
-                .with_leader_id(me)
-                .with_leader_epoch(epoch)
-                .with_replica_nodes(vec![me])
-                .with_isr_nodes(vec![me])
+                .with_leader_id(BrokerId(r.leader))
+                .with_leader_epoch(r.leader_epoch)
+                .with_replica_nodes(r.replicas.into_iter().map(BrokerId).collect())
+                .with_isr_nodes(r.isr.into_iter().map(BrokerId).collect())
         })
         .collect();
     MetadataResponseTopic::default()

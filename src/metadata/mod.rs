@@ -37,6 +37,12 @@ pub enum MetadataError {
     Poisoned,
     #[error("metadata quorum: {0}")]
     Quorum(String),
+    #[error(
+        "the data directory belongs to node {recorded} (meta.properties), but node.id is \
+         {configured}: the metadata names this node's replicas by id. If the data moved, \
+         configure node.id={recorded}; for a new node, start with an empty data directory"
+    )]
+    NodeIdMismatch { recorded: i32, configured: i32 },
 }
 
 /// One change to the cluster metadata.
@@ -48,6 +54,10 @@ pub enum MetadataRecord {
         id: Uuid,
         partitions: i32,
         configs: BTreeMap<String, String>,
+        /// The replicas of each partition, the first the leader (Kafka's PartitionRecord).
+        /// Empty in records written before assignments were recorded: the single node then.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replicas: Vec<Vec<i32>>,
     },
     DeleteTopic {
         id: Uuid,
@@ -55,6 +65,29 @@ pub enum MetadataRecord {
     CreatePartitions {
         id: Uuid,
         count: i32,
+        /// The replicas of each new partition (as in `CreateTopic`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replicas: Vec<Vec<i32>>,
+    },
+    /// A partition's leader, ISR or replicas change (Kafka's PartitionChangeRecord): a new
+    /// leader bumps the leader epoch; every change bumps the partition epoch.
+    PartitionChange {
+        id: Uuid,
+        partition: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        isr: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replicas: Option<Vec<i32>>,
+    },
+    /// A broker joined (or came back): where clients reach it, and its rack.
+    RegisterBroker {
+        node: i32,
+        host: String,
+        port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rack: Option<String>,
     },
     /// `None` removes an override.
     AlterTopicConfig {
@@ -89,6 +122,38 @@ pub enum MetadataRecord {
     },
 }
 
+/// A partition's replication as the controller decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// -1: no leader (none of the ISR is available).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+impl PartitionState {
+    fn new(replicas: Vec<i32>) -> Self {
+        PartitionState {
+            leader: replicas.first().copied().unwrap_or(-1),
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub node: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicMeta {
     pub name: String,
@@ -108,6 +173,9 @@ struct State {
     broker_configs: HashMap<Option<i32>, BTreeMap<String, String>>,
     /// Set by the first [`MetadataRecord::ClusterId`] (replicated metadata only).
     cluster_id: Option<String>,
+    /// Each topic's partitions, by topic id (absent for topics recorded before assignments).
+    partitions: HashMap<Uuid, Vec<PartitionState>>,
+    brokers: BTreeMap<i32, BrokerRegistration>,
 }
 
 impl State {
@@ -118,7 +186,14 @@ impl State {
                 id,
                 partitions,
                 configs,
+                replicas,
             } => {
+                if !replicas.is_empty() {
+                    self.partitions.insert(
+                        *id,
+                        replicas.iter().cloned().map(PartitionState::new).collect(),
+                    );
+                }
                 self.name_by_id.insert(*id, name.clone());
                 self.by_name.insert(
                     name.clone(),
@@ -134,15 +209,69 @@ impl State {
                 if let Some(name) = self.name_by_id.remove(id) {
                     self.by_name.remove(&name);
                 }
+                self.partitions.remove(id);
             }
-            MetadataRecord::CreatePartitions { id, count } => {
+            MetadataRecord::CreatePartitions {
+                id,
+                count,
+                replicas,
+            } => {
                 if let Some(t) = self
                     .name_by_id
                     .get(id)
                     .and_then(|n| self.by_name.get_mut(n))
                 {
                     t.partitions = (*count).max(t.partitions);
+                    if !replicas.is_empty() {
+                        if let Some(parts) = self.partitions.get_mut(id) {
+                            parts.extend(replicas.iter().cloned().map(PartitionState::new));
+                        }
+                    }
                 }
+            }
+            MetadataRecord::PartitionChange {
+                id,
+                partition,
+                leader,
+                isr,
+                replicas,
+            } => {
+                let Some(p) = self
+                    .partitions
+                    .get_mut(id)
+                    .and_then(|ps| ps.get_mut(usize::try_from(*partition).ok()?))
+                else {
+                    return;
+                };
+                if let Some(r) = replicas {
+                    p.replicas = r.clone();
+                }
+                if let Some(i) = isr {
+                    p.isr = i.clone();
+                }
+                if let Some(l) = leader {
+                    if *l != p.leader {
+                        p.leader = *l;
+                        p.leader_epoch += 1;
+                    }
+                }
+                p.partition_epoch += 1;
+            }
+            MetadataRecord::RegisterBroker {
+                node,
+                host,
+                port,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *node,
+                    BrokerRegistration {
+                        node: *node,
+                        host: host.clone(),
+                        port: *port,
+                        rack: rack.clone(),
+                    },
+                );
             }
             MetadataRecord::ProducerIdBlock { end } => {
                 self.producer_id_block_end = self.producer_id_block_end.max(*end);
@@ -436,6 +565,19 @@ impl MetadataStore {
             .unwrap_or_default()
     }
 
+    /// A partition's replicas, ISR, leader and epochs; None for a topic recorded before
+    /// assignments were (its single node leads it).
+    pub fn partition_state(&self, topic: &Uuid, partition: i32) -> Option<PartitionState> {
+        let state = self.state.read();
+        let parts = state.partitions.get(topic)?;
+        parts.get(usize::try_from(partition).ok()?).cloned()
+    }
+
+    /// The registered brokers, by node id.
+    pub fn brokers(&self) -> Vec<BrokerRegistration> {
+        self.state.read().brokers.values().cloned().collect()
+    }
+
     /// The groups that have dynamic configs set, sorted.
     pub fn groups_with_configs(&self) -> Vec<String> {
         let mut v: Vec<String> = self.state.read().group_configs.keys().cloned().collect();
@@ -510,6 +652,40 @@ fn load_or_create_cluster_id(storage: &dyn Storage, root: &Path) -> Result<Strin
     Ok(id)
 }
 
+/// Checks that the data directory was this node's (`node.id` in `meta.properties`, as Kafka
+/// keeps it), recording it when absent (directories from before it was kept).
+pub fn check_node_id(storage: &dyn Storage, root: &Path, node: i32) -> Result<(), MetadataError> {
+    let path = root.join("meta.properties");
+    let text = String::from_utf8_lossy(&storage.read_file(&path)?).into_owned();
+    let recorded = crate::config::parse_properties(&text)
+        .into_iter()
+        .find(|(k, _)| k == "node.id")
+        .map(|(_, v)| v);
+    match recorded {
+        Some(v) => match v.trim().parse::<i32>() {
+            Ok(r) if r == node => Ok(()),
+            Ok(r) => Err(MetadataError::NodeIdMismatch {
+                recorded: r,
+                configured: node,
+            }),
+            Err(_) => Err(MetadataError::Corrupt {
+                path: path.display().to_string(),
+                line: 0,
+                reason: format!("bad node.id '{v}'"),
+            }),
+        },
+        None => {
+            let mut text = text;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("node.id={node}\n"));
+            storage.write_file_synced(&path, text.as_bytes())?;
+            Ok(())
+        }
+    }
+}
+
 /// Kafka prints cluster ids as URL-safe base64 of a UUID without padding (22 chars).
 pub fn base64_url_uuid(id: Uuid) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -558,14 +734,19 @@ mod tests {
                 id,
                 partitions: 2,
                 configs: BTreeMap::new(),
+                replicas: Vec::new(),
             }])
             .expect("commit");
             let mut c = BTreeMap::new();
             c.insert("retention.ms".to_string(), Some("5".to_string()));
             m.commit(&[MetadataRecord::AlterTopicConfig { id, configs: c }])
                 .expect("commit");
-            m.commit(&[MetadataRecord::CreatePartitions { id, count: 3 }])
-                .expect("commit");
+            m.commit(&[MetadataRecord::CreatePartitions {
+                id,
+                count: 3,
+                replicas: Vec::new(),
+            }])
+            .expect("commit");
         }
         // Torn tail.
         let path = dir.path().join(METADATA_DIR).join("metadata.log");
@@ -596,6 +777,7 @@ mod tests {
                     id: Uuid::new_v4(),
                     partitions: 1,
                     configs: BTreeMap::new(),
+                    replicas: Vec::new(),
                 }])
                 .expect("commit");
             }
@@ -635,6 +817,7 @@ mod tests {
             id: Uuid::new_v4(),
             partitions: 1,
             configs: BTreeMap::new(),
+            replicas: Vec::new(),
         };
         let m = MetadataStore::open_with(dir.path(), Arc::new(storage.clone())).expect("open");
         m.commit(&[topic("a")]).expect("commit");
@@ -662,6 +845,100 @@ mod tests {
         assert!(!m.is_poisoned());
         assert!(m.topic("a").is_some());
         m.commit(&[topic("d")]).expect("commit after restart");
+    }
+
+    /// Assignments: replicas per partition, leader = first replica, a PartitionChange bumps the
+    /// leader epoch only when the leader changes and the partition epoch always; records
+    /// written before assignments existed still read (no state: the single node leads).
+    #[test]
+    fn partition_assignments_and_changes_replay() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let id = Uuid::new_v4();
+        {
+            let m = MetadataStore::open(dir.path()).expect("open");
+            m.commit(&[MetadataRecord::CreateTopic {
+                name: "r".into(),
+                id,
+                partitions: 2,
+                configs: BTreeMap::new(),
+                replicas: vec![vec![1, 2, 3], vec![2, 3, 1]],
+            }])
+            .expect("commit");
+            m.commit(&[
+                MetadataRecord::PartitionChange {
+                    id,
+                    partition: 0,
+                    leader: None,
+                    isr: Some(vec![1, 2]),
+                    replicas: None,
+                },
+                MetadataRecord::PartitionChange {
+                    id,
+                    partition: 0,
+                    leader: Some(2),
+                    isr: None,
+                    replicas: None,
+                },
+                MetadataRecord::CreatePartitions {
+                    id,
+                    count: 3,
+                    replicas: vec![vec![3, 1, 2]],
+                },
+                MetadataRecord::RegisterBroker {
+                    node: 2,
+                    host: "h2".into(),
+                    port: 9092,
+                    rack: Some("r2".into()),
+                },
+            ])
+            .expect("commit");
+        }
+        let m = MetadataStore::open(dir.path()).expect("reopen");
+        let p0 = m.partition_state(&id, 0).expect("p0");
+        assert_eq!(
+            (
+                p0.leader,
+                p0.isr.clone(),
+                p0.leader_epoch,
+                p0.partition_epoch
+            ),
+            (2, vec![1, 2], 1, 2)
+        );
+        assert_eq!(m.partition_state(&id, 1).map(|p| p.leader), Some(2));
+        assert_eq!(
+            m.partition_state(&id, 2).map(|p| p.replicas),
+            Some(vec![3, 1, 2])
+        );
+        assert!(m.partition_state(&id, 3).is_none());
+        assert_eq!(m.brokers().len(), 1);
+        // A record from before assignments: no `replicas` field.
+        let old: MetadataRecord = serde_json::from_str(
+            r#"{"type":"create_topic","name":"o","id":"6f1c2a52-8a2c-4a55-9d3c-3a0c2f7f5b11","partitions":1,"configs":{}}"#,
+        )
+        .expect("old record");
+        assert!(matches!(old, MetadataRecord::CreateTopic { replicas, .. } if replicas.is_empty()));
+        m.commit(&[MetadataRecord::DeleteTopic { id }])
+            .expect("delete");
+        assert!(m.partition_state(&id, 0).is_none());
+    }
+
+    #[test]
+    fn the_data_directory_remembers_its_node_id() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let _m = MetadataStore::open(dir.path()).expect("open");
+        check_node_id(&OsStorage, dir.path(), 3).expect("recorded");
+        check_node_id(&OsStorage, dir.path(), 3).expect("same node");
+        let e = check_node_id(&OsStorage, dir.path(), 4).expect_err("another node");
+        assert!(matches!(
+            e,
+            MetadataError::NodeIdMismatch {
+                recorded: 3,
+                configured: 4
+            }
+        ));
+        drop(_m);
+        let m = MetadataStore::open(dir.path()).expect("cluster id still read");
+        assert!(!m.cluster_id.is_empty());
     }
 
     #[test]

@@ -23,8 +23,8 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    load_or_create_cluster_id, Backend, MetadataError, MetadataRecord, MetadataStore, State,
-    TopicMeta,
+    load_or_create_cluster_id, Backend, BrokerRegistration, MetadataError, MetadataRecord,
+    MetadataStore, PartitionState, State, TopicMeta,
 };
 use crate::log::io::Storage;
 use crate::quorum::{Applier, Quorum, QuorumConfig, QuorumError};
@@ -111,6 +111,11 @@ struct Snapshot {
     /// (node or None for cluster-wide, configs).
     broker_configs: Vec<(Option<i32>, BTreeMap<String, String>)>,
     group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// (topic id, its partitions).
+    #[serde(default)]
+    partitions: Vec<(uuid::Uuid, Vec<PartitionState>)>,
+    #[serde(default)]
+    brokers: Vec<BrokerRegistration>,
 }
 
 impl Snapshot {
@@ -140,6 +145,12 @@ impl Snapshot {
                 .iter()
                 .map(|(g, c)| (g.clone(), c.clone()))
                 .collect(),
+            partitions: {
+                let mut p: Vec<_> = s.partitions.iter().map(|(i, v)| (*i, v.clone())).collect();
+                p.sort_by_key(|(i, _)| *i);
+                p
+            },
+            brokers: s.brokers.values().cloned().collect(),
         }
     }
 
@@ -160,6 +171,8 @@ impl Snapshot {
             .collect();
         s.broker_configs = self.broker_configs.into_iter().collect();
         s.group_configs = self.group_configs.into_iter().collect();
+        s.partitions = self.partitions.into_iter().collect();
+        s.brokers = self.brokers.into_iter().map(|b| (b.node, b)).collect();
         s
     }
 }

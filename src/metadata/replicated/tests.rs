@@ -19,6 +19,7 @@ fn topic(name: &str) -> MetadataRecord {
         id: Uuid::new_v4(),
         partitions: 3,
         configs: BTreeMap::new(),
+        replicas: vec![vec![1, 2, 3]; 3],
     }
 }
 
