@@ -215,16 +215,49 @@ impl Broker {
         let log = self
             .logs
             .open(&t.name, index, self.log_config(&t.configs))?;
+        let me = self.config.node_id;
         let p = Arc::new(Partition::new(
             Arc::from(t.name.as_str()),
             t.id,
             index,
             log,
             0,
-            self.config.node_id,
+            me,
         ));
+        // The role the metadata gives this node (one node: it leads alone, as created).
+        if let Some(state) = self.metadata.partition_state(&t.id, index) {
+            if state.leader == me {
+                if state.replicas != [me] || state.leader_epoch != 0 {
+                    p.become_leader(me, state.replicas, state.isr, state.leader_epoch);
+                }
+            } else {
+                p.become_follower(state.leader, state.leader_epoch);
+            }
+        }
         self.replicas.insert(p.clone());
         Ok(p)
+    }
+
+    /// Opens the partitions of committed topic `name` that the metadata assigns to this node,
+    /// each in the role it gives (leader or follower); ones already open are left as they are.
+    pub fn host_topic(&self, name: &str) -> Result<Vec<Arc<Partition>>, AdminError> {
+        let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
+        let me = self.config.node_id;
+        let mut hosted = Vec::new();
+        for p in 0..meta.partitions {
+            let mine = self
+                .metadata
+                .partition_state(&meta.id, p)
+                .is_none_or(|s| s.replicas.contains(&me));
+            if !mine {
+                continue;
+            }
+            hosted.push(match self.replicas.get(name, p) {
+                Some(open) => open,
+                None => self.open_partition(&meta, p)?,
+            });
+        }
+        Ok(hosted)
     }
 
     /// The group coordinator, creating `__consumer_offsets` on first use like Kafka. Creating

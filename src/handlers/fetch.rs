@@ -12,7 +12,13 @@
 //! Record bytes are never copied: the response is encoded around them and each partition's
 //! batches go from the segment file to the socket with sendfile(2) (see
 //! [`crate::protocol::fetch_response`] and the connection writer).
-//! Known gap: follower fetches (replica_id >= 0) are for replication, not served yet.
+//! Follower fetches (a replica id: `replica_id` up to v14, `replica_state` from v15) are
+//! served by the partition's leader to its replicas: records up to the log end (not the high
+//! watermark), and the follower's fetch offset moves the high watermark (waking delayed
+//! produces). A fetch for a partition this broker does not lead, or from a broker that is not
+//! one of its replicas, gets NOT_LEADER_OR_FOLLOWER (no fetching from followers, KIP-392,
+//! yet). ISR expansions a follower's progress would justify wait for the controller (AlterPartition),
+//! which the cluster work adds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +81,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
+    let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    let replica = (replica >= 0).then_some(replica);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     Ok(Reply::LaterParts(Box::pin(async move {
         let notify = Arc::new(Notify::new());
@@ -87,7 +95,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     }
                 }
             }
-            let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed);
+            let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed, replica);
             if bytes >= min_bytes.max(1) || errors || !waiting || targets.is_empty() {
                 for (t, (_, _, records)) in targets.iter().zip(&parts) {
                     if let (Ok(p), Some(r)) = (&t.part, records) {
@@ -104,7 +112,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
 /// One partition's answer: the response fields, and its records (sent from the segment file).
 type PartitionAnswer = (usize, PartitionData, Option<Part>);
 
-fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<PartitionAnswer>, usize, bool) {
+fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica: Option<i32>) -> (Vec<PartitionAnswer>, usize, bool) {
     let mut out = Vec::with_capacity(targets.len());
     let mut total = 0usize;
     let mut errors = false;
@@ -122,7 +130,15 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<
             }
             Ok(p) => {
                 let epoch = p.leader_epoch();
-                if t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch {
+                // A follower's fetch offset is its progress: recorded before reading.
+                let served = match replica {
+                    Some(r) => p.on_follower_fetch(r, t.fetch_offset).is_ok(),
+                    None => p.is_leader(),
+                };
+                if !served {
+                    pd.error_code = WireError::NotLeaderOrFollower.code();
+                    errors = true;
+                } else if t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch {
                     pd.error_code = if t.current_leader_epoch > epoch {
                         WireError::UnknownLeaderEpoch.code()
                     } else {
@@ -132,7 +148,12 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Vec<
                 } else {
                     let hw = p.high_watermark();
                     let lso = p.log.last_stable_offset().min(hw);
-                    let bound = if read_committed { lso } else { hw };
+                    // Followers replicate everything the leader has; consumers see committed records.
+                    let bound = match replica {
+                        Some(_) => p.log.log_end_offset(),
+                        None if read_committed => lso,
+                        None => hw,
+                    };
                     let limit = t.max_bytes.min(max_bytes.saturating_sub(total));
                     match p.log.read_range(t.fetch_offset, limit, bound, total == 0) {
                         Ok(r) => {

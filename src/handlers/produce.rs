@@ -8,7 +8,10 @@
 //! is append order. acks=0: no response (the connection is closed if a partition failed, the
 //! only signal such a client gets). acks=1: answered after the write. acks=-1: answered after
 //! the data is fsynced (group commit, `strom.acks.all.fsync`), and refused with
-//! NOT_ENOUGH_REPLICAS when `min.insync.replicas` exceeds the in-sync replicas (1).
+//! NOT_ENOUGH_REPLICAS when `min.insync.replicas` exceeds the in-sync replicas; with replicas,
+//! it also waits (up to the request's timeout, then REQUEST_TIMED_OUT) until the high
+//! watermark covers the batch, i.e. every in-sync replica has it. A partition this broker does
+//! not lead answers NOT_LEADER_OR_FOLLOWER.
 //! v13 names topics by id. Idempotent producers (producer id >= 0): the log checks sequences
 //! and epochs (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH) and answers a retried
 //! batch with its original offsets. Transactional batches: v12+ (Transactions V2) adds the
@@ -41,6 +44,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let mut any_error = false;
     // Partitions to fsync before answering: (topic idx, partition idx, log, end offset).
     let mut to_sync = Vec::new();
+    // acks=all batches the in-sync followers do not have yet: (topic, partition, end offset).
+    let mut awaiting_hw: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (ti, td) in req.topic_data.into_iter().enumerate() {
         let meta = if ctx.version >= 13 {
@@ -75,7 +80,16 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 parts.push(r);
                 continue;
             }
-            if acks == -1 && min_insync(&broker, meta.as_ref().map(|m| &m.configs)) > 1 {
+            if !partition.is_leader() {
+                r.error_code = WireError::NotLeaderOrFollower.code();
+                any_error = true;
+                parts.push(r);
+                continue;
+            }
+            if acks == -1
+                && min_insync(&broker, meta.as_ref().map(|m| &m.configs))
+                    > partition.isr_size() as i64
+            {
                 r.error_code = WireError::NotEnoughReplicas.code();
                 any_error = true;
                 parts.push(r);
@@ -117,6 +131,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     r.log_append_time_ms = info.log_append_time_ms;
                     r.log_start_offset = info.log_start_offset;
                     partition.appended();
+                    if acks == -1 && partition.high_watermark() <= info.last_offset {
+                        awaiting_hw.push((ti, pi, partition.clone(), info.last_offset + 1));
+                    }
                     let by_count = partition.log.flush_due_by_count();
                     if (acks == -1 && broker.config.acks_all_fsync) || by_count {
                         to_sync.push((ti, pi, partition.log.clone(), info.last_offset + 1));
@@ -166,11 +183,26 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     }
     let mut resp = ProduceResponse::default().with_responses(responses);
     let version = ctx.version;
-    let Some(pending) = pending else {
+    if pending.is_none() && awaiting_hw.is_empty() {
         return Ok(Reply::Now(encode_body(&resp, version)?));
-    };
+    }
+    let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
     Ok(Reply::Later(Box::pin(async move {
-        let outcomes = pending.await;
+        // The in-sync replicas first (the delayed produce), then the local fsync.
+        let deadline = tokio::time::Instant::now() + timeout;
+        for (ti, pi, partition, end) in awaiting_hw {
+            if !replicated(&partition, end, deadline).await {
+                let r = &mut resp.responses[ti].partition_responses[pi];
+                r.error_code = WireError::RequestTimedOut.code();
+                r.error_message = Some(StrBytes::from_static_str(
+                    "the in-sync replicas did not acknowledge the batch in time",
+                ));
+            }
+        }
+        let outcomes = match pending {
+            Some(p) => p.await,
+            None => Ok(Vec::new()),
+        };
         for (k, (ti, pi, _, _)) in to_sync.into_iter().enumerate() {
             let error = match &outcomes {
                 Ok(all) => match &all[k] {
@@ -188,6 +220,22 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         }
         encode_body(&resp, version)
     })))
+}
+
+/// Waits until the partition's high watermark reaches `end` (every in-sync replica has the
+/// batch), or `deadline`; false on the deadline or when leadership moved meanwhile.
+async fn replicated(p: &Partition, end: i64, deadline: tokio::time::Instant) -> bool {
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    loop {
+        p.add_waiter(&notify);
+        if p.high_watermark() >= end {
+            return true;
+        }
+        if !p.is_leader() || tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
+    }
 }
 
 /// Kafka's ProduceRequest.validateRecords for v3+: exactly one whole magic-2 batch per

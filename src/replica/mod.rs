@@ -5,11 +5,13 @@
 //! Kept separate from `log` so replication can move the high watermark by follower progress
 //! without the log knowing.
 
+pub mod fetcher;
 pub mod leader_epoch;
 pub mod state;
 
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -18,7 +20,27 @@ use uuid::Uuid;
 
 use crate::log::PartitionLog;
 use leader_epoch::LeaderEpochCache;
-use state::LeaderState;
+use state::{IsrChange, LeaderState};
+
+/// What this broker does for a partition.
+#[derive(Debug, Clone)]
+pub enum Role {
+    Leader(LeaderState),
+    /// Replicating from `leader`'s log at `leader_epoch`.
+    Follower {
+        leader: i32,
+        leader_epoch: i32,
+    },
+}
+
+/// Why a follower's fetch is not served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaFetchError {
+    /// This broker does not lead the partition (NOT_LEADER_OR_FOLLOWER).
+    NotLeader,
+    /// The fetching broker is not one of the partition's replicas.
+    UnknownReplica,
+}
 
 pub struct Partition {
     pub topic: Arc<str>,
@@ -28,8 +50,9 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     /// Which epoch started at which offset (one entry while a single node leads forever).
     epochs: Mutex<LeaderEpochCache>,
-    /// Replicas, ISR, follower positions and the high watermark, while this broker leads.
-    leader: Mutex<LeaderState>,
+    /// This replica's role: leading (replicas, ISR, follower positions, high watermark) or
+    /// following another broker.
+    role: Mutex<Role>,
     /// The high watermark of `leader`, readable without the lock (every fetch reads it).
     high_watermark: AtomicI64,
     /// Delayed fetches waiting for data on this partition.
@@ -55,7 +78,7 @@ impl Partition {
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
             epochs: Mutex::new(LeaderEpochCache::single(leader_epoch, 0)),
-            leader: Mutex::new(LeaderState::single(node, leader_epoch, end)),
+            role: Mutex::new(Role::Leader(LeaderState::single(node, leader_epoch, end))),
             high_watermark: AtomicI64::new(end),
             waiters: Mutex::new(Vec::new()),
         }
@@ -82,16 +105,123 @@ impl Partition {
     }
 
     /// After an append as leader: moves the high watermark as far as the ISR allows (to the
-    /// log end offset on a single node) and wakes delayed fetches.
+    /// log end offset on a single node) and wakes delayed fetches and produces.
     pub fn appended(&self) {
         {
-            let mut leader = self.leader.lock();
-            if leader.maybe_advance_high_watermark(self.log.log_end_offset()) {
-                self.high_watermark
-                    .store(leader.high_watermark(), Ordering::Release);
+            let mut role = self.role.lock();
+            if let Role::Leader(leader) = &mut *role {
+                if leader.maybe_advance_high_watermark(self.log.log_end_offset()) {
+                    self.high_watermark
+                        .store(leader.high_watermark(), Ordering::Release);
+                }
             }
         }
         self.wake_waiters();
+    }
+
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        matches!(&*self.role.lock(), Role::Leader(_))
+    }
+
+    /// The ISR size while leading (0 when following).
+    pub fn isr_size(&self) -> usize {
+        match &*self.role.lock() {
+            Role::Leader(l) => l.isr.len(),
+            Role::Follower { .. } => 0,
+        }
+    }
+
+    /// Starts leading at `leader_epoch` with `replicas` and `isr` (from the controller). The
+    /// high watermark carries over; the epoch cache records where the new epoch begins.
+    pub fn become_leader(&self, node: i32, replicas: Vec<i32>, isr: Vec<i32>, leader_epoch: i32) {
+        let end = self.log.log_end_offset();
+        {
+            let mut epochs = self.epochs.lock();
+            if leader_epoch > self.leader_epoch() {
+                epochs.assign(leader_epoch, end);
+            }
+        }
+        self.leader_epoch.store(leader_epoch, Ordering::Release);
+        let hw = self.high_watermark().min(end);
+        let state = LeaderState::new(node, replicas, isr, leader_epoch, hw, Instant::now());
+        *self.role.lock() = Role::Leader(state);
+        self.high_watermark.store(hw, Ordering::Release);
+        self.wake_waiters();
+    }
+
+    /// Starts following `leader` at `leader_epoch`.
+    pub fn become_follower(&self, leader: i32, leader_epoch: i32) {
+        self.leader_epoch.store(leader_epoch, Ordering::Release);
+        *self.role.lock() = Role::Follower {
+            leader,
+            leader_epoch,
+        };
+        self.wake_waiters();
+    }
+
+    /// A fetch from follower `replica` at `fetch_offset`: records its progress and moves the
+    /// high watermark (waking delayed produces and fetches when it moved). Returns an ISR
+    /// expansion to propose to the controller when the follower caught up.
+    pub fn on_follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+    ) -> Result<Option<IsrChange>, ReplicaFetchError> {
+        let (moved, expand) = {
+            let mut role = self.role.lock();
+            let Role::Leader(leader) = &mut *role else {
+                return Err(ReplicaFetchError::NotLeader);
+            };
+            if leader.follower(replica).is_none() {
+                return Err(ReplicaFetchError::UnknownReplica);
+            }
+            let (moved, expand) = leader.on_follower_fetch(
+                replica,
+                fetch_offset,
+                self.log.log_end_offset(),
+                Instant::now(),
+            );
+            if moved {
+                self.high_watermark
+                    .store(leader.high_watermark(), Ordering::Release);
+            }
+            (moved, expand)
+        };
+        if moved {
+            self.wake_waiters();
+        }
+        Ok(expand)
+    }
+
+    /// Appends what the leader sent (see `PartitionLog::append_as_follower`) and records in
+    /// the epoch cache where each new leader epoch begins, as the batches say.
+    pub fn append_as_follower(
+        &self,
+        data: &[u8],
+        now_ms: i64,
+    ) -> Result<crate::log::AppendInfo, crate::log::LogError> {
+        let info = self.log.append_as_follower(data, now_ms)?;
+        let mut epochs = self.epochs.lock();
+        for view in crate::protocol::batch::BatchIter::new(data, false).flatten() {
+            let e = view.partition_leader_epoch();
+            if epochs.latest_epoch().is_none_or(|latest| e > latest) {
+                epochs.assign(e, view.base_offset());
+            }
+        }
+        drop(epochs);
+        self.wake_waiters();
+        Ok(info)
+    }
+
+    /// A follower learns the leader's high watermark from a fetch response: its own is the
+    /// smaller of that and its log end.
+    pub fn follower_high_watermark(&self, leader_hw: i64) {
+        let hw = leader_hw.min(self.log.log_end_offset());
+        if hw > self.high_watermark() {
+            self.high_watermark.store(hw, Ordering::Release);
+            self.wake_waiters();
+        }
     }
 
     /// Registers a delayed fetch to be woken on the next append.

@@ -1,0 +1,195 @@
+//! The follower side of replication: a task that fetches one partition from its leader the
+//! way a Kafka follower does — Fetch requests carrying this broker's replica id and the
+//! partition's leader epoch, from its log end offset — appends what comes back unchanged
+//! ([`Partition::append_as_follower`]) and takes the leader's high watermark
+//! ([`Partition::follower_high_watermark`]). The leader counts each fetch offset as the
+//! follower's progress, which moves its high watermark and completes acks=all produces.
+//!
+//! Errors (connection lost, the leader not answering, a partition error) are logged and retried
+//! after a backoff on a fresh connection; the task ends when its token is cancelled or the
+//! partition stops being a follower. Not yet: divergence after a leader change (the response's
+//! diverging epoch, truncation), one fetcher per source broker for many partitions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::Partition;
+
+/// The Fetch version followers send (topic ids, replica id in the request).
+const VERSION: i16 = 13;
+/// Largest response accepted from a leader.
+const RESPONSE_BYTES_MAX: usize = 64 << 20;
+
+/// How a follower fetches.
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    /// This broker's node id (the replica id the leader knows it by).
+    pub node: i32,
+    /// The leader's address (`host:port` of its client listener).
+    pub leader_addr: String,
+    /// How long the leader may hold a fetch with no new data.
+    pub max_wait_ms: i32,
+    pub max_bytes: i32,
+    /// Pause after a failure before reconnecting.
+    pub backoff: Duration,
+}
+
+impl FetcherConfig {
+    pub fn new(node: i32, leader_addr: String) -> Self {
+        FetcherConfig {
+            node,
+            leader_addr,
+            max_wait_ms: 500,
+            max_bytes: 8 << 20,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Starts replicating `partition` from its leader; stops when `stop` is cancelled.
+pub fn spawn(
+    partition: Arc<Partition>,
+    config: FetcherConfig,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut conn: Option<TcpStream> = None;
+        let mut correlation = 0i32;
+        while !stop.is_cancelled() && !partition.is_leader() {
+            correlation = correlation.wrapping_add(1);
+            let round = fetch_once(&partition, &config, &mut conn, correlation);
+            let result = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = round => r,
+            };
+            if let Err(e) = result {
+                tracing::debug!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    leader = %config.leader_addr,
+                    error = %e,
+                    "follower fetch failed; retrying"
+                );
+                conn = None;
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(config.backoff) => {}
+                }
+            }
+        }
+    })
+}
+
+/// One fetch round trip: request from the log end, append, take the high watermark.
+async fn fetch_once(
+    p: &Partition,
+    config: &FetcherConfig,
+    conn: &mut Option<TcpStream>,
+    correlation: i32,
+) -> Result<(), String> {
+    if conn.is_none() {
+        let s = tokio::time::timeout(
+            Duration::from_secs(5),
+            TcpStream::connect(&config.leader_addr),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| format!("connect: {e}"))?;
+        let _ = s.set_nodelay(true);
+        *conn = Some(s);
+    }
+    let stream = conn.as_mut().ok_or("no connection")?;
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(config.node))
+        .with_max_wait_ms(config.max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(config.max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(p.topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(p.index)
+                .with_current_leader_epoch(p.leader_epoch())
+                .with_fetch_offset(p.log.log_end_offset())
+                .with_log_start_offset(p.log.log_start_offset())
+                .with_partition_max_bytes(config.max_bytes)])]);
+    let frame = encode_request(&req, correlation, config.node)?;
+    let wait = Duration::from_millis(config.max_wait_ms.max(0) as u64) + Duration::from_secs(10);
+    let resp = tokio::time::timeout(wait, async {
+        stream
+            .write_all(&frame)
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        read_response(stream, correlation).await
+    })
+    .await
+    .map_err(|_| "no response in time".to_string())??;
+    let pd = resp
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .find(|pd| pd.partition_index == p.index)
+        .ok_or("the partition is missing from the response")?;
+    if pd.error_code != 0 {
+        return Err(format!("leader answered error {}", pd.error_code));
+    }
+    if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
+        p.append_as_follower(records, crate::log::now_ms())
+            .map_err(|e| format!("append: {e}"))?;
+    }
+    p.follower_high_watermark(pd.high_watermark);
+    Ok(())
+}
+
+fn encode_request(req: &FetchRequest, correlation: i32, node: i32) -> Result<BytesMut, String> {
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(VERSION)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_string(format!("strom-replica-{node}"))));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, ApiKey::Fetch.request_header_version(VERSION))
+        .map_err(|e| e.to_string())?;
+    req.encode(&mut buf, VERSION).map_err(|e| e.to_string())?;
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
+async fn read_response(stream: &mut TcpStream, correlation: i32) -> Result<FetchResponse, String> {
+    let len = stream
+        .read_i32()
+        .await
+        .map_err(|e| format!("receive: {e}"))?;
+    let len = usize::try_from(len).map_err(|_| "negative response size".to_string())?;
+    if len > RESPONSE_BYTES_MAX {
+        return Err(format!("response of {len} bytes is too large"));
+    }
+    let mut body = vec![0u8; len];
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|e| format!("receive: {e}"))?;
+    let mut body = Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(VERSION))
+        .map_err(|e| e.to_string())?;
+    if header.correlation_id != correlation {
+        return Err("response out of order".into());
+    }
+    let resp = FetchResponse::decode(&mut body, VERSION).map_err(|e| e.to_string())?;
+    if body.has_remaining() {
+        return Err("trailing bytes after the response".into());
+    }
+    Ok(resp)
+}
