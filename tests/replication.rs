@@ -154,3 +154,117 @@ async fn acks_all_waits_for_the_follower_and_the_follower_has_the_leaders_log() 
     leader.stop.cancel();
     follower.stop.cancel();
 }
+
+/// A follower holding records of an old leader epoch that the new leader never had (it was
+/// cut off before they were replicated) is told where its log diverged, truncates there and
+/// replicates the new leader's records: afterwards both logs are byte for byte the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_diverged_follower_truncates_to_the_leaders_log() {
+    use strom::protocol::batch::{patch_base_offset, patch_leader_epoch};
+    use strom::protocol::records::build_batch;
+    let leader = node(1).await;
+    let follower = node(2).await;
+    let record = MetadataRecord::CreateTopic {
+        name: "div".into(),
+        id: Uuid::new_v4(),
+        partitions: 1,
+        configs: BTreeMap::new(),
+        replicas: vec![vec![1, 2]],
+    };
+    for n in [&leader, &follower] {
+        let (b, r) = (n.broker.clone(), record.clone());
+        tokio::task::spawn_blocking(move || {
+            b.metadata.commit(&[r]).expect("commit");
+            b.host_topic("div").expect("host")
+        })
+        .await
+        .expect("join");
+    }
+    let lp = leader.broker.partition("div", 0).expect("leader partition");
+    let fp = follower
+        .broker
+        .partition("div", 0)
+        .expect("follower partition");
+    let append = |v: &str| {
+        let b = build_batch(&[(Some(b"k".as_slice()), Some(v.as_bytes()))], 1000);
+        lp.log.append(&b, lp.leader_epoch(), 1000).expect("append");
+        lp.appended();
+    };
+    let caught_up = |want: i64| {
+        let fp = fp.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while fp.log.log_end_offset() != want {
+                assert!(tokio::time::Instant::now() < deadline, "follower at {want}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    let stop = CancellationToken::new();
+    let task = fetcher::spawn(
+        fp.clone(),
+        FetcherConfig::new(2, leader.addr.clone()),
+        stop.clone(),
+    );
+    for i in 0..10 {
+        append(&format!("a{i}"));
+    }
+    caught_up(10).await;
+    stop.cancel();
+    task.await.expect("stopped");
+
+    // Offsets 10..14 of epoch 0 reach only the follower (the old leader died right after).
+    let mut stale = build_batch(
+        &[
+            (Some(b"k".as_slice()), Some(b"x0".as_slice())),
+            (Some(b"k".as_slice()), Some(b"x1".as_slice())),
+            (Some(b"k".as_slice()), Some(b"x2".as_slice())),
+            (Some(b"k".as_slice()), Some(b"x3".as_slice())),
+            (Some(b"k".as_slice()), Some(b"x4".as_slice())),
+        ],
+        1000,
+    );
+    patch_base_offset(&mut stale, 10);
+    patch_leader_epoch(&mut stale, 0);
+    fp.append_as_follower(&stale, 1000).expect("stale suffix");
+    assert_eq!(fp.log.log_end_offset(), 15);
+
+    // The leader starts epoch 1 at offset 10 and writes other records there.
+    lp.become_leader(1, vec![1, 2], vec![1, 2], 1);
+    fp.become_follower(1, 1);
+    for i in 0..3 {
+        append(&format!("b{i}"));
+    }
+    let stop = CancellationToken::new();
+    let task = fetcher::spawn(
+        fp.clone(),
+        FetcherConfig::new(2, leader.addr.clone()),
+        stop.clone(),
+    );
+    caught_up(13).await;
+    let end = lp.log.log_end_offset();
+    assert_eq!(end, 13);
+    let leader_bytes = lp.log.read(0, 1 << 20, end, true).expect("read").data;
+    let mut follower_bytes = Vec::new();
+    let mut at = 0;
+    while at < end {
+        let r = fp.log.read(at, 1 << 20, end, true).expect("read");
+        let mut last = at;
+        for v in strom::protocol::batch::BatchIter::new(&r.data, true) {
+            last = v.expect("batch").last_offset() + 1;
+        }
+        follower_bytes.extend_from_slice(&r.data);
+        at = last;
+    }
+    assert_eq!(
+        follower_bytes,
+        leader_bytes.to_vec(),
+        "byte for byte after truncation"
+    );
+    assert_eq!(fp.latest_log_epoch(), 1);
+    stop.cancel();
+    task.await.expect("stopped");
+    leader.stop.cancel();
+    follower.stop.cancel();
+}

@@ -46,6 +46,8 @@ struct Target {
     fetch_offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
+    /// A follower's latest epoch in its log (v12+; -1 unknown).
+    last_fetched_epoch: i32,
     part: Result<Arc<Partition>, i16>,
 }
 
@@ -74,6 +76,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 fetch_offset: fp.fetch_offset,
                 max_bytes: fp.partition_max_bytes.max(0) as usize,
                 current_leader_epoch: fp.current_leader_epoch,
+                last_fetched_epoch: fp.last_fetched_epoch,
                 part,
             });
         }
@@ -130,12 +133,31 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
             }
             Ok(p) => {
                 let epoch = p.leader_epoch();
-                // A follower's fetch offset is its progress: recorded before reading.
-                let served = match replica {
-                    Some(r) => p.on_follower_fetch(r, t.fetch_offset).is_ok(),
-                    None => p.is_leader(),
+                // A follower whose last fetched epoch ended earlier here than its fetch offset
+                // (or is unknown here) has a log that diverged: it is told where to truncate,
+                // and its offset does not count as progress.
+                let diverged = match replica {
+                    Some(_) if t.last_fetched_epoch >= 0 && p.is_leader() => {
+                        let (e, end) = p.end_offset_for_epoch(t.last_fetched_epoch);
+                        (e < t.last_fetched_epoch || end < t.fetch_offset).then_some((e, end))
+                    }
+                    _ => None,
                 };
-                if !served {
+                // A follower's fetch offset is its progress: recorded before reading.
+                let served = match (replica, diverged) {
+                    (Some(_), Some(_)) => true,
+                    (Some(r), None) => p.on_follower_fetch(r, t.fetch_offset).is_ok(),
+                    (None, _) => p.is_leader(),
+                };
+                if let Some((e, end)) = diverged {
+                    pd.diverging_epoch = kafka_protocol::messages::fetch_response::EpochEndOffset::default().with_epoch(e).with_end_offset(end);
+                    pd.high_watermark = p.high_watermark();
+                    pd.last_stable_offset = p.log.last_stable_offset().min(pd.high_watermark);
+                    pd.log_start_offset = p.log.log_start_offset();
+                    records = Some(Part::Bytes(Bytes::new()));
+                    // Answer at once (as for an error): the follower must truncate first.
+                    errors = true;
+                } else if !served {
                     pd.error_code = WireError::NotLeaderOrFollower.code();
                     errors = true;
                 } else if t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch {

@@ -7,9 +7,9 @@
 //! file by the kernel (`sendfile(2)`).
 //!
 //! The layout is Kafka's FetchResponse, versions 4-18 (flexible from 12). It covers what Strom
-//! sets: no diverging epoch, current leader or snapshot id tagged fields and no node endpoints
-//! (those are for replication and KRaft); [`encode_fetch_response`] refuses a response that has
-//! them rather than drop them. A unit test checks every version byte for byte against
+//! sets: a partition's diverging epoch (tagged field 0, v12+, told to a follower whose log
+//! diverged from the leader's), but no current leader or snapshot id tagged fields and no node
+//! endpoints; [`encode_fetch_response`] refuses a response that has them rather than drop them. A unit test checks every version byte for byte against
 //! `kafka-protocol`'s encoder.
 
 use bytes::{BufMut, BytesMut};
@@ -61,7 +61,7 @@ pub fn encode_fetch_response(
         }
         enc.array_len(Some(topic.partitions.len()));
         for p in &topic.partitions {
-            check_partition(p)?;
+            check_partition(p, flexible)?;
             enc.cur.put_i32(p.partition_index);
             enc.cur.put_i16(p.error_code);
             enc.cur.put_i64(p.high_watermark);
@@ -88,7 +88,17 @@ pub fn encode_fetch_response(
             if len.is_some() {
                 enc.cut();
             }
-            enc.tagged_none();
+            if p.diverging_epoch == Default::default() {
+                enc.tagged_none();
+            } else {
+                // One tagged field, tag 0: EpochEndOffset (int32, int64, no tagged fields).
+                enc.varint(1);
+                enc.varint(0);
+                enc.varint(13);
+                enc.cur.put_i32(p.diverging_epoch.epoch);
+                enc.cur.put_i64(p.diverging_epoch.end_offset);
+                enc.cur.put_u8(0);
+            }
         }
         enc.tagged_none();
     }
@@ -100,9 +110,9 @@ pub fn encode_fetch_response(
     Ok(FetchPieces { pieces: enc.pieces })
 }
 
-fn check_partition(p: &PartitionData) -> Result<(), ProtocolError> {
+fn check_partition(p: &PartitionData, flexible: bool) -> Result<(), ProtocolError> {
     let plain = p.records.is_none()
-        && p.diverging_epoch == Default::default()
+        && (flexible || p.diverging_epoch == Default::default())
         && p.current_leader == Default::default()
         && p.snapshot_id == Default::default()
         && p.unknown_tagged_fields.is_empty();
@@ -232,7 +242,14 @@ mod tests {
     #[test]
     fn matches_kafka_protocol_encoding_at_every_version() {
         for version in 4..=18i16 {
-            let full = sample(true);
+            let mut full = sample(true);
+            if version >= 12 {
+                // A diverging epoch (tagged field) on one partition.
+                full.responses[0].partitions[2].diverging_epoch =
+                    kafka_protocol::messages::fetch_response::EpochEndOffset::default()
+                        .with_epoch(3)
+                        .with_end_offset(1234);
+            }
             let expected = encode_body(&full, version).expect("reference encode");
             let mut stripped = full.clone();
             let mut lens = Vec::new();

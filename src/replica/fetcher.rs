@@ -7,8 +7,11 @@
 //!
 //! Errors (connection lost, the leader not answering, a partition error) are logged and retried
 //! after a backoff on a fresh connection; the task ends when its token is cancelled or the
-//! partition stops being a follower. Not yet: divergence after a leader change (the response's
-//! diverging epoch, truncation), one fetcher per source broker for many partitions.
+//! partition stops being a follower. Each request carries the latest epoch in this replica's
+//! log; a log that diverged from the leader's (records of an old leader's epoch the new
+//! leader never had) gets a diverging epoch back and is truncated where the two agree
+//! ([`Partition::truncate_diverged`]) before fetching on. Not yet: one fetcher per source
+//! broker for many partitions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +122,7 @@ async fn fetch_once(
             .with_partitions(vec![FetchPartition::default()
                 .with_partition(p.index)
                 .with_current_leader_epoch(p.leader_epoch())
+                .with_last_fetched_epoch(p.latest_log_epoch())
                 .with_fetch_offset(p.log.log_end_offset())
                 .with_log_start_offset(p.log.log_start_offset())
                 .with_partition_max_bytes(config.max_bytes)])]);
@@ -141,6 +145,20 @@ async fn fetch_once(
         .ok_or("the partition is missing from the response")?;
     if pd.error_code != 0 {
         return Err(format!("leader answered error {}", pd.error_code));
+    }
+    let diverging = &pd.diverging_epoch;
+    if diverging.epoch >= 0 || diverging.end_offset >= 0 {
+        let end = p
+            .truncate_diverged(diverging.epoch, diverging.end_offset)
+            .map_err(|e| format!("truncate: {e}"))?;
+        tracing::info!(
+            topic = %p.topic,
+            partition = p.index,
+            epoch = diverging.epoch,
+            end,
+            "the log diverged from the leader's: truncated"
+        );
+        return Ok(());
     }
     if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
         p.append_as_follower(records, crate::log::now_ms())

@@ -79,6 +79,11 @@ impl LeaderEpochCache {
         );
     }
 
+    /// The log was truncated to end at `end`: epochs starting at or after it go.
+    pub fn truncate_from_end(&mut self, end: i64) {
+        self.entries.retain(|e| e.start_offset < end);
+    }
+
     /// `(epoch, end offset)` for a requested epoch, given the log end offset:
     /// - undefined (-1) requested, or no entry above it and it is not the latest: (-1, -1);
     /// - the latest epoch: (latest, log end offset);
@@ -105,6 +110,20 @@ impl LeaderEpochCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncating_the_end_drops_the_epochs_that_started_there_or_later() {
+        let mut c = LeaderEpochCache::single(0, 0);
+        c.assign(1, 10);
+        c.assign(3, 20);
+        c.truncate_from_end(20);
+        assert_eq!(c.latest_epoch(), Some(1));
+        assert_eq!(c.end_offset_for(1, 15), (1, 15));
+        c.truncate_from_end(5);
+        assert_eq!(c.latest_epoch(), Some(0));
+        c.assign(2, 5);
+        assert_eq!(c.end_offset_for(0, 9), (0, 5));
+    }
 
     #[test]
     fn single_epoch_like_a_single_node() {

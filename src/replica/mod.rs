@@ -214,6 +214,34 @@ impl Partition {
         Ok(info)
     }
 
+    /// The latest leader epoch this replica's log holds records of (-1: none).
+    pub fn latest_log_epoch(&self) -> i32 {
+        self.epochs.lock().latest_epoch().unwrap_or(-1)
+    }
+
+    /// The leader said this replica's log diverged from its own after `epoch` ended at `end`
+    /// (a diverging epoch in a fetch response): the log is cut where the two agree — at
+    /// `end`, or earlier where this replica's own `epoch` ended; with no common epoch, at the
+    /// high watermark (committed records are the same everywhere). Returns the new log end.
+    pub fn truncate_diverged(&self, epoch: i32, end: i64) -> Result<i64, crate::log::LogError> {
+        let target = if epoch < 0 || end < 0 {
+            self.high_watermark()
+        } else {
+            let (own_epoch, own_end) = self.end_offset_for_epoch(epoch);
+            if own_epoch < 0 {
+                self.high_watermark()
+            } else {
+                end.min(own_end)
+            }
+        };
+        let target = target.min(self.log.log_end_offset());
+        self.log.truncate_to(target)?;
+        self.epochs.lock().truncate_from_end(target);
+        let hw = self.high_watermark().min(target);
+        self.high_watermark.store(hw, Ordering::Release);
+        Ok(target)
+    }
+
     /// A follower learns the leader's high watermark from a fetch response: its own is the
     /// smaller of that and its log end.
     pub fn follower_high_watermark(&self, leader_hw: i64) {
