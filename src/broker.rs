@@ -62,6 +62,12 @@ impl From<MetadataError> for AdminError {
     }
 }
 
+/// A topic about to be created: its metadata and where its partitions' replicas go.
+struct NewTopic {
+    meta: TopicMeta,
+    replicas: Vec<Vec<i32>>,
+}
+
 /// Where a partition lives, as Metadata and DescribeTopicPartitions report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replication {
@@ -466,6 +472,38 @@ impl Broker {
         self.replicas.get(topic, index)
     }
 
+    /// Replica lists for new partitions over the registered brokers (this node alone when
+    /// none registered: a single node), spread as [`crate::metadata::placement`] does, from a
+    /// random starting broker like Kafka.
+    fn place_replicas(&self, partitions: i32, rf: i16) -> Result<Vec<Vec<i32>>, AdminError> {
+        use crate::metadata::placement::{place, Candidate};
+        let mut candidates: Vec<Candidate> = self
+            .metadata
+            .brokers()
+            .into_iter()
+            .map(|b| Candidate {
+                node: b.node,
+                rack: b.rack,
+            })
+            .collect();
+        if candidates.is_empty() {
+            candidates.push(Candidate {
+                node: self.config.node_id,
+                rack: None,
+            });
+        }
+        let r = Uuid::new_v4().as_u128();
+        let n = candidates.len();
+        place(
+            &candidates,
+            partitions,
+            rf,
+            (r % n as u128) as usize,
+            ((r >> 64) % n as u128) as usize,
+        )
+        .map_err(AdminError::InvalidReplicationFactor)
+    }
+
     /// Creates a topic (or only validates the request).
     pub fn create_topic(
         &self,
@@ -475,16 +513,16 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<TopicMeta, AdminError> {
-        let meta = self.new_topic(name, partitions, replication_factor, configs)?;
+        let new = self.new_topic(name, partitions, replication_factor, configs)?;
         let _guard = self.admin.lock();
         let existing = self.metadata.topics();
         let canonical = canonical_names(&existing);
-        self.check_new_topic(&meta, &canonical, partition_total(&existing))?;
+        self.check_new_topic(&new.meta, &canonical, partition_total(&existing))?;
         if validate_only {
-            return Ok(meta);
+            return Ok(new.meta);
         }
-        self.commit_topics(std::slice::from_ref(&meta))?;
-        Ok(meta)
+        self.commit_topics(std::slice::from_ref(&new))?;
+        Ok(new.meta)
     }
 
     /// Validates what a topic can be checked for without the admin lock and builds it.
@@ -494,25 +532,24 @@ impl Broker {
         partitions: Option<i32>,
         replication_factor: Option<i16>,
         configs: BTreeMap<String, String>,
-    ) -> Result<TopicMeta, AdminError> {
+    ) -> Result<NewTopic, AdminError> {
         validate_topic_name(name)?;
         let partitions = partitions.unwrap_or(self.config.num_partitions);
         if partitions <= 0 || partitions > MAX_PARTITIONS_PER_TOPIC {
             return Err(AdminError::InvalidPartitions(format!("Number of partitions must be in [1, {MAX_PARTITIONS_PER_TOPIC}], got {partitions}.")));
         }
         let rf = replication_factor.unwrap_or(self.config.default_replication_factor);
-        if rf != 1 {
-            return Err(AdminError::InvalidReplicationFactor(format!(
-                "Replication factor: {rf} larger than available brokers: 1."
-            )));
-        }
+        let replicas = self.place_replicas(partitions, rf)?;
         topic::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(|(_, r)| AdminError::InvalidConfig(r))?;
-        Ok(TopicMeta {
-            name: name.to_string(),
-            id: Uuid::new_v4(),
-            partitions,
-            configs,
+        Ok(NewTopic {
+            meta: TopicMeta {
+                name: name.to_string(),
+                id: Uuid::new_v4(),
+                partitions,
+                configs,
+            },
+            replicas,
         })
     }
 
@@ -550,18 +587,19 @@ impl Broker {
     }
 
     /// Makes topics durable with one metadata fsync, then opens their partitions.
-    fn commit_topics(&self, topics: &[TopicMeta]) -> Result<(), AdminError> {
-        let records: Vec<MetadataRecord> = topics
+    fn commit_topics(&self, new: &[NewTopic]) -> Result<(), AdminError> {
+        let records: Vec<MetadataRecord> = new
             .iter()
-            .map(|t| MetadataRecord::CreateTopic {
-                name: t.name.clone(),
-                id: t.id,
-                partitions: t.partitions,
-                configs: t.configs.clone(),
-                // One node: it holds and leads every partition.
-                replicas: vec![vec![self.config.node_id]; t.partitions.max(0) as usize],
+            .map(|n| MetadataRecord::CreateTopic {
+                name: n.meta.name.clone(),
+                id: n.meta.id,
+                partitions: n.meta.partitions,
+                configs: n.meta.configs.clone(),
+                replicas: n.replicas.clone(),
             })
             .collect();
+        let topics: Vec<TopicMeta> = new.iter().map(|n| n.meta.clone()).collect();
+        let topics = topics.as_slice();
         self.metadata.commit(&records)?;
         for (i, t) in topics.iter().enumerate() {
             for p in 0..t.partitions {
@@ -706,20 +744,20 @@ impl Broker {
         let existing = self.metadata.topics();
         let mut canonical = canonical_names(&existing);
         let mut total = partition_total(&existing);
-        let mut batch: Vec<TopicMeta> = Vec::new();
+        let mut batch: Vec<NewTopic> = Vec::new();
         for name in names {
             if batch.len() >= MAX_AUTO_CREATE_PER_REQUEST {
                 break;
             }
-            let Ok(meta) = self.new_topic(name, None, None, BTreeMap::new()) else {
+            let Ok(new) = self.new_topic(name, None, None, BTreeMap::new()) else {
                 continue;
             };
-            if self.check_new_topic(&meta, &canonical, total).is_err() {
+            if self.check_new_topic(&new.meta, &canonical, total).is_err() {
                 continue;
             }
-            total += i64::from(meta.partitions);
-            canonical.insert(canonical_name(&meta.name), meta.name.clone());
-            batch.push(meta);
+            total += i64::from(new.meta.partitions);
+            canonical.insert(canonical_name(&new.meta.name), new.meta.name.clone());
+            batch.push(new);
         }
         if batch.is_empty() {
             return 0;
@@ -799,10 +837,21 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        let replicas = match assignments {
+            Some(a) => a.to_vec(),
+            None => {
+                // As many replicas as the topic's first partition has.
+                let rf = self
+                    .metadata
+                    .partition_state(&meta.id, 0)
+                    .map_or(1, |p| p.replicas.len() as i16);
+                self.place_replicas(count - meta.partitions, rf)?
+            }
+        };
         self.metadata.commit(&[MetadataRecord::CreatePartitions {
             id: meta.id,
             count,
-            replicas: vec![vec![self.config.node_id]; (count - meta.partitions).max(0) as usize],
+            replicas,
         }])?;
         let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
         for p in 0..count {

@@ -9,6 +9,7 @@
 //! durable), as a partition log's does: retrying an fsync after a failure can silently lose
 //! the data it did not write. All file access goes through the [`Storage`] seam.
 
+pub mod placement;
 pub mod replicated;
 
 use std::collections::{BTreeMap, HashMap};
