@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use crate::config::group::MigrationPolicy;
-use crate::config::{invalid, parse_bool, parse_listener, parse_num, scaled_ms, topic};
+use crate::config::{invalid, listeners, parse_bool, parse_num, scaled_ms, topic};
 use crate::config::{BrokerConfig, ConfigError};
 
 type Setter = fn(&mut BrokerConfig, &str, &str) -> Result<(), ConfigError>;
@@ -123,39 +123,63 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         name: "listeners",
         type_name: "STRING",
         default: Some("PLAINTEXT://127.0.0.1:9092"),
-        doc: "where to listen (PLAINTEXT only so far)",
+        doc: "NAME://HOST:PORT list; one PLAINTEXT client listener so far, plus the controller's",
         set: |c, k, v| {
-            let addr = parse_listener(k, v)?;
-            c.listen = addr.parse().map_err(|e| invalid(k, v, format!("{e}")))?;
-            if !c.explicit.contains_key("advertised.listeners") {
+            let all = listeners::parse(k, v)?;
+            // Provisional until every key is read (listeners::resolve): the PLAINTEXT entry,
+            // else the first.
+            let first = all
+                .iter()
+                .find(|l| l.name == "PLAINTEXT")
+                .unwrap_or(&all[0]);
+            c.listen = first.bind_addr().map_err(|e| invalid(k, v, e))?;
+            c.client_listener_name = first.name.clone();
+            c.listeners = v.to_string();
+            if c.advertised_listeners.is_none() {
                 c.advertised_host = c.listen.ip().to_string();
                 c.advertised_port = c.listen.port();
             }
             Ok(())
         },
-        get: |c| Some(format!("PLAINTEXT://{}", c.listen)),
+        get: |c| Some(c.listeners.clone()),
     },
     BrokerKey {
         name: "advertised.listeners",
         type_name: "STRING",
         // Derived from `listeners` when not set, as in Kafka.
         default: None,
-        doc: "the address clients are told to use (default: the listener)",
+        doc: "the address clients are told to use, by listener name (default: the listener)",
         set: |c, k, v| {
-            let addr = parse_listener(k, v)?;
-            let (host, port) = addr
-                .rsplit_once(':')
-                .ok_or_else(|| invalid(k, v, "expected HOST:PORT"))?;
-            c.advertised_host = host.trim_matches(|c| c == '[' || c == ']').to_string();
-            c.advertised_port = port.parse().map_err(|_| invalid(k, v, "bad port"))?;
+            let all = listeners::parse(k, v)?;
+            // Provisional as for `listeners`: the entry of the client listener, else the first.
+            let mine = all
+                .iter()
+                .find(|l| l.name == c.client_listener_name)
+                .unwrap_or(&all[0]);
+            c.advertised_host = mine.host.trim_matches(|c| c == '[' || c == ']').to_string();
+            c.advertised_port = mine.port;
+            c.advertised_listeners = Some(v.to_string());
             Ok(())
         },
         get: |c| {
-            Some(format!(
-                "PLAINTEXT://{}:{}",
-                c.advertised_host, c.advertised_port
-            ))
+            c.advertised_listeners.clone().or_else(|| {
+                Some(format!(
+                    "{}://{}:{}",
+                    c.client_listener_name, c.advertised_host, c.advertised_port
+                ))
+            })
         },
+    },
+    BrokerKey {
+        name: "listener.security.protocol.map",
+        type_name: "STRING",
+        default: None,
+        doc: "NAME:PROTOCOL for listener names that are not protocol names",
+        set: |c, k, v| {
+            c.listener_protocols = listeners::parse_protocol_map(k, v)?;
+            Ok(())
+        },
+        get: |c| raw(c, "listener.security.protocol.map"),
     },
     BrokerKey {
         name: "process.roles",

@@ -27,6 +27,8 @@ pub struct ClusterConfig {
     pub bootstrap_servers: Vec<String>,
     /// `controller.listener.names`.
     pub controller_listener_names: Vec<String>,
+    /// The address of the controller listener (the metadata quorum's), when `listeners` has one.
+    pub controller_listen: Option<std::net::SocketAddr>,
 }
 
 impl ClusterConfig {

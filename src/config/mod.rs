@@ -13,6 +13,7 @@ pub mod describe;
 pub mod dynamic;
 pub mod group;
 pub mod group_configs;
+pub mod listeners;
 pub mod topic;
 pub mod txn;
 
@@ -53,7 +54,16 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
 pub struct BrokerConfig {
     pub node_id: i32,
     pub log_dir: PathBuf,
+    /// The client listener's address (from `listeners`, see [`listeners::resolve`]).
     pub listen: SocketAddr,
+    /// `listeners` as configured.
+    pub listeners: String,
+    /// `advertised.listeners` as configured.
+    pub advertised_listeners: Option<String>,
+    /// `listener.security.protocol.map`.
+    pub listener_protocols: BTreeMap<String, String>,
+    /// The name of the listener clients use.
+    pub client_listener_name: String,
     pub advertised_host: String,
     pub advertised_port: u16,
     pub num_partitions: i32,
@@ -113,7 +123,6 @@ pub struct BrokerConfig {
 const IGNORED_KEYS: &[&str] = &[
     "broker.id",
     "inter.broker.listener.name",
-    "listener.security.protocol.map",
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
@@ -193,6 +202,7 @@ impl BrokerConfig {
         for (k, v) in props {
             c.set(k, v)?;
         }
+        listeners::resolve(&mut c)?;
         c.cluster.check_single_node(c.node_id)?;
         Ok(c)
     }
@@ -238,6 +248,10 @@ impl BrokerConfig {
             node_id: 0,
             log_dir: PathBuf::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listeners: String::new(),
+            advertised_listeners: None,
+            listener_protocols: BTreeMap::new(),
+            client_listener_name: "PLAINTEXT".into(),
             advertised_host: String::new(),
             advertised_port: 0,
             num_partitions: 0,
@@ -347,37 +361,6 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
         out.push((k.trim().to_string(), v.trim().to_string()));
     }
     out
-}
-
-fn parse_listener(key: &str, v: &str) -> Result<String, ConfigError> {
-    let first = v.split(',').next().unwrap_or("").trim();
-    let addr = match first.split_once("://") {
-        Some((proto, addr)) => {
-            if proto != "PLAINTEXT" {
-                return Err(invalid(
-                    key,
-                    v,
-                    format!("listener protocol {proto} is not supported yet (PLAINTEXT only)"),
-                ));
-            }
-            addr
-        }
-        None => first,
-    };
-    let addr = if let Some(port) = addr.strip_prefix(':') {
-        format!("0.0.0.0:{port}")
-    } else {
-        addr.to_string()
-    };
-    let addr = if let Some(port) = addr.strip_prefix("localhost:") {
-        format!("127.0.0.1:{port}")
-    } else {
-        addr
-    };
-    if addr.rsplit_once(':').is_none() {
-        return Err(invalid(key, v, "expected [PLAINTEXT://]HOST:PORT"));
-    }
-    Ok(addr)
 }
 
 fn parse_num(key: &str, v: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
