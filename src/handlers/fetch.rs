@@ -133,23 +133,34 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
             }
             Ok(p) => {
                 let epoch = p.leader_epoch();
+                // Kafka's order: the leader epoch the fetcher knows, then leadership (and, for
+                // a follower, that it is a replica), then divergence.
+                let fenced = t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch;
                 // A follower whose last fetched epoch ended earlier here than its fetch offset
                 // (or is unknown here) has a log that diverged: it is told where to truncate,
                 // and its offset does not count as progress.
                 let diverged = match replica {
-                    Some(_) if t.last_fetched_epoch >= 0 && p.is_leader() => {
+                    Some(_) if !fenced && t.last_fetched_epoch >= 0 && p.is_leader() => {
                         let (e, end) = p.end_offset_for_epoch(t.last_fetched_epoch);
                         (e < t.last_fetched_epoch || end < t.fetch_offset).then_some((e, end))
                     }
                     _ => None,
                 };
                 // A follower's fetch offset is its progress: recorded before reading.
-                let served = match (replica, diverged) {
-                    (Some(_), Some(_)) => true,
-                    (Some(r), None) => p.on_follower_fetch(r, t.fetch_offset).is_ok(),
-                    (None, _) => p.is_leader(),
-                };
-                if let Some((e, end)) = diverged {
+                let served = fenced
+                    || match (replica, diverged) {
+                        (Some(_), Some(_)) => true,
+                        (Some(r), None) => p.on_follower_fetch(r, t.fetch_offset).is_ok(),
+                        (None, _) => p.is_leader(),
+                    };
+                if fenced {
+                    pd.error_code = if t.current_leader_epoch > epoch {
+                        WireError::UnknownLeaderEpoch.code()
+                    } else {
+                        WireError::FencedLeaderEpoch.code()
+                    };
+                    errors = true;
+                } else if let Some((e, end)) = diverged {
                     pd.diverging_epoch = kafka_protocol::messages::fetch_response::EpochEndOffset::default().with_epoch(e).with_end_offset(end);
                     pd.high_watermark = p.high_watermark();
                     pd.last_stable_offset = p.log.last_stable_offset().min(pd.high_watermark);
@@ -159,13 +170,6 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
                     errors = true;
                 } else if !served {
                     pd.error_code = WireError::NotLeaderOrFollower.code();
-                    errors = true;
-                } else if t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch {
-                    pd.error_code = if t.current_leader_epoch > epoch {
-                        WireError::UnknownLeaderEpoch.code()
-                    } else {
-                        WireError::FencedLeaderEpoch.code()
-                    };
                     errors = true;
                 } else {
                     let hw = p.high_watermark();

@@ -136,12 +136,8 @@ impl Partition {
     /// high watermark carries over; the epoch cache records where the new epoch begins.
     pub fn become_leader(&self, node: i32, replicas: Vec<i32>, isr: Vec<i32>, leader_epoch: i32) {
         let end = self.log.log_end_offset();
-        {
-            let mut epochs = self.epochs.lock();
-            if leader_epoch > self.leader_epoch() {
-                epochs.assign(leader_epoch, end);
-            }
-        }
+        // Where this leadership's epoch begins (an epoch already there is kept).
+        self.epochs.lock().assign(leader_epoch, end);
         self.leader_epoch.store(leader_epoch, Ordering::Release);
         let hw = self.high_watermark().min(end);
         let state = LeaderState::new(node, replicas, isr, leader_epoch, hw, Instant::now());
