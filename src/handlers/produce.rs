@@ -80,16 +80,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 parts.push(r);
                 continue;
             }
-            if !partition.is_leader() {
+            // One look at the role: a leader's ISR always holds itself, a follower's is empty.
+            let isr = partition.isr_size();
+            if isr == 0 {
                 r.error_code = WireError::NotLeaderOrFollower.code();
                 any_error = true;
                 parts.push(r);
                 continue;
             }
-            if acks == -1
-                && min_insync(&broker, meta.as_ref().map(|m| &m.configs))
-                    > partition.isr_size() as i64
-            {
+            if acks == -1 && min_insync(&broker, meta.as_ref().map(|m| &m.configs)) > isr as i64 {
                 r.error_code = WireError::NotEnoughReplicas.code();
                 any_error = true;
                 parts.push(r);

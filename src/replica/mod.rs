@@ -124,7 +124,7 @@ impl Partition {
         matches!(&*self.role.lock(), Role::Leader(_))
     }
 
-    /// The ISR size while leading (0 when following).
+    /// The ISR size while leading — at least 1, the leader itself — and 0 when following.
     pub fn isr_size(&self) -> usize {
         match &*self.role.lock() {
             Role::Leader(l) => l.isr.len(),
