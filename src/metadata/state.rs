@@ -1,0 +1,215 @@
+//! The metadata as applied: topics by name and id, their partitions' replicas, leaders and
+//! epochs, registered brokers, producer-id blocks, broker and group configs, the cluster id —
+//! and [`State::apply`], the one place a [`MetadataRecord`] changes it (replayed from the local
+//! metadata log or applied from the quorum, in log order).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::MetadataRecord;
+
+/// A partition's replication as the controller decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// -1: no leader (none of the ISR is available).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+impl PartitionState {
+    fn new(replicas: Vec<i32>) -> Self {
+        PartitionState {
+            leader: replicas.first().copied().unwrap_or(-1),
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub node: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) by_name: HashMap<String, TopicMeta>,
+    pub(super) name_by_id: HashMap<Uuid, String>,
+    pub(super) producer_id_block_end: i64,
+    /// The last block of producer ids given to each broker: [start, end).
+    pub(super) producer_blocks: HashMap<i32, (i64, i64)>,
+    pub(super) group_configs: HashMap<String, BTreeMap<String, String>>,
+    pub(super) broker_configs: HashMap<Option<i32>, BTreeMap<String, String>>,
+    /// Set by the first [`MetadataRecord::ClusterId`] (replicated metadata only).
+    pub(super) cluster_id: Option<String>,
+    /// Each topic's partitions, by topic id (absent for topics recorded before assignments).
+    pub(super) partitions: HashMap<Uuid, Vec<PartitionState>>,
+    pub(super) brokers: BTreeMap<i32, BrokerRegistration>,
+}
+
+impl State {
+    pub(super) fn apply(&mut self, rec: &MetadataRecord) {
+        match rec {
+            MetadataRecord::CreateTopic {
+                name,
+                id,
+                partitions,
+                configs,
+                replicas,
+            } => {
+                if !replicas.is_empty() {
+                    self.partitions.insert(
+                        *id,
+                        replicas.iter().cloned().map(PartitionState::new).collect(),
+                    );
+                }
+                self.name_by_id.insert(*id, name.clone());
+                self.by_name.insert(
+                    name.clone(),
+                    TopicMeta {
+                        name: name.clone(),
+                        id: *id,
+                        partitions: *partitions,
+                        configs: configs.clone(),
+                    },
+                );
+            }
+            MetadataRecord::DeleteTopic { id } => {
+                if let Some(name) = self.name_by_id.remove(id) {
+                    self.by_name.remove(&name);
+                }
+                self.partitions.remove(id);
+            }
+            MetadataRecord::CreatePartitions {
+                id,
+                count,
+                replicas,
+            } => {
+                if let Some(t) = self
+                    .name_by_id
+                    .get(id)
+                    .and_then(|n| self.by_name.get_mut(n))
+                {
+                    t.partitions = (*count).max(t.partitions);
+                    if !replicas.is_empty() {
+                        if let Some(parts) = self.partitions.get_mut(id) {
+                            parts.extend(replicas.iter().cloned().map(PartitionState::new));
+                        }
+                    }
+                }
+            }
+            MetadataRecord::PartitionChange {
+                id,
+                partition,
+                leader,
+                isr,
+                replicas,
+            } => {
+                let Some(p) = self
+                    .partitions
+                    .get_mut(id)
+                    .and_then(|ps| ps.get_mut(usize::try_from(*partition).ok()?))
+                else {
+                    return;
+                };
+                if let Some(r) = replicas {
+                    p.replicas = r.clone();
+                }
+                if let Some(i) = isr {
+                    p.isr = i.clone();
+                }
+                if let Some(l) = leader {
+                    if *l != p.leader {
+                        p.leader = *l;
+                        p.leader_epoch += 1;
+                    }
+                }
+                p.partition_epoch += 1;
+            }
+            MetadataRecord::RegisterBroker {
+                node,
+                host,
+                port,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *node,
+                    BrokerRegistration {
+                        node: *node,
+                        host: host.clone(),
+                        port: *port,
+                        rack: rack.clone(),
+                    },
+                );
+            }
+            MetadataRecord::ProducerIdBlock { end } => {
+                self.producer_id_block_end = self.producer_id_block_end.max(*end);
+            }
+            MetadataRecord::AllocateProducerIds { node, size } => {
+                let start = self.producer_id_block_end;
+                let end = start.saturating_add((*size).max(0));
+                self.producer_id_block_end = end;
+                self.producer_blocks.insert(*node, (start, end));
+            }
+            MetadataRecord::ClusterId { id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(id.clone());
+                }
+            }
+            MetadataRecord::AlterBrokerConfig { node, configs } => {
+                let entry = self.broker_configs.entry(*node).or_default();
+                for (k, v) in configs {
+                    match v {
+                        Some(v) => entry.insert(k.clone(), v.clone()),
+                        None => entry.remove(k),
+                    };
+                }
+            }
+            MetadataRecord::AlterGroupConfig { group, configs } => {
+                let entry = self.group_configs.entry(group.clone()).or_default();
+                for (k, v) in configs {
+                    match v {
+                        Some(v) => entry.insert(k.clone(), v.clone()),
+                        None => entry.remove(k),
+                    };
+                }
+                if entry.is_empty() {
+                    self.group_configs.remove(group);
+                }
+            }
+            MetadataRecord::AlterTopicConfig { id, configs } => {
+                if let Some(t) = self
+                    .name_by_id
+                    .get(id)
+                    .and_then(|n| self.by_name.get_mut(n))
+                {
+                    for (k, v) in configs {
+                        match v {
+                            Some(v) => t.configs.insert(k.clone(), v.clone()),
+                            None => t.configs.remove(k),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
