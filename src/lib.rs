@@ -10,9 +10,10 @@
 //! -> [`broker`] (composition root and multi-part admin operations) -> [`coordinator`] (consumer
 //! groups, classic and KIP-848, and KIP-1071 streams groups, with offsets on
 //! `__consumer_offsets`; transactions on
-//! `__transaction_state`; one runtime that replays them and applies a change once durable), [`replica`] (partition state: leader epoch cache, high watermark,
-//! delayed-fetch wake-ups) and [`metadata`] (topics, ids, configs and producer-id blocks in an
-//! append-only metadata log) -> [`log`] (segmented partition logs on disk: append, read, roll,
+//! `__transaction_state`; one runtime that replays them and applies a change once durable), [`replica`] (partition state: leader epoch cache, leader or
+//! follower role, ISR and high watermark, delayed-fetch wake-ups, the follower fetch loop) and
+//! [`metadata`] (topics, ids, replica assignments, configs and producer-id blocks in an
+//! append-only metadata log, or on the [`quorum`]) -> [`log`] (segmented partition logs on disk: append, read, roll,
 //! retention, recovery, group-committed fsync (one flusher thread for produce across
 //! partitions), idempotent-producer and transaction state,
 //! behind a filesystem seam in `log::io` that every durable write of the broker, the metadata
@@ -24,7 +25,8 @@
 //! read keys on compacted topics).
 //!
 //! [`quorum`] replicates an opaque log of payloads across voters with Raft (openraft): the
-//! future cluster metadata quorum (KRaft's role), self-contained and not wired in yet.
+//! cluster metadata quorum (KRaft's role) that `metadata::replicated` runs on; neither is wired
+//! into start-up yet (a multi-node configuration is refused until data replication fails over).
 //!
 //! [`tasks`] runs the background work (retention and other log maintenance, the coordinators'
 //! timers) under supervisors that log a panic and restart the task, or shut the broker down when
