@@ -193,7 +193,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         name: "controller.quorum.voters",
         type_name: "LIST",
         default: None,
-        doc: "ID@HOST:PORT of each controller; more than this node is refused until clusters exist",
+        doc: "ID@HOST:PORT of each controller (every node; more than this one needs strom.cluster.preview)",
         set: |c, k, v| c.cluster.set_voters(k, v),
         get: |c| raw(c, "controller.quorum.voters"),
     },
@@ -201,7 +201,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         name: "controller.quorum.bootstrap.servers",
         type_name: "LIST",
         default: None,
-        doc: "HOST:PORT of controllers (KIP-853); more than one is refused until clusters exist",
+        doc: "HOST:PORT of controllers (KIP-853); more than one needs controller.quorum.voters and the preview",
         set: |c, k, v| c.cluster.set_bootstrap_servers(k, v),
         get: |c| raw(c, "controller.quorum.bootstrap.servers"),
     },
@@ -215,6 +215,63 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
             Ok(())
         },
         get: |c| raw(c, "controller.listener.names"),
+    },
+    BrokerKey {
+        name: "strom.cluster.preview",
+        type_name: "BOOLEAN",
+        default: Some("false"),
+        doc: "run a multi-node cluster (replication, failover) before its coordinators move",
+        set: |c, k, v| {
+            c.cluster.preview = parse_bool(k, v)?;
+            Ok(())
+        },
+        get: |c| some(c.cluster.preview),
+    },
+    BrokerKey {
+        name: "broker.rack",
+        type_name: "STRING",
+        default: None,
+        doc: "this broker's rack: replicas of a partition go to different racks",
+        set: |c, _, v| {
+            c.cluster.rack = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+        get: |c| c.cluster.rack.clone(),
+    },
+    BrokerKey {
+        name: "replica.lag.time.max.ms",
+        type_name: "LONG",
+        default: Some("30000"),
+        doc: "a follower not caught up for this long leaves the ISR",
+        set: |c, k, v| {
+            c.cluster.replica_lag_time_max_ms = parse_num(k, v, 1, i64::from(i32::MAX))? as u64;
+            Ok(())
+        },
+        get: |c| some(c.cluster.replica_lag_time_max_ms),
+    },
+    BrokerKey {
+        name: "broker.session.timeout.ms",
+        type_name: "INT",
+        default: Some("9000"),
+        doc: "the controller fences a broker silent this long and moves its leaderships",
+        set: |c, k, v| {
+            c.cluster.broker_session_timeout_ms =
+                parse_num(k, v, 1, i64::from(i32::MAX))? as u64;
+            Ok(())
+        },
+        get: |c| some(c.cluster.broker_session_timeout_ms),
+    },
+    BrokerKey {
+        name: "broker.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("2000"),
+        doc: "how often a broker tells the controller it is alive",
+        set: |c, k, v| {
+            c.cluster.broker_heartbeat_interval_ms =
+                parse_num(k, v, 1, i64::from(i32::MAX))? as u64;
+            Ok(())
+        },
+        get: |c| some(c.cluster.broker_heartbeat_interval_ms),
     },
     BrokerKey {
         name: "num.partitions",
@@ -231,9 +288,9 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         name: "default.replication.factor",
         type_name: "INT",
         default: Some("1"),
-        doc: "replication factor of new topics (1: a single node)",
+        doc: "replication factor of new topics",
         set: |c, k, v| {
-            c.default_replication_factor = parse_num(k, v, 1, 1)? as i16;
+            c.default_replication_factor = parse_num(k, v, 1, i64::from(i16::MAX))? as i16;
             Ok(())
         },
         get: |c| some(c.default_replication_factor),

@@ -2,11 +2,12 @@
 //! `controller.quorum.voters` (`1@host:port,2@host:port`), `controller.quorum.bootstrap.servers`
 //! (`host:port,...`, KIP-853), `controller.listener.names`.
 //!
-//! Strom runs as one node today (the replicated cluster is issue 14's work in progress). The
-//! values are parsed and checked as Kafka checks them, and a configuration that describes a
-//! cluster of more than one node is refused at start with an error that says so: accepting it
-//! and starting a separate one-node cluster on each machine would let users believe their data
-//! is replicated when it is not.
+//! Strom runs as one node by default. A configuration that names more than this node as a
+//! voter starts the multi-node cluster (issue 14, still a preview: replication and failover
+//! work, the group and transaction coordinators do not yet move between brokers) only with
+//! `strom.cluster.preview=true`; without it the broker refuses to start with an error that says
+//! so, because starting a separate one-node cluster on each machine would let users believe
+//! their data is replicated when it is not.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,17 @@ pub struct ClusterConfig {
     pub controller_listener_names: Vec<String>,
     /// The address of the controller listener (the metadata quorum's), when `listeners` has one.
     pub controller_listen: Option<std::net::SocketAddr>,
+    /// `strom.cluster.preview`: run a multi-node cluster before it is complete.
+    pub preview: bool,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `broker.session.timeout.ms`: the controller fences a broker it has not heard from for
+    /// this long (its leaderships move to other in-sync replicas).
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
 }
 
 impl ClusterConfig {
@@ -36,8 +48,16 @@ impl ClusterConfig {
         ClusterConfig {
             broker: true,
             controller: true,
+            replica_lag_time_max_ms: 30_000,
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 2_000,
             ..Default::default()
         }
+    }
+
+    /// Whether these settings name voters besides `node_id`: a multi-node cluster.
+    pub fn is_multi_node(&self, node_id: i32) -> bool {
+        self.voters.keys().any(|id| *id != node_id) || self.bootstrap_servers.len() > 1
     }
 
     /// `process.roles`: a non-empty list of `broker` and `controller`, each at most once.
@@ -115,36 +135,55 @@ impl ClusterConfig {
             .collect();
     }
 
-    /// Whether these settings describe a cluster larger than this one node, and if so why
-    /// Strom cannot serve it yet (the error names the keys).
-    pub fn check_single_node(&self, node_id: i32) -> Result<(), ConfigError> {
-        let refuse = |why: String| {
-            Err(ConfigError::Unsupported(format!(
-                "{why}: Strom does not run as a multi-node cluster yet (replication is being \
-                 built, issue 14); starting one independent broker per machine would not \
-                 replicate anything, so it refuses to start. Run a single node (no \
+    /// Whether Strom can run what these settings describe: one node always; several with
+    /// `strom.cluster.preview=true`, in combined mode (every node `broker,controller`, listed
+    /// in `controller.quorum.voters`, with a controller listener). The error names the keys.
+    pub fn check_supported(&self, node_id: i32) -> Result<(), ConfigError> {
+        let multi = self.is_multi_node(node_id);
+        if multi && !self.preview {
+            let why = if self.voters.keys().any(|id| *id != node_id) {
+                let ids: Vec<String> = self.voters.keys().map(|i| i.to_string()).collect();
+                format!(
+                    "controller.quorum.voters names voters {} (this node is {node_id})",
+                    ids.join(",")
+                )
+            } else {
+                format!(
+                    "controller.quorum.bootstrap.servers names {} controllers",
+                    self.bootstrap_servers.len()
+                )
+            };
+            return Err(ConfigError::Unsupported(format!(
+                "{why}: Strom's multi-node cluster is a preview (issue 14: replication and \
+                 failover work; group and transaction coordinators do not move between brokers \
+                 yet). Set strom.cluster.preview=true to run it, or run a single node (no \
                  controller.quorum.* settings, or only this node as the voter)."
-            )))
-        };
-        if self.voters.keys().any(|id| *id != node_id) {
-            let ids: Vec<String> = self.voters.keys().map(|i| i.to_string()).collect();
-            return refuse(format!(
-                "controller.quorum.voters names voters {} (this node is {node_id})",
-                ids.join(",")
-            ));
-        }
-        if self.bootstrap_servers.len() > 1 {
-            return refuse(format!(
-                "controller.quorum.bootstrap.servers names {} controllers",
-                self.bootstrap_servers.len()
-            ));
+            )));
         }
         if self.roles_set && !(self.broker && self.controller) {
             let role = if self.broker { "broker" } else { "controller" };
-            return refuse(format!(
-                "process.roles={role} needs separate {} nodes",
+            return Err(ConfigError::Unsupported(format!(
+                "process.roles={role}: Strom runs every node as broker and controller \
+                 (process.roles=broker,controller); separate {} nodes are not supported yet",
                 if self.broker { "controller" } else { "broker" }
-            ));
+            )));
+        }
+        if multi {
+            if !self.voters.contains_key(&node_id) {
+                return Err(ConfigError::Unsupported(format!(
+                    "controller.quorum.voters must list this node ({node_id}): every Strom node \
+                     is a voter (controller.quorum.bootstrap.servers alone, KIP-853's dynamic \
+                     quorum, is not supported yet)"
+                )));
+            }
+            if self.controller_listen.is_none() {
+                return Err(ConfigError::Unsupported(
+                    "a multi-node cluster needs a controller listener: name it in \
+                     controller.listener.names and give it an address in listeners \
+                     (e.g. listeners=PLAINTEXT://:9092,CONTROLLER://:9093)"
+                        .into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -195,23 +234,23 @@ mod tests {
     #[test]
     fn a_multi_node_cluster_is_refused_and_a_single_node_one_is_not() {
         let mut c = ClusterConfig::new();
-        assert!(c.check_single_node(1).is_ok(), "no quorum settings");
+        assert!(c.check_supported(1).is_ok(), "no quorum settings");
         c.set_voters("controller.quorum.voters", "1@localhost:9093")
             .expect("voters");
-        assert!(c.check_single_node(1).is_ok(), "only this node");
-        let e = c.check_single_node(2).expect_err("another node's quorum");
+        assert!(c.check_supported(1).is_ok(), "only this node");
+        let e = c.check_supported(2).expect_err("another node's quorum");
         assert!(e.to_string().contains("controller.quorum.voters"), "{e}");
         c.set_voters("controller.quorum.voters", "1@a:1,2@b:1,3@c:1")
             .expect("voters");
-        assert!(c.check_single_node(1).is_err());
+        assert!(c.check_supported(1).is_err());
         let mut c = ClusterConfig::new();
         c.set_bootstrap_servers("controller.quorum.bootstrap.servers", "a:1,b:1,c:1")
             .expect("bootstrap");
-        assert!(c.check_single_node(1).is_err());
+        assert!(c.check_supported(1).is_err());
         let mut c = ClusterConfig::new();
         c.set_roles("process.roles", "broker").expect("roles");
         assert!(
-            c.check_single_node(1).is_err(),
+            c.check_supported(1).is_err(),
             "a broker without controllers"
         );
     }
@@ -238,5 +277,36 @@ mod tests {
         ]);
         let c = crate::config::BrokerConfig::from_properties(&one).expect("one node");
         assert_eq!(c.cluster.voters.len(), 1);
+    }
+
+    #[test]
+    fn the_preview_runs_three_combined_nodes_with_a_controller_listener() {
+        let props = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut kv = vec![
+            ("process.roles", "broker,controller"),
+            ("node.id", "2"),
+            ("controller.quorum.voters", "1@h1:9093,2@h2:9093,3@h3:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+            ("strom.cluster.preview", "true"),
+            ("broker.rack", "r2"),
+        ];
+        let c = crate::config::BrokerConfig::from_properties(&props(&kv)).expect("preview");
+        assert!(c.cluster.is_multi_node(c.node_id));
+        assert_eq!(c.cluster.rack.as_deref(), Some("r2"));
+        assert!(c.cluster.controller_listen.is_some());
+        kv[4] = ("listeners", "PLAINTEXT://127.0.0.1:9092");
+        let e =
+            crate::config::BrokerConfig::from_properties(&props(&kv)).expect_err("no CONTROLLER");
+        assert!(e.to_string().contains("controller listener"), "{e}");
+        kv[0] = ("process.roles", "broker");
+        assert!(crate::config::BrokerConfig::from_properties(&props(&kv)).is_err());
     }
 }

@@ -137,8 +137,12 @@ pub fn resolve(c: &mut BrokerConfig) -> Result<(), ConfigError> {
             client.name
         )));
     }
+    // As Kafka's effectiveListenerSecurityProtocolMap: a controller listener the map does not
+    // name is PLAINTEXT.
     for l in &controllers {
-        protocol_of(&l.name)?;
+        if c.listener_protocols.contains_key(&l.name) {
+            protocol_of(&l.name)?;
+        }
     }
     c.listen = client.bind_addr().map_err(|e| invalid(key, &raw, e))?;
     c.client_listener_name = client.name.clone();

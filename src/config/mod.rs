@@ -203,7 +203,7 @@ impl BrokerConfig {
             c.set(k, v)?;
         }
         listeners::resolve(&mut c)?;
-        c.cluster.check_single_node(c.node_id)?;
+        c.cluster.check_supported(c.node_id)?;
         Ok(c)
     }
 

@@ -9,6 +9,7 @@
 //! durable), as a partition log's does: retrying an fsync after a failure can silently lose
 //! the data it did not write. All file access goes through the [`Storage`] seam.
 
+mod controller;
 pub mod placement;
 pub mod replicated;
 mod state;
@@ -85,8 +86,20 @@ pub enum MetadataRecord {
         isr: Option<Vec<i32>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replicas: Option<Vec<i32>>,
+        /// Applied only if the partition epoch is still this (Kafka's AlterPartition check):
+        /// a change decided on state that moved meanwhile changes nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partition_epoch: Option<i32>,
     },
-    /// A broker joined (or came back): where clients reach it, and its rack.
+    /// The controller fenced a broker it stopped hearing from (or unfenced one that is back):
+    /// a fenced broker leads nothing and is in no ISR it shares with others.
+    BrokerFencing {
+        node: i32,
+        fenced: bool,
+    },
+    /// A broker joined (or came back, a new incarnation): where clients reach it, and its rack.
+    /// It starts fenced (KIP-841: a restarted broker may have lost unflushed records, so the
+    /// controller takes it out of the ISRs first, then unfences it on its next heartbeat).
     RegisterBroker {
         node: i32,
         host: String,
@@ -140,6 +153,8 @@ pub struct MetadataStore {
     pub cluster_id: String,
     /// (next id to hand out, end of the reserved block).
     producer_ids: Mutex<(i64, i64)>,
+    /// Counts applied changes; brokers of a cluster watch it to act on new metadata.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Where changes go before they apply.
@@ -245,6 +260,7 @@ impl MetadataStore {
             state: Arc::new(RwLock::new(state)),
             cluster_id,
             producer_ids: Mutex::new((end, end)),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 
@@ -283,6 +299,8 @@ impl MetadataStore {
         for rec in records {
             state.apply(rec);
         }
+        drop(state);
+        self.changes.send_modify(|n| *n += 1);
         Ok(())
     }
 
@@ -372,6 +390,22 @@ impl MetadataStore {
         let state = self.state.read();
         let parts = state.partitions.get(topic)?;
         parts.get(usize::try_from(partition).ok()?).cloned()
+    }
+
+    /// The controller's decisions on the state now, given which brokers are `live` (see
+    /// [`controller`]): fencing, unfencing, leader elections and ISR removals to commit.
+    pub fn controller_decisions(&self, live: &dyn Fn(i32) -> bool) -> Vec<MetadataRecord> {
+        controller::decide(&self.state.read(), live)
+    }
+
+    /// Wakes on every applied change (its value counts them).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The registration of broker `node`.
+    pub fn broker(&self, node: i32) -> Option<BrokerRegistration> {
+        self.state.read().brokers.get(&node).cloned()
     }
 
     /// The registered brokers, by node id.
@@ -672,6 +706,7 @@ mod tests {
                     leader: None,
                     isr: Some(vec![1, 2]),
                     replicas: None,
+                    partition_epoch: None,
                 },
                 MetadataRecord::PartitionChange {
                     id,
@@ -679,6 +714,7 @@ mod tests {
                     leader: Some(2),
                     isr: None,
                     replicas: None,
+                    partition_epoch: Some(1),
                 },
                 MetadataRecord::CreatePartitions {
                     id,

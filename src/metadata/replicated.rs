@@ -11,8 +11,8 @@
 //!   ([`MetadataRecord::AllocateProducerIds`]), so two brokers never get the same id.
 //! - Snapshots hold the whole state as JSON (a few MB at most: metadata, not data).
 //!
-//! Not wired into the broker's start-up yet: a multi-node configuration is still refused
-//! (config/cluster.rs) until partition data replicates (ARCHITECTURE.md, "The cluster").
+//! A multi-node broker (`strom.cluster.preview`, see [`crate::cluster`]) opens its metadata
+//! here.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -70,6 +70,7 @@ fn quorum_error(e: QuorumError) -> MetadataError {
 /// Applies committed entries to the shared state.
 struct StateApplier {
     state: Arc<RwLock<State>>,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Applier for StateApplier {
@@ -80,6 +81,8 @@ impl Applier for StateApplier {
                 for r in &records {
                     state.apply(r);
                 }
+                drop(state);
+                self.changes.send_modify(|n| *n += 1);
             }
             // Written by this code on some voter: a failure is a bug (e.g. a newer version's
             // record), logged loudly; the entry changes nothing here.
@@ -96,6 +99,7 @@ impl Applier for StateApplier {
         let snap: Snapshot =
             serde_json::from_slice(snapshot).map_err(|e| format!("bad metadata snapshot: {e}"))?;
         *self.state.write() = snap.into_state();
+        self.changes.send_modify(|n| *n += 1);
         Ok(())
     }
 }
@@ -194,8 +198,10 @@ impl MetadataStore {
         config.dir = dir.join("quorum");
         let local_id = load_or_create_cluster_id(storage.as_ref(), root)?;
         let state = Arc::new(RwLock::new(State::default()));
+        let changes = Arc::new(tokio::sync::watch::channel(0).0);
         let applier = Arc::new(StateApplier {
             state: state.clone(),
+            changes: changes.clone(),
         });
         let quorum = Quorum::start(config, applier, storage)
             .await
@@ -233,6 +239,7 @@ impl MetadataStore {
             state,
             cluster_id,
             producer_ids: Mutex::new((0, 0)),
+            changes,
         })
     }
 

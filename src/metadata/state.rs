@@ -40,6 +40,9 @@ pub struct BrokerRegistration {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// Fenced by the controller (or not yet unfenced since registering).
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +126,7 @@ impl State {
                 leader,
                 isr,
                 replicas,
+                partition_epoch,
             } => {
                 let Some(p) = self
                     .partitions
@@ -131,6 +135,9 @@ impl State {
                 else {
                     return;
                 };
+                if partition_epoch.is_some_and(|e| e != p.partition_epoch) {
+                    return;
+                }
                 if let Some(r) = replicas {
                     p.replicas = r.clone();
                 }
@@ -158,8 +165,14 @@ impl State {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        fenced: true,
                     },
                 );
+            }
+            MetadataRecord::BrokerFencing { node, fenced } => {
+                if let Some(b) = self.brokers.get_mut(node) {
+                    b.fenced = *fenced;
+                }
             }
             MetadataRecord::ProducerIdBlock { end } => {
                 self.producer_id_block_end = self.producer_id_block_end.max(*end);

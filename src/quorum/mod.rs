@@ -1,6 +1,7 @@
 //! The cluster quorum: an opaque log of byte payloads replicated across a fixed set of voters
 //! with Raft (the `openraft` crate, 0.9), the role KRaft's controller quorum plays in Kafka.
-//! Not wired into the broker yet.
+//! In a multi-node cluster (`strom.cluster.preview`) it carries the metadata log; see
+//! [`crate::cluster`].
 //!
 //! What it promises:
 //! - [`Quorum::propose`] returns the payload's log index once a majority of voters has it
@@ -350,6 +351,27 @@ pub struct QuorumStatus {
     pub storage_poisoned: bool,
 }
 
+/// Brokers' liveness as the quorum leader hears it: node -> when its last heartbeat arrived.
+/// Kept in memory only (like Kafka's controller, a new leader starts with nobody heard and
+/// gives registered brokers a session timeout of grace).
+#[derive(Debug, Default)]
+pub struct Heartbeats(std::sync::Mutex<std::collections::HashMap<i32, std::time::Instant>>);
+
+impl Heartbeats {
+    /// Records a heartbeat of `node` now.
+    pub fn record(&self, node: i32) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node, std::time::Instant::now());
+    }
+
+    /// Every node heard from, with when.
+    pub fn snapshot(&self) -> std::collections::HashMap<i32, std::time::Instant> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// A running quorum member: its Raft node and RPC server.
 pub struct Quorum {
     node_id: u64,
@@ -357,6 +379,7 @@ pub struct Quorum {
     log: log_store::LogStore,
     server: network::RpcServer,
     payload_bytes_max: usize,
+    heartbeats: Arc<Heartbeats>,
 }
 
 impl Quorum {
@@ -386,13 +409,15 @@ impl Quorum {
         let raft = Raft::new(config.node_id, raft_config, net, log.clone(), sm)
             .await
             .map_err(|e| QuorumError::Stopped(e.to_string()))?;
-        let server = network::RpcServer::start(listener, raft.clone())?;
+        let heartbeats = Arc::new(Heartbeats::default());
+        let server = network::RpcServer::start(listener, raft.clone(), heartbeats.clone())?;
         let quorum = Quorum {
             node_id: config.node_id,
             raft,
             log,
             server,
             payload_bytes_max: config.payload_bytes_max,
+            heartbeats,
         };
         if let Err(e) = quorum.bootstrap(&config.voters).await {
             quorum.shutdown().await;
@@ -542,6 +567,35 @@ impl Quorum {
             }
             tokio::time::sleep(Duration::from_millis(50).min(left)).await;
         }
+    }
+
+    /// Tells the leader that broker `node` is alive: recorded here when this node leads, else
+    /// sent to the leader within `timeout`. Fails when no leader is known or it did not answer.
+    pub async fn heartbeat(&self, node: i32, timeout: Duration) -> Result<(), QuorumError> {
+        if self.is_leader() {
+            self.heartbeats.record(node);
+            return Ok(());
+        }
+        let Some((_, addr)) = self.leader_with_addr() else {
+            return Err(QuorumError::NotLeader { leader: None });
+        };
+        match network::send_heartbeat(&addr, node, timeout).await {
+            Ok(network::HeartbeatResponse::Ok) => Ok(()),
+            Ok(network::HeartbeatResponse::NotLeader) => {
+                Err(QuorumError::NotLeader { leader: None })
+            }
+            Err(why) => Err(QuorumError::Stopped(why)),
+        }
+    }
+
+    /// The brokers this node has heard from while leading, with when (see [`Heartbeats`]).
+    pub fn heard_from(&self) -> std::collections::HashMap<i32, std::time::Instant> {
+        self.heartbeats.snapshot()
+    }
+
+    /// This node's Raft term now (changes with every election).
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
     }
 
     /// This node's Raft state now.

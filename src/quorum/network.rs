@@ -1,7 +1,8 @@
 //! The quorum's voter-to-voter RPC over TCP: a server task answering openraft's
 //! AppendEntries, Vote and InstallSnapshot requests, and the clients openraft sends them with;
 //! plus proposals forwarded by a voter that is not the leader ([`KIND_PROPOSE`], answered with
-//! a [`ProposeResponse`] once the leader applied them).
+//! a [`ProposeResponse`] once the leader applied them), and brokers' heartbeats to the leader
+//! ([`KIND_HEARTBEAT`], see [`super::Heartbeats`]).
 //!
 //! Wire format, both directions: a frame is a 4-byte big-endian length (of what follows, at
 //! most [`FRAME_BYTES_MAX`]), a kind byte ([`KIND_APPEND`], [`KIND_VOTE`], [`KIND_SNAPSHOT`]),
@@ -65,6 +66,22 @@ pub(crate) const KIND_APPEND: u8 = 1;
 pub(crate) const KIND_VOTE: u8 = 2;
 pub(crate) const KIND_SNAPSHOT: u8 = 3;
 pub(crate) const KIND_PROPOSE: u8 = 4;
+pub(crate) const KIND_HEARTBEAT: u8 = 5;
+
+/// A broker telling the quorum's leader it is alive.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub(crate) struct Heartbeat {
+    pub node: i32,
+}
+
+/// The answer to a [`Heartbeat`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub(crate) enum HeartbeatResponse {
+    /// Recorded by the leader.
+    Ok,
+    /// The receiver is not the leader.
+    NotLeader,
+}
 
 /// The leader's answer to a forwarded proposal.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -135,11 +152,18 @@ impl RpcServer {
     pub(crate) fn start(
         listener: TcpListener,
         raft: Raft<TypeConfig>,
+        heartbeats: Arc<super::Heartbeats>,
     ) -> std::io::Result<RpcServer> {
         let local_addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        tracker.spawn(accept_loop(listener, raft, cancel.clone(), tracker.clone()));
+        tracker.spawn(accept_loop(
+            listener,
+            raft,
+            heartbeats,
+            cancel.clone(),
+            tracker.clone(),
+        ));
         Ok(RpcServer {
             local_addr,
             cancel,
@@ -171,6 +195,7 @@ impl RpcServer {
 async fn accept_loop(
     listener: TcpListener,
     raft: Raft<TypeConfig>,
+    heartbeats: Arc<super::Heartbeats>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -195,11 +220,12 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
+        let heartbeats = heartbeats.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                r = serve_connection(stream, &raft) => {
+                r = serve_connection(stream, &raft, &heartbeats) => {
                     if let Err(why) = r {
                         tracing::debug!(%peer, why, "quorum RPC connection closed");
                     }
@@ -211,7 +237,11 @@ async fn accept_loop(
 }
 
 /// Answers requests on one connection until it closes or misbehaves.
-async fn serve_connection(mut stream: TcpStream, raft: &Raft<TypeConfig>) -> Result<(), String> {
+async fn serve_connection(
+    mut stream: TcpStream,
+    raft: &Raft<TypeConfig>,
+    heartbeats: &super::Heartbeats,
+) -> Result<(), String> {
     loop {
         // Wait for the first byte without the frame deadline, then the whole frame within it.
         let mut first = [0u8; 1];
@@ -263,6 +293,21 @@ async fn serve_connection(mut stream: TcpStream, raft: &Raft<TypeConfig>) -> Res
                 };
                 encode_frame(kind, &answer)
             }
+            KIND_HEARTBEAT => {
+                let hb: Heartbeat = decode(&body)?;
+                let leading = {
+                    let m = raft.metrics();
+                    let m = m.borrow();
+                    m.state == openraft::ServerState::Leader
+                };
+                let answer = if leading {
+                    heartbeats.record(hb.node);
+                    HeartbeatResponse::Ok
+                } else {
+                    HeartbeatResponse::NotLeader
+                };
+                encode_frame(kind, &answer)
+            }
             other => return Err(format!("unknown request kind {other}")),
         };
         let frame = frame
@@ -274,6 +319,33 @@ async fn serve_connection(mut stream: TcpStream, raft: &Raft<TypeConfig>) -> Res
             Err(_) => return Err("response not sent in time".into()),
         }
     }
+}
+
+/// Sends a heartbeat of `node` to the leader at `addr` on a connection of its own, within
+/// `ttl`.
+pub(crate) async fn send_heartbeat(
+    addr: &str,
+    node: i32,
+    ttl: Duration,
+) -> Result<HeartbeatResponse, String> {
+    let frame = encode_frame(KIND_HEARTBEAT, &Heartbeat { node })
+        .map_err(|e| e.to_string())?
+        .ok_or("heartbeat over the frame limit")?;
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        stream.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let (kind, body) = read_frame(&mut stream).await.map_err(|e| e.to_string())?;
+        if kind != KIND_HEARTBEAT {
+            return Err(format!("response kind {kind} to a heartbeat"));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("bad response: {e}"))
+    };
+    tokio::time::timeout(ttl, exchange)
+        .await
+        .map_err(|_| format!("no answer from {addr} within {ttl:?}"))?
 }
 
 /// Sends a proposal to the leader at `addr` on a connection of its own, within `ttl`.

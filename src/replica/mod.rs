@@ -1,7 +1,9 @@
 //! Partition state above the log: leader epoch, the replication state ([`state`]: replicas,
 //! ISR, follower positions, high watermark), and wake-ups for delayed (long-poll) fetches.
-//! Single node today: this broker leads every partition and the ISR is itself, so the high
-//! watermark follows the log end offset, moved by [`Partition::appended`] after every append.
+//! On a single node this broker leads every partition and the ISR is itself, so the high
+//! watermark follows the log end offset, moved by [`Partition::appended`] after every append;
+//! in a cluster the roles, replicas and ISR come from the committed metadata
+//! ([`crate::cluster`]) and the high watermark moves with follower fetches.
 //! Kept separate from `log` so replication can move the high watermark by follower progress
 //! without the log knowing.
 
@@ -117,6 +119,51 @@ impl Partition {
             }
         }
         self.wake_waiters();
+    }
+
+    /// This replica's role now.
+    pub fn role(&self) -> Role {
+        self.role.lock().clone()
+    }
+
+    /// The ISR change to propose to the controller now, when leading (see
+    /// [`LeaderState::isr_proposal`]), with the leader epoch it was decided in.
+    pub fn isr_proposal(
+        &self,
+        max_lag: std::time::Duration,
+        eligible: &dyn Fn(i32) -> bool,
+    ) -> Option<(IsrChange, i32)> {
+        let mut role = self.role.lock();
+        let Role::Leader(leader) = &mut *role else {
+            return None;
+        };
+        let epoch = leader.leader_epoch;
+        leader
+            .isr_proposal(Instant::now(), max_lag, eligible)
+            .map(|c| (c, epoch))
+    }
+
+    /// Applies the ISR the controller committed while leading at `leader_epoch` (other epochs
+    /// are ignored); moves the high watermark and wakes waiters when it moved.
+    pub fn set_isr(&self, isr: Vec<i32>, leader_epoch: i32) {
+        let moved = {
+            let mut role = self.role.lock();
+            let Role::Leader(leader) = &mut *role else {
+                return;
+            };
+            if leader.leader_epoch != leader_epoch {
+                return;
+            }
+            let moved = leader.set_isr(isr, self.log.log_end_offset());
+            if moved {
+                self.high_watermark
+                    .store(leader.high_watermark(), Ordering::Release);
+            }
+            moved
+        };
+        if moved {
+            self.wake_waiters();
+        }
     }
 
     /// Whether this broker leads the partition.

@@ -47,6 +47,10 @@ pub struct LeaderState {
     pub leader_epoch: i32,
     followers: BTreeMap<i32, FollowerState>,
     high_watermark: i64,
+    /// Followers proposed to join the ISR and not yet committed: the high watermark waits for
+    /// them too (Kafka's maximal ISR), so a member the controller adds already holds every
+    /// record below the high watermark and may be elected without losing any.
+    pending: Vec<i32>,
 }
 
 impl LeaderState {
@@ -82,6 +86,7 @@ impl LeaderState {
             leader_epoch,
             followers,
             high_watermark,
+            pending: Vec::new(),
         }
     }
 
@@ -109,7 +114,7 @@ impl LeaderState {
     /// leader's own). Returns whether it moved (delayed fetches and produces should look).
     pub fn maybe_advance_high_watermark(&mut self, leader_end: i64) -> bool {
         let mut hw = leader_end;
-        for r in &self.isr {
+        for r in self.isr.iter().chain(&self.pending) {
             if *r == self.node {
                 continue;
             }
@@ -176,10 +181,51 @@ impl LeaderState {
         (keep.len() < self.isr.len()).then_some(IsrChange { isr: keep })
     }
 
-    /// Applies an ISR the controller committed; the high watermark may move (a smaller ISR).
+    /// Applies an ISR the controller committed (or confirms the one in force after a proposal
+    /// was refused); proposals pending end. The high watermark may move (a smaller ISR).
     pub fn set_isr(&mut self, isr: Vec<i32>, leader_end: i64) -> bool {
         self.isr = isr;
+        self.pending.clear();
         self.maybe_advance_high_watermark(leader_end)
+    }
+
+    /// The ISR change this leader should propose now, if any: followers not caught up for
+    /// `max_lag` leave; otherwise followers whose log reached the high watermark, caught up
+    /// within `max_lag` and `eligible` (registered, unfenced) join. A proposed addition counts
+    /// for the high watermark from now on (see `pending`) until [`LeaderState::set_isr`].
+    pub fn isr_proposal(
+        &mut self,
+        now: Instant,
+        max_lag: Duration,
+        eligible: &dyn Fn(i32) -> bool,
+    ) -> Option<IsrChange> {
+        if let Some(shrink) = self.isr_shrink(now, max_lag) {
+            return Some(shrink);
+        }
+        let joining: Vec<i32> = self
+            .followers
+            .iter()
+            .filter(|(r, f)| {
+                !self.isr.contains(r)
+                    && f.log_end_offset >= 0
+                    && f.log_end_offset >= self.high_watermark
+                    && now.saturating_duration_since(f.last_caught_up) <= max_lag
+                    && eligible(**r)
+            })
+            .map(|(r, _)| *r)
+            .collect();
+        if joining.is_empty() {
+            return None;
+        }
+        for r in &joining {
+            if !self.pending.contains(r) {
+                self.pending.push(*r);
+            }
+        }
+        let mut isr = self.isr.clone();
+        isr.extend(joining);
+        isr.sort_unstable();
+        Some(IsrChange { isr })
     }
 
     /// Whether acks=all may be accepted: the ISR has at least `min_insync` members.
@@ -247,6 +293,31 @@ mod tests {
         let (_, expand) = s.on_follower_fetch(3, 100, 100, t2);
         assert_eq!(expand, Some(IsrChange { isr: vec![1, 2, 3] }));
         assert!(s.enough_replicas(2) && !s.enough_replicas(3));
+    }
+
+    #[test]
+    fn a_proposed_member_holds_the_high_watermark_until_the_isr_is_set() {
+        let t0 = Instant::now();
+        let lag = Duration::from_secs(10);
+        let mut s = LeaderState::new(1, vec![1, 2, 3], vec![1, 2], 0, 0, t0);
+        s.maybe_advance_high_watermark(10);
+        s.on_follower_fetch(2, 10, 10, t0);
+        assert_eq!(s.high_watermark(), 10);
+        s.on_follower_fetch(3, 10, 10, t0);
+        assert_eq!(
+            s.isr_proposal(t0, lag, &|_| true),
+            Some(IsrChange { isr: vec![1, 2, 3] })
+        );
+        // 2 has 20, 3 only 15: while 3's addition is pending the high watermark waits for it.
+        s.on_follower_fetch(2, 20, 20, t0);
+        s.on_follower_fetch(3, 15, 20, t0);
+        assert_eq!(s.high_watermark(), 15);
+        s.set_isr(vec![1, 2], 20);
+        assert_eq!(s.high_watermark(), 20);
+        // Not eligible (fenced): not proposed.
+        let mut s = LeaderState::new(1, vec![1, 2], vec![1], 0, 0, t0);
+        s.on_follower_fetch(2, 0, 0, t0);
+        assert_eq!(s.isr_proposal(t0, lag, &|r| r != 2), None);
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! The controller's decisions over the committed metadata, the part of Kafka's
+//! `ReplicationControlManager` that reacts to brokers coming and going:
+//!
+//! - a broker the controller stops hearing from (`live` says no) is fenced;
+//! - a fenced broker leaves every ISR it shares with a usable broker (registered, unfenced,
+//!   live), and the partitions it led elect the first replica (in assignment order) that is in
+//!   the ISR and usable; when no ISR member is usable the ISR stays as it is and the partition
+//!   has no leader (-1) until one of them returns — never an unclean election;
+//! - a fenced broker that is live again is unfenced once it is in no ISR with a usable broker
+//!   (a restarted broker registers fenced, KIP-841: it first leaves the ISRs, as it may have
+//!   lost records it had not flushed, then rejoins them by catching up).
+//!
+//! Every partition change carries the partition epoch it was decided on, so a change racing
+//! with a leader's ISR update is dropped by [`super::state`] instead of undoing it; the next
+//! round decides again on the new state.
+
+use std::collections::BTreeSet;
+
+use super::state::State;
+use super::MetadataRecord;
+
+/// The records that bring the metadata in line with which brokers are `live` (empty: nothing
+/// to do).
+pub(super) fn decide(state: &State, live: &dyn Fn(i32) -> bool) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for b in state.brokers.values() {
+        if !b.fenced && !live(b.node) {
+            out.push(MetadataRecord::BrokerFencing {
+                node: b.node,
+                fenced: true,
+            });
+        }
+    }
+    // Unfenced before the partitions are looked at, so brokers registering together (a
+    // cluster starting, or restarting whole) keep their leaderships.
+    let usable_before: BTreeSet<i32> = state
+        .brokers
+        .values()
+        .filter(|b| !b.fenced && live(b.node))
+        .map(|b| b.node)
+        .collect();
+    let mut blocked: BTreeSet<i32> = BTreeSet::new();
+    for parts in state.partitions.values() {
+        for p in parts {
+            if p.isr.iter().any(|r| usable_before.contains(r)) {
+                blocked.extend(p.isr.iter().filter(|r| !usable_before.contains(r)));
+            }
+        }
+    }
+    let mut usable = usable_before;
+    for b in state.brokers.values() {
+        if b.fenced && live(b.node) && !blocked.contains(&b.node) {
+            out.push(MetadataRecord::BrokerFencing {
+                node: b.node,
+                fenced: false,
+            });
+            usable.insert(b.node);
+        }
+    }
+    let mut ids: Vec<_> = state.partitions.keys().copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        for (i, p) in state.partitions[&id].iter().enumerate() {
+            let mut isr: Vec<i32> = p
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| usable.contains(r))
+                .collect();
+            if isr.is_empty() {
+                // The last members stay: one of them must lead when it comes back.
+                isr = p.isr.clone();
+            }
+            let leader = if usable.contains(&p.leader) && isr.contains(&p.leader) {
+                p.leader
+            } else {
+                p.replicas
+                    .iter()
+                    .copied()
+                    .find(|r| isr.contains(r) && usable.contains(r))
+                    .unwrap_or(-1)
+            };
+            if isr != p.isr || leader != p.leader {
+                out.push(MetadataRecord::PartitionChange {
+                    id,
+                    partition: i as i32,
+                    leader: (leader != p.leader).then_some(leader),
+                    isr: (isr != p.isr).then_some(isr),
+                    replicas: None,
+                    partition_epoch: Some(p.partition_epoch),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn register(s: &mut State, node: i32) {
+        s.apply(&MetadataRecord::RegisterBroker {
+            node,
+            host: "h".into(),
+            port: 9000 + node as u16,
+            rack: None,
+        });
+    }
+
+    fn settle(s: &mut State, live: &dyn Fn(i32) -> bool) -> usize {
+        let mut rounds = 0;
+        loop {
+            let recs = decide(s, live);
+            if recs.is_empty() {
+                return rounds;
+            }
+            for r in &recs {
+                s.apply(r);
+            }
+            rounds += 1;
+            assert!(rounds < 10, "decisions do not settle: {recs:?}");
+        }
+    }
+
+    fn three_brokers_one_topic() -> (State, Uuid) {
+        let mut s = State::default();
+        for n in 1..=3 {
+            register(&mut s, n);
+        }
+        let id = Uuid::new_v4();
+        s.apply(&MetadataRecord::CreateTopic {
+            name: "t".into(),
+            id,
+            partitions: 2,
+            configs: Default::default(),
+            replicas: vec![vec![1, 2, 3], vec![2, 3, 1]],
+        });
+        (s, id)
+    }
+
+    #[test]
+    fn registered_brokers_are_unfenced_once_live() {
+        let (mut s, _) = three_brokers_one_topic();
+        assert!(s.brokers.values().all(|b| b.fenced), "registered fenced");
+        settle(&mut s, &|_| true);
+        assert!(s.brokers.values().all(|b| !b.fenced));
+    }
+
+    #[test]
+    fn a_dead_leader_is_fenced_and_an_in_sync_follower_takes_over() {
+        let (mut s, id) = three_brokers_one_topic();
+        settle(&mut s, &|_| true);
+        settle(&mut s, &|n| n != 1);
+        assert!(s.brokers[&1].fenced);
+        let p0 = &s.partitions[&id][0];
+        assert_eq!((p0.leader, p0.leader_epoch), (2, 1));
+        assert_eq!(p0.isr, vec![2, 3]);
+        let p1 = &s.partitions[&id][1];
+        assert_eq!((p1.leader, p1.leader_epoch), (2, 0), "not led by 1: kept");
+        assert_eq!(p1.isr, vec![2, 3]);
+        // Broker 1 comes back: unfenced, but not back in the ISR (its leader adds it).
+        settle(&mut s, &|_| true);
+        assert!(!s.brokers[&1].fenced);
+        assert_eq!(s.partitions[&id][0].isr, vec![2, 3]);
+    }
+
+    #[test]
+    fn with_no_live_isr_member_there_is_no_leader_and_the_last_one_leads_again() {
+        let (mut s, id) = three_brokers_one_topic();
+        settle(&mut s, &|_| true);
+        settle(&mut s, &|n| n == 3);
+        assert_eq!(s.partitions[&id][0].leader, 3);
+        settle(&mut s, &|_| false);
+        let p = &s.partitions[&id][0];
+        assert_eq!((p.leader, p.isr.clone()), (-1, vec![3]));
+        // 1 returns first: not in the ISR, so no unclean election.
+        settle(&mut s, &|n| n == 1);
+        assert_eq!(s.partitions[&id][0].leader, -1);
+        settle(&mut s, &|n| n == 1 || n == 3);
+        assert_eq!(s.partitions[&id][0].leader, 3);
+    }
+
+    #[test]
+    fn a_restarted_broker_leaves_the_isrs_before_it_is_unfenced() {
+        let (mut s, id) = three_brokers_one_topic();
+        settle(&mut s, &|_| true);
+        register(&mut s, 1); // a new incarnation of 1
+        let recs = decide(&s, &|_| true);
+        assert!(
+            !recs.contains(&MetadataRecord::BrokerFencing {
+                node: 1,
+                fenced: false
+            }),
+            "not unfenced while in ISRs with others: {recs:?}"
+        );
+        settle(&mut s, &|_| true);
+        assert!(!s.brokers[&1].fenced);
+        assert_eq!(s.partitions[&id][0].leader, 2);
+        assert_eq!(s.partitions[&id][0].isr, vec![2, 3]);
+    }
+
+    #[test]
+    fn a_whole_cluster_restart_keeps_the_leaders() {
+        let (mut s, id) = three_brokers_one_topic();
+        settle(&mut s, &|_| true);
+        for n in 1..=3 {
+            register(&mut s, n);
+        }
+        settle(&mut s, &|_| true);
+        let p = &s.partitions[&id][0];
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.isr.clone()),
+            (1, 0, vec![1, 2, 3])
+        );
+    }
+
+    #[test]
+    fn a_stale_change_is_dropped() {
+        let (mut s, id) = three_brokers_one_topic();
+        settle(&mut s, &|_| true);
+        let recs = decide(&s, &|n| n != 1);
+        // A leader's ISR change lands first.
+        s.apply(&MetadataRecord::PartitionChange {
+            id,
+            partition: 0,
+            leader: None,
+            isr: Some(vec![1, 2]),
+            replicas: None,
+            partition_epoch: Some(0),
+        });
+        for r in &recs {
+            s.apply(r);
+        }
+        assert_eq!(
+            s.partitions[&id][0].leader, 1,
+            "the controller's change was stale"
+        );
+        settle(&mut s, &|n| n != 1);
+        assert_eq!(s.partitions[&id][0].leader, 2);
+        assert_eq!(s.partitions[&id][0].isr, vec![2]);
+    }
+}
