@@ -49,6 +49,9 @@ pub enum AdminError {
     InvalidRequest(String),
     #[error("storage error: {0}")]
     Storage(String),
+    /// COORDINATOR_NOT_AVAILABLE.
+    #[error("{0}")]
+    CoordinatorNotAvailable(String),
 }
 
 impl From<LogError> for AdminError {
@@ -167,36 +170,7 @@ impl Broker {
         }
         let metadata = MetadataStore::open_with(&root, storage.clone())?;
         crate::metadata::check_node_id(storage.as_ref(), &root, config.node_id)?;
-        let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
-        let replicas = Arc::new(ReplicaManager::default());
-        let txns = Arc::new(TransactionCoordinator::new(
-            config.txns.clone(),
-            replicas.clone(),
-            groups.clone(),
-        ));
-        let dynamic = DynamicConfigs {
-            cluster: metadata.broker_configs(None),
-            broker: metadata.broker_configs(Some(config.node_id)),
-        };
-        // Values were checked when they were altered; a key a newer static file no longer
-        // accepts is reported, and the static configuration is used.
-        let effective = dynamic::effective(&config, &dynamic).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "dynamic broker configs not applied");
-            config.clone()
-        });
-        let broker = Arc::new(Broker {
-            config,
-            effective: RwLock::new(Arc::new(effective)),
-            metadata,
-            logs,
-            replicas,
-            groups,
-            txns,
-            admin: Mutex::new(()),
-            group_init: Mutex::new(()),
-            txn_init: tokio::sync::Mutex::new(()),
-            auto_creating: Mutex::new(HashSet::new()),
-        });
+        let broker = Self::assemble(config, metadata, logs);
         let mut known = HashSet::new();
         for t in broker.metadata.topics() {
             for p in 0..t.partitions {
@@ -217,6 +191,100 @@ impl Broker {
         Ok(broker)
     }
 
+    /// A broker of a multi-node cluster (`strom.cluster.preview`): starts this node's member of
+    /// the metadata quorum (waiting, up to `start_timeout`, for a leader and an agreed cluster
+    /// id) and registers the broker. It hosts nothing yet: [`crate::cluster`] opens the
+    /// partitions the committed metadata assigns to it, once the controller has unfenced it.
+    pub async fn open_cluster(
+        config: BrokerConfig,
+        start_timeout: std::time::Duration,
+    ) -> anyhow::Result<Arc<Self>> {
+        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+        let root = config.log_dir.clone();
+        let logs = {
+            let (root, storage) = (root.clone(), storage.clone());
+            tokio::task::spawn_blocking(move || LogManager::with_storage(&root, storage)).await??
+        };
+        let c = &config.cluster;
+        let listen = c
+            .controller_listen
+            .ok_or_else(|| anyhow::anyhow!("a cluster node needs a controller listener"))?;
+        let voters = c
+            .voters
+            .iter()
+            .map(|(id, addr)| (*id as u64, addr.clone()))
+            .collect();
+        let quorum = crate::quorum::QuorumConfig::new(
+            config.node_id as u64,
+            std::path::PathBuf::new(),
+            listen,
+            voters,
+        );
+        info!(node = config.node_id, quorum = %listen, "joining the metadata quorum");
+        let metadata = MetadataStore::start_replicated(
+            &root,
+            storage.clone(),
+            quorum,
+            config.node_id,
+            start_timeout,
+        )
+        .await?;
+        crate::metadata::check_node_id(storage.as_ref(), &root, config.node_id)?;
+        let broker = Self::assemble(config, metadata, logs);
+        let b = broker.clone();
+        off_thread(move || {
+            let c = &b.config;
+            b.metadata.commit(&[MetadataRecord::RegisterBroker {
+                node: c.node_id,
+                host: c.advertised_host.clone(),
+                port: c.advertised_port,
+                rack: c.cluster.rack.clone(),
+            }])?;
+            Ok(())
+        })
+        .await?;
+        info!(
+            node = broker.config.node_id,
+            cluster_id = %broker.metadata.cluster_id,
+            "registered with the cluster"
+        );
+        Ok(broker)
+    }
+
+    /// The broker around opened metadata and logs, hosting nothing yet.
+    fn assemble(config: BrokerConfig, metadata: MetadataStore, logs: LogManager) -> Arc<Self> {
+        let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
+        let replicas = Arc::new(ReplicaManager::default());
+        let txns = Arc::new(TransactionCoordinator::new(
+            config.txns.clone(),
+            replicas.clone(),
+            groups.clone(),
+        ));
+        let dynamic = DynamicConfigs {
+            cluster: metadata.broker_configs(None),
+            broker: metadata.broker_configs(Some(config.node_id)),
+        };
+        // Values were checked when they were altered; a key a newer static file no longer
+        // accepts is reported, and the static configuration is used.
+        let effective = dynamic::effective(&config, &dynamic).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "dynamic broker configs not applied");
+            config.clone()
+        });
+        Arc::new(Broker {
+            config,
+            effective: RwLock::new(Arc::new(effective)),
+            metadata,
+            logs,
+            replicas,
+            groups,
+            txns,
+            admin: Mutex::new(()),
+            group_init: Mutex::new(()),
+            txn_init: tokio::sync::Mutex::new(()),
+            auto_creating: Mutex::new(HashSet::new()),
+        })
+    }
+
     fn open_partition(&self, t: &TopicMeta, index: i32) -> Result<Arc<Partition>, LogError> {
         let log = self
             .logs
@@ -234,7 +302,7 @@ impl Broker {
         if let Some(state) = self.metadata.partition_state(&t.id, index) {
             if state.leader == me {
                 if state.replicas != [me] || state.leader_epoch != 0 {
-                    p.become_leader(me, state.replicas, state.isr, state.leader_epoch);
+                    p.become_leader(me, state.replicas, state.isr, state.leader_epoch)?;
                 }
             } else {
                 p.become_follower(state.leader, state.leader_epoch);
@@ -242,6 +310,40 @@ impl Broker {
         }
         self.replicas.insert(p.clone());
         Ok(p)
+    }
+
+    /// Opens partition `index` of `t` for a cluster, leading nothing (a follower of no leader
+    /// yet): [`crate::cluster`] gives it the role the committed metadata says. An open one is
+    /// returned as it is.
+    pub fn host_replica(&self, t: &TopicMeta, index: i32) -> Result<Arc<Partition>, LogError> {
+        if let Some(p) = self.replicas.get(&t.name, index) {
+            return Ok(p);
+        }
+        let log = self
+            .logs
+            .open(&t.name, index, self.log_config(&t.configs))?;
+        let p = Arc::new(Partition::new(
+            Arc::from(t.name.as_str()),
+            t.id,
+            index,
+            log,
+            0,
+            self.config.node_id,
+        ));
+        p.load_epoch_checkpoint()?;
+        p.become_follower(-1, -1);
+        self.replicas.insert(p.clone());
+        Ok(p)
+    }
+
+    /// Stops hosting partition `index` of `topic` (a deleted topic's, or one moved away) and
+    /// removes its log.
+    pub fn unhost_replica(&self, topic: &str, index: i32) -> Result<(), LogError> {
+        if let Some(p) = self.replicas.remove(topic, index) {
+            p.wake_waiters();
+            self.logs.delete(topic, index)?;
+        }
+        Ok(())
     }
 
     /// Opens the partitions of committed topic `name` that the metadata assigns to this node,
@@ -270,6 +372,7 @@ impl Broker {
     /// the topic (its partitions, a metadata fsync) and loading it run on a blocking thread,
     /// so the first group request does not hold an async worker meanwhile.
     pub async fn group_coordinator(self: &Arc<Self>) -> Result<&GroupCoordinator, AdminError> {
+        self.check_coordinators()?;
         if !self.groups.is_loaded() {
             let b = self.clone();
             off_thread(move || b.init_groups()).await?;
@@ -299,6 +402,7 @@ impl Broker {
     /// (and at start when it exists, so prepared transactions are completed). The topic is
     /// created on a blocking thread.
     pub async fn txn_coordinator(self: &Arc<Self>) -> Result<&TransactionCoordinator, AdminError> {
+        self.check_coordinators()?;
         if !self.txns.is_loaded() {
             // Offsets of transactions land in the group coordinator: it must be loaded first.
             self.group_coordinator().await?;
@@ -331,9 +435,81 @@ impl Broker {
         Ok(&self.txns)
     }
 
+    /// Coordinators run on a single node only so far: in a cluster they would have to move
+    /// with the leadership of their internal topic's partitions (issue 14, not built yet).
+    fn check_coordinators(&self) -> Result<(), AdminError> {
+        if self.is_cluster() {
+            return Err(AdminError::CoordinatorNotAvailable(
+                "group and transaction coordinators are not available in a multi-node cluster \
+                 yet (strom.cluster.preview)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether this broker is one of a multi-node cluster (its metadata on the quorum).
+    pub fn is_cluster(&self) -> bool {
+        self.metadata.quorum().is_some()
+    }
+
+    /// Waits until the controller has unfenced this broker (its heartbeats reached the active
+    /// controller), as a Kafka broker waits before it serves clients: until then Metadata
+    /// would list no broker at all. Needs the cluster tasks running.
+    pub async fn wait_unfenced(&self, timeout: std::time::Duration) -> anyhow::Result<()> {
+        let mut changes = self.metadata.subscribe();
+        let me = self.config.node_id;
+        let wait = async {
+            loop {
+                if self.metadata.broker(me).is_some_and(|b| !b.fenced) {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    // The store is gone (shutting down): nothing more will change.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| anyhow::anyhow!("not unfenced by the controller within {timeout:?}"))
+    }
+
+    /// The brokers clients are told about (Metadata, DescribeCluster): on a single node itself;
+    /// in a cluster the registered brokers the controller has not fenced, by node id.
+    pub fn live_brokers(&self) -> Vec<crate::metadata::BrokerRegistration> {
+        if self.is_cluster() {
+            let mut v: Vec<_> = self
+                .metadata
+                .brokers()
+                .into_iter()
+                .filter(|b| !b.fenced)
+                .collect();
+            v.sort_by_key(|b| b.node);
+            return v;
+        }
+        let c = &self.config;
+        vec![crate::metadata::BrokerRegistration {
+            node: c.node_id,
+            host: c.advertised_host.clone(),
+            port: c.advertised_port,
+            rack: c.cluster.rack.clone(),
+            fenced: false,
+        }]
+    }
+
+    /// The active controller: the metadata quorum's leader in a cluster (-1 while none is
+    /// known), this node on its own.
+    pub fn controller_id(&self) -> i32 {
+        match self.metadata.quorum() {
+            Some(q) => q.leader().map_or(-1, |l| l as i32),
+            None => self.config.node_id,
+        }
+    }
+
     /// Loads the transaction coordinator at start if its topic exists.
     pub async fn load_transactions(self: &Arc<Self>) -> Result<(), AdminError> {
-        if self.metadata.topic(TXN_TOPIC).is_some() {
+        if self.metadata.topic(TXN_TOPIC).is_some() && !self.is_cluster() {
             self.txn_coordinator().await?;
         }
         Ok(())
@@ -481,6 +657,7 @@ impl Broker {
             .metadata
             .brokers()
             .into_iter()
+            .filter(|b| !b.fenced)
             .map(|b| Candidate {
                 node: b.node,
                 rack: b.rack,
@@ -602,7 +779,9 @@ impl Broker {
         let topics = topics.as_slice();
         self.metadata.commit(&records)?;
         for (i, t) in topics.iter().enumerate() {
-            for p in 0..t.partitions {
+            // In a cluster the brokers host their replicas as the committed metadata says
+            // (crate::cluster), this one included.
+            for p in (0..t.partitions).filter(|_| !self.is_cluster()) {
                 if let Err(e) = self.open_partition(t, p) {
                     // E.g. out of file handles: a topic recorded but not openable would keep
                     // the broker from starting again. Undo this and the remaining topics.
@@ -780,10 +959,15 @@ impl Broker {
         self.metadata
             .commit(&[MetadataRecord::DeleteTopic { id: meta.id }])?;
         for p in 0..meta.partitions {
-            if let Some(part) = self.replicas.remove(name, p) {
+            let hosted = self.replicas.remove(name, p);
+            if let Some(part) = &hosted {
                 part.wake_waiters();
             }
-            self.logs.delete(name, p)?;
+            // In a cluster only the partitions this broker hosts are here (the others' brokers
+            // remove theirs as they apply the deletion).
+            if hosted.is_some() || !self.is_cluster() {
+                self.logs.delete(name, p)?;
+            }
         }
         info!(topic = name, "deleted topic");
         Ok(meta)
@@ -854,7 +1038,7 @@ impl Broker {
             replicas,
         }])?;
         let meta = self.metadata.topic(name).ok_or(AdminError::UnknownTopic)?;
-        for p in 0..count {
+        for p in (0..count).filter(|_| !self.is_cluster()) {
             if self.replicas.get(name, p).is_none() {
                 self.open_partition(&meta, p)?;
             }

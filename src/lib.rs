@@ -25,8 +25,12 @@
 //! read keys on compacted topics).
 //!
 //! [`quorum`] replicates an opaque log of payloads across voters with Raft (openraft): the
-//! cluster metadata quorum (KRaft's role) that `metadata::replicated` runs on; neither is wired
-//! into start-up yet (a multi-node configuration is refused until data replication fails over).
+//! cluster metadata quorum (KRaft's role) that `metadata::replicated` runs on when more than one
+//! voter is configured (with `strom.cluster.preview`). [`cluster`] is what a broker of such a
+//! cluster does beside serving clients: heartbeats to the quorum leader, the active
+//! controller's decisions (fencing, leader election from the ISR) on the quorum leader, and
+//! acting on committed metadata (host, lead or follow partitions; propose ISR changes). It sits
+//! above [`broker`] and below [`tasks`], which starts it.
 //!
 //! [`tasks`] runs the background work (retention and other log maintenance, the coordinators'
 //! timers) under supervisors that log a panic and restart the task, or shut the broker down when
@@ -43,6 +47,7 @@
 pub mod admin_http;
 pub mod alloc;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod handlers;

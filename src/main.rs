@@ -9,6 +9,9 @@ use strom::tasks::{self, Supervision};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+/// How long a cluster node waits at start for a quorum (a majority of the voters up).
+const CLUSTER_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 fn main() -> ExitCode {
     let config = match BrokerConfig::from_args(std::env::args().skip(1)) {
         Ok(c) => c,
@@ -50,10 +53,14 @@ fn main() -> ExitCode {
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let listen = config.listen;
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    let broker = if config.cluster.is_multi_node(config.node_id) {
+        // Waits for a majority of the voters to be up (they may start in any order).
+        Broker::open_cluster(config, CLUSTER_START_TIMEOUT).await?
+    } else {
+        tokio::task::spawn_blocking(move || Broker::open(config)).await??
+    };
     let listener = strom::server::bind(listen, broker.config.listen_backlog)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    info!(addr = %listen, data = %broker.config.log_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "Strom is serving Kafka clients");
     let shutdown = CancellationToken::new();
     let health = strom::admin_http::Health::starting("loading transactions");
     if let Some(admin) = strom::admin_http::bind(&broker)? {
@@ -69,6 +76,11 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot load transactions: {e}"))?;
     let tasks = tasks::spawn_background(broker.clone(), shutdown.clone(), Supervision::default());
+    if broker.is_cluster() {
+        // Clients connecting meanwhile wait in the listen backlog.
+        broker.wait_unfenced(CLUSTER_START_TIMEOUT).await?;
+    }
+    info!(addr = %listen, data = %broker.config.log_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "Strom is serving Kafka clients");
     // Logs recovered, coordinators loaded, the client listener bound.
     health.set_ready();
     let signals = shutdown.clone();

@@ -5,7 +5,9 @@
 //! - `maintenance`: segment rolls by `segment.ms`, retention, idempotent-producer expiry (every
 //!   `log.retention.check.interval.ms`) and the periodic `flush.ms` flush;
 //! - `group-timers`: the group coordinator's session, rebalance and offset-retention timers;
-//! - `txn-timers`: the transaction coordinator's timeouts and transactional-id expiry.
+//! - `txn-timers`: the transaction coordinator's timeouts and transactional-id expiry;
+//! - in a multi-node cluster, `cluster-heartbeat`, `cluster-controller` and `cluster-replicas`
+//!   ([`crate::cluster`]).
 //!
 //! A panic in one of them is logged at ERROR with the task's name and the panic message, and
 //! the task is started again after a backoff (doubling, capped). All three are restartable:
@@ -128,6 +130,20 @@ pub fn spawn_background(
     tasks.add("txn-timers", &shutdown, supervision, move |s| {
         txns.clone().run_timers(s)
     });
+    if broker.is_cluster() {
+        let node = crate::cluster::Node::new(broker.clone());
+        let n = node.clone();
+        tasks.add("cluster-heartbeat", &shutdown, supervision, move |s| {
+            n.clone().heartbeats(s)
+        });
+        let n = node.clone();
+        tasks.add("cluster-controller", &shutdown, supervision, move |s| {
+            n.clone().controller(s)
+        });
+        tasks.add("cluster-replicas", &shutdown, supervision, move |s| {
+            node.clone().replicas(s)
+        });
+    }
     tasks
 }
 

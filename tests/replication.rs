@@ -2,9 +2,10 @@
 //! replicas are 1 and 2 (min.insync.replicas 2), broker 2 follows it with a replica fetcher.
 //! A real client's acks=all produce is answered only once the follower has the batch (the
 //! leader's high watermark moved by the follower's fetches), the follower's log is the
-//! leader's, and with the follower stopped acks=all times out while acks=1 still succeeds.
-//! The metadata is committed to each broker directly (the controller that would do it is the
-//! cluster work still to come).
+//! leader's, and with the follower stopped acks=all times out while acks=1 still succeeds; an
+//! ISR that shrinks below min.insync.replicas while a batch waits answers
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND. The metadata is committed to each broker directly
+//! (tests/cluster.rs runs the controller that does it in a real cluster).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -151,6 +152,30 @@ async fn acks_all_waits_for_the_follower_and_the_follower_has_the_leaders_log() 
     .await
     .expect("acks=1 needs only the leader");
 
+    // The ISR shrinks to the leader alone while an acks=all batch waits: the high watermark
+    // covers it at once, but fewer replicas than min.insync.replicas have it.
+    let waiting = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.send(
+                FutureRecord::<str, str>::to("rep")
+                    .key("k")
+                    .payload("shrunk"),
+                Duration::from_secs(5),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lp.set_isr(vec![1], lp.leader_epoch());
+    let r = waiting.await.expect("join");
+    let (err, _) = r.expect_err("answered with an error");
+    assert_eq!(
+        err.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::NotEnoughReplicasAfterAppend),
+        "{err:?}"
+    );
+
     leader.stop.cancel();
     follower.stop.cancel();
 }
@@ -231,7 +256,8 @@ async fn a_diverged_follower_truncates_to_the_leaders_log() {
     assert_eq!(fp.log.log_end_offset(), 15);
 
     // The leader starts epoch 1 at offset 10 and writes other records there.
-    lp.become_leader(1, vec![1, 2], vec![1, 2], 1);
+    lp.become_leader(1, vec![1, 2], vec![1, 2], 1)
+        .expect("become leader");
     fp.become_follower(1, 1);
     for i in 0..3 {
         append(&format!("b{i}"));
@@ -267,4 +293,62 @@ async fn a_diverged_follower_truncates_to_the_leaders_log() {
     task.await.expect("stopped");
     leader.stop.cancel();
     follower.stop.cancel();
+}
+
+/// A cluster replica keeps its leader epochs across a restart (the leader-epoch checkpoint).
+/// Without it a returning replica would name the wrong last epoch in its fetches, the leader
+/// would see no divergence, and a tail of records the new leader never had (a killed leader's
+/// unreplicated appends) would stay in its log under offsets the leader fills differently.
+#[test]
+fn leader_epochs_survive_a_restart() {
+    use strom::log::{LogConfig, LogManager};
+    use strom::protocol::batch::{patch_base_offset, patch_leader_epoch};
+    use strom::protocol::records::build_batch;
+    use strom::replica::Partition;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = Uuid::new_v4();
+    let open = || {
+        let logs = LogManager::new(dir.path()).expect("log manager");
+        let log = logs.open("t", 0, LogConfig::default()).expect("open");
+        let p = Partition::new(Arc::from("t"), id, 0, log, 0, 2);
+        p.load_epoch_checkpoint().expect("checkpoint");
+        p.become_follower(-1, -1);
+        (logs, p)
+    };
+    let batch = |offset: i64, epoch: i32| {
+        let mut b = build_batch(&[(Some(b"k".as_slice()), Some(b"v".as_slice()))], 1000);
+        patch_base_offset(&mut b, offset);
+        patch_leader_epoch(&mut b, epoch);
+        b
+    };
+
+    let (logs, p) = open();
+    assert_eq!(p.latest_log_epoch(), -1, "an empty log holds no epoch");
+    for o in 0..5 {
+        p.append_as_follower(&batch(o, 0), 1000).expect("append");
+    }
+    for o in 5..8 {
+        p.append_as_follower(&batch(o, 2), 1000).expect("append");
+    }
+    // Leading at epoch 3 from offset 8, then killed before appending anything.
+    p.become_leader(2, vec![2, 1], vec![2, 1], 3)
+        .expect("become leader");
+    assert_eq!(p.latest_log_epoch(), 3);
+    drop(p);
+    logs.close_all();
+    drop(logs);
+
+    let (_logs, p) = open();
+    assert_eq!(p.log.log_end_offset(), 8);
+    assert_eq!(
+        p.latest_log_epoch(),
+        2,
+        "the epoch of the last record (epoch 3 wrote none)"
+    );
+    assert_eq!(p.end_offset_for_epoch(0), (0, 5));
+    assert_eq!(p.end_offset_for_epoch(1), (0, 5));
+    assert_eq!(p.end_offset_for_epoch(2), (2, 8));
+    // A new leader whose epoch 2 ended at 6 makes this replica cut its log there.
+    assert_eq!(p.truncate_diverged(2, 6).expect("truncate"), 6);
+    assert_eq!(p.log.log_end_offset(), 6);
 }

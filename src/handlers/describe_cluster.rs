@@ -53,16 +53,21 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         resp.error_message = Some(StrBytes::from_string(message));
         return ctx.reply(&resp);
     }
-    let c = &ctx.broker.config;
-    let me = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(c.node_id))
-        .with_host(StrBytes::from_string(c.advertised_host.clone()))
-        .with_port(i32::from(c.advertised_port))
-        .with_rack(None)
-        .with_is_fenced(false);
+    resp.brokers = ctx
+        .broker
+        .live_brokers()
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+                .with_is_fenced(b.fenced)
+        })
+        .collect();
     resp.cluster_id = StrBytes::from_string(ctx.broker.metadata.cluster_id.clone());
-    resp.controller_id = BrokerId(c.node_id);
-    resp.brokers = vec![me];
+    resp.controller_id = BrokerId(ctx.broker.controller_id());
     if req.include_cluster_authorized_operations {
         resp.cluster_authorized_operations = crate::handlers::authorized::CLUSTER;
     }

@@ -38,5 +38,6 @@ pub fn admin_error_code(e: &AdminError) -> i16 {
         AdminError::DeletionDisabled => WireError::TopicDeletionDisabled.code(),
         AdminError::InvalidRequest(_) => WireError::InvalidRequest.code(),
         AdminError::Storage(_) => WireError::KafkaStorageError.code(),
+        AdminError::CoordinatorNotAvailable(_) => WireError::CoordinatorNotAvailable.code(),
     }
 }

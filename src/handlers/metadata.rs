@@ -108,10 +108,17 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             })
             .collect()
     };
-    let me = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(broker.config.node_id))
-        .with_host(StrBytes::from_string(broker.config.advertised_host.clone()))
-        .with_port(i32::from(broker.config.advertised_port));
+    let brokers: Vec<MetadataResponseBroker> = broker
+        .live_brokers()
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
     let mut topics = topics;
     if req.include_topic_authorized_operations {
         for t in &mut topics {
@@ -123,11 +130,11 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         resp.cluster_authorized_operations = authorized::CLUSTER;
     }
     let resp = resp
-        .with_brokers(vec![me])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(
             broker.metadata.cluster_id.clone(),
         )))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics);
     ctx.reply(&resp)
 }
@@ -136,7 +143,14 @@ pub fn topic_entry(broker: &Broker, t: &TopicMeta) -> MetadataResponseTopic {
     let partitions = (0..t.partitions)
         .map(|i| {
             let r = broker.replication_of(t, i);
+            // No leader: every in-sync replica is down (Kafka answers LEADER_NOT_AVAILABLE).
+            let code = if r.leader < 0 {
+                WireError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
             MetadataResponsePartition::default()
+                .with_error_code(code)
                 .with_partition_index(i)
                 .with_leader_id(BrokerId(r.leader))
                 .with_leader_epoch(r.leader_epoch)

@@ -10,8 +10,10 @@
 //! the data is fsynced (group commit, `strom.acks.all.fsync`), and refused with
 //! NOT_ENOUGH_REPLICAS when `min.insync.replicas` exceeds the in-sync replicas; with replicas,
 //! it also waits (up to the request's timeout, then REQUEST_TIMED_OUT) until the high
-//! watermark covers the batch, i.e. every in-sync replica has it. A partition this broker does
-//! not lead answers NOT_LEADER_OR_FOLLOWER.
+//! watermark covers the batch, i.e. every in-sync replica has it, then answers
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below `min.insync.replicas` meanwhile, or
+//! NOT_LEADER_OR_FOLLOWER if leadership moved first. A partition this broker does not lead
+//! answers NOT_LEADER_OR_FOLLOWER.
 //! v13 names topics by id. Idempotent producers (producer id >= 0): the log checks sequences
 //! and epochs (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH) and answers a retried
 //! batch with its original offsets. Transactional batches: v12+ (Transactions V2) adds the
@@ -45,7 +47,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     // Partitions to fsync before answering: (topic idx, partition idx, log, end offset).
     let mut to_sync = Vec::new();
     // acks=all batches the in-sync followers do not have yet: (topic, partition, end offset).
-    let mut awaiting_hw: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
+    // (topic index, partition index, partition, end offset to replicate, min.insync.replicas)
+    let mut awaiting_hw: Vec<(usize, usize, std::sync::Arc<Partition>, i64, i64)> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (ti, td) in req.topic_data.into_iter().enumerate() {
         let meta = if ctx.version >= 13 {
@@ -69,7 +72,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 .as_ref()
                 .and_then(|m| broker.partition(&m.name, pd.index));
             let Some(partition) = partition else {
-                r.error_code = unknown;
+                // In a cluster, a partition of a known topic that is not hosted here is led
+                // elsewhere (Kafka's answer: NOT_LEADER_OR_FOLLOWER, so the client looks again).
+                let elsewhere = broker.is_cluster()
+                    && meta.as_ref().is_some_and(|m| (0..m.partitions).contains(&pd.index));
+                r.error_code = if elsewhere {
+                    WireError::NotLeaderOrFollower.code()
+                } else {
+                    unknown
+                };
                 any_error = true;
                 parts.push(r);
                 continue;
@@ -88,7 +99,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 parts.push(r);
                 continue;
             }
-            if acks == -1 && min_insync(&broker, meta.as_ref().map(|m| &m.configs)) > isr as i64 {
+            let min_isr = min_insync(&broker, meta.as_ref().map(|m| &m.configs));
+            if acks == -1 && min_isr > isr as i64 {
                 r.error_code = WireError::NotEnoughReplicas.code();
                 any_error = true;
                 parts.push(r);
@@ -131,7 +143,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     r.log_start_offset = info.log_start_offset;
                     partition.appended();
                     if acks == -1 && partition.high_watermark() <= info.last_offset {
-                        awaiting_hw.push((ti, pi, partition.clone(), info.last_offset + 1));
+                        awaiting_hw.push((ti, pi, partition.clone(), info.last_offset + 1, min_isr));
                     }
                     let by_count = partition.log.flush_due_by_count();
                     if (acks == -1 && broker.config.acks_all_fsync) || by_count {
@@ -189,14 +201,26 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     Ok(Reply::Later(Box::pin(async move {
         // The in-sync replicas first (the delayed produce), then the local fsync.
         let deadline = tokio::time::Instant::now() + timeout;
-        for (ti, pi, partition, end) in awaiting_hw {
-            if !replicated(&partition, end, deadline).await {
-                let r = &mut resp.responses[ti].partition_responses[pi];
-                r.error_code = WireError::RequestTimedOut.code();
-                r.error_message = Some(StrBytes::from_static_str(
+        for (ti, pi, partition, end, min_isr) in awaiting_hw {
+            let (code, message) = match replicated(&partition, end, deadline).await {
+                // Kafka checks the ISR again when the delayed produce completes.
+                Replication::Done if (partition.isr_size() as i64) < min_isr => (
+                    WireError::NotEnoughReplicasAfterAppend,
+                    "the batch was written to fewer in-sync replicas than min.insync.replicas",
+                ),
+                Replication::Done => continue,
+                Replication::NotLeader => (
+                    WireError::NotLeaderOrFollower,
+                    "leadership moved before the in-sync replicas had the batch",
+                ),
+                Replication::TimedOut => (
+                    WireError::RequestTimedOut,
                     "the in-sync replicas did not acknowledge the batch in time",
-                ));
-            }
+                ),
+            };
+            let r = &mut resp.responses[ti].partition_responses[pi];
+            r.error_code = code.code();
+            r.error_message = Some(StrBytes::from_static_str(message));
         }
         let outcomes = match pending {
             Some(p) => p.await,
@@ -223,15 +247,26 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
 
 /// Waits until the partition's high watermark reaches `end` (every in-sync replica has the
 /// batch), or `deadline`; false on the deadline or when leadership moved meanwhile.
-async fn replicated(p: &Partition, end: i64, deadline: tokio::time::Instant) -> bool {
+/// How waiting for the in-sync replicas ended.
+enum Replication {
+    Done,
+    /// This broker stopped leading first (the batch may or may not survive: the client retries).
+    NotLeader,
+    TimedOut,
+}
+
+async fn replicated(p: &Partition, end: i64, deadline: tokio::time::Instant) -> Replication {
     let notify = std::sync::Arc::new(tokio::sync::Notify::new());
     loop {
         p.add_waiter(&notify);
         if p.high_watermark() >= end {
-            return true;
+            return Replication::Done;
         }
-        if !p.is_leader() || tokio::time::Instant::now() >= deadline {
-            return false;
+        if !p.is_leader() {
+            return Replication::NotLeader;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Replication::TimedOut;
         }
         let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
     }

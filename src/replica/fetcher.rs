@@ -3,7 +3,9 @@
 //! partition's leader epoch, from its log end offset — appends what comes back unchanged
 //! ([`Partition::append_as_follower`]) and takes the leader's high watermark
 //! ([`Partition::follower_high_watermark`]). The leader counts each fetch offset as the
-//! follower's progress, which moves its high watermark and completes acks=all produces.
+//! follower's progress, which moves its high watermark and completes acks=all produces; with
+//! [`FetcherConfig::fsync`] the appended records are fsynced before the next fetch reports
+//! that offset.
 //!
 //! Errors (connection lost, the leader not answering, a partition error) are logged and retried
 //! after a backoff on a fresh connection; the task ends when its token is cancelled or the
@@ -45,6 +47,10 @@ pub struct FetcherConfig {
     pub max_bytes: i32,
     /// Pause after a failure before reconnecting.
     pub backoff: Duration,
+    /// Fsync what a fetch appended before the next fetch, whose offset tells the leader how
+    /// far this replica has the log: with it the leader's high watermark (and so every acks=all
+    /// answer) only covers records each in-sync replica has on disk (`strom.acks.all.fsync`).
+    pub fsync: bool,
 }
 
 impl FetcherConfig {
@@ -55,6 +61,7 @@ impl FetcherConfig {
             max_wait_ms: 500,
             max_bytes: 8 << 20,
             backoff: Duration::from_millis(200),
+            fsync: false,
         }
     }
 }
@@ -163,6 +170,12 @@ async fn fetch_once(
     if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
         p.append_as_follower(records, crate::log::now_ms())
             .map_err(|e| format!("append: {e}"))?;
+        if config.fsync {
+            p.log
+                .flush_to(p.log.log_end_offset())
+                .await
+                .map_err(|e| format!("fsync: {e}"))?;
+        }
     }
     p.follower_high_watermark(pd.high_watermark);
     Ok(())

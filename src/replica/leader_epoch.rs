@@ -1,10 +1,16 @@
 //! Leader epochs of one partition: which epoch started writing at which offset, and the end
 //! offset of any epoch (what OffsetForLeaderEpoch answers, what a follower truncates to).
 //!
-//! The semantics are Kafka's `LeaderEpochFileCache.endOffsetFor`. Today a single node leads
-//! every partition with epoch 0 from offset 0 for its whole life, so the cache holds one entry;
-//! when leadership can move, the partition appends an entry per new epoch (and persists the
-//! list, like Kafka's `leader-epoch-checkpoint`) and nothing here changes.
+//! The semantics are Kafka's `LeaderEpochFileCache.endOffsetFor`. A single node leads every
+//! partition with epoch 0 from offset 0 for its whole life, so the cache holds one entry and is
+//! never written down. In a cluster the partition appends an entry per new epoch and persists
+//! the list in the partition directory as [`CHECKPOINT_FILE`] ([`LeaderEpochCache::encode`]:
+//! Kafka's `leader-epoch-checkpoint` text format) before any record of the new epoch is
+//! appended, so after a crash the file names every epoch the log holds (and perhaps one past
+//! its end, which loading drops).
+
+/// The leader-epoch checkpoint's name in a partition directory.
+pub const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 
 /// Kafka's "no epoch" (-1) and "no offset" (-1).
 pub const UNDEFINED_EPOCH: i32 = -1;
@@ -29,6 +35,47 @@ impl LeaderEpochCache {
         let mut c = LeaderEpochCache::default();
         c.assign(epoch, start_offset);
         c
+    }
+
+    /// Kafka's `leader-epoch-checkpoint` text: a version line (0), the entry count, then one
+    /// `epoch start_offset` line per entry.
+    pub fn encode(&self) -> String {
+        let mut out = format!("0\n{}\n", self.entries.len());
+        for e in &self.entries {
+            out.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
+        }
+        out
+    }
+
+    /// Parses [`LeaderEpochCache::encode`]'s text; None when it is not that (wrong version,
+    /// count, numbers, or entries that do not strictly increase).
+    pub fn decode(data: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(data).ok()?;
+        let mut lines = text.lines();
+        if lines.next()?.trim() != "0" {
+            return None;
+        }
+        let count: usize = lines.next()?.trim().parse().ok()?;
+        let mut c = LeaderEpochCache::default();
+        for _ in 0..count {
+            let mut f = lines.next()?.split_whitespace();
+            let epoch: i32 = f.next()?.parse().ok()?;
+            let start_offset: i64 = f.next()?.parse().ok()?;
+            if f.next().is_some() || epoch < 0 || start_offset < 0 {
+                return None;
+            }
+            if c.entries
+                .last()
+                .is_some_and(|l| epoch <= l.epoch || start_offset < l.start_offset)
+            {
+                return None;
+            }
+            c.entries.push(EpochEntry {
+                epoch,
+                start_offset,
+            });
+        }
+        lines.all(|l| l.trim().is_empty()).then_some(c)
     }
 
     pub fn entries(&self) -> &[EpochEntry] {
@@ -123,6 +170,34 @@ mod tests {
         assert_eq!(c.latest_epoch(), Some(0));
         c.assign(2, 5);
         assert_eq!(c.end_offset_for(0, 9), (0, 5));
+    }
+
+    #[test]
+    fn checkpoint_text_round_trips_and_rejects_damage() {
+        let mut c = LeaderEpochCache::single(0, 0);
+        c.assign(3, 100);
+        c.assign(4, 100);
+        c.assign(7, 250);
+        let text = c.encode();
+        assert_eq!(text, "0\n4\n0 0\n3 100\n4 100\n7 250\n");
+        assert_eq!(LeaderEpochCache::decode(text.as_bytes()), Some(c));
+        assert_eq!(
+            LeaderEpochCache::decode(b"0\n0\n"),
+            Some(LeaderEpochCache::default())
+        );
+        for bad in [
+            "1\n1\n0 0\n",
+            "0\n2\n0 0\n",
+            "0\n1\n0 x\n",
+            "0\n2\n3 10\n2 20\n",
+            "0\n2\n2 20\n3 10\n",
+            "0\n1\n0 0 0\n",
+            "0\n1\n0 0\n5 5\n",
+            "0\n1\n-1 0\n",
+            "",
+        ] {
+            assert_eq!(LeaderEpochCache::decode(bad.as_bytes()), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     /// Which epoch started at which offset (one entry while a single node leads forever).
     epochs: Mutex<LeaderEpochCache>,
+    /// In a cluster: the epochs are kept in the partition's leader-epoch checkpoint, written
+    /// before records of a new epoch are appended ([`Partition::load_epoch_checkpoint`]).
+    persist_epochs: std::sync::atomic::AtomicBool,
     /// This replica's role: leading (replicas, ISR, follower positions, high watermark) or
     /// following another broker.
     role: Mutex<Role>,
@@ -80,10 +83,53 @@ impl Partition {
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
             epochs: Mutex::new(LeaderEpochCache::single(leader_epoch, 0)),
+            persist_epochs: std::sync::atomic::AtomicBool::new(false),
             role: Mutex::new(Role::Leader(LeaderState::single(node, leader_epoch, end))),
             high_watermark: AtomicI64::new(end),
             waiters: Mutex::new(Vec::new()),
         }
+    }
+
+    /// For a replica of a multi-node cluster: takes the leader epochs from the partition's
+    /// checkpoint ([`leader_epoch::CHECKPOINT_FILE`]) — none for an empty log without one —
+    /// drops entries past the log end (an epoch recorded before a crash took its records) or
+    /// below the log start, and from now on writes the checkpoint before the log holds a new
+    /// epoch. A log that has records but no checkpoint predates them: it is taken as epoch 0
+    /// throughout (what a single node writes).
+    pub fn load_epoch_checkpoint(&self) -> Result<(), crate::log::LogError> {
+        use crate::log::LogError;
+        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        let mut cache = match self.log.read_checkpoint(leader_epoch::CHECKPOINT_FILE)? {
+            Some(data) => LeaderEpochCache::decode(&data).ok_or_else(|| {
+                LogError::Offline(format!(
+                    "{}: damaged {}",
+                    self.log.name(),
+                    leader_epoch::CHECKPOINT_FILE
+                ))
+            })?,
+            None if start == end => LeaderEpochCache::default(),
+            None => {
+                tracing::warn!(
+                    log = self.log.name(),
+                    "no leader-epoch checkpoint: the log is taken as written in epoch 0"
+                );
+                LeaderEpochCache::single(0, start)
+            }
+        };
+        cache.truncate_from_end(end);
+        cache.truncate_from_start(start);
+        *self.epochs.lock() = cache;
+        self.persist_epochs.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes `cache` as the checkpoint when this replica keeps one.
+    fn save_epochs(&self, cache: &LeaderEpochCache) -> Result<(), crate::log::LogError> {
+        if !self.persist_epochs.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.log
+            .write_checkpoint(leader_epoch::CHECKPOINT_FILE, cache.encode().as_bytes())
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -180,17 +226,33 @@ impl Partition {
     }
 
     /// Starts leading at `leader_epoch` with `replicas` and `isr` (from the controller). The
-    /// high watermark carries over; the epoch cache records where the new epoch begins.
-    pub fn become_leader(&self, node: i32, replicas: Vec<i32>, isr: Vec<i32>, leader_epoch: i32) {
+    /// high watermark carries over; the epoch cache records where the new epoch begins (in the
+    /// checkpoint too, before the role changes: an error leaves the role as it was).
+    pub fn become_leader(
+        &self,
+        node: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader_epoch: i32,
+    ) -> Result<(), crate::log::LogError> {
         let end = self.log.log_end_offset();
-        // Where this leadership's epoch begins (an epoch already there is kept).
-        self.epochs.lock().assign(leader_epoch, end);
+        {
+            // Where this leadership's epoch begins (an epoch already there is kept).
+            let mut epochs = self.epochs.lock();
+            let mut next = epochs.clone();
+            next.assign(leader_epoch, end);
+            if next != *epochs {
+                self.save_epochs(&next)?;
+                *epochs = next;
+            }
+        }
         self.leader_epoch.store(leader_epoch, Ordering::Release);
         let hw = self.high_watermark().min(end);
         let state = LeaderState::new(node, replicas, isr, leader_epoch, hw, Instant::now());
         *self.role.lock() = Role::Leader(state);
         self.high_watermark.store(hw, Ordering::Release);
         self.wake_waiters();
+        Ok(())
     }
 
     /// Starts following `leader` at `leader_epoch`.
@@ -238,21 +300,28 @@ impl Partition {
     }
 
     /// Appends what the leader sent (see `PartitionLog::append_as_follower`) and records in
-    /// the epoch cache where each new leader epoch begins, as the batches say.
+    /// the epoch cache where each new leader epoch begins, as the batches say — in the
+    /// checkpoint before the append, so the log never holds an epoch the checkpoint lacks.
     pub fn append_as_follower(
         &self,
         data: &[u8],
         now_ms: i64,
     ) -> Result<crate::log::AppendInfo, crate::log::LogError> {
-        let info = self.log.append_as_follower(data, now_ms)?;
-        let mut epochs = self.epochs.lock();
-        for view in crate::protocol::batch::BatchIter::new(data, false).flatten() {
-            let e = view.partition_leader_epoch();
-            if epochs.latest_epoch().is_none_or(|latest| e > latest) {
-                epochs.assign(e, view.base_offset());
+        {
+            let mut epochs = self.epochs.lock();
+            let mut next = epochs.clone();
+            for view in crate::protocol::batch::BatchIter::new(data, false).flatten() {
+                let e = view.partition_leader_epoch();
+                if next.latest_epoch().is_none_or(|latest| e > latest) {
+                    next.assign(e, view.base_offset());
+                }
+            }
+            if next != *epochs {
+                self.save_epochs(&next)?;
+                *epochs = next;
             }
         }
-        drop(epochs);
+        let info = self.log.append_as_follower(data, now_ms)?;
         self.wake_waiters();
         Ok(info)
     }
@@ -279,7 +348,16 @@ impl Partition {
         };
         let target = target.min(self.log.log_end_offset());
         self.log.truncate_to(target)?;
-        self.epochs.lock().truncate_from_end(target);
+        {
+            let mut epochs = self.epochs.lock();
+            let before = epochs.clone();
+            epochs.truncate_from_end(target);
+            if *epochs != before {
+                // Entries past the end are harmless (loading drops them): a failed write here
+                // only keeps them longer.
+                self.save_epochs(&epochs)?;
+            }
+        }
         let hw = self.high_watermark().min(target);
         self.high_watermark.store(hw, Ordering::Release);
         Ok(target)

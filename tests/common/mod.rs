@@ -277,7 +277,7 @@ fn signal(pid: u32, sig: libc::c_int) {
 }
 
 /// True when process `pid` holds the socket listening on 127.0.0.1:`port`.
-fn owns_listener(pid: u32, port: u16) -> bool {
+pub fn owns_listener(pid: u32, port: u16) -> bool {
     let Ok(tcp) = std::fs::read_to_string("/proc/net/tcp") else {
         return false;
     };
@@ -306,7 +306,7 @@ fn owns_listener(pid: u32, port: u16) -> bool {
 }
 
 /// One ApiVersions v0 round trip on a fresh connection, with short timeouts.
-fn api_versions_ok(port: u16) -> bool {
+pub fn api_versions_ok(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };

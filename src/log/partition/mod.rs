@@ -538,6 +538,22 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Durably replaces `name`, a small checkpoint file that a layer above keeps in this
+    /// partition's directory (the replica's leader-epoch checkpoint), through the storage seam.
+    pub fn write_checkpoint(&self, name: &str, data: &[u8]) -> Result<(), LogError> {
+        self.storage.write_file_synced(&self.dir.join(name), data)?;
+        Ok(())
+    }
+
+    /// The content of checkpoint file `name` in this partition's directory; None when absent.
+    pub fn read_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
+        let path = self.dir.join(name);
+        if !self.storage.exists(&path) {
+            return Ok(None);
+        }
+        Ok(Some(self.storage.read_file(&path)?))
+    }
+
     /// Writes the producer state as of the log end (`producer-state.json`): what recovery
     /// starts from before replaying the headers after it. Written at clean shutdown and once
     /// per roll; removed by a truncation below its end.

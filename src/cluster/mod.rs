@@ -1,0 +1,415 @@
+//! A broker of a multi-node cluster (`strom.cluster.preview`): what it does beside serving
+//! clients, as three supervised tasks (started by [`crate::tasks::spawn_background`]):
+//!
+//! - [`Node::heartbeats`]: tells the metadata quorum's leader, every
+//!   `broker.heartbeat.interval.ms`, that this broker is alive (Kafka's BrokerHeartbeat).
+//! - [`Node::controller`]: on the node that leads the metadata quorum only, the active
+//!   controller: every [`CONTROLLER_TICK`] it commits what [`crate::metadata`]'s controller
+//!   decides from who heartbeated within `broker.session.timeout.ms` — fencing silent brokers,
+//!   electing new partition leaders from the ISR, unfencing brokers that came back. A new
+//!   controller gives every unfenced broker one session timeout of grace (it has heard nobody
+//!   yet), as Kafka's does.
+//! - [`Node::replicas`]: acts on the committed metadata whenever it changes (and every
+//!   [`REPLICA_TICK`]): hosts the partitions assigned to this broker, leads the ones it is leader
+//!   of, follows the others with a fetcher ([`crate::replica::fetcher`]) toward the leader's
+//!   registered address, applies ISR changes, and stops hosting partitions of deleted topics.
+//!   A broker the controller fenced (or not yet unfenced) leads nothing. As a leader it proposes
+//!   ISR changes — followers lagging past `replica.lag.time.max.ms` out, caught-up unfenced
+//!   ones in — as partition changes conditional on the partition epoch (Kafka's
+//!   AlterPartition); a proposed member counts for the high watermark until the change is
+//!   applied (Kafka's maximal ISR), so the controller never elects a replica that lacks an
+//!   acknowledged record.
+//!
+//! Dependencies: above [`crate::broker`] (it opens and closes partitions through it) and
+//! below [`crate::tasks`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::broker::Broker;
+use crate::metadata::MetadataRecord;
+use crate::quorum::Quorum;
+use crate::replica::fetcher::{self, FetcherConfig};
+use crate::replica::Role;
+
+/// How often the active controller looks at the brokers' liveness.
+pub const CONTROLLER_TICK: Duration = Duration::from_millis(250);
+/// How often a broker re-checks its partitions (and proposes ISR changes) without a metadata
+/// change.
+pub const REPLICA_TICK: Duration = Duration::from_millis(500);
+
+type Key = (Arc<str>, i32);
+
+/// A running follower fetcher.
+struct Fetcher {
+    leader: i32,
+    leader_epoch: i32,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// This broker's cluster work. Shared by its tasks; a restarted task finds the fetchers its
+/// previous run started.
+pub struct Node {
+    broker: Arc<Broker>,
+    fetchers: Mutex<HashMap<Key, Fetcher>>,
+    /// Stray partition directories are set aside once, at the first reconciliation.
+    strays_checked: Mutex<bool>,
+}
+
+impl Node {
+    pub fn new(broker: Arc<Broker>) -> Arc<Node> {
+        Arc::new(Node {
+            broker,
+            fetchers: Mutex::new(HashMap::new()),
+            strays_checked: Mutex::new(false),
+        })
+    }
+
+    fn quorum(&self) -> Option<&Quorum> {
+        self.broker.metadata.quorum()
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    /// Heartbeats to the quorum leader until `shutdown`.
+    pub async fn heartbeats(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(quorum) = self.quorum() else { return };
+        let c = &self.broker.config.cluster;
+        let interval = Self::ms(c.broker_heartbeat_interval_ms.max(10));
+        let node = self.broker.config.node_id;
+        loop {
+            if let Err(e) = quorum.heartbeat(node, interval.max(Self::ms(500))).await {
+                debug!(error = %e, "heartbeat to the controller failed");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    /// The active controller's loop (acts only while this node leads the quorum).
+    pub async fn controller(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(quorum) = self.quorum() else { return };
+        let session = Self::ms(self.broker.config.cluster.broker_session_timeout_ms);
+        let mut led_term: Option<u64> = None;
+        let mut since = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(CONTROLLER_TICK) => {}
+            }
+            if !quorum.is_leader() {
+                led_term = None;
+                continue;
+            }
+            let term = quorum.term();
+            if led_term != Some(term) {
+                led_term = Some(term);
+                since = Instant::now();
+                info!(term, "this node is the active controller");
+            }
+            let heard = quorum.heard_from();
+            let now = Instant::now();
+            let in_grace = now.saturating_duration_since(since) < session;
+            let unfenced: HashSet<i32> = self
+                .broker
+                .metadata
+                .brokers()
+                .into_iter()
+                .filter(|b| !b.fenced)
+                .map(|b| b.node)
+                .collect();
+            let live = |n: i32| {
+                heard
+                    .get(&n)
+                    .is_some_and(|t| now.saturating_duration_since(*t) < session)
+                    || (in_grace && unfenced.contains(&n))
+            };
+            let records = self.broker.metadata.controller_decisions(&live);
+            if records.is_empty() {
+                continue;
+            }
+            for r in &records {
+                match r {
+                    MetadataRecord::BrokerFencing { node, fenced } => {
+                        info!(node, fenced, "controller: broker fencing changes")
+                    }
+                    MetadataRecord::PartitionChange {
+                        id,
+                        partition,
+                        leader,
+                        isr,
+                        ..
+                    } => {
+                        let topic = self.broker.metadata.topic_by_id(id).map(|t| t.name);
+                        info!(
+                            ?topic,
+                            partition,
+                            ?leader,
+                            ?isr,
+                            "controller: partition changes"
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            let b = self.broker.clone();
+            match tokio::task::spawn_blocking(move || b.metadata.commit(&records)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "controller: committing decisions failed"),
+                Err(e) => warn!(error = %e, "controller: the commit task failed"),
+            }
+        }
+    }
+
+    /// Keeps this broker's partitions in the roles the committed metadata gives them.
+    pub async fn replicas(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut changes = self.broker.metadata.subscribe();
+        loop {
+            let me = self.clone();
+            match tokio::task::spawn_blocking(move || me.reconcile()).await {
+                Ok(()) => {}
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => warn!(error = %e, "reconciling partitions was cancelled"),
+            }
+            self.propose_isr_changes().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(REPLICA_TICK) => {}
+            }
+        }
+        for (_, f) in self.fetchers.lock().drain() {
+            f.stop.cancel();
+        }
+    }
+
+    /// One pass over the metadata: host, lead, follow, or drop each partition (blocking: it
+    /// opens and removes logs).
+    fn reconcile(&self) {
+        let b = &self.broker;
+        let me = b.config.node_id;
+        let unfenced = b.metadata.broker(me).is_some_and(|r| !r.fenced);
+        let addrs: HashMap<i32, String> = b
+            .metadata
+            .brokers()
+            .into_iter()
+            .map(|r| (r.node, format!("{}:{}", r.host, r.port)))
+            .collect();
+        let topics = b.metadata.topics();
+        let mut wanted: HashSet<Key> = HashSet::new();
+        {
+            let mut checked = self.strays_checked.lock();
+            if !*checked {
+                // Directories of partitions no longer assigned here (topics deleted while this
+                // broker was away) are set aside before anything is opened.
+                let mut known = HashSet::new();
+                for t in &topics {
+                    for i in 0..t.partitions {
+                        if b.metadata
+                            .partition_state(&t.id, i)
+                            .is_some_and(|s| s.replicas.contains(&me))
+                        {
+                            known.insert(crate::log::LogManager::dir_name(&t.name, i));
+                        }
+                    }
+                }
+                if let Err(e) = b.logs.quarantine_strays(&known) {
+                    warn!(error = %e, "could not set stray partition directories aside");
+                }
+                *checked = true;
+            }
+        }
+        for t in &topics {
+            for i in 0..t.partitions {
+                let Some(st) = b.metadata.partition_state(&t.id, i) else {
+                    continue;
+                };
+                if !st.replicas.contains(&me) {
+                    continue;
+                }
+                let p = match b.host_replica(t, i) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        warn!(topic = t.name, partition = i, error = %e, "cannot open a replica");
+                        continue;
+                    }
+                };
+                let key: Key = (p.topic.clone(), i);
+                wanted.insert(key.clone());
+                if st.leader == me && unfenced {
+                    self.stop_fetcher(&key);
+                    match p.role() {
+                        Role::Leader(l) if l.leader_epoch == st.leader_epoch => {
+                            if l.isr != st.isr {
+                                p.set_isr(st.isr.clone(), st.leader_epoch);
+                            }
+                        }
+                        _ => {
+                            info!(
+                                topic = t.name,
+                                partition = i,
+                                epoch = st.leader_epoch,
+                                isr = ?st.isr,
+                                "leading"
+                            );
+                            if let Err(e) = p.become_leader(
+                                me,
+                                st.replicas.clone(),
+                                st.isr.clone(),
+                                st.leader_epoch,
+                            ) {
+                                // Retried at the next reconciliation.
+                                warn!(topic = t.name, partition = i, error = %e, "cannot lead");
+                            }
+                        }
+                    }
+                    continue;
+                }
+                // Following (a fenced broker follows even what the metadata says it leads:
+                // the controller is moving that leadership away).
+                let target = if st.leader == me { -1 } else { st.leader };
+                let same = matches!(
+                    p.role(),
+                    Role::Follower { leader, leader_epoch }
+                        if leader == target && leader_epoch == st.leader_epoch
+                );
+                if !same {
+                    debug!(
+                        topic = t.name,
+                        partition = i,
+                        leader = target,
+                        epoch = st.leader_epoch,
+                        "following"
+                    );
+                    p.become_follower(target, st.leader_epoch);
+                }
+                match addrs.get(&target) {
+                    Some(addr) if target >= 0 => {
+                        self.ensure_fetcher(&key, &p, target, st.leader_epoch, addr)
+                    }
+                    _ => self.stop_fetcher(&key),
+                }
+            }
+        }
+        // Partitions hosted here that the metadata no longer assigns here.
+        let ids: HashSet<uuid::Uuid> = topics.iter().map(|t| t.id).collect();
+        for p in b.replicas.all() {
+            let key: Key = (p.topic.clone(), p.index);
+            if wanted.contains(&key) {
+                continue;
+            }
+            self.stop_fetcher(&key);
+            let why = if ids.contains(&p.topic_id) {
+                "no longer assigned here"
+            } else {
+                "topic deleted"
+            };
+            info!(topic = %p.topic, partition = p.index, why, "removing replica");
+            if let Err(e) = b.unhost_replica(&p.topic, p.index) {
+                warn!(topic = %p.topic, partition = p.index, error = %e, "could not remove a replica");
+            }
+        }
+    }
+
+    fn ensure_fetcher(
+        &self,
+        key: &Key,
+        p: &Arc<crate::replica::Partition>,
+        leader: i32,
+        leader_epoch: i32,
+        addr: &str,
+    ) {
+        let mut fetchers = self.fetchers.lock();
+        if let Some(f) = fetchers.get(key) {
+            if f.leader == leader && f.leader_epoch == leader_epoch && !f.handle.is_finished() {
+                return;
+            }
+            f.stop.cancel();
+        }
+        let stop = CancellationToken::new();
+        let mut config = FetcherConfig::new(self.broker.config.node_id, addr.to_string());
+        config.fsync = self.broker.config.acks_all_fsync;
+        let handle = fetcher::spawn(p.clone(), config, stop.clone());
+        fetchers.insert(
+            key.clone(),
+            Fetcher {
+                leader,
+                leader_epoch,
+                stop,
+                handle,
+            },
+        );
+    }
+
+    fn stop_fetcher(&self, key: &Key) {
+        if let Some(f) = self.fetchers.lock().remove(key) {
+            f.stop.cancel();
+        }
+    }
+
+    /// As leader: commits the ISR changes the partitions propose, then applies what was
+    /// committed.
+    async fn propose_isr_changes(&self) {
+        let b = &self.broker;
+        let me = b.config.node_id;
+        let max_lag = Self::ms(b.config.cluster.replica_lag_time_max_ms);
+        let unfenced: HashSet<i32> = b
+            .metadata
+            .brokers()
+            .into_iter()
+            .filter(|r| !r.fenced)
+            .map(|r| r.node)
+            .collect();
+        let mut proposed = Vec::new();
+        let mut records = Vec::new();
+        for p in b.replicas.all() {
+            let Some((change, epoch)) = p.isr_proposal(max_lag, &|r| unfenced.contains(&r)) else {
+                continue;
+            };
+            let Some(st) = b.metadata.partition_state(&p.topic_id, p.index) else {
+                continue;
+            };
+            if st.leader != me || st.leader_epoch != epoch {
+                continue;
+            }
+            if st.isr != change.isr {
+                info!(topic = %p.topic, partition = p.index, from = ?st.isr, to = ?change.isr, "proposing an ISR change");
+                records.push(MetadataRecord::PartitionChange {
+                    id: p.topic_id,
+                    partition: p.index,
+                    leader: None,
+                    isr: Some(change.isr),
+                    replicas: None,
+                    partition_epoch: Some(st.partition_epoch),
+                });
+            }
+            proposed.push((p, epoch));
+        }
+        if !records.is_empty() {
+            let bb = b.clone();
+            match tokio::task::spawn_blocking(move || bb.metadata.commit(&records)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "committing ISR changes failed"),
+                Err(e) => warn!(error = %e, "the ISR commit task failed"),
+            }
+        }
+        // What is in force now (the change, or what beat it): proposals pending end.
+        for (p, epoch) in proposed {
+            if let Some(st) = b.metadata.partition_state(&p.topic_id, p.index) {
+                if st.leader == me && st.leader_epoch == epoch {
+                    p.set_isr(st.isr, epoch);
+                }
+            }
+        }
+    }
+}
