@@ -372,7 +372,6 @@ impl Broker {
     /// the topic (its partitions, a metadata fsync) and loading it run on a blocking thread,
     /// so the first group request does not hold an async worker meanwhile.
     pub async fn group_coordinator(self: &Arc<Self>) -> Result<&GroupCoordinator, AdminError> {
-        self.check_coordinators()?;
         if !self.groups.is_loaded() {
             let b = self.clone();
             off_thread(move || b.init_groups()).await?;
@@ -390,10 +389,26 @@ impl Broker {
             configs.insert("cleanup.policy".to_string(), "compact".to_string());
             configs.insert("segment.bytes".to_string(), "104857600".to_string());
             let partitions = Some(self.config.groups.offsets_partitions);
-            match self.create_topic(OFFSETS_TOPIC, partitions, Some(1), configs, false) {
+            // One replica on a single node; in a cluster as many as asked and alive.
+            let rf = if self.is_cluster() {
+                let live = self.live_brokers().len().max(1) as i16;
+                self.config.groups.offsets_replication_factor.clamp(1, live)
+            } else {
+                1
+            };
+            match self.create_topic(OFFSETS_TOPIC, partitions, Some(rf), configs, false) {
                 Ok(_) | Err(AdminError::TopicExists(_)) => {}
                 Err(e) => return Err(e),
             }
+        }
+        if self.is_cluster() {
+            // Each partition loads when this broker starts leading it (crate::cluster).
+            let meta = self
+                .metadata
+                .topic(OFFSETS_TOPIC)
+                .ok_or(AdminError::UnknownTopic)?;
+            self.groups.prepare(meta.partitions);
+            return Ok(());
         }
         self.load_groups()
     }
@@ -435,13 +450,38 @@ impl Broker {
         Ok(&self.txns)
     }
 
-    /// Coordinators run on a single node only so far: in a cluster they would have to move
-    /// with the leadership of their internal topic's partitions (issue 14, not built yet).
+    /// Where group `group`'s coordinator is: this broker on a single node; in a cluster the
+    /// leader of its `__consumer_offsets` partition (node id, host, port), or why there is
+    /// none now.
+    pub fn group_coordinator_node(&self, group: &str) -> Result<(i32, String, u16), String> {
+        if !self.is_cluster() {
+            let c = &self.config;
+            return Ok((c.node_id, c.advertised_host.clone(), c.advertised_port));
+        }
+        let meta = self
+            .metadata
+            .topic(OFFSETS_TOPIC)
+            .ok_or_else(|| format!("{OFFSETS_TOPIC} does not exist yet"))?;
+        let index = crate::coordinator::partition_for(group, meta.partitions);
+        let leader = self
+            .metadata
+            .partition_state(&meta.id, index)
+            .map_or(-1, |s| s.leader);
+        match self.metadata.broker(leader) {
+            Some(b) if !b.fenced => Ok((b.node, b.host, b.port)),
+            _ => Err(format!(
+                "{OFFSETS_TOPIC} partition {index} has no available leader"
+            )),
+        }
+    }
+
+    /// The transaction coordinator runs on a single node only so far: in a cluster it needs
+    /// WriteTxnMarkers to partition leaders on other brokers (issue 14, not built yet).
     fn check_coordinators(&self) -> Result<(), AdminError> {
         if self.is_cluster() {
             return Err(AdminError::CoordinatorNotAvailable(
-                "group and transaction coordinators are not available in a multi-node cluster \
-                 yet (strom.cluster.preview)"
+                "the transaction coordinator is not available in a multi-node cluster yet \
+                 (strom.cluster.preview)"
                     .into(),
             ));
         }

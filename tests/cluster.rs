@@ -65,6 +65,7 @@ impl Node {
             "replica.lag.time.max.ms=3000".to_string(),
             "default.replication.factor=3".to_string(),
             "min.insync.replicas=2".to_string(),
+            "group.initial.rebalance.delay.ms=0".to_string(),
         ];
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strom"));
         cmd.arg("--data-dir").arg(self.dir.path().join("data"));
@@ -189,17 +190,21 @@ impl Cluster {
 
     /// Partition -> (leader, replicas, isr), from a fresh Metadata request.
     fn partitions(&self) -> BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> {
+        self.partitions_of(TOPIC)
+    }
+
+    fn partitions_of(&self, topic: &str) -> BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> {
         let consumer: BaseConsumer = self
             .client()
             .set("group.id", "cluster-test-metadata")
             .create()
             .expect("consumer");
         let md = consumer
-            .fetch_metadata(Some(TOPIC), Duration::from_secs(10))
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
             .expect("metadata");
         md.topics()
             .iter()
-            .find(|t| t.name() == TOPIC)
+            .find(|t| t.name() == topic)
             .map(|t| {
                 t.partitions()
                     .iter()
@@ -336,9 +341,7 @@ fn check_no_loss(acked: &BTreeSet<u64>, read: &[u64]) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_killed_then_rejoins_without_losing_acknowledged_records() {
-    let mut cluster = Cluster::start();
+async fn create_topic(cluster: &Cluster) {
     let admin: AdminClient<DefaultClientContext> = cluster.client().create().expect("admin");
     let r = admin
         .create_topics(
@@ -348,7 +351,12 @@ async fn leader_killed_then_rejoins_without_losing_acknowledged_records() {
         .await
         .expect("create_topics");
     assert!(r.iter().all(|x| x.is_ok()), "create: {r:?}");
-    drop(admin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_then_rejoins_without_losing_acknowledged_records() {
+    let mut cluster = Cluster::start();
+    create_topic(&cluster).await;
     let before = cluster.wait_isr(&[1, 2, 3], "every replica in sync after create");
     for (p, (_, replicas, _)) in &before {
         let mut r = replicas.clone();
@@ -481,4 +489,89 @@ fn partition_bytes(n: &Node, p: i32) -> Vec<u8> {
         .into_iter()
         .flat_map(|(_, path)| std::fs::read(path).unwrap_or_default())
         .collect()
+}
+
+/// Consumes with a consumer group until `want` records arrived; returns their values.
+fn consume_group(cluster: &Cluster, group: &str, want: usize) -> Vec<u64> {
+    let consumer: BaseConsumer = cluster
+        .client()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < want {
+        assert!(
+            Instant::now() < deadline,
+            "group {group} read {} of {want} records",
+            out.len()
+        );
+        let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let m = m.expect("group fetch");
+        let v: u64 = std::str::from_utf8(m.payload().expect("payload"))
+            .expect("utf8")
+            .parse()
+            .expect("number");
+        out.push(v);
+    }
+    // Anything beyond `want` would be a record read twice: give it a moment to show up.
+    let settle = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < settle {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.expect("group fetch");
+            let v = std::str::from_utf8(m.payload().expect("payload")).expect("utf8");
+            out.push(v.parse().expect("number"));
+        }
+    }
+    consumer
+        .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .expect("commit");
+    out
+}
+
+/// A consumer group's coordinator lives on the leader of its `__consumer_offsets` partition.
+/// Offsets committed there are replicated before the commit is answered: after the
+/// coordinator's broker is killed with SIGKILL, the group carries on from them on the new
+/// leader, reading exactly the records produced since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_offsets_survive_the_coordinator_being_killed() {
+    let mut cluster = Cluster::start();
+    create_topic(&cluster).await;
+    cluster.wait_isr(&[1, 2, 3], "every replica in sync after create");
+    let p = producer(&cluster);
+    let (acked, _, errors) = produce(&p, 0..3_000, Duration::from_millis(1)).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    drop(p);
+    let group = "cluster-group";
+    let mut first = consume_group(&cluster, group, acked.len());
+    first.sort_unstable();
+    assert_eq!(first, acked, "the group's first pass reads everything once");
+
+    let offsets = cluster.partitions_of("__consumer_offsets");
+    let index = strom::coordinator::partition_for(group, offsets.len() as i32);
+    let coordinator = offsets[&index].0;
+    assert!(coordinator > 0, "a coordinator: {offsets:?}");
+    cluster.node(coordinator).kill9();
+    let killed_at = Instant::now();
+
+    let p = producer(&cluster);
+    let (acked, _, errors) = produce(&p, 3_000..4_000, Duration::from_millis(1)).await;
+    assert!(errors.is_empty(), "after the kill: {errors:?}");
+    let mut second = consume_group(&cluster, group, acked.len());
+    second.sort_unstable();
+    assert_eq!(
+        second, acked,
+        "the group resumes from its committed offsets on the new coordinator"
+    );
+    eprintln!(
+        "coordinator {coordinator} (partition {index}) killed; the group read the next {} records {:?} later",
+        second.len(),
+        killed_at.elapsed()
+    );
 }

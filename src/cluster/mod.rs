@@ -13,7 +13,9 @@
 //!   [`REPLICA_TICK`]): hosts the partitions assigned to this broker, leads the ones it is leader
 //!   of, follows the others with a fetcher ([`crate::replica::fetcher`]) toward the leader's
 //!   registered address, applies ISR changes, and stops hosting partitions of deleted topics.
-//!   A broker the controller fenced (or not yet unfenced) leads nothing. As a leader it proposes
+//!   A broker the controller fenced (or not yet unfenced) leads nothing. The group
+//!   coordinator's share of `__consumer_offsets` follows: a partition this broker starts
+//!   leading is loaded into it, one it stops leading is unloaded. As a leader it proposes
 //!   ISR changes — followers lagging past `replica.lag.time.max.ms` out, caught-up unfenced
 //!   ones in — as partition changes conditional on the partition epoch (Kafka's
 //!   AlterPartition); a proposed member counts for the high watermark until the change is
@@ -32,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
+use crate::coordinator::OFFSETS_TOPIC;
 use crate::metadata::MetadataRecord;
 use crate::quorum::Quorum;
 use crate::replica::fetcher::{self, FetcherConfig};
@@ -60,6 +63,8 @@ pub struct Node {
     fetchers: Mutex<HashMap<Key, Fetcher>>,
     /// Stray partition directories are set aside once, at the first reconciliation.
     strays_checked: Mutex<bool>,
+    /// `__consumer_offsets` partitions whose groups are loaded, with the leader epoch loaded in.
+    coordinator_epochs: Mutex<HashMap<i32, i32>>,
 }
 
 impl Node {
@@ -68,6 +73,7 @@ impl Node {
             broker,
             fetchers: Mutex::new(HashMap::new()),
             strays_checked: Mutex::new(false),
+            coordinator_epochs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -317,6 +323,46 @@ impl Node {
             info!(topic = %p.topic, partition = p.index, why, "removing replica");
             if let Err(e) = b.unhost_replica(&p.topic, p.index) {
                 warn!(topic = %p.topic, partition = p.index, error = %e, "could not remove a replica");
+            }
+        }
+        self.group_coordinator(&topics);
+    }
+
+    /// Loads the group coordinator's state of each `__consumer_offsets` partition this broker
+    /// now leads and forgets it for those it stopped leading, as a Kafka broker (un)loads a
+    /// coordinator with the leadership of its partition. A partition led again in a later
+    /// epoch is loaded again (the leader in between wrote to it). Blocking: loading replays
+    /// the partition's log.
+    fn group_coordinator(&self, topics: &[crate::metadata::TopicMeta]) {
+        let b = &self.broker;
+        let Some(t) = topics.iter().find(|t| t.name == OFFSETS_TOPIC) else {
+            return;
+        };
+        b.groups.prepare(t.partitions);
+        let mut loaded = self.coordinator_epochs.lock();
+        for i in 0..t.partitions {
+            match b.replicas.get(OFFSETS_TOPIC, i).filter(|p| p.is_leader()) {
+                Some(p) => {
+                    let epoch = p.leader_epoch();
+                    if loaded.get(&i) == Some(&epoch) && b.groups.is_partition_loaded(i) {
+                        continue;
+                    }
+                    b.groups.unload_partition(i);
+                    loaded.remove(&i);
+                    match b.groups.load_partition(i, p) {
+                        Ok(()) => {
+                            loaded.insert(i, epoch);
+                        }
+                        Err(e) => {
+                            warn!(partition = i, error = %e, "cannot load a group coordinator partition")
+                        }
+                    }
+                }
+                None => {
+                    if loaded.remove(&i).is_some() || b.groups.is_partition_loaded(i) {
+                        b.groups.unload_partition(i);
+                    }
+                }
             }
         }
     }

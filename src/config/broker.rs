@@ -849,6 +849,17 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| some(c.groups.offsets_partitions),
     },
     BrokerKey {
+        name: "offsets.topic.replication.factor",
+        type_name: "SHORT",
+        default: Some("3"),
+        doc: "replicas of __consumer_offsets partitions, at most the live brokers at creation",
+        set: |c, k, v| {
+            c.groups.offsets_replication_factor = parse_num(k, v, 1, i64::from(i16::MAX))? as i16;
+            Ok(())
+        },
+        get: |c| some(c.groups.offsets_replication_factor),
+    },
+    BrokerKey {
         name: "transaction.max.timeout.ms",
         type_name: "INT",
         default: Some("900000"),

@@ -12,6 +12,9 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     pub offset_metadata_max_bytes: usize,
     pub offsets_partitions: i32,
+    /// `offsets.topic.replication.factor`: replicas of `__consumer_offsets` partitions (at most
+    /// the live brokers when the topic is created).
+    pub offsets_replication_factor: i16,
     /// `group.consumer.session.timeout.ms` (KIP-848 groups).
     pub consumer_session_timeout_ms: u64,
     /// `group.consumer.heartbeat.interval.ms`.

@@ -11,7 +11,10 @@
 //! Membership (a classic rebalance, a KIP-848 member's epoch and assignment) changes first, as
 //! the protocols' waiting requires, is reverted by replaying the group when its append fails,
 //! and is answered only after the fsync. A partition whose log failed an fsync is not served
-//! (NOT_COORDINATOR) until a restart replays what is durable.
+//! (NOT_COORDINATOR) until a restart replays what is durable. In a cluster the coordinator
+//! serves only the partitions this broker leads ([`GroupCoordinator::load_partition`] /
+//! [`GroupCoordinator::unload_partition`], driven by [`crate::cluster`]), and "durable" also
+//! means every in-sync replica has the records.
 //!
 //! KIP-848 groups live in the same [`Group`] entry as the classic state and the offsets
 //! (`Group::consumer`); their records (key types 3-8) are drained from the group after each
@@ -61,7 +64,10 @@ pub struct GroupCoordinator {
     groups: Arc<Mutex<HashMap<String, Arc<Mutex<Group>>>>>,
     pub config: GroupConfig,
     limits: Limits,
-    partitions: RwLock<Vec<Arc<CoordinatorPartition>>>,
+    /// The `__consumer_offsets` partitions by index: all of them on a single node; in a
+    /// cluster only those this broker leads (None: the group's coordinator is elsewhere, or
+    /// not loaded yet). Empty until the topic is known.
+    partitions: RwLock<Vec<Option<Arc<CoordinatorPartition>>>>,
 }
 
 /// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, Java's String hash over UTF-16 units.
@@ -134,9 +140,70 @@ impl GroupCoordinator {
         }
         *self.partitions.write() = partitions
             .into_iter()
-            .map(CoordinatorPartition::new)
+            .map(|p| Some(CoordinatorPartition::new(p)))
             .collect();
         Ok(())
+    }
+
+    /// In a cluster: `__consumer_offsets` has `count` partitions, none loaded yet (each is
+    /// loaded when this broker starts leading it, [`Self::load_partition`]).
+    pub fn prepare(&self, count: i32) {
+        let mut partitions = self.partitions.write();
+        if partitions.is_empty() {
+            *partitions = vec![None; count.max(0) as usize];
+        }
+    }
+
+    /// Whether partition `index` is loaded (this broker coordinates its groups).
+    pub fn is_partition_loaded(&self, index: i32) -> bool {
+        self.partitions
+            .read()
+            .get(index as usize)
+            .is_some_and(|p| p.is_some())
+    }
+
+    /// In a cluster, once this broker leads `__consumer_offsets` partition `index`: replays it
+    /// and serves its groups. Groups still in memory from an earlier leadership are replaced
+    /// by what the log says.
+    pub fn load_partition(&self, index: i32, partition: Arc<Partition>) -> Result<(), LogError> {
+        let count = self.partitions.read().len() as i32;
+        if index < 0 || index >= count {
+            return Err(LogError::Io(std::io::Error::other(format!(
+                "__consumer_offsets has no partition {index}"
+            ))));
+        }
+        let groups = self.replay_groups(&partition.log, None, Instant::now())?;
+        tracing::info!(
+            partition = index,
+            groups = groups.len(),
+            "group coordinator partition loaded"
+        );
+        {
+            let mut map = self.groups.lock();
+            map.retain(|id, _| partition_for(id, count) != index);
+            for (id, g) in groups {
+                map.insert(id, Arc::new(Mutex::new(g)));
+            }
+        }
+        self.partitions.write()[index as usize] = Some(CoordinatorPartition::new(partition));
+        Ok(())
+    }
+
+    /// In a cluster, once this broker no longer leads partition `index`: its groups are
+    /// forgotten here (requests for them answer NOT_COORDINATOR; clients find the new one).
+    pub fn unload_partition(&self, index: i32) {
+        let count = {
+            let mut partitions = self.partitions.write();
+            match partitions.get_mut(index as usize) {
+                Some(slot) if slot.is_some() => *slot = None,
+                _ => return,
+            }
+            partitions.len() as i32
+        };
+        self.groups
+            .lock()
+            .retain(|id, _| partition_for(id, count) != index);
+        tracing::info!(partition = index, "group coordinator partition unloaded");
     }
 
     /// The groups one `__consumer_offsets` partition holds, replayed from its log (only the
@@ -263,13 +330,16 @@ impl GroupCoordinator {
     }
 
     /// The partition serving `group`: COORDINATOR_NOT_AVAILABLE before `__consumer_offsets`
-    /// is loaded, NOT_COORDINATOR once its log failed an fsync.
+    /// is known, NOT_COORDINATOR when another broker leads its partition (in a cluster) or
+    /// once its log failed an fsync.
     fn partition_of(&self, group: &str) -> Result<Arc<CoordinatorPartition>, i16> {
         let partitions = self.partitions.read();
         let p = partition_for(group, partitions.len() as i32) as usize;
         let p = partitions
             .get(p)
-            .ok_or(WireError::CoordinatorNotAvailable.code())?;
+            .ok_or(WireError::CoordinatorNotAvailable.code())?
+            .as_ref()
+            .ok_or(WireError::NotCoordinator.code())?;
         if !p.is_available() {
             return Err(WireError::NotCoordinator.code());
         }
@@ -353,9 +423,13 @@ impl GroupCoordinator {
     ) -> Result<Write, LogError> {
         let (at, count) = {
             let partitions = self.partitions.read();
-            let at = partitions.get(index as usize).cloned().ok_or_else(|| {
-                LogError::Io(std::io::Error::other("__consumer_offsets is not loaded"))
-            })?;
+            let at = partitions
+                .get(index as usize)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| {
+                    LogError::Io(std::io::Error::other("__consumer_offsets is not loaded"))
+                })?;
             (at, partitions.len() as i32)
         };
         let groups: Vec<_> = self

@@ -1,13 +1,14 @@
 //! What the group and transaction coordinators share about their internal topic partitions
 //! (`__consumer_offsets`, `__transaction_state`): the one loader that replays a partition, and
-//! the one write path, in the pattern of Kafka's `CoordinatorRuntime` reduced to one node.
+//! the one write path, in the pattern of Kafka's `CoordinatorRuntime`.
 //!
 //! Write path: an operation checks its request against the coordinator's state and produces
 //! records plus the state change they stand for (an [`Apply`]). [`CoordinatorPartition::append`]
 //! appends the records through the [`Partition`] (stamped with its leader epoch, waking
 //! long-poll fetchers of the internal topic) and queues the change; [`Write::durable`] waits for
-//! the fsync covering the records, then applies every queued change up to them in log order,
-//! and only then may the response go out. So a read never sees a change that a crash could
+//! the fsync covering the records and, in a cluster, for every in-sync replica to have them
+//! (the high watermark), then applies every queued change up to them in log order, and only
+//! then may the response go out. So a read never sees a change that a crash could
 //! still take back, and a failed append (nothing written, see `PartitionLog::append`) applies
 //! nothing. A failed fsync poisons the log: the changes queued behind it are never applied and
 //! the coordinator stops serving the partition ([`CoordinatorPartition::is_available`]) until a
@@ -59,11 +60,40 @@ impl Write {
     pub async fn durable(self) -> Result<(), LogError> {
         let task = tokio::spawn(async move {
             self.at.partition.log.flush_to(self.end).await?;
+            replicated(&self.at.partition, self.end).await?;
             self.at.apply_to(self.end);
             Ok(())
         });
         task.await
             .unwrap_or_else(|e| Err(LogError::Io(std::io::Error::other(e.to_string()))))
+    }
+}
+
+/// How long a coordinator write waits for the in-sync replicas of its partition.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until the partition's high watermark covers `end` — every in-sync replica has the
+/// records, as a coordinator's acks=all append in Kafka. Immediate on a single node (the high
+/// watermark follows each append). Fails when leadership moves or the replicas stay behind.
+async fn replicated(p: &Partition, end: i64) -> Result<(), LogError> {
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+    loop {
+        p.add_waiter(&notify);
+        if p.high_watermark() >= end {
+            return Ok(());
+        }
+        if !p.is_leader() {
+            return Err(LogError::Io(std::io::Error::other(
+                "no longer the leader of the coordinator partition",
+            )));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(LogError::Io(std::io::Error::other(
+                "the in-sync replicas did not acknowledge the coordinator write in time",
+            )));
+        }
+        let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
     }
 }
 

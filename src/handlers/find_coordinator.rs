@@ -1,8 +1,10 @@
 //! FindCoordinator (key 10), versions 0-6.
 //!
-//! This broker coordinates every group and transactional id: key type 0 (group) and 1
-//! (transaction) answer with itself, creating `__consumer_offsets` / `__transaction_state` on
-//! first use. v4+ batches keys (`coordinator_keys`); each key gets its own entry. Key type 2
+//! On a single node this broker coordinates every group and transactional id: key type 0
+//! (group) and 1 (transaction) answer with itself, creating `__consumer_offsets` /
+//! `__transaction_state` on first use. In a cluster a group's coordinator is the leader of its
+//! `__consumer_offsets` partition (COORDINATOR_NOT_AVAILABLE while it has none); transactions
+//! answer COORDINATOR_NOT_AVAILABLE there (not built yet). v4+ batches keys (`coordinator_keys`); each key gets its own entry. Key type 2
 //! (share group) and unknown types get INVALID_REQUEST.
 
 use bytes::Bytes;
@@ -20,51 +22,46 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let broker = &ctx.broker;
     let txn_ready = if req.key_type == 1 { broker.txn_coordinator().await.map(|_| ()).map_err(|e| e.to_string()) } else { Ok(()) };
     let group_ready = if req.key_type == 0 { broker.group_coordinator().await.map(|_| ()).map_err(|e| e.to_string()) } else { Ok(()) };
-    let answer = |key_type: i8| -> (i16, Option<String>) {
-        match key_type {
-            0 => match &group_ready {
-                Ok(()) => (0, None),
-                Err(e) => (WireError::CoordinatorNotAvailable.code(), Some(e.clone())),
-            },
-            1 => match &txn_ready {
-                Ok(()) => (0, None),
-                Err(e) => (WireError::CoordinatorNotAvailable.code(), Some(e.clone())),
-            },
-            _ => (WireError::InvalidRequest.code(), Some(format!("unsupported coordinator key type {key_type}"))),
+    // (error, message, node, host, port) for one key.
+    let answer = |key_type: i8, key: &str| -> (i16, Option<String>, i32, String, i32) {
+        let ready = match key_type {
+            0 => group_ready.clone().and_then(|()| broker.group_coordinator_node(key)),
+            1 => txn_ready.clone().map(|()| {
+                let c = &broker.config;
+                (c.node_id, c.advertised_host.clone(), c.advertised_port)
+            }),
+            _ => return (WireError::InvalidRequest.code(), Some(format!("unsupported coordinator key type {key_type}")), -1, String::new(), -1),
+        };
+        match ready {
+            Ok((node, host, port)) => (0, None, node, host, i32::from(port)),
+            Err(e) => (WireError::CoordinatorNotAvailable.code(), Some(e), -1, String::new(), -1),
         }
     };
-    let host = StrBytes::from_string(broker.config.advertised_host.clone());
-    let port = i32::from(broker.config.advertised_port);
-    let node = BrokerId(broker.config.node_id);
     let mut resp = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
         resp.coordinators = req
             .coordinator_keys
             .iter()
             .map(|k| {
-                let (code, msg) = answer(req.key_type);
-                let c = Coordinator::default().with_key(k.clone()).with_error_code(code).with_error_message(msg.map(StrBytes::from_string));
-                if code == 0 {
-                    c.with_node_id(node).with_host(host.clone()).with_port(port)
-                } else {
-                    c.with_node_id(BrokerId(-1)).with_port(-1)
-                }
+                let (code, msg, node, host, port) = answer(req.key_type, k.as_str());
+                Coordinator::default()
+                    .with_key(k.clone())
+                    .with_error_code(code)
+                    .with_error_message(msg.map(StrBytes::from_string))
+                    .with_node_id(BrokerId(node))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(port)
             })
             .collect();
     } else {
-        let (code, msg) = answer(req.key_type);
+        let (code, msg, node, host, port) = answer(req.key_type, req.key.as_str());
         resp.error_code = code;
         if ctx.version >= 1 {
             resp.error_message = msg.map(StrBytes::from_string);
         }
-        if code == 0 {
-            resp.node_id = node;
-            resp.host = host;
-            resp.port = port;
-        } else {
-            resp.node_id = BrokerId(-1);
-            resp.port = -1;
-        }
+        resp.node_id = BrokerId(node);
+        resp.host = StrBytes::from_string(host);
+        resp.port = port;
     }
     ctx.reply(&resp)
 }
