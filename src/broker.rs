@@ -101,6 +101,8 @@ pub struct Broker {
     /// in Kafka, where the controller creates them while the broker keeps answering
     /// UNKNOWN_TOPIC_OR_PARTITION, Metadata answers them unknown until creation is done.
     auto_creating: Mutex<HashSet<String>>,
+    /// Set by [`Broker::controlled_shutdown`]: heartbeats stop, the broker is on its way out.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -282,6 +284,7 @@ impl Broker {
             group_init: Mutex::new(()),
             txn_init: tokio::sync::Mutex::new(()),
             auto_creating: Mutex::new(HashSet::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -491,6 +494,56 @@ impl Broker {
     /// Whether this broker is one of a multi-node cluster (its metadata on the quorum).
     pub fn is_cluster(&self) -> bool {
         self.metadata.quorum().is_some()
+    }
+
+    /// Whether a controlled shutdown has begun (heartbeats are no longer sent).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Kafka's controlled shutdown, for a broker of a cluster about to stop: its heartbeats
+    /// stop, it fences itself through the quorum (the controller keeps a fenced broker fenced
+    /// until it hears a heartbeat sent after the fence), and it waits until the controller
+    /// has moved every leadership it held to an in-sync replica — so clients switch leaders
+    /// without waiting out `broker.session.timeout.ms`. Gives up after `timeout` (the
+    /// shutdown goes on; the leaderships then move when the session expires).
+    pub async fn controlled_shutdown(
+        self: &Arc<Self>,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        let me = self.config.node_id;
+        let b = self.clone();
+        let wait = async move {
+            // A heartbeat already on its way lands before the fence.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let fence = vec![crate::metadata::MetadataRecord::BrokerFencing {
+                node: me,
+                fenced: true,
+            }];
+            let m = b.clone();
+            tokio::task::spawn_blocking(move || m.metadata.commit(&fence)).await??;
+            let mut changes = b.metadata.subscribe();
+            loop {
+                let leading = b
+                    .metadata
+                    .topics()
+                    .iter()
+                    .flat_map(|t| {
+                        (0..t.partitions).filter_map(|i| b.metadata.partition_state(&t.id, i))
+                    })
+                    .filter(|s| s.leader == me && s.replicas.len() > 1)
+                    .count();
+                if leading == 0 {
+                    return anyhow::Ok(());
+                }
+                changes.changed().await?;
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| anyhow::anyhow!("leaderships not moved within {timeout:?}"))?
     }
 
     /// Waits until the controller has unfenced this broker (its heartbeats reached the active

@@ -9,6 +9,9 @@ use strom::tasks::{self, Supervision};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+/// How long a stopping cluster node waits for its leaderships to move.
+const CONTROLLED_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a cluster node waits at start for a quorum (a majority of the voters up).
 const CLUSTER_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -85,10 +88,21 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     health.set_ready();
     let signals = shutdown.clone();
     let stopping = health.clone();
+    let leaving = broker.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutdown requested");
         stopping.set_not_ready("shutting down");
+        if leaving.is_cluster() {
+            // Hand the leaderships over before the listener closes.
+            match leaving
+                .controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT)
+                .await
+            {
+                Ok(()) => info!("controlled shutdown: leaderships moved"),
+                Err(e) => warn!(error = %e, "controlled shutdown incomplete"),
+            }
+        }
         signals.cancel();
     });
     strom::server::serve(broker.clone(), listener, shutdown).await;

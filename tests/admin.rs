@@ -1270,3 +1270,42 @@ fn kafka_4_4_versions_serve_topic_ids_and_rebootstrap() {
         assert_eq!(r.i16().unwrap(), 0, "group error");
     }
 }
+
+/// DescribeQuorum on a single node: a quorum of one, itself leading, its high watermark and
+/// log end the records in its metadata log (one more after a topic is created); another
+/// topic is UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test]
+async fn describe_quorum_on_a_single_node() {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{ApiKey, DescribeQuorumRequest, DescribeQuorumResponse};
+    let b = TestBroker::start(&[]);
+    let ask = |raw: &mut RawClient, topic: &str| -> DescribeQuorumResponse {
+        let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+            .with_topic_name(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                topic.to_string(),
+            )))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+        raw.call(ApiKey::DescribeQuorum, 2, &req)
+    };
+    let mut raw = RawClient::connect(b.port);
+    let before = ask(&mut raw, "__cluster_metadata");
+    assert_eq!(before.error_code, 0);
+    let p = &before.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.leader_id.0, 1, "node 1 leads its own quorum");
+    assert_eq!(p.current_voters.len(), 1);
+    assert_eq!(p.current_voters[0].log_end_offset, p.high_watermark);
+    assert_eq!(before.nodes.len(), 1);
+    b.create_topic("quorum-count", 1, &[]).await;
+    let after = ask(&mut raw, "__cluster_metadata");
+    assert_eq!(
+        after.topics[0].partitions[0].high_watermark,
+        p.high_watermark + 1,
+        "one metadata record for the topic"
+    );
+    let other = ask(&mut raw, "other");
+    assert_eq!(
+        other.topics[0].partitions[0].error_code,
+        RDKafkaErrorCode::UnknownTopicOrPartition as i16
+    );
+}

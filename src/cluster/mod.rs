@@ -92,6 +92,10 @@ impl Node {
         let interval = Self::ms(c.broker_heartbeat_interval_ms.max(10));
         let node = self.broker.config.node_id;
         loop {
+            if self.broker.is_stopping() {
+                // Controlled shutdown: silence keeps the broker fenced.
+                return;
+            }
             if let Err(e) = quorum.heartbeat(node, interval.max(Self::ms(500))).await {
                 debug!(error = %e, "heartbeat to the controller failed");
             }
@@ -108,6 +112,10 @@ impl Node {
         let session = Self::ms(self.broker.config.cluster.broker_session_timeout_ms);
         let mut led_term: Option<u64> = None;
         let mut since = Instant::now();
+        // When this controller first saw each fenced broker fenced: it is unfenced only by a
+        // heartbeat heard after that (a broker fenced by its own controlled shutdown has
+        // stopped heartbeating and stays fenced).
+        let mut fenced_since: HashMap<i32, Instant> = HashMap::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -126,19 +134,24 @@ impl Node {
             let heard = quorum.heard_from();
             let now = Instant::now();
             let in_grace = now.saturating_duration_since(since) < session;
-            let unfenced: HashSet<i32> = self
-                .broker
-                .metadata
-                .brokers()
-                .into_iter()
+            let brokers = self.broker.metadata.brokers();
+            let unfenced: HashSet<i32> = brokers
+                .iter()
                 .filter(|b| !b.fenced)
                 .map(|b| b.node)
                 .collect();
+            fenced_since.retain(|n, _| !unfenced.contains(n));
+            for b in brokers.iter().filter(|b| b.fenced) {
+                fenced_since.entry(b.node).or_insert(now);
+            }
             let live = |n: i32| {
-                heard
+                let recent = heard
                     .get(&n)
-                    .is_some_and(|t| now.saturating_duration_since(*t) < session)
-                    || (in_grace && unfenced.contains(&n))
+                    .is_some_and(|t| now.saturating_duration_since(*t) < session);
+                match fenced_since.get(&n) {
+                    Some(fenced) => recent && heard.get(&n).is_some_and(|t| t > fenced),
+                    None => recent || (in_grace && unfenced.contains(&n)),
+                }
             };
             let records = self.broker.metadata.controller_decisions(&live);
             if records.is_empty() {

@@ -1,11 +1,13 @@
 //! DescribeCluster (key 60), versions 0-2 (all that Kafka 4.1 serves).
 //!
-//! This broker (node id, advertised host and port, no rack, never fenced), the cluster id and
-//! the controller id. A single node is its own controller; Kafka brokers likewise answer with
-//! a broker id here, since clients cannot reach the controller quorum directly.
+//! The brokers clients may use (on a single node itself; in a cluster every registered broker
+//! the controller has not fenced, with its rack), the cluster id and the controller id (a
+//! single node is its own controller; in a cluster the metadata quorum's leader, -1 during an
+//! election). Kafka brokers likewise answer with broker ids here, since clients cannot reach
+//! the controller quorum directly.
 //! `endpoint_type` (v1+) must be BROKER (1): CONTROLLER (2) is MISMATCHED_ENDPOINT_TYPE, any
 //! other UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0), like a Kafka broker listener.
-//! `include_fenced_brokers` (v2) changes nothing: we are never fenced.
+//! `include_fenced_brokers` (v2) changes nothing: fenced brokers are never listed.
 //! `include_cluster_authorized_operations`: every cluster operation (no authorizer yet, which
 //! is what Kafka reports without one).
 

@@ -196,6 +196,7 @@ registry!(
     delete_records,
     offset_for_leader_epoch,
     describe_cluster,
+    describe_quorum,
     describe_log_dirs,
     describe_topic_partitions,
 );

@@ -144,6 +144,8 @@ pub enum MetadataRecord {
 struct LogFile {
     file: SharedFile,
     end: u64,
+    /// Records in the log (its log end offset, as DescribeQuorum shows it).
+    records: u64,
 }
 
 pub struct MetadataStore {
@@ -208,6 +210,7 @@ impl MetadataStore {
         };
         let mut valid_len = 0usize;
         let mut line_no = 0usize;
+        let mut records = 0u64;
         let mut rest = &text[..];
         while !rest.is_empty() {
             line_no += 1;
@@ -239,6 +242,7 @@ impl MetadataStore {
                 }
             }
             valid_len += nl + 1;
+            records += 1;
             rest = &rest[nl + 1..];
         }
         let file = storage.open_or_create(&path)?;
@@ -254,6 +258,7 @@ impl MetadataStore {
                 file: Mutex::new(LogFile {
                     file,
                     end: valid_len as u64,
+                    records,
                 }),
                 poisoned: AtomicBool::new(false),
             },
@@ -295,6 +300,7 @@ impl MetadataStore {
             return Err(e.into());
         }
         log.end += buf.len() as u64;
+        log.records += records.len() as u64;
         let mut state = self.state.write();
         for rec in records {
             state.apply(rec);
@@ -396,6 +402,15 @@ impl MetadataStore {
     /// [`controller`]): fencing, unfencing, leader elections and ISR removals to commit.
     pub fn controller_decisions(&self, live: &dyn Fn(i32) -> bool) -> Vec<MetadataRecord> {
         controller::decide(&self.state.read(), live)
+    }
+
+    /// On a single node, the records in the metadata log (what DescribeQuorum shows as the
+    /// log end offset and high watermark of its one-voter quorum); None with a quorum.
+    pub fn local_log_end(&self) -> Option<i64> {
+        match &self.backend {
+            Backend::Local { file, .. } => Some(file.lock().records as i64),
+            Backend::Replicated(_) => None,
+        }
     }
 
     /// Wakes on every applied change (its value counts them).

@@ -351,6 +351,40 @@ pub struct QuorumStatus {
     pub storage_poisoned: bool,
 }
 
+/// The quorum as its leader sees it (Kafka's DescribeQuorum): any voter can ask the leader
+/// for it ([`Quorum::leader_view`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaderView {
+    pub leader: u64,
+    /// Raft's term (Kafka's leader epoch).
+    pub term: u64,
+    /// The leader's last log index.
+    pub last_log_index: Option<u64>,
+    /// The highest index applied, so committed (Kafka's high watermark).
+    pub last_applied_index: Option<u64>,
+    /// Each voter's highest index known to match the leader's log.
+    pub matched: BTreeMap<u64, Option<u64>>,
+    /// Milliseconds since a quorum last acknowledged the leader.
+    pub millis_since_quorum_ack: Option<u64>,
+}
+
+impl LeaderView {
+    pub(crate) fn of(m: &openraft::RaftMetrics<u64, Voter>) -> LeaderView {
+        LeaderView {
+            leader: m.id,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied_index: m.last_applied.map(|l| l.index),
+            matched: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+                .unwrap_or_default(),
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
+        }
+    }
+}
+
 /// Brokers' liveness as the quorum leader hears it: node -> when its last heartbeat arrived.
 /// Kept in memory only (like Kafka's controller, a new leader starts with nobody heard and
 /// gives registered brokers a session timeout of grace).
@@ -584,6 +618,24 @@ impl Quorum {
             Ok(network::HeartbeatResponse::NotLeader) => {
                 Err(QuorumError::NotLeader { leader: None })
             }
+            Err(why) => Err(QuorumError::Stopped(why)),
+        }
+    }
+
+    /// The quorum as its leader sees it: from this node when it leads, else asked of the
+    /// leader within `timeout`.
+    pub async fn leader_view(&self, timeout: Duration) -> Result<LeaderView, QuorumError> {
+        if self.is_leader() {
+            return Ok(LeaderView::of(&self.raft.metrics().borrow()));
+        }
+        let Some((leader, addr)) = self.leader_with_addr() else {
+            return Err(QuorumError::NotLeader { leader: None });
+        };
+        match network::fetch_leader_view(&addr, timeout).await {
+            Ok(Some(view)) => Ok(view),
+            Ok(None) => Err(QuorumError::NotLeader {
+                leader: Some((leader, addr)),
+            }),
             Err(why) => Err(QuorumError::Stopped(why)),
         }
     }

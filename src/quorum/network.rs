@@ -2,7 +2,8 @@
 //! AppendEntries, Vote and InstallSnapshot requests, and the clients openraft sends them with;
 //! plus proposals forwarded by a voter that is not the leader ([`KIND_PROPOSE`], answered with
 //! a [`ProposeResponse`] once the leader applied them), and brokers' heartbeats to the leader
-//! ([`KIND_HEARTBEAT`], see [`super::Heartbeats`]).
+//! ([`KIND_HEARTBEAT`], see [`super::Heartbeats`]), and the leader's view of the quorum for
+//! DescribeQuorum asked on another voter ([`KIND_STATUS`], see [`super::LeaderView`]).
 //!
 //! Wire format, both directions: a frame is a 4-byte big-endian length (of what follows, at
 //! most [`FRAME_BYTES_MAX`]), a kind byte ([`KIND_APPEND`], [`KIND_VOTE`], [`KIND_SNAPSHOT`]),
@@ -67,6 +68,7 @@ pub(crate) const KIND_VOTE: u8 = 2;
 pub(crate) const KIND_SNAPSHOT: u8 = 3;
 pub(crate) const KIND_PROPOSE: u8 = 4;
 pub(crate) const KIND_HEARTBEAT: u8 = 5;
+pub(crate) const KIND_STATUS: u8 = 6;
 
 /// A broker telling the quorum's leader it is alive.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -308,6 +310,14 @@ async fn serve_connection(
                 };
                 encode_frame(kind, &answer)
             }
+            KIND_STATUS => {
+                let answer = if raft.metrics().borrow().state == openraft::ServerState::Leader {
+                    Some(super::LeaderView::of(&raft.metrics().borrow()))
+                } else {
+                    None
+                };
+                encode_frame(kind, &answer)
+            }
             other => return Err(format!("unknown request kind {other}")),
         };
         let frame = frame
@@ -340,6 +350,31 @@ pub(crate) async fn send_heartbeat(
         let (kind, body) = read_frame(&mut stream).await.map_err(|e| e.to_string())?;
         if kind != KIND_HEARTBEAT {
             return Err(format!("response kind {kind} to a heartbeat"));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("bad response: {e}"))
+    };
+    tokio::time::timeout(ttl, exchange)
+        .await
+        .map_err(|_| format!("no answer from {addr} within {ttl:?}"))?
+}
+
+/// Asks the node at `addr` for its view as leader (None: it does not lead), within `ttl`.
+pub(crate) async fn fetch_leader_view(
+    addr: &str,
+    ttl: Duration,
+) -> Result<Option<super::LeaderView>, String> {
+    let frame = encode_frame(KIND_STATUS, &())
+        .map_err(|e| e.to_string())?
+        .ok_or("status request over the frame limit")?;
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        stream.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let (kind, body) = read_frame(&mut stream).await.map_err(|e| e.to_string())?;
+        if kind != KIND_STATUS {
+            return Err(format!("response kind {kind} to a status request"));
         }
         serde_json::from_slice(&body).map_err(|e| format!("bad response: {e}"))
     };

@@ -9,6 +9,8 @@
 //! tail of its log when the test is failing. Every wait is a condition with a deadline.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -267,7 +269,7 @@ impl Drop for TestBroker {
     }
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
+pub fn signal(pid: u32, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
     // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is our own
     // child, which has not been reaped yet (Child::try_wait/wait reap it), so it cannot be reused.

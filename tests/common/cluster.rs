@@ -1,0 +1,448 @@
+//! Three `strom` processes as one cluster on loopback, for the cluster tests: each node a
+//! broker and a metadata-quorum voter, configured with Kafka's property names (the preview:
+//! `strom.cluster.preview=true`), on free ports, with data in its own temporary directory and
+//! stderr in `broker.log` there. Nodes can be killed (SIGKILL), paused (SIGSTOP), resumed,
+//! stopped (SIGTERM) and restarted on the same ports and data. Clients are librdkafka.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::OpenOptions;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{api_versions_ok, free_port, owns_listener, signal, wait_for};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+pub const TOPIC: &str = "replicated";
+pub const PARTITIONS: i32 = 3;
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Node {
+    pub id: i32,
+    pub port: u16,
+    pub controller_port: u16,
+    pub voters: String,
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+}
+
+impl Node {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node {} already running", self.id);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("broker.log"))
+            .expect("log file");
+        let sets = [
+            "process.roles=broker,controller".to_string(),
+            format!("node.id={}", self.id),
+            format!("controller.quorum.voters={}", self.voters),
+            "controller.listener.names=CONTROLLER".to_string(),
+            format!(
+                "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                self.port, self.controller_port
+            ),
+            "strom.cluster.preview=true".to_string(),
+            "strom.admin.listener=".to_string(),
+            "broker.session.timeout.ms=2000".to_string(),
+            "broker.heartbeat.interval.ms=250".to_string(),
+            "replica.lag.time.max.ms=3000".to_string(),
+            "default.replication.factor=3".to_string(),
+            "min.insync.replicas=2".to_string(),
+            "group.initial.rebalance.delay.ms=0".to_string(),
+        ];
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strom"));
+        cmd.arg("--data-dir").arg(self.dir.path().join("data"));
+        for s in &sets {
+            cmd.arg("--set").arg(s);
+        }
+        let child = cmd
+            .env("RUST_LOG", "info,openraft=warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn strom");
+        self.child = Some(child);
+    }
+
+    /// True once the process serves Kafka clients; panics if it exited.
+    pub fn ready(&mut self) -> bool {
+        let child = self.child.as_mut().expect("running");
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!(
+                "node {} exited during start-up: {status}; log:\n{}",
+                self.id,
+                self.log()
+            );
+        }
+        owns_listener(child.id(), self.port) && api_versions_ok(self.port)
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // A paused process dies from SIGKILL too; resuming first changes nothing.
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGSTOP: the process stays, silent (no heartbeats, no answers) until [`Node::resume`].
+    pub fn pause(&mut self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), libc::SIGSTOP);
+        }
+    }
+
+    pub fn resume(&mut self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), libc::SIGCONT);
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after `timeout`). True when it exited by itself.
+    pub fn stop(&mut self, timeout: Duration) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        signal(c.id(), libc::SIGCONT);
+        signal(c.id(), libc::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if c.try_wait().expect("wait").is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- last lines of node {} ---", self.id);
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes: Vec<Node> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &(port, controller_port))| Node {
+                id: i as i32 + 1,
+                port,
+                controller_port,
+                voters: voters.clone(),
+                dir: tempfile::tempdir().expect("tempdir"),
+                child: None,
+            })
+            .collect();
+        for n in &mut nodes {
+            n.spawn();
+        }
+        let mut c = Cluster { nodes };
+        for i in 1..=3 {
+            c.wait_ready(i);
+        }
+        c
+    }
+
+    pub fn node(&mut self, id: i32) -> &mut Node {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    pub fn wait_ready(&mut self, id: i32) {
+        let n = self.node(id);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !n.ready() {
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not serve within {START_TIMEOUT:?}; log:\n{}",
+                n.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A client config bootstrapped from every node that is running.
+    pub fn client(&self) -> ClientConfig {
+        let boot = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(Node::addr)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", boot);
+        c
+    }
+
+    /// Partition -> (leader, replicas, isr), from a fresh Metadata request.
+    pub fn partitions(&self) -> BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> {
+        self.partitions_of(TOPIC)
+    }
+
+    pub fn partitions_of(&self, topic: &str) -> BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> {
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", "cluster-test-metadata")
+            .create()
+            .expect("consumer");
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        md.topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| {
+                t.partitions()
+                    .iter()
+                    .map(|p| {
+                        let mut isr = p.isr().to_vec();
+                        isr.sort_unstable();
+                        (p.id(), (p.leader(), p.replicas().to_vec(), isr))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until every partition has a leader and `want` in its ISR (sorted).
+    pub fn wait_isr(&self, want: &[i32], what: &str) -> BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> {
+        wait_for(Duration::from_secs(30), what, || {
+            let ps = self.partitions();
+            (ps.len() == PARTITIONS as usize
+                && ps
+                    .values()
+                    .all(|(leader, _, isr)| *leader > 0 && isr.as_slice() == want))
+            .then_some(ps)
+        })
+    }
+}
+
+pub fn producer(cluster: &Cluster) -> FutureProducer {
+    cluster
+        .client()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("request.timeout.ms", "5000")
+        .set("message.timeout.ms", "60000")
+        .set("metadata.max.age.ms", "1000")
+        .create()
+        .expect("producer")
+}
+
+/// Sends `values` spread over the partitions, `pace` apart in groups of 50; returns the values
+/// acknowledged and the slowest acknowledgement.
+pub async fn produce(
+    p: &FutureProducer,
+    values: std::ops::Range<u64>,
+    pace: Duration,
+) -> (Vec<u64>, Duration, Vec<String>) {
+    let mut sends = Vec::new();
+    for v in values {
+        let payload = v.to_string();
+        let started = Instant::now();
+        let partition = (v % PARTITIONS as u64) as i32;
+        let fut = p.send_result(
+            FutureRecord::<(), _>::to(TOPIC)
+                .partition(partition)
+                .payload(&payload),
+        );
+        let fut = fut.expect("queue has room");
+        sends.push(async move { (v, fut.await, started.elapsed()) });
+        if v % 50 == 0 {
+            tokio::time::sleep(pace).await;
+        }
+    }
+    let mut acked = Vec::new();
+    let mut errors = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for (v, r, took) in futures::future::join_all(sends).await {
+        match r {
+            Ok(Ok(_)) => {
+                acked.push(v);
+                slowest = slowest.max(took);
+            }
+            Ok(Err((e, _))) => errors.push(format!("{v}: {e}")),
+            Err(_) => errors.push(format!("{v}: cancelled")),
+        }
+    }
+    (acked, slowest, errors)
+}
+
+/// Reads every partition from the start to its high watermark; values in read order.
+pub fn read_all(cluster: &Cluster) -> Vec<u64> {
+    let consumer: BaseConsumer = cluster
+        .client()
+        .set("group.id", "cluster-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut ends = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        let (_, high) = consumer
+            .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+            .expect("watermarks");
+        ends.insert(p, high);
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .expect("add");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut done: BTreeSet<i32> = ends
+        .iter()
+        .filter(|(_, e)| **e == 0)
+        .map(|(p, _)| *p)
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while done.len() < PARTITIONS as usize {
+        assert!(
+            Instant::now() < deadline,
+            "read stalled: {} records, done {done:?}, ends {ends:?}",
+            out.len()
+        );
+        let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let m = m.expect("fetch");
+        let v: u64 = std::str::from_utf8(m.payload().expect("payload"))
+            .expect("utf8")
+            .parse()
+            .expect("number");
+        out.push(v);
+        if m.offset() + 1 >= ends[&m.partition()] {
+            done.insert(m.partition());
+        }
+    }
+    out
+}
+
+pub async fn create_topic(cluster: &Cluster) {
+    let admin: AdminClient<DefaultClientContext> = cluster.client().create().expect("admin");
+    let r = admin
+        .create_topics(
+            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics");
+    assert!(r.iter().all(|x| x.is_ok()), "create: {r:?}");
+}
+
+/// The segment data of partition `p` of [`TOPIC`] on node `n`, segments in offset order.
+pub fn partition_bytes(n: &Node, p: i32) -> Vec<u8> {
+    let dir = n.dir.path().join("data").join(format!("{TOPIC}-{p}"));
+    let mut segments: Vec<(i64, std::path::PathBuf)> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    let base = name.strip_suffix(".log")?.parse::<i64>().ok()?;
+                    Some((base, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    segments.sort();
+    segments
+        .into_iter()
+        .flat_map(|(_, path)| std::fs::read(path).unwrap_or_default())
+        .collect()
+}
+
+/// One record read back: (partition, offset, value).
+pub type Read = (i32, i64, u64);
+
+/// Reads every partition of [`TOPIC`] from the start to its high watermark, with offsets.
+pub fn read_all_with_offsets(cluster: &Cluster) -> Vec<Read> {
+    let consumer: BaseConsumer = cluster
+        .client()
+        .set("group.id", "cluster-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut ends = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        let (_, high) = consumer
+            .fetch_watermarks(TOPIC, p, Duration::from_secs(30))
+            .expect("watermarks");
+        ends.insert(p, high);
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .expect("add");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut done: BTreeSet<i32> = ends
+        .iter()
+        .filter(|(_, e)| **e == 0)
+        .map(|(p, _)| *p)
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done.len() < PARTITIONS as usize {
+        assert!(
+            Instant::now() < deadline,
+            "read stalled: {} records, done {done:?}, ends {ends:?}",
+            out.len()
+        );
+        let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let m = m.expect("fetch");
+        let v: u64 = std::str::from_utf8(m.payload().expect("payload"))
+            .expect("utf8")
+            .parse()
+            .expect("number");
+        out.push((m.partition(), m.offset(), v));
+        if m.offset() + 1 >= ends[&m.partition()] {
+            done.insert(m.partition());
+        }
+    }
+    out
+}
