@@ -496,6 +496,15 @@ impl Broker {
         self.metadata.quorum().is_some()
     }
 
+    /// Whether broker `node` may take a leadership now: registered and not fenced (on a single
+    /// node, only itself).
+    pub fn may_lead(&self, node: i32) -> bool {
+        if !self.is_cluster() {
+            return node == self.config.node_id;
+        }
+        self.metadata.broker(node).is_some_and(|b| !b.fenced)
+    }
+
     /// Whether a controlled shutdown has begun (heartbeats are no longer sent).
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::Acquire)

@@ -290,3 +290,74 @@ async fn sigterm_moves_leaderships_before_exit() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(acked.len(), 300);
 }
+
+/// After a killed leader returns, its partition is led elsewhere; ElectLeaders (PREFERRED,
+/// what `kafka-leader-election` sends) gives it back to its first replica, and answers
+/// ELECTION_NOT_NEEDED for partitions led by theirs already and UNKNOWN_TOPIC_OR_PARTITION
+/// for one that does not exist. With `leader.imbalance.check.interval.seconds` short, the
+/// controller does the same by itself (`auto.leader.rebalance.enable`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferred_leaders_come_back_by_request_and_by_the_controller() {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
+    for automatic in [false, true] {
+        let mut cluster = if automatic {
+            Cluster::start_with(&["leader.imbalance.check.interval.seconds=1"])
+        } else {
+            Cluster::start()
+        };
+        create_topic(&cluster).await;
+        let before = cluster.wait_isr(&[1, 2, 3], "every replica in sync after create");
+        let (victim, replicas, _) = before[&0].clone();
+        assert_eq!(replicas[0], victim, "the preferred replica leads at first");
+        cluster.node(victim).kill9();
+        let survivors: Vec<i32> = (1..=3).filter(|n| *n != victim).collect();
+        cluster.wait_isr(&survivors, "the ISR without the killed leader");
+        cluster.node(victim).spawn();
+        cluster.wait_ready(victim);
+        let back = cluster.wait_isr(&[1, 2, 3], "the killed leader back in the ISR");
+        if automatic {
+            common::wait_for(
+                Duration::from_secs(20),
+                "the controller's preferred election",
+                || {
+                    let now = cluster.partitions();
+                    (now[&0].0 == victim).then_some(())
+                },
+            );
+            continue;
+        }
+        assert_ne!(back[&0].0, victim, "nothing moved the leadership back yet");
+        let other = (0..PARTITIONS)
+            .find(|p| back[p].0 == back[p].1[0])
+            .expect("a partition led by its preferred replica");
+        let mut raw = common::RawClient::connect(cluster.node(back[&0].0).port);
+        let req = ElectLeadersRequest::default()
+            .with_election_type(0)
+            .with_timeout_ms(10_000)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partitions(vec![0, other, 99])]));
+        let resp: ElectLeadersResponse = raw.call(ApiKey::ElectLeaders, 2, &req);
+        assert_eq!(resp.error_code, 0, "{resp:?}");
+        let codes: Vec<(i32, i16)> = resp.replica_election_results[0]
+            .partition_result
+            .iter()
+            .map(|p| (p.partition_id, p.error_code))
+            .collect();
+        assert_eq!(
+            codes,
+            [(0, 0), (other, 84), (99, 3)],
+            "elected / ELECTION_NOT_NEEDED / UNKNOWN_TOPIC_OR_PARTITION"
+        );
+        common::wait_for(
+            Duration::from_secs(10),
+            "partition 0 led by its preferred replica",
+            || (cluster.partitions()[&0].0 == victim).then_some(()),
+        );
+        // A producer finds the new leader.
+        let p = producer(&cluster);
+        let (acked, _, errors) = produce(&p, 0..300, Duration::from_millis(1)).await;
+        assert!(errors.is_empty() && acked.len() == 300, "{errors:?}");
+    }
+}

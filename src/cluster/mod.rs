@@ -116,6 +116,11 @@ impl Node {
         // heartbeat heard after that (a broker fenced by its own controlled shutdown has
         // stopped heartbeating and stays fenced).
         let mut fenced_since: HashMap<i32, Instant> = HashMap::new();
+        let c = &self.broker.config.cluster;
+        let rebalance = c
+            .auto_leader_rebalance
+            .then(|| Duration::from_secs(c.leader_imbalance_check_interval_s));
+        let mut last_rebalance = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -155,6 +160,12 @@ impl Node {
             };
             let records = self.broker.metadata.controller_decisions(&live);
             if records.is_empty() {
+                if rebalance.is_some_and(|every| !in_grace && last_rebalance.elapsed() >= every) {
+                    last_rebalance = Instant::now();
+                    let usable: HashSet<i32> =
+                        unfenced.iter().copied().filter(|n| live(*n)).collect();
+                    self.rebalance_leaders(usable).await;
+                }
                 continue;
             }
             for r in &records {
@@ -187,6 +198,36 @@ impl Node {
                 Ok(Err(e)) => warn!(error = %e, "controller: committing decisions failed"),
                 Err(e) => warn!(error = %e, "controller: the commit task failed"),
             }
+        }
+    }
+
+    /// `auto.leader.rebalance.enable`: every partition whose preferred (first) replica is in
+    /// its ISR and `usable` but does not lead gets it back as leader (a preferred election,
+    /// as ElectLeaders does), so leaderships spread again after brokers came back.
+    async fn rebalance_leaders(&self, usable: HashSet<i32>) {
+        let b = self.broker.clone();
+        let elected = tokio::task::spawn_blocking(move || {
+            b.metadata
+                .elect_leaders(None, crate::metadata::Election::Preferred, &|n| {
+                    usable.contains(&n)
+                })
+        })
+        .await;
+        match elected {
+            Ok(Ok(results)) => {
+                let moved = results
+                    .iter()
+                    .filter(|(_, _, e)| matches!(e, Some(crate::metadata::Elected::Change(_))))
+                    .count();
+                if moved > 0 {
+                    info!(
+                        partitions = moved,
+                        "controller: leaderships back to preferred replicas"
+                    );
+                }
+            }
+            Ok(Err(e)) => warn!(error = %e, "controller: preferred elections failed"),
+            Err(e) => warn!(error = %e, "controller: the preferred-election task failed"),
         }
     }
 

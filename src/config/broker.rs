@@ -262,6 +262,28 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| some(c.cluster.broker_session_timeout_ms),
     },
     BrokerKey {
+        name: "auto.leader.rebalance.enable",
+        type_name: "BOOLEAN",
+        default: Some("true"),
+        doc: "the controller moves leaderships back to preferred replicas periodically",
+        set: |c, k, v| {
+            c.cluster.auto_leader_rebalance = parse_bool(k, v)?;
+            Ok(())
+        },
+        get: |c| some(c.cluster.auto_leader_rebalance),
+    },
+    BrokerKey {
+        name: "leader.imbalance.check.interval.seconds",
+        type_name: "LONG",
+        default: Some("300"),
+        doc: "how often the controller checks for leaderships off their preferred replica",
+        set: |c, k, v| {
+            c.cluster.leader_imbalance_check_interval_s = parse_num(k, v, 1, 86_400 * 365)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.cluster.leader_imbalance_check_interval_s),
+    },
+    BrokerKey {
         name: "broker.heartbeat.interval.ms",
         type_name: "INT",
         default: Some("2000"),

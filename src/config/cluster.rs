@@ -41,6 +41,10 @@ pub struct ClusterConfig {
     pub broker_session_timeout_ms: u64,
     /// `broker.heartbeat.interval.ms`.
     pub broker_heartbeat_interval_ms: u64,
+    /// `auto.leader.rebalance.enable`: the controller gives leaderships back to preferred
+    /// replicas every `leader.imbalance.check.interval.seconds`.
+    pub auto_leader_rebalance: bool,
+    pub leader_imbalance_check_interval_s: u64,
 }
 
 impl ClusterConfig {
@@ -50,6 +54,8 @@ impl ClusterConfig {
             controller: true,
             replica_lag_time_max_ms: 30_000,
             broker_session_timeout_ms: 9_000,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_s: 300,
             broker_heartbeat_interval_ms: 2_000,
             ..Default::default()
         }

@@ -102,12 +102,16 @@ fn respond(ctx: RequestContext, req: CreateTopicsRequest) -> Result<Reply, Proto
                     };
                     configs.insert(c.name.to_string(), v.to_string());
                 }
-                broker.create_topic(&name, partitions, rf, configs, req.validate_only)
+                broker.create_topic(&name, partitions, rf, configs, req.validate_only).map(|m| (m, rf))
             })();
             match outcome {
-                Ok(meta) => {
+                Ok((meta, rf)) => {
                     r.num_partitions = meta.partitions;
-                    r.replication_factor = 1;
+                    // The replicas placed (in a cluster, as many as asked; validate_only places none).
+                    r.replication_factor = broker
+                        .metadata
+                        .partition_state(&meta.id, 0)
+                        .map_or(rf.unwrap_or(1).max(1), |s| s.replicas.len() as i16);
                     if ctx.version >= 7 && !req.validate_only {
                         r.topic_id = meta.id;
                     }

@@ -197,6 +197,7 @@ registry!(
     offset_for_leader_epoch,
     describe_cluster,
     describe_quorum,
+    elect_leaders,
     describe_log_dirs,
     describe_topic_partitions,
 );

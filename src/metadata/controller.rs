@@ -95,6 +95,76 @@ pub(super) fn decide(state: &State, live: &dyn Fn(i32) -> bool) -> Vec<MetadataR
     out
 }
 
+/// The kind of leader election ElectLeaders asks for (Kafka's `ElectionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Election {
+    /// Make the first assigned replica the leader, if it is in the ISR and usable.
+    Preferred,
+    /// Only for a partition without a leader: an ISR member if one is usable, else any usable
+    /// replica, which becomes the whole ISR (records only the old ISR had are lost).
+    Unclean,
+}
+
+/// What an election came to for one partition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Elected {
+    Change(MetadataRecord),
+    /// ELECTION_NOT_NEEDED: the preferred replica leads already / the partition has a leader.
+    NotNeeded,
+    /// PREFERRED_LEADER_NOT_AVAILABLE / ELIGIBLE_LEADERS_NOT_AVAILABLE.
+    NotAvailable,
+}
+
+/// The election of partition `partition` of topic `id` (None: no such partition), among the
+/// brokers `usable` says may lead; the change is conditional on the partition epoch.
+pub(super) fn elect(
+    state: &State,
+    id: &uuid::Uuid,
+    partition: i32,
+    election: Election,
+    usable: &dyn Fn(i32) -> bool,
+) -> Option<Elected> {
+    let p = state
+        .partitions
+        .get(id)?
+        .get(usize::try_from(partition).ok()?)?;
+    let change = |leader: i32, isr: Option<Vec<i32>>| {
+        Elected::Change(MetadataRecord::PartitionChange {
+            id: *id,
+            partition,
+            leader: Some(leader),
+            isr,
+            replicas: None,
+            partition_epoch: Some(p.partition_epoch),
+        })
+    };
+    Some(match election {
+        Election::Preferred => {
+            let Some(&preferred) = p.replicas.first() else {
+                return Some(Elected::NotAvailable);
+            };
+            if p.leader == preferred {
+                Elected::NotNeeded
+            } else if p.isr.contains(&preferred) && usable(preferred) {
+                change(preferred, None)
+            } else {
+                Elected::NotAvailable
+            }
+        }
+        Election::Unclean => {
+            if p.leader >= 0 {
+                Elected::NotNeeded
+            } else if let Some(&r) = p.replicas.iter().find(|r| p.isr.contains(r) && usable(**r)) {
+                change(r, None)
+            } else if let Some(&r) = p.replicas.iter().find(|r| usable(**r)) {
+                change(r, Some(vec![r]))
+            } else {
+                Elected::NotAvailable
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +310,86 @@ mod tests {
         settle(&mut s, &|n| n != 1);
         assert_eq!(s.partitions[&id][0].leader, 2);
         assert_eq!(s.partitions[&id][0].isr, vec![2]);
+    }
+
+    #[test]
+    fn preferred_and_unclean_elections() {
+        let mut s = State::default();
+        for n in 1..=3 {
+            register(&mut s, n);
+        }
+        let id = Uuid::new_v4();
+        s.apply(&MetadataRecord::CreateTopic {
+            name: "t".into(),
+            id,
+            partitions: 1,
+            configs: Default::default(),
+            replicas: vec![vec![1, 2, 3]],
+        });
+        let all = |_: i32| true;
+        assert_eq!(
+            elect(&s, &id, 0, Election::Preferred, &all),
+            Some(Elected::NotNeeded)
+        );
+        assert_eq!(elect(&s, &id, 1, Election::Preferred, &all), None);
+        // Leadership moved to 2 (1 dropped out, came back into the ISR).
+        s.apply(&MetadataRecord::PartitionChange {
+            id,
+            partition: 0,
+            leader: Some(2),
+            isr: Some(vec![2, 3]),
+            replicas: None,
+            partition_epoch: None,
+        });
+        assert_eq!(
+            elect(&s, &id, 0, Election::Preferred, &all),
+            Some(Elected::NotAvailable),
+            "the preferred replica is not in the ISR"
+        );
+        s.apply(&MetadataRecord::PartitionChange {
+            id,
+            partition: 0,
+            leader: None,
+            isr: Some(vec![2, 3, 1]),
+            replicas: None,
+            partition_epoch: None,
+        });
+        assert_eq!(
+            elect(&s, &id, 0, Election::Preferred, &|n| n != 1),
+            Some(Elected::NotAvailable),
+            "the preferred replica is not usable"
+        );
+        let Some(Elected::Change(rec)) = elect(&s, &id, 0, Election::Preferred, &all) else {
+            panic!("preferred election");
+        };
+        let epoch = s.partitions[&id][0].partition_epoch;
+        s.apply(&rec);
+        assert_eq!(s.partitions[&id][0].leader, 1);
+        // Conditional: a second application of the same decision changes nothing.
+        s.apply(&rec);
+        assert_eq!(s.partitions[&id][0].partition_epoch, epoch + 1);
+        assert_eq!(
+            elect(&s, &id, 0, Election::Unclean, &all),
+            Some(Elected::NotNeeded)
+        );
+        // No leader, the ISR (1) gone: unclean picks a usable replica, alone in the ISR.
+        s.apply(&MetadataRecord::PartitionChange {
+            id,
+            partition: 0,
+            leader: Some(-1),
+            isr: Some(vec![1]),
+            replicas: None,
+            partition_epoch: None,
+        });
+        let Some(Elected::Change(rec)) = elect(&s, &id, 0, Election::Unclean, &|n| n != 1) else {
+            panic!("unclean election");
+        };
+        s.apply(&rec);
+        assert_eq!(s.partitions[&id][0].leader, 2);
+        assert_eq!(s.partitions[&id][0].isr, vec![2]);
+        assert_eq!(
+            elect(&s, &id, 0, Election::Unclean, &|_| false),
+            Some(Elected::NotNeeded)
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! the data it did not write. All file access goes through the [`Storage`] seam.
 
 mod controller;
+pub use controller::{Elected, Election};
 pub mod placement;
 pub mod replicated;
 mod state;
@@ -402,6 +403,58 @@ impl MetadataStore {
     /// [`controller`]): fencing, unfencing, leader elections and ISR removals to commit.
     pub fn controller_decisions(&self, live: &dyn Fn(i32) -> bool) -> Vec<MetadataRecord> {
         controller::decide(&self.state.read(), live)
+    }
+
+    /// ElectLeaders: the election of each of `targets` (topic, partition) — or, with None, of
+    /// every partition, leaving out those that need none, as Kafka does — among the brokers
+    /// `usable` says may lead; the changes decided are committed together (each conditional
+    /// on its partition epoch). Per target: None for an unknown topic or partition. Blocks.
+    #[allow(clippy::type_complexity)]
+    pub fn elect_leaders(
+        &self,
+        targets: Option<Vec<(String, i32)>>,
+        election: Election,
+        usable: &dyn Fn(i32) -> bool,
+    ) -> Result<Vec<(String, i32, Option<Elected>)>, MetadataError> {
+        let results: Vec<(String, i32, Option<Elected>)> = {
+            let state = self.state.read();
+            let decide = |name: &str, i: i32| {
+                let id = state.by_name.get(name)?.id;
+                controller::elect(&state, &id, i, election, usable)
+            };
+            match targets {
+                Some(targets) => targets
+                    .into_iter()
+                    .map(|(t, i)| {
+                        let e = decide(&t, i);
+                        (t, i, e)
+                    })
+                    .collect(),
+                None => {
+                    let mut all = Vec::new();
+                    for (name, meta) in &state.by_name {
+                        for i in 0..meta.partitions {
+                            let e = decide(name, i);
+                            if !matches!(e, Some(Elected::NotNeeded)) {
+                                all.push((name.clone(), i, e));
+                            }
+                        }
+                    }
+                    all
+                }
+            }
+        };
+        let changes: Vec<MetadataRecord> = results
+            .iter()
+            .filter_map(|(_, _, e)| match e {
+                Some(Elected::Change(r)) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        if !changes.is_empty() {
+            self.commit(&changes)?;
+        }
+        Ok(results)
     }
 
     /// On a single node, the records in the metadata log (what DescribeQuorum shows as the

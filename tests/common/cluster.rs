@@ -30,6 +30,8 @@ pub struct Node {
     pub voters: String,
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
+    /// More `--set key=value` settings, after the cluster's own.
+    pub extra: Vec<String>,
 }
 
 impl Node {
@@ -64,7 +66,7 @@ impl Node {
         ];
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strom"));
         cmd.arg("--data-dir").arg(self.dir.path().join("data"));
-        for s in &sets {
+        for s in sets.iter().chain(&self.extra) {
             cmd.arg("--set").arg(s);
         }
         let child = cmd
@@ -160,6 +162,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts three nodes with `extra` settings (`key=value`) on each.
+    pub fn start_with(extra: &[&str]) -> Self {
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let voters = ports
             .iter()
@@ -177,6 +184,7 @@ impl Cluster {
                 voters: voters.clone(),
                 dir: tempfile::tempdir().expect("tempdir"),
                 child: None,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
             })
             .collect();
         for n in &mut nodes {
