@@ -793,6 +793,52 @@ impl Broker {
         validate_only: bool,
     ) -> Result<TopicMeta, AdminError> {
         let new = self.new_topic(name, partitions, replication_factor, configs)?;
+        self.create_new_topic(new, validate_only)
+    }
+
+    /// CreateTopics with manual replica assignments: partition `i` on the brokers of
+    /// `assignments[i]`, the first its leader; every list as long as the first.
+    pub fn create_topic_assigned(
+        &self,
+        name: &str,
+        assignments: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<TopicMeta, AdminError> {
+        validate_topic_name(name)?;
+        let partitions = assignments.len() as i32;
+        if partitions <= 0 || partitions > MAX_PARTITIONS_PER_TOPIC {
+            return Err(AdminError::InvalidPartitions(format!("Number of partitions must be in [1, {MAX_PARTITIONS_PER_TOPIC}], got {partitions}.")));
+        }
+        let rf = assignments[0].len();
+        for replicas in &assignments {
+            self.validate_assignment(replicas)?;
+            if replicas.len() != rf {
+                return Err(AdminError::InvalidReplicaAssignment(format!(
+                    "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
+                    replicas.len()
+                )));
+            }
+        }
+        topic::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|(_, r)| AdminError::InvalidConfig(r))?;
+        let new = NewTopic {
+            meta: TopicMeta {
+                name: name.to_string(),
+                id: Uuid::new_v4(),
+                partitions,
+                configs,
+            },
+            replicas: assignments,
+        };
+        self.create_new_topic(new, validate_only)
+    }
+
+    fn create_new_topic(
+        &self,
+        new: NewTopic,
+        validate_only: bool,
+    ) -> Result<TopicMeta, AdminError> {
         let _guard = self.admin.lock();
         let existing = self.metadata.topics();
         let canonical = canonical_names(&existing);
@@ -1148,8 +1194,8 @@ impl Broker {
         Ok(())
     }
 
-    /// One manual replica assignment, with Kafka's messages (a single node is the only
-    /// registered broker, and every topic has replication factor 1).
+    /// One manual replica assignment, with Kafka's messages: brokers registered (a single node
+    /// is the only one), none twice.
     fn validate_assignment(&self, replicas: &[i32]) -> Result<(), AdminError> {
         let bad = |m: String| Err(AdminError::InvalidReplicaAssignment(m));
         if replicas.is_empty() {
@@ -1158,7 +1204,12 @@ impl Broker {
         let mut sorted = replicas.to_vec();
         sorted.sort_unstable();
         for (i, &b) in sorted.iter().enumerate() {
-            if b != self.config.node_id {
+            let registered = if self.is_cluster() {
+                self.metadata.broker(b).is_some()
+            } else {
+                b == self.config.node_id
+            };
+            if !registered {
                 return bad(format!("The manual partition assignment includes broker {b}, but no such broker is registered."));
             }
             if i > 0 && sorted[i - 1] == b {

@@ -234,7 +234,8 @@ async fn group_offsets_survive_the_coordinator_being_killed() {
     );
 }
 
-/// Every voter answers DescribeQuorum alike; then a broker stopped with SIGTERM hands its leaderships over before it exits (Kafka's
+/// Manual replica assignments are placed as asked; every voter answers DescribeQuorum alike;
+/// then a broker stopped with SIGTERM hands its leaderships over before it exits (Kafka's
 /// controlled shutdown): the moment it is gone, the others already lead its partitions and a
 /// producer carries on without waiting for its session to expire.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,6 +243,51 @@ async fn sigterm_moves_leaderships_before_exit() {
     let mut cluster = Cluster::start();
     create_topic(&cluster).await;
     let before = cluster.wait_isr(&[1, 2, 3], "every replica in sync after create");
+    // Manual replica assignments: placed as asked, the first replica leading.
+    {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            cluster.client().create().expect("admin");
+        let assigned: &[&[i32]] = &[&[3, 1], &[1, 2]];
+        let r = admin
+            .create_topics(
+                &[NewTopic::new(
+                    "manual",
+                    2,
+                    TopicReplication::Variable(assigned),
+                )],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create_topics");
+        assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+        let bad: &[&[i32]] = &[&[3, 3]];
+        let r = admin
+            .create_topics(
+                &[NewTopic::new("twice", 1, TopicReplication::Variable(bad))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create_topics");
+        assert!(
+            matches!(
+                &r[0],
+                Err((
+                    _,
+                    rdkafka::types::RDKafkaErrorCode::InvalidReplicaAssignment
+                ))
+            ),
+            "{r:?}"
+        );
+        let placed = common::wait_for(Duration::from_secs(10), "the manual topic", || {
+            let p = cluster.partitions_of("manual");
+            (p.len() == 2).then_some(p)
+        });
+        assert_eq!(placed[&0].1, [3, 1]);
+        assert_eq!(placed[&1].1, [1, 2]);
+        assert_eq!((placed[&0].0, placed[&1].0), (3, 1), "first replicas lead");
+    }
+
     // Every voter answers DescribeQuorum with the leader's view (asked of it when needed).
     let mut leaders = Vec::new();
     for id in 1..=3 {

@@ -1,8 +1,9 @@
 //! CreateTopics (key 19), versions 2-7.
 //!
-//! Creates topics with a partition count (-1: `num.partitions`), replication factor (-1 or 1;
-//! a single node cannot hold more replicas: INVALID_REPLICATION_FACTOR), optional manual
-//! assignments (each partition must be on this broker) and per-topic configs validated against
+//! Creates topics with a partition count (-1: `num.partitions`), replication factor (-1:
+//! `default.replication.factor`; more than the live brokers is INVALID_REPLICATION_FACTOR, so 1
+//! on a single node), optional manual assignments (registered brokers, none twice, every
+//! partition as many: INVALID_REPLICA_ASSIGNMENT) and per-topic configs validated against
 //! Kafka's topic config keys (INVALID_CONFIG). `validate_only` checks everything and changes
 //! nothing. v5+ answers with the topic's effective configs and their sources; v7 with its id.
 //! A name repeated within one request gets INVALID_REQUEST for each occurrence, like Kafka.
@@ -41,7 +42,6 @@ fn respond(ctx: RequestContext, req: CreateTopicsRequest) -> Result<Reply, Proto
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
-    let node = broker.config.node_id;
     let requested: i64 = req
         .topics
         .iter()
@@ -85,15 +85,7 @@ fn respond(ctx: RequestContext, req: CreateTopicsRequest) -> Result<Reply, Proto
                     if indexes.iter().enumerate().any(|(i, p)| *p != i as i32) {
                         return Err(AdminError::InvalidPartitions("Partitions should be a consecutive 0-based integer sequence".into()));
                     }
-                    for a in &t.assignments {
-                        if a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1 {
-                            return Err(AdminError::InvalidReplicationFactor(format!(
-                                "Replica assignment for partition {} must be exactly [{node}] on a single-node cluster",
-                                a.partition_index
-                            )));
-                        }
-                    }
-                    (Some(t.assignments.len() as i32), Some(1))
+                    (None, None)
                 };
                 let mut configs = BTreeMap::new();
                 for c in &t.configs {
@@ -102,7 +94,15 @@ fn respond(ctx: RequestContext, req: CreateTopicsRequest) -> Result<Reply, Proto
                     };
                     configs.insert(c.name.to_string(), v.to_string());
                 }
-                broker.create_topic(&name, partitions, rf, configs, req.validate_only).map(|m| (m, rf))
+                if t.assignments.is_empty() {
+                    broker.create_topic(&name, partitions, rf, configs, req.validate_only).map(|m| (m, rf))
+                } else {
+                    let mut assignments: Vec<_> = t.assignments.iter().collect();
+                    assignments.sort_by_key(|a| a.partition_index);
+                    let assignments: Vec<Vec<i32>> = assignments.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
+                    let rf = assignments.first().map(|a| a.len() as i16);
+                    broker.create_topic_assigned(&name, assignments, configs, req.validate_only).map(|m| (m, rf))
+                }
             })();
             match outcome {
                 Ok((meta, rf)) => {

@@ -64,7 +64,9 @@ impl Node {
             "min.insync.replicas=2".to_string(),
             "group.initial.rebalance.delay.ms=0".to_string(),
         ];
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strom"));
+        // STROM_BIN runs another build (e.g. a release binary for long fault runs).
+        let bin = std::env::var("STROM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_strom").into());
+        let mut cmd = Command::new(bin);
         cmd.arg("--data-dir").arg(self.dir.path().join("data"));
         for s in sets.iter().chain(&self.extra) {
             cmd.arg("--set").arg(s);
