@@ -1196,7 +1196,7 @@ impl Broker {
 
     /// One manual replica assignment, with Kafka's messages: brokers registered (a single node
     /// is the only one), none twice.
-    fn validate_assignment(&self, replicas: &[i32]) -> Result<(), AdminError> {
+    pub fn validate_assignment(&self, replicas: &[i32]) -> Result<(), AdminError> {
         let bad = |m: String| Err(AdminError::InvalidReplicaAssignment(m));
         if replicas.is_empty() {
             return bad("The manual partition assignment includes an empty replica list.".into());

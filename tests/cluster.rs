@@ -407,3 +407,88 @@ async fn preferred_leaders_come_back_by_request_and_by_the_controller() {
         assert!(errors.is_empty() && acked.len() == 300, "{errors:?}");
     }
 }
+
+/// AlterPartitionReassignments moves a partition (what `kafka-reassign-partitions --execute`
+/// sends): from brokers [1, 2] to [3, 2], its leader 1 leaving. Broker 3 catches up, joins
+/// the ISR, the controller completes the move (3 or 2 leading, 1 dropped, its copy deleted),
+/// and every acknowledged record is read back. Cancelling with nothing in progress is
+/// NO_REASSIGNMENT_IN_PROGRESS; an unregistered broker is INVALID_REPLICA_ASSIGNMENT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassignment_moves_a_partition_to_other_brokers() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    };
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let cluster = Cluster::start();
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        cluster.client().create().expect("admin");
+    let assigned: &[&[i32]] = &[&[1, 2], &[2, 3], &[3, 1]];
+    let r = admin
+        .create_topics(
+            &[NewTopic::new(
+                TOPIC,
+                PARTITIONS,
+                TopicReplication::Variable(assigned),
+            )],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics");
+    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+    common::wait_for(Duration::from_secs(20), "two replicas in sync", || {
+        let p = cluster.partitions();
+        (p.len() == 3 && p.values().all(|(_, _, isr)| isr.len() == 2)).then_some(())
+    });
+    let p = producer(&cluster);
+    let (mut acked, _, errors) = produce(&p, 0..3_000, Duration::from_millis(1)).await;
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let reassign = |partition: i32, replicas: Option<Vec<i32>>| {
+        let req = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_allow_replication_factor_change(true)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(partition)
+                    .with_replicas(
+                        replicas.map(|r| r.into_iter().map(BrokerId).collect()),
+                    )])]);
+        let mut raw = common::RawClient::connect(cluster.nodes[1].port);
+        let resp: AlterPartitionReassignmentsResponse =
+            raw.call(ApiKey::AlterPartitionReassignments, 1, &req);
+        assert_eq!(resp.error_code, 0, "{resp:?}");
+        resp.responses[0].partitions[0].error_code
+    };
+    assert_eq!(reassign(1, None), 85, "NO_REASSIGNMENT_IN_PROGRESS");
+    assert_eq!(
+        reassign(1, Some(vec![2, 7])),
+        39,
+        "INVALID_REPLICA_ASSIGNMENT"
+    );
+    assert_eq!(reassign(0, Some(vec![3, 2])), 0, "the move is accepted");
+    // Produce during the move too.
+    let (more, _, errors) = produce(&p, 3_000..4_000, Duration::from_millis(1)).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    acked.extend(more);
+    let done = common::wait_for(Duration::from_secs(30), "the move completed", || {
+        let p = cluster.partitions();
+        (p[&0].1 == [3, 2] && p[&0].2 == [2, 3]).then_some(p)
+    });
+    assert!(done[&0].0 == 3 || done[&0].0 == 2, "{done:?}");
+    let gone = cluster.nodes[0]
+        .dir
+        .path()
+        .join("data")
+        .join(format!("{TOPIC}-0"));
+    common::wait_for(Duration::from_secs(10), "broker 1's copy removed", || {
+        (!gone.exists()).then_some(())
+    });
+    let read: BTreeSet<u64> = read_all(&cluster).into_iter().collect();
+    let acked: BTreeSet<u64> = acked.into_iter().collect();
+    let lost: Vec<_> = acked.difference(&read).take(10).collect();
+    assert!(lost.is_empty(), "lost across the move: {lost:?}");
+}

@@ -310,6 +310,9 @@ impl Node {
                     self.stop_fetcher(&key);
                     match p.role() {
                         Role::Leader(l) if l.leader_epoch == st.leader_epoch => {
+                            if l.replicas != st.replicas {
+                                p.set_replicas(st.replicas.clone(), st.leader_epoch);
+                            }
                             if l.isr != st.isr {
                                 p.set_isr(st.isr.clone(), st.leader_epoch);
                             }
@@ -490,6 +493,8 @@ impl Node {
                     leader: None,
                     isr: Some(change.isr),
                     replicas: None,
+                    adding: None,
+                    removing: None,
                     partition_epoch: Some(st.partition_epoch),
                 });
             }

@@ -198,6 +198,8 @@ registry!(
     describe_cluster,
     describe_quorum,
     elect_leaders,
+    alter_partition_reassignments,
+    list_partition_reassignments,
     describe_log_dirs,
     describe_topic_partitions,
 );

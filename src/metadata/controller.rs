@@ -87,12 +87,183 @@ pub(super) fn decide(state: &State, live: &dyn Fn(i32) -> bool) -> Vec<MetadataR
                     leader: (leader != p.leader).then_some(leader),
                     isr: (isr != p.isr).then_some(isr),
                     replicas: None,
+                    adding: None,
+                    removing: None,
                     partition_epoch: Some(p.partition_epoch),
                 });
             }
         }
     }
+    // Reassignments whose target replicas are all in the ISR complete: the leaving replicas
+    // go (a leaving leader hands over to the first target replica in the ISR).
+    let changed: BTreeSet<(uuid::Uuid, i32)> = out
+        .iter()
+        .filter_map(|r| match r {
+            MetadataRecord::PartitionChange { id, partition, .. } => Some((*id, *partition)),
+            _ => None,
+        })
+        .collect();
+    let mut ids: Vec<_> = state.partitions.keys().copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        for (i, p) in state.partitions[&id].iter().enumerate() {
+            if (p.adding.is_empty() && p.removing.is_empty()) || changed.contains(&(id, i as i32)) {
+                continue;
+            }
+            if let Some(rec) = complete_reassignment(&id, i as i32, p, &usable) {
+                out.push(rec);
+            }
+        }
+    }
     out
+}
+
+/// The change that ends `p`'s reassignment once every target replica is in its ISR.
+fn complete_reassignment(
+    id: &uuid::Uuid,
+    partition: i32,
+    p: &super::state::PartitionState,
+    usable: &BTreeSet<i32>,
+) -> Option<MetadataRecord> {
+    let target: Vec<i32> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| !p.removing.contains(r))
+        .collect();
+    if !target.iter().all(|r| p.isr.contains(r)) {
+        return None;
+    }
+    let isr: Vec<i32> = p
+        .isr
+        .iter()
+        .copied()
+        .filter(|r| target.contains(r))
+        .collect();
+    let leader = if target.contains(&p.leader) {
+        p.leader
+    } else {
+        target
+            .iter()
+            .copied()
+            .find(|r| isr.contains(r) && usable.contains(r))
+            .unwrap_or(-1)
+    };
+    Some(MetadataRecord::PartitionChange {
+        id: *id,
+        partition,
+        leader: (leader != p.leader).then_some(leader),
+        isr: (isr != p.isr).then_some(isr),
+        replicas: Some(target),
+        adding: Some(Vec::new()),
+        removing: Some(Vec::new()),
+        partition_epoch: Some(p.partition_epoch),
+    })
+}
+
+/// Why a reassignment request for one partition was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReassignError {
+    UnknownPartition,
+    /// A cancellation with none in progress.
+    NoneInProgress,
+}
+
+/// AlterPartitionReassignments for one partition: move it to `target` (already validated:
+/// registered brokers, none twice), or with None cancel the reassignment in progress. The
+/// replicas become the target followed by the original ones leaving; the joining ones follow
+/// the leader until the ISR has them all, and then [`decide`] completes the move. A target
+/// the ISR already covers completes at once; the same replicas as now change nothing (None).
+pub(super) fn reassign(
+    state: &State,
+    id: &uuid::Uuid,
+    partition: i32,
+    target: Option<&[i32]>,
+    usable: &dyn Fn(i32) -> bool,
+) -> Result<Option<MetadataRecord>, ReassignError> {
+    let p = state
+        .partitions
+        .get(id)
+        .and_then(|ps| ps.get(usize::try_from(partition).ok()?))
+        .ok_or(ReassignError::UnknownPartition)?;
+    let ongoing = !p.adding.is_empty() || !p.removing.is_empty();
+    // The assignment before any reassignment in progress.
+    let base: Vec<i32> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| !p.adding.contains(r))
+        .collect();
+    let (replicas, adding, removing) = match target {
+        None if !ongoing => return Err(ReassignError::NoneInProgress),
+        None => (base.clone(), Vec::new(), Vec::new()),
+        Some(t) => {
+            if !ongoing && t == p.replicas.as_slice() {
+                return Ok(None);
+            }
+            let removing: Vec<i32> = base.iter().copied().filter(|r| !t.contains(r)).collect();
+            let adding: Vec<i32> = t.iter().copied().filter(|r| !base.contains(r)).collect();
+            let mut replicas = t.to_vec();
+            replicas.extend(&removing);
+            (replicas, adding, removing)
+        }
+    };
+    let mut isr: Vec<i32> = p
+        .isr
+        .iter()
+        .copied()
+        .filter(|r| replicas.contains(r))
+        .collect();
+    if isr.is_empty() {
+        isr = p.isr.clone();
+    }
+    let leader = if replicas.contains(&p.leader) {
+        p.leader
+    } else {
+        replicas
+            .iter()
+            .copied()
+            .find(|r| isr.contains(r) && usable(*r))
+            .unwrap_or(-1)
+    };
+    let mut next = p.clone();
+    next.replicas = replicas.clone();
+    next.isr = isr.clone();
+    next.adding = adding.clone();
+    next.removing = removing.clone();
+    next.leader = leader;
+    // Nothing to wait for (no replica joins, or the ISR has them all): done now.
+    let usable_set: BTreeSet<i32> = replicas.iter().copied().filter(|r| usable(*r)).collect();
+    if !adding.is_empty() || !removing.is_empty() {
+        if let Some(MetadataRecord::PartitionChange {
+            leader: l,
+            isr: i,
+            replicas: r,
+            ..
+        }) = complete_reassignment(id, partition, &next, &usable_set)
+        {
+            return Ok(Some(MetadataRecord::PartitionChange {
+                id: *id,
+                partition,
+                leader: l.or(Some(leader)).filter(|l| *l != p.leader),
+                isr: i.or(Some(isr)).filter(|i| *i != p.isr),
+                replicas: r,
+                adding: Some(Vec::new()),
+                removing: Some(Vec::new()),
+                partition_epoch: Some(p.partition_epoch),
+            }));
+        }
+    }
+    Ok(Some(MetadataRecord::PartitionChange {
+        id: *id,
+        partition,
+        leader: (leader != p.leader).then_some(leader),
+        isr: (isr != p.isr).then_some(isr),
+        replicas: Some(replicas),
+        adding: Some(adding),
+        removing: Some(removing),
+        partition_epoch: Some(p.partition_epoch),
+    }))
 }
 
 /// The kind of leader election ElectLeaders asks for (Kafka's `ElectionType`).
@@ -135,6 +306,8 @@ pub(super) fn elect(
             leader: Some(leader),
             isr,
             replicas: None,
+            adding: None,
+            removing: None,
             partition_epoch: Some(p.partition_epoch),
         })
     };
@@ -298,6 +471,8 @@ mod tests {
             leader: None,
             isr: Some(vec![1, 2]),
             replicas: None,
+            adding: None,
+            removing: None,
             partition_epoch: Some(0),
         });
         for r in &recs {
@@ -339,6 +514,8 @@ mod tests {
             leader: Some(2),
             isr: Some(vec![2, 3]),
             replicas: None,
+            adding: None,
+            removing: None,
             partition_epoch: None,
         });
         assert_eq!(
@@ -352,6 +529,8 @@ mod tests {
             leader: None,
             isr: Some(vec![2, 3, 1]),
             replicas: None,
+            adding: None,
+            removing: None,
             partition_epoch: None,
         });
         assert_eq!(
@@ -379,6 +558,8 @@ mod tests {
             leader: Some(-1),
             isr: Some(vec![1]),
             replicas: None,
+            adding: None,
+            removing: None,
             partition_epoch: None,
         });
         let Some(Elected::Change(rec)) = elect(&s, &id, 0, Election::Unclean, &|n| n != 1) else {

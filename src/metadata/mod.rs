@@ -10,7 +10,7 @@
 //! the data it did not write. All file access goes through the [`Storage`] seam.
 
 mod controller;
-pub use controller::{Elected, Election};
+pub use controller::{Elected, Election, ReassignError};
 pub mod placement;
 pub mod replicated;
 mod state;
@@ -87,6 +87,12 @@ pub enum MetadataRecord {
         isr: Option<Vec<i32>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replicas: Option<Vec<i32>>,
+        /// A reassignment's replicas being added and removed (`replicas` then holds the
+        /// target followed by the removing ones); empty lists end it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing: Option<Vec<i32>>,
         /// Applied only if the partition epoch is still this (Kafka's AlterPartition check):
         /// a change decided on state that moved meanwhile changes nothing.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -457,6 +463,73 @@ impl MetadataStore {
         Ok(results)
     }
 
+    /// AlterPartitionReassignments: for each (topic, partition, target) — None cancels — the
+    /// outcome; the changes decided are committed together, each conditional on its
+    /// partition epoch. Targets must be validated already (registered brokers, none twice).
+    /// Blocks.
+    #[allow(clippy::type_complexity)]
+    pub fn reassign_partitions(
+        &self,
+        requests: Vec<(String, i32, Option<Vec<i32>>)>,
+        usable: &dyn Fn(i32) -> bool,
+    ) -> Result<Vec<(String, i32, Result<(), ReassignError>)>, MetadataError> {
+        let mut changes = Vec::new();
+        let results = {
+            let state = self.state.read();
+            requests
+                .into_iter()
+                .map(|(t, i, target)| {
+                    let r = match state.by_name.get(&t) {
+                        None => Err(ReassignError::UnknownPartition),
+                        Some(meta) => {
+                            controller::reassign(&state, &meta.id, i, target.as_deref(), usable)
+                                .map(|rec| changes.extend(rec))
+                        }
+                    };
+                    (t, i, r)
+                })
+                .collect()
+        };
+        if !changes.is_empty() {
+            self.commit(&changes)?;
+        }
+        Ok(results)
+    }
+
+    /// Partitions being reassigned (all, or those of `only` that are): (topic, partition,
+    /// replicas, adding, removing), by topic and partition.
+    #[allow(clippy::type_complexity)]
+    pub fn reassignments(
+        &self,
+        only: Option<&[(String, i32)]>,
+    ) -> Vec<(String, i32, Vec<i32>, Vec<i32>, Vec<i32>)> {
+        let state = self.state.read();
+        let mut out = Vec::new();
+        for (name, meta) in &state.by_name {
+            let Some(parts) = state.partitions.get(&meta.id) else {
+                continue;
+            };
+            for (i, p) in parts.iter().enumerate() {
+                let i = i as i32;
+                if p.adding.is_empty() && p.removing.is_empty() {
+                    continue;
+                }
+                if only.is_some_and(|o| !o.iter().any(|(t, x)| t == name && *x == i)) {
+                    continue;
+                }
+                out.push((
+                    name.clone(),
+                    i,
+                    p.replicas.clone(),
+                    p.adding.clone(),
+                    p.removing.clone(),
+                ));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
+    }
+
     /// On a single node, the records in the metadata log (what DescribeQuorum shows as the
     /// log end offset and high watermark of its one-voter quorum); None with a quorum.
     pub fn local_log_end(&self) -> Option<i64> {
@@ -774,6 +847,8 @@ mod tests {
                     leader: None,
                     isr: Some(vec![1, 2]),
                     replicas: None,
+                    adding: None,
+                    removing: None,
                     partition_epoch: None,
                 },
                 MetadataRecord::PartitionChange {
@@ -782,6 +857,8 @@ mod tests {
                     leader: Some(2),
                     isr: None,
                     replicas: None,
+                    adding: None,
+                    removing: None,
                     partition_epoch: Some(1),
                 },
                 MetadataRecord::CreatePartitions {

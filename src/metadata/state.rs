@@ -19,6 +19,12 @@ pub struct PartitionState {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// During a reassignment: replicas joining, and replicas leaving once the joining ones are
+    /// in the ISR (`replicas` is the target followed by the leaving ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
 }
 
 impl PartitionState {
@@ -29,6 +35,8 @@ impl PartitionState {
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     }
 }
@@ -126,6 +134,8 @@ impl State {
                 leader,
                 isr,
                 replicas,
+                adding,
+                removing,
                 partition_epoch,
             } => {
                 let Some(p) = self
@@ -143,6 +153,12 @@ impl State {
                 }
                 if let Some(i) = isr {
                     p.isr = i.clone();
+                }
+                if let Some(a) = adding {
+                    p.adding = a.clone();
+                }
+                if let Some(r) = removing {
+                    p.removing = r.clone();
                 }
                 if let Some(l) = leader {
                     if *l != p.leader {

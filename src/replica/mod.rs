@@ -212,6 +212,17 @@ impl Partition {
         }
     }
 
+    /// Applies the replica set the controller committed while leading at `leader_epoch` (a
+    /// reassignment adding or dropping followers); other epochs are ignored.
+    pub fn set_replicas(&self, replicas: Vec<i32>, leader_epoch: i32) {
+        let mut role = self.role.lock();
+        if let Role::Leader(leader) = &mut *role {
+            if leader.leader_epoch == leader_epoch {
+                leader.set_replicas(replicas, Instant::now());
+            }
+        }
+    }
+
     /// Whether this broker leads the partition.
     pub fn is_leader(&self) -> bool {
         matches!(&*self.role.lock(), Role::Leader(_))

@@ -181,6 +181,27 @@ impl LeaderState {
         (keep.len() < self.isr.len()).then_some(IsrChange { isr: keep })
     }
 
+    /// Applies a replica set the controller committed (a reassignment): joining replicas are
+    /// tracked from now on (position unknown until they fetch), leaving ones forgotten.
+    pub fn set_replicas(&mut self, replicas: Vec<i32>, now: Instant) {
+        self.followers.retain(|r, _| replicas.contains(r));
+        for r in &replicas {
+            if *r != self.node && !self.followers.contains_key(r) {
+                self.followers.insert(
+                    *r,
+                    FollowerState {
+                        log_end_offset: -1,
+                        last_caught_up: now,
+                        last_fetch_leader_end: -1,
+                        last_fetch: now,
+                    },
+                );
+            }
+        }
+        self.pending.retain(|r| replicas.contains(r));
+        self.replicas = replicas;
+    }
+
     /// Applies an ISR the controller committed (or confirms the one in force after a proposal
     /// was refused); proposals pending end. The high watermark may move (a smaller ISR).
     pub fn set_isr(&mut self, isr: Vec<i32>, leader_end: i64) -> bool {
