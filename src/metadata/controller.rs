@@ -201,8 +201,11 @@ pub(super) fn reassign(
             if !ongoing && t == p.replicas.as_slice() {
                 return Ok(None);
             }
-            let removing: Vec<i32> = base.iter().copied().filter(|r| !t.contains(r)).collect();
-            let adding: Vec<i32> = t.iter().copied().filter(|r| !base.contains(r)).collect();
+            // Sorted, as Kafka keeps them.
+            let mut removing: Vec<i32> = base.iter().copied().filter(|r| !t.contains(r)).collect();
+            let mut adding: Vec<i32> = t.iter().copied().filter(|r| !base.contains(r)).collect();
+            removing.sort_unstable();
+            adding.sort_unstable();
             let mut replicas = t.to_vec();
             replicas.extend(&removing);
             (replicas, adding, removing)
@@ -572,5 +575,92 @@ mod tests {
             elect(&s, &id, 0, Election::Unclean, &|_| false),
             Some(Elected::NotNeeded)
         );
+    }
+
+    #[test]
+    fn reassignment_starts_completes_when_the_isr_has_the_target_and_cancels_back() {
+        let mut s = State::default();
+        for n in 1..=4 {
+            register(&mut s, n);
+        }
+        let id = Uuid::new_v4();
+        s.apply(&MetadataRecord::CreateTopic {
+            name: "t".into(),
+            id,
+            partitions: 1,
+            configs: Default::default(),
+            replicas: vec![vec![1, 2, 3]],
+        });
+        let all = |_: i32| true;
+        let usable = |s: &State| -> Vec<MetadataRecord> { decide(s, &|_| true) };
+        for r in usable(&s) {
+            s.apply(&r); // the registered brokers are unfenced
+        }
+        assert_eq!(
+            reassign(&s, &id, 0, None, &all),
+            Err(ReassignError::NoneInProgress)
+        );
+        assert_eq!(
+            reassign(&s, &id, 1, Some(&[1]), &all),
+            Err(ReassignError::UnknownPartition)
+        );
+        assert_eq!(reassign(&s, &id, 0, Some(&[1, 2, 3]), &all), Ok(None));
+        // [1, 2, 3] -> [4, 2, 3]: 4 joins, 1 (the leader) leaves once 4 is in the ISR.
+        let rec = reassign(&s, &id, 0, Some(&[4, 2, 3]), &all)
+            .expect("accepted")
+            .expect("a change");
+        s.apply(&rec);
+        let p = &s.partitions[&id][0];
+        assert_eq!(p.replicas, [4, 2, 3, 1]);
+        assert_eq!((p.adding.clone(), p.removing.clone()), (vec![4], vec![1]));
+        assert_eq!(p.leader, 1, "the leader stays until the move completes");
+        assert!(usable(&s).is_empty(), "4 is not in the ISR yet");
+        s.apply(&MetadataRecord::PartitionChange {
+            id,
+            partition: 0,
+            leader: None,
+            isr: Some(vec![1, 2, 3, 4]),
+            replicas: None,
+            adding: None,
+            removing: None,
+            partition_epoch: None,
+        });
+        for r in usable(&s) {
+            s.apply(&r);
+        }
+        let p = &s.partitions[&id][0];
+        assert_eq!(p.replicas, [4, 2, 3]);
+        assert_eq!(p.isr, [2, 3, 4]);
+        assert!(p.adding.is_empty() && p.removing.is_empty());
+        assert_eq!(
+            p.leader, 4,
+            "the first target replica in the ISR takes over"
+        );
+        // Start another move and cancel it: back to the same brokers (in Kafka's revert order:
+        // the replicas without the joining ones).
+        let rec = reassign(&s, &id, 0, Some(&[1, 2, 3]), &all)
+            .expect("accepted")
+            .expect("a change");
+        s.apply(&rec);
+        assert_eq!(s.partitions[&id][0].replicas, [1, 2, 3, 4]);
+        let rec = reassign(&s, &id, 0, None, &all)
+            .expect("cancelled")
+            .expect("a change");
+        s.apply(&rec);
+        let p = &s.partitions[&id][0];
+        assert_eq!(p.replicas, [2, 3, 4]);
+        assert!(p.adding.is_empty() && p.removing.is_empty());
+        // A target the ISR already covers (a shrink) completes at once.
+        let rec = reassign(&s, &id, 0, Some(&[2, 3]), &all)
+            .expect("accepted")
+            .expect("a change");
+        s.apply(&rec);
+        let p = &s.partitions[&id][0];
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone()),
+            (vec![2, 3], vec![2, 3])
+        );
+        assert_eq!(p.leader, 2);
+        assert!(p.adding.is_empty() && p.removing.is_empty());
     }
 }
