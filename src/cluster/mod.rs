@@ -5,7 +5,11 @@
 //!   `broker.heartbeat.interval.ms`, that this broker is alive (Kafka's BrokerHeartbeat).
 //! - [`Node::controller`]: on the node that leads the metadata quorum only, the active
 //!   controller: every [`CONTROLLER_TICK`] it commits what [`crate::metadata`]'s controller
-//!   decides from who heartbeated within `broker.session.timeout.ms` — fencing silent brokers,
+//!   decides from who heartbeated within `broker.session.timeout.ms` — fencing silent brokers
+//!   (and, within [`DISCONNECT_GRACE`], brokers whose heartbeat connection closed: a process
+//!   killed with SIGKILL has its sockets closed by the kernel, so a crash fails over in about
+//!   a second rather than a session timeout; a broker cut off by the network is still found
+//!   by the timeout),
 //!   electing new partition leaders from the ISR, unfencing brokers that came back. A new
 //!   controller gives every unfenced broker one session timeout of grace (it has heard nobody
 //!   yet), as Kafka's does.
@@ -42,6 +46,9 @@ use crate::replica::Role;
 
 /// How often the active controller looks at the brokers' liveness.
 pub const CONTROLLER_TICK: Duration = Duration::from_millis(250);
+/// How long a broker whose heartbeat connection closed may take to heartbeat again on a new
+/// one before the controller takes it for dead.
+pub const DISCONNECT_GRACE: Duration = Duration::from_millis(300);
 /// How often a broker re-checks its partitions (and proposes ISR changes) without a metadata
 /// change.
 pub const REPLICA_TICK: Duration = Duration::from_millis(500);
@@ -137,6 +144,7 @@ impl Node {
                 info!(term, "this node is the active controller");
             }
             let heard = quorum.heard_from();
+            let gone = quorum.gone();
             let now = Instant::now();
             let in_grace = now.saturating_duration_since(since) < session;
             let brokers = self.broker.metadata.brokers();
@@ -150,6 +158,14 @@ impl Node {
                 fenced_since.entry(b.node).or_insert(now);
             }
             let live = |n: i32| {
+                // Its heartbeat connection closed while this node led and no heartbeat came
+                // back on a new one: the broker's process is gone, fenced at once instead of
+                // after the session timeout (a crash fails over in about a second).
+                if gone.get(&n).is_some_and(|t| {
+                    *t > since && now.saturating_duration_since(*t) >= DISCONNECT_GRACE
+                }) {
+                    return false;
+                }
                 let recent = heard
                     .get(&n)
                     .is_some_and(|t| now.saturating_duration_since(*t) < session);

@@ -385,16 +385,34 @@ impl LeaderView {
     }
 }
 
-/// Brokers' liveness as the quorum leader hears it: node -> when its last heartbeat arrived.
-/// Kept in memory only (like Kafka's controller, a new leader starts with nobody heard and
-/// gives registered brokers a session timeout of grace).
+/// Brokers' liveness as the quorum leader hears it: node -> when its last heartbeat arrived,
+/// and when a broker's heartbeat connection closed — or its quorum port refused a connection —
+/// without a heartbeat since (its process ended: the kernel closed its sockets). Kept in memory only (like Kafka's controller, a new
+/// leader starts with nobody heard and gives registered brokers a session timeout of grace).
 #[derive(Debug, Default)]
-pub struct Heartbeats(std::sync::Mutex<std::collections::HashMap<i32, std::time::Instant>>);
+pub struct Heartbeats {
+    heard: std::sync::Mutex<std::collections::HashMap<i32, std::time::Instant>>,
+    gone: std::sync::Mutex<std::collections::HashMap<i32, std::time::Instant>>,
+}
 
 impl Heartbeats {
     /// Records a heartbeat of `node` now.
     pub fn record(&self, node: i32) {
-        self.0
+        let now = std::time::Instant::now();
+        self.heard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node, now);
+        self.gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&node);
+    }
+
+    /// `node`'s heartbeat connection closed (EOF or reset, not an idle timeout).
+    pub fn disconnected(&self, node: i32) {
+        tracing::debug!(node, "broker's heartbeat connection closed");
+        self.gone
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(node, std::time::Instant::now());
@@ -402,7 +420,12 @@ impl Heartbeats {
 
     /// Every node heard from, with when.
     pub fn snapshot(&self) -> std::collections::HashMap<i32, std::time::Instant> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.heard.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Nodes whose heartbeat connection closed and that have not heartbeated since, with when.
+    pub fn gone(&self) -> std::collections::HashMap<i32, std::time::Instant> {
+        self.gone.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -414,6 +437,9 @@ pub struct Quorum {
     server: network::RpcServer,
     payload_bytes_max: usize,
     heartbeats: Arc<Heartbeats>,
+    /// This broker's heartbeat connection to the leader (its address and stream): kept open,
+    /// so the leader sees it close when this process ends.
+    heartbeat_link: tokio::sync::Mutex<Option<(String, tokio::net::TcpStream)>>,
 }
 
 impl Quorum {
@@ -436,14 +462,15 @@ impl Quorum {
         .map_err(|e| QuorumError::Stopped(format!("opening the quorum state failed: {e}")))?;
         let (log, sm) = opened?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let heartbeats = Arc::new(Heartbeats::default());
         let net = network::NetworkFactory::new(
             config.node_id,
             Duration::from_millis(config.connect_timeout_ms),
+            heartbeats.clone(),
         );
         let raft = Raft::new(config.node_id, raft_config, net, log.clone(), sm)
             .await
             .map_err(|e| QuorumError::Stopped(e.to_string()))?;
-        let heartbeats = Arc::new(Heartbeats::default());
         let server = network::RpcServer::start(listener, raft.clone(), heartbeats.clone())?;
         let quorum = Quorum {
             node_id: config.node_id,
@@ -452,6 +479,7 @@ impl Quorum {
             server,
             payload_bytes_max: config.payload_bytes_max,
             heartbeats,
+            heartbeat_link: tokio::sync::Mutex::new(None),
         };
         if let Err(e) = quorum.bootstrap(&config.voters).await {
             quorum.shutdown().await;
@@ -606,19 +634,29 @@ impl Quorum {
     /// Tells the leader that broker `node` is alive: recorded here when this node leads, else
     /// sent to the leader within `timeout`. Fails when no leader is known or it did not answer.
     pub async fn heartbeat(&self, node: i32, timeout: Duration) -> Result<(), QuorumError> {
+        let mut link = self.heartbeat_link.lock().await;
         if self.is_leader() {
+            *link = None;
             self.heartbeats.record(node);
             return Ok(());
         }
         let Some((_, addr)) = self.leader_with_addr() else {
+            *link = None;
             return Err(QuorumError::NotLeader { leader: None });
         };
-        match network::send_heartbeat(&addr, node, timeout).await {
+        if link.as_ref().is_some_and(|(a, _)| *a != addr) {
+            *link = None;
+        }
+        match network::send_heartbeat(&mut link, &addr, node, timeout).await {
             Ok(network::HeartbeatResponse::Ok) => Ok(()),
             Ok(network::HeartbeatResponse::NotLeader) => {
+                *link = None;
                 Err(QuorumError::NotLeader { leader: None })
             }
-            Err(why) => Err(QuorumError::Stopped(why)),
+            Err(why) => {
+                *link = None;
+                Err(QuorumError::Stopped(why))
+            }
         }
     }
 
@@ -643,6 +681,12 @@ impl Quorum {
     /// The brokers this node has heard from while leading, with when (see [`Heartbeats`]).
     pub fn heard_from(&self) -> std::collections::HashMap<i32, std::time::Instant> {
         self.heartbeats.snapshot()
+    }
+
+    /// The brokers whose heartbeat connection to this node closed and that have not
+    /// heartbeated since, with when (see [`Heartbeats::gone`]).
+    pub fn gone(&self) -> std::collections::HashMap<i32, std::time::Instant> {
+        self.heartbeats.gone()
     }
 
     /// This node's Raft term now (changes with every election).

@@ -60,6 +60,8 @@ pub(crate) const FRAME_RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// replication connections busy; election clients are dropped after their round), so idle
 /// connections cannot hold the [`CONNECTIONS_MAX`] slots for long.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Why a connection closed after [`IDLE_TIMEOUT`].
+const IDLE: &str = "idle";
 /// Deadline for writing a response.
 pub(crate) const RESPONSE_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -225,9 +227,18 @@ async fn accept_loop(
         let heartbeats = heartbeats.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
+            let mut broker = None;
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                r = serve_connection(stream, &raft, &heartbeats) => {
+                r = serve_connection(stream, &raft, &heartbeats, &mut broker) => {
+                    // A broker's heartbeat connection that ended other than by our idle
+                    // timeout: its process is gone (or its link broke; its next heartbeat,
+                    // on a new connection, says otherwise).
+                    if let Some(node) = broker {
+                        if !matches!(&r, Err(why) if why == IDLE) {
+                            heartbeats.disconnected(node);
+                        }
+                    }
                     if let Err(why) = r {
                         tracing::debug!(%peer, why, "quorum RPC connection closed");
                     }
@@ -243,12 +254,13 @@ async fn serve_connection(
     mut stream: TcpStream,
     raft: &Raft<TypeConfig>,
     heartbeats: &super::Heartbeats,
+    broker: &mut Option<i32>,
 ) -> Result<(), String> {
     loop {
         // Wait for the first byte without the frame deadline, then the whole frame within it.
         let mut first = [0u8; 1];
         match tokio::time::timeout(IDLE_TIMEOUT, stream.peek(&mut first)).await {
-            Err(_) => return Err("idle".into()),
+            Err(_) => return Err(IDLE.into()),
             Ok(Ok(0)) => return Ok(()),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e.to_string()),
@@ -297,6 +309,7 @@ async fn serve_connection(
             }
             KIND_HEARTBEAT => {
                 let hb: Heartbeat = decode(&body)?;
+                *broker = Some(hb.node);
                 let leading = {
                     let m = raft.metrics();
                     let m = m.borrow();
@@ -331,9 +344,10 @@ async fn serve_connection(
     }
 }
 
-/// Sends a heartbeat of `node` to the leader at `addr` on a connection of its own, within
-/// `ttl`.
+/// Sends a heartbeat of `node` to the leader at `addr` within `ttl`, on `link` (opened when
+/// absent and kept open: the leader learns this process ended when the connection closes).
 pub(crate) async fn send_heartbeat(
+    link: &mut Option<(String, TcpStream)>,
     addr: &str,
     node: i32,
     ttl: Duration,
@@ -342,12 +356,16 @@ pub(crate) async fn send_heartbeat(
         .map_err(|e| e.to_string())?
         .ok_or("heartbeat over the frame limit")?;
     let exchange = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect to {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        if link.is_none() {
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect to {addr}: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            *link = Some((addr.to_string(), stream));
+        }
+        let (_, stream) = link.as_mut().ok_or("no heartbeat connection")?;
         stream.write_all(&frame).await.map_err(|e| e.to_string())?;
-        let (kind, body) = read_frame(&mut stream).await.map_err(|e| e.to_string())?;
+        let (kind, body) = read_frame(stream).await.map_err(|e| e.to_string())?;
         if kind != KIND_HEARTBEAT {
             return Err(format!("response kind {kind} to a heartbeat"));
         }
@@ -417,13 +435,19 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
 pub(crate) struct NetworkFactory {
     node_id: u64,
     connect_timeout: Duration,
+    heartbeats: Arc<super::Heartbeats>,
 }
 
 impl NetworkFactory {
-    pub(crate) fn new(node_id: u64, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        node_id: u64,
+        connect_timeout: Duration,
+        heartbeats: Arc<super::Heartbeats>,
+    ) -> Self {
         NetworkFactory {
             node_id,
             connect_timeout,
+            heartbeats,
         }
     }
 }
@@ -438,6 +462,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             node: node.clone(),
             connect_timeout: self.connect_timeout,
             conn: None,
+            heartbeats: self.heartbeats.clone(),
         }
     }
 }
@@ -449,6 +474,9 @@ pub(crate) struct PeerClient {
     node: Voter,
     connect_timeout: Duration,
     conn: Option<TcpStream>,
+    /// A voter whose port refuses connections has no process behind it: its broker is noted
+    /// gone (see [`super::Heartbeats::gone`]), as when its heartbeat connection closes.
+    heartbeats: Arc<super::Heartbeats>,
 }
 
 /// How one call failed, before it is typed for openraft.
@@ -487,7 +515,14 @@ impl PeerClient {
                         let _ = s.set_nodelay(true);
                         s
                     }
-                    Ok(Err(e)) => return Err(CallError::Unreachable(e)),
+                    Ok(Err(e)) => {
+                        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                            if let Ok(node) = i32::try_from(self.target) {
+                                self.heartbeats.disconnected(node);
+                            }
+                        }
+                        return Err(CallError::Unreachable(e));
+                    }
                     Err(_) => {
                         return Err(CallError::Unreachable(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,

@@ -336,9 +336,16 @@ pub fn read_all(cluster: &Cluster) -> Vec<u64> {
     let mut ends = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        let (_, high) = consumer
-            .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
-            .expect("watermarks");
+        let high = wait_for(
+            Duration::from_secs(30),
+            "the partition's watermarks",
+            || {
+                consumer
+                    .fetch_watermarks(TOPIC, p, Duration::from_secs(5))
+                    .ok()
+                    .map(|(_, high)| high)
+            },
+        );
         ends.insert(p, high);
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
             .expect("add");
@@ -420,9 +427,19 @@ pub fn read_all_with_offsets(cluster: &Cluster) -> Vec<Read> {
     let mut ends = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        let (_, high) = consumer
-            .fetch_watermarks(TOPIC, p, Duration::from_secs(30))
-            .expect("watermarks");
+        // Retried: right after a fault heals, the broker a fresh client asks first may still
+        // be catching up on the metadata (a transient error any client retries).
+        let high = wait_for(
+            Duration::from_secs(30),
+            "the partition's watermarks",
+            || match consumer.fetch_watermarks(TOPIC, p, Duration::from_secs(5)) {
+                Ok((_, high)) => Some(high),
+                Err(e) => {
+                    eprintln!("watermarks of partition {p}: {e} (retrying)");
+                    None
+                }
+            },
+        );
         ends.insert(p, high);
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
             .expect("add");
