@@ -392,10 +392,17 @@ impl Broker {
             configs.insert("cleanup.policy".to_string(), "compact".to_string());
             configs.insert("segment.bytes".to_string(), "104857600".to_string());
             let partitions = Some(self.config.groups.offsets_partitions);
-            // One replica on a single node; in a cluster as many as asked and alive.
+            // One replica on a single node; in a cluster as many as asked, and (as in Kafka)
+            // not before that many brokers are alive.
             let rf = if self.is_cluster() {
-                let live = self.live_brokers().len().max(1) as i16;
-                self.config.groups.offsets_replication_factor.clamp(1, live)
+                let live = self.live_brokers().len();
+                let rf = self.config.groups.offsets_replication_factor;
+                if live < rf as usize {
+                    return Err(AdminError::CoordinatorNotAvailable(format!(
+                        "Number of alive brokers '{live}' does not meet the required replication factor '{rf}' for the offsets topic (configured via 'offsets.topic.replication.factor')."
+                    )));
+                }
+                rf
             } else {
                 1
             };

@@ -387,12 +387,20 @@ impl Node {
             if wanted.contains(&key) {
                 continue;
             }
-            self.stop_fetcher(&key);
-            let why = if ids.contains(&p.topic_id) {
-                "no longer assigned here"
-            } else {
+            // Only what the metadata positively moved away or deleted: a log is not removed
+            // because of a moment's doubt (a replica that failed to open this pass).
+            let why = if !ids.contains(&p.topic_id) {
                 "topic deleted"
+            } else if b
+                .metadata
+                .partition_state(&p.topic_id, p.index)
+                .is_none_or(|s| s.replicas.contains(&me))
+            {
+                continue;
+            } else {
+                "no longer assigned here"
             };
+            self.stop_fetcher(&key);
             info!(topic = %p.topic, partition = p.index, why, "removing replica");
             if let Err(e) = b.unhost_replica(&p.topic, p.index) {
                 warn!(topic = %p.topic, partition = p.index, error = %e, "could not remove a replica");

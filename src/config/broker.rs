@@ -874,7 +874,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         name: "offsets.topic.replication.factor",
         type_name: "SHORT",
         default: Some("3"),
-        doc: "replicas of __consumer_offsets partitions, at most the live brokers at creation",
+        doc: "replicas of __consumer_offsets partitions in a cluster (a single node uses 1)",
         set: |c, k, v| {
             c.groups.offsets_replication_factor = parse_num(k, v, 1, i64::from(i16::MAX))? as i16;
             Ok(())
