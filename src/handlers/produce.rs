@@ -245,8 +245,6 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     })))
 }
 
-/// Waits until the partition's high watermark reaches `end` (every in-sync replica has the
-/// batch), or `deadline`; false on the deadline or when leadership moved meanwhile.
 /// How waiting for the in-sync replicas ended.
 enum Replication {
     Done,
@@ -255,6 +253,8 @@ enum Replication {
     TimedOut,
 }
 
+/// Waits until the partition's high watermark reaches `end` (every in-sync replica has the
+/// batch), `deadline`, or the end of this broker's leadership.
 async fn replicated(p: &Partition, end: i64, deadline: tokio::time::Instant) -> Replication {
     let notify = std::sync::Arc::new(tokio::sync::Notify::new());
     loop {

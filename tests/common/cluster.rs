@@ -260,6 +260,53 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// What each running node answers to Metadata for [`TOPIC`] (brokers, partitions with
+    /// leader, replicas, ISR and error): for failure messages.
+    pub fn metadata_views(&self) -> String {
+        let mut out = String::new();
+        for n in self.nodes.iter().filter(|n| n.child.is_some()) {
+            let consumer: Result<BaseConsumer, _> = ClientConfig::new()
+                .set("bootstrap.servers", n.addr())
+                .set("group.id", "cluster-test-metadata")
+                .create();
+            let view = consumer.map_err(|e| e.to_string()).and_then(|c| {
+                c.fetch_metadata(Some(TOPIC), Duration::from_secs(5))
+                    .map_err(|e| e.to_string())
+                    .map(|md| {
+                        let brokers: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+                        let topics: Vec<String> = md
+                            .topics()
+                            .iter()
+                            .map(|t| {
+                                let parts: Vec<String> = t
+                                    .partitions()
+                                    .iter()
+                                    .map(|p| {
+                                        format!(
+                                            "p{} leader {} replicas {:?} isr {:?} err {:?}",
+                                            p.id(),
+                                            p.leader(),
+                                            p.replicas(),
+                                            p.isr(),
+                                            p.error()
+                                        )
+                                    })
+                                    .collect();
+                                format!("{} err {:?}: {}", t.name(), t.error(), parts.join("; "))
+                            })
+                            .collect();
+                        format!("brokers {brokers:?}; {}", topics.join(" | "))
+                    })
+            });
+            out.push_str(&format!(
+                "  node {}: {}\n",
+                n.id,
+                view.unwrap_or_else(|e| e)
+            ));
+        }
+        out
+    }
+
     /// Waits until every partition has a leader and `want` in its ISR (sorted).
     pub fn wait_isr(&self, want: &[i32], what: &str) -> BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> {
         wait_for(Duration::from_secs(30), what, || {
@@ -427,19 +474,41 @@ pub fn read_all_with_offsets(cluster: &Cluster) -> Vec<Read> {
     let mut ends = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        // Retried: right after a fault heals, the broker a fresh client asks first may still
-        // be catching up on the metadata (a transient error any client retries).
-        let high = wait_for(
-            Duration::from_secs(30),
-            "the partition's watermarks",
-            || match consumer.fetch_watermarks(TOPIC, p, Duration::from_secs(5)) {
-                Ok((_, high)) => Some(high),
+        // Retried with a fresh client: right after a fault heals, a node may answer one
+        // Metadata request from a view still catching up, and librdkafka keeps what it was
+        // told (seen twice in 130 schedules: "Unknown partition" for 30 s from one client).
+        // What each node answers is printed the first time, to find out which view it was.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut asker: Option<BaseConsumer> = None;
+        let mut reported = false;
+        let high = loop {
+            let c = asker.get_or_insert_with(|| {
+                cluster
+                    .client()
+                    .set("group.id", "cluster-test-reader")
+                    .create()
+                    .expect("consumer")
+            });
+            match c.fetch_watermarks(TOPIC, p, Duration::from_secs(5)) {
+                Ok((_, high)) => break high,
                 Err(e) => {
-                    eprintln!("watermarks of partition {p}: {e} (retrying)");
-                    None
+                    if !reported {
+                        reported = true;
+                        eprintln!(
+                            "watermarks of partition {p}: {e}; each node's metadata:\n{}",
+                            cluster.metadata_views()
+                        );
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "no watermarks for partition {p}: {e}; each node's metadata:\n{}",
+                        cluster.metadata_views()
+                    );
+                    asker = None;
+                    std::thread::sleep(Duration::from_millis(200));
                 }
-            },
-        );
+            }
+        };
         ends.insert(p, high);
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
             .expect("add");
