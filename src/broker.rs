@@ -753,6 +753,18 @@ impl Broker {
         }
     }
 
+    /// The error for a request about partition `index` of `topic` that this broker does not
+    /// host: in a cluster, NOT_LEADER_OR_FOLLOWER when the partition exists (another broker
+    /// has it: the client looks the leader up again), else `unknown`.
+    pub fn not_hosted_code(&self, topic: Option<&TopicMeta>, index: i32, unknown: i16) -> i16 {
+        match topic {
+            Some(t) if self.is_cluster() && (0..t.partitions).contains(&index) => {
+                crate::protocol::WireError::NotLeaderOrFollower.code()
+            }
+            _ => unknown,
+        }
+    }
+
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.replicas.get(topic, index)
     }

@@ -288,6 +288,45 @@ async fn sigterm_moves_leaderships_before_exit() {
         assert_eq!((placed[&0].0, placed[&1].0), (3, 1), "first replicas lead");
     }
 
+    // Offsets come from leaders only: a follower, and a broker without the partition, answer
+    // NOT_LEADER_OR_FOLLOWER (6) so the client looks the leader up again.
+    {
+        use kafka_protocol::messages::list_offsets_request::{
+            ListOffsetsPartition, ListOffsetsTopic,
+        };
+        use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+        let ask = |port: u16, topic: &'static str| -> i16 {
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str(topic)))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1)])]);
+            let mut raw = common::RawClient::connect(port);
+            let resp: ListOffsetsResponse = raw.call(ApiKey::ListOffsets, 7, &req);
+            resp.topics[0].partitions[0].error_code
+        };
+        let (leader, replicas, _) = before[&0].clone();
+        let follower = replicas
+            .iter()
+            .copied()
+            .find(|r| *r != leader)
+            .expect("a follower");
+        assert_eq!(ask(cluster.node(leader).port, TOPIC), 0);
+        assert_eq!(
+            ask(cluster.node(follower).port, TOPIC),
+            6,
+            "from a follower"
+        );
+        // "manual" partition 0 lives on brokers 3 and 1 only.
+        assert_eq!(
+            ask(cluster.node(2).port, "manual"),
+            6,
+            "from a broker without it"
+        );
+    }
+
     // Every voter answers DescribeQuorum with the leader's view (asked of it when needed).
     let mut leaders = Vec::new();
     for id in 1..=3 {

@@ -69,7 +69,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             let part = meta
                 .as_ref()
                 .and_then(|m| broker.partition(&m.name, fp.partition))
-                .ok_or(if meta.is_some() { WireError::UnknownTopicOrPartition.code() } else { unknown });
+                .ok_or(if meta.is_some() { broker.not_hosted_code(meta.as_ref(), fp.partition, WireError::UnknownTopicOrPartition.code()) } else { unknown });
             targets.push(Target {
                 topic: topics.len() - 1,
                 partition: fp.partition,

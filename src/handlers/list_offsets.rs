@@ -1,4 +1,6 @@
 //! ListOffsets (key 2), versions 1-11 (v11's bytes are v10's: decoded and encoded as v10).
+//! Answered by the partition's leader only: a follower, or (in a cluster) a broker without
+//! the partition, answers NOT_LEADER_OR_FOLLOWER.
 //!
 //! Special timestamps: -1 latest (high watermark, or last stable offset for read_committed),
 //! -2 earliest (log start offset), -3 the record with the largest timestamp (KIP-734),
@@ -56,9 +58,15 @@ fn respond(ctx: RequestContext, req: ListOffsetsRequest) -> Result<Reply, Protoc
                     let mut r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1).with_offset(-1);
                     let part = meta.as_ref().and_then(|m| broker.partition(&m.name, p.partition_index));
                     let Some(part) = part else {
-                        r.error_code = WireError::UnknownTopicOrPartition.code();
+                        r.error_code = broker.not_hosted_code(meta.as_ref(), p.partition_index, WireError::UnknownTopicOrPartition.code());
                         return r;
                     };
+                    // Offsets come from the leader only (a follower's log end and high
+                    // watermark lag behind).
+                    if !part.is_leader() {
+                        r.error_code = WireError::NotLeaderOrFollower.code();
+                        return r;
+                    }
                     let epoch = part.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
                         r.error_code = if p.current_leader_epoch > epoch { WireError::UnknownLeaderEpoch.code() } else { WireError::FencedLeaderEpoch.code() };

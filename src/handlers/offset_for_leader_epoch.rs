@@ -4,10 +4,12 @@
 //! it resolves to and where that epoch ends, by Kafka's `LeaderEpochFileCache.endOffsetFor`
 //! rules (in `replica::leader_epoch`): the current epoch ends at the log end offset; an
 //! undefined (-1) or future epoch is (-1, -1); an older epoch resolves to the largest known
-//! epoch not above it, ending where the next one starts. Single node today: epoch 0 from offset
-//! 0 for a partition's whole life. `current_leader_epoch` (other than -1) is checked like
+//! epoch not above it, ending where the next one starts. On a single node: epoch 0 from offset 0
+//! for a partition's whole life. `current_leader_epoch` (other than -1) is checked like
 //! Fetch: older FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH. Unknown partitions:
-//! UNKNOWN_TOPIC_OR_PARTITION. `replica_id` (v3+) changes nothing: we lead every partition.
+//! UNKNOWN_TOPIC_OR_PARTITION. `replica_id` (v3+) changes nothing.
+//! Answered by the partition's leader only (NOT_LEADER_OR_FOLLOWER from a follower, or in a
+//! cluster from a broker without the partition).
 
 use bytes::Bytes;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -42,9 +44,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
                     let Some(part) = ctx.broker.partition(t.topic.0.as_str(), p.partition) else {
-                        r.error_code = WireError::UnknownTopicOrPartition.code();
+                        let meta = ctx.broker.metadata.topic(t.topic.0.as_str());
+                        r.error_code = ctx.broker.not_hosted_code(
+                            meta.as_ref(),
+                            p.partition,
+                            WireError::UnknownTopicOrPartition.code(),
+                        );
                         return r;
                     };
+                    // Served by the leader only, as in Kafka (its epochs are the truth).
+                    if !part.is_leader() {
+                        r.error_code = WireError::NotLeaderOrFollower.code();
+                        return r;
+                    }
                     let epoch = part.leader_epoch();
                     if p.current_leader_epoch != NO_EPOCH && p.current_leader_epoch != epoch {
                         r.error_code = if p.current_leader_epoch > epoch {
