@@ -51,10 +51,19 @@ print(json.dumps(acks))
 '''
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    """n distinct free loopback ports (all held while picked: one after another, the kernel may
+    hand the same port out twice)."""
+    held = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def cpu_seconds(pid):
@@ -70,8 +79,8 @@ class Cluster:
     def __init__(self, kind, args, out):
         self.kind, self.args, self.out = kind, args, out
         self.dir = tempfile.mkdtemp(prefix=f"{kind}-cluster-", dir=os.environ.get("BENCH_TMP"))
-        self.ports = [free_port() for _ in range(3)]
-        self.cports = [free_port() for _ in range(3)]
+        ports = free_ports(6)
+        self.ports, self.cports = ports[:3], ports[3:]
         self.procs = [None, None, None]
         self.voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, c in enumerate(self.cports))
         self.java = ["java", "-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC",

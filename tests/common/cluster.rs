@@ -10,7 +10,7 @@ use std::fs::OpenOptions;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{api_versions_ok, free_port, owns_listener, signal, wait_for};
+use super::{api_versions_ok, owns_listener, signal, wait_for};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -169,7 +169,17 @@ impl Cluster {
 
     /// Starts three nodes with `extra` settings (`key=value`) on each.
     pub fn start_with(extra: &[&str]) -> Self {
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        // Six distinct ports: all held at once while picked (one after another, the kernel
+        // may hand the same free port out twice).
+        let held: Vec<std::net::TcpListener> = (0..6)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+            .collect();
+        let picked: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().expect("local addr").port())
+            .collect();
+        drop(held);
+        let ports: Vec<(u16, u16)> = (0..3).map(|i| (picked[2 * i], picked[2 * i + 1])).collect();
         let voters = ports
             .iter()
             .enumerate()
