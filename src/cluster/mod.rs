@@ -98,17 +98,28 @@ impl Node {
         let c = &self.broker.config.cluster;
         let interval = Self::ms(c.broker_heartbeat_interval_ms.max(10));
         let node = self.broker.config.node_id;
+        let mut failed_before = false;
         loop {
             if self.broker.is_stopping() {
                 // Controlled shutdown: silence keeps the broker fenced.
                 return;
             }
+            let mut pause = interval;
             if let Err(e) = quorum.heartbeat(node, interval.max(Self::ms(500))).await {
                 debug!(error = %e, "heartbeat to the controller failed");
+                // The first failure is retried at once on a new connection: the leader takes
+                // a heartbeat connection that closed for a crash unless a heartbeat follows
+                // within DISCONNECT_GRACE.
+                if !failed_before {
+                    pause = Self::ms(50);
+                }
+                failed_before = true;
+            } else {
+                failed_before = false;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
