@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    create_topic, partition_bytes, produce, producer, read_all, Cluster, PARTITIONS, TOPIC,
+    create_topic, produce, producer, read_all, wait_identical_replicas, Cluster, PARTITIONS, TOPIC,
 };
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{ApiKey, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
@@ -135,34 +135,7 @@ async fn leader_killed_then_rejoins_without_losing_acknowledged_records() {
     cluster.node(second_victim).spawn();
     cluster.wait_ready(second_victim);
     cluster.wait_isr(&[1, 2, 3], "the second victim back in every ISR");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let sizes: Vec<Vec<usize>> = (0..PARTITIONS)
-            .map(|p| {
-                cluster
-                    .nodes
-                    .iter()
-                    .map(|n| partition_bytes(n, p).len())
-                    .collect()
-            })
-            .collect();
-        let same = (0..PARTITIONS).all(|p| {
-            let copies: Vec<Vec<u8>> = cluster
-                .nodes
-                .iter()
-                .map(|n| partition_bytes(n, p))
-                .collect();
-            copies.windows(2).all(|w| w[0] == w[1])
-        });
-        if same {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replicas differ (bytes per partition per node: {sizes:?})"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_identical_replicas(&cluster, "after both victims returned");
 }
 
 /// Consumes with a consumer group until `want` records arrived; returns their values.

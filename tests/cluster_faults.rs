@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    create_topic, partition_bytes, read_all_with_offsets, Cluster, PARTITIONS, TOPIC,
+    create_topic, read_all_with_offsets, wait_identical_replicas, Cluster, PARTITIONS, TOPIC,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -357,22 +357,7 @@ async fn run_schedule(seed: u64, steps: u64) {
         );
     }
     // The three copies of each partition are the same bytes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let same = (0..PARTITIONS).all(|p| {
-            let copies: Vec<Vec<u8>> = cluster
-                .nodes
-                .iter()
-                .map(|n| partition_bytes(n, p))
-                .collect();
-            copies.windows(2).all(|w| w[0] == w[1])
-        });
-        if same {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{context}: replicas differ");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    tokio::task::block_in_place(|| wait_identical_replicas(&cluster, &context));
     eprintln!(
         "seed {seed}: {} records acknowledged ({} sends failed), {} read back, commits {:?}; {}",
         acked.records.len(),

@@ -99,7 +99,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 parts.push(r);
                 continue;
             }
-            let min_isr = min_insync(&broker, meta.as_ref().map(|m| &m.configs));
+            // Looked up only for acks=all (a config resolution per partition otherwise wasted).
+            let min_isr = if acks == -1 { min_insync(&broker, meta.as_ref().map(|m| &m.configs)) } else { 1 };
             if acks == -1 && min_isr > isr as i64 {
                 r.error_code = WireError::NotEnoughReplicas.code();
                 any_error = true;

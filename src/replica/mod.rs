@@ -320,14 +320,20 @@ impl Partition {
     ) -> Result<crate::log::AppendInfo, crate::log::LogError> {
         {
             let mut epochs = self.epochs.lock();
-            let mut next = epochs.clone();
-            for view in crate::protocol::batch::BatchIter::new(data, false).flatten() {
-                let e = view.partition_leader_epoch();
-                if next.latest_epoch().is_none_or(|latest| e > latest) {
-                    next.assign(e, view.base_offset());
+            // Almost every append is in the epoch the log already ends with: the cache is
+            // copied only when a batch starts a newer one.
+            let latest = epochs.latest_epoch();
+            let newer = crate::protocol::batch::BatchIter::new(data, false)
+                .flatten()
+                .any(|v| latest.is_none_or(|l| v.partition_leader_epoch() > l));
+            if newer {
+                let mut next = epochs.clone();
+                for view in crate::protocol::batch::BatchIter::new(data, false).flatten() {
+                    let e = view.partition_leader_epoch();
+                    if next.latest_epoch().is_none_or(|latest| e > latest) {
+                        next.assign(e, view.base_offset());
+                    }
                 }
-            }
-            if next != *epochs {
                 self.save_epochs(&next)?;
                 *epochs = next;
             }

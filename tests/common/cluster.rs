@@ -382,59 +382,13 @@ pub async fn produce(
     (acked, slowest, errors)
 }
 
-/// Reads every partition from the start to its high watermark; values in read order.
+/// Reads every partition from the start to its high watermark; values in read order (see
+/// [`read_all_with_offsets`]).
 pub fn read_all(cluster: &Cluster) -> Vec<u64> {
-    let consumer: BaseConsumer = cluster
-        .client()
-        .set("group.id", "cluster-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut ends = BTreeMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        let high = wait_for(
-            Duration::from_secs(30),
-            "the partition's watermarks",
-            || {
-                consumer
-                    .fetch_watermarks(TOPIC, p, Duration::from_secs(5))
-                    .ok()
-                    .map(|(_, high)| high)
-            },
-        );
-        ends.insert(p, high);
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
-            .expect("add");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let mut done: BTreeSet<i32> = ends
-        .iter()
-        .filter(|(_, e)| **e == 0)
-        .map(|(p, _)| *p)
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while done.len() < PARTITIONS as usize {
-        assert!(
-            Instant::now() < deadline,
-            "read stalled: {} records, done {done:?}, ends {ends:?}",
-            out.len()
-        );
-        let Some(m) = consumer.poll(Duration::from_millis(500)) else {
-            continue;
-        };
-        let m = m.expect("fetch");
-        let v: u64 = std::str::from_utf8(m.payload().expect("payload"))
-            .expect("utf8")
-            .parse()
-            .expect("number");
-        out.push(v);
-        if m.offset() + 1 >= ends[&m.partition()] {
-            done.insert(m.partition());
-        }
-    }
-    out
+    read_all_with_offsets(cluster)
+        .into_iter()
+        .map(|(_, _, v)| v)
+        .collect()
 }
 
 pub async fn create_topic(cluster: &Cluster) {
@@ -468,6 +422,35 @@ pub fn partition_bytes(n: &Node, p: i32) -> Vec<u8> {
         .into_iter()
         .flat_map(|(_, path)| std::fs::read(path).unwrap_or_default())
         .collect()
+}
+
+/// Waits (up to 30 s) until the copies of every partition of [`TOPIC`] on the three nodes are
+/// the same bytes; panics naming `context` and each copy's size otherwise.
+pub fn wait_identical_replicas(cluster: &Cluster, context: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let copies: Vec<Vec<Vec<u8>>> = (0..PARTITIONS)
+            .map(|p| {
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| partition_bytes(n, p))
+                    .collect()
+            })
+            .collect();
+        if copies.iter().all(|c| c.windows(2).all(|w| w[0] == w[1])) {
+            return;
+        }
+        let sizes: Vec<Vec<usize>> = copies
+            .iter()
+            .map(|c| c.iter().map(Vec::len).collect())
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "{context}: replicas differ (bytes per partition per node: {sizes:?})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// One record read back: (partition, offset, value).
