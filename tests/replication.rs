@@ -352,3 +352,81 @@ fn leader_epochs_survive_a_restart() {
     assert_eq!(p.truncate_diverged(2, 6).expect("truncate"), 6);
     assert_eq!(p.log.log_end_offset(), 6);
 }
+
+/// A replica that stops leading takes no more leader appends, and none lands in between: an
+/// append decided while leading is done before the role changes (the produce handler awaits
+/// between its leadership check and its append). Before this, a produce in flight across a
+/// role change was appended to the follower's log stamped with the *new* leader's epoch —
+/// records the new leader never had, under an epoch the replica's epoch cache did not know;
+/// elected again, that replica served them and its followers cut them off and fetched them
+/// again forever (tests/cluster_faults.rs caught the loop).
+#[test]
+fn a_replica_that_stopped_leading_takes_no_leader_appends() {
+    use strom::log::{LogConfig, LogError, LogManager};
+    use strom::protocol::batch::BatchIter;
+    use strom::protocol::records::build_batch;
+    use strom::replica::Partition;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = LogManager::new(dir.path()).expect("log manager");
+    let log = logs.open("t", 0, LogConfig::default()).expect("open");
+    let p = Arc::new(Partition::new(Arc::from("t"), Uuid::new_v4(), 0, log, 0, 1));
+    p.load_epoch_checkpoint().expect("checkpoint");
+    p.become_leader(1, vec![1, 2], vec![1, 2], 3)
+        .expect("become leader");
+    let batch = build_batch(&[(Some(b"k".as_slice()), Some(b"v".as_slice()))], 1000);
+
+    // Appends race a role change on another thread.
+    let appender = {
+        let p = p.clone();
+        let batch = batch.clone();
+        std::thread::spawn(move || {
+            let mut refused = 0;
+            for _ in 0..2000 {
+                match p.append_as_leader(&batch, 1000, false) {
+                    Ok(_) => {}
+                    Err(LogError::NotLeader(_)) => refused += 1,
+                    Err(e) => panic!("append: {e}"),
+                }
+            }
+            refused
+        })
+    };
+    // Mid-stream: after some appends landed, before all did (or the appender finished).
+    while p.log.log_end_offset() < 100 && !appender.is_finished() {
+        std::thread::yield_now();
+    }
+    p.become_follower(2, 4);
+    let refused = appender.join().expect("appender");
+    assert!(
+        matches!(
+            p.append_as_leader(&batch, 1000, false),
+            Err(LogError::NotLeader(_))
+        ),
+        "a follower refuses leader appends"
+    );
+    let end = p.log.log_end_offset();
+    assert_eq!(
+        end + refused,
+        2000,
+        "each append either landed or was refused"
+    );
+    assert!(end >= 100, "the role changed mid-stream ({end} appended)");
+    // Every record in the log was written while leading at epoch 3.
+    let read = p.log.read_range(0, 64 << 20, end, true).expect("read");
+    let bytes = read
+        .range
+        .map(|r| r.read_to_bytes().expect("bytes"))
+        .unwrap_or_default();
+    let mut batches = 0;
+    for view in BatchIter::new(&bytes, false) {
+        let view = view.expect("batch");
+        assert_eq!(
+            view.partition_leader_epoch(),
+            3,
+            "batch at {}",
+            view.base_offset()
+        );
+        batches += 1;
+    }
+    assert_eq!(batches, end);
+}

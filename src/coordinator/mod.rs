@@ -1668,7 +1668,12 @@ fn replay_streams(
 /// Appending to our own internal topic fails only for storage reasons (poisoned log, I/O).
 fn storage_code(e: &LogError) -> i16 {
     tracing::warn!(error = %e, "__consumer_offsets append failed");
-    WireError::KafkaStorageError.code()
+    match e {
+        // The partition's leadership moved (Kafka maps NOT_LEADER_OR_FOLLOWER so too): the
+        // client looks the coordinator up again.
+        LogError::NotLeader(_) => WireError::NotCoordinator.code(),
+        _ => WireError::KafkaStorageError.code(),
+    }
 }
 
 /// Topics subscribed by the members of a `consumer` group, read from the consumer protocol's

@@ -121,11 +121,7 @@ impl CoordinatorPartition {
     pub fn append(self: &Arc<Self>, data: &[u8], apply: Option<Apply>) -> Result<Write, LogError> {
         let end = {
             let mut queued = self.queued.lock();
-            let info = self.partition.log.append_internal(
-                data,
-                self.partition.leader_epoch(),
-                now_ms(),
-            )?;
+            let info = self.partition.append_as_leader(data, now_ms(), true)?;
             let end = info.last_offset + 1;
             if let Some(apply) = apply {
                 queued.push_back((end, apply));

@@ -562,12 +562,10 @@ impl TransactionCoordinator {
                 let Some(part) = self.replicas.get(&topic, partition) else {
                     continue;
                 };
-                part.log
-                    .append_internal(&marker, part.leader_epoch(), now_ms())
-                    .map(|info| {
-                        part.appended();
-                        (Some((part.clone(), info.last_offset + 1)), None)
-                    })
+                part.append_as_leader(&marker, now_ms(), true).map(|info| {
+                    part.appended();
+                    (Some((part.clone(), info.last_offset + 1)), None)
+                })
             };
             match written {
                 Ok(w) => writes.push(w),

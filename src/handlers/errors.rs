@@ -9,6 +9,7 @@ use crate::protocol::WireError;
 pub fn log_error_code(e: &LogError) -> i16 {
     match e {
         LogError::OffsetOutOfRange { .. } => WireError::OffsetOutOfRange.code(),
+        LogError::NotLeader(_) => WireError::NotLeaderOrFollower.code(),
         LogError::InvalidBatch(BatchError::Invalid(_)) => WireError::InvalidRecord.code(),
         LogError::InvalidBatch(_) => WireError::CorruptMessage.code(),
         LogError::RecordTooLarge { .. } => WireError::MessageTooLarge.code(),

@@ -129,10 +129,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 continue;
             }
             // Appended straight from the request frame (the log patches copies of the headers).
-            match partition
-                .log
-                .append(&records, partition.leader_epoch(), now)
-            {
+            match partition.append_as_leader(&records, now, false) {
                 Ok(info) => {
                     if !info.duplicate {
                         let m = crate::metrics::global().topic(&partition.topic);

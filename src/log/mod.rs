@@ -47,6 +47,9 @@ pub enum LogError {
     Sequence(#[from] producer_state::SequenceError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A leader append on a replica that does not lead the partition (now).
+    #[error("this broker does not lead partition {0}")]
+    NotLeader(String),
 }
 
 /// The first three record errors, as Kafka lists them in its message.

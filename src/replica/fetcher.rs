@@ -75,12 +75,35 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut conn: Option<TcpStream> = None;
         let mut correlation = 0i32;
+        // Where the last truncation cut the log: cut there again (after fetching on from it)
+        // means the leader serves records its own epoch cache does not know of, and each
+        // round would append and remove them again at once; warned and slowed to the backoff.
+        let mut last_cut: Option<i64> = None;
         while !stop.is_cancelled() && !partition.is_leader() {
             correlation = correlation.wrapping_add(1);
             let round = fetch_once(&partition, &config, &mut conn, correlation);
             let result = tokio::select! {
                 _ = stop.cancelled() => break,
                 r = round => r,
+            };
+            let result = match result {
+                Ok(Some(cut)) if last_cut == Some(cut) => {
+                    tracing::warn!(
+                        topic = %partition.topic,
+                        partition = partition.index,
+                        leader = %config.leader_addr,
+                        cut,
+                        latest_epoch = partition.latest_log_epoch(),
+                        "the leader reported the same divergence again; slowing down"
+                    );
+                    Err("the same divergence again".to_string())
+                }
+                Ok(Some(cut)) => {
+                    last_cut = Some(cut);
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
             };
             if let Err(e) = result {
                 tracing::debug!(
@@ -100,13 +123,14 @@ pub fn spawn(
     })
 }
 
-/// One fetch round trip: request from the log end, append, take the high watermark.
+/// One fetch round trip: request from the log end, append, take the high watermark. Returns
+/// where the log was cut when the leader reported a divergence instead.
 async fn fetch_once(
     p: &Partition,
     config: &FetcherConfig,
     conn: &mut Option<TcpStream>,
     correlation: i32,
-) -> Result<(), String> {
+) -> Result<Option<i64>, String> {
     if conn.is_none() {
         let s = tokio::time::timeout(
             Duration::from_secs(5),
@@ -165,7 +189,7 @@ async fn fetch_once(
             end,
             "the log diverged from the leader's: truncated"
         );
-        return Ok(());
+        return Ok(Some(end));
     }
     if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
         p.append_as_follower(records, crate::log::now_ms())
@@ -178,7 +202,7 @@ async fn fetch_once(
         }
     }
     p.follower_high_watermark(pd.high_watermark);
-    Ok(())
+    Ok(None)
 }
 
 fn encode_request(req: &FetchRequest, correlation: i32, node: i32) -> Result<BytesMut, String> {

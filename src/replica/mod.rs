@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dashmap::DashMap;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -58,6 +58,11 @@ pub struct Partition {
     /// This replica's role: leading (replicas, ISR, follower positions, high watermark) or
     /// following another broker.
     role: Mutex<Role>,
+    /// Held shared by every leader append ([`Partition::append_as_leader`]) and exclusively by
+    /// role changes (Kafka's `leaderIsrUpdateLock`): an append decided while leading lands
+    /// before the role changes, never after it on a follower's log with the next leader's
+    /// epoch stamped on it.
+    role_gate: RwLock<()>,
     /// The high watermark of `leader`, readable without the lock (every fetch reads it).
     high_watermark: AtomicI64,
     /// Delayed fetches waiting for data on this partition.
@@ -85,6 +90,7 @@ impl Partition {
             epochs: Mutex::new(LeaderEpochCache::single(leader_epoch, 0)),
             persist_epochs: std::sync::atomic::AtomicBool::new(false),
             role: Mutex::new(Role::Leader(LeaderState::single(node, leader_epoch, end))),
+            role_gate: RwLock::new(()),
             high_watermark: AtomicI64::new(end),
             waiters: Mutex::new(Vec::new()),
         }
@@ -246,6 +252,7 @@ impl Partition {
         isr: Vec<i32>,
         leader_epoch: i32,
     ) -> Result<(), crate::log::LogError> {
+        let _gate = self.role_gate.write();
         let end = self.log.log_end_offset();
         {
             // Where this leadership's epoch begins (an epoch already there is kept).
@@ -268,6 +275,7 @@ impl Partition {
 
     /// Starts following `leader` at `leader_epoch`.
     pub fn become_follower(&self, leader: i32, leader_epoch: i32) {
+        let _gate = self.role_gate.write();
         self.leader_epoch.store(leader_epoch, Ordering::Release);
         *self.role.lock() = Role::Follower {
             leader,
@@ -308,6 +316,33 @@ impl Partition {
             self.wake_waiters();
         }
         Ok(expand)
+    }
+
+    /// Appends records as this partition's leader, stamped with the leader epoch: a producer's
+    /// batches, or with `internal` the broker's own (coordinator records, transaction
+    /// markers). Refused with [`LogError::NotLeader`] unless this replica leads now; the role
+    /// cannot change until the append is done (see `role_gate`).
+    pub fn append_as_leader(
+        &self,
+        data: &[u8],
+        now_ms: i64,
+        internal: bool,
+    ) -> Result<crate::log::AppendInfo, crate::log::LogError> {
+        let _gate = self.role_gate.read();
+        let epoch = match &*self.role.lock() {
+            Role::Leader(l) => l.leader_epoch,
+            Role::Follower { .. } => {
+                return Err(crate::log::LogError::NotLeader(format!(
+                    "{}-{}",
+                    self.topic, self.index
+                )))
+            }
+        };
+        if internal {
+            self.log.append_internal(data, epoch, now_ms)
+        } else {
+            self.log.append(data, epoch, now_ms)
+        }
     }
 
     /// Appends what the leader sent (see `PartitionLog::append_as_follower`) and records in

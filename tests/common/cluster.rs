@@ -149,10 +149,34 @@ impl Drop for Node {
         self.kill9();
         if std::thread::panicking() {
             let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!("--- last lines of node {} ---", self.id);
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
+            // STROM_CLUSTER_KEEP_LOGS=<dir>: the whole log and data directory are kept there.
+            if let Ok(keep) = std::env::var("STROM_CLUSTER_KEEP_LOGS") {
+                let to = std::path::Path::new(&keep).join(format!("node{}", self.id));
+                let _ = std::fs::create_dir_all(&to);
+                let _ = Command::new("cp")
+                    .arg("-a")
+                    .arg(self.dir.path())
+                    .arg(&to)
+                    .status();
+                eprintln!("node {} kept in {}", self.id, to.display());
+            }
+            // The last 40 distinct messages (a line repeated but for its time stamp is shown
+            // once, with its count): a loop does not hide what led to it.
+            let mut tail: Vec<(String, usize)> = Vec::new();
+            for l in log.lines() {
+                let msg = l.split_once(' ').map_or(l, |(_, m)| m).to_string();
+                match tail.last_mut() {
+                    Some((last, n)) if *last == msg => *n += 1,
+                    _ => tail.push((msg, 1)),
+                }
+            }
+            eprintln!("--- last messages of node {} ---", self.id);
+            for (msg, n) in &tail[tail.len().saturating_sub(40)..] {
+                if *n > 1 {
+                    eprintln!("{msg} (x{n})");
+                } else {
+                    eprintln!("{msg}");
+                }
             }
         }
     }
