@@ -19,6 +19,7 @@ use crate::log::{LogConfig, LogError, LogManager};
 use crate::metadata::{
     MetadataError, MetadataRecord, MetadataStore, TopicMeta, METADATA_DIR, METADATA_LOG,
 };
+use crate::protocol::WireError;
 use crate::replica::{Partition, ReplicaManager};
 
 /// Errors of administrative operations, mapped to wire codes by handlers.
@@ -103,6 +104,11 @@ pub struct Broker {
     auto_creating: Mutex<HashSet<String>>,
     /// Set by [`Broker::controlled_shutdown`]: heartbeats stop, the broker is on its way out.
     stopping: std::sync::atomic::AtomicBool,
+    /// Connections to the other brokers of a cluster (transaction markers, verification).
+    pub peers: crate::peer::Peers,
+    /// When this broker last saw each broker of the cluster unfenced (see
+    /// [`Broker::listed_brokers`]).
+    unfenced_seen: Mutex<HashMap<i32, std::time::Instant>>,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -255,6 +261,7 @@ impl Broker {
 
     /// The broker around opened metadata and logs, hosting nothing yet.
     fn assemble(config: BrokerConfig, metadata: MetadataStore, logs: LogManager) -> Arc<Self> {
+        let config_node = config.node_id;
         let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
         let replicas = Arc::new(ReplicaManager::default());
         let txns = Arc::new(TransactionCoordinator::new(
@@ -285,6 +292,8 @@ impl Broker {
             txn_init: tokio::sync::Mutex::new(()),
             auto_creating: Mutex::new(HashSet::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            peers: crate::peer::Peers::new(config_node),
+            unfenced_seen: Mutex::new(HashMap::new()),
         })
     }
 
@@ -427,7 +436,6 @@ impl Broker {
     /// (and at start when it exists, so prepared transactions are completed). The topic is
     /// created on a blocking thread.
     pub async fn txn_coordinator(self: &Arc<Self>) -> Result<&TransactionCoordinator, AdminError> {
-        self.check_coordinators()?;
         if !self.txns.is_loaded() {
             // Offsets of transactions land in the group coordinator: it must be loaded first.
             self.group_coordinator().await?;
@@ -440,7 +448,25 @@ impl Broker {
                         configs.insert("cleanup.policy".to_string(), "compact".to_string());
                         configs.insert("segment.bytes".to_string(), "104857600".to_string());
                         let partitions = Some(b.config.txns.partitions);
-                        match b.create_topic(TXN_TOPIC, partitions, Some(1), configs, false) {
+                        // One replica on a single node; in a cluster as many as asked, and
+                        // (as in Kafka) not before that many brokers are alive.
+                        let rf = if b.is_cluster() {
+                            let live = b.live_brokers().len();
+                            let rf = b.config.txns.replication_factor;
+                            if live < rf as usize {
+                                return Err(AdminError::CoordinatorNotAvailable(format!(
+                                    "Number of alive brokers '{live}' does not meet the required replication factor '{rf}' for the transactions state topic (configured via 'transaction.state.log.replication.factor')."
+                                )));
+                            }
+                            configs.insert(
+                                "min.insync.replicas".to_string(),
+                                b.config.txns.min_isr.to_string(),
+                            );
+                            rf
+                        } else {
+                            1
+                        };
+                        match b.create_topic(TXN_TOPIC, partitions, Some(rf), configs, false) {
                             Ok(_) | Err(AdminError::TopicExists(_)) => Ok(()),
                             Err(e) => Err(e),
                         }
@@ -451,13 +477,147 @@ impl Broker {
                     .metadata
                     .topic(TXN_TOPIC)
                     .ok_or(AdminError::UnknownTopic)?;
-                let partitions = (0..meta.partitions)
-                    .map(|p| self.partition(TXN_TOPIC, p).ok_or(AdminError::UnknownTopic))
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.txns.load(partitions).await?;
+                if self.is_cluster() {
+                    // Each partition loads when this broker starts leading it (crate::cluster).
+                    self.txns.prepare(meta.partitions);
+                } else {
+                    let partitions = (0..meta.partitions)
+                        .map(|p| self.partition(TXN_TOPIC, p).ok_or(AdminError::UnknownTopic))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    self.txns.load(partitions).await?;
+                }
             }
         }
         Ok(&self.txns)
+    }
+
+    /// Where transactional id `id`'s coordinator is: this broker on a single node; in a
+    /// cluster the leader of its `__transaction_state` partition (node id, host, port), or
+    /// why there is none now.
+    pub fn txn_coordinator_node(&self, id: &str) -> Result<(i32, String, u16), String> {
+        if !self.is_cluster() {
+            let c = &self.config;
+            return Ok((c.node_id, c.advertised_host.clone(), c.advertised_port));
+        }
+        let meta = self
+            .metadata
+            .topic(TXN_TOPIC)
+            .ok_or_else(|| format!("{TXN_TOPIC} does not exist yet"))?;
+        let index = crate::coordinator::partition_for(id, meta.partitions);
+        let leader = self
+            .metadata
+            .partition_state(&meta.id, index)
+            .map_or(-1, |s| s.leader);
+        match self.metadata.broker(leader) {
+            Some(b) if !b.fenced => Ok((b.node, b.host, b.port)),
+            _ => Err(format!(
+                "{TXN_TOPIC} partition {index} has no available leader"
+            )),
+        }
+    }
+
+    /// KIP-890 on the write path: has the coordinator of transactional id `txn_id` check that
+    /// `partitions` are part of the producer's open transaction (`add` false: Transactions V1
+    /// verification) or add them to it (`add`: Transactions V2, where the broker adds a
+    /// partition on the producer's first write to it). Answered by this broker's coordinator
+    /// when it is the one, else by the coordinator's broker (AddPartitionsToTxn v5, as a Kafka
+    /// broker asks). Coordinator moves and unreachable coordinators answer
+    /// NOT_ENOUGH_REPLICAS, which producers retry (Kafka does the same).
+    pub async fn txn_add_or_verify(
+        self: &Arc<Self>,
+        txn_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+        add: bool,
+    ) -> Result<(), i16> {
+        let retriable = |code: i16| {
+            if code == WireError::NotCoordinator.code()
+                || code == WireError::CoordinatorNotAvailable.code()
+                || code == WireError::CoordinatorLoadInProgress.code()
+            {
+                WireError::NotEnoughReplicas.code()
+            } else {
+                code
+            }
+        };
+        let coordinator = self
+            .txn_coordinator()
+            .await
+            .map_err(|_| WireError::NotEnoughReplicas.code())?;
+        let (node, host, port) = self
+            .txn_coordinator_node(txn_id)
+            .map_err(|_| WireError::NotEnoughReplicas.code())?;
+        if node == self.config.node_id {
+            let result = if add {
+                coordinator
+                    .add_partitions(txn_id, producer_id, producer_epoch, partitions)
+                    .await
+            } else {
+                let mut result = Ok(());
+                for (topic, partition) in partitions {
+                    result = coordinator
+                        .verify_partition(txn_id, producer_id, producer_epoch, topic, *partition)
+                        .await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                result
+            };
+            return result.map_err(retriable);
+        }
+        use kafka_protocol::messages::add_partitions_to_txn_request::{
+            AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+        };
+        use kafka_protocol::messages::{
+            AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, ProducerId, TopicName,
+            TransactionalId,
+        };
+        use kafka_protocol::protocol::StrBytes;
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in partitions {
+            topics.entry(t.as_str()).or_default().push(*p);
+        }
+        let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(txn_id.to_string())))
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(producer_epoch)
+                .with_verify_only(!add)
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            AddPartitionsToTxnTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                                .with_partitions(ps)
+                        })
+                        .collect(),
+                ),
+        ]);
+        let resp: AddPartitionsToTxnResponse = self
+            .peers
+            .request(&format!("{host}:{port}"), ApiKey::AddPartitionsToTxn, 5, &req)
+            .await
+            .map_err(|e| {
+                tracing::debug!(txn_id, node, error = %e, "transaction verification request failed");
+                WireError::NotEnoughReplicas.code()
+            })?;
+        if resp.error_code != 0 {
+            return Err(retriable(resp.error_code));
+        }
+        let code = resp
+            .results_by_transaction
+            .iter()
+            .flat_map(|t| &t.topic_results)
+            .flat_map(|t| &t.results_by_partition)
+            .map(|p| p.partition_error_code)
+            .find(|c| *c != 0);
+        match code {
+            None => Ok(()),
+            Some(c) => Err(retriable(c)),
+        }
     }
 
     /// Where group `group`'s coordinator is: this broker on a single node; in a cluster the
@@ -483,19 +643,6 @@ impl Broker {
                 "{OFFSETS_TOPIC} partition {index} has no available leader"
             )),
         }
-    }
-
-    /// The transaction coordinator runs on a single node only so far: in a cluster it needs
-    /// WriteTxnMarkers to partition leaders on other brokers (issue 14, not built yet).
-    fn check_coordinators(&self) -> Result<(), AdminError> {
-        if self.is_cluster() {
-            return Err(AdminError::CoordinatorNotAvailable(
-                "the transaction coordinator is not available in a multi-node cluster yet \
-                 (strom.cluster.preview)"
-                    .into(),
-            ));
-        }
-        Ok(())
     }
 
     /// Whether this broker is one of a multi-node cluster (its metadata on the quorum).
@@ -605,6 +752,50 @@ impl Broker {
             rack: c.cluster.rack.clone(),
             fenced: false,
         }]
+    }
+
+    /// The brokers Metadata and DescribeCluster list: the live ones, and in a cluster also
+    /// those fenced less than `broker.session.timeout.ms` after this broker last saw them
+    /// unfenced — the window in which Kafka, which fences only at the session timeout, still
+    /// lists a broker that died. Strom fences a crashed broker within ~0.3 s; a client that
+    /// cached it (librdkafka caches coordinators) and uses it in that window fails to
+    /// connect and looks it up again, where a broker gone from the list at once would leave
+    /// librdkafka 2.12 retrying a request to its terminating handle without end. No partition
+    /// names a fenced broker as its leader either way.
+    pub fn listed_brokers(&self) -> Vec<crate::metadata::BrokerRegistration> {
+        if !self.is_cluster() {
+            return self.live_brokers();
+        }
+        self.note_unfenced_brokers();
+        let grace = std::time::Duration::from_millis(self.config.cluster.broker_session_timeout_ms);
+        let now = std::time::Instant::now();
+        let seen = self.unfenced_seen.lock();
+        let mut v: Vec<_> = self
+            .metadata
+            .brokers()
+            .into_iter()
+            .filter(|b| {
+                !b.fenced
+                    || seen
+                        .get(&b.node)
+                        .is_some_and(|t| now.duration_since(*t) < grace)
+            })
+            .collect();
+        v.sort_by_key(|b| b.node);
+        v
+    }
+
+    /// Records which brokers are unfenced now (called as the committed metadata is acted on,
+    /// and for each listing), so that [`Broker::listed_brokers`] knows when each was last
+    /// seen so.
+    pub fn note_unfenced_brokers(&self) {
+        let now = std::time::Instant::now();
+        let mut seen = self.unfenced_seen.lock();
+        for b in self.metadata.brokers() {
+            if !b.fenced {
+                seen.insert(b.node, now);
+            }
+        }
     }
 
     /// The active controller: the metadata quorum's leader in a cluster (-1 while none is

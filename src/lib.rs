@@ -39,6 +39,9 @@
 //! [`config`] holds every setting under Kafka's property names, including the plain group and
 //! transaction coordinator settings that `coordinator` reads (config imports no layer above
 //! `log`); [`alloc`] makes untrusted capacity claims in requests harmless (see there).
+//! [`peer`] sends requests to other brokers of a cluster (WriteTxnMarkers, AddPartitionsToTxn
+//! verification) over their Kafka listeners; the broker owns it, [`cluster`] and the broker's
+//! transaction paths use it.
 //! [`metrics`] is the process-wide set of Prometheus metrics (a leaf: any layer may update
 //! it); [`admin_http`] serves them with the health endpoints on the admin listener.
 
@@ -54,6 +57,7 @@ pub mod handlers;
 pub mod log;
 pub mod metadata;
 pub mod metrics;
+pub mod peer;
 pub mod protocol;
 pub mod quorum;
 pub mod replica;

@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    create_topic, produce, producer, read_all, wait_identical_replicas, Cluster, PARTITIONS, TOPIC,
+    create_topic, message_or_transient, produce, producer, read_all, wait_identical_replicas,
+    Cluster, PARTITIONS, TOPIC,
 };
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{ApiKey, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
@@ -160,7 +161,9 @@ fn consume_group(cluster: &Cluster, group: &str, want: usize) -> Vec<u64> {
         let Some(m) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
-        let m = m.expect("group fetch");
+        let Some(m) = message_or_transient(m) else {
+            continue;
+        };
         let v: u64 = std::str::from_utf8(m.payload().expect("payload"))
             .expect("utf8")
             .parse()
@@ -170,8 +173,10 @@ fn consume_group(cluster: &Cluster, group: &str, want: usize) -> Vec<u64> {
     // Anything beyond `want` would be a record read twice: give it a moment to show up.
     let settle = Instant::now() + Duration::from_secs(1);
     while Instant::now() < settle {
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m.expect("group fetch");
+        if let Some(m) = consumer
+            .poll(Duration::from_millis(200))
+            .and_then(message_or_transient)
+        {
             let v = std::str::from_utf8(m.payload().expect("payload")).expect("utf8");
             out.push(v.parse().expect("number"));
         }
@@ -519,4 +524,187 @@ async fn reassignment_moves_a_partition_to_other_brokers() {
     let read: BTreeSet<u64> = read_covering(&cluster, &acked).into_iter().collect();
     let lost: Vec<_> = acked.difference(&read).take(10).collect();
     assert!(lost.is_empty(), "lost across the move: {lost:?}");
+}
+
+/// Reads [`TOPIC`] from the start with `isolation` until `want` values arrived (then a moment
+/// more, so that an extra record would show), sorted.
+fn read_isolated(cluster: &Cluster, isolation: &str, want: usize) -> Vec<u64> {
+    let consumer: BaseConsumer = cluster
+        .client()
+        .set("group.id", "cluster-test-isolated")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(TOPIC, p, rdkafka::Offset::Beginning)
+            .expect("add");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut settle: Option<Instant> = None;
+    loop {
+        if out.len() >= want && settle.is_none() {
+            settle = Some(Instant::now() + Duration::from_secs(1));
+        }
+        if settle.is_some_and(|s| Instant::now() >= s) || Instant::now() >= deadline {
+            break;
+        }
+        if let Some(m) = consumer
+            .poll(Duration::from_millis(200))
+            .and_then(message_or_transient)
+        {
+            let v = std::str::from_utf8(m.payload().expect("payload")).expect("utf8");
+            out.push(v.parse().expect("number"));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// librdkafka's log lines (its warnings, and with `STROM_TEST_RDKAFKA_DEBUG=eos,...` its debug
+/// contexts) on stderr, with the time: shown when a test fails.
+struct PrintLogs;
+
+impl rdkafka::ClientContext for PrintLogs {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        eprintln!("{t} rdkafka {level:?} {fac}: {log_message}");
+    }
+}
+
+/// Transactions across brokers: the transaction coordinator is the leader of the id's
+/// `__transaction_state` partition, the topic's partitions are led by all three brokers, so
+/// commit and abort markers reach most of them through WriteTxnMarkers, and each
+/// transactional write is verified with the coordinator (KIP-890) by the partition's leader.
+/// Offsets sent to the transaction land in the group coordinator's partition, possibly on a
+/// third broker. Midway the coordinator's broker is killed with SIGKILL: the producer finds
+/// the new coordinator (which loaded the replicated state) and carries on. read_committed
+/// sees exactly the committed transactions; read_uncommitted sees the aborted ones too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_span_brokers_and_survive_the_coordinator_being_killed() {
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    let mut cluster = Cluster::start();
+    create_topic(&cluster).await;
+    cluster.wait_isr(&[1, 2, 3], "every replica in sync after create");
+    let txn_id = "cluster-txn";
+    let group = "cluster-txn-group";
+    let mut config = cluster.client();
+    if let Ok(debug) = std::env::var("STROM_TEST_RDKAFKA_DEBUG") {
+        config
+            .set("debug", debug)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
+    let producer: FutureProducer<PrintLogs> = config
+        .set("transactional.id", txn_id)
+        .set("transaction.timeout.ms", "60000")
+        .set("message.timeout.ms", "60000")
+        // librdkafka 2.12 keeps a coordinator cached for `metadata.max.age.ms` after its last
+        // use (15 min by default); used again after its broker left the Metadata broker list
+        // (a fenced broker leaves it after `broker.session.timeout.ms`, with Kafka too), the
+        // request waits on the broker's terminating handle forever and the transactional
+        // API call never returns. A short age makes it look the coordinator up again.
+        .set("metadata.max.age.ms", "1000")
+        .create_with_context(PrintLogs)
+        .expect("producer");
+    tokio::task::block_in_place(|| producer.init_transactions(Duration::from_secs(60)))
+        .expect("init_transactions");
+    // A consumer of the group, for the group metadata the offsets go with.
+    let consumer: BaseConsumer = cluster
+        .client()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+
+    // Markers must cross brokers: some partition is led by a broker other than the coordinator.
+    let states = cluster.partitions_of("__transaction_state");
+    let coordinator = states[&strom::coordinator::partition_for(txn_id, states.len() as i32)].0;
+    let leaders: Vec<i32> = cluster.partitions().values().map(|(l, _, _)| *l).collect();
+    assert!(
+        leaders.iter().any(|l| *l != coordinator),
+        "coordinator {coordinator}, leaders {leaders:?}"
+    );
+    let mut committed: Vec<u64> = Vec::new();
+    let mut everything: Vec<u64> = Vec::new();
+    let mut coordinator_killed = None;
+    for round in 0..6u64 {
+        if round == 3 {
+            let states = cluster.partitions_of("__transaction_state");
+            let index = strom::coordinator::partition_for(txn_id, states.len() as i32);
+            let coordinator = states[&index].0;
+            assert!(coordinator > 0, "a coordinator: {states:?}");
+            cluster.node(coordinator).kill9();
+            coordinator_killed = Some(coordinator);
+        }
+        tokio::task::block_in_place(|| producer.begin_transaction()).expect("begin");
+        let values: Vec<u64> = (round * 100..round * 100 + 100).collect();
+        for v in &values {
+            let payload = v.to_string();
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(TOPIC)
+                        .payload(&payload)
+                        .partition((*v % PARTITIONS as u64) as i32),
+                    Duration::from_secs(60),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("round {round}: send {v}: {e}"));
+        }
+        everything.extend(&values);
+        let commit = round % 2 == 0;
+        if commit {
+            let mut offsets = rdkafka::TopicPartitionList::new();
+            offsets
+                .add_partition_offset(TOPIC, 0, rdkafka::Offset::Offset(round as i64 + 1))
+                .expect("offset");
+            let meta = consumer.group_metadata().expect("group metadata");
+            tokio::task::block_in_place(|| {
+                producer.send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(60))
+            })
+            .unwrap_or_else(|e| panic!("round {round}: send offsets: {e}"));
+            tokio::task::block_in_place(|| producer.commit_transaction(Duration::from_secs(60)))
+                .unwrap_or_else(|e| panic!("round {round}: commit: {e}"));
+            committed.extend(values);
+        } else {
+            tokio::task::block_in_place(|| producer.abort_transaction(Duration::from_secs(60)))
+                .unwrap_or_else(|e| panic!("round {round}: abort: {e}"));
+        }
+    }
+    drop(producer);
+
+    let read =
+        tokio::task::block_in_place(|| read_isolated(&cluster, "read_committed", committed.len()));
+    committed.sort_unstable();
+    assert_eq!(
+        read, committed,
+        "read_committed: the committed transactions, once each"
+    );
+    let read = tokio::task::block_in_place(|| {
+        read_isolated(&cluster, "read_uncommitted", everything.len())
+    });
+    everything.sort_unstable();
+    assert_eq!(
+        read, everything,
+        "read_uncommitted: every record, aborted ones too"
+    );
+    // The offsets of the last committed transaction (round 4) are the group's.
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(TOPIC, 0);
+    let got =
+        tokio::task::block_in_place(|| consumer.committed_offsets(tpl, Duration::from_secs(30)))
+            .expect("committed offsets");
+    assert_eq!(
+        got.find_partition(TOPIC, 0).map(|p| p.offset()),
+        Some(rdkafka::Offset::Offset(5)),
+        "the group's offset is the one sent with the last committed transaction"
+    );
+    eprintln!(
+        "transaction coordinator {coordinator_killed:?} killed after round 2; 6 transactions done"
+    );
 }

@@ -215,9 +215,15 @@ async fn produce_until(p: FutureProducer, stop: Arc<AtomicBool>, acked: Arc<Mute
     }
 }
 
-/// Reads with the group and commits its position every 300 ms; returns, per partition, the
-/// highest offset a commit was acknowledged for.
-fn consume_until(mut client: ClientConfig, stop: Arc<AtomicBool>) -> BTreeMap<i32, i64> {
+/// Reads with the group and commits its position every 300 ms; sends, per partition, the
+/// highest offset a commit was acknowledged for to `done` — before the consumer is dropped:
+/// librdkafka's close on drop has been seen to wait forever inside a rebalance callback
+/// (rdkafka 0.39, `rd_kafka_assign` with no timeout), and the check must not hang with it.
+fn consume_until(
+    mut client: ClientConfig,
+    stop: Arc<AtomicBool>,
+    done: std::sync::mpsc::Sender<BTreeMap<i32, i64>>,
+) {
     let consumer: BaseConsumer = client
         .set("group.id", GROUP)
         .set("enable.auto.commit", "false")
@@ -248,7 +254,13 @@ fn consume_until(mut client: ClientConfig, stop: Arc<AtomicBool>) -> BTreeMap<i3
             }
         }
     }
-    committed
+    let _ = done.send(committed);
+    // Leave the group before the drop closes the consumer (its revocation handled here).
+    consumer.unsubscribe();
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
 }
 
 fn committed_offsets(cluster: &Cluster) -> BTreeMap<i32, i64> {
@@ -296,7 +308,9 @@ async fn run_schedule(seed: u64, steps: u64) {
     let consuming = {
         let client = cluster.client();
         let stop = stop.clone();
-        std::thread::spawn(move || consume_until(client, stop))
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || consume_until(client, stop, done));
+        result
     };
 
     let mut applied = Vec::new();
@@ -312,7 +326,9 @@ async fn run_schedule(seed: u64, steps: u64) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Release);
     producing.await.expect("producer task");
-    let acked_commits = consuming.join().expect("consumer thread");
+    let acked_commits = consuming
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the consumer thread reports its commits");
     drop(producer);
 
     let read = tokio::task::block_in_place(|| read_all_with_offsets(&cluster));

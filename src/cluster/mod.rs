@@ -37,7 +37,10 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub mod markers;
+
 use crate::broker::Broker;
+use crate::coordinator::txn::TXN_TOPIC;
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::metadata::MetadataRecord;
 use crate::quorum::Quorum;
@@ -72,15 +75,19 @@ pub struct Node {
     strays_checked: Mutex<bool>,
     /// `__consumer_offsets` partitions whose groups are loaded, with the leader epoch loaded in.
     coordinator_epochs: Mutex<HashMap<i32, i32>>,
+    /// `__transaction_state` partitions whose transactional ids are loaded, likewise.
+    txn_epochs: Mutex<HashMap<i32, i32>>,
 }
 
 impl Node {
     pub fn new(broker: Arc<Broker>) -> Arc<Node> {
+        markers::install(&broker);
         Arc::new(Node {
             broker,
             fetchers: Mutex::new(HashMap::new()),
             strays_checked: Mutex::new(false),
             coordinator_epochs: Mutex::new(HashMap::new()),
+            txn_epochs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -284,6 +291,7 @@ impl Node {
     /// opens and removes logs).
     fn reconcile(&self) {
         let b = &self.broker;
+        b.note_unfenced_brokers();
         let me = b.config.node_id;
         let unfenced = b.metadata.broker(me).is_some_and(|r| !r.fenced);
         let addrs: HashMap<i32, String> = b
@@ -418,6 +426,43 @@ impl Node {
             }
         }
         self.group_coordinator(&topics);
+        self.txn_coordinator(&topics);
+    }
+
+    /// Loads the transaction coordinator's state of each `__transaction_state` partition this
+    /// broker now leads and forgets it for those it stopped leading (as for groups above).
+    fn txn_coordinator(&self, topics: &[crate::metadata::TopicMeta]) {
+        let b = &self.broker;
+        let Some(t) = topics.iter().find(|t| t.name == TXN_TOPIC) else {
+            return;
+        };
+        b.txns.prepare(t.partitions);
+        let mut loaded = self.txn_epochs.lock();
+        for i in 0..t.partitions {
+            match b.replicas.get(TXN_TOPIC, i).filter(|p| p.is_leader()) {
+                Some(p) => {
+                    let epoch = p.leader_epoch();
+                    if loaded.get(&i) == Some(&epoch) && b.txns.is_partition_loaded(i) {
+                        continue;
+                    }
+                    b.txns.unload_partition(i);
+                    loaded.remove(&i);
+                    match b.txns.load_partition(i, p) {
+                        Ok(()) => {
+                            loaded.insert(i, epoch);
+                        }
+                        Err(e) => {
+                            warn!(partition = i, error = %e, "cannot load a transaction coordinator partition")
+                        }
+                    }
+                }
+                None => {
+                    if loaded.remove(&i).is_some() || b.txns.is_partition_loaded(i) {
+                        b.txns.unload_partition(i);
+                    }
+                }
+            }
+        }
     }
 
     /// Loads the group coordinator's state of each `__consumer_offsets` partition this broker

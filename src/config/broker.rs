@@ -904,6 +904,28 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| some(c.txns.partitions),
     },
     BrokerKey {
+        name: "transaction.state.log.replication.factor",
+        type_name: "SHORT",
+        default: Some("3"),
+        doc: "replicas of __transaction_state partitions in a cluster (a single node uses 1)",
+        set: |c, k, v| {
+            c.txns.replication_factor = parse_num(k, v, 1, i64::from(i16::MAX))? as i16;
+            Ok(())
+        },
+        get: |c| some(c.txns.replication_factor),
+    },
+    BrokerKey {
+        name: "transaction.state.log.min.isr",
+        type_name: "INT",
+        default: Some("2"),
+        doc: "min.insync.replicas of __transaction_state in a cluster",
+        set: |c, k, v| {
+            c.txns.min_isr = parse_num(k, v, 1, i64::from(i16::MAX))? as i16;
+            Ok(())
+        },
+        get: |c| some(c.txns.min_isr),
+    },
+    BrokerKey {
         name: "transactional.id.expiration.ms",
         type_name: "INT",
         default: Some("604800000"),

@@ -129,8 +129,6 @@ const IGNORED_KEYS: &[&str] = &[
     "num.replica.fetchers",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "zookeeper.connect",
@@ -279,6 +277,8 @@ impl BrokerConfig {
                 partitions: 0,
                 id_expiration_ms: 0,
                 remove_expired_interval_ms: 0,
+                replication_factor: 0,
+                min_isr: 0,
             },
             groups: group::GroupConfig {
                 session_timeout_min_ms: 0,

@@ -427,9 +427,7 @@ impl GroupCoordinator {
                 .get(index as usize)
                 .cloned()
                 .flatten()
-                .ok_or_else(|| {
-                    LogError::Io(std::io::Error::other("__consumer_offsets is not loaded"))
-                })?;
+                .ok_or_else(|| LogError::NotLeader(format!("{OFFSETS_TOPIC}-{index}")))?;
             (at, partitions.len() as i32)
         };
         let groups: Vec<_> = self

@@ -72,29 +72,11 @@ impl Write {
 /// How long a coordinator write waits for the in-sync replicas of its partition.
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Waits until the partition's high watermark covers `end` — every in-sync replica has the
-/// records, as a coordinator's acks=all append in Kafka. Immediate on a single node (the high
-/// watermark follows each append). Fails when leadership moves or the replicas stay behind.
+/// Waits until the partition's high watermark covers `end`: every in-sync replica has the
+/// records, as a coordinator's acks=all append in Kafka (see
+/// [`Partition::wait_high_watermark`]).
 async fn replicated(p: &Partition, end: i64) -> Result<(), LogError> {
-    let notify = Arc::new(tokio::sync::Notify::new());
-    let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
-    loop {
-        p.add_waiter(&notify);
-        if p.high_watermark() >= end {
-            return Ok(());
-        }
-        if !p.is_leader() {
-            return Err(LogError::Io(std::io::Error::other(
-                "no longer the leader of the coordinator partition",
-            )));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(LogError::Io(std::io::Error::other(
-                "the in-sync replicas did not acknowledge the coordinator write in time",
-            )));
-        }
-        let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
-    }
+    p.wait_high_watermark(end, REPLICATION_TIMEOUT).await
 }
 
 impl CoordinatorPartition {

@@ -130,10 +130,45 @@ const LOOKUP_ATTEMPTS_MAX: usize = 16;
 
 pub struct TransactionCoordinator {
     txns: Mutex<HashMap<String, Entry>>,
-    partitions: RwLock<Vec<Arc<CoordinatorPartition>>>,
+    /// One slot per `__transaction_state` partition: all filled on a single node; in a
+    /// cluster those this broker leads (see [`TransactionCoordinator::load_partition`]).
+    partitions: RwLock<Vec<Option<Arc<CoordinatorPartition>>>>,
     replicas: Arc<ReplicaManager>,
     groups: Arc<GroupCoordinator>,
+    /// In a cluster: writes the markers of partitions led by other brokers.
+    markers: std::sync::OnceLock<Arc<dyn MarkerSender>>,
     pub config: TxnConfig,
+}
+
+/// Writes transaction markers through other brokers: in a cluster, WriteTxnMarkers to the
+/// leaders of the partitions this broker does not lead.
+pub trait MarkerSender: Send + Sync {
+    /// Writes the marker of producer `producer_id` at `producer_epoch` (commit or abort) to
+    /// each of `partitions` through its leader, and answers each partition's error code, in
+    /// order: 0 once the leader has it in its log and its in-sync replicas have it too.
+    fn send(
+        &self,
+        partitions: Vec<(String, i32)>,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> futures::future::BoxFuture<'static, Vec<i16>>;
+}
+
+/// How long writing a transaction's markers may take before EndTxn gives up for now
+/// (CONCURRENT_TRANSACTIONS: the transaction stays prepared, the coordinator's timer keeps
+/// completing it, and the client's retried EndTxn sees it done).
+const MARKERS_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A prepared transaction that no request is completing (its markers failed, or a new
+/// coordinator loaded it) is completed by the timer once its last update is this old.
+const PREPARED_RETRY_MS: i64 = 1_000;
+
+/// A marker appended here, waiting to be durable (and replicated).
+enum LocalMarker {
+    Log(Arc<Partition>, i64),
+    Group(runtime::Write),
 }
 
 /// Upper bound on transactional ids kept (each costs memory until it expires).
@@ -150,6 +185,7 @@ impl TransactionCoordinator {
             partitions: RwLock::new(Vec::new()),
             replicas,
             groups,
+            markers: std::sync::OnceLock::new(),
             config,
         }
     }
@@ -158,26 +194,103 @@ impl TransactionCoordinator {
         !self.partitions.read().is_empty()
     }
 
+    /// In a cluster: markers for partitions led elsewhere go through `sender`.
+    pub fn set_marker_sender(&self, sender: Arc<dyn MarkerSender>) {
+        let _ = self.markers.set(sender);
+    }
+
+    /// In a cluster: `__transaction_state` has `count` partitions, each loaded when this
+    /// broker starts leading it ([`TransactionCoordinator::load_partition`]). Until then the
+    /// ids of a partition answer NOT_COORDINATOR.
+    pub fn prepare(&self, count: i32) {
+        let mut partitions = self.partitions.write();
+        if partitions.is_empty() {
+            *partitions = vec![None; count.max(0) as usize];
+        }
+    }
+
+    /// Whether partition `index` is loaded (this broker coordinates its transactional ids).
+    pub fn is_partition_loaded(&self, index: i32) -> bool {
+        self.partitions
+            .read()
+            .get(index as usize)
+            .is_some_and(|p| p.is_some())
+    }
+
+    /// In a cluster, once this broker leads `__transaction_state` partition `index`: replays
+    /// it and serves its transactional ids. Transactions it finds prepared are completed by
+    /// the timer ([`TransactionCoordinator::run_timers`]).
+    pub fn load_partition(&self, index: i32, partition: Arc<Partition>) -> Result<(), LogError> {
+        let count = self.partitions.read().len() as i32;
+        if index < 0 || index >= count {
+            return Err(LogError::Io(std::io::Error::other(format!(
+                "{TXN_TOPIC} has no partition {index}"
+            ))));
+        }
+        let state = Self::replay(&partition)?;
+        tracing::info!(
+            partition = index,
+            transactional_ids = state.len(),
+            "transaction coordinator partition loaded"
+        );
+        {
+            let mut map = self.txns.lock();
+            map.retain(|id, _| partition_for(id, count) != index);
+            for (id, m) in state {
+                map.insert(id, Arc::new(AsyncMutex::new(m)));
+            }
+        }
+        self.partitions.write()[index as usize] = Some(CoordinatorPartition::new(partition));
+        Ok(())
+    }
+
+    /// In a cluster, once this broker no longer leads partition `index`: its ids are
+    /// forgotten here (their requests answer NOT_COORDINATOR; clients find the new one).
+    pub fn unload_partition(&self, index: i32) {
+        let count = {
+            let mut partitions = self.partitions.write();
+            match partitions.get_mut(index as usize) {
+                Some(slot) if slot.is_some() => *slot = None,
+                _ => return,
+            }
+            partitions.len() as i32
+        };
+        self.txns
+            .lock()
+            .retain(|id, _| partition_for(id, count) != index);
+        tracing::info!(
+            partition = index,
+            "transaction coordinator partition unloaded"
+        );
+    }
+
+    /// The transactional ids one `__transaction_state` partition holds, from its log.
+    fn replay(p: &Partition) -> Result<HashMap<String, TxnMeta>, LogError> {
+        let mut state: HashMap<String, TxnMeta> = HashMap::new();
+        runtime::replay(&p.log, |r| {
+            let Replayed::Record { key, value, .. } = r else {
+                return;
+            };
+            let Ok(id) = txn_codec::decode_key(key) else {
+                return;
+            };
+            match value.and_then(|v| txn_codec::decode_value(v).ok()) {
+                Some(v) => {
+                    state.insert(id, TxnMeta::from_value(v));
+                }
+                None => {
+                    state.remove(&id);
+                }
+            }
+        })?;
+        Ok(state)
+    }
+
     /// Attaches and replays `__transaction_state`; completes transactions a crash left prepared.
     pub async fn load(&self, partitions: Vec<Arc<Partition>>) -> Result<(), LogError> {
         let mut state: HashMap<String, TxnMeta> = HashMap::new();
         for p in &partitions {
-            runtime::replay(&p.log, |r| {
-                let Replayed::Record { key, value, .. } = r else {
-                    return;
-                };
-                let Ok(id) = txn_codec::decode_key(key) else {
-                    return;
-                };
-                match value.and_then(|v| txn_codec::decode_value(v).ok()) {
-                    Some(v) => {
-                        state.insert(id, TxnMeta::from_value(v));
-                    }
-                    None => {
-                        state.remove(&id);
-                    }
-                }
-            })?;
+            state.extend(Self::replay(p)?);
         }
         tracing::info!(
             transactional_ids = state.len(),
@@ -185,7 +298,7 @@ impl TransactionCoordinator {
         );
         *self.partitions.write() = partitions
             .into_iter()
-            .map(CoordinatorPartition::new)
+            .map(|p| Some(CoordinatorPartition::new(p)))
             .collect();
         let prepared: Vec<String> = state
             .iter()
@@ -248,7 +361,9 @@ impl TransactionCoordinator {
         let partitions = self.partitions.read();
         let p = partitions
             .get(partition_for(id, partitions.len() as i32) as usize)
-            .ok_or(WireError::CoordinatorNotAvailable.code())?;
+            .ok_or(WireError::CoordinatorNotAvailable.code())?
+            .as_ref()
+            .ok_or(WireError::NotCoordinator.code())?;
         if !p.is_available() {
             return Err(WireError::NotCoordinator.code());
         }
@@ -262,13 +377,13 @@ impl TransactionCoordinator {
         records: &[KeyValue<'_>],
     ) -> Result<(), i16> {
         let data = build_batch(records, now_ms());
-        let write = at
-            .append(&data, None)
-            .map_err(|_| WireError::KafkaStorageError.code())?;
-        write
-            .durable()
-            .await
-            .map_err(|_| WireError::KafkaStorageError.code())
+        let code = |e: LogError| match e {
+            // Leadership moved: the client finds the new coordinator.
+            LogError::NotLeader(_) => WireError::NotCoordinator.code(),
+            _ => WireError::KafkaStorageError.code(),
+        };
+        let write = at.append(&data, None).map_err(code)?;
+        write.durable().await.map_err(code)
     }
 
     /// Writes `m` as the id's state and waits until it is durable. Callers change memory only
@@ -457,11 +572,13 @@ impl TransactionCoordinator {
         let done = (m.state == TxnState::CompleteCommit && commit)
             || (m.state == TxnState::CompleteAbort && !commit);
         if bump && epoch == m.last_producer_epoch && epoch + 1 == m.producer_epoch {
-            // A retry of an EndTxn that already completed and bumped the epoch.
-            return if done {
-                Ok((m.producer_id, m.producer_epoch))
-            } else {
-                Err(WireError::InvalidTxnState.code())
+            // A retry of an EndTxn that bumped the epoch: completed, or still completing.
+            return match m.state {
+                _ if done => Ok((m.producer_id, m.producer_epoch)),
+                TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                    Err(WireError::ConcurrentTransactions.code())
+                }
+                _ => Err(WireError::InvalidTxnState.code()),
             };
         }
         if m.producer_epoch != epoch {
@@ -528,7 +645,8 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Prepare (persisted), markers to every partition (fsynced), offsets settled, Complete.
+    /// Prepare (persisted, with the epoch the markers carry), markers to every partition
+    /// (durable, and replicated in a cluster), offsets settled, Complete.
     async fn write_markers_and_complete(
         &self,
         id: &str,
@@ -542,55 +660,19 @@ impl TransactionCoordinator {
         } else {
             TxnState::PrepareAbort
         };
+        if marker_epoch != m.producer_epoch {
+            // The markers carry the new epoch: the producer continues with it (V2 bump,
+            // fence). Recorded with the prepare, so whoever completes it uses the same.
+            prepared.last_producer_epoch = m.producer_epoch;
+            prepared.producer_epoch = marker_epoch;
+        }
         prepared.last_update_ms = now_ms();
-        if m.state != prepared.state {
+        if m.state != prepared.state || m.producer_epoch != prepared.producer_epoch {
             self.persist(id, &prepared).await?;
         }
         *m = prepared;
-        // Every marker is appended first, then all are waited for together (one fsync per
-        // log, in parallel), not one append-and-fsync after another.
-        let mut writes = Vec::with_capacity(m.partitions.len());
-        for (topic, partition) in m.partitions.clone() {
-            let marker = build_marker(m.producer_id, marker_epoch, commit, 0, now_ms());
-            let written = if topic == OFFSETS_TOPIC {
-                // Through the group coordinator: the transaction's offsets apply once the
-                // marker is durable, in order with the partition's other writes.
-                self.groups
-                    .append_marker(partition, &marker, m.producer_id, commit)
-                    .map(|w| (None, Some(w)))
-            } else {
-                let Some(part) = self.replicas.get(&topic, partition) else {
-                    continue;
-                };
-                part.append_as_leader(&marker, now_ms(), true).map(|info| {
-                    part.appended();
-                    (Some((part.clone(), info.last_offset + 1)), None)
-                })
-            };
-            match written {
-                Ok(w) => writes.push(w),
-                Err(e) => {
-                    tracing::warn!(topic, partition, error = %e, "writing a transaction marker failed");
-                    return Err(WireError::KafkaStorageError.code());
-                }
-            }
-        }
-        let durable = writes.into_iter().map(|w| async move {
-            match w {
-                (Some((part, end)), _) => part.log.flush_to(end).await,
-                (_, Some(write)) => write.durable().await,
-                (None, None) => Ok(()),
-            }
-        });
-        for r in futures::future::join_all(durable).await {
-            r.map_err(|_| WireError::KafkaStorageError.code())?;
-        }
+        self.write_markers(id, m, commit).await?;
         let mut done = m.clone();
-        if marker_epoch != m.producer_epoch {
-            // The markers carry the new epoch: the producer continues with it (V2 bump, fence).
-            done.last_producer_epoch = m.producer_epoch;
-            done.producer_epoch = marker_epoch;
-        }
         done.state = if commit {
             TxnState::CompleteCommit
         } else {
@@ -601,6 +683,130 @@ impl TransactionCoordinator {
         self.persist(id, &done).await?;
         *m = done;
         Ok(())
+    }
+
+    /// Writes the marker of `m`'s transaction to each of its partitions and waits until all
+    /// are durable: those led here appended here (through the group coordinator for
+    /// `__consumer_offsets`, which settles the transactional offsets once the marker is
+    /// durable), all appended first and then waited for together (one fsync per log, in
+    /// parallel); in a cluster the others through their leaders ([`MarkerSender`]), retried
+    /// (leaders move) for up to [`MARKERS_TIMEOUT`].
+    async fn write_markers(&self, id: &str, m: &TxnMeta, commit: bool) -> Result<(), i16> {
+        let coordinator_epoch = self.partition_of(id)?.partition.leader_epoch().max(0);
+        let sender = self.markers.get().cloned();
+        let deadline = tokio::time::Instant::now() + MARKERS_TIMEOUT;
+        let mut backoff = Duration::from_millis(50);
+        let mut pending: Vec<(String, i32)> = m.partitions.iter().cloned().collect();
+        loop {
+            let mut local = Vec::new();
+            let mut remote = Vec::new();
+            for (topic, partition) in pending.drain(..) {
+                let marker = build_marker(
+                    m.producer_id,
+                    m.producer_epoch,
+                    commit,
+                    coordinator_epoch,
+                    now_ms(),
+                );
+                let written = if topic == OFFSETS_TOPIC {
+                    if sender.is_some() && !self.groups.is_partition_loaded(partition) {
+                        remote.push((topic, partition));
+                        continue;
+                    }
+                    self.groups
+                        .append_marker(partition, &marker, m.producer_id, commit)
+                        .map(LocalMarker::Group)
+                } else {
+                    match self.replicas.get(&topic, partition) {
+                        Some(part) if sender.is_none() || part.is_leader() => {
+                            part.append_as_leader(&marker, now_ms(), true).map(|info| {
+                                part.appended();
+                                LocalMarker::Log(part.clone(), info.last_offset + 1)
+                            })
+                        }
+                        // A single node without the partition: the topic was deleted.
+                        None if sender.is_none() => continue,
+                        _ => {
+                            remote.push((topic, partition));
+                            continue;
+                        }
+                    }
+                };
+                match written {
+                    Ok(w) => local.push(((topic, partition), w)),
+                    Err(LogError::NotLeader(_)) if sender.is_some() => {
+                        remote.push((topic, partition))
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic, partition, error = %e, "writing a transaction marker failed");
+                        return Err(WireError::KafkaStorageError.code());
+                    }
+                }
+            }
+            let local_done =
+                futures::future::join_all(local.into_iter().map(|(tp, w)| async move {
+                    let r = match w {
+                        LocalMarker::Log(part, end) => match part.log.flush_to(end).await {
+                            Ok(()) => part.wait_high_watermark(end, MARKERS_TIMEOUT).await,
+                            Err(e) => Err(e),
+                        },
+                        LocalMarker::Group(write) => write.durable().await,
+                    };
+                    (tp, r)
+                }));
+            let remote_done = async {
+                match (&sender, remote.is_empty()) {
+                    (Some(sender), false) => {
+                        let codes = sender
+                            .send(
+                                remote.clone(),
+                                m.producer_id,
+                                m.producer_epoch,
+                                commit,
+                                coordinator_epoch,
+                            )
+                            .await;
+                        remote.into_iter().zip(codes).collect()
+                    }
+                    _ => Vec::new(),
+                }
+            };
+            let (local_results, remote_results) = tokio::join!(local_done, remote_done);
+            for (tp, r) in local_results {
+                match r {
+                    Ok(()) => {}
+                    Err(LogError::NotLeader(_)) if sender.is_some() => pending.push(tp),
+                    Err(e) => {
+                        tracing::warn!(topic = tp.0, partition = tp.1, error = %e, "a transaction marker did not become durable");
+                        return Err(WireError::KafkaStorageError.code());
+                    }
+                }
+            }
+            for (tp, code) in remote_results {
+                if code != 0 {
+                    tracing::debug!(
+                        topic = tp.0,
+                        partition = tp.1,
+                        code,
+                        "a transaction marker was not written; retrying"
+                    );
+                    pending.push(tp);
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + backoff >= deadline {
+                tracing::warn!(
+                    transactional_id = %id,
+                    partitions = ?pending,
+                    "transaction markers not written yet; the transaction stays prepared and is retried"
+                );
+                return Err(WireError::ConcurrentTransactions.code());
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
     }
 
     /// Background work until shutdown: aborts transactions past their timeout (every second)
@@ -631,10 +837,25 @@ impl TransactionCoordinator {
             .collect()
     }
 
-    /// Aborts transactions open longer than their timeout, fencing their producers.
+    /// Aborts transactions open longer than their timeout, fencing their producers, and
+    /// completes prepared transactions that no request is completing (markers that could not
+    /// be written, or a transaction a new coordinator found prepared).
     async fn abort_timed_out(&self, now: i64) {
         for (id, e) in self.entries() {
             let Ok(mut m) = e.try_lock() else { continue };
+            if matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+                && now - m.last_update_ms >= PREPARED_RETRY_MS
+            {
+                let commit = m.state == TxnState::PrepareCommit;
+                let epoch = m.producer_epoch;
+                if let Err(code) = self
+                    .write_markers_and_complete(&id, &mut m, commit, epoch)
+                    .await
+                {
+                    tracing::debug!(transactional_id = %id, code, "completing a prepared transaction failed; will retry");
+                }
+                continue;
+            }
             if m.state == TxnState::Ongoing
                 && m.start_ms >= 0
                 && now - m.start_ms > i64::from(m.timeout_ms)
@@ -677,7 +898,13 @@ impl TransactionCoordinator {
         }
         let mut removed = 0;
         for (partition, mut expired) in by_partition {
-            let Some(at) = self.partitions.read().get(partition as usize).cloned() else {
+            let Some(at) = self
+                .partitions
+                .read()
+                .get(partition as usize)
+                .cloned()
+                .flatten()
+            else {
                 continue;
             };
             if !at.is_available() {
@@ -952,5 +1179,48 @@ mod tests {
         assert_eq!(epoch2, 0);
         let m = c.describe("race").await.expect("registered again");
         assert_eq!((m.producer_id, m.producer_epoch), (pid2, 0));
+    }
+
+    /// In a cluster each `__transaction_state` partition is served by its leader: unloaded,
+    /// its ids answer NOT_COORDINATOR; another coordinator that loads the same log (the new
+    /// leader's replica) serves them as they were, and continues their epochs.
+    #[tokio::test]
+    async fn a_partition_moves_to_another_coordinator_with_its_ids() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, logs) = coordinator(dir.path());
+        a.prepare(2);
+        for (i, p) in logs.iter().enumerate() {
+            a.load_partition(i as i32, p.clone()).expect("load");
+        }
+        let alloc = ids();
+        let (pid, epoch) = a
+            .init_producer_id("moving", 60_000, &alloc)
+            .await
+            .expect("init");
+        let index = partition_for("moving", 2);
+        a.unload_partition(index);
+        assert_eq!(
+            a.init_producer_id("moving", 60_000, &alloc).await,
+            Err(WireError::NotCoordinator.code()),
+            "an unloaded partition's ids are not served here"
+        );
+        assert!(a.describe("moving").await.is_none());
+
+        let (b, _) = coordinator(dir.path());
+        b.prepare(2);
+        assert_eq!(
+            b.init_producer_id("moving", 60_000, &alloc).await,
+            Err(WireError::NotCoordinator.code()),
+            "nothing served before its partition loads"
+        );
+        b.load_partition(index, logs[index as usize].clone())
+            .expect("load");
+        let m = b.describe("moving").await.expect("loaded");
+        assert_eq!((m.producer_id, m.producer_epoch), (pid, epoch));
+        assert_eq!(
+            b.init_producer_id("moving", 60_000, &alloc).await,
+            Ok((pid, epoch + 1)),
+            "the new coordinator bumps the epoch the old one gave"
+        );
     }
 }

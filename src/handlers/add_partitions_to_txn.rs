@@ -21,19 +21,20 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::AddPartitionsToTxn), mi
 
 async fn add(broker: &Arc<Broker>, txn_id: &str, pid: i64, epoch: i16, verify_only: bool, topics: &[AddPartitionsToTxnTopic]) -> Vec<AddPartitionsToTxnTopicResult> {
     let wanted: Vec<(String, i32)> = topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), *p))).collect();
-    let unknown: Vec<bool> = wanted.iter().map(|(t, p)| broker.partition(t, *p).is_none()).collect();
+    // The coordinator need not host a partition (in a cluster): the metadata says what exists.
+    let unknown: Vec<bool> = wanted.iter().map(|(t, p)| !broker.metadata.topic(t).is_some_and(|m| *p >= 0 && *p < m.partitions)).collect();
     let codes: Vec<i16> = if unknown.iter().any(|u| *u) {
         unknown.iter().map(|u| if *u { WireError::UnknownTopicOrPartition.code() } else { WireError::OperationNotAttempted.code() }).collect()
     } else {
         let result = match broker.txn_coordinator().await {
             Err(_) => Err(WireError::CoordinatorNotAvailable.code()),
-            Ok(c) if verify_only => match c.describe(txn_id).await {
-                Some(m) if m.producer_id == pid && m.producer_epoch == epoch => {
-                    return results(topics, wanted.iter().map(|p| if m.partitions.contains(p) { 0 } else { WireError::InvalidTxnState.code() }).collect());
+            Ok(c) if verify_only => {
+                let mut codes = Vec::with_capacity(wanted.len());
+                for (t, p) in &wanted {
+                    codes.push(c.verify_partition(txn_id, pid, epoch, t, *p).await.err().unwrap_or(0));
                 }
-                Some(_) => Err(WireError::ProducerFenced.code()),
-                None => Err(WireError::InvalidProducerIdMapping.code()),
-            },
+                return results(topics, codes);
+            }
             Ok(c) => c.add_partitions(txn_id, pid, epoch, &wanted).await,
         };
         let code = result.err().unwrap_or(0);

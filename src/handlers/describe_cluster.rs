@@ -57,7 +57,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     }
     resp.brokers = ctx
         .broker
-        .live_brokers()
+        .listed_brokers()
         .into_iter()
         .map(|b| {
             DescribeClusterBroker::default()

@@ -3,8 +3,8 @@
 //! On a single node this broker coordinates every group and transactional id: key type 0
 //! (group) and 1 (transaction) answer with itself, creating `__consumer_offsets` /
 //! `__transaction_state` on first use. In a cluster a group's coordinator is the leader of its
-//! `__consumer_offsets` partition (COORDINATOR_NOT_AVAILABLE while it has none); transactions
-//! answer COORDINATOR_NOT_AVAILABLE there (not built yet). v4+ batches keys (`coordinator_keys`); each key gets its own entry. Key type 2
+//! `__consumer_offsets` partition, a transactional id's the leader of its `__transaction_state`
+//! partition (COORDINATOR_NOT_AVAILABLE while it has none). v4+ batches keys (`coordinator_keys`); each key gets its own entry. Key type 2
 //! (share group) and unknown types get INVALID_REQUEST.
 
 use bytes::Bytes;
@@ -26,10 +26,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let answer = |key_type: i8, key: &str| -> (i16, Option<String>, i32, String, i32) {
         let ready = match key_type {
             0 => group_ready.clone().and_then(|()| broker.group_coordinator_node(key)),
-            1 => txn_ready.clone().map(|()| {
-                let c = &broker.config;
-                (c.node_id, c.advertised_host.clone(), c.advertised_port)
-            }),
+            1 => txn_ready.clone().and_then(|()| broker.txn_coordinator_node(key)),
             _ => return (WireError::InvalidRequest.code(), Some(format!("unsupported coordinator key type {key_type}")), -1, String::new(), -1),
         };
         match ready {

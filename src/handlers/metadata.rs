@@ -109,7 +109,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .collect()
     };
     let brokers: Vec<MetadataResponseBroker> = broker
-        .live_brokers()
+        .listed_brokers()
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()

@@ -183,6 +183,7 @@ registry!(
     add_partitions_to_txn,
     add_offsets_to_txn,
     end_txn,
+    write_txn_markers,
     txn_offset_commit,
     list_transactions,
     describe_transactions,

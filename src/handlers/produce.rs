@@ -311,25 +311,11 @@ async fn check_transaction(
     let Some(txn_id) = txn_id.filter(|t| !t.is_empty()) else {
         return Err(WireError::InvalidRecord.code());
     };
-    let coordinator = broker
-        .txn_coordinator()
-        .await
-        .map_err(|_| WireError::CoordinatorNotAvailable.code())?;
     let (pid, epoch) = (header.producer_id(), header.producer_epoch());
-    if version >= 12 {
-        coordinator
-            .add_partitions(
-                txn_id,
-                pid,
-                epoch,
-                &[(partition.topic.to_string(), partition.index)],
-            )
-            .await
-    } else {
-        coordinator
-            .verify_partition(txn_id, pid, epoch, &partition.topic, partition.index)
-            .await
-    }
+    // v12+ is Transactions V2: the broker adds the partition to the transaction itself.
+    broker
+        .txn_add_or_verify(txn_id, pid, epoch, &[(partition.topic.to_string(), partition.index)], version >= 12)
+        .await
 }
 
 fn min_insync(

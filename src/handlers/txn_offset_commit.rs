@@ -55,29 +55,29 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         let code = if known.iter().any(|k| !k) {
             None
         } else {
-            let result = match (broker.txn_coordinator().await, broker.group_coordinator().await) {
-                (Ok(txns), Ok(groups)) => match txns.describe(req.transactional_id.0.as_str()).await {
-                    None => Err(WireError::InvalidProducerIdMapping.code()),
-                    Some(m) if m.producer_id != req.producer_id.0 => Err(WireError::InvalidProducerIdMapping.code()),
-                    Some(m) if m.producer_epoch != req.producer_epoch => Err(WireError::ProducerFenced.code()),
-                    Some(_) => {
-                        if version >= 5 {
-                            // Transactions V2: committing offsets adds the group's partition.
-                            let p = crate::coordinator::partition_for(req.group_id.0.as_str(), broker.config.groups.offsets_partitions);
-                            let part = [(crate::coordinator::OFFSETS_TOPIC.to_string(), p)];
-                            if let Err(code) = txns.add_partitions(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch, &part).await {
-                                return encode(&broker, &error_response(&req, code), version);
+            let result = match broker.group_coordinator().await {
+                Ok(groups) => {
+                    // The transaction must hold the group's offsets partition: checked with the
+                    // transaction's coordinator (KIP-890), which v5+ (Transactions V2) asks
+                    // to add it.
+                    let p = crate::coordinator::partition_for(req.group_id.0.as_str(), broker.config.groups.offsets_partitions);
+                    let part = [(crate::coordinator::OFFSETS_TOPIC.to_string(), p)];
+                    match broker.txn_add_or_verify(req.transactional_id.0.as_str(), req.producer_id.0, req.producer_epoch, &part, version >= 5).await {
+                        // As Kafka's group coordinator normalizes it: the client finds its
+                        // coordinator again and retries.
+                        Err(code) if code == WireError::NotEnoughReplicas.code() => Err(WireError::CoordinatorNotAvailable.code()),
+                        Err(code) => Err(code),
+                        Ok(()) => {
+                            let instance = req.group_instance_id.as_ref().map(|s| s.as_str());
+                            match groups.txn_commit(req.group_id.0.as_str(), req.producer_id.0, req.producer_epoch, req.member_id.as_str(), instance, req.generation_id, offsets) {
+                                Ok(Some(w)) => w.durable().await.map_err(|_| WireError::KafkaStorageError.code()),
+                                Ok(None) => Ok(()),
+                                Err(code) => Err(code),
                             }
                         }
-                        let instance = req.group_instance_id.as_ref().map(|s| s.as_str());
-                        match groups.txn_commit(req.group_id.0.as_str(), req.producer_id.0, req.producer_epoch, req.member_id.as_str(), instance, req.generation_id, offsets) {
-                            Ok(Some(w)) => w.durable().await.map_err(|_| WireError::KafkaStorageError.code()),
-                            Ok(None) => Ok(()),
-                            Err(code) => Err(code),
-                        }
                     }
-                },
-                _ => Err(WireError::CoordinatorNotAvailable.code()),
+                }
+                Err(_) => Err(WireError::CoordinatorNotAvailable.code()),
             };
             Some(result.err().unwrap_or(0))
         };
@@ -104,19 +104,6 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .collect();
         encode(&broker, &TxnOffsetCommitResponse::default().with_topics(topics), version)
     })))
-}
-
-fn error_response(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(
-                t.partitions.iter().map(|p| TxnOffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code)).collect(),
-            )
-        })
-        .collect();
-    TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
 fn encode(broker: &Broker, resp: &TxnOffsetCommitResponse, version: i16) -> Result<bytes::BytesMut, ProtocolError> {

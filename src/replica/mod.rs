@@ -415,6 +415,38 @@ impl Partition {
         Ok(target)
     }
 
+    /// Waits until the high watermark covers `end` — every in-sync replica has the records
+    /// before it (for a write of the broker's own: coordinator records, transaction markers).
+    /// Immediate on a single node (the high watermark follows each append). Fails with
+    /// [`crate::log::LogError::NotLeader`] when this replica stops leading, or when the
+    /// replicas stay behind for `timeout`.
+    pub async fn wait_high_watermark(
+        &self,
+        end: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), crate::log::LogError> {
+        let notify = Arc::new(Notify::new());
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.add_waiter(&notify);
+            if self.high_watermark() >= end {
+                return Ok(());
+            }
+            if !self.is_leader() {
+                return Err(crate::log::LogError::NotLeader(format!(
+                    "{}-{}",
+                    self.topic, self.index
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(crate::log::LogError::Io(std::io::Error::other(
+                    "the in-sync replicas did not acknowledge the write in time",
+                )));
+            }
+            let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
+        }
+    }
+
     /// A follower learns the leader's high watermark from a fetch response: its own is the
     /// smaller of that and its log end.
     pub fn follower_high_watermark(&self, leader_hw: i64) {

@@ -547,7 +547,9 @@ pub fn read_all_with_offsets(cluster: &Cluster) -> Vec<Read> {
         let Some(m) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
-        let m = m.expect("fetch");
+        let Some(m) = message_or_transient(m) else {
+            continue;
+        };
         let v: u64 = std::str::from_utf8(m.payload().expect("payload"))
             .expect("utf8")
             .parse()
@@ -558,4 +560,19 @@ pub fn read_all_with_offsets(cluster: &Cluster) -> Vec<Read> {
         }
     }
     out
+}
+
+/// A consumer poll's message; None for librdkafka's report of a broker it cannot reach (a
+/// killed broker stays in the Metadata broker list for a session timeout, as in Kafka), which
+/// is no failure of the read. Any other error fails the test.
+pub fn message_or_transient(
+    m: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
+) -> Option<rdkafka::message::BorrowedMessage<'_>> {
+    match m {
+        Ok(m) => Some(m),
+        Err(rdkafka::error::KafkaError::MessageConsumption(
+            rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
+        )) => None,
+        Err(e) => panic!("fetch: {e}"),
+    }
 }
