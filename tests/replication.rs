@@ -430,3 +430,41 @@ fn a_replica_that_stopped_leading_takes_no_leader_appends() {
     }
     assert_eq!(batches, end);
 }
+
+/// The broker's own writes (transaction markers, coordinator records) are acks=-1, as in
+/// Kafka: a cluster replica leading with fewer in-sync replicas than `min.insync.replicas`
+/// refuses them (NOT_ENOUGH_REPLICAS; the coordinator retries), so a commit marker is never
+/// held by one broker alone and lost with it. A client's produce is checked by the produce
+/// handler against its acks instead.
+#[test]
+fn internal_writes_need_min_insync_replicas() {
+    use strom::log::{LogConfig, LogError, LogManager};
+    use strom::protocol::records::build_batch;
+    use strom::replica::Partition;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = LogManager::new(dir.path()).expect("log manager");
+    let config = LogConfig {
+        min_insync_replicas: 2,
+        ..LogConfig::default()
+    };
+    let log = logs.open("t", 0, config).expect("open");
+    let p = Partition::new(Arc::from("t"), Uuid::new_v4(), 0, log, 0, 1);
+    p.load_epoch_checkpoint().expect("checkpoint");
+    let batch = build_batch(&[(Some(b"k".as_slice()), Some(b"v".as_slice()))], 1000);
+
+    p.become_leader(1, vec![1, 2], vec![1], 1)
+        .expect("become leader");
+    assert!(
+        matches!(
+            p.append_as_leader(&batch, 1000, true),
+            Err(LogError::NotEnoughReplicas { isr: 1, min: 2, .. })
+        ),
+        "an ISR of one refuses an internal write"
+    );
+    p.append_as_leader(&batch, 1000, false)
+        .expect("a client's write is the produce handler's to judge");
+    p.set_isr(vec![1, 2], 1);
+    p.append_as_leader(&batch, 1000, true)
+        .expect("an ISR of two takes it");
+    assert_eq!(p.log.log_end_offset(), 2);
+}

@@ -169,6 +169,7 @@ pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> L
         compact: get("cleanup.policy")
             .split(',')
             .any(|p| p.trim() == "compact"),
+        min_insync_replicas: long("min.insync.replicas", 1).clamp(1, i64::from(i32::MAX)) as i32,
     }
 }
 

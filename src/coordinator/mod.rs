@@ -1670,6 +1670,7 @@ fn storage_code(e: &LogError) -> i16 {
         // The partition's leadership moved (Kafka maps NOT_LEADER_OR_FOLLOWER so too): the
         // client looks the coordinator up again.
         LogError::NotLeader(_) => WireError::NotCoordinator.code(),
+        LogError::NotEnoughReplicas { .. } => WireError::CoordinatorNotAvailable.code(),
         _ => WireError::KafkaStorageError.code(),
     }
 }

@@ -380,6 +380,8 @@ impl TransactionCoordinator {
         let code = |e: LogError| match e {
             // Leadership moved: the client finds the new coordinator.
             LogError::NotLeader(_) => WireError::NotCoordinator.code(),
+            // Too few in-sync replicas (Kafka's mapping): retried.
+            LogError::NotEnoughReplicas { .. } => WireError::CoordinatorNotAvailable.code(),
             _ => WireError::KafkaStorageError.code(),
         };
         let write = at.append(&data, None).map_err(code)?;
@@ -700,7 +702,8 @@ impl TransactionCoordinator {
         loop {
             let mut local = Vec::new();
             let mut remote = Vec::new();
-            for (topic, partition) in pending.drain(..) {
+            let mut again = Vec::new();
+            for (topic, partition) in std::mem::take(&mut pending) {
                 let marker = build_marker(
                     m.producer_id,
                     m.producer_epoch,
@@ -737,6 +740,10 @@ impl TransactionCoordinator {
                     Err(LogError::NotLeader(_)) if sender.is_some() => {
                         remote.push((topic, partition))
                     }
+                    // Retried until the partition's ISR is back to min.insync.replicas.
+                    Err(LogError::NotEnoughReplicas { .. }) if sender.is_some() => {
+                        again.push((topic, partition))
+                    }
                     Err(e) => {
                         tracing::warn!(topic, partition, error = %e, "writing a transaction marker failed");
                         return Err(WireError::KafkaStorageError.code());
@@ -772,10 +779,15 @@ impl TransactionCoordinator {
                 }
             };
             let (local_results, remote_results) = tokio::join!(local_done, remote_done);
+            pending = again;
             for (tp, r) in local_results {
                 match r {
                     Ok(()) => {}
-                    Err(LogError::NotLeader(_)) if sender.is_some() => pending.push(tp),
+                    Err(LogError::NotLeader(_) | LogError::NotEnoughReplicas { .. })
+                        if sender.is_some() =>
+                    {
+                        pending.push(tp)
+                    }
                     Err(e) => {
                         tracing::warn!(topic = tp.0, partition = tp.1, error = %e, "a transaction marker did not become durable");
                         return Err(WireError::KafkaStorageError.code());

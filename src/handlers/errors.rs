@@ -10,6 +10,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
     match e {
         LogError::OffsetOutOfRange { .. } => WireError::OffsetOutOfRange.code(),
         LogError::NotLeader(_) => WireError::NotLeaderOrFollower.code(),
+        LogError::NotEnoughReplicas { .. } => WireError::NotEnoughReplicas.code(),
         LogError::InvalidBatch(BatchError::Invalid(_)) => WireError::InvalidRecord.code(),
         LogError::InvalidBatch(_) => WireError::CorruptMessage.code(),
         LogError::RecordTooLarge { .. } => WireError::MessageTooLarge.code(),

@@ -23,6 +23,10 @@ pub struct LogConfig {
     pub delete_retention_enabled: bool,
     /// `cleanup.policy` contains `compact`: every record a client writes must have a key.
     pub compact: bool,
+    /// `min.insync.replicas`: not used by the log itself; the partition's leader refuses the
+    /// broker's own writes (transaction markers, coordinator records) while its ISR is
+    /// smaller, as Kafka's acks=-1 internal appends do.
+    pub min_insync_replicas: i32,
 }
 
 impl Default for LogConfig {
@@ -38,6 +42,7 @@ impl Default for LogConfig {
             flush_messages: i64::MAX,
             delete_retention_enabled: true,
             compact: false,
+            min_insync_replicas: 1,
         }
     }
 }

@@ -50,6 +50,13 @@ pub enum LogError {
     /// A leader append on a replica that does not lead the partition (now).
     #[error("this broker does not lead partition {0}")]
     NotLeader(String),
+    /// A write of the broker's own with fewer in-sync replicas than `min.insync.replicas`.
+    #[error("the in-sync replicas of {partition} are {isr}, below min.insync.replicas {min}")]
+    NotEnoughReplicas {
+        partition: String,
+        isr: usize,
+        min: i32,
+    },
 }
 
 /// The first three record errors, as Kafka lists them in its message.

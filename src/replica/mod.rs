@@ -320,8 +320,11 @@ impl Partition {
 
     /// Appends records as this partition's leader, stamped with the leader epoch: a producer's
     /// batches, or with `internal` the broker's own (coordinator records, transaction
-    /// markers). Refused with [`LogError::NotLeader`] unless this replica leads now; the role
-    /// cannot change until the append is done (see `role_gate`).
+    /// markers). Refused with [`crate::log::LogError::NotLeader`] unless this replica leads
+    /// now, and in a cluster an internal write also with
+    /// [`crate::log::LogError::NotEnoughReplicas`] while the ISR is smaller than
+    /// `min.insync.replicas`; the role cannot change until the append is done (see
+    /// `role_gate`).
     pub fn append_as_leader(
         &self,
         data: &[u8],
@@ -329,8 +332,8 @@ impl Partition {
         internal: bool,
     ) -> Result<crate::log::AppendInfo, crate::log::LogError> {
         let _gate = self.role_gate.read();
-        let epoch = match &*self.role.lock() {
-            Role::Leader(l) => l.leader_epoch,
+        let (epoch, isr) = match &*self.role.lock() {
+            Role::Leader(l) => (l.leader_epoch, l.isr.len()),
             Role::Follower { .. } => {
                 return Err(crate::log::LogError::NotLeader(format!(
                     "{}-{}",
@@ -338,6 +341,18 @@ impl Partition {
                 )))
             }
         };
+        if internal && self.persist_epochs.load(Ordering::Acquire) {
+            // (A replica of a multi-node cluster.) The broker's own writes are acks=-1 (Kafka's): a transaction marker or
+            // coordinator record held by fewer replicas than this could be lost with them.
+            let min = self.log.config().min_insync_replicas;
+            if (isr as i64) < i64::from(min) {
+                return Err(crate::log::LogError::NotEnoughReplicas {
+                    partition: format!("{}-{}", self.topic, self.index),
+                    isr,
+                    min,
+                });
+            }
+        }
         if internal {
             self.log.append_internal(data, epoch, now_ms)
         } else {
