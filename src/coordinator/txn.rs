@@ -573,7 +573,19 @@ impl TransactionCoordinator {
         }
         let done = (m.state == TxnState::CompleteCommit && commit)
             || (m.state == TxnState::CompleteAbort && !commit);
-        if bump && epoch == m.last_producer_epoch && epoch + 1 == m.producer_epoch {
+        // The epoch before the bump is kept in memory only: a coordinator that loaded the id
+        // (another broker's leadership ended mid-EndTxn) knows the bump from its
+        // Prepare/Complete record alone.
+        let bumped_from_here = epoch == m.last_producer_epoch
+            || (m.last_producer_epoch < 0
+                && matches!(
+                    m.state,
+                    TxnState::PrepareCommit
+                        | TxnState::PrepareAbort
+                        | TxnState::CompleteCommit
+                        | TxnState::CompleteAbort
+                ));
+        if bump && bumped_from_here && epoch.checked_add(1) == Some(m.producer_epoch) {
             // A retry of an EndTxn that bumped the epoch: completed, or still completing.
             return match m.state {
                 _ if done => Ok((m.producer_id, m.producer_epoch)),
@@ -1233,6 +1245,48 @@ mod tests {
             b.init_producer_id("moving", 60_000, &alloc).await,
             Ok((pid, epoch + 1)),
             "the new coordinator bumps the epoch the old one gave"
+        );
+    }
+
+    /// Transactions V2: a client whose EndTxn reached a coordinator that bumped the epoch and
+    /// then lost its leadership retries it at the new coordinator with the old epoch; that one
+    /// knows the bump from the log alone and answers the retry with the new epoch (before,
+    /// PRODUCER_FENCED: the Java 4.4 producer died when its coordinator's broker was killed).
+    #[tokio::test]
+    async fn a_retried_v2_end_txn_is_answered_by_the_next_coordinator() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, logs) = coordinator(dir.path());
+        a.prepare(2);
+        for (i, p) in logs.iter().enumerate() {
+            a.load_partition(i as i32, p.clone()).expect("load");
+        }
+        let alloc = ids();
+        let (pid, epoch) = a
+            .init_producer_id("v2", 60_000, &alloc)
+            .await
+            .expect("init");
+        a.add_partitions("v2", pid, epoch, &[("gone".to_string(), 0)])
+            .await
+            .expect("add");
+        assert_eq!(
+            a.end_txn("v2", pid, epoch, true, true, &alloc).await,
+            Ok((pid, epoch + 1))
+        );
+
+        let (b, _) = coordinator(dir.path());
+        b.prepare(2);
+        let index = partition_for("v2", 2);
+        b.load_partition(index, logs[index as usize].clone())
+            .expect("load");
+        assert_eq!(
+            b.end_txn("v2", pid, epoch, true, true, &alloc).await,
+            Ok((pid, epoch + 1)),
+            "the retry is answered with the bumped epoch"
+        );
+        assert_eq!(
+            b.end_txn("v2", pid, epoch, false, true, &alloc).await,
+            Err(WireError::InvalidTxnState.code()),
+            "the other outcome is not a retry"
         );
     }
 }
