@@ -495,25 +495,7 @@ impl Broker {
     /// cluster the leader of its `__transaction_state` partition (node id, host, port), or
     /// why there is none now.
     pub fn txn_coordinator_node(&self, id: &str) -> Result<(i32, String, u16), String> {
-        if !self.is_cluster() {
-            let c = &self.config;
-            return Ok((c.node_id, c.advertised_host.clone(), c.advertised_port));
-        }
-        let meta = self
-            .metadata
-            .topic(TXN_TOPIC)
-            .ok_or_else(|| format!("{TXN_TOPIC} does not exist yet"))?;
-        let index = crate::coordinator::partition_for(id, meta.partitions);
-        let leader = self
-            .metadata
-            .partition_state(&meta.id, index)
-            .map_or(-1, |s| s.leader);
-        match self.metadata.broker(leader) {
-            Some(b) if !b.fenced => Ok((b.node, b.host, b.port)),
-            _ => Err(format!(
-                "{TXN_TOPIC} partition {index} has no available leader"
-            )),
-        }
+        self.coordinator_node(TXN_TOPIC, id)
     }
 
     /// KIP-890 on the write path: has the coordinator of transactional id `txn_id` check that
@@ -624,24 +606,28 @@ impl Broker {
     /// leader of its `__consumer_offsets` partition (node id, host, port), or why there is
     /// none now.
     pub fn group_coordinator_node(&self, group: &str) -> Result<(i32, String, u16), String> {
+        self.coordinator_node(OFFSETS_TOPIC, group)
+    }
+
+    /// The leader of `key`'s partition of internal topic `topic` (node id, host, port): this
+    /// broker on a single node.
+    fn coordinator_node(&self, topic: &str, key: &str) -> Result<(i32, String, u16), String> {
         if !self.is_cluster() {
             let c = &self.config;
             return Ok((c.node_id, c.advertised_host.clone(), c.advertised_port));
         }
         let meta = self
             .metadata
-            .topic(OFFSETS_TOPIC)
-            .ok_or_else(|| format!("{OFFSETS_TOPIC} does not exist yet"))?;
-        let index = crate::coordinator::partition_for(group, meta.partitions);
+            .topic(topic)
+            .ok_or_else(|| format!("{topic} does not exist yet"))?;
+        let index = crate::coordinator::partition_for(key, meta.partitions);
         let leader = self
             .metadata
             .partition_state(&meta.id, index)
             .map_or(-1, |s| s.leader);
         match self.metadata.broker(leader) {
             Some(b) if !b.fenced => Ok((b.node, b.host, b.port)),
-            _ => Err(format!(
-                "{OFFSETS_TOPIC} partition {index} has no available leader"
-            )),
+            _ => Err(format!("{topic} partition {index} has no available leader")),
         }
     }
 
@@ -766,27 +752,28 @@ impl Broker {
         if !self.is_cluster() {
             return self.live_brokers();
         }
-        self.note_unfenced_brokers();
         let grace = std::time::Duration::from_millis(self.config.cluster.broker_session_timeout_ms);
         let now = std::time::Instant::now();
-        let seen = self.unfenced_seen.lock();
+        let mut seen = self.unfenced_seen.lock();
         let mut v: Vec<_> = self
             .metadata
             .brokers()
             .into_iter()
             .filter(|b| {
-                !b.fenced
-                    || seen
-                        .get(&b.node)
-                        .is_some_and(|t| now.duration_since(*t) < grace)
+                if !b.fenced {
+                    seen.insert(b.node, now);
+                    return true;
+                }
+                seen.get(&b.node)
+                    .is_some_and(|t| now.duration_since(*t) < grace)
             })
             .collect();
         v.sort_by_key(|b| b.node);
         v
     }
 
-    /// Records which brokers are unfenced now (called as the committed metadata is acted on,
-    /// and for each listing), so that [`Broker::listed_brokers`] knows when each was last
+    /// Records which brokers are unfenced now (called as the committed metadata is acted on;
+    /// a listing records them too), so that [`Broker::listed_brokers`] knows when each was last
     /// seen so.
     pub fn note_unfenced_brokers(&self) {
         let now = std::time::Instant::now();

@@ -68,12 +68,13 @@ impl Peers {
             }
             let (stream, correlation) = slot.as_mut().ok_or("no connection")?;
             *correlation = correlation.wrapping_add(1);
-            let frame = encode(api, version, *correlation, self.node, req)?;
+            let client_id = format!("strom-broker-{}", self.node);
+            let frame = encode_request(api, version, *correlation, &client_id, req)?;
             stream
                 .write_all(&frame)
                 .await
                 .map_err(|e| format!("send to {addr}: {e}"))?;
-            read(stream, api, version, *correlation).await
+            read_response(stream, api, version, *correlation, RESPONSE_BYTES_MAX).await
         })
         .await
         .unwrap_or_else(|_| Err(format!("{addr} did not answer in {REQUEST_TIMEOUT:?}")));
@@ -84,18 +85,20 @@ impl Peers {
     }
 }
 
-fn encode<Req: Encodable>(
+/// One request frame (size prefix, header, body), as this broker sends to another (the
+/// replica fetcher's too).
+pub fn encode_request<Req: Encodable>(
     api: ApiKey,
     version: i16,
     correlation: i32,
-    node: i32,
+    client_id: &str,
     req: &Req,
 ) -> Result<BytesMut, String> {
     let header = RequestHeader::default()
         .with_request_api_key(api as i16)
         .with_request_api_version(version)
         .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_string(format!("strom-broker-{node}"))));
+        .with_client_id(Some(StrBytes::from_string(client_id.to_string())));
     let mut buf = BytesMut::new();
     buf.put_i32(0);
     header
@@ -107,18 +110,20 @@ fn encode<Req: Encodable>(
     Ok(buf)
 }
 
-async fn read<Resp: Decodable>(
+/// Reads and decodes the response to request `correlation` (at most `max_bytes`).
+pub async fn read_response<Resp: Decodable>(
     stream: &mut TcpStream,
     api: ApiKey,
     version: i16,
     correlation: i32,
+    max_bytes: usize,
 ) -> Result<Resp, String> {
     let len = stream
         .read_i32()
         .await
         .map_err(|e| format!("receive: {e}"))?;
     let len = usize::try_from(len).map_err(|_| "negative response size".to_string())?;
-    if len > RESPONSE_BYTES_MAX {
+    if len > max_bytes {
         return Err(format!("response of {len} bytes is too large"));
     }
     let mut body = vec![0u8; len];

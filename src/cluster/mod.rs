@@ -40,6 +40,7 @@ use tracing::{debug, info, warn};
 pub mod markers;
 
 use crate::broker::Broker;
+use crate::coordinator::runtime::PartitionedCoordinator;
 use crate::coordinator::txn::TXN_TOPIC;
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::metadata::MetadataRecord;
@@ -425,79 +426,60 @@ impl Node {
                 warn!(topic = %p.topic, partition = p.index, error = %e, "could not remove a replica");
             }
         }
-        self.group_coordinator(&topics);
-        self.txn_coordinator(&topics);
+        self.follow_coordinator(
+            &topics,
+            OFFSETS_TOPIC,
+            self.broker.groups.as_ref(),
+            &self.coordinator_epochs,
+        );
+        self.follow_coordinator(
+            &topics,
+            TXN_TOPIC,
+            self.broker.txns.as_ref(),
+            &self.txn_epochs,
+        );
     }
 
-    /// Loads the transaction coordinator's state of each `__transaction_state` partition this
-    /// broker now leads and forgets it for those it stopped leading (as for groups above).
-    fn txn_coordinator(&self, topics: &[crate::metadata::TopicMeta]) {
+    /// Loads the state of each partition of internal topic `topic` (`__consumer_offsets` for
+    /// the group coordinator, `__transaction_state` for the transaction coordinator) this
+    /// broker now leads and forgets it for those it stopped leading, as a Kafka broker
+    /// (un)loads a coordinator with the leadership of its partition. A partition led again in
+    /// a later epoch is loaded again (the leader in between wrote to it); `loaded` keeps the
+    /// epoch each was loaded in. Blocking: loading replays the partition's log.
+    fn follow_coordinator(
+        &self,
+        topics: &[crate::metadata::TopicMeta],
+        topic: &str,
+        coordinator: &dyn PartitionedCoordinator,
+        loaded: &Mutex<HashMap<i32, i32>>,
+    ) {
         let b = &self.broker;
-        let Some(t) = topics.iter().find(|t| t.name == TXN_TOPIC) else {
+        let Some(t) = topics.iter().find(|t| t.name == topic) else {
             return;
         };
-        b.txns.prepare(t.partitions);
-        let mut loaded = self.txn_epochs.lock();
+        coordinator.prepare(t.partitions);
+        let mut loaded = loaded.lock();
         for i in 0..t.partitions {
-            match b.replicas.get(TXN_TOPIC, i).filter(|p| p.is_leader()) {
+            match b.replicas.get(topic, i).filter(|p| p.is_leader()) {
                 Some(p) => {
                     let epoch = p.leader_epoch();
-                    if loaded.get(&i) == Some(&epoch) && b.txns.is_partition_loaded(i) {
+                    if loaded.get(&i) == Some(&epoch) && coordinator.is_partition_loaded(i) {
                         continue;
                     }
-                    b.txns.unload_partition(i);
+                    coordinator.unload_partition(i);
                     loaded.remove(&i);
-                    match b.txns.load_partition(i, p) {
+                    match coordinator.load_partition(i, p) {
                         Ok(()) => {
                             loaded.insert(i, epoch);
                         }
                         Err(e) => {
-                            warn!(partition = i, error = %e, "cannot load a transaction coordinator partition")
+                            warn!(topic, partition = i, error = %e, "cannot load a coordinator partition")
                         }
                     }
                 }
                 None => {
-                    if loaded.remove(&i).is_some() || b.txns.is_partition_loaded(i) {
-                        b.txns.unload_partition(i);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Loads the group coordinator's state of each `__consumer_offsets` partition this broker
-    /// now leads and forgets it for those it stopped leading, as a Kafka broker (un)loads a
-    /// coordinator with the leadership of its partition. A partition led again in a later
-    /// epoch is loaded again (the leader in between wrote to it). Blocking: loading replays
-    /// the partition's log.
-    fn group_coordinator(&self, topics: &[crate::metadata::TopicMeta]) {
-        let b = &self.broker;
-        let Some(t) = topics.iter().find(|t| t.name == OFFSETS_TOPIC) else {
-            return;
-        };
-        b.groups.prepare(t.partitions);
-        let mut loaded = self.coordinator_epochs.lock();
-        for i in 0..t.partitions {
-            match b.replicas.get(OFFSETS_TOPIC, i).filter(|p| p.is_leader()) {
-                Some(p) => {
-                    let epoch = p.leader_epoch();
-                    if loaded.get(&i) == Some(&epoch) && b.groups.is_partition_loaded(i) {
-                        continue;
-                    }
-                    b.groups.unload_partition(i);
-                    loaded.remove(&i);
-                    match b.groups.load_partition(i, p) {
-                        Ok(()) => {
-                            loaded.insert(i, epoch);
-                        }
-                        Err(e) => {
-                            warn!(partition = i, error = %e, "cannot load a group coordinator partition")
-                        }
-                    }
-                }
-                None => {
-                    if loaded.remove(&i).is_some() || b.groups.is_partition_loaded(i) {
-                        b.groups.unload_partition(i);
+                    if loaded.remove(&i).is_some() || coordinator.is_partition_loaded(i) {
+                        coordinator.unload_partition(i);
                     }
                 }
             }

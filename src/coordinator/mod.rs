@@ -1706,6 +1706,21 @@ fn subscribed_topics(g: &Group) -> Vec<String> {
     out
 }
 
+impl runtime::PartitionedCoordinator for GroupCoordinator {
+    fn prepare(&self, count: i32) {
+        GroupCoordinator::prepare(self, count)
+    }
+    fn is_partition_loaded(&self, index: i32) -> bool {
+        GroupCoordinator::is_partition_loaded(self, index)
+    }
+    fn load_partition(&self, index: i32, partition: Arc<Partition>) -> Result<(), LogError> {
+        GroupCoordinator::load_partition(self, index, partition)
+    }
+    fn unload_partition(&self, index: i32) {
+        GroupCoordinator::unload_partition(self, index)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,6 +140,19 @@ impl CoordinatorPartition {
     }
 }
 
+/// A coordinator whose state is split by the partitions of its internal topic, each served
+/// by the broker leading it (in a cluster, `crate::cluster` loads and unloads them with
+/// leadership).
+pub trait PartitionedCoordinator {
+    /// The internal topic has `count` partitions, none loaded yet.
+    fn prepare(&self, count: i32);
+    fn is_partition_loaded(&self, index: i32) -> bool;
+    /// Replays partition `index` and serves what it holds.
+    fn load_partition(&self, index: i32, partition: Arc<Partition>) -> Result<(), LogError>;
+    /// Forgets partition `index`'s state.
+    fn unload_partition(&self, index: i32);
+}
+
 /// One record or marker read back from a coordinator partition, in log order.
 pub enum Replayed<'a> {
     Record {

@@ -996,6 +996,21 @@ impl TransactionCoordinator {
     }
 }
 
+impl runtime::PartitionedCoordinator for TransactionCoordinator {
+    fn prepare(&self, count: i32) {
+        TransactionCoordinator::prepare(self, count)
+    }
+    fn is_partition_loaded(&self, index: i32) -> bool {
+        TransactionCoordinator::is_partition_loaded(self, index)
+    }
+    fn load_partition(&self, index: i32, partition: Arc<Partition>) -> Result<(), LogError> {
+        TransactionCoordinator::load_partition(self, index, partition)
+    }
+    fn unload_partition(&self, index: i32) {
+        TransactionCoordinator::unload_partition(self, index)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,13 +18,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -157,14 +153,22 @@ async fn fetch_once(
                 .with_fetch_offset(p.log.log_end_offset())
                 .with_log_start_offset(p.log.log_start_offset())
                 .with_partition_max_bytes(config.max_bytes)])]);
-    let frame = encode_request(&req, correlation, config.node)?;
+    let client_id = format!("strom-replica-{}", config.node);
+    let frame = crate::peer::encode_request(ApiKey::Fetch, VERSION, correlation, &client_id, &req)?;
     let wait = Duration::from_millis(config.max_wait_ms.max(0) as u64) + Duration::from_secs(10);
     let resp = tokio::time::timeout(wait, async {
         stream
             .write_all(&frame)
             .await
             .map_err(|e| format!("send: {e}"))?;
-        read_response(stream, correlation).await
+        crate::peer::read_response::<FetchResponse>(
+            stream,
+            ApiKey::Fetch,
+            VERSION,
+            correlation,
+            RESPONSE_BYTES_MAX,
+        )
+        .await
     })
     .await
     .map_err(|_| "no response in time".to_string())??;
@@ -203,48 +207,4 @@ async fn fetch_once(
     }
     p.follower_high_watermark(pd.high_watermark);
     Ok(None)
-}
-
-fn encode_request(req: &FetchRequest, correlation: i32, node: i32) -> Result<BytesMut, String> {
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Fetch as i16)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_string(format!("strom-replica-{node}"))));
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    header
-        .encode(&mut buf, ApiKey::Fetch.request_header_version(VERSION))
-        .map_err(|e| e.to_string())?;
-    req.encode(&mut buf, VERSION).map_err(|e| e.to_string())?;
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf)
-}
-
-async fn read_response(stream: &mut TcpStream, correlation: i32) -> Result<FetchResponse, String> {
-    let len = stream
-        .read_i32()
-        .await
-        .map_err(|e| format!("receive: {e}"))?;
-    let len = usize::try_from(len).map_err(|_| "negative response size".to_string())?;
-    if len > RESPONSE_BYTES_MAX {
-        return Err(format!("response of {len} bytes is too large"));
-    }
-    let mut body = vec![0u8; len];
-    stream
-        .read_exact(&mut body)
-        .await
-        .map_err(|e| format!("receive: {e}"))?;
-    let mut body = Bytes::from(body);
-    let header = ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(VERSION))
-        .map_err(|e| e.to_string())?;
-    if header.correlation_id != correlation {
-        return Err("response out of order".into());
-    }
-    let resp = FetchResponse::decode(&mut body, VERSION).map_err(|e| e.to_string())?;
-    if body.has_remaining() {
-        return Err("trailing bytes after the response".into());
-    }
-    Ok(resp)
 }
