@@ -41,7 +41,7 @@
 //! `log`); [`alloc`] makes untrusted capacity claims in requests harmless (see there).
 //! [`peer`] sends requests to other brokers of a cluster (WriteTxnMarkers, AddPartitionsToTxn
 //! verification) over their Kafka listeners; the broker owns it, [`cluster`] and the broker's
-//! transaction paths use it.
+//! transaction paths use it, and the replica fetcher frames its requests with it.
 //! [`metrics`] is the process-wide set of Prometheus metrics (a leaf: any layer may update
 //! it); [`admin_http`] serves them with the health endpoints on the admin listener.
 
