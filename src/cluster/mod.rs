@@ -228,7 +228,11 @@ impl Node {
                 }
             }
             let b = self.broker.clone();
-            match tokio::task::spawn_blocking(move || b.metadata.commit(&records)).await {
+            match tokio::task::spawn_blocking(move || {
+                b.metadata.commit_as_controller(&records, term)
+            })
+            .await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => warn!(error = %e, "controller: committing decisions failed"),
                 Err(e) => warn!(error = %e, "controller: the commit task failed"),

@@ -317,6 +317,22 @@ impl MetadataStore {
         Ok(())
     }
 
+    /// The controller's commit: as [`MetadataStore::commit`], but on a replicated store only
+    /// while this node leads the metadata quorum in `term` (the term the decision was made
+    /// in). A controller that lost its leadership while the write waited — e.g. cut off from
+    /// the other voters, it fenced brokers it could no longer hear — fails instead of handing
+    /// its stale decisions to the next leader.
+    pub fn commit_as_controller(
+        &self,
+        records: &[MetadataRecord],
+        term: u64,
+    ) -> Result<(), MetadataError> {
+        match &self.backend {
+            Backend::Replicated(r) => r.commit_in_term(records, term),
+            Backend::Local { .. } => self.commit(records),
+        }
+    }
+
     /// Hands out a producer id never given before, also across restarts: ids come from blocks
     /// whose reservation is durable before any id of them is used.
     /// Reserving a block costs a metadata fsync: callers on async workers first call

@@ -58,6 +58,21 @@ impl Replicated {
             .map_err(quorum_error)
     }
 
+    /// As [`Replicated::commit`], but only while this node leads the quorum in `term`, never
+    /// forwarded (see [`Quorum::propose_in_term`]).
+    pub(super) fn commit_in_term(
+        &self,
+        records: &[MetadataRecord],
+        term: u64,
+    ) -> Result<(), MetadataError> {
+        let payload = serde_json::to_vec(records)
+            .map_err(|e| MetadataError::Quorum(format!("encoding records: {e}")))?;
+        self.rt
+            .block_on(self.quorum.propose_in_term(payload, term))
+            .map(drop)
+            .map_err(quorum_error)
+    }
+
     pub fn quorum(&self) -> &Quorum {
         &self.quorum
     }

@@ -582,6 +582,19 @@ impl Quorum {
         }
     }
 
+    /// Proposes only while this node leads in `term`, never forwarded: for decisions made
+    /// from what the leader of that term saw (the controller's fencing and elections). A
+    /// deposed leader's pending decision is dropped instead of being carried to the next
+    /// leader, which decides from its own view. (An entry this leader appended may still be
+    /// committed by a later leader that holds it, as Raft does; such decisions are
+    /// conditional on partition epochs.)
+    pub async fn propose_in_term(&self, payload: Vec<u8>, term: u64) -> Result<u64, QuorumError> {
+        if !self.is_leader() || self.term() != term {
+            return Err(QuorumError::NotLeader { leader: None });
+        }
+        self.propose(payload).await
+    }
+
     /// Proposes from any voter: on the leader as [`Quorum::propose`]; elsewhere the payload goes
     /// to the leader over the quorum RPC, and this returns once the entry is applied here too
     /// (so this node's state shows it). Retries while a leader is being elected or moves, until

@@ -7,10 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
+use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{api_versions_ok, owns_listener, signal, wait_for};
+use super::{api_versions_ok_at, owns_listener_at, signal, wait_for};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -25,6 +26,10 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Node {
     pub id: i32,
+    /// The address its listeners bind: 127.0.0.1, or its own address in its own network
+    /// namespace (`netns`).
+    pub host: Ipv4Addr,
+    pub netns: Option<String>,
     pub port: u16,
     pub controller_port: u16,
     pub voters: String,
@@ -52,8 +57,10 @@ impl Node {
             format!("controller.quorum.voters={}", self.voters),
             "controller.listener.names=CONTROLLER".to_string(),
             format!(
-                "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                self.port, self.controller_port
+                "listeners=PLAINTEXT://{h}:{},CONTROLLER://{h}:{}",
+                self.port,
+                self.controller_port,
+                h = self.host
             ),
             "strom.cluster.preview=true".to_string(),
             "strom.admin.listener=".to_string(),
@@ -66,7 +73,15 @@ impl Node {
         ];
         // STROM_BIN runs another build (e.g. a release binary for long fault runs).
         let bin = std::env::var("STROM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_strom").into());
-        let mut cmd = Command::new(bin);
+        let mut cmd = match &self.netns {
+            // `ip netns exec` execs the broker: the child's pid is the broker's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--data-dir").arg(self.dir.path().join("data"));
         for s in sets.iter().chain(&self.extra) {
             cmd.arg("--set").arg(s);
@@ -92,7 +107,8 @@ impl Node {
                 self.log()
             );
         }
-        owns_listener(child.id(), self.port) && api_versions_ok(self.port)
+        owns_listener_at(child.id(), self.host, self.port)
+            && api_versions_ok_at(self.host, self.port)
     }
 
     pub fn kill9(&mut self) {
@@ -140,16 +156,17 @@ impl Node {
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
-        if std::thread::panicking() {
-            let log = self.log();
-            // STROM_CLUSTER_KEEP_LOGS=<dir>: the whole log and data directory are kept there.
+        // STROM_CLUSTER_KEEP_LOGS=<dir>: the whole log and data directory are kept there when
+        // the test fails; with STROM_CLUSTER_KEEP_ALWAYS=1 also when it passes.
+        let keep_always = std::env::var("STROM_CLUSTER_KEEP_ALWAYS").as_deref() == Ok("1");
+        if std::thread::panicking() || keep_always {
             if let Ok(keep) = std::env::var("STROM_CLUSTER_KEEP_LOGS") {
                 let to = std::path::Path::new(&keep).join(format!("node{}", self.id));
                 let _ = std::fs::create_dir_all(&to);
@@ -160,6 +177,9 @@ impl Drop for Node {
                     .status();
                 eprintln!("node {} kept in {}", self.id, to.display());
             }
+        }
+        if std::thread::panicking() {
+            let log = self.log();
             // The last 40 distinct messages (a line repeated but for its time stamp is shown
             // once, with its count): a loop does not hide what led to it.
             let mut tail: Vec<(String, usize)> = Vec::new();
@@ -184,6 +204,9 @@ impl Drop for Node {
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// The namespaces the nodes run in, when started by [`Cluster::start_in_namespaces`];
+    /// after `nodes`, so the brokers die before their namespaces go.
+    pub net: Option<Net>,
 }
 
 impl Cluster {
@@ -203,18 +226,43 @@ impl Cluster {
             .map(|l| l.local_addr().expect("local addr").port())
             .collect();
         drop(held);
+        let hosts = vec![(Ipv4Addr::LOCALHOST, None); 3];
         let ports: Vec<(u16, u16)> = (0..3).map(|i| (picked[2 * i], picked[2 * i + 1])).collect();
+        Self::launch(hosts, ports, extra, None)
+    }
+
+    /// Three nodes, each in a network namespace of its own (see [`Net`]), so that the links
+    /// between them can be cut while clients (in this process's namespace) still reach every
+    /// node. None when namespaces cannot be made here (not root, no `ip`/`nft`).
+    pub fn start_in_namespaces(extra: &[&str]) -> Option<Self> {
+        let net = Net::create(3)?;
+        let hosts = (1..=3).map(|i| (net.ip(i), Some(net.ns(i)))).collect();
+        // Each node has its own address: the same two ports on all of them.
+        let ports = vec![(9092, 9093); 3];
+        Some(Self::launch(hosts, ports, extra, Some(net)))
+    }
+
+    fn launch(
+        hosts: Vec<(Ipv4Addr, Option<String>)>,
+        ports: Vec<(u16, u16)>,
+        extra: &[&str],
+        net: Option<Net>,
+    ) -> Self {
         let voters = ports
             .iter()
+            .zip(&hosts)
             .enumerate()
-            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .map(|(i, ((_, c), (h, _)))| format!("{}@{h}:{c}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
         let mut nodes: Vec<Node> = ports
             .iter()
+            .zip(hosts)
             .enumerate()
-            .map(|(i, &(port, controller_port))| Node {
+            .map(|(i, (&(port, controller_port), (host, netns)))| Node {
                 id: i as i32 + 1,
+                host,
+                netns,
                 port,
                 controller_port,
                 voters: voters.clone(),
@@ -226,11 +274,27 @@ impl Cluster {
         for n in &mut nodes {
             n.spawn();
         }
-        let mut c = Cluster { nodes };
+        let mut c = Cluster { nodes, net };
         for i in 1..=3 {
             c.wait_ready(i);
         }
         c
+    }
+
+    /// Drops every packet between nodes `a` and `b`, both ways (clients still reach both).
+    /// Panics unless the cluster runs in namespaces.
+    pub fn cut(&self, a: i32, b: i32) {
+        self.net
+            .as_ref()
+            .expect("a cluster in namespaces")
+            .cut(a, b);
+    }
+
+    /// Restores every link [`Cluster::cut`] dropped.
+    pub fn mend(&self) {
+        if let Some(net) = &self.net {
+            net.mend();
+        }
     }
 
     pub fn node(&mut self, id: i32) -> &mut Node {
@@ -574,5 +638,194 @@ pub fn message_or_transient(
             rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
         )) => None,
         Err(e) => panic!("fetch: {e}"),
+    }
+}
+
+/// Network namespaces for a three-node cluster: node `i` runs in namespace `strom-<tag>-<i>`
+/// with address 10.213.<k>.(10+i)/24 on a veth whose other end is on a bridge in this
+/// process's namespace, which holds 10.213.<k>.1 (so the test's clients reach every node, and
+/// nodes reach each other across the bridge). [`Net::cut`] adds nftables drop rules inside the
+/// two nodes' namespaces: packets are silently lost, as on a real partition, not refused.
+/// Dropping the value deletes the namespaces and the bridge.
+pub struct Net {
+    tag: String,
+    subnet: u8,
+    nodes: i32,
+}
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn sh_stdin(args: &[&str], input: &str) -> bool {
+    use std::io::Write;
+    let Ok(mut child) = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let wrote = child
+        .stdin
+        .take()
+        .is_some_and(|mut i| i.write_all(input.as_bytes()).is_ok());
+    child.wait().is_ok_and(|s| s.success()) && wrote
+}
+
+impl Net {
+    /// None (after saying why on stderr) when this process cannot make namespaces.
+    pub fn create(nodes: i32) -> Option<Net> {
+        if std::env::var("STROM_CLUSTER_NETNS").as_deref() == Ok("0") {
+            eprintln!("STROM_CLUSTER_NETNS=0: no network namespaces");
+            return None;
+        }
+        // SAFETY: geteuid(2) reads a number and cannot fail.
+        #[allow(unsafe_code)]
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root || !sh(&["nft", "--version"]) || !sh(&["ip", "-V"]) {
+            eprintln!("network namespaces need root, ip (iproute2) and nft (nftables): skipped");
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let pid = std::process::id();
+        // A subnet and names no other test process on this machine uses at the same time:
+        // the bridge name is the lock (creating it fails when it exists).
+        for attempt in 0..250u32 {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let subnet = ((pid + n + attempt) % 250) as u8;
+            let tag = format!("{subnet}");
+            let net = Net { tag, subnet, nodes };
+            if !sh(&["ip", "link", "add", &net.bridge(), "type", "bridge"]) {
+                continue;
+            }
+            if net.setup() {
+                return Some(net);
+            }
+            eprintln!("setting up network namespaces failed: skipped");
+            return None;
+        }
+        None
+    }
+
+    fn bridge(&self) -> String {
+        format!("strombr{}", self.tag)
+    }
+
+    fn veth(&self, i: i32) -> String {
+        format!("strom{}v{i}", self.tag)
+    }
+
+    pub fn ns(&self, i: i32) -> String {
+        format!("strom-{}-{i}", self.tag)
+    }
+
+    pub fn ip(&self, i: i32) -> Ipv4Addr {
+        Ipv4Addr::new(10, 213, self.subnet, 10 + i as u8)
+    }
+
+    fn setup(&self) -> bool {
+        // Namespaces of a run that died without cleaning up (no live run holds this tag: its
+        // bridge did not exist).
+        for i in 1..=self.nodes {
+            sh(&["ip", "netns", "del", &self.ns(i)]);
+        }
+        let br = self.bridge();
+        let gw = format!("10.213.{}.1/24", self.subnet);
+        let mut ok =
+            sh(&["ip", "addr", "add", &gw, "dev", &br]) && sh(&["ip", "link", "set", &br, "up"]);
+        for i in 1..=self.nodes {
+            let (ns, veth) = (self.ns(i), self.veth(i));
+            let addr = format!("{}/24", self.ip(i));
+            ok = ok
+                && sh(&["ip", "netns", "add", &ns])
+                && sh(&[
+                    "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns",
+                    &ns,
+                ])
+                && sh(&["ip", "link", "set", &veth, "master", &br, "up"])
+                && sh(&["ip", "-n", &ns, "addr", "add", &addr, "dev", "eth0"])
+                && sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"])
+                && sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])
+                && sh_stdin(
+                    &["ip", "netns", "exec", &ns, "nft", "-f", "-"],
+                    "table inet strom_test {\n\
+                     chain input { type filter hook input priority 0; }\n\
+                     chain output { type filter hook output priority 0; }\n\
+                     }\n",
+                );
+        }
+        ok
+    }
+
+    /// Every packet between nodes `a` and `b` dropped, both ways, in both namespaces.
+    pub fn cut(&self, a: i32, b: i32) {
+        for (me, peer) in [(a, b), (b, a)] {
+            let ns = self.ns(me);
+            let peer = self.ip(peer).to_string();
+            for (chain, dir) in [("input", "saddr"), ("output", "daddr")] {
+                assert!(
+                    sh(&[
+                        "ip",
+                        "netns",
+                        "exec",
+                        &ns,
+                        "nft",
+                        "add",
+                        "rule",
+                        "inet",
+                        "strom_test",
+                        chain,
+                        "ip",
+                        dir,
+                        &peer,
+                        "drop"
+                    ]),
+                    "nft rule in {ns}"
+                );
+            }
+        }
+    }
+
+    /// Every cut link restored.
+    pub fn mend(&self) {
+        for i in 1..=self.nodes {
+            let ns = self.ns(i);
+            for chain in ["input", "output"] {
+                assert!(
+                    sh(&[
+                        "ip",
+                        "netns",
+                        "exec",
+                        &ns,
+                        "nft",
+                        "flush",
+                        "chain",
+                        "inet",
+                        "strom_test",
+                        chain
+                    ]),
+                    "nft flush in {ns}"
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for i in 1..=self.nodes {
+            sh(&["ip", "link", "del", &self.veth(i)]);
+            sh(&["ip", "netns", "del", &self.ns(i)]);
+        }
+        sh(&["ip", "link", "del", &self.bridge()]);
     }
 }

@@ -280,10 +280,18 @@ pub fn signal(pid: u32, sig: libc::c_int) {
 
 /// True when process `pid` holds the socket listening on 127.0.0.1:`port`.
 pub fn owns_listener(pid: u32, port: u16) -> bool {
-    let Ok(tcp) = std::fs::read_to_string("/proc/net/tcp") else {
+    owns_listener_at(pid, std::net::Ipv4Addr::LOCALHOST, port)
+}
+
+/// Whether process `pid` holds a socket listening on `ip:port`, read from the process's own
+/// `/proc/<pid>/net/tcp` (its network namespace's table, so a broker started in a namespace
+/// of its own is found too).
+pub fn owns_listener_at(pid: u32, ip: std::net::Ipv4Addr, port: u16) -> bool {
+    let Ok(tcp) = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")) else {
         return false;
     };
-    let local = format!("0100007F:{port:04X}");
+    // The kernel prints the address as the host-order u32 of the network-order bytes.
+    let local = format!("{:08X}:{port:04X}", u32::from_le_bytes(ip.octets()));
     let inodes: Vec<String> = tcp
         .lines()
         .skip(1)
@@ -307,9 +315,13 @@ pub fn owns_listener(pid: u32, port: u16) -> bool {
         })
 }
 
-/// One ApiVersions v0 round trip on a fresh connection, with short timeouts.
+/// Whether the broker on 127.0.0.1:`port` answers ApiVersions v0 without error.
 pub fn api_versions_ok(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+    api_versions_ok_at(std::net::Ipv4Addr::LOCALHOST, port)
+}
+
+pub fn api_versions_ok_at(ip: std::net::Ipv4Addr, port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(2)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
