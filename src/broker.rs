@@ -20,6 +20,7 @@ use crate::metadata::{
     MetadataError, MetadataRecord, MetadataStore, TopicMeta, METADATA_DIR, METADATA_LOG,
 };
 use crate::protocol::WireError;
+use crate::replica::throttle::ReplicationQuota;
 use crate::replica::{Partition, ReplicaManager};
 
 /// Errors of administrative operations, mapped to wire codes by handlers.
@@ -109,6 +110,13 @@ pub struct Broker {
     /// When this broker last saw each broker of the cluster unfenced (see
     /// [`Broker::listed_brokers`]).
     unfenced_seen: Mutex<HashMap<i32, std::time::Instant>>,
+    /// Replication throttles ([`crate::replica::throttle`]): what this broker serves as leader
+    /// to out-of-sync followers, and fetches as an out-of-sync follower, of throttled replicas;
+    /// bounded by the effective `leader/follower.replication.throttled.rate`.
+    pub leader_quota: Arc<ReplicationQuota>,
+    pub follower_quota: Arc<ReplicationQuota>,
+    /// The dynamic broker configs last applied by [`Broker::sync_configs`].
+    applied_dynamic: Mutex<Option<DynamicConfigs>>,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -279,6 +287,12 @@ impl Broker {
             tracing::warn!(error = %e, "dynamic broker configs not applied");
             config.clone()
         });
+        let leader_quota = Arc::new(ReplicationQuota::new(
+            effective.cluster.leader_replication_throttled_rate,
+        ));
+        let follower_quota = Arc::new(ReplicationQuota::new(
+            effective.cluster.follower_replication_throttled_rate,
+        ));
         Arc::new(Broker {
             config,
             effective: RwLock::new(Arc::new(effective)),
@@ -294,6 +308,9 @@ impl Broker {
             stopping: std::sync::atomic::AtomicBool::new(false),
             peers: crate::peer::Peers::new(config_node),
             unfenced_seen: Mutex::new(HashMap::new()),
+            leader_quota,
+            follower_quota,
+            applied_dynamic: Mutex::new(Some(dynamic)),
         })
     }
 
@@ -894,7 +911,7 @@ impl Broker {
             node,
             configs: changes,
         }])?;
-        *self.effective.write() = Arc::new(effective);
+        self.set_effective(effective);
         for t in self.metadata.topics() {
             let lc = self.log_config(&t.configs);
             for p in 0..t.partitions {
@@ -904,6 +921,54 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    fn set_effective(&self, effective: BrokerConfig) {
+        self.leader_quota
+            .set_limit(effective.cluster.leader_replication_throttled_rate);
+        self.follower_quota
+            .set_limit(effective.cluster.follower_replication_throttled_rate);
+        *self.effective.write() = Arc::new(effective);
+    }
+
+    /// In a cluster, brings this broker up to the configs in the metadata, whichever broker
+    /// committed them: the effective configuration (dynamic broker configs), every hosted
+    /// partition's log settings (topic configs) and its replication throttles (a follower
+    /// throttle only while this replica is out of sync). Blocking only on locks.
+    pub fn sync_configs(&self) {
+        let dynamic = self.dynamic_configs();
+        {
+            let mut applied = self.applied_dynamic.lock();
+            if applied.as_ref() != Some(&dynamic) {
+                match dynamic::effective(&self.config, &dynamic) {
+                    Ok(e) => self.set_effective(e),
+                    Err(e) => tracing::warn!(error = %e, "dynamic broker configs not applied"),
+                }
+                *applied = Some(dynamic);
+            }
+        }
+        let me = self.config.node_id;
+        for t in self.metadata.topics() {
+            let lc = self.log_config(&t.configs);
+            let leader_list = t.configs.get("leader.replication.throttled.replicas");
+            let follower_list = t.configs.get("follower.replication.throttled.replicas");
+            for p in 0..t.partitions {
+                let Some(part) = self.replicas.get(&t.name, p) else {
+                    continue;
+                };
+                if part.log.config() != lc {
+                    part.log.set_config(lc.clone());
+                }
+                let in_sync = self
+                    .metadata
+                    .partition_state(&t.id, p)
+                    .is_some_and(|s| s.isr.contains(&me));
+                part.set_throttled(
+                    topic::throttles(leader_list, p, me),
+                    topic::throttles(follower_list, p, me) && !in_sync,
+                );
+            }
+        }
     }
 
     /// A partition's leader, leader epoch, replicas and ISR as the metadata says (a topic

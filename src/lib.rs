@@ -11,7 +11,7 @@
 //! groups, classic and KIP-848, and KIP-1071 streams groups, with offsets on
 //! `__consumer_offsets`; transactions on
 //! `__transaction_state`; one runtime that replays them and applies a change once durable), [`replica`] (partition state: leader epoch cache, leader or
-//! follower role, ISR and high watermark, delayed-fetch wake-ups, the follower fetch loop) and
+//! follower role, ISR and high watermark, delayed-fetch wake-ups, the follower fetch loop, replication throttles) and
 //! [`metadata`] (topics, ids, replica assignments, configs and producer-id blocks in an
 //! append-only metadata log, or on the [`quorum`]) -> [`log`] (segmented partition logs on disk: append, read, roll,
 //! retention, recovery, group-committed fsync (one flusher thread for produce across

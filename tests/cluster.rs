@@ -708,3 +708,159 @@ async fn transactions_span_brokers_and_survive_the_coordinator_being_killed() {
         "transaction coordinator {coordinator_killed:?} killed after round 2; 6 transactions done"
     );
 }
+
+/// A throttled reassignment (what `kafka-reassign-partitions --execute --throttle R` sets up):
+/// `leader/follower.replication.throttled.rate` on each broker, the topic's
+/// `leader.replication.throttled.replicas` naming the current replica and
+/// `follower.replication.throttled.replicas` the new ones. A partition of 1 MB on broker 1
+/// alone is moved to [1, 2, 3] at 80 kB/s: the leader serves both new followers out of one
+/// 80 kB/s budget (after the first window's allowance of ~800 kB), so they cannot be in sync
+/// in under 5 s (unthrottled, the same move takes about a second here: see the end of the
+/// test). The copies are then identical, and once the throttles are removed another move
+/// is fast again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_reassignment_holds_replication_to_the_rate() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::producer::FutureRecord;
+    const RATE: &str = "80000";
+    let cluster = Cluster::start();
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        cluster.client().create().expect("admin");
+    let on_one: &[&[i32]] = &[&[1]];
+    let topics = ["throttled", "unthrottled"];
+    for t in topics {
+        let r = admin
+            .create_topics(
+                &[NewTopic::new(t, 1, TopicReplication::Variable(on_one))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create_topics");
+        assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+    }
+    // acks=1: one replica is below the cluster's min.insync.replicas of 2.
+    let p: rdkafka::producer::FutureProducer = cluster
+        .client()
+        .set("acks", "1")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let value = vec![b'x'; 1000];
+    for t in topics {
+        let keys: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        let mut sent = Vec::new();
+        for key in &keys {
+            sent.push(p.send(
+                FutureRecord::to(t).key(key).payload(&value),
+                Duration::from_secs(30),
+            ));
+        }
+        for s in sent {
+            s.await.expect("produce");
+        }
+    }
+    // (resource type, name, [(key, value)]) through IncrementalAlterConfigs SET, sent to `port`.
+    let alter = |port: u16, resource_type: i8, name: &str, configs: &[(&str, Option<&str>)]| {
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(name.to_string()))
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            AlterableConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                // SET, or DELETE without a value.
+                                .with_config_operation(if v.is_some() { 0 } else { 1 })
+                                .with_value(v.map(|v| StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                ),
+        ]);
+        let resp: IncrementalAlterConfigsResponse =
+            common::RawClient::connect(port).call(ApiKey::IncrementalAlterConfigs, 1, &req);
+        assert_eq!(resp.responses[0].error_code, 0, "{resp:?}");
+    };
+    let rates = |v: Option<&str>| {
+        for n in &cluster.nodes {
+            alter(
+                n.port,
+                4,
+                &n.id.to_string(),
+                &[
+                    ("leader.replication.throttled.rate", v),
+                    ("follower.replication.throttled.rate", v),
+                ],
+            );
+        }
+    };
+    rates(Some(RATE));
+    alter(
+        cluster.nodes[0].port,
+        2,
+        "throttled",
+        &[
+            ("leader.replication.throttled.replicas", Some("0:1")),
+            ("follower.replication.throttled.replicas", Some("0:2,0:3")),
+        ],
+    );
+    let reassign = |topic: &str| {
+        let req = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(0)
+                    .with_replicas(Some(vec![
+                        BrokerId(1),
+                        BrokerId(2),
+                        BrokerId(3),
+                    ]))])]);
+        let resp: AlterPartitionReassignmentsResponse = common::RawClient::connect(
+            cluster.nodes[0].port,
+        )
+        .call(ApiKey::AlterPartitionReassignments, 0, &req);
+        assert_eq!(resp.error_code, 0, "{resp:?}");
+        assert_eq!(resp.responses[0].partitions[0].error_code, 0, "{resp:?}");
+    };
+    let in_sync = |topic: &str, within: Duration| {
+        let started = Instant::now();
+        common::wait_for(within, "the new replicas in sync", || {
+            let p = cluster.partitions_of(topic);
+            (p.get(&0).is_some_and(|(_, _, isr)| isr == &[1, 2, 3])).then_some(())
+        });
+        started.elapsed()
+    };
+    reassign("throttled");
+    let throttled = in_sync("throttled", Duration::from_secs(120));
+    assert!(
+        throttled >= Duration::from_secs(5),
+        "2 MB replicated at 80 kB/s (after ~800 kB of allowance) took only {throttled:?}"
+    );
+    // What `--verify` does once the move is done: the throttles go.
+    rates(None);
+    alter(
+        cluster.nodes[0].port,
+        2,
+        "throttled",
+        &[
+            ("leader.replication.throttled.replicas", None),
+            ("follower.replication.throttled.replicas", None),
+        ],
+    );
+    reassign("unthrottled");
+    let free = in_sync("unthrottled", Duration::from_secs(60));
+    eprintln!("throttled move: {throttled:?}; unthrottled: {free:?}");
+    common::cluster::wait_identical_replicas(&cluster, "after the throttled move");
+}

@@ -430,6 +430,8 @@ impl Node {
                 warn!(topic = %p.topic, partition = p.index, error = %e, "could not remove a replica");
             }
         }
+        // Configs another broker committed (topic and dynamic broker configs, throttles).
+        b.sync_configs();
         self.follow_coordinator(
             &topics,
             OFFSETS_TOPIC,
@@ -508,6 +510,7 @@ impl Node {
         let stop = CancellationToken::new();
         let mut config = FetcherConfig::new(self.broker.config.node_id, addr.to_string());
         config.fsync = self.broker.config.acks_all_fsync;
+        config.quota = Some(self.broker.follower_quota.clone());
         let handle = fetcher::spawn(p.clone(), config, stop.clone());
         fetchers.insert(
             key.clone(),

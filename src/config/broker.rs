@@ -239,6 +239,28 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| c.cluster.rack.clone(),
     },
     BrokerKey {
+        name: "leader.replication.throttled.rate",
+        type_name: "LONG",
+        default: Some("9223372036854775807"),
+        doc: "bytes/s this broker serves as leader to out-of-sync followers of throttled replicas (topic config leader.replication.throttled.replicas); dynamic",
+        set: |c, k, v| {
+            c.cluster.leader_replication_throttled_rate = parse_num(k, v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.cluster.leader_replication_throttled_rate),
+    },
+    BrokerKey {
+        name: "follower.replication.throttled.rate",
+        type_name: "LONG",
+        default: Some("9223372036854775807"),
+        doc: "bytes/s this broker fetches as an out-of-sync follower of throttled replicas (topic config follower.replication.throttled.replicas); dynamic",
+        set: |c, k, v| {
+            c.cluster.follower_replication_throttled_rate = parse_num(k, v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.cluster.follower_replication_throttled_rate),
+    },
+    BrokerKey {
         name: "replica.lag.time.max.ms",
         type_name: "LONG",
         default: Some("30000"),

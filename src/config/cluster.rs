@@ -45,6 +45,14 @@ pub struct ClusterConfig {
     /// replicas every `leader.imbalance.check.interval.seconds`.
     pub auto_leader_rebalance: bool,
     pub leader_imbalance_check_interval_s: u64,
+    /// `leader.replication.throttled.rate` (bytes/s): what this broker serves, as leader, to
+    /// out-of-sync followers of the partitions its topics' `leader.replication.throttled.replicas`
+    /// name for it. Dynamic (set per broker by `kafka-reassign-partitions --throttle`).
+    pub leader_replication_throttled_rate: u64,
+    /// `follower.replication.throttled.rate` (bytes/s): what this broker fetches, as an
+    /// out-of-sync follower, of the partitions `follower.replication.throttled.replicas` names
+    /// for it.
+    pub follower_replication_throttled_rate: u64,
 }
 
 impl ClusterConfig {
@@ -57,6 +65,8 @@ impl ClusterConfig {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_s: 300,
             broker_heartbeat_interval_ms: 2_000,
+            leader_replication_throttled_rate: i64::MAX as u64,
+            follower_replication_throttled_rate: i64::MAX as u64,
             ..Default::default()
         }
     }

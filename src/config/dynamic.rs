@@ -8,7 +8,9 @@
 //! configuration is the static one with the cluster-wide values, then this broker's, applied on
 //! top, as Kafka merges them (so within the merged set `log.retention.ms` still beats
 //! `.minutes` and `.hours`). Topics without an override of their own pick a change up at once.
-//! Other keys (listeners, threads, limits, ...) stay static: changing them is refused with
+//! The replication throttles (`leader.replication.throttled.rate`,
+//! `follower.replication.throttled.rate`, which `kafka-reassign-partitions --throttle` sets per
+//! broker) are dynamic too. Other keys (listeners, threads, limits, ...) stay static: changing them is refused with
 //! Kafka's "Cannot update these configs dynamically" (INVALID_REQUEST).
 //! `log.flush.interval.{ms,messages}` stay static too: the flush timer is armed at start.
 
@@ -37,6 +39,8 @@ pub fn is_dynamic(key: &str) -> bool {
             | "log.retention.hours"
             | "log.roll.ms"
             | "log.roll.hours"
+            | "leader.replication.throttled.rate"
+            | "follower.replication.throttled.rate"
     ) || topic::TOPIC_CONFIGS
         .iter()
         .any(|s| s.broker_key == Some(key))

@@ -18,6 +18,8 @@ pub enum Kind {
     Enum(&'static [&'static str]),
     /// Comma-separated list of the listed strings.
     List(&'static [&'static str]),
+    /// `*` or a comma-separated list of `partition:broker` (Kafka's throttled-replica lists).
+    Replicas,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +44,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
     TopicConfigSpec { name: "file.delete.delay.ms", broker_key: Some("log.segment.delete.delay.ms"), kind: Kind::Long { min: 0, max: LONG_MAX }, default: "60000", type_name: "LONG", doc: "Delay before deleting a segment file (Strom deletes at once; open readers keep their file handle)." },
     TopicConfigSpec { name: "flush.messages", broker_key: None, kind: Kind::Long { min: 1, max: LONG_MAX }, default: "9223372036854775807", type_name: "LONG", doc: "Fsync after this many messages, for any acks." },
     TopicConfigSpec { name: "flush.ms", broker_key: None, kind: Kind::Long { min: 0, max: LONG_MAX }, default: "9223372036854775807", type_name: "LONG", doc: "Fsync at least this often (the broker-wide log.flush.interval.ms drives the timer)." },
+    TopicConfigSpec { name: "follower.replication.throttled.replicas", broker_key: None, kind: Kind::Replicas, default: "", type_name: "LIST", doc: "Replicas (partition:broker, or * for all) that fetch at most their broker's follower.replication.throttled.rate while out of sync." },
     TopicConfigSpec { name: "index.interval.bytes", broker_key: Some("log.index.interval.bytes"), kind: Kind::Long { min: 0, max: INT_MAX }, default: "4096", type_name: "INT", doc: "Bytes between offset-index entries." },
+    TopicConfigSpec { name: "leader.replication.throttled.replicas", broker_key: None, kind: Kind::Replicas, default: "", type_name: "LIST", doc: "Replicas (partition:broker, or * for all) whose leader limits what it serves to out-of-sync followers to its leader.replication.throttled.rate." },
     TopicConfigSpec { name: "max.compaction.lag.ms", broker_key: Some("log.cleaner.max.compaction.lag.ms"), kind: Kind::Long { min: 1, max: LONG_MAX }, default: "9223372036854775807", type_name: "LONG", doc: "Compaction lag bound (compaction not performed yet)." },
     TopicConfigSpec { name: "max.message.bytes", broker_key: Some("message.max.bytes"), kind: Kind::Long { min: 0, max: INT_MAX }, default: "1048588", type_name: "INT", doc: "Largest record batch accepted." },
     TopicConfigSpec { name: "message.timestamp.type", broker_key: Some("log.message.timestamp.type"), kind: Kind::Enum(&["CreateTime", "LogAppendTime"]), default: "CreateTime", type_name: "STRING", doc: "CreateTime keeps producer timestamps; LogAppendTime stamps batches with broker time." },
@@ -57,6 +61,20 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
     TopicConfigSpec { name: "segment.ms", broker_key: None, kind: Kind::Long { min: 1, max: LONG_MAX }, default: "604800000", type_name: "LONG", doc: "Roll the active segment after this long." },
     TopicConfigSpec { name: "unclean.leader.election.enable", broker_key: Some("unclean.leader.election.enable"), kind: Kind::Bool, default: "false", type_name: "BOOLEAN", doc: "Single node: no effect." },
 ];
+
+/// Whether a throttled-replica list (`leader.replication.throttled.replicas` /
+/// `follower.replication.throttled.replicas`) names `partition` on `broker`.
+pub fn throttles(list: Option<&String>, partition: i32, broker: i32) -> bool {
+    let Some(list) = list.map(|l| l.trim()) else {
+        return false;
+    };
+    list == "*"
+        || list.split(',').any(|item| {
+            item.split_once(':').is_some_and(|(p, b)| {
+                p.trim().parse::<i32>() == Ok(partition) && b.trim().parse::<i32>() == Ok(broker)
+            })
+        })
+}
 
 pub fn spec(name: &str) -> Option<&'static TopicConfigSpec> {
     TOPIC_CONFIGS.iter().find(|s| s.name == name)
@@ -86,6 +104,20 @@ pub fn validate(spec: &TopicConfigSpec, value: &str) -> Result<(), String> {
                 }
             } else if !allowed.contains(&v) {
                 return Err(format!("'{v}' is not one of {allowed:?}"));
+            }
+        }
+        Kind::Replicas => {
+            if v != "*" && !v.is_empty() {
+                for item in v.split(',').map(str::trim) {
+                    let ok = item.split_once(':').is_some_and(|(p, b)| {
+                        p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok()
+                    });
+                    if !ok {
+                        return Err(format!(
+                            "'{item}' is not [partitionId]:[brokerId] (the list must be * or such entries)"
+                        ));
+                    }
+                }
             }
         }
         Kind::List(allowed) => {
@@ -203,5 +235,22 @@ mod tests {
             effective(&broker, &o, "retention.ms").map(|x| x.1),
             Some(Source::Default)
         );
+    }
+
+    #[test]
+    fn throttled_replica_lists() {
+        let spec = spec("leader.replication.throttled.replicas").expect("spec");
+        for ok in ["", "*", "0:1", "0:1, 1:2,2:3"] {
+            assert!(validate(spec, ok).is_ok(), "{ok}");
+        }
+        for bad in ["1", "a:1", "0:1,", "0:-1", "**"] {
+            assert!(validate(spec, bad).is_err(), "{bad}");
+        }
+        let list = |v: &str| Some(v.to_string());
+        assert!(throttles(list("*").as_ref(), 7, 3));
+        assert!(throttles(list("0:1, 7:3").as_ref(), 7, 3));
+        assert!(!throttles(list("0:1,7:2").as_ref(), 7, 3));
+        assert!(!throttles(list("").as_ref(), 0, 1));
+        assert!(!throttles(None, 0, 1));
     }
 }

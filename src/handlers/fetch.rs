@@ -33,6 +33,7 @@ use crate::handlers::errors::log_error_code;
 use crate::handlers::{Api, ApiSpec, Part, PartsBody, Reply, RequestContext};
 use crate::protocol::fetch_response::encode_fetch_response;
 use crate::protocol::{encode_body, ProtocolError, WireError};
+use crate::replica::throttle::ReplicationQuota;
 use crate::replica::Partition;
 
 pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::Fetch), min: 4, max: 18 };
@@ -87,6 +88,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
     let replica = (replica >= 0).then_some(replica);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
+    // Replication throttle (leader side): only a follower's fetch, only partitions throttled
+    // here, only while that follower is out of sync.
+    let quota = replica.map(|_| broker.leader_quota.clone());
     Ok(Reply::LaterParts(Box::pin(async move {
         let notify = Arc::new(Notify::new());
         loop {
@@ -98,11 +102,16 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     }
                 }
             }
-            let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed, replica);
+            let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed, replica, quota.as_deref());
             if bytes >= min_bytes.max(1) || errors || !waiting || targets.is_empty() {
                 for (t, (_, _, records)) in targets.iter().zip(&parts) {
                     if let (Ok(p), Some(r)) = (&t.part, records) {
                         crate::metrics::global().topic(&p.topic).bytes_out.inc_by(r.len() as u64);
+                        if let (Some(q), Some(f)) = (&quota, replica) {
+                            if throttled(p, f) {
+                                q.record(r.len() as u64);
+                            }
+                        }
                     }
                 }
                 return encode(version, &topics, parts);
@@ -115,7 +124,14 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
 /// One partition's answer: the response fields, and its records (sent from the segment file).
 type PartitionAnswer = (usize, PartitionData, Option<Part>);
 
-fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica: Option<i32>) -> (Vec<PartitionAnswer>, usize, bool) {
+/// Whether what `p` serves follower `replica` counts against the leader replication throttle.
+fn throttled(p: &Partition, replica: i32) -> bool {
+    p.leader_throttled() && !p.is_in_sync(replica)
+}
+
+/// `quota`: the leader replication throttle, for a follower's fetch. While it is exceeded,
+/// throttled partitions answer without records (as Kafka's leader does).
+fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica: Option<i32>, quota: Option<&ReplicationQuota>) -> (Vec<PartitionAnswer>, usize, bool) {
     let mut out = Vec::with_capacity(targets.len());
     let mut total = 0usize;
     let mut errors = false;
@@ -180,7 +196,20 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
                         None if read_committed => lso,
                         None => hw,
                     };
-                    let limit = t.max_bytes.min(max_bytes.saturating_sub(total));
+                    // Throttled: nothing while over the rate (empty, not an error), else at
+                    // most a second's worth (one batch at least), so the rate holds closely.
+                    let mut limit = t.max_bytes.min(max_bytes.saturating_sub(total));
+                    let bound = match (replica, quota) {
+                        (Some(r), Some(q)) if throttled(p, r) => {
+                            limit = limit.min(usize::try_from(q.limit()).unwrap_or(usize::MAX));
+                            if q.exceeded() {
+                                t.fetch_offset.min(bound)
+                            } else {
+                                bound
+                            }
+                        }
+                        _ => bound,
+                    };
                     match p.log.read_range(t.fetch_offset, limit, bound, total == 0) {
                         Ok(r) => {
                             pd.high_watermark = hw;

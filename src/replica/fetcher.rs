@@ -14,6 +14,9 @@
 //! leader never had) gets a diverging epoch back and is truncated where the two agree
 //! ([`Partition::truncate_diverged`]) before fetching on. Not yet: one fetcher per source
 //! broker for many partitions.
+//!
+//! Replication throttles: see [`FetcherConfig::quota`] (the leader holds back its side in the
+//! Fetch handler).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::throttle::ReplicationQuota;
 use super::Partition;
+
+/// How long a throttled follower waits before looking at its rate again.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(100);
 
 /// The Fetch version followers send (topic ids, replica id in the request).
 const VERSION: i16 = 13;
@@ -47,6 +54,11 @@ pub struct FetcherConfig {
     /// far this replica has the log: with it the leader's high watermark (and so every acks=all
     /// answer) only covers records each in-sync replica has on disk (`strom.acks.all.fsync`).
     pub fsync: bool,
+    /// The broker's follower replication throttle: while the partition is
+    /// [`Partition::follower_throttled`] (named in its topic's
+    /// `follower.replication.throttled.replicas` and out of sync) and the measured rate is
+    /// over the bound, no fetch is sent; what throttled fetches bring counts against it.
+    pub quota: Option<Arc<ReplicationQuota>>,
 }
 
 impl FetcherConfig {
@@ -58,6 +70,7 @@ impl FetcherConfig {
             max_bytes: 8 << 20,
             backoff: Duration::from_millis(200),
             fsync: false,
+            quota: None,
         }
     }
 }
@@ -76,6 +89,13 @@ pub fn spawn(
         // round would append and remove them again at once; warned and slowed to the backoff.
         let mut last_cut: Option<i64> = None;
         while !stop.is_cancelled() && !partition.is_leader() {
+            if partition.follower_throttled() && config.quota.as_ref().is_some_and(|q| q.exceeded())
+            {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(THROTTLE_PAUSE) => continue,
+                }
+            }
             correlation = correlation.wrapping_add(1);
             let round = fetch_once(&partition, &config, &mut conn, correlation);
             let result = tokio::select! {
@@ -139,6 +159,14 @@ async fn fetch_once(
         *conn = Some(s);
     }
     let stream = conn.as_mut().ok_or("no connection")?;
+    // Throttled: at most a second's worth of the rate per fetch (the leader still sends one
+    // whole batch), so the rate holds closely.
+    let max_bytes = match &config.quota {
+        Some(q) if p.follower_throttled() => config
+            .max_bytes
+            .min(i32::try_from(q.limit()).unwrap_or(i32::MAX)),
+        _ => config.max_bytes,
+    };
     let req = FetchRequest::default()
         .with_replica_id(BrokerId(config.node))
         .with_max_wait_ms(config.max_wait_ms)
@@ -152,7 +180,7 @@ async fn fetch_once(
                 .with_last_fetched_epoch(p.latest_log_epoch())
                 .with_fetch_offset(p.log.log_end_offset())
                 .with_log_start_offset(p.log.log_start_offset())
-                .with_partition_max_bytes(config.max_bytes)])]);
+                .with_partition_max_bytes(max_bytes)])]);
     let client_id = format!("strom-replica-{}", config.node);
     let frame = crate::peer::encode_request(ApiKey::Fetch, VERSION, correlation, &client_id, &req)?;
     let wait = Duration::from_millis(config.max_wait_ms.max(0) as u64) + Duration::from_secs(10);
@@ -196,6 +224,11 @@ async fn fetch_once(
         return Ok(Some(end));
     }
     if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
+        if p.follower_throttled() {
+            if let Some(q) = &config.quota {
+                q.record(records.len() as u64);
+            }
+        }
         p.append_as_follower(records, crate::log::now_ms())
             .map_err(|e| format!("append: {e}"))?;
         if config.fsync {

@@ -10,6 +10,7 @@
 pub mod fetcher;
 pub mod leader_epoch;
 pub mod state;
+pub mod throttle;
 
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -67,6 +68,10 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// Delayed fetches waiting for data on this partition.
     waiters: Mutex<Vec<Arc<Notify>>>,
+    /// Replication throttles on this replica ([`throttle`]): bit 0, as leader (its topic's
+    /// `leader.replication.throttled.replicas` names it on this broker); bit 1, as an
+    /// out-of-sync follower (`follower.replication.throttled.replicas`).
+    throttled: std::sync::atomic::AtomicU8,
 }
 
 impl Partition {
@@ -93,6 +98,33 @@ impl Partition {
             role_gate: RwLock::new(()),
             high_watermark: AtomicI64::new(end),
             waiters: Mutex::new(Vec::new()),
+            throttled: std::sync::atomic::AtomicU8::new(0),
+        }
+    }
+
+    /// Sets the replication throttles of this replica (from its topic's configs and, for the
+    /// follower side, whether it is out of sync).
+    pub fn set_throttled(&self, as_leader: bool, as_follower: bool) {
+        let bits = u8::from(as_leader) | (u8::from(as_follower) << 1);
+        self.throttled.store(bits, Ordering::Relaxed);
+    }
+
+    /// What this replica serves, leading, to out-of-sync followers counts against the
+    /// broker's leader replication throttle.
+    pub fn leader_throttled(&self) -> bool {
+        self.throttled.load(Ordering::Relaxed) & 1 != 0
+    }
+
+    /// What this replica fetches, following, counts against the follower throttle.
+    pub fn follower_throttled(&self) -> bool {
+        self.throttled.load(Ordering::Relaxed) & 2 != 0
+    }
+
+    /// Leading: whether `replica` is in the ISR.
+    pub fn is_in_sync(&self, replica: i32) -> bool {
+        match &*self.role.lock() {
+            Role::Leader(l) => l.isr.contains(&replica),
+            _ => false,
         }
     }
 
