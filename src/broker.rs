@@ -1012,6 +1012,38 @@ impl Broker {
         self.replicas.get(topic, index)
     }
 
+    /// In a cluster: when the committed metadata names this broker the leader of partition
+    /// `index` of `meta` but this broker has not taken that leadership up yet (the
+    /// reconciliation that follows a commit runs a few milliseconds behind it), waits up to
+    /// `deadline` for it. A produce that arrives right after its topic was created, or right after
+    /// the leadership moved here, then finds the leader in place instead of being answered
+    /// NOT_LEADER_OR_FOLLOWER (which a client sending without retries reports as a failure).
+    /// Returns at once when this replica leads or the metadata names another leader.
+    pub async fn await_leadership(
+        &self,
+        meta: &TopicMeta,
+        index: i32,
+        deadline: tokio::time::Instant,
+    ) {
+        let me = self.config.node_id;
+        loop {
+            if self
+                .partition(&meta.name, index)
+                .is_some_and(|p| p.is_leader())
+            {
+                return;
+            }
+            let committed_here = self
+                .metadata
+                .partition_state(&meta.id, index)
+                .is_some_and(|st| st.leader == me);
+            if !committed_here || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     /// Replica lists for new partitions over the registered brokers (this node alone when
     /// none registered: a single node), spread as [`crate::metadata::placement`] does, from a
     /// random starting broker like Kafka.

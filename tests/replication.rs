@@ -467,4 +467,11 @@ fn internal_writes_need_min_insync_replicas() {
     p.append_as_leader(&batch, 1000, true)
         .expect("an ISR of two takes it");
     assert_eq!(p.log.log_end_offset(), 2);
+    // Kafka's effective minimum ISR is capped at the replica count: a partition with one
+    // replica takes internal writes with min.insync.replicas 2.
+    p.become_leader(1, vec![1], vec![1], 2)
+        .expect("become leader");
+    p.append_as_leader(&batch, 1000, true)
+        .expect("one replica of one is enough");
+    assert_eq!(p.effective_min_isr(2), 1);
 }

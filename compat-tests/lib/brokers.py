@@ -207,3 +207,162 @@ def start_strom(log_dir, binary):
         broker.stop()
         raise RuntimeError("Strom " + err)
     return broker
+
+
+# --- Three-broker clusters (targets kafka3 and strom3) -----------------------------------------
+
+CLUSTER_NODES = 3
+
+
+def metadata_brokers(port, timeout_s=2.0):
+    """How many brokers a raw Metadata v1 request (all topics) on the port lists; None on error."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+            client = b"compat-probe"
+            body = struct.pack(">hhih", 3, 1, 9, len(client)) + client + struct.pack(">i", -1)
+            s.sendall(struct.pack(">i", len(body)) + body)
+            size = struct.unpack(">i", _recv_exact(s, 4))[0]
+            if size < 8 or size > 1 << 24:
+                return None
+            resp = _recv_exact(s, size)
+            corr, count = struct.unpack(">ii", resp[:8])
+            return count if corr == 9 else None
+    except (OSError, struct.error):
+        return None
+
+
+class ClusterBroker:
+    """Three broker processes seen as one target: bootstrap lists all three, alive while all
+    three run, stop() stops all. `proc` is the first one that exited (for the exit code)."""
+
+    def __init__(self, target, nodes, workdir, version):
+        self.target, self.nodes, self.workdir, self.version = target, nodes, workdir, version
+        self.port = nodes[0]["port"]
+        self.bootstrap = ",".join(f"127.0.0.1:{n['port']}" for n in nodes)
+        self.log_path = ", ".join(n["log"] for n in nodes)
+
+    @property
+    def proc(self):
+        dead = [n["proc"] for n in self.nodes if n["proc"].poll() is not None]
+        return dead[0] if dead else self.nodes[0]["proc"]
+
+    def alive(self):
+        return all(n["proc"].poll() is None for n in self.nodes)
+
+    def stop(self):
+        for n in self.nodes:
+            stop_process(n["proc"])
+        if self.workdir and os.environ.get("COMPAT_KEEP_DATA") != "1":
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _cluster_ports():
+    ports = set()
+    while len(ports) < 2 * CLUSTER_NODES:
+        ports.add(free_port())
+    ports = sorted(ports)
+    return [(ports[2 * i], ports[2 * i + 1]) for i in range(CLUSTER_NODES)]
+
+
+def _wait_cluster(broker, deadline_s):
+    """Every node answers ApiVersions and lists all the brokers in Metadata."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        for n in broker.nodes:
+            if n["proc"].poll() is not None:
+                return f"node {n['id']} exited with code {n['proc'].returncode} before serving (log: {n['log']})"
+        if all(api_versions_ok(n["port"]) and metadata_brokers(n["port"]) == CLUSTER_NODES for n in broker.nodes):
+            return None
+        time.sleep(0.5)
+    return f"the {CLUSTER_NODES} nodes did not all serve within {deadline_s}s (logs: {broker.log_path})"
+
+
+def start_kafka_cluster(log_dir):
+    """Three Apache Kafka 4.4.0 nodes, each broker and controller (KRaft, static voters),
+    replication factor 3 and min.insync.replicas 2 for new and internal topics."""
+    lib = os.path.join(CACHE, "lib44")
+    if not os.path.isdir(lib):
+        raise RuntimeError("Kafka jars missing (install.sh java failed)")
+    workdir = tempfile.mkdtemp(prefix="compat-kafka3-")
+    ports = _cluster_ports()
+    voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+    java = ["java", "-Xmx768m", "-Xms256m", f"-Dlog4j2.configurationFile={LOG4J}",
+            "-cp", os.path.join(lib, "*")]
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    nodes = []
+    for i, (port, cport) in enumerate(ports):
+        node = i + 1
+        props = os.path.join(workdir, f"server-{node}.properties")
+        with open(props, "w") as f:
+            f.write(f"""process.roles=broker,controller
+node.id={node}
+controller.quorum.voters={voters}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={workdir}/data-{node}
+num.partitions=1
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+""")
+        log_path = os.path.join(log_dir, f"kafka3-broker-{node}.log")
+        with open(log_path, "w") as log:
+            fmt = subprocess.run(java + ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                                         "-c", props], stdout=log, stderr=subprocess.STDOUT, timeout=120)
+        if fmt.returncode != 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise RuntimeError(f"kafka-storage format failed (log: {log_path})")
+        log = open(log_path, "a")
+        proc = subprocess.Popen(java + ["kafka.Kafka", props], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=workdir)
+        record_pid(proc.pid)
+        nodes.append({"id": node, "port": port, "proc": proc, "log": log_path})
+    broker = ClusterBroker("kafka3", nodes, workdir, "Apache Kafka 4.4.0 (3 nodes)")
+    err = _wait_cluster(broker, 120)
+    if err:
+        broker.stop()
+        raise RuntimeError("Apache Kafka cluster: " + err)
+    return broker
+
+
+def start_strom_cluster(log_dir, binary):
+    """Three Strom nodes, each broker and metadata-quorum voter, configured with Kafka's
+    property names as the README's cluster section shows; replication factor 3,
+    min.insync.replicas 2."""
+    workdir = tempfile.mkdtemp(prefix="compat-strom3-")
+    ports = _cluster_ports()
+    voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+    nodes = []
+    for i, (port, cport) in enumerate(ports):
+        node = i + 1
+        sets = [
+            "process.roles=broker,controller", f"node.id={node}", f"controller.quorum.voters={voters}",
+            "controller.listener.names=CONTROLLER",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+            "strom.cluster.preview=true", "strom.admin.listener=",
+            "default.replication.factor=3", "min.insync.replicas=2", "group.initial.rebalance.delay.ms=0",
+        ]
+        argv = [binary, "--data-dir", os.path.join(workdir, f"data-{node}")]
+        for s in sets:
+            argv += ["--set", s]
+        log_path = os.path.join(log_dir, f"strom3-broker-{node}.log")
+        log = open(log_path, "w")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
+        record_pid(proc.pid)
+        nodes.append({"id": node, "port": port, "proc": proc, "log": log_path})
+    broker = ClusterBroker("strom3", nodes, workdir, "Strom (3 nodes)")
+    err = _wait_cluster(broker, 90)
+    if err:
+        broker.stop()
+        raise RuntimeError("Strom cluster: " + err)
+    return broker

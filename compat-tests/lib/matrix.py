@@ -44,6 +44,8 @@ def run_cell(target, broker, client, scenario, run_id, cell_log_dir):
     env["NODE_PATH"] = os.path.join(CACHE, "node", "node_modules")
     env["COMPAT_CACHE"] = CACHE
     env["COMPAT_TARGET"] = target
+    # How many brokers the target is (the metadata scenario checks that many are listed).
+    env["COMPAT_BROKERS"] = str(brokers.CLUSTER_NODES if target in CLUSTER_TARGETS else 1)
     env["PYTHONUNBUFFERED"] = "1"
     env["KAFKAJS_NO_PARTITIONER_WARNING"] = "1"
     cmd = argv + [scenario, broker.bootstrap, topic]
@@ -105,12 +107,17 @@ class TargetRun:
         try:
             if self.target == "kafka":
                 self.broker = brokers.start_kafka(self.log_dir)
+            elif self.target == "kafka3":
+                self.broker = brokers.start_kafka_cluster(self.log_dir)
             else:
                 if self.binary is None:
                     self.binary, err = brokers.build_strom(self.log_dir, self.build)
                     if err:
                         raise RuntimeError(err)
-                self.broker = brokers.start_strom(self.log_dir, self.binary)
+                if self.target == "strom3":
+                    self.broker = brokers.start_strom_cluster(self.log_dir, self.binary)
+                else:
+                    self.broker = brokers.start_strom(self.log_dir, self.binary)
             self.start_error = None
         except Exception as e:  # noqa: BLE001 - any start failure becomes the cells' reason
             self.broker, self.start_error = None, str(e)
@@ -197,7 +204,7 @@ def run_target(target, clients, scenarios, args, run_id):
     cells.sort(key=lambda c: (order[c["client"]], sorder[c["scenario"]]))
     return {
         "target": target,
-        "broker": "Apache Kafka 4.4.0 (KRaft, single node, Maven Central jars)" if target == "kafka" else "Strom (target/release/strom)",
+        "broker": BROKER_LABEL[target],
         "broker_start_error": err,
         "broker_restarts": tr.restarts,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -207,6 +214,20 @@ def run_target(target, clients, scenarios, args, run_id):
         "clients": {c: client_version(c) for c in clients},
         "cells": cells,
     }
+
+
+# The targets: single brokers, and three-node clusters (replication factor 3,
+# min.insync.replicas 2) of each.
+CLUSTER_TARGETS = ("kafka3", "strom3")
+STROM_TARGETS = ("strom", "strom3")
+BROKER_LABEL = {
+    "kafka": "Apache Kafka 4.4.0 (KRaft, single node, Maven Central jars)",
+    "strom": "Strom (target/release/strom)",
+    "kafka3": "Apache Kafka 4.4.0 (KRaft, 3 nodes each broker and controller, replication factor 3, min.insync.replicas 2)",
+    "strom3": "Strom (target/release/strom, 3 nodes each broker and quorum voter, replication factor 3, min.insync.replicas 2)",
+}
+TARGET_SETS = {"both": ["kafka", "strom"], "cluster": ["kafka3", "strom3"],
+               "all": ["kafka", "strom", "kafka3", "strom3"]}
 
 
 def user_args(argv):
@@ -281,16 +302,17 @@ def excluded_lines():
         return [l.rstrip("\n") for l in f if l.startswith("-")]
 
 
-def write_ratchet(strom_result):
+def write_ratchet(strom_result, target="strom"):
     old = read_ratchet()
-    ran = {(c["client"], c["scenario"]) for c in strom_result["cells"]}
-    keep = {x for x in old if (x[1], x[2]) not in ran}
-    now = {("strom", c["client"], c["scenario"]) for c in strom_result["cells"] if c["status"] == "pass"}
+    ran = {(target, c["client"], c["scenario"]) for c in strom_result["cells"]}
+    keep = {x for x in old if x not in ran}
+    now = {(target, c["client"], c["scenario"]) for c in strom_result["cells"] if c["status"] == "pass"}
     now -= read_ratchet(excluded=True)
     excl = excluded_lines()
     order = {c: i for i, c in enumerate(CLIENT_IDS)}
     sorder = {s: i for i, s in enumerate(SCENARIO_IDS)}
-    lines = sorted(keep | now, key=lambda x: (order.get(x[1], 99), sorder.get(x[2], 99)))
+    lines = sorted(keep | now, key=lambda x: (STROM_TARGETS.index(x[0]) if x[0] in STROM_TARGETS else 9,
+                                              order.get(x[1], 99), sorder.get(x[2], 99)))
     with open(RATCHET, "w") as f:
         f.write("# Cells that passed against Strom and must keep passing (target client scenario).\n"
                 "# Rewritten by `bash compat-tests/run.sh --update-ratchet`; run.sh fails if one regresses.\n"
@@ -332,7 +354,8 @@ def main():
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, on_sigterm)
     ap = argparse.ArgumentParser()
-    ap.add_argument("--target", default="both", choices=["strom", "kafka", "both"])
+    ap.add_argument("--target", default="both",
+                    choices=["strom", "kafka", "both", "strom3", "kafka3", "cluster", "all"])
     ap.add_argument("--clients", default="")
     ap.add_argument("--scenarios", default="")
     ap.add_argument("--quick", action="store_true")
@@ -355,7 +378,7 @@ def main():
     bad = [s for s in scenarios if s not in SCENARIO]
     if bad:
         sys.exit(f"unknown scenario(s) {bad}; known: {', '.join(SCENARIO_IDS)}")
-    targets = ["kafka", "strom"] if args.target == "both" else [args.target]
+    targets = TARGET_SETS.get(args.target, [args.target])
     run_id = format(int(time.time()) % (36 ** 5), "x")
     os.makedirs(RESULTS_DIR, exist_ok=True)
 
@@ -374,9 +397,12 @@ def main():
     if os.path.exists(timings_path):
         with open(timings_path) as f:
             timings = json.load(f)
-    full = not args.quick and not args.clients and not args.scenarios and args.target == "both"
-    quick = args.quick and not args.clients and not args.scenarios and args.target == "both"
+    whole = args.target in ("both", "cluster")
+    full = not args.quick and not args.clients and not args.scenarios and whole
+    quick = args.quick and not args.clients and not args.scenarios and whole
     key = ("full" if full else "quick" if quick else "partial") + ("-" + args.install_kind if args.install_kind else "")
+    if args.target == "cluster":
+        key += "-cluster"
     timings[key] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                     "install_s": args.install_s, "total_s": total_s,
                     "targets": {t: results[t]["duration_s"] for t in results},
@@ -389,30 +415,35 @@ def main():
     report.write_all(RESULTS_DIR, HERE)
 
     rc = 0
-    if "kafka" in results:
-        kfail = [c for c in results["kafka"]["cells"] if c["status"] == "fail"]
+    for kt in ("kafka", "kafka3"):
+        if kt not in results:
+            continue
+        kfail = [c for c in results[kt]["cells"] if c["status"] == "fail"]
         if kfail:
             print("\n" + "!" * 78)
-            print(f"!! HARNESS BUG: {len(kfail)} cell(s) fail against Apache Kafka itself:")
+            print(f"!! HARNESS BUG: {len(kfail)} cell(s) fail against Apache Kafka ({kt}) itself:")
             for c in kfail:
                 print(f"!!   {c['client']:16s} {c['scenario']:22s} {c['detail'][:150]}")
             print("!" * 78 + "\n")
             if args.strict_kafka:
                 rc = 3
-    if "strom" in results:
-        status = {(c["client"], c["scenario"]): c for c in results["strom"]["cells"]}
-        regressed = [(c, s, status[(c, s)]["detail"]) for t, c, s in sorted(read_ratchet())
+    for st in STROM_TARGETS:
+        if st not in results:
+            continue
+        status = {(c["client"], c["scenario"]): c for c in results[st]["cells"]}
+        held = [(t, c, s) for t, c, s in sorted(read_ratchet()) if t == st]
+        regressed = [(c, s, status[(c, s)]["detail"]) for t, c, s in held
                      if (c, s) in status and status[(c, s)]["status"] != "pass"]
         if args.update_ratchet:
-            n = write_ratchet(results["strom"])
-            log(f"ratchet.txt rewritten: {n} strom cells")
+            n = write_ratchet(results[st], st)
+            log(f"ratchet.txt rewritten: {n} cells")
         elif regressed:
-            print("\nRATCHET: these Strom cells passed before and now fail:")
+            print(f"\nRATCHET: these {st} cells passed before and now fail:")
             for c, s, d in regressed:
-                print(f"  strom {c} {s}: {d[:200]}")
+                print(f"  {st} {c} {s}: {d[:200]}")
             rc = 1
         else:
-            log(f"ratchet: ok ({len(read_ratchet())} cells held)")
+            log(f"ratchet: ok ({len(held)} {st} cells held)")
     log(f"done in {total_s}s (install {args.install_s}s)")
     return rc
 

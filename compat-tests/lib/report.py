@@ -52,6 +52,7 @@ def obs_diffs(kafka, strom):
 
 def write_all(results_dir, here):
     kafka, strom = load(results_dir, "kafka"), load(results_dir, "strom")
+    kafka3, strom3 = load(results_dir, "kafka3"), load(results_dir, "strom3")
     timings = {}
     tp = os.path.join(results_dir, "timings.json")
     if os.path.exists(tp):
@@ -78,7 +79,9 @@ def write_all(results_dir, here):
             L.append(f"| {k} (`{t.get('args', '')}`) | {t['date']} | {inst} | {t['total_s']:.0f}s | {per} |")
         L += ["", "`full-cold` = empty `.cache/` (every client downloaded and built), `full-warm` = cache reused; "
               "both include starting both brokers and `cargo build --release` being a no-op or not, as it happened.", ""]
-    for name, res in (("Strom", strom), ("Apache Kafka 4.4.0", kafka)):
+    for name, res in (("Strom", strom), ("Apache Kafka 4.4.0", kafka),
+                      ("Strom, three-node cluster (`--target cluster`)", strom3),
+                      ("Apache Kafka 4.4.0, three-node cluster (`--target cluster`)", kafka3)):
         L += [f"## {name}", ""]
         if not res:
             L += ["(not run yet)", ""]
@@ -97,12 +100,18 @@ def write_all(results_dir, here):
               "| client | scenario | difference |", "|---|---|---|"] + rows
     else:
         L += ["None recorded." if strom and kafka else "Needs both targets' results."]
+    rows = obs_diffs(kafka3, strom3)
+    L += ["", "## Observable differences, three-node clusters (Strom vs Apache Kafka)", ""]
+    if rows:
+        L += ["| client | scenario | difference |", "|---|---|---|"] + rows
+    else:
+        L += ["None recorded." if strom3 and kafka3 else "Needs both cluster targets' results."]
     L += ["", "## Scenarios", "", "| id | area | checks |", "|---|---|---|"]
     for s in SCENARIO_IDS:
         L.append(f"| `{s}` | {SCENARIO[s]['area']} | {SCENARIO[s]['what']} |")
     with open(os.path.join(here, "RESULTS.md"), "w") as f:
         f.write("\n".join(L) + "\n")
-    write_findings(here, strom, kafka)
+    write_findings(here, strom, kafka, strom3, kafka3)
 
 
 MISSING_API = [
@@ -130,7 +139,7 @@ def missing_apis(cells):
 SUMMARY_START, SUMMARY_END = "<!-- summary:start -->", "<!-- summary:end -->"
 
 
-def write_findings(here, strom, kafka):
+def write_findings(here, strom, kafka, strom3=None, kafka3=None):
     path = os.path.join(here, "FINDINGS.md")
     summary = ""
     if os.path.exists(path):
@@ -184,6 +193,19 @@ def write_findings(here, strom, kafka):
                     flag = " **(also fails on Apache Kafka: harness bug)**" if kf.get((c["client"], s)) == "fail" else ""
                     L.append(f"  - {c['client']}: {d}{flag}")
             L.append("")
+    if strom3:
+        L += ["## Three-node cluster (`strom3`)", "",
+              f"Run {strom3['date']}, commit `{strom3['commit']}`.", ""]
+        if strom3.get("broker_start_error"):
+            L += [f"**The cluster did not start**: `{strom3['broker_start_error']}`", ""]
+        k3 = {(c["client"], c["scenario"]): c["status"] for c in (kafka3 or {}).get("cells", [])}
+        failing = [c for c in strom3["cells"] if c["status"] == "fail"]
+        if not failing:
+            L += ["No failing cells against the three-node cluster."]
+        for c in failing:
+            flag = " **(also fails on the Kafka cluster: harness bug)**" if k3.get((c["client"], c["scenario"])) == "fail" else ""
+            L.append(f"- {c['client']} `{c['scenario']}`: {c['detail'].strip()[:240]}{flag}")
+        L.append("")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 

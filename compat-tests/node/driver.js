@@ -7,7 +7,7 @@ CompressionCodecs[CompressionTypes.Snappy] = require('kafkajs-snappy')
 const [scenario, bootstrap, topic] = process.argv.slice(2)
 const BASE_TS = (Math.floor(Date.now() / 1000) - 3600) * 1000
 const kafka = new Kafka({
-  clientId: 'compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN,
+  clientId: 'compat-kafkajs', brokers: bootstrap.split(','), logLevel: logLevel.WARN,
   requestTimeout: 15000, connectionTimeout: 10000, retry: { retries: 3, initialRetryTime: 200 },
 })
 
@@ -74,12 +74,14 @@ const S = {}
 S.metadata = async (obs) => withAdmin(async (a) => {
   const d = await a.describeCluster()
   obs.brokers = d.brokers.length
-  const br = d.brokers[0]
-  obs.broker_is_bootstrap = `${br.host}:${br.port}` === bootstrap
+  const expected = Number(process.env.COMPAT_BROKERS || '1')
+  const addrs = d.brokers.map((br) => `${br.host}:${br.port}`)
+  const want = bootstrap.split(',')
+  obs.broker_is_bootstrap = addrs.length === want.length && want.every((a) => addrs.includes(a))
   obs.has_cluster_id = !!d.clusterId
   obs.has_controller = d.controller !== null && d.controller >= 0
-  check(d.brokers.length === 1, `expected 1 broker: ${JSON.stringify(d.brokers)}`)
-  check(obs.broker_is_bootstrap, `broker advertised as ${br.host}:${br.port}`)
+  check(d.brokers.length === expected, `expected ${expected} broker(s): ${JSON.stringify(d.brokers)}`)
+  check(obs.broker_is_bootstrap, `brokers advertised as ${addrs}, bootstrap ${bootstrap}`)
   check(obs.has_cluster_id, 'no cluster id')
 })
 

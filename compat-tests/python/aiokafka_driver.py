@@ -9,7 +9,7 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from common import BASE_TS, Fail, check, deadline, err_name, main, na, vals
+from common import BASE_TS, Fail, advertised_is_bootstrap, check, deadline, err_name, expected_brokers, main, na, vals
 
 NO848 = "aiokafka 0.14.0 has only the classic group protocol (JoinGroup/SyncGroup), no KIP-848 consumer protocol"
 
@@ -118,12 +118,11 @@ async def s_metadata(b, t, obs):
         await a.close()
     brokers = d["brokers"]
     obs["brokers"] = len(brokers)
-    br = brokers[0]
-    obs["broker_is_bootstrap"] = f"{br['host']}:{br['port']}" == b
+    obs["broker_is_bootstrap"] = advertised_is_bootstrap([f"{br['host']}:{br['port']}" for br in brokers], b)
     obs["has_cluster_id"] = bool(d.get("cluster_id"))
     obs["has_controller"] = d.get("controller_id", -1) >= 0
-    check(len(brokers) == 1, f"expected 1 broker: {brokers}")
-    check(obs["broker_is_bootstrap"], f"broker advertised as {br}")
+    check(len(brokers) == expected_brokers(), f"expected {expected_brokers()} broker(s): {brokers}")
+    check(obs["broker_is_bootstrap"], f"brokers advertised as {brokers}, bootstrap {b}")
     check(obs["has_cluster_id"], "no cluster id")
 
 

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from common import Fail, check, deadline, main
+from common import Fail, check, deadline, expected_brokers, main
 
 CACHE = os.environ.get("COMPAT_CACHE", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache"))
 LOG4J = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib", "log4j2.properties")
@@ -150,7 +150,7 @@ def s_configs_brokers(b, t, obs):
     # Which broker: `--describe --entity-type brokers` lists each ("... for broker 1 are:").
     out = configs(b, "--entity-type", "brokers", "--describe")
     ids = re.findall(r"for broker (\d+) are", out)
-    check(len(ids) == 1, f"expected one broker in --describe, got {out.strip()[:200]}")
+    check(len(ids) == expected_brokers(), f"expected {expected_brokers()} broker(s) in --describe, got {out.strip()[:200]}")
     node = ids[0]
     obs["node"] = node
     # Broker configs are shared by every cell on the broker: each CLI column uses its own keys,

@@ -21,6 +21,16 @@ class NotYet(Exception):
     pass
 
 
+def expected_brokers():
+    """How many brokers the target is (compat-tests sets COMPAT_BROKERS: 1, or 3 for a cluster)."""
+    return int(os.environ.get("COMPAT_BROKERS", "1"))
+
+
+def advertised_is_bootstrap(addrs, bootstrap):
+    """Whether the brokers' advertised host:port set is exactly the bootstrap list."""
+    return set(addrs) == set(bootstrap.split(","))
+
+
 def check(ok, msg):
     if not ok:
         raise Fail(msg)

@@ -7,7 +7,7 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, ConsumerGroupType, Kafk
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    NewTopic, OffsetSpec, ResourceType)
 
-from common import BASE_TS, Fail, NotApplicable, check, deadline, err_name, main, vals
+from common import BASE_TS, Fail, NotApplicable, advertised_is_bootstrap, check, deadline, err_name, expected_brokers, main, vals
 
 BOOT = {}
 
@@ -88,12 +88,12 @@ def s_metadata(b, t, obs):
     a = admin()
     md = a.list_topics(timeout=15)
     obs["brokers"] = len(md.brokers)
-    br = list(md.brokers.values())[0]
-    obs["broker_is_bootstrap"] = f"{br.host}:{br.port}" == b
+    addrs = [f"{br.host}:{br.port}" for br in md.brokers.values()]
+    obs["broker_is_bootstrap"] = advertised_is_bootstrap(addrs, b)
     obs["has_cluster_id"] = bool(md.cluster_id)
     obs["has_controller"] = md.controller_id is not None and md.controller_id >= 0
-    check(len(md.brokers) == 1, f"expected 1 broker, got {md.brokers}")
-    check(obs["broker_is_bootstrap"], f"broker advertised as {br.host}:{br.port}, bootstrap {b}")
+    check(len(md.brokers) == expected_brokers(), f"expected {expected_brokers()} broker(s), got {md.brokers}")
+    check(obs["broker_is_bootstrap"], f"brokers advertised as {addrs}, bootstrap {b}")
     check(obs["has_cluster_id"], "no cluster id")
 
 

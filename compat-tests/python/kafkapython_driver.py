@@ -7,7 +7,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Of
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from common import BASE_TS, Fail, check, deadline, err_name, main, na, vals
+from common import BASE_TS, Fail, advertised_is_bootstrap, check, deadline, err_name, expected_brokers, main, na, vals
 
 NO848 = "kafka-python 3.0.12 has only the classic group protocol (JoinGroup/SyncGroup), no KIP-848 consumer protocol"
 
@@ -89,12 +89,11 @@ def s_metadata(b, t, obs):
         a.close()
     brokers = d["brokers"]
     obs["brokers"] = len(brokers)
-    br = brokers[0]
-    obs["broker_is_bootstrap"] = f"{br['host']}:{br['port']}" == b
+    obs["broker_is_bootstrap"] = advertised_is_bootstrap([f"{br['host']}:{br['port']}" for br in brokers], b)
     obs["has_cluster_id"] = bool(d.get("cluster_id"))
     obs["has_controller"] = d.get("controller_id", -1) >= 0
-    check(len(brokers) == 1, f"expected 1 broker: {brokers}")
-    check(obs["broker_is_bootstrap"], f"broker advertised as {br}")
+    check(len(brokers) == expected_brokers(), f"expected {expected_brokers()} broker(s): {brokers}")
+    check(obs["broker_is_bootstrap"], f"brokers advertised as {brokers}, bootstrap {b}")
     check(obs["has_cluster_id"], "no cluster id")
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import BASE_TS, Fail, NotApplicable, check, main, vals
+from common import BASE_TS, Fail, NotApplicable, advertised_is_bootstrap, check, expected_brokers, main, vals
 
 B = {}
 ERRS = {"Broker: Unknown topic or partition": "UNKNOWN_TOPIC_OR_PARTITION",
@@ -53,9 +53,11 @@ def check_exact(msgs, values, first):
 def s_metadata(b, t, obs):
     md = json.loads(kcat("-L", "-J").stdout)
     obs["brokers"] = len(md["brokers"])
-    obs["broker_is_bootstrap"] = md["brokers"][0]["name"].endswith(b) if md["brokers"] else False
-    check(len(md["brokers"]) == 1, f"expected 1 broker: {md['brokers']}")
-    check(obs["broker_is_bootstrap"], f"broker advertised as {md['brokers'][0]['name']}")
+    # kcat names each broker "host:port/id".
+    addrs = [x["name"].rsplit("/", 1)[0] for x in md["brokers"]]
+    obs["broker_is_bootstrap"] = advertised_is_bootstrap(addrs, b)
+    check(len(md["brokers"]) == expected_brokers(), f"expected {expected_brokers()} broker(s): {md['brokers']}")
+    check(obs["broker_is_bootstrap"], f"brokers advertised as {addrs}, bootstrap {b}")
 
 
 def codec(name):

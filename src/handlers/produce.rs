@@ -8,12 +8,15 @@
 //! is append order. acks=0: no response (the connection is closed if a partition failed, the
 //! only signal such a client gets). acks=1: answered after the write. acks=-1: answered after
 //! the data is fsynced (group commit, `strom.acks.all.fsync`), and refused with
-//! NOT_ENOUGH_REPLICAS when `min.insync.replicas` exceeds the in-sync replicas; with replicas,
+//! NOT_ENOUGH_REPLICAS when the effective minimum ISR exceeds the in-sync replicas (Kafka's:
+//! `min.insync.replicas` capped at the partition's replica count, so a topic with fewer
+//! replicas than that takes acks=all once all of them are in sync); with replicas,
 //! it also waits (up to the request's timeout, then REQUEST_TIMED_OUT) until the high
 //! watermark covers the batch, i.e. every in-sync replica has it, then answers
 //! NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below `min.insync.replicas` meanwhile, or
 //! NOT_LEADER_OR_FOLLOWER if leadership moved first. A partition this broker does not lead
-//! answers NOT_LEADER_OR_FOLLOWER.
+//! answers NOT_LEADER_OR_FOLLOWER (after waiting up to 0.5 s when the committed metadata
+//! already names this broker its leader and only the local reconciliation is behind).
 //! v13 names topics by id. Idempotent producers (producer id >= 0): the log checks sequences
 //! and epochs (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH) and answers a retried
 //! batch with its original offsets. Transactional batches: v12+ (Transactions V2) adds the
@@ -38,6 +41,10 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 13,
 };
 
+/// How long a produce waits for a leadership the metadata gives this broker to be taken up
+/// (see `Broker::await_leadership`).
+const LEADERSHIP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ProduceRequest = ctx.decode(body)?;
     let broker = ctx.broker.clone();
@@ -50,12 +57,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     // (topic index, partition index, partition, end offset to replicate, min.insync.replicas)
     let mut awaiting_hw: Vec<(usize, usize, std::sync::Arc<Partition>, i64, i64)> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // One bound for the whole request, however many partitions wait.
+    let leadership_deadline = tokio::time::Instant::now() + LEADERSHIP_WAIT;
     for (ti, td) in req.topic_data.into_iter().enumerate() {
         let meta = if ctx.version >= 13 {
             broker.metadata.topic_by_id(&td.topic_id)
         } else {
             broker.metadata.topic(td.name.0.as_str())
         };
+        if let Some(m) = meta.as_ref().filter(|_| broker.is_cluster()) {
+            for pd in &td.partition_data {
+                broker.await_leadership(m, pd.index, leadership_deadline).await;
+            }
+        }
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for (pi, pd) in td.partition_data.into_iter().enumerate() {
             let mut r = PartitionProduceResponse::default()
@@ -100,7 +114,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 continue;
             }
             // Looked up only for acks=all (a config resolution per partition otherwise wasted).
-            let min_isr = if acks == -1 { min_insync(&broker, meta.as_ref().map(|m| &m.configs)) } else { 1 };
+            let min_isr = if acks == -1 { partition.effective_min_isr(min_insync(&broker, meta.as_ref().map(|m| &m.configs))) } else { 1 };
             if acks == -1 && min_isr > isr as i64 {
                 r.error_code = WireError::NotEnoughReplicas.code();
                 any_error = true;

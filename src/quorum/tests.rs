@@ -275,6 +275,33 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
             other => panic!("a follower's propose: {other:?}"),
         }
 
+        // propose_in_term: never forwarded, and only in the term it names.
+        let term = cluster.quorum(leader).term();
+        assert!(matches!(
+            cluster
+                .quorum(follower)
+                .propose_in_term(b"x".to_vec(), term)
+                .await,
+            Err(QuorumError::NotLeader { leader: None })
+        ));
+        assert!(matches!(
+            cluster
+                .quorum(leader)
+                .propose_in_term(b"x".to_vec(), term + 1)
+                .await,
+            Err(QuorumError::NotLeader { leader: None })
+        ));
+        let index = cluster
+            .quorum(leader)
+            .propose_in_term(b"in-term".to_vec(), term)
+            .await
+            .expect("the leader of the term");
+        assert!(cluster
+            .applier(leader)
+            .applied()
+            .iter()
+            .any(|(i, p)| *i == index && p.as_slice() == b"in-term"));
+
         // From a follower, propose_anywhere forwards to the leader and returns once the entry
         // is applied on the follower too.
         let index = cluster
@@ -291,7 +318,7 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
             "applied on the follower when propose_anywhere returns"
         );
 
-        let mut want = vec![b"forwarded".to_vec()];
+        let mut want = vec![b"in-term".to_vec(), b"forwarded".to_vec()];
         for n in 0..50 {
             cluster
                 .quorum(leader)

@@ -120,6 +120,18 @@ impl Partition {
         self.throttled.load(Ordering::Relaxed) & 2 != 0
     }
 
+    /// The minimum ISR an acks=all write needs: `min_insync` (the topic's
+    /// `min.insync.replicas`) capped at the number of replicas, as Kafka's effective minimum
+    /// ISR is (a topic with fewer replicas than `min.insync.replicas` takes acks=all writes
+    /// once all of them are in sync).
+    pub fn effective_min_isr(&self, min_insync: i64) -> i64 {
+        let replicas = match &*self.role.lock() {
+            Role::Leader(l) => l.replicas.len() as i64,
+            Role::Follower { .. } => return min_insync,
+        };
+        min_insync.min(replicas.max(1))
+    }
+
     /// Leading: whether `replica` is in the ISR.
     pub fn is_in_sync(&self, replica: i32) -> bool {
         match &*self.role.lock() {
@@ -364,8 +376,8 @@ impl Partition {
         internal: bool,
     ) -> Result<crate::log::AppendInfo, crate::log::LogError> {
         let _gate = self.role_gate.read();
-        let (epoch, isr) = match &*self.role.lock() {
-            Role::Leader(l) => (l.leader_epoch, l.isr.len()),
+        let (epoch, isr, replicas) = match &*self.role.lock() {
+            Role::Leader(l) => (l.leader_epoch, l.isr.len(), l.replicas.len()),
             Role::Follower { .. } => {
                 return Err(crate::log::LogError::NotLeader(format!(
                     "{}-{}",
@@ -376,7 +388,12 @@ impl Partition {
         if internal && self.persist_epochs.load(Ordering::Acquire) {
             // (A replica of a multi-node cluster.) The broker's own writes are acks=-1 (Kafka's): a transaction marker or
             // coordinator record held by fewer replicas than this could be lost with them.
-            let min = self.log.config().min_insync_replicas;
+            // Capped at the replication factor, as Kafka's effective minimum ISR is.
+            let min = self
+                .log
+                .config()
+                .min_insync_replicas
+                .min(i32::try_from(replicas).unwrap_or(i32::MAX).max(1));
             if (isr as i64) < i64::from(min) {
                 return Err(crate::log::LogError::NotEnoughReplicas {
                     partition: format!("{}-{}", self.topic, self.index),

@@ -30,7 +30,7 @@ func ctx(sec int) context.Context {
 }
 
 func client(opts ...kgo.Opt) *kgo.Client {
-	base := []kgo.Opt{kgo.SeedBrokers(seed), kgo.ClientID("compat-franz"), kgo.RequestTimeoutOverhead(10 * time.Second),
+	base := []kgo.Opt{kgo.SeedBrokers(strings.Split(seed, ",")...), kgo.ClientID("compat-franz"), kgo.RequestTimeoutOverhead(10 * time.Second),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5 * time.Millisecond)}
 	if os.Getenv("COMPAT_FRANZ_DEBUG") != "" { // the client's own log on stderr, for a cell's log
 		base = append(base, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, nil)))
@@ -118,12 +118,15 @@ func metadata(b, t string, obs h.Obs) {
 	md, err := admin().BrokerMetadata(ctx(15))
 	h.Must(err, "metadata")
 	obs["brokers"] = len(md.Brokers)
-	h.Check(len(md.Brokers) == 1, "expected 1 broker, got %v", md.Brokers)
-	br := md.Brokers[0]
-	obs["broker_is_bootstrap"] = fmt.Sprintf("%s:%d", br.Host, br.Port) == b
+	h.Check(len(md.Brokers) == h.ExpectedBrokers(), "expected %d broker(s), got %v", h.ExpectedBrokers(), md.Brokers)
+	var addrs []string
+	for _, br := range md.Brokers {
+		addrs = append(addrs, fmt.Sprintf("%s:%d", br.Host, br.Port))
+	}
+	obs["broker_is_bootstrap"] = h.SameAddrs(addrs, b)
 	obs["has_cluster_id"] = md.Cluster != ""
 	obs["has_controller"] = md.Controller >= 0
-	h.Check(obs["broker_is_bootstrap"] == true, "broker advertised as %s:%d", br.Host, br.Port)
+	h.Check(obs["broker_is_bootstrap"] == true, "brokers advertised as %v, bootstrap %s", addrs, b)
 	h.Check(md.Cluster != "", "no cluster id")
 }
 
@@ -691,7 +694,7 @@ func eosPipeline(b, t string, obs h.Obs) {
 	create(t, 1, nil)
 	create(out, 1, nil)
 	produce(t, h.Vals(20, "v"))
-	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(seed), kgo.ClientID("compat-franz"),
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(strings.Split(seed, ",")...), kgo.ClientID("compat-franz"),
 		kgo.RequestTimeoutOverhead(10*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.TransactionalID(t+"-eos"), kgo.ConsumerGroup(g), kgo.ConsumeTopics(t),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

@@ -53,7 +53,7 @@ func errName(err error) string {
 }
 
 func admin() sarama.ClusterAdmin {
-	a, err := sarama.NewClusterAdmin([]string{seed}, cfg())
+	a, err := sarama.NewClusterAdmin(strings.Split(seed, ","), cfg())
 	h.Must(err, "admin")
 	return a
 }
@@ -69,7 +69,7 @@ func producer(mod func(*sarama.Config)) sarama.SyncProducer {
 	if mod != nil {
 		mod(c)
 	}
-	p, err := sarama.NewSyncProducer([]string{seed}, c)
+	p, err := sarama.NewSyncProducer(strings.Split(seed, ","), c)
 	h.Must(err, "producer")
 	return p
 }
@@ -94,7 +94,7 @@ func readFromStart(t string, n int, mod func(*sarama.Config)) []*sarama.Consumer
 	if mod != nil {
 		mod(c)
 	}
-	cons, err := sarama.NewConsumer([]string{seed}, c)
+	cons, err := sarama.NewConsumer(strings.Split(seed, ","), c)
 	h.Must(err, "consumer")
 	defer cons.Close()
 	pc, err := cons.ConsumePartition(t, 0, sarama.OffsetOldest)
@@ -137,10 +137,14 @@ func metadata(b, t string, obs h.Obs) {
 	brokers, ctl, err := a.DescribeCluster()
 	h.Must(err, "describe cluster")
 	obs["brokers"] = len(brokers)
-	h.Check(len(brokers) == 1, "expected 1 broker, got %d", len(brokers))
-	obs["broker_is_bootstrap"] = brokers[0].Addr() == b
+	h.Check(len(brokers) == h.ExpectedBrokers(), "expected %d broker(s), got %d", h.ExpectedBrokers(), len(brokers))
+	var addrs []string
+	for _, br := range brokers {
+		addrs = append(addrs, br.Addr())
+	}
+	obs["broker_is_bootstrap"] = h.SameAddrs(addrs, b)
 	obs["has_controller"] = ctl >= 0
-	h.Check(brokers[0].Addr() == b, "broker advertised as %s", brokers[0].Addr())
+	h.Check(obs["broker_is_bootstrap"] == true, "brokers advertised as %v, bootstrap %s", addrs, b)
 }
 
 func retention(a sarama.ClusterAdmin, t string) string {
@@ -285,7 +289,7 @@ func join(t, group string, mod func(*sarama.Config)) *groupMember {
 	if mod != nil {
 		mod(c)
 	}
-	g, err := sarama.NewConsumerGroup([]string{seed}, group, c)
+	g, err := sarama.NewConsumerGroup(strings.Split(seed, ","), group, c)
 	h.Must(err, "consumer group")
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &groupMember{g: g, cancel: cancel, done: make(chan struct{})}
@@ -368,7 +372,7 @@ func produceTS(t string, deltas []int64) {
 }
 
 func client() sarama.Client {
-	c, err := sarama.NewClient([]string{seed}, cfg())
+	c, err := sarama.NewClient(strings.Split(seed, ","), cfg())
 	h.Must(err, "client")
 	return c
 }
@@ -619,7 +623,7 @@ func sp(s string) *string { return &s }
 func drainValues(t string, n int, iso sarama.IsolationLevel) []string {
 	c := cfg()
 	c.Consumer.IsolationLevel = iso
-	cons, err := sarama.NewConsumer([]string{seed}, c)
+	cons, err := sarama.NewConsumer(strings.Split(seed, ","), c)
 	h.Must(err, "consumer")
 	defer cons.Close()
 	pc, err := cons.ConsumePartition(t, 0, sarama.OffsetOldest)
@@ -761,7 +765,7 @@ func eosPipeline(b, t string, obs h.Obs) {
 	c := cfg()
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.IsolationLevel = sarama.ReadCommitted
-	grp, err := sarama.NewConsumerGroup([]string{seed}, g, c)
+	grp, err := sarama.NewConsumerGroup(strings.Split(seed, ","), g, c)
 	h.Must(err, "consumer group")
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	e := &eosHandler{p: p, in: t, out: out, group: g, obs: obs, finish: cancel}

@@ -21,6 +21,30 @@ type failure struct{ msg string }
 type notApplicable struct{ msg string }
 
 // Check fails the scenario with msg when ok is false.
+// ExpectedBrokers is how many brokers the target is (COMPAT_BROKERS: 1, or 3 for a cluster).
+func ExpectedBrokers() int {
+	n := 1
+	fmt.Sscanf(os.Getenv("COMPAT_BROKERS"), "%d", &n)
+	return n
+}
+
+// SameAddrs tells whether the advertised host:port list is exactly the bootstrap list.
+func SameAddrs(addrs []string, bootstrap string) bool {
+	want := strings.Split(bootstrap, ",")
+	if len(addrs) != len(want) {
+		return false
+	}
+	a := append([]string(nil), addrs...)
+	sort.Strings(a)
+	sort.Strings(want)
+	for i := range a {
+		if a[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
 func Check(ok bool, format string, args ...any) {
 	if !ok {
 		panic(failure{fmt.Sprintf(format, args...)})
