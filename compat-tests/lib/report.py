@@ -194,7 +194,7 @@ def write_findings(here, strom, kafka, strom3=None, kafka3=None):
                     L.append(f"  - {c['client']}: {d}{flag}")
             L.append("")
     if strom3:
-        L += ["## Three-node cluster (`strom3`)", "",
+        L += ["", "## Three-node cluster (`strom3`)", "",
               f"Run {strom3['date']}, commit `{strom3['commit']}`.", ""]
         if strom3.get("broker_start_error"):
             L += [f"**The cluster did not start**: `{strom3['broker_start_error']}`", ""]
