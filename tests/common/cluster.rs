@@ -3,6 +3,8 @@
 //! `strom.cluster.preview=true`), on free ports, with data in its own temporary directory and
 //! stderr in `broker.log` there. Nodes can be killed (SIGKILL), paused (SIGSTOP), resumed,
 //! stopped (SIGTERM) and restarted on the same ports and data. Clients are librdkafka.
+//! [`Cluster::start_in_namespaces`] runs each node in a network namespace of its own instead
+//! (see [`Net`]), so that links between nodes can be cut ([`Cluster::cut`]) and mended.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
