@@ -115,7 +115,7 @@ pub struct Broker {
     /// bounded by the effective `leader/follower.replication.throttled.rate`.
     pub leader_quota: Arc<ReplicationQuota>,
     pub follower_quota: Arc<ReplicationQuota>,
-    /// The dynamic broker configs last applied by [`Broker::sync_configs`].
+    /// The dynamic broker configs last applied by [`Broker::sync_dynamic_configs`].
     applied_dynamic: Mutex<Option<DynamicConfigs>>,
 }
 
@@ -931,44 +931,40 @@ impl Broker {
         *self.effective.write() = Arc::new(effective);
     }
 
-    /// In a cluster, brings this broker up to the configs in the metadata, whichever broker
-    /// committed them: the effective configuration (dynamic broker configs), every hosted
-    /// partition's log settings (topic configs) and its replication throttles (a follower
-    /// throttle only while this replica is out of sync). Blocking only on locks.
-    pub fn sync_configs(&self) {
+    /// In a cluster, brings this broker's effective configuration up to the dynamic broker
+    /// configs in the metadata, whichever broker committed them (each reconciliation calls it,
+    /// then [`Broker::sync_partition_configs`] for every hosted partition).
+    pub fn sync_dynamic_configs(&self) {
         let dynamic = self.dynamic_configs();
-        {
-            let mut applied = self.applied_dynamic.lock();
-            if applied.as_ref() != Some(&dynamic) {
-                match dynamic::effective(&self.config, &dynamic) {
-                    Ok(e) => self.set_effective(e),
-                    Err(e) => tracing::warn!(error = %e, "dynamic broker configs not applied"),
-                }
-                *applied = Some(dynamic);
+        let mut applied = self.applied_dynamic.lock();
+        if applied.as_ref() != Some(&dynamic) {
+            match dynamic::effective(&self.config, &dynamic) {
+                Ok(e) => self.set_effective(e),
+                Err(e) => tracing::warn!(error = %e, "dynamic broker configs not applied"),
             }
+            *applied = Some(dynamic);
         }
+    }
+
+    /// A hosted partition of topic `t` brought up to the metadata: its log settings (`lc`, the
+    /// topic's resolved configs) and its replication throttles (the follower one only while
+    /// `isr` lacks this broker).
+    pub fn sync_partition_configs(
+        &self,
+        t: &TopicMeta,
+        lc: &LogConfig,
+        part: &Partition,
+        isr: &[i32],
+    ) {
         let me = self.config.node_id;
-        for t in self.metadata.topics() {
-            let lc = self.log_config(&t.configs);
-            let leader_list = t.configs.get("leader.replication.throttled.replicas");
-            let follower_list = t.configs.get("follower.replication.throttled.replicas");
-            for p in 0..t.partitions {
-                let Some(part) = self.replicas.get(&t.name, p) else {
-                    continue;
-                };
-                if part.log.config() != lc {
-                    part.log.set_config(lc.clone());
-                }
-                let in_sync = self
-                    .metadata
-                    .partition_state(&t.id, p)
-                    .is_some_and(|s| s.isr.contains(&me));
-                part.set_throttled(
-                    topic::throttles(leader_list, p, me),
-                    topic::throttles(follower_list, p, me) && !in_sync,
-                );
-            }
+        if part.log.config() != *lc {
+            part.log.set_config(lc.clone());
         }
+        let listed = |key: &str| topic::throttles(t.configs.get(key), part.index, me);
+        part.set_throttled(
+            listed("leader.replication.throttled.replicas"),
+            listed("follower.replication.throttled.replicas") && !isr.contains(&me),
+        );
     }
 
     /// A partition's leader, leader epoch, replicas and ISR as the metadata says (a topic
@@ -1012,33 +1008,32 @@ impl Broker {
         self.replicas.get(topic, index)
     }
 
-    /// In a cluster: when the committed metadata names this broker the leader of partition
-    /// `index` of `meta` but this broker has not taken that leadership up yet (the
-    /// reconciliation that follows a commit runs a few milliseconds behind it), waits up to
-    /// `deadline` for it. A produce that arrives right after its topic was created, or right after
-    /// the leadership moved here, then finds the leader in place instead of being answered
-    /// NOT_LEADER_OR_FOLLOWER (which a client sending without retries reports as a failure).
-    /// Returns at once when this replica leads or the metadata names another leader.
-    pub async fn await_leadership(
+    /// Partition `index` of `meta` as hosted here, for a produce. In a cluster, when the
+    /// committed metadata names this broker its leader but this broker has not taken that
+    /// leadership up yet (the reconciliation that follows a commit runs a few milliseconds
+    /// behind it), waits until `deadline` for it: a produce that arrives right after its
+    /// topic was created, or right after the leadership moved here, then finds the leader in
+    /// place instead of being answered NOT_LEADER_OR_FOLLOWER (which a client sending without
+    /// retries reports as a failure). At once when this replica leads, the metadata names
+    /// another leader, or on a single node.
+    pub async fn partition_to_lead(
         &self,
         meta: &TopicMeta,
         index: i32,
         deadline: tokio::time::Instant,
-    ) {
+    ) -> Option<Arc<Partition>> {
         let me = self.config.node_id;
         loop {
-            if self
-                .partition(&meta.name, index)
-                .is_some_and(|p| p.is_leader())
-            {
-                return;
+            let p = self.partition(&meta.name, index);
+            if !self.is_cluster() || p.as_ref().is_some_and(|p| p.is_leader()) {
+                return p;
             }
             let committed_here = self
                 .metadata
                 .partition_state(&meta.id, index)
                 .is_some_and(|st| st.leader == me);
             if !committed_here || tokio::time::Instant::now() >= deadline {
-                return;
+                return p;
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }

@@ -264,6 +264,16 @@ def _cluster_ports():
     return [(ports[2 * i], ports[2 * i + 1]) for i in range(CLUSTER_NODES)]
 
 
+def _cluster_up(target, nodes, workdir, version, deadline_s, name):
+    """The started nodes as one target once all serve; stopped (and an error raised) if not."""
+    broker = ClusterBroker(target, nodes, workdir, version)
+    err = _wait_cluster(broker, deadline_s)
+    if err:
+        broker.stop()
+        raise RuntimeError(f"{name}: {err}")
+    return broker
+
+
 def _wait_cluster(broker, deadline_s):
     """Every node answers ApiVersions and lists all the brokers in Metadata."""
     end = time.monotonic() + deadline_s
@@ -320,6 +330,8 @@ group.initial.rebalance.delay.ms=0
             fmt = subprocess.run(java + ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                          "-c", props], stdout=log, stderr=subprocess.STDOUT, timeout=120)
         if fmt.returncode != 0:
+            for n in nodes:  # the nodes already started go too
+                stop_process(n["proc"])
             shutil.rmtree(workdir, ignore_errors=True)
             raise RuntimeError(f"kafka-storage format failed (log: {log_path})")
         log = open(log_path, "a")
@@ -327,12 +339,7 @@ group.initial.rebalance.delay.ms=0
                                 stdin=subprocess.DEVNULL, cwd=workdir)
         record_pid(proc.pid)
         nodes.append({"id": node, "port": port, "proc": proc, "log": log_path})
-    broker = ClusterBroker("kafka3", nodes, workdir, "Apache Kafka 4.4.0 (3 nodes)")
-    err = _wait_cluster(broker, 120)
-    if err:
-        broker.stop()
-        raise RuntimeError("Apache Kafka cluster: " + err)
-    return broker
+    return _cluster_up("kafka3", nodes, workdir, "Apache Kafka 4.4.0 (3 nodes)", 120, "Apache Kafka cluster")
 
 
 def start_strom_cluster(log_dir, binary):
@@ -360,9 +367,4 @@ def start_strom_cluster(log_dir, binary):
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
         record_pid(proc.pid)
         nodes.append({"id": node, "port": port, "proc": proc, "log": log_path})
-    broker = ClusterBroker("strom3", nodes, workdir, "Strom (3 nodes)")
-    err = _wait_cluster(broker, 90)
-    if err:
-        broker.stop()
-        raise RuntimeError("Strom cluster: " + err)
-    return broker
+    return _cluster_up("strom3", nodes, workdir, "Strom (3 nodes)", 90, "Strom cluster")

@@ -329,7 +329,11 @@ impl Node {
                 *checked = true;
             }
         }
+        // Configs another broker committed (dynamic broker configs here, topic configs and
+        // throttles per hosted partition below).
+        b.sync_dynamic_configs();
         for t in &topics {
+            let lc = b.log_config(&t.configs);
             for i in 0..t.partitions {
                 let Some(st) = b.metadata.partition_state(&t.id, i) else {
                     continue;
@@ -344,6 +348,7 @@ impl Node {
                         continue;
                     }
                 };
+                b.sync_partition_configs(t, &lc, &p, &st.isr);
                 let key: Key = (p.topic.clone(), i);
                 wanted.insert(key.clone());
                 if st.leader == me && unfenced {
@@ -430,8 +435,6 @@ impl Node {
                 warn!(topic = %p.topic, partition = p.index, error = %e, "could not remove a replica");
             }
         }
-        // Configs another broker committed (topic and dynamic broker configs, throttles).
-        b.sync_configs();
         self.follow_coordinator(
             &topics,
             OFFSETS_TOPIC,

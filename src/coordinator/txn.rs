@@ -1020,6 +1020,18 @@ mod tests {
 
     const EXPIRY_MS: i64 = 10_000;
 
+    /// [`coordinator`] with both partitions loaded, as their leader's would be.
+    fn coordinator_serving_all(
+        dir: &std::path::Path,
+    ) -> (TransactionCoordinator, Vec<Arc<Partition>>) {
+        let (c, logs) = coordinator(dir);
+        c.prepare(2);
+        for (i, p) in logs.iter().enumerate() {
+            c.load_partition(i as i32, p.clone()).expect("load");
+        }
+        (c, logs)
+    }
+
     fn coordinator(dir: &std::path::Path) -> (TransactionCoordinator, Vec<Arc<Partition>>) {
         let defaults = BrokerConfig::default();
         let config = TxnConfig {
@@ -1226,11 +1238,7 @@ mod tests {
     #[tokio::test]
     async fn a_partition_moves_to_another_coordinator_with_its_ids() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (a, logs) = coordinator(dir.path());
-        a.prepare(2);
-        for (i, p) in logs.iter().enumerate() {
-            a.load_partition(i as i32, p.clone()).expect("load");
-        }
+        let (a, logs) = coordinator_serving_all(dir.path());
         let alloc = ids();
         let (pid, epoch) = a
             .init_producer_id("moving", 60_000, &alloc)
@@ -1270,11 +1278,7 @@ mod tests {
     #[tokio::test]
     async fn a_retried_v2_end_txn_is_answered_by_the_next_coordinator() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (a, logs) = coordinator(dir.path());
-        a.prepare(2);
-        for (i, p) in logs.iter().enumerate() {
-            a.load_partition(i as i32, p.clone()).expect("load");
-        }
+        let (a, logs) = coordinator_serving_all(dir.path());
         let alloc = ids();
         let (pid, epoch) = a
             .init_producer_id("v2", 60_000, &alloc)

@@ -42,7 +42,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 /// How long a produce waits for a leadership the metadata gives this broker to be taken up
-/// (see `Broker::await_leadership`).
+/// (see `Broker::partition_to_lead`).
 const LEADERSHIP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
@@ -65,11 +65,6 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         } else {
             broker.metadata.topic(td.name.0.as_str())
         };
-        if let Some(m) = meta.as_ref().filter(|_| broker.is_cluster()) {
-            for pd in &td.partition_data {
-                broker.await_leadership(m, pd.index, leadership_deadline).await;
-            }
-        }
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for (pi, pd) in td.partition_data.into_iter().enumerate() {
             let mut r = PartitionProduceResponse::default()
@@ -82,9 +77,10 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             } else {
                 WireError::UnknownTopicOrPartition.code()
             };
-            let partition = meta
-                .as_ref()
-                .and_then(|m| broker.partition(&m.name, pd.index));
+            let partition = match meta.as_ref() {
+                Some(m) => broker.partition_to_lead(m, pd.index, leadership_deadline).await,
+                None => None,
+            };
             let Some(partition) = partition else {
                 // In a cluster, a partition of a known topic that is not hosted here is led
                 // elsewhere (Kafka's answer: NOT_LEADER_OR_FOLLOWER, so the client looks again).

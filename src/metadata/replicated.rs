@@ -50,8 +50,7 @@ impl Replicated {
     /// Proposes `records` as one entry and waits until it is applied here. Must not run on an
     /// async worker thread (it blocks on the quorum).
     pub(super) fn commit(&self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
-        let payload = serde_json::to_vec(records)
-            .map_err(|e| MetadataError::Quorum(format!("encoding records: {e}")))?;
+        let payload = encode(records)?;
         self.rt
             .block_on(self.quorum.propose_anywhere(payload, COMMIT_TIMEOUT))
             .map(drop)
@@ -65,8 +64,7 @@ impl Replicated {
         records: &[MetadataRecord],
         term: u64,
     ) -> Result<(), MetadataError> {
-        let payload = serde_json::to_vec(records)
-            .map_err(|e| MetadataError::Quorum(format!("encoding records: {e}")))?;
+        let payload = encode(records)?;
         self.rt
             .block_on(self.quorum.propose_in_term(payload, term))
             .map(drop)
@@ -76,6 +74,11 @@ impl Replicated {
     pub fn quorum(&self) -> &Quorum {
         &self.quorum
     }
+}
+
+/// One quorum entry: the records as a JSON array (what [`StateApplier`] reads).
+fn encode(records: &[MetadataRecord]) -> Result<Vec<u8>, MetadataError> {
+    serde_json::to_vec(records).map_err(|e| MetadataError::Quorum(format!("encoding records: {e}")))
 }
 
 fn quorum_error(e: QuorumError) -> MetadataError {
@@ -232,10 +235,9 @@ impl MetadataStore {
                     "no cluster id agreed within {timeout:?}"
                 )));
             }
-            let payload = serde_json::to_vec(&[MetadataRecord::ClusterId {
+            let payload = encode(&[MetadataRecord::ClusterId {
                 id: local_id.clone(),
-            }])
-            .map_err(|e| MetadataError::Quorum(e.to_string()))?;
+            }])?;
             quorum
                 .propose_anywhere(payload, left)
                 .await

@@ -768,31 +768,31 @@ impl Net {
         ok
     }
 
+    /// Runs `nft args...` inside node `i`'s namespace.
+    fn nft(&self, i: i32, args: &[&str]) -> bool {
+        let ns = self.ns(i);
+        let mut argv = vec!["ip", "netns", "exec", &ns, "nft"];
+        argv.extend_from_slice(args);
+        sh(&argv)
+    }
+
     /// Every packet between nodes `a` and `b` dropped, both ways, in both namespaces.
     pub fn cut(&self, a: i32, b: i32) {
         for (me, peer) in [(a, b), (b, a)] {
-            let ns = self.ns(me);
             let peer = self.ip(peer).to_string();
             for (chain, dir) in [("input", "saddr"), ("output", "daddr")] {
-                assert!(
-                    sh(&[
-                        "ip",
-                        "netns",
-                        "exec",
-                        &ns,
-                        "nft",
-                        "add",
-                        "rule",
-                        "inet",
-                        "strom_test",
-                        chain,
-                        "ip",
-                        dir,
-                        &peer,
-                        "drop"
-                    ]),
-                    "nft rule in {ns}"
-                );
+                let rule = [
+                    "add",
+                    "rule",
+                    "inet",
+                    "strom_test",
+                    chain,
+                    "ip",
+                    dir,
+                    &peer,
+                    "drop",
+                ];
+                assert!(self.nft(me, &rule), "nft rule in {}", self.ns(me));
             }
         }
     }
@@ -800,23 +800,9 @@ impl Net {
     /// Every cut link restored.
     pub fn mend(&self) {
         for i in 1..=self.nodes {
-            let ns = self.ns(i);
             for chain in ["input", "output"] {
-                assert!(
-                    sh(&[
-                        "ip",
-                        "netns",
-                        "exec",
-                        &ns,
-                        "nft",
-                        "flush",
-                        "chain",
-                        "inet",
-                        "strom_test",
-                        chain
-                    ]),
-                    "nft flush in {ns}"
-                );
+                let flush = ["flush", "chain", "inet", "strom_test", chain];
+                assert!(self.nft(i, &flush), "nft flush in {}", self.ns(i));
             }
         }
     }
