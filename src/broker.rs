@@ -23,6 +23,16 @@ use crate::protocol::WireError;
 use crate::replica::throttle::ReplicationQuota;
 use crate::replica::{Partition, ReplicaManager};
 
+/// The leader of a partition as the committed metadata names it ([`Broker::leader_hint`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderHint {
+    /// -1 when the partition has no leader.
+    pub leader: i32,
+    pub epoch: i32,
+    /// The leader's client endpoint (its registration).
+    pub endpoint: Option<crate::metadata::BrokerRegistration>,
+}
+
 /// Errors of administrative operations, mapped to wire codes by handlers.
 #[derive(Debug, Error)]
 pub enum AdminError {
@@ -215,7 +225,16 @@ impl Broker {
         config: BrokerConfig,
         start_timeout: std::time::Duration,
     ) -> anyhow::Result<Arc<Self>> {
-        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+        Self::open_cluster_with_storage(config, Arc::new(OsStorage), start_timeout).await
+    }
+
+    /// [`Broker::open_cluster`] on `storage`: segments, the metadata log and the quorum's Raft
+    /// log and vote (tests pass a power-off storage, see [`crate::log::io::PowerOffStorage`]).
+    pub async fn open_cluster_with_storage(
+        config: BrokerConfig,
+        storage: Arc<dyn Storage>,
+        start_timeout: std::time::Duration,
+    ) -> anyhow::Result<Arc<Self>> {
         let root = config.log_dir.clone();
         let logs = {
             let (root, storage) = (root.clone(), storage.clone());
@@ -1002,6 +1021,27 @@ impl Broker {
             }
             _ => unknown,
         }
+    }
+
+    /// Where partition `index` of `topic` is led, as the committed metadata says: for the
+    /// leader hint (KIP-951) a NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH answer to a
+    /// produce or fetch carries, so the client goes to the new leader without a Metadata
+    /// round trip. None on a single node, or when the partition is unknown; the endpoint is
+    /// None when the leader is not a registered, unfenced broker.
+    pub fn leader_hint(&self, topic: &TopicMeta, index: i32) -> Option<LeaderHint> {
+        if !self.is_cluster() {
+            return None;
+        }
+        let state = self.metadata.partition_state(&topic.id, index)?;
+        let endpoint = self
+            .metadata
+            .broker(state.leader)
+            .filter(|b| !b.fenced && state.leader >= 0);
+        Some(LeaderHint {
+            leader: state.leader,
+            epoch: state.leader_epoch,
+            endpoint,
+        })
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {

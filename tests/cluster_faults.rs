@@ -26,6 +26,11 @@
 //! `STROM_CLUSTER_FAULT_SCHEDULES=100 cargo test --release --test cluster_faults -- --nocapture`
 //! is the long one; `STROM_CLUSTER_FAULT_KINDS=IsolateLeader,CutLink` applies only those kinds.
 //! A failure names its seed; rerun that seed alone to repeat it.
+//!
+//! `STROM_CLUSTER_TARGET=kafka` runs the same schedules and checks against three Apache Kafka
+//! 4.4 nodes started from the same `server.properties` files (tests/common/cluster.rs
+//! [`Flavour::Kafka`]; jars from `bash compat-tests/install.sh java`, or `STROM_KAFKA_LIB`):
+//! the oracle for what clients see, and for how long healing takes.
 
 mod common;
 
@@ -36,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{
     create_topic, message_or_transient, read_all_with_offsets, wait_identical_replicas, Cluster,
-    PARTITIONS, TOPIC,
+    Flavour, PARTITIONS, TOPIC,
 };
 use common::wait_for;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -114,26 +119,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The node whose log last announced it became the active controller (the highest term).
-fn controller(cluster: &Cluster) -> Option<i32> {
-    let mut best: Option<(u64, i32)> = None;
-    for n in &cluster.nodes {
-        let log = std::fs::read_to_string(n.dir.path().join("broker.log")).unwrap_or_default();
-        for line in log.lines() {
-            if let Some(rest) = line
-                .split("this node is the active controller term=")
-                .nth(1)
-            {
-                let term: u64 = rest.trim().parse().unwrap_or(0);
-                if best.is_none_or(|(t, _)| term > t) {
-                    best = Some((term, n.id));
-                }
-            }
-        }
-    }
-    best.map(|(_, id)| id)
-}
-
 /// Waits until every node serves and every partition of the topic has all three replicas in
 /// its ISR.
 fn heal(cluster: &mut Cluster) {
@@ -174,7 +159,7 @@ fn apply(cluster: &mut Cluster, rng: &mut Rng, fault: Fault) -> String {
             format!("{fault:?}(partition {p}: node {victim})")
         }
         Fault::KillController => {
-            let victim = controller(cluster).unwrap_or_else(|| rng.node());
+            let victim = cluster.active_controller().unwrap_or_else(|| rng.node());
             cluster.node(victim).kill9();
             std::thread::sleep(pause(rng, 500));
             cluster.node(victim).spawn();
@@ -219,7 +204,7 @@ fn apply(cluster: &mut Cluster, rng: &mut Rng, fault: Fault) -> String {
                 let p = rng.below(PARTITIONS as u64) as i32;
                 cluster.partitions()[&p].0
             } else {
-                controller(cluster).unwrap_or_else(|| rng.node())
+                cluster.active_controller().unwrap_or_else(|| rng.node())
             };
             let victim = if victim > 0 { victim } else { rng.node() };
             // Cut off from both other nodes (the quorum and its followers) while clients still
@@ -589,7 +574,10 @@ fn committed_offsets(cluster: &Cluster) -> BTreeMap<i32, i64> {
 
 async fn run_schedule(seed: u64, steps: u64) {
     let mut rng = Rng(seed);
-    let mut cluster = Cluster::start_in_namespaces(&[]).unwrap_or_else(Cluster::start);
+    let flavour = Flavour::from_env();
+    let target = flavour.name();
+    let mut cluster = Cluster::start_in_namespaces_as(flavour.clone(), &[])
+        .unwrap_or_else(|| Cluster::start_as(flavour, &[]));
     // Without namespaces the network faults are left out (the schedule of a seed differs).
     // STROM_CLUSTER_FAULT_KINDS=IsolateLeader,CutLink: only these.
     let kinds = std::env::var("STROM_CLUSTER_FAULT_KINDS").unwrap_or_default();
@@ -667,7 +655,7 @@ async fn run_schedule(seed: u64, steps: u64) {
 
     let read = tokio::task::block_in_place(|| read_all_with_offsets(&cluster));
     let acked = std::mem::take(&mut *acked.lock().expect("lock"));
-    let context = format!("seed {seed}, faults: {applied:?}");
+    let context = format!("{target}, seed {seed}, faults: {applied:?}");
     // Every acknowledged record is where its acknowledgement said.
     let at: HashMap<(i32, i64), u64> = read.iter().map(|&(p, o, v)| ((p, o), v)).collect();
     let mut lost = Vec::new();
@@ -712,7 +700,7 @@ async fn run_schedule(seed: u64, steps: u64) {
     // The three copies of each partition are the same bytes.
     tokio::task::block_in_place(|| wait_identical_replicas(&cluster, &context));
     eprintln!(
-        "seed {seed}: {} records acknowledged ({} sends failed), {} read back, commits {:?}; \
+        "{target} seed {seed}: {} records acknowledged ({} sends failed), {} read back, commits {:?}; \
          transactions: {} begun, {} committed, {} aborted, {} unknown, {} producer restarts, \
          {} records read committed; {}",
         acked.records.len(),

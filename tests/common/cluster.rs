@@ -1,15 +1,20 @@
-//! Three `strom` processes as one cluster on loopback, for the cluster tests: each node a
-//! broker and a metadata-quorum voter, configured with Kafka's property names (the preview:
-//! `strom.cluster.preview=true`), on free ports, with data in its own temporary directory and
-//! stderr in `broker.log` there. Nodes can be killed (SIGKILL), paused (SIGSTOP), resumed,
-//! stopped (SIGTERM) and restarted on the same ports and data. Clients are librdkafka.
-//! [`Cluster::start_in_namespaces`] runs each node in a network namespace of its own instead
-//! (see [`Net`]), so that links between nodes can be cut ([`Cluster::cut`]) and mended.
+//! Three nodes as one cluster on loopback, for the cluster tests: each node a broker and a
+//! metadata-quorum voter, started from a Kafka-named `server.properties` of its own (Strom's
+//! preview key `strom.cluster.preview=true` beside Kafka's), on free ports, with data in its own
+//! temporary directory and its log in `broker.log` there. Nodes can be killed (SIGKILL), paused
+//! (SIGSTOP), resumed, stopped (SIGTERM) and restarted on the same ports and data. Clients are
+//! librdkafka. [`Cluster::start_in_namespaces`] runs each node in a network namespace of its own
+//! instead (see [`Net`]), so that links between nodes can be cut ([`Cluster::cut`]) and mended.
+//!
+//! The nodes are `strom` processes, or with [`Flavour::Kafka`] Apache Kafka 4.4 brokers from
+//! its jars started from the same properties files (formatted with `kafka-storage format` on
+//! their first start): the oracle for what clients see of a cluster under faults.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +31,70 @@ pub const TOPIC: &str = "replicated";
 pub const PARTITIONS: i32 = 3;
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What the nodes run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flavour {
+    /// The `strom` binary (`STROM_BIN`, or this build's).
+    Strom,
+    /// Apache Kafka from the jars in `lib` (`kafka.Kafka`), all nodes formatted with `cluster_id`.
+    Kafka { lib: PathBuf, cluster_id: String },
+}
+
+impl Flavour {
+    /// `STROM_CLUSTER_TARGET=kafka`: Apache Kafka 4.4 from the jars in `STROM_KAFKA_LIB`
+    /// (default compat-tests/.cache/lib44, which `bash compat-tests/install.sh java` fills);
+    /// otherwise Strom.
+    pub fn from_env() -> Self {
+        match std::env::var("STROM_CLUSTER_TARGET").as_deref() {
+            Ok("kafka") => {
+                let lib = std::env::var("STROM_KAFKA_LIB").map_or_else(
+                    |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests/.cache/lib44"),
+                    PathBuf::from,
+                );
+                assert!(
+                    lib.join("kafka_2.13-4.4.0.jar").exists(),
+                    "no Kafka 4.4 jars in {} (run `bash compat-tests/install.sh java`, or set \
+                     STROM_KAFKA_LIB)",
+                    lib.display()
+                );
+                Flavour::Kafka {
+                    lib,
+                    cluster_id: kafka_cluster_id(),
+                }
+            }
+            Ok("strom") | Err(_) => Flavour::Strom,
+            Ok(other) => panic!("STROM_CLUSTER_TARGET={other}: expected strom or kafka"),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Flavour::Strom => "strom",
+            Flavour::Kafka { .. } => "kafka",
+        }
+    }
+}
+
+/// A random cluster id as `kafka-storage random-uuid` prints it (22 base64url characters, not
+/// starting with '-').
+fn kafka_cluster_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u128;
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(bits);
+        bits = (bits << 64) | h.finish() as u128;
+    }
+    let mut id: String = (0..22)
+        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
+        .collect();
+    if id.starts_with('-') {
+        id.replace_range(0..1, "A");
+    }
+    id
+}
+
 pub struct Node {
     pub id: i32,
     /// The address its listeners bind: 127.0.0.1, or its own address in its own network
@@ -37,8 +106,11 @@ pub struct Node {
     pub voters: String,
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
-    /// More `--set key=value` settings, after the cluster's own.
+    /// More `key=value` settings, after the cluster's own.
     pub extra: Vec<String>,
+    pub flavour: Flavour,
+    /// Kafka: `kafka-storage format` has run on this node's log directory.
+    formatted: bool,
 }
 
 impl Node {
@@ -46,57 +118,126 @@ impl Node {
         std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
     }
 
-    pub fn spawn(&mut self) {
-        assert!(self.child.is_none(), "node {} already running", self.id);
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("broker.log"))
-            .expect("log file");
-        let sets = [
+    /// This node's `server.properties`: Kafka's keys (both flavours read them), then Strom's
+    /// own (Kafka ignores them), then [`Node::extra`].
+    pub fn properties(&self) -> String {
+        let h = self.host;
+        let mut lines = vec![
             "process.roles=broker,controller".to_string(),
             format!("node.id={}", self.id),
             format!("controller.quorum.voters={}", self.voters),
             "controller.listener.names=CONTROLLER".to_string(),
             format!(
                 "listeners=PLAINTEXT://{h}:{},CONTROLLER://{h}:{}",
-                self.port,
-                self.controller_port,
-                h = self.host
+                self.port, self.controller_port
             ),
-            "strom.cluster.preview=true".to_string(),
-            "strom.admin.listener=".to_string(),
+            format!("advertised.listeners=PLAINTEXT://{h}:{}", self.port),
+            "inter.broker.listener.name=PLAINTEXT".to_string(),
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT".to_string(),
+            format!("log.dirs={}", self.dir.path().join("data").display()),
             "broker.session.timeout.ms=2000".to_string(),
             "broker.heartbeat.interval.ms=250".to_string(),
             "replica.lag.time.max.ms=3000".to_string(),
             "default.replication.factor=3".to_string(),
             "min.insync.replicas=2".to_string(),
+            "offsets.topic.replication.factor=3".to_string(),
+            "transaction.state.log.replication.factor=3".to_string(),
+            "transaction.state.log.min.isr=2".to_string(),
             "group.initial.rebalance.delay.ms=0".to_string(),
+            "strom.cluster.preview=true".to_string(),
+            "strom.admin.listener=".to_string(),
         ];
-        // STROM_BIN runs another build (e.g. a release binary for long fault runs).
-        let bin = std::env::var("STROM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_strom").into());
-        let mut cmd = match &self.netns {
+        lines.extend(self.extra.iter().cloned());
+        lines.join("\n") + "\n"
+    }
+
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node {} already running", self.id);
+        let props = self.dir.path().join("server.properties");
+        std::fs::write(&props, self.properties()).expect("write server.properties");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("broker.log"))
+            .expect("log file");
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(ns) = &self.netns {
             // `ip netns exec` execs the broker: the child's pid is the broker's.
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        cmd.arg("--data-dir").arg(self.dir.path().join("data"));
-        for s in sets.iter().chain(&self.extra) {
-            cmd.arg("--set").arg(s);
+            argv.extend(["ip", "netns", "exec", ns.as_str()].map(Into::into));
         }
-        let child = cmd
+        match &self.flavour {
+            Flavour::Strom => {
+                // STROM_BIN runs another build (e.g. a release binary for long fault runs).
+                let bin = std::env::var("STROM_BIN")
+                    .unwrap_or_else(|_| env!("CARGO_BIN_EXE_strom").into());
+                argv.extend([bin.into(), "--config".into(), props.into_os_string()]);
+            }
+            Flavour::Kafka { lib, cluster_id } => {
+                let java = self.java(lib);
+                if !self.formatted {
+                    let out = Command::new(&java[0])
+                        .args(&java[1..])
+                        .arg("kafka.tools.StorageTool")
+                        .arg("format")
+                        .arg(format!("--cluster-id={cluster_id}"))
+                        .arg("-c")
+                        .arg(&props)
+                        .stdin(Stdio::null())
+                        .output()
+                        .expect("run kafka-storage format");
+                    assert!(
+                        out.status.success(),
+                        "kafka-storage format on node {}: {}{}",
+                        self.id,
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    self.formatted = true;
+                }
+                argv.extend(java);
+                argv.extend(["kafka.Kafka".into(), props.into_os_string()]);
+            }
+        }
+        let log_err = log.try_clone().expect("log file");
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
             .env("RUST_LOG", "info,openraft=warn")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
             .spawn()
-            .expect("spawn strom");
+            .expect("spawn the node");
         self.child = Some(child);
+    }
+
+    /// `java` and its arguments up to the main class, for Kafka from the jars in `lib`
+    /// (its log, at INFO, to stdout).
+    fn java(&self, lib: &std::path::Path) -> Vec<std::ffi::OsString> {
+        let log4j = self.dir.path().join("log4j2.properties");
+        std::fs::write(
+            &log4j,
+            "status = error\n\
+             appender.out.type = Console\n\
+             appender.out.name = STDOUT\n\
+             appender.out.layout.type = PatternLayout\n\
+             appender.out.layout.pattern = [%d{HH:mm:ss,SSS}] %p %c{1}: %m%n\n\
+             rootLogger.level = INFO\n\
+             rootLogger.appenderRef.out.ref = STDOUT\n\
+             logger.request.name = kafka.request.logger\n\
+             logger.request.level = WARN\n",
+        )
+        .expect("write log4j2.properties");
+        vec![
+            "java".into(),
+            "-Xmx768m".into(),
+            "-Xms256m".into(),
+            // IPv4 sockets: the readiness check reads /proc/<pid>/net/tcp.
+            "-Djava.net.preferIPv4Stack=true".into(),
+            format!("-Dlog4j2.configurationFile={}", log4j.display()).into(),
+            "-cp".into(),
+            lib.join("*").into_os_string(),
+        ]
     }
 
     /// True once the process serves Kafka clients; panics if it exited.
@@ -216,8 +357,13 @@ impl Cluster {
         Self::start_with(&[])
     }
 
-    /// Starts three nodes with `extra` settings (`key=value`) on each.
+    /// Starts three Strom nodes with `extra` settings (`key=value`) on each.
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_as(Flavour::Strom, extra)
+    }
+
+    /// Starts three nodes of `flavour` on loopback with `extra` settings on each.
+    pub fn start_as(flavour: Flavour, extra: &[&str]) -> Self {
         // Six distinct ports: all held at once while picked (one after another, the kernel
         // may hand the same free port out twice).
         let held: Vec<std::net::TcpListener> = (0..6)
@@ -230,21 +376,27 @@ impl Cluster {
         drop(held);
         let hosts = vec![(Ipv4Addr::LOCALHOST, None); 3];
         let ports: Vec<(u16, u16)> = (0..3).map(|i| (picked[2 * i], picked[2 * i + 1])).collect();
-        Self::launch(hosts, ports, extra, None)
+        Self::launch(flavour, hosts, ports, extra, None)
     }
 
     /// Three nodes, each in a network namespace of its own (see [`Net`]), so that the links
     /// between them can be cut while clients (in this process's namespace) still reach every
     /// node. None when namespaces cannot be made here (not root, no `ip`/`nft`).
     pub fn start_in_namespaces(extra: &[&str]) -> Option<Self> {
+        Self::start_in_namespaces_as(Flavour::Strom, extra)
+    }
+
+    /// [`Cluster::start_in_namespaces`] with nodes of `flavour`.
+    pub fn start_in_namespaces_as(flavour: Flavour, extra: &[&str]) -> Option<Self> {
         let net = Net::create(3)?;
         let hosts = (1..=3).map(|i| (net.ip(i), Some(net.ns(i)))).collect();
         // Each node has its own address: the same two ports on all of them.
         let ports = vec![(9092, 9093); 3];
-        Some(Self::launch(hosts, ports, extra, Some(net)))
+        Some(Self::launch(flavour, hosts, ports, extra, Some(net)))
     }
 
     fn launch(
+        flavour: Flavour,
         hosts: Vec<(Ipv4Addr, Option<String>)>,
         ports: Vec<(u16, u16)>,
         extra: &[&str],
@@ -271,6 +423,8 @@ impl Cluster {
                 dir: tempfile::tempdir().expect("tempdir"),
                 child: None,
                 extra: extra.iter().map(|s| s.to_string()).collect(),
+                flavour: flavour.clone(),
+                formatted: false,
             })
             .collect();
         for n in &mut nodes {
@@ -314,6 +468,29 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The active controller (the metadata quorum's leader) as the running nodes report it in
+    /// DescribeQuorum, the answer with the highest leader epoch; None when none answers.
+    pub fn active_controller(&self) -> Option<i32> {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        use kafka_protocol::messages::{ApiKey, DescribeQuorumRequest, DescribeQuorumResponse};
+        use kafka_protocol::protocol::StrBytes;
+        let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+            .with_topic_name(StrBytes::from_static_str("__cluster_metadata").into())
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .filter_map(|n| {
+                let r: DescribeQuorumResponse =
+                    super::try_call_at(n.host, n.port, ApiKey::DescribeQuorum, 0, &req)?;
+                let p = r.topics.first()?.partitions.first()?;
+                (r.error_code == 0 && p.error_code == 0 && p.leader_id.0 > 0)
+                    .then_some((p.leader_epoch, p.leader_id.0))
+            })
+            .max()
+            .map(|(_, id)| id)
     }
 
     /// A client config bootstrapped from every node that is running.

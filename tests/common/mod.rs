@@ -338,6 +338,52 @@ pub fn api_versions_ok_at(ip: std::net::Ipv4Addr, port: u16) -> bool {
     head[4..8] == [0, 0, 0, 1] && head[8..10] == [0, 0]
 }
 
+/// One request to `ip:port` over a fresh connection (5 s to connect, 10 s for the answer);
+/// None when the broker cannot be reached or does not answer, or the answer does not decode.
+pub fn try_call_at<Req, Resp>(
+    ip: std::net::Ipv4Addr,
+    port: u16,
+    key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    req: &Req,
+) -> Option<Resp>
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    let mut s = TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, key.request_header_version(version))
+        .ok()?;
+    req.encode(&mut body, version).ok()?;
+    let mut frame = BytesMut::new();
+    frame.put_i32(i32::try_from(body.len()).ok()?);
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).ok()?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let len = usize::try_from(i32::from_be_bytes(len)).ok()?;
+    if len > 16 << 20 {
+        return None;
+    }
+    let mut buf = vec![0u8; len];
+    s.read_exact(&mut buf).ok()?;
+    let mut bytes = bytes::Bytes::from(buf);
+    let rh = ResponseHeader::decode(&mut bytes, key.response_header_version(version)).ok()?;
+    (rh.correlation_id == 1).then_some(())?;
+    Resp::decode(&mut bytes, version).ok()
+}
+
 /// Polls `f` until it returns Some, or panics after `timeout`.
 pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
