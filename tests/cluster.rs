@@ -524,6 +524,113 @@ async fn reassignment_moves_a_partition_to_other_brokers() {
     let read: BTreeSet<u64> = read_covering(&cluster, &acked).into_iter().collect();
     let lost: Vec<_> = acked.difference(&read).take(10).collect();
     assert!(lost.is_empty(), "lost across the move: {lost:?}");
+    // Broker 1 no longer has partition 0; broker `follower` follows it.
+    let leader = done[&0].0;
+    let follower = if leader == 3 { 2 } else { 3 };
+    check_leader_hints(&cluster, 0, leader, &[1, follower]);
+}
+
+/// KIP-951: produce and fetch answers of NOT_LEADER_OR_FOLLOWER (from `not_leaders`) and
+/// FENCED_LEADER_EPOCH (from the leader, asked with an older epoch) name partition
+/// `partition`'s leader and epoch, and the response carries the leader's endpoint.
+fn check_leader_hints(cluster: &Cluster, partition: i32, leader: i32, not_leaders: &[i32]) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        BrokerId, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+        ProduceResponse,
+    };
+    let port = |id: i32| cluster.nodes[id as usize - 1].port;
+    let md: MetadataResponse = common::RawClient::connect(port(leader)).call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str(TOPIC))))])),
+    );
+    let topic = &md.topics[0];
+    let topic_id = topic.topic_id;
+    let epoch = topic
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)
+        .expect("partition in metadata")
+        .leader_epoch;
+    let endpoint_ok = |id: BrokerId, host: &str, p: i32| {
+        id.0 == leader && host == "127.0.0.1" && p == i32::from(port(leader))
+    };
+    for &asked in not_leaders {
+        let produce = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(bytes::Bytes::new()))])]);
+        let r: ProduceResponse =
+            common::RawClient::connect(port(asked)).call(ApiKey::Produce, 11, &produce);
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(
+            p.error_code, 6,
+            "produce to broker {asked}: NOT_LEADER_OR_FOLLOWER"
+        );
+        assert_eq!(
+            (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+            (leader, epoch),
+            "produce to broker {asked}: the hint"
+        );
+        assert!(
+            r.node_endpoints.len() == 1
+                && endpoint_ok(
+                    r.node_endpoints[0].node_id,
+                    &r.node_endpoints[0].host,
+                    r.node_endpoints[0].port
+                ),
+            "produce to broker {asked}: endpoints {:?}",
+            r.node_endpoints
+        );
+    }
+    let fetch = |asked: i32, current_epoch: i32| -> FetchResponse {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic_id(topic_id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_current_leader_epoch(current_epoch)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 16)])]);
+        common::RawClient::connect(port(asked)).call(ApiKey::Fetch, 16, &req)
+    };
+    let mut asks: Vec<(i32, i32, i16)> = not_leaders.iter().map(|&b| (b, epoch, 6)).collect();
+    // The leader itself, asked with an epoch older than its own: FENCED_LEADER_EPOCH.
+    asks.push((leader, epoch - 1, 74));
+    for (asked, current_epoch, code) in asks {
+        let r = fetch(asked, current_epoch);
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(
+            p.error_code, code,
+            "fetch from broker {asked} (epoch {current_epoch})"
+        );
+        assert_eq!(
+            (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+            (leader, epoch),
+            "fetch from broker {asked}: the hint"
+        );
+        assert!(
+            r.node_endpoints.len() == 1
+                && endpoint_ok(
+                    r.node_endpoints[0].node_id,
+                    &r.node_endpoints[0].host,
+                    r.node_endpoints[0].port
+                ),
+            "fetch from broker {asked}: endpoints {:?}",
+            r.node_endpoints
+        );
+    }
 }
 
 /// Reads [`TOPIC`] from the start with `isolation` until `want` values arrived (then a moment

@@ -24,12 +24,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::broker::Broker;
 use crate::handlers::errors::log_error_code;
+use crate::metadata::TopicMeta;
 use crate::handlers::{Api, ApiSpec, Part, PartsBody, Reply, RequestContext};
 use crate::protocol::fetch_response::encode_fetch_response;
 use crate::protocol::{encode_body, ProtocolError, WireError};
@@ -65,7 +68,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     for ft in &req.topics {
         let meta = if version >= 13 { broker.metadata.topic_by_id(&ft.topic_id) } else { broker.metadata.topic(ft.topic.0.as_str()) };
         let unknown = if version >= 13 { WireError::UnknownTopicId.code() } else { WireError::UnknownTopicOrPartition.code() };
-        topics.push((ft.topic.clone(), ft.topic_id));
+        topics.push((ft.topic.clone(), ft.topic_id, meta.clone()));
         for fp in &ft.partitions {
             let part = meta
                 .as_ref()
@@ -91,6 +94,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     // Replication throttle (leader side): only a follower's fetch, only partitions throttled
     // here, only while that follower is out of sync.
     let quota = replica.map(|_| broker.leader_quota.clone());
+    let hinter = broker.clone();
     Ok(Reply::LaterParts(Box::pin(async move {
         let notify = Arc::new(Notify::new());
         loop {
@@ -114,7 +118,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         }
                     }
                 }
-                return encode(version, &topics, parts);
+                let (parts, endpoints) = with_leader_hints(&hinter, version, &targets, &topics, parts);
+                return encode(version, &topics, parts, endpoints);
             }
             let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
         }
@@ -260,12 +265,41 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
     (out, total, errors)
 }
 
+/// The topics of the request in order: name, id, and what the metadata knows of it.
+type Topics = [(TopicName, uuid::Uuid, Option<TopicMeta>)];
+
+/// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH carries its
+/// current leader and epoch (v12+), and the response the endpoints of those leaders (v16+), so
+/// the client fetches from the new leader without asking for Metadata first.
+fn with_leader_hints(broker: &Broker, version: i16, targets: &[Target], topics: &Topics, mut parts: Vec<PartitionAnswer>) -> (Vec<PartitionAnswer>, Vec<NodeEndpoint>) {
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    if version < 12 {
+        return (parts, endpoints);
+    }
+    let moved = [WireError::NotLeaderOrFollower.code(), WireError::FencedLeaderEpoch.code()];
+    for (t, (ti, pd, _)) in targets.iter().zip(parts.iter_mut()) {
+        if !moved.contains(&pd.error_code) {
+            continue;
+        }
+        let Some(hint) = topics[*ti].2.as_ref().and_then(|m| broker.leader_hint(m, t.partition)) else {
+            continue;
+        };
+        pd.current_leader = LeaderIdAndEpoch::default().with_leader_id(BrokerId(hint.leader)).with_leader_epoch(hint.epoch);
+        if let Some(b) = hint.endpoint.filter(|_| version >= 16) {
+            if !endpoints.iter().any(|e| e.node_id.0 == b.node) {
+                endpoints.push(NodeEndpoint::default().with_node_id(BrokerId(b.node)).with_host(StrBytes::from_string(b.host)).with_port(i32::from(b.port)).with_rack(b.rack.map(StrBytes::from_string)));
+            }
+        }
+    }
+    (parts, endpoints)
+}
+
 /// Encodes the response around the record bytes: the pieces of the encoded body with each
 /// partition's records between them.
-fn encode(version: i16, topics: &[(TopicName, uuid::Uuid)], parts: Vec<PartitionAnswer>) -> Result<PartsBody, ProtocolError> {
+fn encode(version: i16, topics: &Topics, parts: Vec<PartitionAnswer>, node_endpoints: Vec<NodeEndpoint>) -> Result<PartsBody, ProtocolError> {
     let mut responses: Vec<FetchableTopicResponse> = topics
         .iter()
-        .map(|(name, id)| {
+        .map(|(name, id, _)| {
             let mut t = FetchableTopicResponse::default();
             if version >= 13 {
                 t.topic_id = *id;
@@ -286,7 +320,7 @@ fn encode(version: i16, topics: &[(TopicName, uuid::Uuid)], parts: Vec<Partition
         records.push(rec);
         responses[ti].partitions.push(pd);
     }
-    let resp = FetchResponse::default().with_responses(responses);
+    let resp = FetchResponse::default().with_responses(responses).with_node_endpoints(node_endpoints);
     let mut pieces = encode_fetch_response(&resp, version, &lens)?.pieces.into_iter();
     let head = pieces.next().ok_or_else(|| ProtocolError::Encode(anyhow::anyhow!("empty fetch encoding")))?;
     let mut rest = Vec::with_capacity(records.len() * 2);

@@ -24,13 +24,15 @@
 //! in the open transaction (INVALID_TXN_STATE otherwise).
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::broker::Broker;
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::{now_ms, LogError};
+use crate::metadata::TopicMeta;
 use crate::protocol::batch::BatchView;
 use crate::protocol::{encode_body, ProtocolError, WireError};
 use crate::replica::Partition;
@@ -57,6 +59,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     // (topic index, partition index, partition, end offset to replicate, min.insync.replicas)
     let mut awaiting_hw: Vec<(usize, usize, std::sync::Arc<Partition>, i64, i64)> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // What the metadata knows of each topic of the request, for the leader hints.
+    let mut metas = Vec::with_capacity(req.topic_data.len());
     // One bound for the whole request, however many partitions wait.
     let leadership_deadline = tokio::time::Instant::now() + LEADERSHIP_WAIT;
     for (ti, td) in req.topic_data.into_iter().enumerate() {
@@ -180,6 +184,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             t.name = TopicName(td.name.0.clone());
         }
         responses.push(t);
+        metas.push(meta);
     }
     // Handed to the flusher now, not when the response's turn comes: a pass covers every
     // request queued meanwhile, pipelined ones on this connection included.
@@ -203,6 +208,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let mut resp = ProduceResponse::default().with_responses(responses);
     let version = ctx.version;
     if pending.is_none() && awaiting_hw.is_empty() {
+        if any_error {
+            with_leader_hints(&broker, version, &mut resp, &metas);
+        }
         return Ok(Reply::Now(encode_body(&resp, version)?));
     }
     let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
@@ -249,8 +257,32 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             r.error_code = error.0;
             r.error_message = Some(StrBytes::from_string(error.1));
         }
+        with_leader_hints(&broker, version, &mut resp, &metas);
         encode_body(&resp, version)
     })))
+}
+
+/// KIP-951 (v10+): a partition answered NOT_LEADER_OR_FOLLOWER carries its current leader and
+/// epoch, and the response the endpoints of those leaders, so the client sends to the new
+/// leader without asking for Metadata first.
+fn with_leader_hints(broker: &Broker, version: i16, resp: &mut ProduceResponse, metas: &[Option<TopicMeta>]) {
+    if version < 10 {
+        return;
+    }
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    for (t, meta) in resp.responses.iter_mut().zip(metas) {
+        let Some(meta) = meta else { continue };
+        for r in t.partition_responses.iter_mut().filter(|r| r.error_code == WireError::NotLeaderOrFollower.code()) {
+            let Some(hint) = broker.leader_hint(meta, r.index) else { continue };
+            r.current_leader = LeaderIdAndEpoch::default().with_leader_id(BrokerId(hint.leader)).with_leader_epoch(hint.epoch);
+            if let Some(b) = hint.endpoint {
+                if !endpoints.iter().any(|e| e.node_id.0 == b.node) {
+                    endpoints.push(NodeEndpoint::default().with_node_id(BrokerId(b.node)).with_host(StrBytes::from_string(b.host)).with_port(i32::from(b.port)).with_rack(b.rack.map(StrBytes::from_string)));
+                }
+            }
+        }
+    }
+    resp.node_endpoints = endpoints;
 }
 
 /// How waiting for the in-sync replicas ended.

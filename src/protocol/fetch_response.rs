@@ -8,9 +8,11 @@
 //!
 //! The layout is Kafka's FetchResponse, versions 4-18 (flexible from 12). It covers what Strom
 //! sets: a partition's diverging epoch (tagged field 0, v12+, told to a follower whose log
-//! diverged from the leader's), but no current leader or snapshot id tagged fields and no node
-//! endpoints; [`encode_fetch_response`] refuses a response that has them rather than drop them. A unit test checks every version byte for byte against
-//! `kafka-protocol`'s encoder.
+//! diverged from the leader's) and current leader (tagged field 1, v12+, the KIP-951 hint
+//! with NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH), and the response's node endpoints
+//! (tagged field 0, v16+, where those leaders are); no snapshot id.
+//! [`encode_fetch_response`] refuses a response with a field it cannot encode rather than drop
+//! it. A unit test checks every version byte for byte against `kafka-protocol`'s encoder.
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::fetch_response::PartitionData;
@@ -36,7 +38,7 @@ pub fn encode_fetch_response(
     if !(4..=18).contains(&version) {
         return Err(encode_err(format!("fetch response version {version}")));
     }
-    if !resp.node_endpoints.is_empty() || !resp.unknown_tagged_fields.is_empty() {
+    if (!resp.node_endpoints.is_empty() && version < 16) || !resp.unknown_tagged_fields.is_empty() {
         return Err(encode_err("fetch response tagged fields".into()));
     }
     let flexible = version >= 12;
@@ -88,21 +90,60 @@ pub fn encode_fetch_response(
             if len.is_some() {
                 enc.cut();
             }
-            if p.diverging_epoch == Default::default() {
+            let diverging = p.diverging_epoch != Default::default();
+            let leader = p.current_leader != Default::default();
+            if !diverging && !leader {
                 enc.tagged_none();
             } else {
-                // One tagged field, tag 0: EpochEndOffset (int32, int64, no tagged fields).
-                enc.varint(1);
-                enc.varint(0);
-                enc.varint(13);
-                enc.cur.put_i32(p.diverging_epoch.epoch);
-                enc.cur.put_i64(p.diverging_epoch.end_offset);
-                enc.cur.put_u8(0);
+                enc.varint(u64::from(diverging) + u64::from(leader));
+                if diverging {
+                    // Tag 0: EpochEndOffset (int32, int64, no tagged fields).
+                    enc.varint(0);
+                    enc.varint(13);
+                    enc.cur.put_i32(p.diverging_epoch.epoch);
+                    enc.cur.put_i64(p.diverging_epoch.end_offset);
+                    enc.cur.put_u8(0);
+                }
+                if leader {
+                    // Tag 1: LeaderIdAndEpoch (int32, int32, no tagged fields).
+                    enc.varint(1);
+                    enc.varint(9);
+                    enc.cur.put_i32(p.current_leader.leader_id.0);
+                    enc.cur.put_i32(p.current_leader.leader_epoch);
+                    enc.cur.put_u8(0);
+                }
             }
         }
         enc.tagged_none();
     }
-    enc.tagged_none();
+    if resp.node_endpoints.is_empty() {
+        enc.tagged_none();
+    } else {
+        // One tagged field, tag 0: the node endpoints (v16+).
+        let mut field = Enc {
+            flexible: true,
+            pieces: Vec::new(),
+            cur: BytesMut::with_capacity(64),
+        };
+        field.array_len(Some(resp.node_endpoints.len()));
+        for n in &resp.node_endpoints {
+            if !n.unknown_tagged_fields.is_empty() {
+                return Err(encode_err("node endpoint tagged fields".into()));
+            }
+            field.cur.put_i32(n.node_id.0);
+            field.string(n.host.as_str());
+            field.cur.put_i32(n.port);
+            match &n.rack {
+                None => field.varint(0),
+                Some(r) => field.string(r.as_str()),
+            }
+            field.tagged_none();
+        }
+        enc.varint(1);
+        enc.varint(0);
+        enc.varint(field.cur.len() as u64);
+        enc.cur.put_slice(&field.cur);
+    }
     if lens.next().is_some() {
         return Err(encode_err("more record lengths than partitions".into()));
     }
@@ -113,7 +154,7 @@ pub fn encode_fetch_response(
 fn check_partition(p: &PartitionData, flexible: bool) -> Result<(), ProtocolError> {
     let plain = p.records.is_none()
         && (flexible || p.diverging_epoch == Default::default())
-        && p.current_leader == Default::default()
+        && (flexible || p.current_leader == Default::default())
         && p.snapshot_id == Default::default()
         && p.unknown_tagged_fields.is_empty();
     if plain {
@@ -249,6 +290,26 @@ mod tests {
                     kafka_protocol::messages::fetch_response::EpochEndOffset::default()
                         .with_epoch(3)
                         .with_end_offset(1234);
+                // Leader hints (KIP-951): alone on one partition, beside a diverging epoch
+                // on another.
+                let hint = kafka_protocol::messages::fetch_response::LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(2))
+                    .with_leader_epoch(17);
+                full.responses[0].partitions[3].current_leader = hint.clone();
+                full.responses[0].partitions[2].current_leader = hint;
+            }
+            if version >= 16 {
+                full.node_endpoints = vec![
+                    kafka_protocol::messages::fetch_response::NodeEndpoint::default()
+                        .with_node_id(BrokerId(2))
+                        .with_host(StrBytes::from_static_str("broker-2.example"))
+                        .with_port(9092)
+                        .with_rack(Some(StrBytes::from_static_str("rack-b"))),
+                    kafka_protocol::messages::fetch_response::NodeEndpoint::default()
+                        .with_node_id(BrokerId(3))
+                        .with_host(StrBytes::from_static_str("10.0.0.3"))
+                        .with_port(19092),
+                ];
             }
             let expected = encode_body(&full, version).expect("reference encode");
             let mut stripped = full.clone();
@@ -295,5 +356,17 @@ mod tests {
             "version"
         );
         encode_fetch_response(&resp, 12, &[None; 8]).expect("plain response");
+        let mut resp = sample(false);
+        resp.node_endpoints = vec![Default::default()];
+        assert!(
+            encode_fetch_response(&resp, 15, &[None; 8]).is_err(),
+            "node endpoints before v16"
+        );
+        let mut resp = sample(false);
+        resp.responses[0].partitions[0].current_leader.leader_epoch = 4;
+        assert!(
+            encode_fetch_response(&resp, 11, &[None; 8]).is_err(),
+            "a current leader before v12"
+        );
     }
 }
