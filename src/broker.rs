@@ -379,6 +379,7 @@ impl Broker {
             self.config.node_id,
         ));
         p.load_epoch_checkpoint()?;
+        p.forget_high_watermark();
         p.become_follower(-1, -1);
         self.replicas.insert(p.clone());
         Ok(p)

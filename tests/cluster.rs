@@ -530,9 +530,10 @@ async fn reassignment_moves_a_partition_to_other_brokers() {
     check_leader_hints(&cluster, 0, leader, &[1, follower]);
 }
 
-/// KIP-951: produce and fetch answers of NOT_LEADER_OR_FOLLOWER (from `not_leaders`) and
-/// FENCED_LEADER_EPOCH (from the leader, asked with an older epoch) name partition
-/// `partition`'s leader and epoch, and the response carries the leader's endpoint.
+/// KIP-951: produce and fetch answers of NOT_LEADER_OR_FOLLOWER (produce: from `not_leaders`;
+/// fetch: from `not_leaders[0]`, a broker that is no replica) and FENCED_LEADER_EPOCH (fetch:
+/// from the other replicas, asked with an older epoch) name partition `partition`'s leader
+/// and epoch, and the response carries the leader's endpoint.
 fn check_leader_hints(cluster: &Cluster, partition: i32, leader: i32, not_leaders: &[i32]) {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -605,8 +606,11 @@ fn check_leader_hints(cluster: &Cluster, partition: i32, leader: i32, not_leader
                     .with_partition_max_bytes(1 << 16)])]);
         common::RawClient::connect(port(asked)).call(ApiKey::Fetch, 16, &req)
     };
-    let mut asks: Vec<(i32, i32, i16)> = not_leaders.iter().map(|&b| (b, epoch, 6)).collect();
-    // The leader itself, asked with an epoch older than its own: FENCED_LEADER_EPOCH.
+    // A broker that is no replica: NOT_LEADER_OR_FOLLOWER (a follower serves v11+ consumer
+    // fetches, KIP-392). The other replicas, asked with an epoch older than the one they
+    // know: FENCED_LEADER_EPOCH.
+    let mut asks: Vec<(i32, i32, i16)> = vec![(not_leaders[0], epoch, 6)];
+    asks.extend(not_leaders[1..].iter().map(|&b| (b, epoch - 1, 74)));
     asks.push((leader, epoch - 1, 74));
     for (asked, current_epoch, code) in asks {
         let r = fetch(asked, current_epoch);
@@ -970,4 +974,146 @@ async fn a_throttled_reassignment_holds_replication_to_the_rate() {
     let free = in_sync("unthrottled", Duration::from_secs(60));
     eprintln!("throttled move: {throttled:?}; unthrottled: {free:?}");
     common::cluster::wait_identical_replicas(&cluster, "after the throttled move");
+}
+
+/// KIP-392: with Kafka's rack-aware replica selector a leader sends a consumer that names its
+/// rack to the in-sync follower in that rack (preferred read replica, no records), that
+/// follower serves the consumer up to its high watermark, a fetch without client metadata
+/// (before v11) still gets NOT_LEADER_OR_FOLLOWER from a follower, and librdkafka with
+/// `client.rack` reads everything acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_read_from_the_in_sync_follower_in_their_rack() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::{Offset, TopicPartitionList};
+    let cluster = Cluster::start_each(
+        &["replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"],
+        [
+            &["broker.rack=r1"],
+            &["broker.rack=r2"],
+            &["broker.rack=r3"],
+        ],
+    );
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        cluster.client().create().expect("admin");
+    let assigned: &[&[i32]] = &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2]];
+    let r = admin
+        .create_topics(
+            &[NewTopic::new(
+                TOPIC,
+                PARTITIONS,
+                TopicReplication::Variable(assigned),
+            )],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics");
+    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+    cluster.wait_isr(&[1, 2, 3], "every replica in sync");
+    let p = producer(&cluster);
+    let (acked, _, errors) = produce(&p, 0..600, Duration::from_millis(1)).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        cluster.partitions()[&0].0,
+        1,
+        "partition 0 led by its first replica"
+    );
+
+    let port = |id: i32| cluster.nodes[id as usize - 1].port;
+    let fetch = |node: i32, version: i16, rack: &'static str| -> FetchResponse {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_rack_id(StrBytes::from_static_str(rack))
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        common::RawClient::connect(port(node)).call(ApiKey::Fetch, version, &req)
+    };
+    let records = |r: &FetchResponse| {
+        r.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .map_or(0, |b| b.len())
+    };
+    // The leader (rack r1) sends a client in r2 to broker 2, without records.
+    let r = fetch(1, 12, "r2");
+    let p0 = &r.responses[0].partitions[0];
+    assert_eq!(
+        (p0.error_code, p0.preferred_read_replica.0),
+        (0, 2),
+        "{p0:?}"
+    );
+    assert_eq!(records(&r), 0, "no records with a preferred read replica");
+    let hw = p0.high_watermark;
+    assert!(hw >= 200, "high watermark {hw}");
+    // A client in the leader's rack, or in no rack of the replicas, reads from the leader.
+    for rack in ["r1", "elsewhere", ""] {
+        let r = fetch(1, 12, rack);
+        let p0 = &r.responses[0].partitions[0];
+        assert_eq!(
+            (p0.error_code, p0.preferred_read_replica.0),
+            (0, -1),
+            "rack {rack:?}"
+        );
+        assert!(records(&r) > 0, "rack {rack:?}: records from the leader");
+    }
+    // The follower serves a v11+ consumer fetch up to its own high watermark (which reaches
+    // the leader's with its next fetch).
+    common::wait_for(
+        Duration::from_secs(10),
+        "the follower serves up to the leader's high watermark",
+        || {
+            let r = fetch(2, 12, "r2");
+            let p0 = &r.responses[0].partitions[0];
+            (p0.error_code == 0 && p0.high_watermark == hw && records(&r) > 0).then_some(())
+        },
+    );
+    // Without client metadata (v10), a follower is no place to fetch from.
+    let r = fetch(2, 10, "");
+    assert_eq!(
+        r.responses[0].partitions[0].error_code, 6,
+        "NOT_LEADER_OR_FOLLOWER"
+    );
+
+    // librdkafka in rack r3 reads everything acknowledged (from the followers in r3).
+    let consumer: BaseConsumer = cluster
+        .client()
+        .set("group.id", "rack-reader")
+        .set("client.rack", "r3")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .expect("add");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let want: BTreeSet<u64> = acked.into_iter().collect();
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < want.len() {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {}",
+            got.len(),
+            want.len()
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            if let Some(m) = message_or_transient(m) {
+                let v: u64 = std::str::from_utf8(m.payload().expect("payload"))
+                    .expect("utf8")
+                    .parse()
+                    .expect("number");
+                assert!(got.insert(v), "{v} read twice");
+            }
+        }
+    }
+    assert_eq!(got, want);
 }

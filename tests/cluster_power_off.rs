@@ -412,7 +412,9 @@ fn commit_loop(
 
 /// Every partition from its start to its high watermark: (partition, offset) -> value; checks
 /// each partition is dense.
-fn read_all(ports: &Ports) -> BTreeMap<(i32, i64), Vec<u8>> {
+/// (`until`: per partition, the high watermark to wait for first — after a restart it starts
+/// low and moves up as the in-sync followers report their positions.)
+fn read_all(ports: &Ports, until: &BTreeMap<i32, i64>) -> BTreeMap<(i32, i64), Vec<u8>> {
     let c: BaseConsumer = client(
         ports,
         &[
@@ -427,7 +429,12 @@ fn read_all(ports: &Ports) -> BTreeMap<(i32, i64), Vec<u8>> {
     let mut high = BTreeMap::new();
     let mut next = BTreeMap::new();
     for p in 0..PARTITIONS {
-        let (l, h) = common_wait(|| c.fetch_watermarks(TOPIC, p, Duration::from_secs(5)).ok());
+        let want = until.get(&p).copied().unwrap_or(0);
+        let (l, h) = common_wait(|| {
+            c.fetch_watermarks(TOPIC, p, Duration::from_secs(5))
+                .ok()
+                .filter(|(_, h)| *h >= want)
+        });
         next.insert(p, l);
         high.insert(p, h);
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
@@ -478,7 +485,12 @@ fn create_topic(ports: &Ports) {
 }
 
 fn verify_records(ports: &Ports, totals: &Totals) -> usize {
-    let read = read_all(ports);
+    let mut until: BTreeMap<i32, i64> = BTreeMap::new();
+    for a in totals.records.iter().filter(|a| a.durable) {
+        let e = until.entry(a.partition).or_insert(0);
+        *e = (*e).max(a.offset + 1);
+    }
+    let read = read_all(ports, &until);
     let mut seen: HashMap<&[u8], (i32, i64)> = HashMap::new();
     for (at, v) in &read {
         if let Some(prev) = seen.insert(v.as_slice(), *at) {

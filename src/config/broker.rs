@@ -89,6 +89,9 @@ fn set_roll(c: &mut BrokerConfig, key: &str, v: &str) -> Result<(), ConfigError>
     Ok(())
 }
 
+/// Kafka's rack-aware replica selector (KIP-392), the one `replica.selector.class` Strom serves.
+const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
 pub static BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey {
         name: "node.id",
@@ -237,6 +240,21 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
             Ok(())
         },
         get: |c| c.cluster.rack.clone(),
+    },
+    BrokerKey {
+        name: "replica.selector.class",
+        type_name: "CLASS",
+        default: None,
+        doc: "org.apache.kafka.common.replica.RackAwareReplicaSelector: consumers with client.rack read from an in-sync replica in their rack (KIP-392); unset: from the leader",
+        set: |c, k, v| {
+            c.cluster.rack_aware_reads = match v {
+                "" | "null" | "org.apache.kafka.common.replica.LeaderSelector" => false,
+                RACK_AWARE_SELECTOR => true,
+                _ => return Err(invalid(k, v, format!("Strom serves {RACK_AWARE_SELECTOR} (or none)"))),
+            };
+            Ok(())
+        },
+        get: |c| c.cluster.rack_aware_reads.then(|| RACK_AWARE_SELECTOR.to_string()),
     },
     BrokerKey {
         name: "leader.replication.throttled.rate",

@@ -34,6 +34,10 @@ pub struct ClusterConfig {
     pub preview: bool,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// `replica.selector.class` is Kafka's `RackAwareReplicaSelector`: a leader sends a
+    /// consumer that names its rack (`client.rack`) to an in-sync follower in that rack
+    /// (KIP-392 follower fetching).
+    pub rack_aware_reads: bool,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
     /// `broker.session.timeout.ms`: the controller fences a broker it has not heard from for

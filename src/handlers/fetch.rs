@@ -15,10 +15,13 @@
 //! Follower fetches (a replica id: `replica_id` up to v14, `replica_state` from v15) are
 //! served by the partition's leader to its replicas: records up to the log end (not the high
 //! watermark), and the follower's fetch offset moves the high watermark (waking delayed
-//! produces). A fetch for a partition this broker does not lead, or from a broker that is not
-//! one of its replicas, gets NOT_LEADER_OR_FOLLOWER (no fetching from followers, KIP-392,
-//! yet). ISR expansions a follower's progress would justify wait for the controller (AlterPartition),
-//! which the cluster work adds.
+//! produces). A follower fetch for a partition this broker does not lead, or from a broker
+//! that is not one of its replicas, gets NOT_LEADER_OR_FOLLOWER; so does a consumer's fetch
+//! before v11 to a follower. A consumer's fetch from v11 (client metadata, KIP-392) is served
+//! by any replica up to that replica's high watermark, and with `replica.selector.class` set
+//! to the rack-aware selector a leader answers a consumer in another rack with the in-sync
+//! follower of its rack as preferred read replica (no records). NOT_LEADER_OR_FOLLOWER and
+//! FENCED_LEADER_EPOCH answers name the current leader and its endpoint (KIP-951).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +56,8 @@ struct Target {
     /// A follower's latest epoch in its log (v12+; -1 unknown).
     last_fetched_epoch: i32,
     part: Result<Arc<Partition>, i16>,
+    /// KIP-392: the follower this leader sends the consuming client to (its rack's).
+    preferred: Option<i32>,
 }
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
@@ -82,6 +87,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 current_leader_epoch: fp.current_leader_epoch,
                 last_fetched_epoch: fp.last_fetched_epoch,
                 part,
+                preferred: None,
             });
         }
     }
@@ -90,6 +96,18 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let read_committed = req.isolation_level == 1;
     let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
     let replica = (replica >= 0).then_some(replica);
+    // KIP-392: a consumer names its rack (v11+); with the rack-aware selector a leader sends
+    // it to an in-sync follower in that rack, and any replica serves a v11+ consumer up to its
+    // own high watermark (Kafka's: a fetch with client metadata may read from a follower).
+    let follower_reads = version >= 11 && replica.is_none();
+    if follower_reads && broker.is_cluster() && broker.config.cluster.rack_aware_reads && !req.rack_id.is_empty() {
+        let rack_of = |id: i32| broker.metadata.broker(id).and_then(|b| b.rack);
+        for t in &mut targets {
+            if let Ok(p) = &t.part {
+                t.preferred = p.preferred_read_replica(req.rack_id.as_str(), &rack_of);
+            }
+        }
+    }
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     // Replication throttle (leader side): only a follower's fetch, only partitions throttled
     // here, only while that follower is out of sync.
@@ -106,7 +124,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     }
                 }
             }
-            let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed, replica, quota.as_deref());
+            let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed, replica, follower_reads, quota.as_deref());
             if bytes >= min_bytes.max(1) || errors || !waiting || targets.is_empty() {
                 for (t, (_, _, records)) in targets.iter().zip(&parts) {
                     if let (Ok(p), Some(r)) = (&t.part, records) {
@@ -135,8 +153,9 @@ fn throttled(p: &Partition, replica: i32) -> bool {
 }
 
 /// `quota`: the leader replication throttle, for a follower's fetch. While it is exceeded,
-/// throttled partitions answer without records (as Kafka's leader does).
-fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica: Option<i32>, quota: Option<&ReplicationQuota>) -> (Vec<PartitionAnswer>, usize, bool) {
+/// throttled partitions answer without records (as Kafka's leader does). `follower_reads`: a
+/// consumer's fetch a follower serves too (up to its high watermark).
+fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica: Option<i32>, follower_reads: bool, quota: Option<&ReplicationQuota>) -> (Vec<PartitionAnswer>, usize, bool) {
     let mut out = Vec::with_capacity(targets.len());
     let mut total = 0usize;
     let mut errors = false;
@@ -172,7 +191,7 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
                     || match (replica, diverged) {
                         (Some(_), Some(_)) => true,
                         (Some(r), None) => p.on_follower_fetch(r, t.fetch_offset).is_ok(),
-                        (None, _) => p.is_leader(),
+                        (None, _) => follower_reads || p.is_leader(),
                     };
                 if fenced {
                     pd.error_code = if t.current_leader_epoch > epoch {
@@ -191,6 +210,14 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
                     errors = true;
                 } else if !served {
                     pd.error_code = WireError::NotLeaderOrFollower.code();
+                    errors = true;
+                } else if let Some(r) = t.preferred {
+                    // Sent to a follower in the client's rack: no records, answered at once.
+                    pd.preferred_read_replica = BrokerId(r);
+                    pd.high_watermark = p.high_watermark();
+                    pd.last_stable_offset = p.log.last_stable_offset().min(pd.high_watermark);
+                    pd.log_start_offset = p.log.log_start_offset();
+                    records = Some(Part::Bytes(Bytes::new()));
                     errors = true;
                 } else {
                     let hw = p.high_watermark();

@@ -310,11 +310,24 @@ impl Partition {
         }
         self.leader_epoch.store(leader_epoch, Ordering::Release);
         let hw = self.high_watermark().min(end);
-        let state = LeaderState::new(node, replicas, isr, leader_epoch, hw, Instant::now());
+        let mut state = LeaderState::new(node, replicas, isr, leader_epoch, hw, Instant::now());
+        // An ISR of this replica alone: everything it has is committed.
+        state.maybe_advance_high_watermark(end);
+        let hw = state.high_watermark();
         *self.role.lock() = Role::Leader(state);
         self.high_watermark.store(hw, Ordering::Release);
         self.wake_waiters();
         Ok(())
+    }
+
+    /// A replica of a multi-node cluster opened from disk: its log may end with records that
+    /// were never committed (Strom keeps no high-watermark checkpoint), so its high watermark
+    /// starts at the log start — consumers reading from this replica as a follower (KIP-392)
+    /// see nothing uncommitted — until the leader names it ([`Partition::follower_high_watermark`])
+    /// or, leading, its ISR's positions move it.
+    pub fn forget_high_watermark(&self) {
+        self.high_watermark
+            .store(self.log.log_start_offset(), Ordering::Release);
     }
 
     /// Starts following `leader` at `leader_epoch`.
@@ -360,6 +373,33 @@ impl Partition {
             self.wake_waiters();
         }
         Ok(expand)
+    }
+
+    /// KIP-392: leading, the replica a consumer in `client_rack` should fetch from instead of
+    /// this leader — as Kafka's `RackAwareReplicaSelector` picks it: the leader when its own
+    /// rack is the client's, else the in-sync follower in that rack that has everything below
+    /// the high watermark and the most beyond it. None: fetch from the leader.
+    pub fn preferred_read_replica(
+        &self,
+        client_rack: &str,
+        rack_of: &dyn Fn(i32) -> Option<String>,
+    ) -> Option<i32> {
+        let role = self.role.lock();
+        let Role::Leader(leader) = &*role else {
+            return None;
+        };
+        if client_rack.is_empty() || rack_of(leader.node).as_deref() == Some(client_rack) {
+            return None;
+        }
+        let hw = self.high_watermark();
+        leader
+            .isr
+            .iter()
+            .filter(|&&r| r != leader.node)
+            .filter_map(|&r| Some((r, leader.follower(r)?.log_end_offset)))
+            .filter(|&(r, end)| end >= hw && rack_of(r).as_deref() == Some(client_rack))
+            .max_by_key(|&(r, end)| (end, -r))
+            .map(|(r, _)| r)
     }
 
     /// Appends records as this partition's leader, stamped with the leader epoch: a producer's

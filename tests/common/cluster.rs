@@ -362,8 +362,26 @@ impl Cluster {
         Self::start_as(Flavour::Strom, extra)
     }
 
+    /// Starts three Strom nodes with `extra` settings on each and `own[i]` on node i + 1 only
+    /// (e.g. `broker.rack`).
+    pub fn start_each(extra: &[&str], own: [&[&str]; 3]) -> Self {
+        let mut c = Self::start_as_unready(Flavour::Strom, extra);
+        for (n, own) in c.nodes.iter_mut().zip(own) {
+            n.extra.extend(own.iter().map(|s| s.to_string()));
+        }
+        c.spawn_all();
+        c
+    }
+
     /// Starts three nodes of `flavour` on loopback with `extra` settings on each.
     pub fn start_as(flavour: Flavour, extra: &[&str]) -> Self {
+        let mut c = Self::start_as_unready(flavour, extra);
+        c.spawn_all();
+        c
+    }
+
+    /// Three nodes of `flavour` on loopback, not started yet.
+    fn start_as_unready(flavour: Flavour, extra: &[&str]) -> Self {
         // Six distinct ports: all held at once while picked (one after another, the kernel
         // may hand the same free port out twice).
         let held: Vec<std::net::TcpListener> = (0..6)
@@ -376,7 +394,7 @@ impl Cluster {
         drop(held);
         let hosts = vec![(Ipv4Addr::LOCALHOST, None); 3];
         let ports: Vec<(u16, u16)> = (0..3).map(|i| (picked[2 * i], picked[2 * i + 1])).collect();
-        Self::launch(flavour, hosts, ports, extra, None)
+        Self::nodes(flavour, hosts, ports, extra, None)
     }
 
     /// Three nodes, each in a network namespace of its own (see [`Net`]), so that the links
@@ -392,10 +410,22 @@ impl Cluster {
         let hosts = (1..=3).map(|i| (net.ip(i), Some(net.ns(i)))).collect();
         // Each node has its own address: the same two ports on all of them.
         let ports = vec![(9092, 9093); 3];
-        Some(Self::launch(flavour, hosts, ports, extra, Some(net)))
+        let mut c = Self::nodes(flavour, hosts, ports, extra, Some(net));
+        c.spawn_all();
+        Some(c)
     }
 
-    fn launch(
+    /// Starts every node and waits until each serves.
+    fn spawn_all(&mut self) {
+        for n in &mut self.nodes {
+            n.spawn();
+        }
+        for i in 1..=3 {
+            self.wait_ready(i);
+        }
+    }
+
+    fn nodes(
         flavour: Flavour,
         hosts: Vec<(Ipv4Addr, Option<String>)>,
         ports: Vec<(u16, u16)>,
@@ -409,7 +439,7 @@ impl Cluster {
             .map(|(i, ((_, c), (h, _)))| format!("{}@{h}:{c}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
-        let mut nodes: Vec<Node> = ports
+        let nodes: Vec<Node> = ports
             .iter()
             .zip(hosts)
             .enumerate()
@@ -427,14 +457,7 @@ impl Cluster {
                 formatted: false,
             })
             .collect();
-        for n in &mut nodes {
-            n.spawn();
-        }
-        let mut c = Cluster { nodes, net };
-        for i in 1..=3 {
-            c.wait_ready(i);
-        }
-        c
+        Cluster { nodes, net }
     }
 
     /// Drops every packet between nodes `a` and `b`, both ways (clients still reach both).
