@@ -27,6 +27,13 @@ pub fn log_error_code(e: &LogError) -> i16 {
     }
 }
 
+pub fn epoch_error_code(e: crate::replica::EpochMismatch) -> i16 {
+    match e {
+        crate::replica::EpochMismatch::Fenced => WireError::FencedLeaderEpoch.code(),
+        crate::replica::EpochMismatch::Unknown => WireError::UnknownLeaderEpoch.code(),
+    }
+}
+
 pub fn admin_error_code(e: &AdminError) -> i16 {
     match e {
         AdminError::TopicExists(_) => WireError::TopicAlreadyExists.code(),

@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::handlers::errors::log_error_code;
+use crate::handlers::errors::{epoch_error_code, log_error_code};
 use crate::metadata::TopicMeta;
 use crate::handlers::{Api, ApiSpec, Part, PartsBody, Reply, RequestContext};
 use crate::protocol::fetch_response::encode_fetch_response;
@@ -172,10 +172,10 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
                 errors = true;
             }
             Ok(p) => {
-                let epoch = p.leader_epoch();
                 // Kafka's order: the leader epoch the fetcher knows, then leadership (and, for
                 // a follower, that it is a replica), then divergence.
-                let fenced = t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch;
+                let epoch_check = p.check_current_epoch(t.current_leader_epoch);
+                let fenced = epoch_check.is_err();
                 // A follower whose last fetched epoch ended earlier here than its fetch offset
                 // (or is unknown here) has a log that diverged: it is told where to truncate,
                 // and its offset does not count as progress.
@@ -193,12 +193,8 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
                         (Some(r), None) => p.on_follower_fetch(r, t.fetch_offset).is_ok(),
                         (None, _) => follower_reads || p.is_leader(),
                     };
-                if fenced {
-                    pd.error_code = if t.current_leader_epoch > epoch {
-                        WireError::UnknownLeaderEpoch.code()
-                    } else {
-                        WireError::FencedLeaderEpoch.code()
-                    };
+                if let Err(e) = epoch_check {
+                    pd.error_code = epoch_error_code(e);
                     errors = true;
                 } else if let Some((e, end)) = diverged {
                     pd.diverging_epoch = kafka_protocol::messages::fetch_response::EpochEndOffset::default().with_epoch(e).with_end_offset(end);

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
-use crate::handlers::errors::log_error_code;
+use crate::handlers::errors::{epoch_error_code, log_error_code};
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::log::LogError;
 use crate::protocol::batch::BatchView;
@@ -67,11 +67,13 @@ fn respond(ctx: RequestContext, req: ListOffsetsRequest) -> Result<Reply, Protoc
                         r.error_code = WireError::NotLeaderOrFollower.code();
                         return r;
                     }
-                    let epoch = part.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        r.error_code = if p.current_leader_epoch > epoch { WireError::UnknownLeaderEpoch.code() } else { WireError::FencedLeaderEpoch.code() };
-                        return r;
-                    }
+                    let epoch = match part.check_current_epoch(p.current_leader_epoch) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            r.error_code = epoch_error_code(e);
+                            return r;
+                        }
+                    };
                     match lookup(&part, p.timestamp, req.isolation_level == 1) {
                         Ok((offset, ts)) => {
                             r.offset = offset;

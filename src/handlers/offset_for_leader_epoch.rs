@@ -17,6 +17,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use crate::handlers::errors::epoch_error_code;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -25,9 +26,6 @@ pub const SPEC: ApiSpec = ApiSpec {
     min: 2,
     max: 4,
 };
-
-/// "The client does not know the leader epoch": skip the fencing check.
-const NO_EPOCH: i32 = -1;
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: OffsetForLeaderEpochRequest = ctx.decode(body)?;
@@ -57,13 +55,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         r.error_code = WireError::NotLeaderOrFollower.code();
                         return r;
                     }
-                    let epoch = part.leader_epoch();
-                    if p.current_leader_epoch != NO_EPOCH && p.current_leader_epoch != epoch {
-                        r.error_code = if p.current_leader_epoch > epoch {
-                            WireError::UnknownLeaderEpoch.code()
-                        } else {
-                            WireError::FencedLeaderEpoch.code()
-                        };
+                    if let Err(e) = part.check_current_epoch(p.current_leader_epoch) {
+                        r.error_code = epoch_error_code(e);
                         return r;
                     }
                     let (e, off) = part.end_offset_for_epoch(p.leader_epoch);

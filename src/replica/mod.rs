@@ -36,6 +36,16 @@ pub enum Role {
     },
 }
 
+/// A client's `current_leader_epoch` (KIP-320) that is not this replica's
+/// ([`Partition::check_current_epoch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochMismatch {
+    /// Older than this replica's: the client's leader is stale (FENCED_LEADER_EPOCH).
+    Fenced,
+    /// Newer than this replica's: this replica is behind the metadata (UNKNOWN_LEADER_EPOCH).
+    Unknown,
+}
+
 /// Why a follower's fetch is not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplicaFetchError {
@@ -184,6 +194,18 @@ impl Partition {
 
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// The one check of a client's `current_leader_epoch` (Fetch, ListOffsets,
+    /// OffsetForLeaderEpoch): -1 (none) passes; otherwise it must be this replica's leader
+    /// epoch. Returns that epoch.
+    pub fn check_current_epoch(&self, current: i32) -> Result<i32, EpochMismatch> {
+        let epoch = self.leader_epoch();
+        match current {
+            c if c < 0 || c == epoch => Ok(epoch),
+            c if c > epoch => Err(EpochMismatch::Unknown),
+            _ => Err(EpochMismatch::Fenced),
+        }
     }
 
     /// The epoch `requested` resolves to and its end offset (Kafka's
@@ -605,5 +627,30 @@ impl ReplicaManager {
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
         self.partitions.iter().map(|e| e.value().clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::LogConfig;
+
+    #[test]
+    fn a_clients_current_leader_epoch_is_checked_in_one_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), "t-0", LogConfig::default(), 0).expect("open");
+        let p = Partition::new(Arc::from("t"), Uuid::nil(), 0, Arc::new(log), 0, 1);
+        p.become_leader(1, vec![1, 2], vec![1, 2], 5).expect("lead");
+        assert_eq!(p.check_current_epoch(-1), Ok(5), "no epoch: not checked");
+        assert_eq!(p.check_current_epoch(5), Ok(5));
+        assert_eq!(p.check_current_epoch(4), Err(EpochMismatch::Fenced));
+        assert_eq!(p.check_current_epoch(6), Err(EpochMismatch::Unknown));
+        p.become_follower(2, 7);
+        assert_eq!(
+            p.check_current_epoch(7),
+            Ok(7),
+            "a follower checks the epoch it follows"
+        );
+        assert_eq!(p.check_current_epoch(5), Err(EpochMismatch::Fenced));
     }
 }
