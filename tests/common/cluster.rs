@@ -42,15 +42,18 @@ pub enum Flavour {
 
 impl Flavour {
     /// `STROM_CLUSTER_TARGET=kafka`: Apache Kafka 4.4 from the jars in `STROM_KAFKA_LIB`
-    /// (default compat-tests/.cache/lib44, which `bash compat-tests/install.sh java` fills);
-    /// otherwise Strom.
+    /// (default `$COMPAT_CACHE/lib44`, compat-tests/.cache/lib44 without it, which
+    /// `bash compat-tests/install.sh java` fills); otherwise Strom.
     pub fn from_env() -> Self {
         match std::env::var("STROM_CLUSTER_TARGET").as_deref() {
             Ok("kafka") => {
-                let lib = std::env::var("STROM_KAFKA_LIB").map_or_else(
-                    |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests/.cache/lib44"),
+                // The compat suite's cache (COMPAT_CACHE, as compat-tests/run.sh uses it).
+                let cache = std::env::var("COMPAT_CACHE").map_or_else(
+                    |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests/.cache"),
                     PathBuf::from,
                 );
+                let lib = std::env::var("STROM_KAFKA_LIB")
+                    .map_or_else(|_| cache.join("lib44"), PathBuf::from);
                 assert!(
                     lib.join("kafka_2.13-4.4.0.jar").exists(),
                     "no Kafka 4.4 jars in {} (run `bash compat-tests/install.sh java`, or set \
