@@ -113,7 +113,7 @@ min.insync.replicas=2
 group.initial.rebalance.delay.ms=0
 """
         if self.kind == "strom":
-            return common + "strom.cluster.preview=true\nstrom.admin.listener=\n"
+            return common + "strom.admin.listener=\n"
         return common + f"""advertised.listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT

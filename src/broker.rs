@@ -217,7 +217,7 @@ impl Broker {
         Ok(broker)
     }
 
-    /// A broker of a multi-node cluster (`strom.cluster.preview`): starts this node's member of
+    /// A broker of a multi-node cluster (other voters in `controller.quorum.voters`): starts this node's member of
     /// the metadata quorum (waiting, up to `start_timeout`, for a leader and an agreed cluster
     /// id) and registers the broker. It hosts nothing yet: [`crate::cluster`] opens the
     /// partitions the committed metadata assigns to it, once the controller has unfenced it.

@@ -26,7 +26,7 @@
 //!
 //! [`quorum`] replicates an opaque log of payloads across voters with Raft (openraft): the
 //! cluster metadata quorum (KRaft's role) that `metadata::replicated` runs on when more than one
-//! voter is configured (with `strom.cluster.preview`). [`cluster`] is what a broker of such a
+//! voter is configured. [`cluster`] is what a broker of such a
 //! cluster does beside serving clients: heartbeats to the quorum leader, the active
 //! controller's decisions (fencing, leader election from the ISR) on the quorum leader, and
 //! acting on committed metadata (host, lead or follow partitions; propose ISR changes). It sits

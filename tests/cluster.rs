@@ -1,4 +1,4 @@
-//! Three `strom` processes as one cluster (the preview: `strom.cluster.preview=true`), each a
+//! Three `strom` processes as one cluster, each a
 //! broker and a metadata-quorum voter, configured with Kafka's property names. A topic with
 //! replication factor 3 and `min.insync.replicas=2` takes an idempotent acks=all producer
 //! (librdkafka) while the leader of one partition is killed with SIGKILL: the producer carries

@@ -120,7 +120,6 @@ fn config(node: i32, ports: &Ports) -> BrokerConfig {
         "controller.listener.names=CONTROLLER".to_string(),
         format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"),
         format!("log.dirs=/power-off/node{node}"),
-        "strom.cluster.preview=true".to_string(),
         "strom.admin.listener=".to_string(),
         "broker.session.timeout.ms=2000".to_string(),
         "broker.heartbeat.interval.ms=250".to_string(),

@@ -356,7 +356,7 @@ def start_strom_cluster(log_dir, binary):
             "process.roles=broker,controller", f"node.id={node}", f"controller.quorum.voters={voters}",
             "controller.listener.names=CONTROLLER",
             f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            "strom.cluster.preview=true", "strom.admin.listener=",
+            "strom.admin.listener=",
             "default.replication.factor=3", "min.insync.replicas=2", "group.initial.rebalance.delay.ms=0",
         ]
         argv = [binary, "--data-dir", os.path.join(workdir, f"data-{node}")]

@@ -1,4 +1,4 @@
-//! A broker of a multi-node cluster (`strom.cluster.preview`): what it does beside serving
+//! A broker of a multi-node cluster (other voters in `controller.quorum.voters`): what it does beside serving
 //! clients, as three supervised tasks (started by [`crate::tasks::spawn_background`]):
 //!
 //! - [`Node::heartbeats`]: tells the metadata quorum's leader, every

@@ -196,7 +196,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         name: "controller.quorum.voters",
         type_name: "LIST",
         default: None,
-        doc: "ID@HOST:PORT of each controller (every node; more than this one needs strom.cluster.preview)",
+        doc: "ID@HOST:PORT of each controller (every node; more than this one: a multi-node cluster)",
         set: |c, k, v| c.cluster.set_voters(k, v),
         get: |c| raw(c, "controller.quorum.voters"),
     },
@@ -204,7 +204,7 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         name: "controller.quorum.bootstrap.servers",
         type_name: "LIST",
         default: None,
-        doc: "HOST:PORT of controllers (KIP-853); more than one needs controller.quorum.voters and the preview",
+        doc: "HOST:PORT of controllers (KIP-853); more than one needs controller.quorum.voters too (no dynamic quorum)",
         set: |c, k, v| c.cluster.set_bootstrap_servers(k, v),
         get: |c| raw(c, "controller.quorum.bootstrap.servers"),
     },
@@ -222,13 +222,13 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey {
         name: "strom.cluster.preview",
         type_name: "BOOLEAN",
-        default: Some("false"),
-        doc: "run a multi-node cluster (replication, failover) before its coordinators move",
-        set: |c, k, v| {
-            c.cluster.preview = parse_bool(k, v)?;
+        default: None,
+        doc: "no effect: the multi-node cluster needed it while it was a preview; accepted so such configurations still start",
+        set: |_, k, v| {
+            parse_bool(k, v)?;
             Ok(())
         },
-        get: |c| some(c.cluster.preview),
+        get: |_| None,
     },
     BrokerKey {
         name: "broker.rack",

@@ -3,11 +3,12 @@
 //! (`host:port,...`, KIP-853), `controller.listener.names`.
 //!
 //! Strom runs as one node by default. A configuration that names more than this node as a
-//! voter starts the multi-node cluster (issue 14, still a preview: replication and failover
-//! work, the group and transaction coordinators do not yet move between brokers) only with
-//! `strom.cluster.preview=true`; without it the broker refuses to start with an error that says
-//! so, because starting a separate one-node cluster on each machine would let users believe
-//! their data is replicated when it is not.
+//! voter starts a multi-node cluster (replication, failover, coordinators moving with their
+//! partitions), as a Kafka `server.properties` would: every node broker and controller
+//! (combined mode), listed in `controller.quorum.voters`, with a controller listener. What
+//! Strom cannot run (separate broker and controller nodes, KIP-853's dynamic quorum) is
+//! refused at start with an error naming the key. `strom.cluster.preview`, which the multi-node
+//! cluster needed before it was complete, is accepted and changes nothing.
 
 use std::collections::BTreeMap;
 
@@ -30,8 +31,6 @@ pub struct ClusterConfig {
     pub controller_listener_names: Vec<String>,
     /// The address of the controller listener (the metadata quorum's), when `listeners` has one.
     pub controller_listen: Option<std::net::SocketAddr>,
-    /// `strom.cluster.preview`: run a multi-node cluster before it is complete.
-    pub preview: bool,
     /// `broker.rack`.
     pub rack: Option<String>,
     /// `replica.selector.class` is Kafka's `RackAwareReplicaSelector`: a leader sends a
@@ -155,31 +154,11 @@ impl ClusterConfig {
             .collect();
     }
 
-    /// Whether Strom can run what these settings describe: one node always; several with
-    /// `strom.cluster.preview=true`, in combined mode (every node `broker,controller`, listed
-    /// in `controller.quorum.voters`, with a controller listener). The error names the keys.
+    /// Whether Strom can run what these settings describe: one node always; several in
+    /// combined mode (every node `broker,controller`, listed in `controller.quorum.voters`,
+    /// with a controller listener). The error names the keys.
     pub fn check_supported(&self, node_id: i32) -> Result<(), ConfigError> {
         let multi = self.is_multi_node(node_id);
-        if multi && !self.preview {
-            let why = if self.voters.keys().any(|id| *id != node_id) {
-                let ids: Vec<String> = self.voters.keys().map(|i| i.to_string()).collect();
-                format!(
-                    "controller.quorum.voters names voters {} (this node is {node_id})",
-                    ids.join(",")
-                )
-            } else {
-                format!(
-                    "controller.quorum.bootstrap.servers names {} controllers",
-                    self.bootstrap_servers.len()
-                )
-            };
-            return Err(ConfigError::Unsupported(format!(
-                "{why}: Strom's multi-node cluster is a preview (issue 14: replication and \
-                 failover work; group and transaction coordinators do not move between brokers \
-                 yet). Set strom.cluster.preview=true to run it, or run a single node (no \
-                 controller.quorum.* settings, or only this node as the voter)."
-            )));
-        }
         if self.roles_set && !(self.broker && self.controller) {
             let role = if self.broker { "broker" } else { "controller" };
             return Err(ConfigError::Unsupported(format!(
@@ -252,21 +231,25 @@ mod tests {
     }
 
     #[test]
-    fn a_multi_node_cluster_is_refused_and_a_single_node_one_is_not() {
+    fn what_strom_cannot_run_is_refused() {
         let mut c = ClusterConfig::new();
         assert!(c.check_supported(1).is_ok(), "no quorum settings");
         c.set_voters("controller.quorum.voters", "1@localhost:9093")
             .expect("voters");
         assert!(c.check_supported(1).is_ok(), "only this node");
-        let e = c.check_supported(2).expect_err("another node's quorum");
+        let e = c
+            .check_supported(2)
+            .expect_err("a quorum without this node");
         assert!(e.to_string().contains("controller.quorum.voters"), "{e}");
         c.set_voters("controller.quorum.voters", "1@a:1,2@b:1,3@c:1")
             .expect("voters");
-        assert!(c.check_supported(1).is_err());
+        let e = c.check_supported(1).expect_err("no controller listener");
+        assert!(e.to_string().contains("controller listener"), "{e}");
         let mut c = ClusterConfig::new();
         c.set_bootstrap_servers("controller.quorum.bootstrap.servers", "a:1,b:1,c:1")
             .expect("bootstrap");
-        assert!(c.check_supported(1).is_err());
+        let e = c.check_supported(1).expect_err("a dynamic quorum");
+        assert!(e.to_string().contains("KIP-853"), "{e}");
         let mut c = ClusterConfig::new();
         c.set_roles("process.roles", "broker").expect("roles");
         assert!(
@@ -276,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn a_kafka_three_node_server_properties_stops_the_broker_with_an_error() {
+    fn a_kafka_three_node_server_properties_without_a_controller_listener_is_refused() {
         let props = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
             kv.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -300,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn the_preview_runs_three_combined_nodes_with_a_controller_listener() {
+    fn three_combined_nodes_with_a_controller_listener_make_a_cluster() {
         let props = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
             kv.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -315,10 +298,9 @@ mod tests {
                 "listeners",
                 "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
             ),
-            ("strom.cluster.preview", "true"),
             ("broker.rack", "r2"),
         ];
-        let c = crate::config::BrokerConfig::from_properties(&props(&kv)).expect("preview");
+        let c = crate::config::BrokerConfig::from_properties(&props(&kv)).expect("a cluster");
         assert!(c.cluster.is_multi_node(c.node_id));
         assert_eq!(c.cluster.rack.as_deref(), Some("r2"));
         assert!(c.cluster.controller_listen.is_some());

@@ -11,7 +11,7 @@
 //!   ([`MetadataRecord::AllocateProducerIds`]), so two brokers never get the same id.
 //! - Snapshots hold the whole state as JSON (a few MB at most: metadata, not data).
 //!
-//! A multi-node broker (`strom.cluster.preview`, see [`crate::cluster`]) opens its metadata
+//! A multi-node broker (other voters in `controller.quorum.voters`, see [`crate::cluster`]) opens its metadata
 //! here.
 
 use std::collections::BTreeMap;

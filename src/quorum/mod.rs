@@ -1,6 +1,6 @@
 //! The cluster quorum: an opaque log of byte payloads replicated across a fixed set of voters
 //! with Raft (the `openraft` crate, 0.9), the role KRaft's controller quorum plays in Kafka.
-//! In a multi-node cluster (`strom.cluster.preview`) it carries the metadata log; see
+//! In a multi-node cluster (other voters in `controller.quorum.voters`) it carries the metadata log; see
 //! [`crate::cluster`].
 //!
 //! What it promises:

@@ -1,6 +1,6 @@
 //! Three nodes as one cluster on loopback, for the cluster tests: each node a broker and a
 //! metadata-quorum voter, started from a Kafka-named `server.properties` of its own (Strom's
-//! preview key `strom.cluster.preview=true` beside Kafka's), on free ports, with data in its own
+//! `strom.admin.listener=` beside Kafka's keys), on free ports, with data in its own
 //! temporary directory and its log in `broker.log` there. Nodes can be killed (SIGKILL), paused
 //! (SIGSTOP), resumed, stopped (SIGTERM) and restarted on the same ports and data. Clients are
 //! librdkafka. [`Cluster::start_in_namespaces`] runs each node in a network namespace of its own
@@ -122,7 +122,7 @@ impl Node {
     }
 
     /// This node's `server.properties`: Kafka's keys (both flavours read them), then Strom's
-    /// own (Kafka ignores them), then [`Node::extra`].
+    /// own (Kafka ignores it), then [`Node::extra`].
     pub fn properties(&self) -> String {
         let h = self.host;
         let mut lines = vec![
@@ -147,7 +147,6 @@ impl Node {
             "transaction.state.log.replication.factor=3".to_string(),
             "transaction.state.log.min.isr=2".to_string(),
             "group.initial.rebalance.delay.ms=0".to_string(),
-            "strom.cluster.preview=true".to_string(),
             "strom.admin.listener=".to_string(),
         ];
         lines.extend(self.extra.iter().cloned());
