@@ -333,10 +333,20 @@ impl Broker {
         })
     }
 
+    /// The log of partition `index` of `t`, checked against the topic's id (a directory left by
+    /// an older topic of the same name is set aside, see [`LogManager::open_for_topic`]).
+    fn open_log(
+        &self,
+        t: &TopicMeta,
+        index: i32,
+    ) -> Result<Arc<crate::log::PartitionLog>, LogError> {
+        let id = crate::metadata::base64_url_uuid(t.id);
+        self.logs
+            .open_for_topic(&t.name, index, &id, self.log_config(&t.configs))
+    }
+
     fn open_partition(&self, t: &TopicMeta, index: i32) -> Result<Arc<Partition>, LogError> {
-        let log = self
-            .logs
-            .open(&t.name, index, self.log_config(&t.configs))?;
+        let log = self.open_log(t, index)?;
         let me = self.config.node_id;
         let p = Arc::new(Partition::new(
             Arc::from(t.name.as_str()),
@@ -367,9 +377,7 @@ impl Broker {
         if let Some(p) = self.replicas.get(&t.name, index) {
             return Ok(p);
         }
-        let log = self
-            .logs
-            .open(&t.name, index, self.log_config(&t.configs))?;
+        let log = self.open_log(t, index)?;
         let p = Arc::new(Partition::new(
             Arc::from(t.name.as_str()),
             t.id,

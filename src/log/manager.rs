@@ -14,6 +14,10 @@ use dashmap::DashMap;
 use tracing::{info, warn};
 
 use crate::log::flusher::Flusher;
+
+/// The file in a partition's directory naming its topic's id (`version: 0`, `topic_id: <id>`),
+/// as Kafka writes it.
+pub const PARTITION_METADATA: &str = "partition.metadata";
 use crate::log::io::{OsStorage, Storage};
 use crate::log::{now_ms, LogConfig, LogError, PartitionLog};
 
@@ -92,6 +96,40 @@ impl LogManager {
             now_ms(),
         )?);
         self.logs.insert(key, log.clone());
+        Ok(log)
+    }
+
+    /// [`LogManager::open`] for a partition of the topic whose id prints as `topic_id`
+    /// (Kafka's text form). Its directory records that id in [`PARTITION_METADATA`] (Kafka's
+    /// file and format); a directory that records another id belongs to an older topic of the
+    /// same name (deleted and re-created while this broker was away): it is renamed aside as
+    /// a stray (not served, not deleted) and the partition starts empty.
+    pub fn open_for_topic(
+        &self,
+        topic: &str,
+        partition: i32,
+        topic_id: &str,
+        config: LogConfig,
+    ) -> Result<Arc<PartitionLog>, LogError> {
+        let name = Self::dir_name(topic, partition);
+        let want = format!("version: 0\ntopic_id: {topic_id}\n");
+        if self.get(topic, partition).is_none() {
+            let file = self.root.join(&name).join(PARTITION_METADATA);
+            if self.storage.exists(&file) {
+                let text = self.storage.read_file(&file)?;
+                if text != want.as_bytes() {
+                    let stray = format!("{name}.{}-stray", uuid::Uuid::new_v4().simple());
+                    self.storage
+                        .rename(&self.root.join(&name), &self.root.join(&stray))?;
+                    self.storage.sync_dir(&self.root)?;
+                    warn!(dir = %name, renamed = %stray, recorded = %String::from_utf8_lossy(&text).trim(), topic_id, "partition directory of another topic with this name (deleted and re-created) renamed aside");
+                }
+            }
+        }
+        let log = self.open(topic, partition, config)?;
+        if log.read_checkpoint(PARTITION_METADATA)?.as_deref() != Some(want.as_bytes()) {
+            log.write_checkpoint(PARTITION_METADATA, want.as_bytes())?;
+        }
         Ok(log)
     }
 
@@ -195,4 +233,56 @@ pub fn disk_space(path: &Path) -> Option<(i64, i64)> {
         (st.f_blocks as i64).saturating_mul(frsize),
         (st.f_bavail as i64).saturating_mul(frsize),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::tests::build_batch;
+
+    #[test]
+    fn a_directory_of_another_topic_with_the_same_name_is_set_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = LogManager::new(dir.path()).expect("logs");
+        let log = logs
+            .open_for_topic("t", 0, "old-id", LogConfig::default())
+            .expect("open");
+        log.append(&build_batch(0, 3, b"v"), 0, 0).expect("append");
+        assert_eq!(log.log_end_offset(), 3);
+        let file = dir.path().join("t-0").join(PARTITION_METADATA);
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("partition.metadata"),
+            "version: 0\ntopic_id: old-id\n"
+        );
+        logs.close_all();
+        drop(log);
+        drop(logs);
+        // The same topic again: its data is kept.
+        let logs = LogManager::new(dir.path()).expect("logs");
+        let log = logs
+            .open_for_topic("t", 0, "old-id", LogConfig::default())
+            .expect("reopen");
+        assert_eq!(log.log_end_offset(), 3);
+        logs.close_all();
+        drop(log);
+        drop(logs);
+        // A topic of that name with another id: the old directory goes aside, the log is new.
+        let logs = LogManager::new(dir.path()).expect("logs");
+        let log = logs
+            .open_for_topic("t", 0, "new-id", LogConfig::default())
+            .expect("open the new topic's partition");
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("partition.metadata"),
+            "version: 0\ntopic_id: new-id\n"
+        );
+        let strays: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("t-0.") && n.ends_with("-stray"))
+            .collect();
+        assert_eq!(strays.len(), 1, "the old directory kept aside: {strays:?}");
+        assert_eq!(logs.partition_dirs(), vec!["t-0".to_string()]);
+    }
 }
