@@ -1117,3 +1117,76 @@ async fn consumers_read_from_the_in_sync_follower_in_their_rack() {
     }
     assert_eq!(got, want);
 }
+
+/// A topic deleted and re-created under the same name, with the same replicas, while one of
+/// them is down: when it returns, its directory of the old topic (which records the old
+/// topic id) is set aside and it replicates the new partition from empty — nothing of the old
+/// topic shows, and every copy ends the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_broker_sets_aside_the_log_of_a_re_created_topic() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let mut cluster = Cluster::start();
+    create_topic(&cluster).await;
+    cluster.wait_isr(&[1, 2, 3], "every replica in sync");
+    let p = producer(&cluster);
+    let (_, _, errors) = produce(&p, 0..300, Duration::from_millis(1)).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    drop(p);
+    cluster.node(3).kill9();
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        cluster.client().create().expect("admin");
+    let r = admin
+        .delete_topics(&[TOPIC], &AdminOptions::new())
+        .await
+        .expect("delete_topics");
+    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+    // Re-created with broker 3 among the replicas while it is down (a manual assignment may
+    // name a registered broker that is fenced, as in Kafka); the deletion may take a moment.
+    let assigned: &[&[i32]] = &[&[1, 2, 3], &[2, 3, 1], &[1, 3, 2]];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = admin
+            .create_topics(
+                &[NewTopic::new(
+                    TOPIC,
+                    PARTITIONS,
+                    TopicReplication::Variable(assigned),
+                )],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create_topics");
+        if r.iter().all(|x| x.is_ok()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "re-create: {r:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    common::wait_for(Duration::from_secs(20), "two replicas in sync", || {
+        let p = cluster.partitions();
+        (p.len() == 3 && p.values().all(|(_, _, isr)| isr.len() == 2)).then_some(())
+    });
+    let p = producer(&cluster);
+    let (acked, _, errors) = produce(&p, 1_000..1_200, Duration::from_millis(1)).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    // Broker 3 returns with its directories of the old topic, a replica of the new one.
+    cluster.node(3).spawn();
+    cluster.wait_ready(3);
+    cluster.wait_isr(&[1, 2, 3], "broker 3 in every ISR of the new topic");
+    wait_identical_replicas(&cluster, "after broker 3 joined the re-created topic");
+    let read: BTreeSet<u64> = read_all(&cluster).into_iter().collect();
+    let want: BTreeSet<u64> = acked.into_iter().collect();
+    assert_eq!(read, want, "the new topic holds exactly its own records");
+    let strays = std::fs::read_dir(cluster.nodes[2].dir.path().join("data"))
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.starts_with(&format!("{TOPIC}-")) && n.ends_with("-stray")
+        })
+        .count();
+    assert_eq!(
+        strays, PARTITIONS as usize,
+        "broker 3 set its old directories aside"
+    );
+}
