@@ -44,6 +44,11 @@ import org.apache.kafka.common.message.OffsetCommitRequestData;
 import org.apache.kafka.common.message.OffsetCommitResponseData;
 import org.apache.kafka.common.message.OffsetFetchRequestData;
 import org.apache.kafka.common.message.OffsetFetchResponseData;
+import org.apache.kafka.common.message.ShareAcknowledgeRequestData;
+import org.apache.kafka.common.message.ShareAcknowledgeResponseData;
+import org.apache.kafka.common.message.ShareFetchRequestData;
+import org.apache.kafka.common.message.ShareFetchResponseData;
+import org.apache.kafka.common.record.internal.MemoryRecords;
 import org.apache.kafka.common.message.StreamsGroupDescribeRequestData;
 import org.apache.kafka.common.message.StreamsGroupDescribeResponseData;
 import org.apache.kafka.common.message.StreamsGroupHeartbeatRequestData;
@@ -181,6 +186,70 @@ public final class WireFixtures {
         add("delete_groups_v3_response", 3, new DeleteGroupsResponseData()
             .setThrottleTimeMs(0)
             .setResults(deleted));
+
+        // ---- ShareFetch (key 78) v2 and ShareAcknowledge (key 79) v2 (KIP-1206, KIP-1222) ----
+        ShareFetchRequestData.FetchTopicCollection fetchTopics = new ShareFetchRequestData.FetchTopicCollection();
+        ShareFetchRequestData.FetchPartitionCollection fetchParts = new ShareFetchRequestData.FetchPartitionCollection();
+        fetchParts.add(new ShareFetchRequestData.FetchPartition().setPartitionIndex(0)
+            .setAcknowledgementBatches(List.of(
+                new ShareFetchRequestData.AcknowledgementBatch().setFirstOffset(10L).setLastOffset(12L)
+                    .setAcknowledgeTypes(List.of((byte) 1)),
+                new ShareFetchRequestData.AcknowledgementBatch().setFirstOffset(13L).setLastOffset(15L)
+                    .setAcknowledgeTypes(List.of((byte) 2, (byte) 0, (byte) 3)))));
+        fetchParts.add(new ShareFetchRequestData.FetchPartition().setPartitionIndex(3));
+        fetchTopics.add(new ShareFetchRequestData.FetchTopic().setTopicId(U).setPartitions(fetchParts));
+        add("share_fetch_v2_request", 2, new ShareFetchRequestData()
+            .setGroupId("sg").setMemberId("AAAAAAAAAAAAAAAAAAAAAA").setShareSessionEpoch(4)
+            .setMaxWaitMs(500).setMinBytes(1).setMaxBytes(52428800).setMaxRecords(500).setBatchSize(500)
+            .setShareAcquireMode((byte) 1).setIsRenewAck(true)
+            .setTopics(fetchTopics)
+            .setForgottenTopicsData(List.of(new ShareFetchRequestData.ForgottenTopic()
+                .setTopicId(U).setPartitions(List.of(1, 2)))));
+
+        ShareFetchResponseData.PartitionData withRecords = new ShareFetchResponseData.PartitionData()
+            .setPartitionIndex(0).setErrorCode((short) 0).setAcknowledgeErrorCode((short) 121)
+            .setAcknowledgeErrorMessage("bad state")
+            .setCurrentLeader(new ShareFetchResponseData.LeaderIdAndEpoch().setLeaderId(1).setLeaderEpoch(7))
+            .setRecords(MemoryRecords.readableRecords(java.nio.ByteBuffer.wrap(new byte[] {1, 2, 3, 4, 5})))
+            .setAcquiredRecords(List.of(
+                new ShareFetchResponseData.AcquiredRecords().setFirstOffset(20L).setLastOffset(24L).setDeliveryCount((short) 1),
+                new ShareFetchResponseData.AcquiredRecords().setFirstOffset(26L).setLastOffset(26L).setDeliveryCount((short) 3)));
+        ShareFetchResponseData.PartitionData errored = new ShareFetchResponseData.PartitionData()
+            .setPartitionIndex(3).setErrorCode((short) 6).setErrorMessage("not leader")
+            .setCurrentLeader(new ShareFetchResponseData.LeaderIdAndEpoch().setLeaderId(2).setLeaderEpoch(9))
+            .setRecords(MemoryRecords.EMPTY);
+        ShareFetchResponseData.ShareFetchableTopicResponseCollection fetched =
+            new ShareFetchResponseData.ShareFetchableTopicResponseCollection();
+        fetched.add(new ShareFetchResponseData.ShareFetchableTopicResponse().setTopicId(U)
+            .setPartitions(List.of(withRecords, errored)));
+        ShareFetchResponseData.NodeEndpointCollection fetchNodes = new ShareFetchResponseData.NodeEndpointCollection();
+        fetchNodes.add(new ShareFetchResponseData.NodeEndpoint().setNodeId(2).setHost("h2").setPort(9093).setRack("r2"));
+        add("share_fetch_v2_response", 2, new ShareFetchResponseData()
+            .setThrottleTimeMs(0).setErrorCode((short) 0).setErrorMessage(null)
+            .setAcquisitionLockTimeoutMs(30000).setResponses(fetched).setNodeEndpoints(fetchNodes));
+
+        ShareAcknowledgeRequestData.AcknowledgeTopicCollection ackTopics =
+            new ShareAcknowledgeRequestData.AcknowledgeTopicCollection();
+        ShareAcknowledgeRequestData.AcknowledgePartitionCollection ackParts =
+            new ShareAcknowledgeRequestData.AcknowledgePartitionCollection();
+        ackParts.add(new ShareAcknowledgeRequestData.AcknowledgePartition().setPartitionIndex(2)
+            .setAcknowledgementBatches(List.of(
+                new ShareAcknowledgeRequestData.AcknowledgementBatch().setFirstOffset(0L).setLastOffset(1L)
+                    .setAcknowledgeTypes(List.of((byte) 4, (byte) 1)))));
+        ackTopics.add(new ShareAcknowledgeRequestData.AcknowledgeTopic().setTopicId(U).setPartitions(ackParts));
+        add("share_acknowledge_v2_request", 2, new ShareAcknowledgeRequestData()
+            .setGroupId("sg").setMemberId("AAAAAAAAAAAAAAAAAAAAAA").setShareSessionEpoch(5)
+            .setIsRenewAck(true).setTopics(ackTopics));
+
+        ShareAcknowledgeResponseData.ShareAcknowledgeTopicResponseCollection acked =
+            new ShareAcknowledgeResponseData.ShareAcknowledgeTopicResponseCollection();
+        acked.add(new ShareAcknowledgeResponseData.ShareAcknowledgeTopicResponse().setTopicId(U)
+            .setPartitions(List.of(new ShareAcknowledgeResponseData.PartitionData().setPartitionIndex(2)
+                .setErrorCode((short) 121).setErrorMessage("bad")
+                .setCurrentLeader(new ShareAcknowledgeResponseData.LeaderIdAndEpoch().setLeaderId(1).setLeaderEpoch(3)))));
+        add("share_acknowledge_v2_response", 2, new ShareAcknowledgeResponseData()
+            .setThrottleTimeMs(0).setErrorCode((short) 0).setAcquisitionLockTimeoutMs(15000)
+            .setResponses(acked).setNodeEndpoints(new ShareAcknowledgeResponseData.NodeEndpointCollection()));
 
         // ---- OffsetCommit (key 8) ----
         add("offset_commit_v10_request", 10, new OffsetCommitRequestData()

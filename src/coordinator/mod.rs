@@ -31,6 +31,7 @@ pub mod codec;
 pub mod consumer_group;
 pub mod group;
 pub mod runtime;
+pub mod share;
 pub mod streams_group;
 pub mod txn;
 pub mod txn_codec;

@@ -5,6 +5,7 @@ pub mod api;
 pub mod batch;
 pub mod fetch_response;
 pub mod records;
+pub mod share;
 pub mod streams;
 pub mod v44;
 pub mod wire;

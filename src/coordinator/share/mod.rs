@@ -1,0 +1,3 @@
+//! Share groups (KIP-932): the state of each share-partition and its persistence.
+
+pub mod partition;
