@@ -62,6 +62,10 @@ import org.apache.kafka.common.protocol.ObjectSerializationCache;
 import org.apache.kafka.common.protocol.Readable;
 import org.apache.kafka.coordinator.common.runtime.CoordinatorRecord;
 import org.apache.kafka.coordinator.group.GroupCoordinatorRecordSerde;
+import org.apache.kafka.coordinator.share.generated.ShareSnapshotKey;
+import org.apache.kafka.coordinator.share.generated.ShareSnapshotValue;
+import org.apache.kafka.coordinator.share.generated.ShareUpdateKey;
+import org.apache.kafka.coordinator.share.generated.ShareUpdateValue;
 import org.apache.kafka.coordinator.group.generated.CoordinatorRecordType;
 import org.apache.kafka.coordinator.group.generated.StreamsGroupCurrentMemberAssignmentKey;
 import org.apache.kafka.coordinator.group.generated.StreamsGroupCurrentMemberAssignmentValue;
@@ -250,6 +254,23 @@ public final class WireFixtures {
         add("share_acknowledge_v2_response", 2, new ShareAcknowledgeResponseData()
             .setThrottleTimeMs(0).setErrorCode((short) 0).setAcquisitionLockTimeoutMs(15000)
             .setResponses(acked).setNodeEndpoints(new ShareAcknowledgeResponseData.NodeEndpointCollection()));
+
+        // ---- __share_group_state records (bodies; the int16 type id / value version prefix is
+        // added by the share coordinator's serde as for __consumer_offsets) ----
+        add("share_snapshot_key", 0, new ShareSnapshotKey().setGroupId("sg").setTopicId(U).setPartition(3));
+        add("share_snapshot_value", 0, new ShareSnapshotValue()
+            .setSnapshotEpoch(2).setStateEpoch(1).setLeaderEpoch(5).setStartOffset(100L)
+            .setCreateTimestamp(1700000000000L).setWriteTimestamp(1700000001000L)
+            .setStateBatches(List.of(
+                new ShareSnapshotValue.StateBatch().setFirstOffset(100L).setLastOffset(104L)
+                    .setDeliveryState((byte) 0).setDeliveryCount((short) 2),
+                new ShareSnapshotValue.StateBatch().setFirstOffset(105L).setLastOffset(105L)
+                    .setDeliveryState((byte) 4).setDeliveryCount((short) 5))));
+        add("share_update_key", 0, new ShareUpdateKey().setGroupId("sg").setTopicId(U).setPartition(3));
+        add("share_update_value", 0, new ShareUpdateValue()
+            .setSnapshotEpoch(2).setLeaderEpoch(5).setStartOffset(103L)
+            .setStateBatches(List.of(new ShareUpdateValue.StateBatch().setFirstOffset(103L).setLastOffset(110L)
+                .setDeliveryState((byte) 2).setDeliveryCount((short) 1))));
 
         // ---- OffsetCommit (key 8) ----
         add("offset_commit_v10_request", 10, new OffsetCommitRequestData()
