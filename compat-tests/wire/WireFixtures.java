@@ -69,6 +69,12 @@ import org.apache.kafka.coordinator.share.generated.ShareUpdateValue;
 import org.apache.kafka.coordinator.group.generated.CoordinatorRecordType;
 import org.apache.kafka.coordinator.group.generated.StreamsGroupCurrentMemberAssignmentKey;
 import org.apache.kafka.coordinator.group.generated.StreamsGroupCurrentMemberAssignmentValue;
+import org.apache.kafka.coordinator.group.generated.ShareGroupCurrentMemberAssignmentKey;
+import org.apache.kafka.coordinator.group.generated.ShareGroupCurrentMemberAssignmentValue;
+import org.apache.kafka.coordinator.group.generated.ShareGroupMemberMetadataKey;
+import org.apache.kafka.coordinator.group.generated.ShareGroupMemberMetadataValue;
+import org.apache.kafka.coordinator.group.generated.ShareGroupMetadataKey;
+import org.apache.kafka.coordinator.group.generated.ShareGroupMetadataValue;
 import org.apache.kafka.coordinator.group.generated.StreamsGroupMemberMetadataKey;
 import org.apache.kafka.coordinator.group.generated.StreamsGroupMemberMetadataValue;
 import org.apache.kafka.coordinator.group.generated.StreamsGroupMetadataKey;
@@ -578,6 +584,19 @@ public final class WireFixtures {
                             .setSourceTopics(Collections.emptyList())
                             .setSourceTopicRegex(Collections.emptyList())
                             .setRepartitionSourceTopics(List.of((short) 0)))))));
+
+        addRecord("share_record_member", CoordinatorRecordType.SHARE_GROUP_MEMBER_METADATA,
+            new ShareGroupMemberMetadataKey().setGroupId("sg").setMemberId("m1"),
+            0, new ShareGroupMemberMetadataValue().setRackId("r1").setClientId("c1")
+                .setClientHost("/127.0.0.1").setSubscribedTopicNames(List.of("a", "b")));
+        addRecord("share_record_metadata", CoordinatorRecordType.SHARE_GROUP_METADATA,
+            new ShareGroupMetadataKey().setGroupId("sg"),
+            0, new ShareGroupMetadataValue().setEpoch(7).setMetadataHash(12345L));
+        addRecord("share_record_current", CoordinatorRecordType.SHARE_GROUP_CURRENT_MEMBER_ASSIGNMENT,
+            new ShareGroupCurrentMemberAssignmentKey().setGroupId("sg").setMemberId("m1"),
+            0, new ShareGroupCurrentMemberAssignmentValue().setMemberEpoch(7).setPreviousMemberEpoch(6)
+                .setState((byte) 0).setAssignedPartitions(List.of(
+                    new ShareGroupCurrentMemberAssignmentValue.TopicPartitions().setTopicId(U).setPartitions(List.of(0, 2)))));
 
         addRecord("streams_record_member", CoordinatorRecordType.STREAMS_GROUP_MEMBER_METADATA,
             new StreamsGroupMemberMetadataKey().setGroupId("app").setMemberId("m1"),

@@ -32,6 +32,7 @@ pub mod consumer_group;
 pub mod group;
 pub mod runtime;
 pub mod share;
+pub mod share_group;
 pub mod streams_group;
 pub mod txn;
 pub mod txn_codec;
