@@ -878,6 +878,237 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| some(c.groups.streams_task_offset_interval_ms),
     },
     BrokerKey {
+        name: "group.share.session.timeout.ms",
+        type_name: "INT",
+        default: Some("45000"),
+        doc: "share-group member session timeout",
+        set: |c, k, v| {
+            c.groups.share_session_timeout_ms = parse_num(k, v, 1, I32_MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_session_timeout_ms),
+    },
+    BrokerKey {
+        name: "group.share.min.session.timeout.ms",
+        type_name: "INT",
+        default: Some("45000"),
+        doc: "smallest share.session.timeout.ms a group may set",
+        set: |c, k, v| {
+            c.groups.share_session_timeout_min_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_session_timeout_min_ms),
+    },
+    BrokerKey {
+        name: "group.share.max.session.timeout.ms",
+        type_name: "INT",
+        default: Some("60000"),
+        doc: "largest share.session.timeout.ms a group may set",
+        set: |c, k, v| {
+            c.groups.share_session_timeout_max_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_session_timeout_max_ms),
+    },
+    BrokerKey {
+        name: "group.share.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("5000"),
+        doc: "heartbeat interval given to share-group members",
+        set: |c, k, v| {
+            c.groups.share_heartbeat_interval_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_heartbeat_interval_ms),
+    },
+    BrokerKey {
+        name: "group.share.min.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("5000"),
+        doc: "smallest share.heartbeat.interval.ms a group may set",
+        set: |c, k, v| {
+            c.groups.share_heartbeat_interval_min_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_heartbeat_interval_min_ms),
+    },
+    BrokerKey {
+        name: "group.share.max.heartbeat.interval.ms",
+        type_name: "INT",
+        default: Some("15000"),
+        doc: "largest share.heartbeat.interval.ms a group may set",
+        set: |c, k, v| {
+            c.groups.share_heartbeat_interval_max_ms = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_heartbeat_interval_max_ms),
+    },
+    BrokerKey {
+        name: "group.share.max.size",
+        type_name: "INT",
+        default: Some("200"),
+        doc: "members per share group",
+        set: |c, k, v| {
+            c.groups.share_max_size = parse_num(k, v, 1, 1000)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_max_size),
+    },
+    BrokerKey {
+        name: "group.share.record.lock.duration.ms",
+        type_name: "INT",
+        default: Some("30000"),
+        doc: "how long a delivered record stays locked to its consumer (acquisition lock)",
+        set: |c, k, v| {
+            c.groups.share_record_lock_duration_ms = parse_num(k, v, 1000, 3_600_000)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_record_lock_duration_ms),
+    },
+    BrokerKey {
+        name: "group.share.min.record.lock.duration.ms",
+        type_name: "INT",
+        default: Some("15000"),
+        doc: "smallest share.record.lock.duration.ms a group may set",
+        set: |c, k, v| {
+            c.groups.share_record_lock_duration_min_ms = parse_num(k, v, 1000, 30_000)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_record_lock_duration_min_ms),
+    },
+    BrokerKey {
+        name: "group.share.max.record.lock.duration.ms",
+        type_name: "INT",
+        default: Some("60000"),
+        doc: "largest share.record.lock.duration.ms a group may set",
+        set: |c, k, v| {
+            c.groups.share_record_lock_duration_max_ms = parse_num(k, v, 30000, 3_600_000)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_record_lock_duration_max_ms),
+    },
+    BrokerKey {
+        name: "group.share.delivery.count.limit",
+        type_name: "INT",
+        default: Some("5"),
+        doc: "deliveries of a record before it is archived (or dead-lettered)",
+        set: |c, k, v| {
+            c.groups.share_delivery_count_limit = parse_num(k, v, 2, 10)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_delivery_count_limit),
+    },
+    BrokerKey {
+        name: "group.share.min.delivery.count.limit",
+        type_name: "INT",
+        default: Some("2"),
+        doc: "smallest share.delivery.count.limit a group may set",
+        set: |c, k, v| {
+            c.groups.share_delivery_count_limit_min = parse_num(k, v, 2, 5)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_delivery_count_limit_min),
+    },
+    BrokerKey {
+        name: "group.share.max.delivery.count.limit",
+        type_name: "INT",
+        default: Some("10"),
+        doc: "largest share.delivery.count.limit a group may set",
+        set: |c, k, v| {
+            c.groups.share_delivery_count_limit_max = parse_num(k, v, 5, 25)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_delivery_count_limit_max),
+    },
+    BrokerKey {
+        name: "group.share.partition.max.record.locks",
+        type_name: "INT",
+        default: Some("2000"),
+        doc: "records in flight per share-partition",
+        set: |c, k, v| {
+            c.groups.share_partition_max_record_locks = parse_num(k, v, 100, 10_000)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_partition_max_record_locks),
+    },
+    BrokerKey {
+        name: "group.share.min.partition.max.record.locks",
+        type_name: "INT",
+        default: Some("100"),
+        doc: "smallest share.partition.max.record.locks a group may set",
+        set: |c, k, v| {
+            c.groups.share_partition_max_record_locks_min = parse_num(k, v, 100, 2000)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_partition_max_record_locks_min),
+    },
+    BrokerKey {
+        name: "group.share.max.partition.max.record.locks",
+        type_name: "INT",
+        default: Some("4000"),
+        doc: "largest share.partition.max.record.locks a group may set",
+        set: |c, k, v| {
+            c.groups.share_partition_max_record_locks_max = parse_num(k, v, 2000, 10_000)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_partition_max_record_locks_max),
+    },
+    BrokerKey {
+        name: "group.share.max.share.sessions",
+        type_name: "INT",
+        default: Some("2000"),
+        doc: "share sessions (one per consumer and broker) this broker keeps",
+        set: |c, k, v| {
+            c.groups.share_max_sessions = parse_num(k, v, 1, I32_MAX)? as usize;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_max_sessions),
+    },
+    BrokerKey {
+        name: "share.coordinator.state.topic.num.partitions",
+        type_name: "INT",
+        default: Some("50"),
+        doc: "partitions of __share_group_state",
+        set: |c, k, v| {
+            c.groups.share_state_partitions = parse_num(k, v, 1, I32_MAX)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_state_partitions),
+    },
+    BrokerKey {
+        name: "share.coordinator.snapshot.update.records.per.snapshot",
+        type_name: "INT",
+        default: Some("500"),
+        doc: "share-state update records between two snapshots of a share-partition",
+        set: |c, k, v| {
+            c.groups.share_updates_per_snapshot = parse_num(k, v, 0, 500)? as i32;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_updates_per_snapshot),
+    },
+    BrokerKey {
+        name: "errors.deadletterqueue.topic.name.prefix",
+        type_name: "STRING",
+        default: Some("dlq."),
+        doc: "prefix a share group's dead-letter topic must have (empty: any name)",
+        set: |c, _k, v| {
+            c.groups.dlq_topic_prefix = v.trim().to_string();
+            Ok(())
+        },
+        get: |c| some(&c.groups.dlq_topic_prefix),
+    },
+    BrokerKey {
+        name: "errors.deadletterqueue.auto.create.topics.enable",
+        type_name: "BOOLEAN",
+        default: Some("false"),
+        doc: "create a missing dead-letter topic when a record is dead-lettered",
+        set: |c, k, v| {
+            c.groups.dlq_auto_create = parse_bool(k, v)?;
+            Ok(())
+        },
+        get: |c| some(c.groups.dlq_auto_create),
+    },
+    BrokerKey {
         name: "offsets.retention.minutes",
         type_name: "INT",
         default: Some("10080"),

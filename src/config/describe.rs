@@ -265,6 +265,29 @@ impl<'a> Describer<'a> {
                     read_only: false,
                 }
             })
+            .chain(group_configs::TEXT_GROUP_CONFIGS.iter().map(|spec| {
+                let own = overrides.get(spec.name);
+                ConfigEntry {
+                    name: spec.name,
+                    value: Some(group_configs::text_value(spec.name, overrides).to_string()),
+                    source: if own.is_some() {
+                        Source::GroupConfig
+                    } else {
+                        Source::Default
+                    },
+                    synonyms: own
+                        .map(|v| Synonym {
+                            name: spec.name.to_string(),
+                            value: Some(v.clone()),
+                            source: Source::GroupConfig,
+                        })
+                        .into_iter()
+                        .collect(),
+                    type_name: spec.type_name,
+                    doc: Some(spec.doc),
+                    read_only: false,
+                }
+            }))
             .collect()
     }
 

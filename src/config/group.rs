@@ -54,6 +54,49 @@ pub struct GroupConfig {
     pub streams_acceptable_recovery_lag: i64,
     /// `group.streams.task.offset.interval.ms`.
     pub streams_task_offset_interval_ms: i32,
+    // Share groups (KIP-932) and their share-partitions.
+    /// `group.share.session.timeout.ms`.
+    pub share_session_timeout_ms: u64,
+    /// `group.share.min.session.timeout.ms`.
+    pub share_session_timeout_min_ms: i32,
+    /// `group.share.max.session.timeout.ms`.
+    pub share_session_timeout_max_ms: i32,
+    /// `group.share.heartbeat.interval.ms`.
+    pub share_heartbeat_interval_ms: i32,
+    /// `group.share.min.heartbeat.interval.ms`.
+    pub share_heartbeat_interval_min_ms: i32,
+    /// `group.share.max.heartbeat.interval.ms`.
+    pub share_heartbeat_interval_max_ms: i32,
+    /// `group.share.max.size`.
+    pub share_max_size: usize,
+    /// `group.share.record.lock.duration.ms`.
+    pub share_record_lock_duration_ms: i32,
+    /// `group.share.min.record.lock.duration.ms`.
+    pub share_record_lock_duration_min_ms: i32,
+    /// `group.share.max.record.lock.duration.ms`.
+    pub share_record_lock_duration_max_ms: i32,
+    /// `group.share.delivery.count.limit`.
+    pub share_delivery_count_limit: i32,
+    /// `group.share.min.delivery.count.limit`.
+    pub share_delivery_count_limit_min: i32,
+    /// `group.share.max.delivery.count.limit`.
+    pub share_delivery_count_limit_max: i32,
+    /// `group.share.partition.max.record.locks`.
+    pub share_partition_max_record_locks: i32,
+    /// `group.share.min.partition.max.record.locks`.
+    pub share_partition_max_record_locks_min: i32,
+    /// `group.share.max.partition.max.record.locks`.
+    pub share_partition_max_record_locks_max: i32,
+    /// `group.share.max.share.sessions`.
+    pub share_max_sessions: usize,
+    /// `share.coordinator.state.topic.num.partitions`.
+    pub share_state_partitions: i32,
+    /// `share.coordinator.snapshot.update.records.per.snapshot`.
+    pub share_updates_per_snapshot: i32,
+    /// `errors.deadletterqueue.topic.name.prefix`.
+    pub dlq_topic_prefix: String,
+    /// `errors.deadletterqueue.auto.create.topics.enable`.
+    pub dlq_auto_create: bool,
 }
 
 /// `group.consumer.migration.policy`: which online conversions between a classic and a

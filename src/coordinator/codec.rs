@@ -47,6 +47,12 @@ pub enum Key {
         group: String,
         kind: crate::coordinator::streams_group::records::Kind,
     },
+    /// A KIP-932 share-group record (key types 10, 11 and 14), in
+    /// [`crate::coordinator::share_group::records`].
+    Share {
+        group: String,
+        kind: crate::coordinator::share_group::records::Kind,
+    },
 }
 
 impl Key {
@@ -56,7 +62,8 @@ impl Key {
             Key::Offset { group, .. }
             | Key::Group { group }
             | Key::Consumer { group, .. }
-            | Key::Streams { group, .. } => group,
+            | Key::Streams { group, .. }
+            | Key::Share { group, .. } => group,
         }
     }
 }
@@ -256,6 +263,9 @@ pub fn encode_key(k: &Key) -> Vec<u8> {
         }
         Key::Streams { group, kind } => {
             return crate::coordinator::streams_group::records::encode_key(group, kind);
+        }
+        Key::Share { group, kind } => {
+            return crate::coordinator::share_group::records::encode_key(group, kind);
         }
         Key::Consumer { group, kind } => {
             out.put_i16(kind.record_type());
@@ -558,7 +568,14 @@ pub fn decode_key(b: &[u8]) -> Result<Key, CodecError> {
                 .map_err(|_| CodecError("malformed streams group key"))?;
             Ok(Key::Streams { group, kind })
         }
-        // 9-16: share groups, regular expressions, ...: not ours to replay.
+        t if crate::coordinator::share_group::records::Kind::is_share(t) => {
+            match crate::coordinator::share_group::records::decode_key(b) {
+                Ok(Some((group, kind))) => Ok(Key::Share { group, kind }),
+                Ok(None) => Err(CodecError("share group record Strom does not keep")),
+                Err(_) => Err(CodecError("malformed share group key")),
+            }
+        }
+        // 9, 16: regular expressions, ...: not ours to replay.
         _ => Err(CodecError("unknown key version")),
     }
 }

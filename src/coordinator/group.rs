@@ -162,6 +162,8 @@ pub struct Group {
     pub consumer: Option<ConsumerGroup>,
     /// Set when the group is a KIP-1071 streams group.
     pub streams: Option<StreamsGroup>,
+    /// Set when the group is a KIP-932 share group.
+    pub share: Option<crate::coordinator::share_group::ShareGroup>,
     /// Offsets committed inside transactions not yet decided, by producer id.
     pub pending_txn: HashMap<i64, Vec<(String, i32, OffsetValue)>>,
     /// Offset commits appended but not yet durable (so not yet in `offsets`), by partition.
@@ -197,6 +199,7 @@ impl Group {
             state_timestamp: crate::log::now_ms(),
             consumer: None,
             streams: None,
+            share: None,
             pending_txn: HashMap::new(),
             in_flight: HashMap::new(),
             written_to: 0,
@@ -246,6 +249,7 @@ impl Group {
             && self.pending_txn.is_empty()
             && self.consumer.is_none()
             && self.streams.is_none()
+            && self.share.is_none()
     }
 
     /// Partitions with a committed offset, or a commit on its way to the log.

@@ -289,6 +289,14 @@ impl GroupCoordinator {
                     replay_consumer(&mut groups, group, kind, value, now);
                 }
                 Key::Streams { group, kind } => replay_streams(&mut groups, group, kind, value),
+                Key::Share { group, kind } => replay_share(
+                    &mut groups,
+                    group,
+                    kind,
+                    value,
+                    now,
+                    Duration::from_millis(self.config.share_session_timeout_ms),
+                ),
             }
         })?;
         for g in groups.values_mut() {
@@ -583,6 +591,13 @@ impl GroupCoordinator {
             || req.session_timeout_ms > self.limits.session_timeout_max_ms
         {
             return JoinResult::error(WireError::InvalidSessionTimeout.code(), &member);
+        }
+        {
+            let g = g.lock();
+            if g.streams.is_some() || g.share.is_some() {
+                // Kafka: a classic join to a streams or share group id.
+                return JoinResult::error(WireError::InconsistentGroupProtocol.code(), &member);
+            }
         }
         let to_consumer = {
             let g = g.lock();
@@ -1037,6 +1052,12 @@ impl GroupCoordinator {
             drop(g);
             return self.consumer_heartbeat(group_id, req, topics, session_timeout_ms);
         }
+        if g.streams.is_some() || g.share.is_some() {
+            return Err((
+                WireError::GroupIdNotFound.code(),
+                format!("Group {group_id} is not a consumer group."),
+            ));
+        }
         // Kafka 4.x: an empty classic group (e.g. only committed offsets) becomes a consumer
         // group; a non-empty one is upgraded online when the migration policy allows it and
         // all its members use the `consumer` embedded protocol, otherwise it is not a
@@ -1181,7 +1202,11 @@ impl GroupCoordinator {
             let absent = created || g.is_vacant();
             let refused = if req.member_epoch != 0 && absent {
                 Some(format!("Streams group {group_id} not found."))
-            } else if req.member_epoch != 0 || !g.members.is_empty() || g.consumer.is_some() {
+            } else if req.member_epoch != 0
+                || !g.members.is_empty()
+                || g.consumer.is_some()
+                || g.share.is_some()
+            {
                 Some(format!("Group {group_id} is not a streams group."))
             } else {
                 None
@@ -1216,6 +1241,89 @@ impl GroupCoordinator {
                 "The group coordinator could not persist the heartbeat.".into(),
             )),
         }
+    }
+
+    /// ShareGroupHeartbeat (KIP-932), already validated. Only a join creates a share group; a
+    /// group of another type is not one (GROUP_ID_NOT_FOUND, as Kafka). The response must wait
+    /// for the returned durability point.
+    #[allow(clippy::too_many_arguments)]
+    pub fn share_heartbeat(
+        &self,
+        group_id: &str,
+        req: share_group::HeartbeatRequest,
+        client_id: &str,
+        client_host: &str,
+        topics: share_group::TopicsView<'_>,
+        limits: &share_group::Limits,
+    ) -> Result<(share_group::HeartbeatResponse, Pending), share_group::HeartbeatError> {
+        self.check_available(group_id)
+            .map_err(|c| (c, "The coordinator is not available.".to_string()))?;
+        let (gref, created) = self
+            .get_or_create_flagged(group_id)
+            .map_err(|c| (c, "too many groups".to_string()))?;
+        let mut g = gref.lock();
+        if g.state == GroupState::Dead {
+            drop(g);
+            return self.share_heartbeat(group_id, req, client_id, client_host, topics, limits);
+        }
+        let creating = g.share.is_none();
+        if creating {
+            let absent = created || g.is_vacant();
+            let refused = if req.member_epoch != 0 && absent {
+                Some(format!("Share group {group_id} not found."))
+            } else if !absent {
+                Some(format!("Group {group_id} is not a share group."))
+            } else {
+                None
+            };
+            if let Some(message) = refused {
+                self.discard_if_vacant(&gref, &mut g);
+                return Err((WireError::GroupIdNotFound.code(), message));
+            }
+            g.share = Some(share_group::ShareGroup::new());
+        }
+        let s = g.share.as_mut().expect("share group");
+        let out = match s.heartbeat(
+            group_id,
+            req,
+            client_id,
+            client_host,
+            topics,
+            limits,
+            Instant::now(),
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                if creating {
+                    g.share = None;
+                    self.discard_if_vacant(&gref, &mut g);
+                }
+                return Err(e);
+            }
+        };
+        let records = g
+            .share
+            .as_mut()
+            .expect("share group")
+            .take_records(group_id);
+        match self.persist_records(&mut g, &records) {
+            Ok(pending) => Ok((out, pending)),
+            Err(code) => Err((
+                code,
+                "The group coordinator could not persist the heartbeat.".into(),
+            )),
+        }
+    }
+
+    /// Runs `f` on a share group, or returns None when the group is not one.
+    pub fn with_share_group<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&share_group::ShareGroup) -> R,
+    ) -> Option<R> {
+        let g = self.get(group_id)?;
+        let g = g.lock();
+        g.share.as_ref().map(f)
     }
 
     /// Whether a group of any type exists under `group_id`.
@@ -1254,6 +1362,14 @@ impl GroupCoordinator {
             .iter()
             .map(|g| {
                 let g = g.lock();
+                if let Some(s) = &g.share {
+                    return GroupListing {
+                        group_id: g.id.clone(),
+                        protocol_type: "share".into(),
+                        state: s.state(),
+                        group_type: "share",
+                    };
+                }
                 if let Some(s) = &g.streams {
                     // Kafka lists streams groups with protocol type "streams".
                     return GroupListing {
@@ -1294,6 +1410,14 @@ impl GroupCoordinator {
             };
         };
         let g = g.lock();
+        if g.share.is_some() {
+            return GroupDescription {
+                state: "NotClassic",
+                protocol_type: "share".into(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+        }
         if g.streams.is_some() {
             return GroupDescription {
                 state: "NotClassic",
@@ -1350,6 +1474,7 @@ impl GroupCoordinator {
         if !g.is_empty()
             || g.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
             || g.streams.as_ref().is_some_and(|s| !s.members.is_empty())
+            || g.share.as_ref().is_some_and(|s| !s.members.is_empty())
         {
             return Err(WireError::NonEmptyGroup.code());
         }
@@ -1371,6 +1496,9 @@ impl GroupCoordinator {
             })
             .collect();
         match (&g.consumer, &g.streams) {
+            _ if g.share.is_some() => {
+                records.extend(g.share.as_ref().expect("share").tombstones(group_id))
+            }
             (_, Some(s)) => records.extend(s.tombstones(group_id)),
             (Some(c), None) => records.extend(c.tombstones(group_id)),
             (None, None) => records.push((
@@ -1392,6 +1520,7 @@ impl GroupCoordinator {
             if g.is_empty()
                 && g.consumer.as_ref().is_none_or(|c| c.members.is_empty())
                 && g.streams.as_ref().is_none_or(|s| s.members.is_empty())
+                && g.share.as_ref().is_none_or(|s| s.members.is_empty())
             {
                 g.state = GroupState::Dead;
                 let id = g.id.clone();
@@ -1477,6 +1606,7 @@ impl GroupCoordinator {
                 }
                 self.expire_consumer_members(&mut g, now);
                 self.expire_streams_members(&mut g, now);
+                self.expire_share_members(&mut g, now);
                 let before = (g.generation, g.state);
                 if g.tick(now, &self.limits) {
                     // A failure reverts the group (and is logged); nobody waits for the answer.
@@ -1539,6 +1669,23 @@ impl GroupCoordinator {
             tracing::info!(group = %g.id, member = %id, "streams group member expired");
         }
         let records = s.take_records(&g.id, &limits);
+        // A failure reverts the group (and is logged); the expiry is tried again next tick.
+        let _ = self.persist_records(g, &records);
+    }
+
+    /// Removes a share group's members whose session ended.
+    fn expire_share_members(&self, g: &mut Group, now: Instant) {
+        let Some(s) = g.share.as_mut() else {
+            return;
+        };
+        let gone = s.expire(now);
+        if gone.is_empty() {
+            return;
+        }
+        for id in &gone {
+            tracing::info!(group = %g.id, member = %id, "share group member expired");
+        }
+        let records = s.take_records(&g.id);
         // A failure reverts the group (and is logged); the expiry is tried again next tick.
         let _ = self.persist_records(g, &records);
     }
@@ -1663,6 +1810,44 @@ fn replay_streams(
     g.streams
         .get_or_insert_with(streams_group::group::StreamsGroup::new)
         .replay(kind, value);
+}
+
+fn replay_share(
+    groups: &mut HashMap<String, Group>,
+    group: String,
+    kind: share_group::records::Kind,
+    value: Option<&[u8]>,
+    now: Instant,
+    session: Duration,
+) {
+    use share_group::records::Kind;
+    let value = match value.map(|v| share_group::records::decode_value(&kind, v)) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            tracing::warn!(%group, ?kind, error = %e, "skipping share group record");
+            return;
+        }
+    };
+    if value.is_none() && kind == Kind::Metadata {
+        // The group's metadata tombstone: the share group is gone.
+        if let Some(g) = groups.get_mut(&group) {
+            g.share = None;
+            if g.is_vacant() {
+                groups.remove(&group);
+            }
+        }
+        return;
+    }
+    if value.is_none() && groups.get(&group).is_none_or(|g| g.share.is_none()) {
+        return;
+    }
+    let g = groups
+        .entry(group.clone())
+        .or_insert_with(|| Group::new(&group));
+    g.share
+        .get_or_insert_with(share_group::ShareGroup::new)
+        .replay(kind, value, now, session);
 }
 
 /// Appending to our own internal topic fails only for storage reasons (poisoned log, I/O).
