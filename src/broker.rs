@@ -103,6 +103,10 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     pub groups: Arc<GroupCoordinator>,
     pub txns: Arc<TransactionCoordinator>,
+    /// Share groups' share-partitions, sessions and state (KIP-932).
+    pub shares: Arc<crate::coordinator::share::ShareManager>,
+    /// Serializes the lazy creation and loading of `__share_group_state`.
+    share_init: tokio::sync::Mutex<()>,
     /// Serializes metadata-changing operations so validation and commit see the same state.
     admin: Mutex<()>,
     /// Serializes the lazy creation of `__consumer_offsets`.
@@ -291,6 +295,9 @@ impl Broker {
         let config_node = config.node_id;
         let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
         let replicas = Arc::new(ReplicaManager::default());
+        let shares = Arc::new(crate::coordinator::share::ShareManager::new(
+            config.groups.share_updates_per_snapshot,
+        ));
         let txns = Arc::new(TransactionCoordinator::new(
             config.txns.clone(),
             replicas.clone(),
@@ -320,6 +327,8 @@ impl Broker {
             replicas,
             groups,
             txns,
+            shares,
+            share_init: tokio::sync::Mutex::new(()),
             admin: Mutex::new(()),
             group_init: Mutex::new(()),
             txn_init: tokio::sync::Mutex::new(()),
@@ -534,6 +543,117 @@ impl Broker {
             }
         }
         Ok(&self.txns)
+    }
+
+    /// The share-partition manager, creating and loading `__share_group_state` on first use
+    /// (`share.coordinator.state.topic.num.partitions` partitions, compacted, as Kafka's share
+    /// coordinator does). Share groups are served on a single node only (see
+    /// [`crate::coordinator::share`]).
+    pub async fn share_manager(
+        self: &Arc<Self>,
+    ) -> Result<&crate::coordinator::share::ShareManager, AdminError> {
+        use crate::coordinator::share::STATE_TOPIC;
+        if self.shares.is_loaded() {
+            return Ok(&self.shares);
+        }
+        if self.is_cluster() {
+            return Err(AdminError::CoordinatorNotAvailable(
+                "share groups are served by a single-node Strom only".into(),
+            ));
+        }
+        let _guard = self.share_init.lock().await;
+        if self.shares.is_loaded() {
+            return Ok(&self.shares);
+        }
+        let b = self.clone();
+        off_thread(move || {
+            if b.metadata.topic(STATE_TOPIC).is_none() {
+                let mut configs = BTreeMap::new();
+                configs.insert("cleanup.policy".to_string(), "compact".to_string());
+                configs.insert("segment.bytes".to_string(), "104857600".to_string());
+                let partitions = Some(b.config.groups.share_state_partitions);
+                match b.create_topic(STATE_TOPIC, partitions, Some(1), configs, false) {
+                    Ok(_) | Err(AdminError::TopicExists(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let meta = b
+                .metadata
+                .topic(STATE_TOPIC)
+                .ok_or(AdminError::UnknownTopic)?;
+            let partitions = (0..meta.partitions)
+                .map(|p| b.partition(STATE_TOPIC, p).ok_or(AdminError::UnknownTopic))
+                .collect::<Result<Vec<_>, _>>()?;
+            b.shares
+                .load(partitions)
+                .map_err(|e| AdminError::Storage(e.to_string()))
+        })
+        .await?;
+        Ok(&self.shares)
+    }
+
+    /// The share-partition of `group` on topic `topic_id` partition `index`, if this broker
+    /// leads it; else Kafka's per-partition error (UNKNOWN_TOPIC_ID,
+    /// UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER).
+    pub fn share_target(
+        &self,
+        group: &str,
+        topic_id: uuid::Uuid,
+        index: i32,
+    ) -> Result<crate::coordinator::share::Target, i16> {
+        use crate::protocol::WireError;
+        let meta = self
+            .metadata
+            .topic_by_id(&topic_id)
+            .ok_or(WireError::UnknownTopicId.code())?;
+        if index < 0 || index >= meta.partitions {
+            return Err(WireError::UnknownTopicOrPartition.code());
+        }
+        let p = self
+            .partition(&meta.name, index)
+            .filter(|p| p.is_leader())
+            .ok_or(WireError::NotLeaderOrFollower.code())?;
+        Ok(crate::coordinator::share::Target {
+            key: crate::coordinator::share::codec::StateKey {
+                group: group.to_string(),
+                topic_id,
+                partition: index,
+            },
+            partition: p,
+        })
+    }
+
+    /// A share group's settings: its group configs over the broker's.
+    pub fn share_settings(&self, group: &str) -> crate::coordinator::share::GroupSettings {
+        use crate::config::group_configs::{self, AutoReset};
+        use crate::coordinator::share::{AutoOffsetReset, DeadLetterTopic, GroupSettings};
+        let overrides = self.metadata.group_configs(group);
+        let g = &self.effective_config().groups;
+        let (_, _, lock_ms, delivery_limit, max_in_flight) =
+            group_configs::share_ints(&overrides, g);
+        let text = |k: &str| group_configs::text_value(k, &overrides).to_string();
+        let auto_offset_reset =
+            match group_configs::parse_auto_offset_reset(&text("share.auto.offset.reset")) {
+                Some(AutoReset::Earliest) => AutoOffsetReset::Earliest,
+                Some(AutoReset::ByDurationMs(ms)) => AutoOffsetReset::ByDuration(ms),
+                _ => AutoOffsetReset::Latest,
+            };
+        let dlq = text("errors.deadletterqueue.topic.name");
+        GroupSettings {
+            partition: crate::coordinator::share::partition::Settings {
+                lock_ms,
+                delivery_limit,
+                max_in_flight,
+            },
+            auto_offset_reset,
+            read_committed: text("share.isolation.level").eq_ignore_ascii_case("read_committed"),
+            renew_enabled: text("share.renew.acknowledge.enable").eq_ignore_ascii_case("true"),
+            dead_letter: (!dlq.is_empty()).then(|| DeadLetterTopic {
+                topic: dlq,
+                copy_record: text("errors.deadletterqueue.copy.record.enable")
+                    .eq_ignore_ascii_case("true"),
+            }),
+        }
     }
 
     /// Where transactional id `id`'s coordinator is: this broker on a single node; in a

@@ -130,6 +130,10 @@ pub fn spawn_background(
     tasks.add("txn-timers", &shutdown, supervision, move |s| {
         txns.clone().run_timers(s)
     });
+    let shares = broker.shares.clone();
+    tasks.add("share-timers", &shutdown, supervision, move |s| {
+        shares.clone().run_timers(s)
+    });
     if broker.is_cluster() {
         let node = crate::cluster::Node::new(broker.clone());
         let n = node.clone();

@@ -818,6 +818,16 @@ async fn group_configs_describe_alter_apply_and_survive_restart() {
         vec![
             "consumer.heartbeat.interval.ms",
             "consumer.session.timeout.ms",
+            "errors.deadletterqueue.copy.record.enable",
+            "errors.deadletterqueue.topic.name",
+            "share.auto.offset.reset",
+            "share.delivery.count.limit",
+            "share.heartbeat.interval.ms",
+            "share.isolation.level",
+            "share.partition.max.record.locks",
+            "share.record.lock.duration.ms",
+            "share.renew.acknowledge.enable",
+            "share.session.timeout.ms",
             "streams.heartbeat.interval.ms",
             "streams.num.standby.replicas",
             "streams.session.timeout.ms"

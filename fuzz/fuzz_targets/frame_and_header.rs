@@ -101,8 +101,10 @@ fn handle_frame(mut frame: Bytes) -> bool {
     }
     // The registry claims a version (or an API) the crate cannot decode only where
     // protocol::v44 has it.
+    // ShareFetch / ShareAcknowledge are decoded by protocol::share at every version.
     let crate_key = key
         .kafka()
+        .filter(|k| !matches!(k, ApiKey::ShareFetch | ApiKey::ShareAcknowledge))
         .filter(|k| (k.valid_versions().min..=k.valid_versions().max).contains(&version));
     let header = match protocol::decode_header(&mut frame, key, version) {
         Ok(h) => h,

@@ -241,7 +241,7 @@ impl<'a> Describer<'a> {
     /// `createGroupConfigEntry`: the group's own setting (source GROUP_CONFIG), then the
     /// synonyms of the broker key it overrides; the value is the effective one.
     pub fn group_entries(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
-        group_configs::GROUP_CONFIGS
+        let mut out: Vec<ConfigEntry> = group_configs::GROUP_CONFIGS
             .iter()
             .map(|spec| {
                 let value =
@@ -288,7 +288,9 @@ impl<'a> Describer<'a> {
                     read_only: false,
                 }
             }))
-            .collect()
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(b.name));
+        out
     }
 
     /// Every broker key Strom understands, sorted by name.

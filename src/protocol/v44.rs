@@ -455,6 +455,13 @@ pub fn same_bytes_as(key: ApiKey, version: i16) -> Option<i16> {
 /// crate's decoder applies), resolving no topic id: the check the fuzz target runs on every
 /// served version.
 pub fn decode_request(key: Api, version: i16, body: &[u8]) -> Option<Result<(), ProtocolError>> {
+    // ShareFetch and ShareAcknowledge: every version through protocol::share.
+    if key == ApiKey::ShareFetch {
+        return Some(super::share::decode_share_fetch(body, version).map(drop));
+    }
+    if key == ApiKey::ShareAcknowledge {
+        return Some(super::share::decode_share_acknowledge(body, version).map(drop));
+    }
     if key.crate_versions().is_some_and(|(_, max)| max >= version) {
         return None;
     }

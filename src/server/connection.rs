@@ -208,6 +208,11 @@ pub async fn run(
     }
     drop(tx);
     let _ = writer.await;
+    // Share sessions opened on this connection end with it; their records are released
+    // (Kafka's disconnect listener).
+    if broker.shares.is_loaded() {
+        broker.shares.connection_closed(peer).await;
+    }
     debug!(%peer, "connection closed");
 }
 
