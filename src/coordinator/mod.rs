@@ -1315,6 +1315,47 @@ impl GroupCoordinator {
         }
     }
 
+    /// Makes sure `group_id` is a share group without members, creating an empty one when no
+    /// group has the id (AlterShareGroupOffsets, as Kafka). A group of another type is
+    /// GROUP_ID_NOT_FOUND, a share group with members NON_EMPTY_GROUP.
+    pub fn empty_share_group(&self, group_id: &str) -> Result<Pending, (i16, String)> {
+        self.check_available(group_id)
+            .map_err(|c| (c, "The coordinator is not available.".to_string()))?;
+        let (gref, created) = self
+            .get_or_create_flagged(group_id)
+            .map_err(|c| (c, "too many groups".to_string()))?;
+        let mut g = gref.lock();
+        if g.state == GroupState::Dead {
+            drop(g);
+            return self.empty_share_group(group_id);
+        }
+        match &g.share {
+            Some(s) if s.members.is_empty() => return Ok(None),
+            Some(_) => {
+                return Err((
+                    WireError::NonEmptyGroup.code(),
+                    "The group is not empty.".to_string(),
+                ))
+            }
+            None if !(created || g.is_vacant()) => {
+                return Err((
+                    WireError::GroupIdNotFound.code(),
+                    format!("Group {group_id} is not a share group."),
+                ))
+            }
+            None => {}
+        }
+        let mut s = share_group::ShareGroup::created_empty();
+        let records = s.take_records(group_id);
+        g.share = Some(s);
+        self.persist_records(&mut g, &records).map_err(|code| {
+            (
+                code,
+                "The group coordinator could not persist the group.".to_string(),
+            )
+        })
+    }
+
     /// Runs `f` on a share group, or returns None when the group is not one.
     pub fn with_share_group<R>(
         &self,

@@ -103,6 +103,14 @@ impl ShareGroup {
         }
     }
 
+    /// A new, empty group whose metadata record is to be written (AlterShareGroupOffsets on
+    /// an unknown group creates it, as Kafka's does).
+    pub fn created_empty() -> Self {
+        let mut g = Self::new();
+        g.dirty.metadata = true;
+        g
+    }
+
     /// Kafka's share group states: Empty or Stable.
     pub fn state(&self) -> &'static str {
         if self.members.is_empty() {

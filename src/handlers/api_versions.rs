@@ -30,8 +30,8 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::ApiVersions), min: 0, m
 const FEATURES: &[(&str, i16)] = &[("group.version", 1), ("streams.version", 1), ("transaction.version", 2)];
 
 /// The share-group APIs (KIP-932): ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch,
-/// ShareAcknowledge.
-const SHARE_APIS: &[i16] = &[76, 77, 78, 79];
+/// ShareAcknowledge, Describe/Alter/DeleteShareGroupOffsets.
+const SHARE_APIS: &[i16] = &[76, 77, 78, 79, 90, 91, 92];
 
 /// `share.version` 1: share groups are served (2, the dead-letter queue of KIP-1191, once it is).
 const SHARE_FEATURE: (&str, i16) = ("share.version", 1);

@@ -4,7 +4,9 @@
 //! unknown ones): tombstones for the group and each committed offset are appended to
 //! `__consumer_offsets` and fsynced before the answer. v3 (codec in [`crate::protocol::v44`])
 //! adds an error message per group: as in Kafka 4.4, null for a group's own error, the
-//! failure's text when the write of the tombstones failed.
+//! failure's text when the write of the tombstones failed. An empty share group's
+//! share-partition state on `__share_group_state` is deleted first (Kafka's order); if that
+//! fails, the group stays.
 
 use bytes::Bytes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -19,29 +21,45 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::DeleteGroups), min: 0, 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     // v3's request bytes are v2's.
     let req: DeleteGroupsRequest = ctx.decode_as(body, ctx.version.min(2))?;
-    let loaded = ctx.broker.groups.is_loaded();
-    let mut pending = Vec::new();
-    let mut results = Vec::with_capacity(req.groups_names.len());
-    for g in req.groups_names {
-        let code = if !loaded {
-            WireError::GroupIdNotFound.code()
-        } else {
-            match ctx.broker.groups.delete(g.0.as_str()) {
-                Ok(p) => {
-                    if let Some(p) = p {
-                        pending.push((results.len(), p));
-                    }
-                    0
-                }
-                Err(code) => code,
-            }
-        };
-        results.push(DeletableGroupResult::default().with_group_id(g).with_error_code(code));
-    }
+    let broker = ctx.broker.clone();
     let version = ctx.version;
-    let mut resp = DeleteGroupsResponse::default().with_results(results);
-    let mut messages: Vec<Option<String>> = vec![None; resp.results.len()];
     Ok(Reply::Later(Box::pin(async move {
+        let loaded = broker.groups.is_loaded();
+        let mut pending = Vec::new();
+        let mut results = Vec::with_capacity(req.groups_names.len());
+        let mut messages: Vec<Option<String>> = Vec::with_capacity(req.groups_names.len());
+        for g in req.groups_names {
+            let id = g.0.to_string();
+            let mut message = None;
+            // A share group's state on __share_group_state goes first (Kafka's order): if that
+            // fails, the group stays.
+            let empty_share = loaded && broker.groups.with_share_group(&id, |s| s.members.is_empty()).unwrap_or(false);
+            let code = if !loaded {
+                WireError::GroupIdNotFound.code()
+            } else if let Some(e) = match empty_share {
+                true => match broker.share_manager().await {
+                    Ok(shares) => shares.delete(&shares.keys_of(&id)).await.err(),
+                    Err(_) => None,
+                },
+                false => None,
+            } {
+                message = Some(e.to_string());
+                log_error_code(&e)
+            } else {
+                match broker.groups.delete(&id) {
+                    Ok(p) => {
+                        if let Some(p) = p {
+                            pending.push((results.len(), p));
+                        }
+                        0
+                    }
+                    Err(code) => code,
+                }
+            };
+            results.push(DeletableGroupResult::default().with_group_id(g).with_error_code(code));
+            messages.push(message);
+        }
+        let mut resp = DeleteGroupsResponse::default().with_results(results);
         for (i, w) in pending {
             if let Err(e) = w.durable().await {
                 resp.results[i].error_code = log_error_code(&e);

@@ -384,3 +384,74 @@ pub fn encode_share_acknowledge_response(
 
 #[cfg(test)]
 mod tests;
+
+/// One partition of a DescribeShareGroupOffsets response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffsetsPartition {
+    pub partition: i32,
+    pub start_offset: i64,
+    pub leader_epoch: i32,
+    /// v1 (KIP-1226); -1 when unknown.
+    pub lag: i64,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffsetsTopic {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: Vec<OffsetsPartition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffsetsGroup {
+    pub group_id: String,
+    pub topics: Vec<OffsetsTopic>,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+/// Encodes a DescribeShareGroupOffsets response, versions 0-1 (v1 adds each partition's Lag;
+/// the crate has v0 only). The request's bytes are v0's in both versions.
+pub fn encode_describe_offsets_response(
+    groups: &[OffsetsGroup],
+    version: i16,
+) -> Result<BytesMut, ProtocolError> {
+    if !(0..=1).contains(&version) {
+        return Err(ProtocolError::Encode(anyhow::anyhow!(
+            "DescribeShareGroupOffsets v{version}"
+        )));
+    }
+    let mut buf = BytesMut::with_capacity(HEADER_ROOM + 128);
+    buf.put_bytes(0, HEADER_ROOM);
+    let mut w = Writer { buf: &mut buf };
+    w.i32(0);
+    w.compact_array_len(groups.len());
+    for g in groups {
+        w.compact_string(&g.group_id);
+        w.compact_array_len(g.topics.len());
+        for t in &g.topics {
+            w.compact_string(&t.name);
+            w.uuid(&t.topic_id);
+            w.compact_array_len(t.partitions.len());
+            for p in &t.partitions {
+                w.i32(p.partition);
+                w.i64(p.start_offset);
+                w.i32(p.leader_epoch);
+                if version >= 1 {
+                    w.i64(p.lag);
+                }
+                w.i16(p.error_code);
+                w.compact_nullable_string(p.error_message.as_deref());
+                w.no_tagged_fields();
+            }
+            w.no_tagged_fields();
+        }
+        w.i16(g.error_code);
+        w.compact_nullable_string(g.error_message.as_deref());
+        w.no_tagged_fields();
+    }
+    w.no_tagged_fields();
+    Ok(buf)
+}

@@ -447,6 +447,7 @@ pub fn same_bytes_as(key: ApiKey, version: i16) -> Option<i16> {
         (ApiKey::ListOffsets, 11) => Some(10),
         (ApiKey::DescribeLogDirs, 5) => Some(4),
         (ApiKey::DeleteGroups, 3) => Some(2),
+        (ApiKey::DescribeShareGroupOffsets, 1) => Some(0),
         _ => None,
     }
 }
@@ -486,6 +487,12 @@ pub fn decode_request(key: Api, version: i16, body: &[u8]) -> Option<Result<(), 
                 let r = match kafka {
                     ApiKey::ListOffsets => ListOffsetsRequest::decode(&mut b, v).map(drop),
                     ApiKey::DescribeLogDirs => DescribeLogDirsRequest::decode(&mut b, v).map(drop),
+                    ApiKey::DescribeShareGroupOffsets => {
+                        kafka_protocol::messages::DescribeShareGroupOffsetsRequest::decode(
+                            &mut b, v,
+                        )
+                        .map(drop)
+                    }
                     _ => DeleteGroupsRequest::decode(&mut b, v).map(drop),
                 };
                 r.map_err(decode_err("request body"))

@@ -695,21 +695,24 @@ impl ShareManager {
     }
 
     /// The start offset of each share-partition of `group` (in memory or only on disk), and
-    /// the number of finished records at or above it.
-    pub fn start_offsets(&self, group: &str) -> Vec<(StateKey, i64)> {
-        let mut out: Vec<(StateKey, i64)> = self
+    /// the number of finished records at or above it (Kafka's delivery-complete count).
+    pub fn start_offsets(&self, group: &str) -> Vec<(StateKey, i64, i64)> {
+        let mut out: Vec<(StateKey, i64, i64)> = self
             .slots
             .lock()
             .iter()
             .filter(|(k, _)| k.group == group)
-            .map(|(k, s)| (k.clone(), s.inner.lock().sp.start_offset()))
+            .map(|(k, s)| {
+                let i = s.inner.lock();
+                (k.clone(), i.sp.start_offset(), i.sp.finished_count())
+            })
             .collect();
         out.extend(
             self.persisted
                 .lock()
                 .iter()
                 .filter(|(k, _)| k.group == group)
-                .map(|(k, l)| (k.clone(), l.sp.start_offset())),
+                .map(|(k, l)| (k.clone(), l.sp.start_offset(), l.sp.finished_count())),
         );
         out.sort();
         out
@@ -796,7 +799,7 @@ impl ShareManager {
     pub fn keys_of(&self, group: &str) -> Vec<StateKey> {
         self.start_offsets(group)
             .into_iter()
-            .map(|(k, _)| k)
+            .map(|(k, _, _)| k)
             .collect()
     }
 

@@ -210,6 +210,11 @@ impl SharePartition {
         self.end_offset - self.start_offset
     }
 
+    /// Offsets in the window already finished (acknowledged or archived).
+    pub fn finished_count(&self) -> i64 {
+        self.entries.values().filter(|e| e.state.is_done()).count() as i64
+    }
+
     /// Records currently acquired by some consumer.
     pub fn acquired_count(&self) -> usize {
         self.entries

@@ -275,3 +275,39 @@ fn truncated_and_hostile_bodies_are_errors() {
     assert!(decode_share_fetch(&full, 3).is_err());
     assert!(decode_share_fetch(&full, 0).is_err());
 }
+
+/// v0 agrees with the crate's decoder; v1 adds Lag after LeaderEpoch.
+#[test]
+fn describe_offsets_v0_agrees_with_the_crate() {
+    use kafka_protocol::messages::DescribeShareGroupOffsetsResponse;
+    let groups = vec![OffsetsGroup {
+        group_id: "g".into(),
+        topics: vec![OffsetsTopic {
+            name: "t".into(),
+            topic_id: U,
+            partitions: vec![OffsetsPartition {
+                partition: 1,
+                start_offset: 42,
+                leader_epoch: 3,
+                lag: 7,
+                error_code: 0,
+                error_message: None,
+            }],
+        }],
+        error_code: 0,
+        error_message: None,
+    }];
+    let v0 = encode_describe_offsets_response(&groups, 0).unwrap();
+    let back = DescribeShareGroupOffsetsResponse::decode(
+        &mut Bytes::copy_from_slice(&v0[HEADER_ROOM..]),
+        0,
+    )
+    .unwrap();
+    let p = &back.groups[0].topics[0].partitions[0];
+    assert_eq!(
+        (p.partition_index, p.start_offset, p.leader_epoch),
+        (1, 42, 3)
+    );
+    let v1 = encode_describe_offsets_response(&groups, 1).unwrap();
+    assert_eq!(v1.len(), v0.len() + 8);
+}
