@@ -92,6 +92,8 @@ pub struct Replication {
     pub isr: Vec<i32>,
 }
 
+mod dead_letter;
+
 pub struct Broker {
     /// The static configuration (file, `--set`, flags).
     pub config: BrokerConfig,
@@ -644,6 +646,7 @@ impl Broker {
                 lock_ms,
                 delivery_limit,
                 max_in_flight,
+                dead_letter: !dlq.is_empty(),
             },
             auto_offset_reset,
             read_committed: text("share.isolation.level").eq_ignore_ascii_case("read_committed"),

@@ -134,6 +134,10 @@ pub fn spawn_background(
     tasks.add("share-timers", &shutdown, supervision, move |s| {
         shares.clone().run_timers(s)
     });
+    let b = broker.clone();
+    tasks.add("dead-letters", &shutdown, supervision, move |s| {
+        b.clone().run_dead_letter_writer(s)
+    });
     if broker.is_cluster() {
         let node = crate::cluster::Node::new(broker.clone());
         let n = node.clone();

@@ -6,7 +6,8 @@
 //! v3+ requests carry the client software name/version, which we validate like Kafka
 //! (INVALID_REQUEST when malformed). v3+ advertises the finalized features we implement:
 //! `group.version=1` (KIP-848), `streams.version=1` (KIP-1071), `transaction.version=2`
-//! (KIP-890) and, on a single node, `share.version=1` (KIP-932). A broker of a cluster does not
+//! (KIP-890) and, on a single node, `share.version=2` (KIP-932 share groups with KIP-1191
+//! dead-letter topics). A broker of a cluster does not
 //! advertise the share-group APIs (share state is not replicated between brokers yet).
 //!
 //! v5 (KIP-1242; codec in [`crate::protocol::v44`], the response is v4's bytes) carries the
@@ -33,8 +34,8 @@ const FEATURES: &[(&str, i16)] = &[("group.version", 1), ("streams.version", 1),
 /// ShareAcknowledge, Describe/Alter/DeleteShareGroupOffsets.
 const SHARE_APIS: &[i16] = &[76, 77, 78, 79, 90, 91, 92];
 
-/// `share.version` 1: share groups are served (2, the dead-letter queue of KIP-1191, once it is).
-const SHARE_FEATURE: (&str, i16) = ("share.version", 1);
+/// `share.version` 2: share groups (1) with dead-letter topics (2, KIP-1191), Kafka 4.4's default.
+const SHARE_FEATURE: (&str, i16) = ("share.version", 2);
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let (req, v5) = if ctx.version >= 5 {

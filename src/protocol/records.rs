@@ -254,8 +254,33 @@ pub fn marker_is_commit(batch: &BatchView<'_>) -> Option<bool> {
     out
 }
 
+/// A record with headers, for [`build_batch_with_headers`].
+pub struct HeadedRecord<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: Vec<(&'a str, &'a [u8])>,
+}
+
+/// Builds an uncompressed v2 batch (producer id -1) of records with headers (the dead-letter
+/// records of share groups), all stamped `timestamp_ms`.
+pub fn build_batch_with_headers(records: &[HeadedRecord<'_>], timestamp_ms: i64) -> Vec<u8> {
+    let plain: Vec<KeyValue<'_>> = records.iter().map(|r| (r.key, r.value)).collect();
+    let headers: Vec<&[(&str, &[u8])]> = records.iter().map(|r| &r.headers[..]).collect();
+    build(&plain, &headers, timestamp_ms, BatchProducer::NONE)
+}
+
 pub fn build_batch_as(
     records: &[KeyValue<'_>],
+    timestamp_ms: i64,
+    producer: BatchProducer,
+) -> Vec<u8> {
+    build(records, &[], timestamp_ms, producer)
+}
+
+/// `headers[i]`: record i's headers (none past the end of `headers`).
+fn build(
+    records: &[KeyValue<'_>],
+    headers: &[&[(&str, &[u8])]],
     timestamp_ms: i64,
     producer: BatchProducer,
 ) -> Vec<u8> {
@@ -275,7 +300,14 @@ pub fn build_batch_as(
                 None => put_varint(&mut rec, -1),
             }
         }
-        put_varint(&mut rec, 0); // headers
+        let hs: &[(&str, &[u8])] = headers.get(i).copied().unwrap_or(&[]);
+        put_varint(&mut rec, hs.len() as i64);
+        for (hk, hv) in hs {
+            put_varint(&mut rec, hk.len() as i64);
+            rec.extend_from_slice(hk.as_bytes());
+            put_varint(&mut rec, hv.len() as i64);
+            rec.extend_from_slice(hv);
+        }
         put_varint(&mut body, rec.len() as i64);
         body.extend_from_slice(&rec);
     }

@@ -344,6 +344,16 @@ impl ShareManager {
             None
         };
         slots.insert(t.key.clone(), slot.clone());
+        drop(slots);
+        if !fresh {
+            // Copies to the dead-letter topic a restart interrupted: sent again.
+            let pending = slot
+                .inner
+                .lock()
+                .sp
+                .archiving(settings.partition.delivery_limit);
+            self.send_dead_letters(t, pending, settings);
+        }
         Ok((slot, write))
     }
 
@@ -629,27 +639,66 @@ impl ShareManager {
         tracing::warn!(group = %key.group, partition = key.partition, "share-partition unloaded");
     }
 
+    /// Sends records that went to `Archiving` to the dead-letter writer. Bounded and never
+    /// blocking (KIP-1191 is best effort): without a writer, a dead-letter topic or room in
+    /// the queue, the records are archived without a copy.
     fn dead_letter(&self, t: &Target, out: &Outcome, settings: &GroupSettings) {
-        if out.dead_letters.is_empty() {
+        self.send_dead_letters(t, out.dead_letters.clone(), settings);
+    }
+
+    fn send_dead_letters(
+        &self,
+        t: &Target,
+        records: Vec<(i64, DeadLetter, i16)>,
+        settings: &GroupSettings,
+    ) {
+        if records.is_empty() {
             return;
         }
-        let Some(topic) = settings.dead_letter.clone() else {
-            return;
-        };
-        let Some(tx) = self.dead_letters.lock().clone() else {
-            return;
-        };
-        let d = DeadLetters {
-            key: t.key.clone(),
-            topic,
-            partition: t.partition.clone(),
-            records: out.dead_letters.clone(),
-        };
-        // Bounded and never blocking (KIP-1191: best effort): a full queue drops the copy;
-        // the records are archived either way.
-        if tx.try_send(d).is_err() {
-            tracing::warn!(group = %t.key.group, "dead-letter queue full: records archived without a copy");
+        let sink = self.dead_letters.lock().clone();
+        if let (Some(topic), Some(tx)) = (settings.dead_letter.clone(), sink) {
+            let d = DeadLetters {
+                key: t.key.clone(),
+                topic,
+                partition: t.partition.clone(),
+                records,
+            };
+            match tx.try_send(d) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(group = %t.key.group, "dead-letter queue full: records archived without a copy");
+                    let d = e.into_inner();
+                    let offsets: Vec<i64> = d.records.iter().map(|r| r.0).collect();
+                    self.archive_now(&t.key, &offsets);
+                    return;
+                }
+            }
         }
+        let offsets: Vec<i64> = records.iter().map(|r| r.0).collect();
+        self.archive_now(&t.key, &offsets);
+    }
+
+    /// Archives records whose dead-letter copy is done (written, or failed for good); the
+    /// change is written at once and made durable in the background.
+    pub fn archive_now(&self, key: &StateKey, offsets: &[i64]) {
+        let Some(slot) = self.slots.lock().get(key).cloned() else {
+            return;
+        };
+        let mut inner = slot.inner.lock();
+        let change = inner.sp.archive(offsets);
+        match self.persist(key, &mut inner, &change, false) {
+            Ok(Some(w)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = w.durable().await {
+                        tracing::warn!(error = %e, "share archive not durable");
+                    }
+                });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "share archive not written"),
+        }
+        drop(inner);
+        self.released.notify_waiters();
     }
 
     /// Releases every record `member` holds in `partitions` (its session ended).
@@ -745,6 +794,7 @@ impl ShareManager {
                         lock_ms: 30_000,
                         delivery_limit: 5,
                         max_in_flight: 2000,
+                        dead_letter: false,
                     },
                     auto_offset_reset: AutoOffsetReset::Latest,
                     read_committed: false,

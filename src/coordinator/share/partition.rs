@@ -28,6 +28,9 @@ use crate::protocol::share::{
 pub const STATE_AVAILABLE: i8 = 0;
 pub const STATE_ACQUIRED: i8 = 1;
 pub const STATE_ACKNOWLEDGED: i8 = 2;
+/// KIP-1191: on its way to the dead-letter topic; archived once the copy is written (or
+/// failed). Not finished: the start offset does not pass it, and a restart resumes the copy.
+pub const STATE_ARCHIVING: i8 = 3;
 pub const STATE_ARCHIVED: i8 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +38,7 @@ pub enum State {
     Available,
     Acquired { member: Arc<str>, deadline_ms: i64 },
     Acknowledged,
+    Archiving,
     Archived,
 }
 
@@ -44,6 +48,7 @@ impl State {
         match self {
             State::Available | State::Acquired { .. } => STATE_AVAILABLE,
             State::Acknowledged => STATE_ACKNOWLEDGED,
+            State::Archiving => STATE_ARCHIVING,
             State::Archived => STATE_ARCHIVED,
         }
     }
@@ -96,6 +101,10 @@ pub struct Settings {
     pub lock_ms: i64,
     pub delivery_limit: i16,
     pub max_in_flight: i64,
+    /// The group has a dead-letter topic: rejected and over-limit records go through
+    /// `Archiving` (and are reported in [`Outcome::dead_letters`]) instead of straight to
+    /// `Archived`.
+    pub dead_letter: bool,
 }
 
 /// A batch of the log as the acquisition sees it.
@@ -176,6 +185,7 @@ impl SharePartition {
             }
             let state = match b.state {
                 STATE_ACKNOWLEDGED => State::Acknowledged,
+                STATE_ARCHIVING => State::Archiving,
                 STATE_ARCHIVED => State::Archived,
                 _ => State::Available,
             };
@@ -431,15 +441,26 @@ impl SharePartition {
                     ACK_ACCEPT => e.state = State::Acknowledged,
                     ACK_GAP => e.state = State::Archived,
                     ACK_REJECT => {
-                        e.state = State::Archived;
-                        out.dead_letters
-                            .push((o, DeadLetter::Rejected, e.delivery_count));
+                        if settings.dead_letter {
+                            e.state = State::Archiving;
+                            out.dead_letters
+                                .push((o, DeadLetter::Rejected, e.delivery_count));
+                        } else {
+                            e.state = State::Archived;
+                        }
                     }
                     ACK_RELEASE => {
                         if e.delivery_count >= settings.delivery_limit {
-                            e.state = State::Archived;
-                            out.dead_letters
-                                .push((o, DeadLetter::DeliveryLimit, e.delivery_count));
+                            if settings.dead_letter {
+                                e.state = State::Archiving;
+                                out.dead_letters.push((
+                                    o,
+                                    DeadLetter::DeliveryLimit,
+                                    e.delivery_count,
+                                ));
+                            } else {
+                                e.state = State::Archived;
+                            }
                         } else {
                             e.state = State::Available;
                         }
@@ -504,9 +525,13 @@ impl SharePartition {
                 continue;
             }
             if e.delivery_count >= settings.delivery_limit {
-                e.state = State::Archived;
-                out.dead_letters
-                    .push((*o, DeadLetter::DeliveryLimit, e.delivery_count));
+                if settings.dead_letter {
+                    e.state = State::Archiving;
+                    out.dead_letters
+                        .push((*o, DeadLetter::DeliveryLimit, e.delivery_count));
+                } else {
+                    e.state = State::Archived;
+                }
             } else {
                 e.state = State::Available;
             }
@@ -515,6 +540,38 @@ impl SharePartition {
         self.advance_start();
         out.change = self.change_for(&changed);
         out
+    }
+
+    /// Records whose dead-letter copy was written (or failed for good): archived at last.
+    pub fn archive(&mut self, offsets: &[i64]) -> Change {
+        let mut changed = Vec::new();
+        for o in offsets {
+            if let Some(e) = self.entries.get_mut(o) {
+                if e.state == State::Archiving {
+                    e.state = State::Archived;
+                    changed.push(*o);
+                }
+            }
+        }
+        self.advance_start();
+        self.change_for(&changed)
+    }
+
+    /// Records on their way to the dead-letter topic (after a restart: to send again), with
+    /// why and their delivery count.
+    pub fn archiving(&self, delivery_limit: i16) -> Vec<(i64, DeadLetter, i16)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.state == State::Archiving)
+            .map(|(o, e)| {
+                let why = if e.delivery_count >= delivery_limit {
+                    DeadLetter::DeliveryLimit
+                } else {
+                    DeadLetter::Rejected
+                };
+                (*o, why, e.delivery_count)
+            })
+            .collect()
     }
 
     /// The durable state of `offsets` (ascending) still in the window, as runs.

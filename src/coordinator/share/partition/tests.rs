@@ -4,6 +4,7 @@ const S: Settings = Settings {
     lock_ms: 30_000,
     delivery_limit: 3,
     max_in_flight: 100,
+    dead_letter: true,
 };
 
 fn batch(base: i64, last: i64) -> LogBatch {
@@ -116,6 +117,11 @@ fn the_delivery_limit_archives_and_dead_letters() {
             assert_eq!(out.dead_letters, vec![(0, DeadLetter::DeliveryLimit, 3)]);
         }
     }
+    // On its way to the dead-letter topic: not delivered, and the start waits for the copy.
+    assert_eq!(sp.start_offset(), 0);
+    assert_eq!(sp.archiving(3), vec![(0, DeadLetter::DeliveryLimit, 3)]);
+    let c = sp.archive(&[0]);
+    assert_eq!(c.batches[0].state, STATE_ARCHIVED);
     assert_eq!(sp.start_offset(), 1);
     let (got, _) = sp.acquire(&m("a"), &[batch(0, 0)], 500, false, &S, 0);
     assert!(got.is_empty());
@@ -138,7 +144,25 @@ fn reject_archives_and_dead_letters_and_gap_only_archives() {
         out.dead_letters,
         vec![(0, DeadLetter::Rejected, 1), (3, DeadLetter::Rejected, 1)]
     );
+    assert_eq!(sp.start_offset(), 0);
+    // A restart in between resumes the copies.
+    let snap = sp.durable_state();
+    let back = SharePartition::from_state(snap.start_offset, &snap.batches);
+    assert_eq!(back.archiving(3).len(), 2);
+    sp.archive(&[0, 3]);
     assert_eq!(sp.start_offset(), 4);
+    // Without a dead-letter topic a reject archives at once.
+    let mut sp = SharePartition::new(0);
+    let s = Settings {
+        dead_letter: false,
+        ..S
+    };
+    sp.acquire(&m("a"), &[batch(0, 0)], 500, false, &s, 0);
+    let out = sp
+        .acknowledge("a", &[ack(0, 0, &[ACK_REJECT])], false, &s, 0)
+        .unwrap();
+    assert!(out.dead_letters.is_empty());
+    assert_eq!(sp.start_offset(), 1);
 }
 
 #[test]
