@@ -134,7 +134,7 @@ impl Broker {
                     (o.to_string(), count.to_string(), message.to_string())
                 })
                 .collect();
-            let copies: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = chunk
+            let copies: Vec<Copied> = chunk
                 .iter()
                 .map(|(o, _, _)| {
                     if d.topic.copy_record {
@@ -175,8 +175,11 @@ impl Broker {
     }
 }
 
+/// A source record's key and value.
+type Copied = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The key and value of the record at `offset` (None when it is gone or too large).
-fn source_record(p: &crate::replica::Partition, offset: i64) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+fn source_record(p: &crate::replica::Partition, offset: i64) -> Copied {
     let Ok(r) = p.log.read(offset, MAX_COPY, p.high_watermark(), true) else {
         return (None, None);
     };
