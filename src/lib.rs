@@ -8,9 +8,10 @@
 //! fallback, and in `protocol::v44` the codecs of the versions Kafka 4.2-4.4 added that the
 //! `kafka-protocol` crate lacks; `protocol::Api` keys APIs the crate has no `ApiKey` for) -> [`handlers`] (one file per API; the registry there is the only list of APIs)
 //! -> [`broker`] (composition root and multi-part admin operations) -> [`coordinator`] (consumer
-//! groups, classic and KIP-848, and KIP-1071 streams groups, with offsets on
-//! `__consumer_offsets`; transactions on
-//! `__transaction_state`; one runtime that replays them and applies a change once durable), [`replica`] (partition state: leader epoch cache, leader or
+//! groups, classic and KIP-848, KIP-1071 streams groups and KIP-932 share groups, with offsets
+//! on `__consumer_offsets`; transactions on `__transaction_state`; share-partitions — what
+//! share-group members fetch, acknowledge and dead-letter — on `__share_group_state`; one
+//! runtime that replays them and applies a change once durable), [`replica`] (partition state: leader epoch cache, leader or
 //! follower role, ISR and high watermark, delayed-fetch wake-ups, the follower fetch loop, replication throttles) and
 //! [`metadata`] (topics, ids, replica assignments, configs and producer-id blocks in an
 //! append-only metadata log, or on the [`quorum`]) -> [`log`] (segmented partition logs on disk: append, read, roll,

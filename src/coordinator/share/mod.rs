@@ -303,7 +303,10 @@ impl ShareManager {
         t: &Target,
         settings: &GroupSettings,
     ) -> Result<(Arc<Slot>, Option<Write>), LogError> {
-        if let Some(s) = self.slots.lock().get(&t.key) {
+        // One creation at a time, under the map's lock: two fetches racing to create the same
+        // share-partition must not both take (or one miss) its replayed state.
+        let mut slots = self.slots.lock();
+        if let Some(s) = slots.get(&t.key) {
             return Ok((s.clone(), None));
         }
         let loaded = self.persisted.lock().remove(&t.key);
@@ -329,10 +332,6 @@ impl ShareManager {
                 settings: settings.clone(),
             }),
         });
-        let mut slots = self.slots.lock();
-        if let Some(s) = slots.get(&t.key) {
-            return Ok((s.clone(), None));
-        }
         let write = if fresh {
             let mut inner = slot.inner.lock();
             let change = Change {
@@ -619,15 +618,16 @@ impl ShareManager {
                 drop(inner);
                 self.unload(&t.key);
             }
-            let w = w?;
-            self.dead_letter(t, &out, settings);
-            w
+            (w?, out)
         };
+        let (write, out) = write;
         for w in first.into_iter().chain(write) {
             w.durable()
                 .await
                 .map_err(|e| (WireError::KafkaStorageError.code(), e.to_string()))?;
         }
+        // Once `Archiving` is durable, the copies may be written (Kafka's order).
+        self.dead_letter(t, &out, settings);
         self.released.notify_waiters();
         Ok(())
     }
