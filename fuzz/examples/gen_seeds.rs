@@ -48,6 +48,34 @@ fn request<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Vec<u8> {
     buf.to_vec()
 }
 
+/// Header + an already encoded body.
+fn request_bytes(key: ApiKey, version: i16, body: &[u8]) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("seed")));
+    let mut buf = BytesMut::new();
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .expect("header");
+    buf.extend_from_slice(body);
+    buf.to_vec()
+}
+
+/// A body written by Kafka 4.4's Java client (tests/fixtures/wire).
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/wire")
+        .join(format!("{name}.hex"));
+    let hex = std::fs::read_to_string(&path).expect("fixture");
+    let hex = hex.trim();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
 fn framed(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = vec![0u8]; // stream mode
     for f in frames {
@@ -105,6 +133,14 @@ fn frame_seeds(dir: &Path) {
         "stream",
         &framed(&[api_versions_v0, metadata(1), produce_v3]),
     );
+    // ShareFetch / ShareAcknowledge v2 (protocol::share): the Java 4.4 client's bodies.
+    for (name, key) in [
+        ("share_fetch_v2_request", ApiKey::ShareFetch),
+        ("share_acknowledge_v2_request", ApiKey::ShareAcknowledge),
+    ] {
+        let body = fixture(name);
+        write(dir, &name.replace('_', "-"), &single(&request_bytes(key, 2, &body)));
+    }
     // ApiVersions at a version we do not serve: the v0-layout fallback.
     let mut unsupported = api_versions_v3.clone();
     unsupported[2..4].copy_from_slice(&99i16.to_be_bytes());

@@ -931,6 +931,10 @@ impl GroupCoordinator {
             })?
         };
         let mut g = gref.lock();
+        if g.share.is_some() {
+            // Kafka: a share group has no committed offsets (ShareGroup.validateOffsetCommit).
+            return Err(WireError::GroupIdNotFound.code());
+        }
         g.validate_commit(member_id, instance_id, generation)?;
         let mut codes = Vec::with_capacity(offsets.len());
         let mut records = Vec::new();
