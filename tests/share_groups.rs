@@ -475,6 +475,65 @@ fn accepted_records_and_delivery_counts_survive_kill9() {
     assert!(acquired(&r).is_empty());
 }
 
+/// `share.isolation.level=read_committed`: aborted records and transaction markers are never
+/// delivered, only committed ones; read_uncommitted delivers the aborted records too (never
+/// the markers).
+#[test]
+fn read_committed_share_groups_skip_aborted_records() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let b = TestBroker::start(&[]);
+    create_topic(&b, "tq", 1, &[]);
+    let p: BaseProducer = b
+        .client()
+        .set("transactional.id", "share-tx")
+        .create()
+        .expect("producer");
+    p.init_transactions(Duration::from_secs(30)).expect("init");
+    let send = |v: &str| {
+        let mut rec = BaseRecord::<str, str>::to("tq").payload(v).partition(0);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    };
+    p.begin_transaction().expect("begin");
+    for i in 0..3 {
+        send(&format!("aborted-{i}"));
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    p.abort_transaction(Duration::from_secs(30)).expect("abort");
+    p.begin_transaction().expect("begin");
+    for i in 0..2 {
+        send(&format!("committed-{i}"));
+    }
+    p.commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+    // Offsets: aborted 0-2, abort marker 3, committed 4-5, commit marker 6.
+    let id = topic_id(b.port, "tq");
+    group_configs(
+        b.port,
+        "rc",
+        &[
+            ("share.auto.offset.reset", "earliest"),
+            ("share.isolation.level", "read_committed"),
+        ],
+    );
+    group_configs(b.port, "ru", &[("share.auto.offset.reset", "earliest")]);
+    let mut rc = Member::join(b.port, "rc", "member-rc", "tq", id, vec![0]).expect("join");
+    assert_eq!(fetch_until(&mut rc, 2), vec![(0, 4, 5, 1)]);
+    let r = rc
+        .fetch(&BTreeMap::from([(0, vec![(4, 5, ACCEPT)])]), 300)
+        .expect("fetch");
+    assert!(acquired(&r).is_empty(), "{:?}", acquired(&r));
+    let mut ru = Member::join(b.port, "ru", "member-ru", "tq", id, vec![0]).expect("join");
+    assert_eq!(fetch_until(&mut ru, 5), vec![(0, 0, 2, 1), (0, 4, 5, 1)]);
+}
+
 /// Consumers accept most records, release some, reject a few (dead-lettered), while the
 /// broker is killed -9 and restarted; at the end every record is accepted or on the
 /// dead-letter topic, and no record whose acceptance was acknowledged was ever delivered
