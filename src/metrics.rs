@@ -11,6 +11,12 @@
 //! - `strom_partitions` and `strom_consumer_group_lag{group,topic,partition}` (high watermark
 //!   minus committed offset): computed at scrape time by the admin listener.
 //!
+//! - Share groups: `strom_share_records_acquired_total` (deliveries),
+//!   `strom_share_acknowledgements_total{type}` (accept, release, reject, gap, renew; per
+//!   record), `strom_share_records_dead_lettered_total` (copies written to dead-letter topics),
+//!   `strom_share_dead_letter_failures_total` (records archived without their copy),
+//!   `strom_share_records_in_flight` (acquired now) and `strom_share_sessions`.
+//!
 //! Label cardinality is bounded: at most [`MAX_TOPICS`] topics get series of their own (later
 //! ones are counted under `topic="__other"`), and at most `MAX_LAG_SERIES` lag series are
 //! exported per scrape.
@@ -50,6 +56,11 @@ pub struct ListenerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AckLabels {
+    pub r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LagLabels {
     pub group: String,
     pub topic: String,
@@ -77,6 +88,12 @@ pub struct Metrics {
     pub connections: Family<ListenerLabels, Gauge>,
     pub partitions: Gauge,
     pub group_lag: Family<LagLabels, Gauge>,
+    pub share_acquired: Counter,
+    pub share_acks: Family<AckLabels, Counter>,
+    pub share_dead_lettered: Counter,
+    pub share_dead_letter_failures: Counter,
+    pub share_in_flight: Gauge,
+    pub share_sessions: Gauge,
 }
 
 /// The process-wide metrics.
@@ -139,6 +156,42 @@ impl Metrics {
             "High watermark minus the committed offset, by group and partition",
             group_lag.clone(),
         );
+        let share_acquired = Counter::default();
+        let share_acks = Family::<AckLabels, Counter>::default();
+        let share_dead_lettered = Counter::default();
+        let share_dead_letter_failures = Counter::default();
+        let share_in_flight = Gauge::default();
+        let share_sessions = Gauge::default();
+        registry.register(
+            "strom_share_records_acquired",
+            "Records delivered to share-group consumers (each delivery counts)",
+            share_acquired.clone(),
+        );
+        registry.register(
+            "strom_share_acknowledgements",
+            "Records acknowledged by share-group consumers, by acknowledge type",
+            share_acks.clone(),
+        );
+        registry.register(
+            "strom_share_records_dead_lettered",
+            "Records copied to a share group's dead-letter topic",
+            share_dead_lettered.clone(),
+        );
+        registry.register(
+            "strom_share_dead_letter_failures",
+            "Records archived without their dead-letter copy (the copy could not be written)",
+            share_dead_letter_failures.clone(),
+        );
+        registry.register(
+            "strom_share_records_in_flight",
+            "Records acquired by share-group consumers and not yet acknowledged",
+            share_in_flight.clone(),
+        );
+        registry.register(
+            "strom_share_sessions",
+            "Open share sessions",
+            share_sessions.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             bytes_in,
@@ -151,6 +204,12 @@ impl Metrics {
             connections,
             partitions,
             group_lag,
+            share_acquired,
+            share_acks,
+            share_dead_lettered,
+            share_dead_letter_failures,
+            share_in_flight,
+            share_sessions,
         }
     }
 
@@ -189,6 +248,23 @@ impl Metrics {
             }
         };
         h.observe(took.as_secs_f64());
+    }
+
+    /// Counts `n` records acknowledged with Kafka's acknowledge type `t` (0 gap .. 4 renew).
+    pub fn share_ack(&self, t: i8, n: u64) {
+        let name = match t {
+            0 => "gap",
+            1 => "accept",
+            2 => "release",
+            3 => "reject",
+            4 => "renew",
+            _ => return,
+        };
+        self.share_acks
+            .get_or_create(&AckLabels {
+                r#type: name.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// The text exposition of every metric.

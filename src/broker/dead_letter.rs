@@ -49,11 +49,16 @@ impl Broker {
             };
             let Some(d) = d else { return };
             let offsets: Vec<i64> = d.records.iter().map(|r| r.0).collect();
+            let metrics = crate::metrics::global();
             match self.write_dead_letters(&d).await {
                 Ok(n) => {
+                    metrics.share_dead_lettered.inc_by(n as u64);
                     tracing::debug!(group = %d.key.group, topic = %d.topic.topic, records = n, "dead-lettered")
                 }
                 Err(e) => {
+                    metrics
+                        .share_dead_letter_failures
+                        .inc_by(offsets.len() as u64);
                     tracing::warn!(group = %d.key.group, topic = %d.topic.topic, error = %e, "dead-letter copy failed; records archived without it")
                 }
             }

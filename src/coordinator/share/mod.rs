@@ -545,6 +545,13 @@ impl ShareManager {
             &settings.partition,
             now_ms(),
         );
+        let n: i64 = acquired
+            .iter()
+            .map(|r| r.last_offset - r.first_offset + 1)
+            .sum();
+        crate::metrics::global()
+            .share_acquired
+            .inc_by(n.max(0) as u64);
         if let Some(w) = self
             .persist(&t.key, &mut inner, &change, false)
             .map_err(|e| log_code(&e))?
@@ -607,6 +614,16 @@ impl ShareManager {
                     now_ms(),
                 )
                 .map_err(|e| ack_code(&e))?;
+            for b in batches {
+                let span = (b.last_offset - b.first_offset + 1).max(0) as u64;
+                if b.types.len() == 1 {
+                    crate::metrics::global().share_ack(b.types[0], span);
+                } else {
+                    for t in &b.types {
+                        crate::metrics::global().share_ack(*t, 1);
+                    }
+                }
+            }
             let w = self
                 .persist(&t.key, &mut inner, &out.change, false)
                 .map_err(|e| {
@@ -897,6 +914,15 @@ impl ShareManager {
             if any {
                 self.released.notify_waiters();
             }
+            let in_flight: usize = self
+                .slots
+                .lock()
+                .values()
+                .map(|s| s.inner.lock().sp.acquired_count())
+                .sum();
+            let m = crate::metrics::global();
+            m.share_in_flight.set(in_flight as i64);
+            m.share_sessions.set(self.sessions.lock().len() as i64);
         }
     }
 }
