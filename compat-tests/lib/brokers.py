@@ -18,6 +18,12 @@ CACHE = os.environ.get("COMPAT_CACHE", os.path.join(HERE, ".cache"))
 PIDFILE = os.path.join(CACHE, "run", "pids")
 LOG4J = os.path.join(HERE, "lib", "log4j2.properties")
 
+# Broker settings both targets get (Kafka's names; Strom takes them with --set). The share-group
+# acquisition lock may be set per group down to group.share.min.record.lock.duration.ms (Kafka's
+# default 15000, allowed 1000-30000): 1000 lets share-lock-timeout use a 2 s lock.
+SHARE_SETTINGS = ["group.share.min.record.lock.duration.ms=1000"]
+SHARE_PROPS = "\n".join(SHARE_SETTINGS)
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -144,6 +150,7 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+{SHARE_PROPS}
 """)
     java = ["java", "-Xmx1g", "-Xms512m", f"-Dlog4j2.configurationFile={LOG4J}",
             "-cp", os.path.join(lib, "*")]
@@ -195,8 +202,10 @@ def start_strom(log_dir, binary):
     port = free_port()
     log_path = os.path.join(log_dir, "strom-broker.log")
     log = open(log_path, "w")
-    proc = subprocess.Popen([binary, "--data-dir", os.path.join(workdir, "data"),
-                             "--listen", f"127.0.0.1:{port}"],
+    argv = [binary, "--data-dir", os.path.join(workdir, "data"), "--listen", f"127.0.0.1:{port}"]
+    for kv in SHARE_SETTINGS:
+        argv += ["--set", kv]
+    proc = subprocess.Popen(argv,
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             cwd=workdir)
     record_pid(proc.pid)
@@ -324,6 +333,7 @@ transaction.state.log.min.isr=2
 share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 group.initial.rebalance.delay.ms=0
+{SHARE_PROPS}
 """)
         log_path = os.path.join(log_dir, f"kafka3-broker-{node}.log")
         with open(log_path, "w") as log:
@@ -358,7 +368,7 @@ def start_strom_cluster(log_dir, binary):
             f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
             "strom.admin.listener=",
             "default.replication.factor=3", "min.insync.replicas=2", "group.initial.rebalance.delay.ms=0",
-        ]
+        ] + SHARE_SETTINGS
         argv = [binary, "--data-dir", os.path.join(workdir, f"data-{node}")]
         for s in sets:
             argv += ["--set", s]

@@ -55,6 +55,19 @@ SCENARIOS = [
      "DescribeCluster, DescribeTopics and DescribeConsumerGroups with includeAuthorizedOperations: every operation of the resource type (no authorizer: CLUSTER has ALTER..IDEMPOTENT_WRITE, TOPIC READ/WRITE/..., GROUP READ/DESCRIBE/DELETE); not requested -> none"),
     ("static-member-848", "consumer groups (KIP-848)", False, 60,
      "KIP-848 static member: a consumer with group.instance.id=X gets the partitions; a second one with the same instance id is refused with UNRELEASED_INSTANCE_ID while the first lives; after the first closes, a third with X gets them"),
+    # KIP-932 share groups (queues): the Java driver on kafka-clients 4.4 (java-4.4); n/a on the
+    # older Java clients, no cell for the other columns (no share consumer). Each scenario first
+    # sets the group config share.auto.offset.reset=earliest.
+    ("share-consume", "share groups (KIP-932)", False, 60,
+     "3 KafkaShareConsumers of one share group (explicit acknowledgement) poll concurrently; 300 records over 3 partitions, all ACCEPTed: each delivered exactly once with delivery count 1, every commitSync partition result succeeds, every consumer gets some"),
+    ("share-release", "share groups (KIP-932)", False, 60,
+     "a RELEASEd record (offset 1 of 5) is delivered again with delivery count 2; once ACCEPTed nothing more is delivered"),
+    ("share-lock-timeout", "share groups (KIP-932)", False, 60,
+     "group config share.record.lock.duration.ms=2000 (broker group.share.min.record.lock.duration.ms=1000): consumer A takes records and neither acknowledges nor closes; after the lock expires consumer B of the group gets them with delivery count 2"),
+    ("share-dlq", "share groups: dead-letter queue (KIP-1191)", False, 60,
+     "dlq.<topic> with errors.deadletterqueue.group.enable=true named by the group's errors.deadletterqueue.topic.name, share.delivery.count.limit=2: a REJECTed record and one RELEASEd past the limit land on it with the __dlq.errors.* headers (topic, partition, offset, group), no key/value, and are not delivered again"),
+    ("share-cli", "share groups: admin / CLI", False, 60,
+     "kafka-configs --entity-type groups sets share.auto.offset.reset; kafka-share-groups --list, --describe (START-OFFSET, LAG), --describe --members while a consumer runs, --reset-offsets --to-earliest --all-topics --execute (a new consumer reads the records again), --delete-offsets --topic, --delete --group"),
     # A Kafka Streams application (client column kafka-streams-4.4)
     ("streams-wordcount-eos", "streams groups (KIP-1071)", False, 300,
      "Kafka Streams 4.4 word count with group.protocol=streams, exactly_once_v2, a repartition and a state store: 1200 words in, the app killed with SIGKILL after 200 committed updates, 1200 more words, restarted; read_committed output holds each word's counts 1..n exactly once, in order; DescribeStreamsGroup shows 2 subtopologies and, after recovery, a Stable group with all 6 active tasks"),
@@ -81,7 +94,10 @@ SCENARIO_IDS = [s[0] for s in SCENARIOS]
 SCENARIO = {s[0]: {"id": s[0], "area": s[1], "quick": s[2], "timeout": s[3], "what": s[4]} for s in SCENARIOS}
 CLI_SCENARIOS = [s for s in SCENARIO_IDS if s.startswith("cli-")]
 STREAMS_SCENARIOS = [s for s in SCENARIO_IDS if s.startswith("streams-")]
-CLIENT_SCENARIOS = [s for s in SCENARIO_IDS if not s.startswith(("cli-", "streams-"))]
+SHARE_SCENARIOS = [s for s in SCENARIO_IDS if s.startswith("share-")]
+CLIENT_SCENARIOS = [s for s in SCENARIO_IDS if not s.startswith(("cli-", "streams-", "share-"))]
+# The Java columns: the share scenarios run on 4.4 and are n/a (said by the driver) on 4.1 / 3.9.
+JAVA_SCENARIOS = CLIENT_SCENARIOS + SHARE_SCENARIOS
 
 LOG4J = os.path.join(HERE, "lib", "log4j2.properties")
 VENV_PY = os.path.join(CACHE, "venv", "bin", "python")
@@ -97,11 +113,11 @@ def _java(libdir):
 # id -> (label, version string, install part, argv prefix, scenarios)
 CLIENTS = {
     "java-4.4": ("Java kafka-clients", "org.apache.kafka:kafka-clients 4.4.0", "java",
-                 _java("lib44"), CLIENT_SCENARIOS),
+                 _java("lib44"), JAVA_SCENARIOS),
     "java-4.1": ("Java kafka-clients", "org.apache.kafka:kafka-clients 4.1.1", "java41",
-                 _java("lib41"), CLIENT_SCENARIOS),
+                 _java("lib41"), JAVA_SCENARIOS),
     "java-3.9": ("Java kafka-clients", "org.apache.kafka:kafka-clients 3.9.1", "java39",
-                 _java("lib39"), CLIENT_SCENARIOS),
+                 _java("lib39"), JAVA_SCENARIOS),
     "kafka-streams-4.4": ("Kafka Streams", "org.apache.kafka:kafka-streams 4.4.0", "java",
                           JAVA_FAST + ["-cp", os.path.join(CACHE, "java-build", "classes") + ":"
                                        + os.path.join(CACHE, "lib44", "*"), "strom.compat.StreamsMain"],

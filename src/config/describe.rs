@@ -275,6 +275,7 @@ impl<'a> Describer<'a> {
                     } else {
                         Source::Default
                     },
+                    // Kafka lists the group's value, then the default (no broker synonym).
                     synonyms: own
                         .map(|v| Synonym {
                             name: spec.name.to_string(),
@@ -282,6 +283,11 @@ impl<'a> Describer<'a> {
                             source: Source::GroupConfig,
                         })
                         .into_iter()
+                        .chain(std::iter::once(Synonym {
+                            name: spec.name.to_string(),
+                            value: Some(spec.default.to_string()),
+                            source: Source::Default,
+                        }))
                         .collect(),
                     type_name: spec.type_name,
                     doc: Some(spec.doc),

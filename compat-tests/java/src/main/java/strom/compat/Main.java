@@ -19,7 +19,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
 /**
  * Java column of Strom's compat-tests: `Main <scenario> <bootstrap> <topic>` runs one scenario
  * with kafka-clients (compiled against 4.4.0, run on the 4.4.0, 4.1.1 or 3.9.1 classpath: only APIs
- * present in all three are used) and prints
+ * present in all three are used here; the share-group scenarios, written against the 4.4 share
+ * consumer API, live in ShareScenarios and are n/a on the older clients) and prints
  * `@@RESULT {json}` as its last line. Every check compares real observed values; every wait has a
  * deadline. Scenario semantics are shared with the other drivers (see compat-tests/README.md).
  */
@@ -89,8 +90,32 @@ public final class Main {
             case "err-keyless-compacted": errKeylessCompacted(); break;
             case "static-member-848": staticMember848(); break;
             case "authorized-ops": authorizedOps(); break;
+            case "share-consume": case "share-release": case "share-lock-timeout": case "share-dlq": case "share-cli":
+                shareScenario(s); break;
             default: throw new NotApplicable("no such scenario in the Java driver: " + s);
         }
+    }
+
+    /**
+     * KIP-932 share groups: the scenarios use the kafka-clients 4.4 share consumer API
+     * (KafkaShareConsumer, AcknowledgeType, commitSync with per-partition results, the share-group
+     * admin calls) and run only on the 4.4 classpath. ShareScenarios is loaded only after this check.
+     */
+    static void shareScenario(String s) throws Exception {
+        // What AppInfoParser reads (that class moved to utils.internals in 4.4).
+        Properties info = new Properties();
+        try (var in = KafkaProducer.class.getResourceAsStream("/kafka/kafka-version.properties")) {
+            if (in != null) info.load(in);
+        }
+        String v = info.getProperty("version", "0.0.0");
+        String[] mm = v.split("[.-]");
+        int major = Integer.parseInt(mm[0]), minor = mm.length > 1 ? Integer.parseInt(mm[1]) : 0;
+        if (major < 4 || major == 4 && minor < 4) {
+            throw new NotApplicable("share-group scenarios are written for the kafka-clients 4.4 share consumer API; this is kafka-clients " + v
+                + (major < 4 ? " (its internal KafkaShareConsumer predates KIP-932's early access in 4.0)"
+                              : " (KIP-932 share groups are early access in 4.0, preview in 4.1, production-ready from 4.2)"));
+        }
+        ShareScenarios.run(s);
     }
 
     // ---------------------------------------------------------------- clients
