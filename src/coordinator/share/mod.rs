@@ -50,6 +50,12 @@ use session::Sessions;
 
 pub const STATE_TOPIC: &str = "__share_group_state";
 
+/// The first log read of an acquisition is sized at this many bytes per record wanted (at
+/// least [`MIN_CHUNK`]); later reads double it, at most [`MAX_READS`] reads per partition.
+const CHUNK_BYTES_PER_RECORD: usize = 256;
+const MIN_CHUNK: usize = 64 << 10;
+const MAX_READS: usize = 8;
+
 /// `share.auto.offset.reset`: where a share-partition with no state starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoOffsetReset {
@@ -480,71 +486,118 @@ impl ShareManager {
                 writes.push(w);
             }
         }
-        let Some(from) = inner.sp.next_fetch_offset(&settings.partition) else {
-            return Ok((Fetched::default(), writes));
-        };
         let hw = t.partition.high_watermark();
         let upper = if settings.read_committed {
             hw.min(log.last_stable_offset())
         } else {
             hw
         };
-        if from >= upper {
-            return Ok((Fetched::default(), writes));
-        }
-        let read = match log.read(from, max_bytes, upper, true) {
-            Ok(r) => r,
-            Err(LogError::OffsetOutOfRange { log_start, .. }) => {
-                if let Some(c) = inner.sp.log_start_moved(log_start) {
-                    if let Some(w) = self
-                        .persist(&t.key, &mut inner, &c, false)
-                        .map_err(|e| log_code(&e))?
-                    {
-                        writes.push(w);
-                    }
-                }
-                return Ok((Fetched::default(), writes));
+        // Read what the budget needs, not `max_bytes` at once (a client's fetch.max.bytes is
+        // 50 MiB: reading all of it to hand out 500 records made a deep backlog slow): a first
+        // chunk sized by the record budget, doubled while more records are wanted.
+        let mut chunk = (budget.max(1) as usize)
+            .saturating_mul(CHUNK_BYTES_PER_RECORD)
+            .clamp(MIN_CHUNK, max_bytes.max(1));
+        let mut bytes_left = max_bytes.max(1);
+        let mut acquired: Vec<AcquiredRange> = Vec::new();
+        let mut pieces: Vec<Bytes> = Vec::new();
+        for _ in 0..MAX_READS {
+            let taken: i64 = acquired
+                .iter()
+                .map(|r| r.last_offset - r.first_offset + 1)
+                .sum();
+            if taken >= budget || bytes_left == 0 {
+                break;
             }
-            Err(e) => return Err(log_code(&e)),
-        };
-        let aborted = if settings.read_committed {
-            log.aborted_transactions(from, upper)
-        } else {
-            Vec::new()
-        };
-        // Batch boundaries (and byte positions) of what was read.
-        let mut batches: Vec<(LogBatch, usize, usize)> = Vec::new();
-        let mut pos = 0usize;
-        for b in BatchIter::new(&read.data, false) {
-            let Ok(b) = b else { break };
-            let size = b.size();
-            let skip = b.is_control()
-                || (b.is_transactional()
-                    && aborted.iter().any(|a| {
-                        a.producer_id == b.producer_id()
-                            && a.first_offset <= b.base_offset()
-                            && b.base_offset() <= a.last_offset
-                    }));
-            batches.push((
-                LogBatch {
-                    base_offset: b.base_offset(),
-                    last_offset: b.last_offset(),
-                    skip,
-                },
-                pos,
-                pos + size,
-            ));
-            pos += size;
+            let Some(from) = inner.sp.next_fetch_offset(&settings.partition) else {
+                break;
+            };
+            if from >= upper {
+                break;
+            }
+            let read = match log.read(from, chunk.min(bytes_left), upper, true) {
+                Ok(r) => r,
+                Err(LogError::OffsetOutOfRange { log_start, .. }) => {
+                    if let Some(c) = inner.sp.log_start_moved(log_start) {
+                        if let Some(w) = self
+                            .persist(&t.key, &mut inner, &c, false)
+                            .map_err(|e| log_code(&e))?
+                        {
+                            writes.push(w);
+                        }
+                    }
+                    break;
+                }
+                Err(e) => return Err(log_code(&e)),
+            };
+            if read.data.is_empty() {
+                break;
+            }
+            let aborted = if settings.read_committed {
+                log.aborted_transactions(from, upper)
+            } else {
+                Vec::new()
+            };
+            // Batch boundaries (and byte positions) of what was read.
+            let mut batches: Vec<(LogBatch, usize, usize)> = Vec::new();
+            let mut pos = 0usize;
+            for b in BatchIter::new(&read.data, false) {
+                let Ok(b) = b else { break };
+                let size = b.size();
+                let skip = b.is_control()
+                    || (b.is_transactional()
+                        && aborted.iter().any(|a| {
+                            a.producer_id == b.producer_id()
+                                && a.first_offset <= b.base_offset()
+                                && b.base_offset() <= a.last_offset
+                        }));
+                batches.push((
+                    LogBatch {
+                        base_offset: b.base_offset(),
+                        last_offset: b.last_offset(),
+                        skip,
+                    },
+                    pos,
+                    pos + size,
+                ));
+                pos += size;
+            }
+            let log_batches: Vec<LogBatch> = batches.iter().map(|(b, _, _)| *b).collect();
+            let end_before = inner.sp.end_offset();
+            let (got, change) = inner.sp.acquire(
+                member,
+                &log_batches,
+                budget - taken,
+                record_limit,
+                &settings.partition,
+                now_ms(),
+            );
+            if let Some(w) = self
+                .persist(&t.key, &mut inner, &change, false)
+                .map_err(|e| log_code(&e))?
+            {
+                writes.push(w);
+            }
+            if let (Some(first), Some(last)) = (got.first(), got.last()) {
+                let keep: Vec<&(LogBatch, usize, usize)> = batches
+                    .iter()
+                    .filter(|(b, _, _)| {
+                        b.last_offset >= first.first_offset && b.base_offset <= last.last_offset
+                    })
+                    .collect();
+                if let (Some(a), Some(z)) = (keep.first(), keep.last()) {
+                    let piece = read.data.slice(a.1..z.2);
+                    bytes_left = bytes_left.saturating_sub(piece.len());
+                    pieces.push(piece);
+                }
+            } else if inner.sp.end_offset() == end_before {
+                // Nothing acquired and the window did not move: nothing more to read now.
+                break;
+            }
+            acquired.extend(got);
+            chunk = chunk.saturating_mul(2).min(max_bytes.max(1));
         }
-        let log_batches: Vec<LogBatch> = batches.iter().map(|(b, _, _)| *b).collect();
-        let (acquired, change) = inner.sp.acquire(
-            member,
-            &log_batches,
-            budget,
-            record_limit,
-            &settings.partition,
-            now_ms(),
-        );
+        drop(inner);
         let n: i64 = acquired
             .iter()
             .map(|r| r.last_offset - r.first_offset + 1)
@@ -552,27 +605,16 @@ impl ShareManager {
         crate::metrics::global()
             .share_acquired
             .inc_by(n.max(0) as u64);
-        if let Some(w) = self
-            .persist(&t.key, &mut inner, &change, false)
-            .map_err(|e| log_code(&e))?
-        {
-            writes.push(w);
-        }
-        drop(inner);
-        let records = match (acquired.first(), acquired.last()) {
-            (Some(first), Some(last)) => {
-                let keep: Vec<&(LogBatch, usize, usize)> = batches
-                    .iter()
-                    .filter(|(b, _, _)| {
-                        b.last_offset >= first.first_offset && b.base_offset <= last.last_offset
-                    })
-                    .collect();
-                match (keep.first(), keep.last()) {
-                    (Some(a), Some(z)) => read.data.slice(a.1..z.2),
-                    _ => Bytes::new(),
+        let records = match pieces.len() {
+            0 => Bytes::new(),
+            1 => pieces.pop().expect("one piece"),
+            _ => {
+                let mut all = bytes::BytesMut::with_capacity(pieces.iter().map(Bytes::len).sum());
+                for p in &pieces {
+                    all.extend_from_slice(p);
                 }
+                all.freeze()
             }
-            _ => Bytes::new(),
         };
         Ok((
             Fetched {
