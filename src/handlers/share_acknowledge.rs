@@ -18,8 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use crate::coordinator::share::session::Opened;
-use crate::handlers::share_fetch::member_id_valid;
+use crate::coordinator::share::session::{member_id_valid, Opened};
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::share::{decode_share_acknowledge, encode_share_acknowledge_response, AckPartitionResponse, ShareAcknowledgeResponse};
 use crate::protocol::{ProtocolError, WireError};

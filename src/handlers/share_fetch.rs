@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
-use crate::coordinator::share::session::Opened;
+use crate::coordinator::share::session::{member_id_valid, Opened};
 use crate::coordinator::share::Target;
 use crate::handlers::{Api, ApiSpec, Part, PartsBody, Reply, RequestContext};
 use crate::protocol::share::{
@@ -43,10 +43,6 @@ fn top_level(code: i16, version: i16) -> Result<Reply, ProtocolError> {
     let resp = ShareFetchResponse { error_code: code, ..Default::default() };
     let pieces = encode_share_fetch_response(&resp, version)?;
     Ok(Reply::Now(pieces.pieces.into_iter().next().unwrap_or_default()))
-}
-
-pub fn member_id_valid(member: Option<&str>) -> bool {
-    member.is_some_and(|m| !m.is_empty() && m.chars().count() <= 36)
 }
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {

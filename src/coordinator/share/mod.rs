@@ -848,6 +848,8 @@ impl ShareManager {
                 snapshot_epoch,
                 state_epoch: state_epoch + 1,
                 persisted_start: start_offset,
+                // Not used: this state only goes to the replayed map; the next fetch makes the
+                // share-partition with the group's settings.
                 settings: GroupSettings {
                     partition: partition::Settings {
                         lock_ms: 30_000,

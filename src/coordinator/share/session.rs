@@ -43,6 +43,12 @@ pub enum Opened {
     Final,
 }
 
+/// Kafka's check of a ShareFetch/ShareAcknowledge member id (`isMemberIdValid`): present,
+/// 1 to 36 characters (the Java client sends a 22-character base64 UUID).
+pub fn member_id_valid(member: Option<&str>) -> bool {
+    member.is_some_and(|m| !m.is_empty() && m.chars().count() <= 36)
+}
+
 fn next_epoch(e: i32) -> i32 {
     if e == i32::MAX {
         1
