@@ -407,7 +407,9 @@ impl ShareManager {
                 }
                 return out;
             }
-            // Nothing yet (and nothing written): wait for an append, a release or the end.
+            // Nothing acquired yet: wait for an append, a release or the end. (A write made
+            // meanwhile — a share-partition's first snapshot — gave out no records; a later
+            // fsync of the same log covers it.)
             tokio::select! {
                 _ = notify.notified() => {}
                 _ = &mut released => {}
