@@ -1,11 +1,13 @@
 //! Per-group dynamic configs: the GROUP config resource (`kafka-configs --entity-type groups`,
 //! Kafka 4.x `GroupConfig`), kept in the metadata log and read by the coordinator through the
 //! handlers. Each key overrides a broker key for one group; unset, the broker's value applies.
-//! Strom serves the keys of KIP-848 consumer groups and the streams-group keys its streams
-//! coordinator applies (session timeout, heartbeat interval, standby replicas); Kafka's share
-//! keys and the streams keys for what Strom's assignor does not have (warm-up replicas,
-//! assignment intervals, rack tags, assignor choice) are refused with INVALID_CONFIG, as are
-//! unknown names (Kafka's message).
+//! Strom serves the keys of KIP-848 consumer groups, the share-group keys (KIP-932: numbers
+//! bounded by the broker's `group.share.min/max.*`, and the text keys of
+//! [`TEXT_GROUP_CONFIGS`], which have defaults instead of broker keys) and the streams-group
+//! keys its streams coordinator applies (session timeout, heartbeat interval, standby
+//! replicas); the keys for what Strom does not do (`share.assignment.interval.ms`, the
+//! assignor offload, streams warm-up replicas, assignment intervals, rack tags, assignor
+//! choice) are refused with INVALID_CONFIG, as are unknown names (Kafka's message).
 
 use std::collections::BTreeMap;
 

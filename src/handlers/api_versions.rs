@@ -7,8 +7,9 @@
 //! (INVALID_REQUEST when malformed). v3+ advertises the finalized features we implement:
 //! `group.version=1` (KIP-848), `streams.version=1` (KIP-1071), `transaction.version=2`
 //! (KIP-890) and, on a single node, `share.version=2` (KIP-932 share groups with KIP-1191
-//! dead-letter topics). A broker of a cluster does not
-//! advertise the share-group APIs (share state is not replicated between brokers yet).
+//! dead-letter topics). A broker of a cluster does not advertise the share-group APIs (the
+//! share-state requests between brokers, Read/WriteShareGroupState, are not built yet; see
+//! `coordinator::share`).
 //!
 //! v5 (KIP-1242; codec in [`crate::protocol::v44`], the response is v4's bytes) carries the
 //! cluster id and node id the client believes it is talking to: a cluster id without a node

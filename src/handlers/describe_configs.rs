@@ -17,10 +17,11 @@
 //! (`RUST_LOG` at start).
 //!
 //! GROUP (32), any group name (the group need not exist, as in Kafka): the KIP-848 consumer
-//! group keys of `config::group_configs` with their effective value, source GROUP_CONFIG when
-//! the group sets it, else the broker key's (synonyms: the group's own, then the broker key's),
-//! as Kafka's `createGroupConfigEntry`. Kafka's share- and streams-group keys are not listed:
-//! Strom does not serve those group types yet. Other types (CLIENT_METRICS): INVALID_REQUEST.
+//! group, share-group and streams-group keys of `config::group_configs` (sorted by name) with
+//! their effective value, source GROUP_CONFIG when the group sets it, else the broker key's or
+//! DEFAULT_CONFIG for the text keys (synonyms: the group's own, then the broker key's or the
+//! default), as Kafka's `createGroupConfigEntry`. Other types (CLIENT_METRICS):
+//! INVALID_REQUEST.
 //!
 //! `configuration_keys` null or empty means every key, else only those named.
 

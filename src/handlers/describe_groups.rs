@@ -3,7 +3,7 @@
 //! State, protocol type and chosen protocol, and every member with client id, client host,
 //! metadata and (when Stable) assignment, as `kafka-consumer-groups --describe` shows them.
 //! Unknown groups are described as Dead with no members (v6 adds GROUP_ID_NOT_FOUND); KIP-848
-//! consumer groups and KIP-1071 streams groups are not classic groups: Dead, and in v6
+//! consumer groups, KIP-1071 streams groups and KIP-932 share groups are not classic groups: Dead, and in v6
 //! GROUP_ID_NOT_FOUND "Group X is not a classic group.", as Kafka 4.4.
 //! `include_authorized_operations` (v3+): the GROUP bit set of [`crate::handlers::authorized`]
 //! for each group described without an error, as Kafka.

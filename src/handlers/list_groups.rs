@@ -1,7 +1,7 @@
 //! ListGroups (key 16), versions 0-5.
 //!
 //! Every group this coordinator knows, with its protocol type; v4+ its state (filterable by
-//! `states_filter`), v5+ its type ("classic", "consumer" or "streams"; filterable by `types_filter`).
+//! `states_filter`), v5+ its type ("classic", "consumer", "streams" or "share"; filterable by `types_filter`).
 
 use bytes::Bytes;
 use kafka_protocol::messages::list_groups_response::ListedGroup;

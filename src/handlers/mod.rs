@@ -1,7 +1,8 @@
 //! One file per Kafka API. Each opens with a header (key, versions served, behaviour, gaps),
 //! declares its [`ApiSpec`], and exposes `handle(ctx, body)`. The [`registry!`] below is the only
 //! list of APIs: dispatch and the ApiVersions answer are both derived from it, so what we
-//! advertise is exactly what is registered.
+//! advertise is exactly what is registered (a broker of a multi-node cluster leaves out the
+//! share-group APIs, which only a single node serves; see `api_versions`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
