@@ -35,17 +35,9 @@ fn write(dir: &Path, name: &str, data: &[u8]) {
 
 /// Header + body of one request (no size prefix).
 fn request<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("seed")));
     let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .expect("header");
     body.encode(&mut buf, version).expect("body");
-    buf.to_vec()
+    request_bytes(key, version, &buf)
 }
 
 /// Header + an already encoded body.

@@ -62,11 +62,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             responses.push((t.topic_id, parts));
         }
         if opened == Opened::Final {
-            if let Some(s) = broker.shares.sessions.lock().remove(&group, &member) {
-                let b = broker.clone();
-                let (group, member) = (group.clone(), member.to_string());
-                tokio::spawn(async move { b.shares.release_member(&group, &member, &s.partitions).await });
-            }
+            broker.shares.end_session(&group, &member);
         }
         encode_share_acknowledge_response(
             &ShareAcknowledgeResponse { acquisition_lock_timeout_ms: lock_ms, responses, ..Default::default() },

@@ -101,12 +101,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             );
         }
         if opened == Opened::Final {
-            if let Some(s) = shares.sessions.lock().remove(&group, &member) {
-                let shares = broker.clone();
-                let (group, member) = (group.clone(), member.to_string());
-                // Kafka releases after answering.
-                tokio::spawn(async move { shares.shares.release_member(&group, &member, &s.partitions).await });
-            }
+            broker.shares.end_session(&group, &member);
             return encode(&parts, Vec::new(), lock_ms, version);
         }
         let mut targets: Vec<Target> = Vec::new();

@@ -112,6 +112,17 @@ pub struct AcquiredRange {
     pub delivery_count: i16,
 }
 
+impl AcquiredRange {
+    /// The records in the range.
+    pub fn len(&self) -> i64 {
+        self.last_offset - self.first_offset + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() <= 0
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchPartitionResponse {
     pub partition: i32,

@@ -447,11 +447,7 @@ impl ShareManager {
                 per_partition.min(bytes_left),
             ) {
                 Ok((f, ws)) => {
-                    let n: i64 = f
-                        .acquired
-                        .iter()
-                        .map(|r| r.last_offset - r.first_offset + 1)
-                        .sum();
+                    let n: i64 = f.acquired.iter().map(AcquiredRange::len).sum();
                     budget -= n;
                     bytes_left = bytes_left.saturating_sub(f.records.len());
                     writes.extend(ws.into_iter().map(|w| (i, w)));
@@ -504,10 +500,7 @@ impl ShareManager {
         let mut acquired: Vec<AcquiredRange> = Vec::new();
         let mut pieces: Vec<Bytes> = Vec::new();
         for _ in 0..MAX_READS {
-            let taken: i64 = acquired
-                .iter()
-                .map(|r| r.last_offset - r.first_offset + 1)
-                .sum();
+            let taken: i64 = acquired.iter().map(AcquiredRange::len).sum();
             if taken >= budget || bytes_left == 0 {
                 break;
             }
@@ -600,10 +593,7 @@ impl ShareManager {
             chunk = chunk.saturating_mul(2).min(max_bytes.max(1));
         }
         drop(inner);
-        let n: i64 = acquired
-            .iter()
-            .map(|r| r.last_offset - r.first_offset + 1)
-            .sum();
+        let n: i64 = acquired.iter().map(AcquiredRange::len).sum();
         crate::metrics::global()
             .share_acquired
             .inc_by(n.max(0) as u64);
@@ -739,6 +729,28 @@ impl ShareManager {
         self.archive_now(&t.key, &offsets);
     }
 
+    /// Writes `change` (see [`ShareManager::persist`]) and makes it durable in the background:
+    /// for changes no response waits on (archives, lock expiries).
+    fn persist_in_background(
+        &self,
+        key: &StateKey,
+        inner: &mut SlotInner,
+        change: &Change,
+        what: &'static str,
+    ) {
+        match self.persist(key, inner, change, false) {
+            Ok(Some(w)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = w.durable().await {
+                        tracing::warn!(error = %e, "{what} not durable");
+                    }
+                });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "{what} not written"),
+        }
+    }
+
     /// Archives records whose dead-letter copy is done (written, or failed for good); the
     /// change is written at once and made durable in the background.
     pub fn archive_now(&self, key: &StateKey, offsets: &[i64]) {
@@ -747,17 +759,7 @@ impl ShareManager {
         };
         let mut inner = slot.inner.lock();
         let change = inner.sp.archive(offsets);
-        match self.persist(key, &mut inner, &change, false) {
-            Ok(Some(w)) => {
-                tokio::spawn(async move {
-                    if let Err(e) = w.durable().await {
-                        tracing::warn!(error = %e, "share archive not durable");
-                    }
-                });
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "share archive not written"),
-        }
+        self.persist_in_background(key, &mut inner, &change, "share archive");
         drop(inner);
         self.released.notify_waiters();
     }
@@ -794,6 +796,16 @@ impl ShareManager {
             }
         }
         self.released.notify_waiters();
+    }
+
+    /// Ends `member`'s share session (a request at epoch -1): its records are released after
+    /// the response, as Kafka does.
+    pub fn end_session(self: &Arc<Self>, group: &str, member: &str) {
+        if let Some(s) = self.sessions.lock().remove(group, member) {
+            let me = self.clone();
+            let (group, member) = (group.to_string(), member.to_string());
+            tokio::spawn(async move { me.release_member(&group, &member, &s.partitions).await });
+        }
     }
 
     /// A client connection closed: its sessions end and their records are released.
@@ -939,17 +951,7 @@ impl ShareManager {
                     continue;
                 }
                 any = true;
-                match self.persist(&slot.key, &mut inner, &out.change, false) {
-                    Ok(Some(w)) => {
-                        tokio::spawn(async move {
-                            if let Err(e) = w.durable().await {
-                                tracing::warn!(error = %e, "share lock expiry not durable");
-                            }
-                        });
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "share lock expiry not written"),
-                }
+                self.persist_in_background(&slot.key, &mut inner, &out.change, "share lock expiry");
                 drop(inner);
                 let t = Target {
                     key: slot.key.clone(),
