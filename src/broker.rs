@@ -107,6 +107,9 @@ pub struct Broker {
     pub txns: Arc<TransactionCoordinator>,
     /// Share groups' share-partitions, sessions and state (KIP-932).
     pub shares: Arc<crate::coordinator::share::ShareManager>,
+    /// The share coordinator: share-partition state of the `__share_group_state` partitions
+    /// this broker leads.
+    pub share_states: Arc<crate::coordinator::share::coordinator::ShareCoordinator>,
     /// Serializes the lazy creation and loading of `__share_group_state`.
     share_init: tokio::sync::Mutex<()>,
     /// Serializes metadata-changing operations so validation and commit see the same state.
@@ -297,9 +300,12 @@ impl Broker {
         let config_node = config.node_id;
         let groups = Arc::new(GroupCoordinator::new(config.groups.clone()));
         let replicas = Arc::new(ReplicaManager::default());
-        let shares = Arc::new(crate::coordinator::share::ShareManager::new(
-            config.groups.share_updates_per_snapshot,
-        ));
+        let shares = Arc::new(crate::coordinator::share::ShareManager::new());
+        let share_states = Arc::new(
+            crate::coordinator::share::coordinator::ShareCoordinator::new(
+                config.groups.share_updates_per_snapshot,
+            ),
+        );
         let txns = Arc::new(TransactionCoordinator::new(
             config.txns.clone(),
             replicas.clone(),
@@ -330,6 +336,7 @@ impl Broker {
             groups,
             txns,
             shares,
+            share_states,
             share_init: tokio::sync::Mutex::new(()),
             admin: Mutex::new(()),
             group_init: Mutex::new(()),
@@ -547,21 +554,20 @@ impl Broker {
         Ok(&self.txns)
     }
 
-    /// The share-partition manager, creating and loading `__share_group_state` on first use
+    /// The share-partition manager, creating `__share_group_state` on first use
     /// (`share.coordinator.state.topic.num.partitions` partitions, compacted, as Kafka's share
-    /// coordinator does). Share groups are served on a single node only (see
-    /// [`crate::coordinator::share`]).
+    /// coordinator does; in a cluster with `share.coordinator.state.topic.replication.factor`
+    /// replicas, once that many brokers are alive). A single node loads every state partition
+    /// here; a cluster loads each where it is led (`crate::cluster`) and reaches the others
+    /// through their leaders (`crate::cluster::share_state`).
     pub async fn share_manager(
         self: &Arc<Self>,
     ) -> Result<&crate::coordinator::share::ShareManager, AdminError> {
+        use crate::coordinator::runtime::PartitionedCoordinator;
+        use crate::coordinator::share::coordinator::LocalStore;
         use crate::coordinator::share::STATE_TOPIC;
         if self.shares.is_loaded() {
             return Ok(&self.shares);
-        }
-        if self.is_cluster() {
-            return Err(AdminError::CoordinatorNotAvailable(
-                "share groups are served by a single-node Strom only".into(),
-            ));
         }
         let _guard = self.share_init.lock().await;
         if self.shares.is_loaded() {
@@ -574,7 +580,23 @@ impl Broker {
                 configs.insert("cleanup.policy".to_string(), "compact".to_string());
                 configs.insert("segment.bytes".to_string(), "104857600".to_string());
                 let partitions = Some(b.config.groups.share_state_partitions);
-                match b.create_topic(STATE_TOPIC, partitions, Some(1), configs, false) {
+                let rf = if b.is_cluster() {
+                    let live = b.live_brokers().len();
+                    let rf = b.config.groups.share_state_replication_factor;
+                    if live < rf as usize {
+                        return Err(AdminError::CoordinatorNotAvailable(format!(
+                            "Number of alive brokers '{live}' does not meet the required replication factor '{rf}' for the share state topic (configured via 'share.coordinator.state.topic.replication.factor')."
+                        )));
+                    }
+                    configs.insert(
+                        "min.insync.replicas".to_string(),
+                        b.config.groups.share_state_min_isr.to_string(),
+                    );
+                    rf
+                } else {
+                    1
+                };
+                match b.create_topic(STATE_TOPIC, partitions, Some(rf), configs, false) {
                     Ok(_) | Err(AdminError::TopicExists(_)) => {}
                     Err(e) => return Err(e),
                 }
@@ -583,12 +605,21 @@ impl Broker {
                 .metadata
                 .topic(STATE_TOPIC)
                 .ok_or(AdminError::UnknownTopic)?;
-            let partitions = (0..meta.partitions)
-                .map(|p| b.partition(STATE_TOPIC, p).ok_or(AdminError::UnknownTopic))
-                .collect::<Result<Vec<_>, _>>()?;
+            b.share_states.prepare(meta.partitions);
+            if b.is_cluster() {
+                // Each partition loads when this broker starts leading it (crate::cluster).
+                crate::cluster::share_state::install(&b);
+                return Ok(());
+            }
+            for i in 0..meta.partitions {
+                let p = b.partition(STATE_TOPIC, i).ok_or(AdminError::UnknownTopic)?;
+                b.share_states
+                    .load_partition(i, p)
+                    .map_err(|e| AdminError::Storage(e.to_string()))?;
+            }
             b.shares
-                .load(partitions)
-                .map_err(|e| AdminError::Storage(e.to_string()))
+                .set_store(Arc::new(LocalStore(b.share_states.clone())));
+            Ok(())
         })
         .await?;
         Ok(&self.shares)

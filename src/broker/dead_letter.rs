@@ -27,6 +27,9 @@ use crate::log::now_ms;
 use crate::protocol::batch::BatchIter;
 use crate::protocol::records::{build_batch_with_headers, for_each_record, HeadedRecord};
 
+/// How long a dead-letter write waits for its partition's in-sync replicas.
+const PRODUCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Dead-letter batches queued at most (one per acknowledgement or lock expiry).
 const QUEUE: usize = 1024;
 /// Records per batch written.
@@ -123,10 +126,23 @@ impl Broker {
             .map(|m| m.name)
             .unwrap_or_else(|| crate::metadata::base64_url_uuid(d.key.topic_id));
         let index = d.key.partition.rem_euclid(meta.partitions.max(1));
-        let target = self
-            .partition(&name, index)
-            .filter(|p| p.is_leader())
-            .ok_or_else(|| format!("this broker does not lead {name}-{index}"))?;
+        // Led here: appended directly; else (a cluster) produced to its leader.
+        let target = self.partition(&name, index).filter(|p| p.is_leader());
+        let remote = match &target {
+            Some(_) => None,
+            None => {
+                let leader = self
+                    .metadata
+                    .partition_state(&meta.id, index)
+                    .map_or(-1, |s| s.leader);
+                match self.metadata.broker(leader) {
+                    Some(b) if !b.fenced && b.node != self.config.node_id => {
+                        Some(format!("{}:{}", b.host, b.port))
+                    }
+                    _ => return Err(format!("{name}-{index} has no leader")),
+                }
+            }
+        };
         let partition = d.key.partition.to_string();
         for chunk in d.records.chunks(PER_BATCH) {
             let texts: Vec<(String, String, String)> = chunk
@@ -166,17 +182,53 @@ impl Broker {
                 })
                 .collect();
             let batch = build_batch_with_headers(&records, now_ms());
-            let info = target
-                .append_as_leader(&batch, now_ms(), false)
-                .map_err(|e| e.to_string())?;
-            target.appended();
-            target
-                .log
-                .flush_to(info.last_offset + 1)
-                .await
-                .map_err(|e| e.to_string())?;
+            match (&target, &remote) {
+                (Some(target), _) => {
+                    let info = target
+                        .append_as_leader(&batch, now_ms(), false)
+                        .map_err(|e| e.to_string())?;
+                    target.appended();
+                    let end = info.last_offset + 1;
+                    target.log.flush_to(end).await.map_err(|e| e.to_string())?;
+                    target
+                        .wait_high_watermark(end, PRODUCE_TIMEOUT)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                (None, Some(addr)) => self.produce_to(addr, &name, index, batch).await?,
+                (None, None) => return Err(format!("{name}-{index} has no leader")),
+            }
         }
         Ok(d.records.len())
+    }
+}
+
+impl Broker {
+    /// Produces `batch` to `topic`-`partition` through its leader at `addr` (acks=all).
+    async fn produce_to(&self, addr: &str, topic: &str, partition: i32, batch: Vec<u8>) -> Result<(), String> {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+        use kafka_protocol::protocol::StrBytes;
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(PRODUCE_TIMEOUT.as_millis() as i32)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(bytes::Bytes::from(batch)))])]);
+        let resp: ProduceResponse = self.peers.request(addr, ApiKey::Produce, 9, &req).await?;
+        let code = resp
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .map(|p| p.error_code)
+            .next()
+            .unwrap_or(-1);
+        if code != 0 {
+            return Err(format!("produce to {topic}-{partition} at {addr} answered error {code}"));
+        }
+        Ok(())
     }
 }
 

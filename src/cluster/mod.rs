@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 pub mod markers;
+pub mod share_state;
 
 use crate::broker::Broker;
 use crate::coordinator::runtime::PartitionedCoordinator;
@@ -76,6 +77,8 @@ pub struct Node {
     strays_checked: Mutex<bool>,
     /// `__consumer_offsets` partitions whose groups are loaded, with the leader epoch loaded in.
     coordinator_epochs: Mutex<HashMap<i32, i32>>,
+    /// Leader epochs `__share_group_state` partitions were loaded in (share coordinator).
+    share_epochs: Mutex<HashMap<i32, i32>>,
     /// `__transaction_state` partitions whose transactional ids are loaded, likewise.
     txn_epochs: Mutex<HashMap<i32, i32>>,
 }
@@ -88,6 +91,7 @@ impl Node {
             fetchers: Mutex::new(HashMap::new()),
             strays_checked: Mutex::new(false),
             coordinator_epochs: Mutex::new(HashMap::new()),
+            share_epochs: Mutex::new(HashMap::new()),
             txn_epochs: Mutex::new(HashMap::new()),
         })
     }
@@ -447,6 +451,15 @@ impl Node {
             self.broker.txns.as_ref(),
             &self.txn_epochs,
         );
+        self.follow_coordinator(
+            &topics,
+            crate::coordinator::share::STATE_TOPIC,
+            self.broker.share_states.as_ref(),
+            &self.share_epochs,
+        );
+        // Share-partitions of topic partitions led elsewhere now are forgotten (a new leader
+        // reads their state again, fencing this one's writes).
+        self.broker.shares.forget_unled(|p| p.is_leader());
     }
 
     /// Loads the state of each partition of internal topic `topic` (`__consumer_offsets` for

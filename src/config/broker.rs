@@ -1076,6 +1076,28 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         get: |c| some(c.groups.share_state_partitions),
     },
     BrokerKey {
+        name: "share.coordinator.state.topic.replication.factor",
+        type_name: "SHORT",
+        default: Some("3"),
+        doc: "replicas of each __share_group_state partition in a cluster (one on a single node)",
+        set: |c, k, v| {
+            c.groups.share_state_replication_factor = parse_num(k, v, 1, 32767)? as i16;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_state_replication_factor),
+    },
+    BrokerKey {
+        name: "share.coordinator.state.topic.min.isr",
+        type_name: "SHORT",
+        default: Some("2"),
+        doc: "min.insync.replicas of __share_group_state in a cluster",
+        set: |c, k, v| {
+            c.groups.share_state_min_isr = parse_num(k, v, 1, 32767)? as i16;
+            Ok(())
+        },
+        get: |c| some(c.groups.share_state_min_isr),
+    },
+    BrokerKey {
         name: "share.coordinator.snapshot.update.records.per.snapshot",
         type_name: "INT",
         default: Some("500"),

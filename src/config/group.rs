@@ -91,6 +91,10 @@ pub struct GroupConfig {
     pub share_max_sessions: usize,
     /// `share.coordinator.state.topic.num.partitions`.
     pub share_state_partitions: i32,
+    /// `share.coordinator.state.topic.replication.factor`.
+    pub share_state_replication_factor: i16,
+    /// `share.coordinator.state.topic.min.isr`.
+    pub share_state_min_isr: i16,
     /// `share.coordinator.snapshot.update.records.per.snapshot`.
     pub share_updates_per_snapshot: i32,
     /// `errors.deadletterqueue.topic.name.prefix`.

@@ -327,6 +327,8 @@ impl BrokerConfig {
                 share_max_sessions: 0,
                 share_state_partitions: 0,
                 share_updates_per_snapshot: 0,
+                share_state_replication_factor: 0,
+                share_state_min_isr: 0,
                 dlq_topic_prefix: String::new(),
                 dlq_auto_create: false,
             },

@@ -59,7 +59,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         let key = StateKey { group: group.clone(), topic_id: m.id, partition: p.partition_index };
                         match broker.shares.reset(&key, p.start_offset).await {
                             Ok(()) => 0,
-                            Err(e) => crate::handlers::errors::log_error_code(&e),
+                            Err(code) => code,
                         }
                     }
                     _ => WireError::UnknownTopicOrPartition.code(),

@@ -6,10 +6,7 @@
 //! v3+ requests carry the client software name/version, which we validate like Kafka
 //! (INVALID_REQUEST when malformed). v3+ advertises the finalized features we implement:
 //! `group.version=1` (KIP-848), `streams.version=1` (KIP-1071), `transaction.version=2`
-//! (KIP-890) and, on a single node, `share.version=2` (KIP-932 share groups with KIP-1191
-//! dead-letter topics). A broker of a cluster does not advertise the share-group APIs (the
-//! share-state requests between brokers, Read/WriteShareGroupState, are not built yet; see
-//! `coordinator::share`).
+//! (KIP-890) and `share.version=2` (KIP-932 share groups with KIP-1191 dead-letter topics).
 //!
 //! v5 (KIP-1242; codec in [`crate::protocol::v44`], the response is v4's bytes) carries the
 //! cluster id and node id the client believes it is talking to: a cluster id without a node
@@ -30,10 +27,6 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::ApiVersions), min: 0, m
 /// (feature, level): `group.version` 1 = the KIP-848 consumer group protocol is served;
 /// `transaction.version` 2 = Transactions V2 (KIP-890: EndTxn v5 epoch bumps, implicit adds).
 const FEATURES: &[(&str, i16)] = &[("group.version", 1), ("streams.version", 1), ("transaction.version", 2)];
-
-/// The share-group APIs (KIP-932): ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch,
-/// ShareAcknowledge, Describe/Alter/DeleteShareGroupOffsets.
-const SHARE_APIS: &[i16] = &[76, 77, 78, 79, 90, 91, 92];
 
 /// `share.version` 2: share groups (1) with dead-letter topics (2, KIP-1191), Kafka 4.4's default.
 const SHARE_FEATURE: (&str, i16) = ("share.version", 2);
@@ -58,17 +51,14 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     if code != 0 {
         return Ok(Reply::Now(encode_body(&ApiVersionsResponse::default().with_error_code(code), ctx.version.min(4))?));
     }
-    let single_node = !ctx.broker.is_cluster();
     let keys: Vec<ApiVersion> = advertised()
         .into_iter()
-        // Share groups are served by a single node only (see coordinator::share).
-        .filter(|(key, _, _)| single_node || !SHARE_APIS.contains(key))
         .map(|(key, min, max)| ApiVersion::default().with_api_key(key).with_min_version(min).with_max_version(max))
         .collect();
     let mut resp = ApiVersionsResponse::default().with_api_keys(keys);
     if ctx.version >= 3 {
         // Features this broker implements, finalized at their highest level (KIP-584).
-        let features: Vec<(&str, i16)> = FEATURES.iter().copied().chain(single_node.then_some(SHARE_FEATURE)).collect();
+        let features: Vec<(&str, i16)> = FEATURES.iter().copied().chain(std::iter::once(SHARE_FEATURE)).collect();
         resp.supported_features = features
             .iter()
             .map(|&(name, level)| SupportedFeatureKey::default().with_name(StrBytes::from_static_str(name)).with_min_version(0).with_max_version(level))

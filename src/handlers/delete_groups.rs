@@ -36,15 +36,18 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             let empty_share = loaded && broker.groups.with_share_group(&id, |s| s.members.is_empty()).unwrap_or(false);
             let code = if !loaded {
                 WireError::GroupIdNotFound.code()
-            } else if let Some(e) = match empty_share {
+            } else if let Some(code) = match empty_share {
                 true => match broker.share_manager().await {
-                    Ok(shares) => shares.delete(&shares.keys_of(&id)).await.err(),
+                    Ok(shares) => match shares.keys_of(&id).await {
+                        Ok(keys) => shares.delete(&id, &keys).await.err(),
+                        Err(code) => Some(code),
+                    },
                     Err(_) => None,
                 },
                 false => None,
             } {
-                message = Some(e.to_string());
-                log_error_code(&e)
+                message = Some("The share group's state could not be deleted.".to_string());
+                code
             } else {
                 match broker.groups.delete(&id) {
                     Ok(p) => {

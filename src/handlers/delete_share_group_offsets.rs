@@ -44,8 +44,12 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         Some(n) if n > 0 => return Ok(Reply::Now(top(WireError::NonEmptyGroup.code(), Some("The group is not empty.".into()))?)),
         Some(_) => {}
     }
-    let keys = shares.keys_of(&group);
+    let _ = shares;
     Ok(Reply::Later(Box::pin(async move {
+        let keys = match broker.shares.keys_of(&group).await {
+            Ok(k) => k,
+            Err(code) => return top(code, None),
+        };
         let mut responses = Vec::new();
         for t in &req.topics {
             let name = t.topic_name.0.to_string();
@@ -62,9 +66,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     if of_topic.is_empty() {
                         topic.error_code = WireError::UnknownTopicOrPartition.code();
                         topic.error_message = Some(StrBytes::from_static_str("There is no offset information to delete."));
-                    } else if let Err(e) = broker.shares.delete(&of_topic).await {
-                        topic.error_code = crate::handlers::errors::log_error_code(&e);
-                        topic.error_message = Some(StrBytes::from_string(e.to_string()));
+                    } else if let Err(code) = broker.shares.delete(&group, &of_topic).await {
+                        topic.error_code = code;
+                        topic.error_message = Some(StrBytes::from_static_str("The share-partition state could not be deleted."));
                     }
                 }
             }

@@ -34,11 +34,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             });
             continue;
         };
-        let state = shares.start_offsets(&group);
+        let state = match shares.start_offsets(&group).await {
+            Ok(s) => s,
+            Err(code) => {
+                groups.push(OffsetsGroup { group_id: group, error_code: code, ..Default::default() });
+                continue;
+            }
+        };
         let partition_of = |topic_id: Uuid, partition: i32, name: &str| -> OffsetsPartition {
             let found = state.iter().find(|(k, _, _)| k.topic_id == topic_id && k.partition == partition);
+            // The lag needs the high watermark: known where a replica of the partition is
+            // hosted (a follower's lags its leader's by at most a fetch), else -1.
             let p = broker.partition(name, partition);
-            let leader_epoch = p.as_ref().map_or(0, |p| p.leader_epoch());
+            let leader_epoch = broker.metadata.partition_state(&topic_id, partition).map_or(0, |s| s.leader_epoch);
             match (found, p) {
                 (Some((_, start, done)), Some(p)) => OffsetsPartition {
                     partition,

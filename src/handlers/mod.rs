@@ -1,8 +1,7 @@
 //! One file per Kafka API. Each opens with a header (key, versions served, behaviour, gaps),
 //! declares its [`ApiSpec`], and exposes `handle(ctx, body)`. The [`registry!`] below is the only
 //! list of APIs: dispatch and the ApiVersions answer are both derived from it, so what we
-//! advertise is exactly what is registered (a broker of a multi-node cluster leaves out the
-//! share-group APIs, which only a single node serves; see `api_versions`).
+//! advertise is exactly what is registered.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -188,6 +187,10 @@ registry!(
     describe_share_group_offsets,
     alter_share_group_offsets,
     delete_share_group_offsets,
+    initialize_share_group_state,
+    read_share_group_state,
+    write_share_group_state,
+    delete_share_group_state,
     add_partitions_to_txn,
     add_offsets_to_txn,
     end_txn,

@@ -16,14 +16,19 @@
 //! delivered again.
 //!
 //! The share state of a key lives on the `__share_group_state` partition Kafka's share
-//! coordinator would use (`abs(javaHash("group:topicId:partition")) % partitions`). On a single
-//! node every partition of that topic is local; a cluster does not serve share groups yet
-//! (the state partition can be led by another broker, and WriteShareGroupState between
-//! brokers is not built), so the share APIs are advertised only by a single node.
+//! coordinator would use (`abs(javaHash("group:topicId:partition")) % partitions`), kept by the
+//! [`coordinator::ShareCoordinator`] of the broker leading that partition; the share-partition
+//! reaches it through a [`store::StateStore`] (local on a single node; in a cluster, the
+//! Read/Write/Initialize/DeleteShareGroupState requests between brokers for the keys whose
+//! state partition another broker leads). Every write carries the topic partition's leader
+//! epoch and the state epoch it read, so a replaced leader or a reset state fences the writes
+//! of the share-partition that held it, which then forgets its memory and reads again.
 
 pub mod codec;
+pub mod coordinator;
 pub mod partition;
 pub mod session;
+pub mod store;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -37,16 +42,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::coordinator::runtime::{replay, CoordinatorPartition, Replayed, Write};
 use crate::log::{now_ms, LogError};
 use crate::protocol::batch::BatchIter;
-use crate::protocol::records::build_batch;
 use crate::protocol::share::{AckBatch, AcquiredRange};
 use crate::protocol::WireError;
 use crate::replica::Partition;
-use codec::{StateKey, StateValue, SNAPSHOT, UPDATE};
+use codec::StateKey;
 use partition::{AckError, Change, DeadLetter, LogBatch, Outcome, SharePartition};
 use session::Sessions;
+use store::{Pending, StateStore, StateWrite};
 
 pub const STATE_TOPIC: &str = "__share_group_state";
 
@@ -106,19 +110,11 @@ pub struct Fetched {
     pub error: i16,
 }
 
-struct Loaded {
-    sp: SharePartition,
-    snapshot_epoch: i32,
-    state_epoch: i32,
-}
-
 struct SlotInner {
     sp: SharePartition,
-    /// Updates written since the last snapshot.
-    updates: i32,
-    snapshot_epoch: i32,
+    /// The state epoch read (an offset reset raises it: writes of older state are fenced).
     state_epoch: i32,
-    /// The start offset the log has (what replay would rebuild).
+    /// The start offset the store has.
     persisted_start: i64,
     /// The settings of the last operation (lock expiry applies them).
     settings: GroupSettings,
@@ -128,18 +124,32 @@ struct SlotInner {
 pub struct Slot {
     pub key: StateKey,
     pub partition: Arc<Partition>,
+    /// The topic partition's leader epoch this share-partition was loaded in: its writes
+    /// carry it, and a change of leadership starts it again from the store.
+    leader_epoch: i32,
+    /// A write of its memory failed: memory is ahead of the store, so the next use starts
+    /// it again from what is durable.
+    failed: AtomicBool,
     inner: Mutex<SlotInner>,
 }
 
+impl Slot {
+    /// Whether this is still the share-partition of `t`'s topic partition at `epoch`.
+    fn current(&self, t: &Target, epoch: i32) -> bool {
+        self.leader_epoch == epoch
+            && Arc::ptr_eq(&self.partition, &t.partition)
+            && !self.failed.load(Ordering::Acquire)
+    }
+}
+
 pub struct ShareManager {
-    /// `__share_group_state` partitions by index (empty until loaded).
-    state_parts: RwLock<Vec<Arc<CoordinatorPartition>>>,
-    loaded: AtomicBool,
-    /// State replayed at load, taken by a share-partition when it is first used.
-    persisted: Mutex<HashMap<StateKey, Loaded>>,
+    /// Where share state is kept (None until share groups are first used).
+    store: RwLock<Option<Arc<dyn StateStore>>>,
     slots: Mutex<HashMap<StateKey, Arc<Slot>>>,
+    /// One creation at a time per key (two fetches racing to start the same share-partition
+    /// must not both read, or one miss, its state).
+    creating: Mutex<HashMap<StateKey, Arc<tokio::sync::Mutex<()>>>>,
     pub sessions: Mutex<Sessions>,
-    updates_per_snapshot: i32,
     /// Woken whenever records may have become available to fetch without an append (a
     /// release, an expired lock, a reset).
     released: Notify,
@@ -162,22 +172,48 @@ fn log_code(e: &LogError) -> i16 {
     }
 }
 
+/// What a share-partition's error answers a client: a failed state write is retriable for
+/// the client (its records are not given out), whatever the store said.
+fn store_code(code: i16) -> i16 {
+    if code == WireError::FencedLeaderEpoch.code() {
+        WireError::NotLeaderOrFollower.code()
+    } else {
+        code
+    }
+}
+
+impl Default for ShareManager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ShareManager {
-    pub fn new(updates_per_snapshot: i32) -> Self {
+    pub fn new() -> Self {
         ShareManager {
-            state_parts: RwLock::new(Vec::new()),
-            loaded: AtomicBool::new(false),
-            persisted: Mutex::new(HashMap::new()),
+            store: RwLock::new(None),
             slots: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashMap::new()),
             sessions: Mutex::new(Sessions::default()),
-            updates_per_snapshot,
             released: Notify::new(),
             dead_letters: Mutex::new(None),
         }
     }
 
     pub fn is_loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
+        self.store.read().is_some()
+    }
+
+    /// Serves share groups with state kept in `store` from now on.
+    pub fn set_store(&self, store: Arc<dyn StateStore>) {
+        *self.store.write() = Some(store);
+    }
+
+    fn store(&self) -> Result<Arc<dyn StateStore>, i16> {
+        self.store
+            .read()
+            .clone()
+            .ok_or(WireError::CoordinatorNotAvailable.code())
     }
 
     /// Sends dead letters to `tx` from now on.
@@ -185,173 +221,92 @@ impl ShareManager {
         *self.dead_letters.lock() = Some(tx);
     }
 
-    /// Replays every `__share_group_state` partition and serves them.
-    pub fn load(&self, partitions: Vec<Arc<Partition>>) -> Result<(), LogError> {
-        let mut persisted: HashMap<StateKey, Loaded> = HashMap::new();
-        for p in &partitions {
-            replay(&p.log, |r| {
-                let Replayed::Record { key, value, .. } = r else {
-                    return;
-                };
-                let (kind, key) = match codec::decode_key(key) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "skipping a share state record");
-                        return;
-                    }
-                };
-                let Some(value) = value else {
-                    if kind == SNAPSHOT {
-                        persisted.remove(&key);
-                    }
-                    return;
-                };
-                let v = match codec::decode_value(kind, value) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "skipping a share state record");
-                        return;
-                    }
-                };
-                if kind == SNAPSHOT {
-                    persisted.insert(
-                        key,
-                        Loaded {
-                            sp: SharePartition::from_state(v.start_offset, &v.batches),
-                            snapshot_epoch: v.snapshot_epoch,
-                            state_epoch: v.state_epoch,
-                        },
-                    );
-                } else if let Some(l) = persisted.get_mut(&key) {
-                    l.sp.apply_durable(v.start_offset, &v.batches);
-                }
-            })?;
-        }
-        tracing::info!(share_partitions = persisted.len(), "share state loaded");
-        *self.persisted.lock() = persisted;
-        *self.state_parts.write() = partitions
-            .into_iter()
-            .map(CoordinatorPartition::new)
-            .collect();
-        self.loaded.store(true, Ordering::Release);
-        Ok(())
-    }
-
-    fn state_partition(&self, key: &StateKey) -> Option<Arc<CoordinatorPartition>> {
-        let parts = self.state_parts.read();
-        if parts.is_empty() {
+    /// Hands one change of `slot` to the store (under its lock, so changes reach the store in
+    /// the order they were made). None: nothing to write.
+    fn persist(&self, slot: &Slot, inner: &mut SlotInner, change: &Change) -> Option<Pending> {
+        if change.is_empty() && change.start_offset == inner.persisted_start {
             return None;
         }
-        let i = crate::coordinator::partition_for(&key.coordinator_key(), parts.len() as i32);
-        parts.get(i as usize).cloned()
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(code) => return Some(Pending::Failed(code)),
+        };
+        let w = StateWrite {
+            leader_epoch: slot.leader_epoch,
+            state_epoch: inner.state_epoch,
+            start_offset: change.start_offset,
+            batches: change.batches.clone(),
+        };
+        inner.persisted_start = change.start_offset;
+        Some(store.write(&slot.key, w))
     }
 
-    /// Appends one state record for `key` (under its slot's lock, so records are in the order
-    /// the changes were made): a snapshot when due, else an update.
-    fn persist(
-        &self,
-        key: &StateKey,
-        inner: &mut SlotInner,
-        change: &Change,
-        force_snapshot: bool,
-    ) -> Result<Option<Write>, LogError> {
-        if !force_snapshot && change.is_empty() && change.start_offset == inner.persisted_start {
-            return Ok(None);
-        }
-        let cp = self
-            .state_partition(key)
-            .ok_or_else(|| LogError::NotLeader(STATE_TOPIC.to_string()))?;
-        let snapshot = force_snapshot || inner.updates >= self.updates_per_snapshot;
-        let now = now_ms();
-        let value = if snapshot {
-            let full = inner.sp.durable_state();
-            inner.snapshot_epoch += 1;
-            StateValue {
-                kind: SNAPSHOT,
-                snapshot_epoch: inner.snapshot_epoch,
-                state_epoch: inner.state_epoch,
-                leader_epoch: 0,
-                start_offset: full.start_offset,
-                create_timestamp: now,
-                write_timestamp: now,
-                batches: full.batches,
+    /// Waits for `pending`; on failure memory is ahead of the store, so the share-partition
+    /// is forgotten (the next use starts it again from what is durable).
+    async fn settle(&self, slot: &Arc<Slot>, pending: Vec<Pending>, what: &str) -> Result<(), i16> {
+        let mut result = Ok(());
+        for p in pending {
+            if let Err(code) = p.wait().await {
+                result = Err(code);
             }
-        } else {
-            StateValue {
-                kind: UPDATE,
-                snapshot_epoch: inner.snapshot_epoch,
-                state_epoch: 0,
-                leader_epoch: 0,
-                start_offset: change.start_offset,
-                create_timestamp: 0,
-                write_timestamp: 0,
-                batches: change.batches.clone(),
-            }
-        };
-        let k = codec::encode_key(value.kind, key);
-        let v = codec::encode_value(&value);
-        let data = build_batch(&[(Some(&k[..]), Some(&v[..]))], now);
-        let w = cp.append(&data, None)?;
-        if snapshot {
-            inner.updates = 0;
-        } else {
-            inner.updates += 1;
         }
-        inner.persisted_start = value.start_offset;
-        Ok(Some(w))
+        if let Err(code) = result {
+            tracing::warn!(group = %slot.key.group, partition = slot.key.partition, code, "{what} not written");
+            self.unload(slot);
+        }
+        result
     }
 
-    /// The share-partition of `t`, loaded from its state or started where
-    /// `share.auto.offset.reset` says (that start is written at once, so a restart does not
-    /// move it). The returned write must be awaited before records it covers are answered.
-    fn slot(
-        &self,
-        t: &Target,
-        settings: &GroupSettings,
-    ) -> Result<(Arc<Slot>, Option<Write>), LogError> {
-        // One creation at a time, under the map's lock: two fetches racing to create the same
-        // share-partition must not both take (or one miss) its replayed state.
-        let mut slots = self.slots.lock();
-        if let Some(s) = slots.get(&t.key) {
-            return Ok((s.clone(), None));
+    /// The share-partition of `t`: in memory, else read from the store, else started where
+    /// `share.auto.offset.reset` says (that start is durable before this returns, so a
+    /// restart does not move it). A share-partition loaded under another leader epoch of its
+    /// topic partition is started again.
+    async fn slot(&self, t: &Target, settings: &GroupSettings) -> Result<Arc<Slot>, i16> {
+        let epoch = t.partition.leader_epoch();
+        if let Some(s) = self.slots.lock().get(&t.key) {
+            if s.current(t, epoch) {
+                return Ok(s.clone());
+            }
         }
-        let loaded = self.persisted.lock().remove(&t.key);
-        let fresh = loaded.is_none();
-        let l = match loaded {
-            Some(l) => l,
-            None => Loaded {
-                sp: SharePartition::new(start_offset(&t.partition, settings.auto_offset_reset)?),
-                snapshot_epoch: -1,
-                state_epoch: 0,
-            },
+        let gate = self.creating.lock().entry(t.key.clone()).or_default().clone();
+        let _one = gate.lock().await;
+        let result = self.create_slot(t, settings, epoch).await;
+        self.creating.lock().remove(&t.key);
+        result
+    }
+
+    async fn create_slot(&self, t: &Target, settings: &GroupSettings, epoch: i32) -> Result<Arc<Slot>, i16> {
+        if let Some(s) = self.slots.lock().get(&t.key) {
+            if s.current(t, epoch) {
+                return Ok(s.clone());
+            }
+        }
+        let store = self.store()?;
+        let (sp, state_epoch, fresh) = match store.read(&t.key, epoch.max(0)).await.map_err(store_code)? {
+            Some(st) => (SharePartition::from_state(st.start_offset, &st.batches), st.state_epoch, false),
+            None => {
+                let start = start_offset(&t.partition, settings.auto_offset_reset).map_err(|e| log_code(&e))?;
+                store.initialize(&t.key, 0, start).await.map_err(store_code)?;
+                (SharePartition::new(start), 0, true)
+            }
         };
-        let start = l.sp.start_offset();
+        let start = sp.start_offset();
         let slot = Arc::new(Slot {
             key: t.key.clone(),
             partition: t.partition.clone(),
+            leader_epoch: epoch,
+            failed: AtomicBool::new(false),
             inner: Mutex::new(SlotInner {
-                sp: l.sp,
-                updates: 0,
-                snapshot_epoch: l.snapshot_epoch,
-                state_epoch: l.state_epoch,
+                sp,
+                state_epoch,
                 persisted_start: start,
                 settings: settings.clone(),
             }),
         });
-        let write = if fresh {
-            let mut inner = slot.inner.lock();
-            let change = Change {
-                start_offset: start,
-                batches: Vec::new(),
-            };
-            self.persist(&t.key, &mut inner, &change, true)?
-        } else {
-            None
-        };
-        slots.insert(t.key.clone(), slot.clone());
-        drop(slots);
+        self.slots.lock().insert(t.key.clone(), slot.clone());
         if !fresh {
-            // Copies to the dead-letter topic a restart interrupted: sent again.
+            // Copies to the dead-letter topic a restart (or a new leader) interrupted: sent
+            // again.
             let pending = slot
                 .inner
                 .lock()
@@ -359,7 +314,7 @@ impl ShareManager {
                 .archiving(settings.partition.delivery_limit);
             self.send_dead_letters(t, pending, settings);
         }
-        Ok((slot, write))
+        Ok(slot)
     }
 
     /// ShareFetch's acquisition: records for `member` from `targets`, at most `max_records`
@@ -385,9 +340,14 @@ impl ShareManager {
             let released = self.released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
+            let mut slots = Vec::with_capacity(targets.len());
+            for t in targets {
+                slots.push(self.slot(t, settings).await);
+            }
             let (out, writes) = self.try_fetch(
                 member,
                 targets,
+                &slots,
                 settings,
                 max_records,
                 record_limit,
@@ -396,11 +356,11 @@ impl ShareManager {
             let got = out.iter().any(|f| !f.acquired.is_empty() || f.error != 0);
             if got || Instant::now() >= deadline || targets.is_empty() {
                 let mut out = out;
-                for (i, w) in writes {
-                    if let Err(e) = w.durable().await {
-                        tracing::warn!(error = %e, "share state not durable");
+                for (i, pending) in writes {
+                    let Ok(slot) = &slots[i] else { continue };
+                    if let Err(code) = self.settle(slot, pending, "share acquisition").await {
                         out[i] = Fetched {
-                            error: WireError::KafkaStorageError.code(),
+                            error: store_code(code),
                             ..Default::default()
                         };
                     }
@@ -408,8 +368,12 @@ impl ShareManager {
                 return out;
             }
             // Nothing acquired yet: wait for an append, a release or the end. (A write made
-            // meanwhile — a share-partition's first snapshot — gave out no records; a later
-            // fsync of the same log covers it.)
+            // meanwhile — a log start that moved — gave out no records.)
+            for (i, pending) in writes {
+                if let Ok(slot) = &slots[i] {
+                    let _ = self.settle(slot, pending, "share state").await;
+                }
+            }
             tokio::select! {
                 _ = notify.notified() => {}
                 _ = &mut released => {}
@@ -423,17 +387,28 @@ impl ShareManager {
         &self,
         member: &Arc<str>,
         targets: &[Target],
+        slots: &[Result<Arc<Slot>, i16>],
         settings: &GroupSettings,
         max_records: i64,
         record_limit: bool,
         max_bytes: usize,
-    ) -> (Vec<Fetched>, Vec<(usize, Write)>) {
+    ) -> (Vec<Fetched>, Vec<(usize, Vec<Pending>)>) {
         let mut out = Vec::with_capacity(targets.len());
         let mut writes = Vec::new();
         let mut budget = max_records.max(1);
         let mut bytes_left = max_bytes.max(1);
         let per_partition = (max_bytes / targets.len().max(1)).max(1);
-        for (i, t) in targets.iter().enumerate() {
+        for (i, (t, slot)) in targets.iter().zip(slots).enumerate() {
+            let slot = match slot {
+                Ok(s) => s,
+                Err(code) => {
+                    out.push(Fetched {
+                        error: *code,
+                        ..Default::default()
+                    });
+                    continue;
+                }
+            };
             if budget <= 0 || bytes_left == 0 {
                 out.push(Fetched::default());
                 continue;
@@ -441,6 +416,7 @@ impl ShareManager {
             match self.acquire_one(
                 member,
                 t,
+                slot,
                 settings,
                 budget,
                 record_limit,
@@ -450,7 +426,9 @@ impl ShareManager {
                     let n: i64 = f.acquired.iter().map(AcquiredRange::len).sum();
                     budget -= n;
                     bytes_left = bytes_left.saturating_sub(f.records.len());
-                    writes.extend(ws.into_iter().map(|w| (i, w)));
+                    if !ws.is_empty() {
+                        writes.push((i, ws));
+                    }
                     out.push(f);
                 }
                 Err(code) => out.push(Fetched {
@@ -462,27 +440,23 @@ impl ShareManager {
         (out, writes)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn acquire_one(
         &self,
         member: &Arc<str>,
         t: &Target,
+        slot: &Slot,
         settings: &GroupSettings,
         budget: i64,
         record_limit: bool,
         max_bytes: usize,
-    ) -> Result<(Fetched, Vec<Write>), i16> {
-        let (slot, first) = self.slot(t, settings).map_err(|e| log_code(&e))?;
-        let mut writes: Vec<Write> = first.into_iter().collect();
+    ) -> Result<(Fetched, Vec<Pending>), i16> {
+        let mut writes: Vec<Pending> = Vec::new();
         let log = &t.partition.log;
         let mut inner = slot.inner.lock();
         inner.settings = settings.clone();
         if let Some(c) = inner.sp.log_start_moved(log.log_start_offset()) {
-            if let Some(w) = self
-                .persist(&t.key, &mut inner, &c, false)
-                .map_err(|e| log_code(&e))?
-            {
-                writes.push(w);
-            }
+            writes.extend(self.persist(slot, &mut inner, &c));
         }
         let hw = t.partition.high_watermark();
         let upper = if settings.read_committed {
@@ -514,12 +488,7 @@ impl ShareManager {
                 Ok(r) => r,
                 Err(LogError::OffsetOutOfRange { log_start, .. }) => {
                     if let Some(c) = inner.sp.log_start_moved(log_start) {
-                        if let Some(w) = self
-                            .persist(&t.key, &mut inner, &c, false)
-                            .map_err(|e| log_code(&e))?
-                        {
-                            writes.push(w);
-                        }
+                        writes.extend(self.persist(slot, &mut inner, &c));
                     }
                     break;
                 }
@@ -567,12 +536,7 @@ impl ShareManager {
                 &settings.partition,
                 now_ms(),
             );
-            if let Some(w) = self
-                .persist(&t.key, &mut inner, &change, false)
-                .map_err(|e| log_code(&e))?
-            {
-                writes.push(w);
-            }
+            writes.extend(self.persist(slot, &mut inner, &change));
             if let (Some(first), Some(last)) = (got.first(), got.last()) {
                 let keep: Vec<&(LogBatch, usize, usize)> = batches
                     .iter()
@@ -631,10 +595,11 @@ impl ShareManager {
         if batches.is_empty() {
             return Ok(());
         }
-        let (slot, first) = self
+        let slot = self
             .slot(t, settings)
-            .map_err(|e| (log_code(&e), e.to_string()))?;
-        let write = {
+            .await
+            .map_err(|code| (code, "share-partition state unavailable".to_string()))?;
+        let (pending, out) = {
             let mut inner = slot.inner.lock();
             inner.settings = settings.clone();
             let renew_allowed = renew && settings.renew_enabled;
@@ -658,25 +623,11 @@ impl ShareManager {
                     }
                 }
             }
-            let w = self
-                .persist(&t.key, &mut inner, &out.change, false)
-                .map_err(|e| {
-                    // Memory went ahead of the log: rebuild from what is durable.
-                    tracing::warn!(error = %e, "share acknowledgement not written");
-                    (log_code(&e), e.to_string())
-                });
-            if w.is_err() {
-                drop(inner);
-                self.unload(&t.key);
-            }
-            (w?, out)
+            (self.persist(&slot, &mut inner, &out.change), out)
         };
-        let (write, out) = write;
-        for w in first.into_iter().chain(write) {
-            w.durable()
-                .await
-                .map_err(|e| (WireError::KafkaStorageError.code(), e.to_string()))?;
-        }
+        self.settle(&slot, pending.into_iter().collect(), "share acknowledgement")
+            .await
+            .map_err(|code| (store_code(code), "share acknowledgement not written".to_string()))?;
         // Once `Archiving` is durable, the copies may be written (Kafka's order).
         self.dead_letter(t, &out, settings);
         self.released.notify_waiters();
@@ -685,9 +636,13 @@ impl ShareManager {
 
     /// Forgets a share-partition's memory (it is rebuilt from `__share_group_state` on next
     /// use; a failed write leaves memory ahead of the log).
-    fn unload(&self, key: &StateKey) {
-        self.slots.lock().remove(key);
-        tracing::warn!(group = %key.group, partition = key.partition, "share-partition unloaded");
+    fn unload(&self, slot: &Arc<Slot>) {
+        slot.failed.store(true, Ordering::Release);
+        let mut slots = self.slots.lock();
+        if slots.get(&slot.key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(&slot.key);
+            tracing::warn!(group = %slot.key.group, partition = slot.key.partition, "share-partition unloaded");
+        }
     }
 
     /// Sends records that went to `Archiving` to the dead-letter writer. Bounded and never
@@ -733,21 +688,19 @@ impl ShareManager {
     /// for changes no response waits on (archives, lock expiries).
     fn persist_in_background(
         &self,
-        key: &StateKey,
+        slot: &Arc<Slot>,
         inner: &mut SlotInner,
         change: &Change,
         what: &'static str,
     ) {
-        match self.persist(key, inner, change, false) {
-            Ok(Some(w)) => {
-                tokio::spawn(async move {
-                    if let Err(e) = w.durable().await {
-                        tracing::warn!(error = %e, "{what} not durable");
-                    }
-                });
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "{what} not written"),
+        if let Some(p) = self.persist(slot, inner, change) {
+            let slot = slot.clone();
+            tokio::spawn(async move {
+                if let Err(code) = p.wait().await {
+                    tracing::warn!(group = %slot.key.group, partition = slot.key.partition, code, "{what} not written");
+                    slot.failed.store(true, Ordering::Release);
+                }
+            });
         }
     }
 
@@ -759,7 +712,7 @@ impl ShareManager {
         };
         let mut inner = slot.inner.lock();
         let change = inner.sp.archive(offsets);
-        self.persist_in_background(key, &mut inner, &change, "share archive");
+        self.persist_in_background(&slot, &mut inner, &change, "share archive");
         drop(inner);
         self.released.notify_waiters();
     }
@@ -779,9 +732,8 @@ impl ShareManager {
             let mut inner = slot.inner.lock();
             let settings = inner.settings.clone();
             let out = inner.sp.release_member(member, &settings.partition);
-            match self.persist(&key, &mut inner, &out.change, false) {
-                Ok(w) => writes.extend(w),
-                Err(e) => tracing::warn!(error = %e, "share release not written"),
+            if let Some(p) = self.persist(&slot, &mut inner, &out.change) {
+                writes.push((slot.clone(), p));
             }
             drop(inner);
             let t = Target {
@@ -790,10 +742,8 @@ impl ShareManager {
             };
             self.dead_letter(&t, &out, &settings);
         }
-        for w in writes {
-            if let Err(e) = w.durable().await {
-                tracing::warn!(error = %e, "share release not durable");
-            }
+        for (slot, p) in writes {
+            let _ = self.settle(&slot, vec![p], "share release").await;
         }
         self.released.notify_waiters();
     }
@@ -816,116 +766,67 @@ impl ShareManager {
         }
     }
 
-    /// The start offset of each share-partition of `group` (in memory or only on disk), and
-    /// the number of finished records at or above it (Kafka's delivery-complete count).
-    pub fn start_offsets(&self, group: &str) -> Vec<(StateKey, i64, i64)> {
-        let mut out: Vec<(StateKey, i64, i64)> = self
-            .slots
-            .lock()
-            .iter()
-            .filter(|(k, _)| k.group == group)
-            .map(|(k, s)| {
-                let i = s.inner.lock();
-                (k.clone(), i.sp.start_offset(), i.sp.finished_count())
+    /// The share-partitions of `group` that have state (wherever it is kept): each key with
+    /// its start offset and the number of finished records at or above it (Kafka's
+    /// delivery-complete count).
+    pub async fn start_offsets(&self, group: &str) -> Result<Vec<(StateKey, i64, i64)>, i16> {
+        let states = self.store()?.group_states(group).await?;
+        let mut out: Vec<(StateKey, i64, i64)> = states
+            .into_iter()
+            .map(|(k, st)| {
+                let sp = SharePartition::from_state(st.start_offset, &st.batches);
+                (k, sp.start_offset(), sp.finished_count())
             })
             .collect();
-        out.extend(
-            self.persisted
-                .lock()
-                .iter()
-                .filter(|(k, _)| k.group == group)
-                .map(|(k, l)| (k.clone(), l.sp.start_offset(), l.sp.finished_count())),
-        );
         out.sort();
-        out
+        Ok(out)
     }
 
     /// Sets a share-partition's start offset (AlterShareGroupOffsets, the group being empty):
-    /// a new state with nothing in flight, durable before this returns.
-    pub async fn reset(&self, key: &StateKey, start_offset: i64) -> Result<(), LogError> {
-        let write = {
-            let slot = self.slots.lock().remove(key);
-            let old = slot.as_ref().map(|s| {
-                let i = s.inner.lock();
-                (i.snapshot_epoch, i.state_epoch)
-            });
-            let old = old.or_else(|| {
-                self.persisted
-                    .lock()
-                    .remove(key)
-                    .map(|l| (l.snapshot_epoch, l.state_epoch))
-            });
-            let (snapshot_epoch, state_epoch) = old.unwrap_or((-1, 0));
-            let mut inner = SlotInner {
-                sp: SharePartition::new(start_offset),
-                updates: 0,
-                snapshot_epoch,
-                state_epoch: state_epoch + 1,
-                persisted_start: start_offset,
-                // Not used: this state only goes to the replayed map; the next fetch makes the
-                // share-partition with the group's settings.
-                settings: GroupSettings {
-                    partition: partition::Settings {
-                        lock_ms: 30_000,
-                        delivery_limit: 5,
-                        max_in_flight: 2000,
-                        dead_letter: false,
-                    },
-                    auto_offset_reset: AutoOffsetReset::Latest,
-                    read_committed: false,
-                    renew_enabled: true,
-                    dead_letter: None,
-                },
-            };
-            let change = Change {
-                start_offset,
-                batches: Vec::new(),
-            };
-            let w = self.persist(key, &mut inner, &change, true)?;
-            self.persisted.lock().insert(
-                key.clone(),
-                Loaded {
-                    sp: inner.sp,
-                    snapshot_epoch: inner.snapshot_epoch,
-                    state_epoch: inner.state_epoch,
-                },
-            );
-            w
-        };
-        if let Some(w) = write {
-            w.durable().await?;
+    /// a new state epoch with nothing in flight, durable before this returns. A leader still
+    /// holding the old state is fenced on its next write and reads the new one.
+    pub async fn reset(&self, key: &StateKey, start_offset: i64) -> Result<(), i16> {
+        if let Some(slot) = self.slots.lock().remove(key) {
+            drop(slot);
         }
+        let store = self.store()?;
+        let epoch = store.read(key, -1).await?.map_or(-1, |s| s.state_epoch);
+        store.initialize(key, epoch + 1, start_offset).await?;
+        self.slots.lock().remove(key);
         self.released.notify_waiters();
         Ok(())
     }
 
-    /// Deletes the state of share-partitions (DeleteShareGroupOffsets, DeleteGroups): their
-    /// tombstones are durable before this returns.
-    pub async fn delete(&self, keys: &[StateKey]) -> Result<(), LogError> {
-        let mut writes = Vec::new();
+    /// Deletes the state of share-partitions of `group` (DeleteShareGroupOffsets,
+    /// DeleteGroups): their tombstones are durable before this returns.
+    pub async fn delete(&self, group: &str, keys: &[StateKey]) -> Result<(), i16> {
         for key in keys {
             self.slots.lock().remove(key);
-            self.persisted.lock().remove(key);
-            let Some(cp) = self.state_partition(key) else {
-                continue;
-            };
-            let k1 = codec::encode_key(SNAPSHOT, key);
-            let k2 = codec::encode_key(UPDATE, key);
-            let data = build_batch(&[(Some(&k1[..]), None), (Some(&k2[..]), None)], now_ms());
-            writes.push(cp.append(&data, None)?);
         }
-        for w in writes {
-            w.durable().await?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.store()?.delete(group, keys.to_vec()).await?;
+        for key in keys {
+            self.slots.lock().remove(key);
         }
         Ok(())
     }
 
-    /// Every share-partition key of `group`.
-    pub fn keys_of(&self, group: &str) -> Vec<StateKey> {
-        self.start_offsets(group)
+    /// Every share-partition key of `group` that has state.
+    pub async fn keys_of(&self, group: &str) -> Result<Vec<StateKey>, i16> {
+        Ok(self
+            .start_offsets(group)
+            .await?
             .into_iter()
             .map(|(k, _, _)| k)
-            .collect()
+            .collect())
+    }
+
+    /// Forgets the share-partitions of topic partitions this broker no longer leads (their
+    /// sessions stay: the client learns of the move from the fetch's errors).
+    pub fn forget_unled(&self, leads: impl Fn(&Partition) -> bool) {
+        self.slots.lock().retain(|_, s| leads(&s.partition));
     }
 
     /// Expires acquisition locks until `shutdown`: expired records become available again
@@ -951,7 +852,7 @@ impl ShareManager {
                     continue;
                 }
                 any = true;
-                self.persist_in_background(&slot.key, &mut inner, &out.change, "share lock expiry");
+                self.persist_in_background(&slot, &mut inner, &out.change, "share lock expiry");
                 drop(inner);
                 let t = Target {
                     key: slot.key.clone(),

@@ -1,0 +1,50 @@
+//! DeleteShareGroupState (key 86), version 0: the group coordinator on another broker of the
+//! cluster deletes share-partition state this broker's share coordinator keeps
+//! (DeleteShareGroupOffsets, DeleteGroups): tombstones of both record types, answered once
+//! durable; per partition NOT_COORDINATOR when this broker does not lead the key's
+//! `__share_group_state` partition. A key with no state is deleted all the same.
+
+use bytes::Bytes;
+use kafka_protocol::messages::delete_share_group_state_response::{DeleteStateResult, PartitionResult};
+use kafka_protocol::messages::{ApiKey, DeleteShareGroupStateRequest, DeleteShareGroupStateResponse};
+
+use crate::coordinator::share::codec::StateKey;
+use crate::coordinator::share::store::log_code;
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
+use crate::protocol::{encode_body, ProtocolError};
+
+pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::DeleteShareGroupState), min: 0, max: 0 };
+
+pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let req: DeleteShareGroupStateRequest = ctx.decode(body)?;
+    let broker = ctx.broker.clone();
+    let version = ctx.version;
+    let group = req.group_id.to_string();
+    let mut outcomes = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let parts: Vec<_> = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let key = StateKey { group: group.clone(), topic_id: t.topic_id, partition: p.partition };
+                (p.partition, broker.share_states.delete(&key))
+            })
+            .collect();
+        outcomes.push((t.topic_id, parts));
+    }
+    Ok(Reply::Later(Box::pin(async move {
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (topic_id, parts) in outcomes {
+            let mut partitions = Vec::with_capacity(parts.len());
+            for (partition, outcome) in parts {
+                let code = match outcome {
+                    Err(code) => code,
+                    Ok(w) => w.durable().await.err().map_or(0, |e| log_code(&e)),
+                };
+                partitions.push(PartitionResult::default().with_partition(partition).with_error_code(code));
+            }
+            results.push(DeleteStateResult::default().with_topic_id(topic_id).with_partitions(partitions));
+        }
+        encode_body(&DeleteShareGroupStateResponse::default().with_results(results), version)
+    })))
+}
