@@ -559,7 +559,7 @@ impl Broker {
     /// coordinator does; in a cluster with `share.coordinator.state.topic.replication.factor`
     /// replicas, once that many brokers are alive). A single node loads every state partition
     /// here; a cluster loads each where it is led (`crate::cluster`) and reaches the others
-    /// through their leaders (`crate::cluster::share_state`).
+    /// through their leaders (the store `crate::cluster` sets when the broker joins).
     pub async fn share_manager(
         self: &Arc<Self>,
     ) -> Result<&crate::coordinator::share::ShareManager, AdminError> {
@@ -607,8 +607,14 @@ impl Broker {
                 .ok_or(AdminError::UnknownTopic)?;
             b.share_states.prepare(meta.partitions);
             if b.is_cluster() {
-                // Each partition loads when this broker starts leading it (crate::cluster).
-                crate::cluster::share_state::install(&b);
+                // Each partition loads when this broker starts leading it, and the store that
+                // reaches the others was set when the broker joined (crate::cluster).
+                if !b.shares.has_store() {
+                    return Err(AdminError::CoordinatorNotAvailable(
+                        "the broker has not joined its cluster yet".into(),
+                    ));
+                }
+                b.shares.mark_ready();
                 return Ok(());
             }
             for i in 0..meta.partitions {
@@ -619,6 +625,7 @@ impl Broker {
             }
             b.shares
                 .set_store(Arc::new(LocalStore(b.share_states.clone())));
+            b.shares.mark_ready();
             Ok(())
         })
         .await?;

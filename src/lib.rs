@@ -41,7 +41,8 @@
 //! transaction coordinator settings that `coordinator` reads (config imports no layer above
 //! `log`); [`alloc`] makes untrusted capacity claims in requests harmless (see there).
 //! [`peer`] sends requests to other brokers of a cluster (WriteTxnMarkers, AddPartitionsToTxn
-//! verification) over their Kafka listeners; the broker owns it, [`cluster`] and the broker's
+//! verification, the share-state requests of `cluster::share_state`, dead letters produced to
+//! another broker's partition) over their Kafka listeners; the broker owns it, [`cluster`] and the broker's
 //! transaction paths use it, and the replica fetcher frames its requests with it.
 //! [`metrics`] is the process-wide set of Prometheus metrics (a leaf: any layer may update
 //! it); [`admin_http`] serves them with the health endpoints on the admin listener.

@@ -205,7 +205,13 @@ impl Broker {
 
 impl Broker {
     /// Produces `batch` to `topic`-`partition` through its leader at `addr` (acks=all).
-    async fn produce_to(&self, addr: &str, topic: &str, partition: i32, batch: Vec<u8>) -> Result<(), String> {
+    async fn produce_to(
+        &self,
+        addr: &str,
+        topic: &str,
+        partition: i32,
+        batch: Vec<u8>,
+    ) -> Result<(), String> {
         use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
         use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
         use kafka_protocol::protocol::StrBytes;
@@ -226,7 +232,9 @@ impl Broker {
             .next()
             .unwrap_or(-1);
         if code != 0 {
-            return Err(format!("produce to {topic}-{partition} at {addr} answered error {code}"));
+            return Err(format!(
+                "produce to {topic}-{partition} at {addr} answered error {code}"
+            ));
         }
         Ok(())
     }

@@ -86,6 +86,7 @@ pub struct Node {
 impl Node {
     pub fn new(broker: Arc<Broker>) -> Arc<Node> {
         markers::install(&broker);
+        share_state::install(&broker);
         Arc::new(Node {
             broker,
             fetchers: Mutex::new(HashMap::new()),

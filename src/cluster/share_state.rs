@@ -24,10 +24,11 @@ use std::sync::{Arc, Weak};
 
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{
-    delete_share_group_state_request, initialize_share_group_state_request, read_share_group_state_request,
-    write_share_group_state_request, ApiKey, DeleteShareGroupStateRequest, DeleteShareGroupStateResponse,
-    InitializeShareGroupStateRequest, InitializeShareGroupStateResponse, ReadShareGroupStateRequest,
-    ReadShareGroupStateResponse, WriteShareGroupStateRequest, WriteShareGroupStateResponse,
+    delete_share_group_state_request, initialize_share_group_state_request,
+    read_share_group_state_request, write_share_group_state_request, ApiKey,
+    DeleteShareGroupStateRequest, DeleteShareGroupStateResponse, InitializeShareGroupStateRequest,
+    InitializeShareGroupStateResponse, ReadShareGroupStateRequest, ReadShareGroupStateResponse,
+    WriteShareGroupStateRequest, WriteShareGroupStateResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
@@ -82,9 +83,15 @@ fn route(broker: &Broker, key: &StateKey) -> Result<Route, i16> {
     if broker.share_states.serves(key) {
         return Ok(Route::Local);
     }
-    let meta = broker.metadata.topic(STATE_TOPIC).ok_or(WireError::CoordinatorNotAvailable.code())?;
+    let meta = broker
+        .metadata
+        .topic(STATE_TOPIC)
+        .ok_or(WireError::CoordinatorNotAvailable.code())?;
     let index = crate::coordinator::partition_for(&key.coordinator_key(), meta.partitions);
-    let leader = broker.metadata.partition_state(&meta.id, index).map_or(-1, |s| s.leader);
+    let leader = broker
+        .metadata
+        .partition_state(&meta.id, index)
+        .map_or(-1, |s| s.leader);
     if leader == broker.config.node_id {
         // Led here, not loaded yet (the reconciliation is on its way).
         return Err(WireError::CoordinatorLoadInProgress.code());
@@ -159,27 +166,37 @@ async fn send_writes(broker: Weak<Broker>, addr: String, mut rx: mpsc::Unbounded
                         .map(|q| {
                             write_share_group_state_request::WriteStateData::default()
                                 .with_topic_id(q.key.topic_id)
-                                .with_partitions(vec![write_share_group_state_request::PartitionData::default()
-                                    .with_partition(q.key.partition)
-                                    .with_state_epoch(q.write.state_epoch)
-                                    .with_leader_epoch(q.write.leader_epoch)
-                                    .with_start_offset(q.write.start_offset)
-                                    .with_state_batches(to_wire_batches(&q.write.batches))])
+                                .with_partitions(vec![
+                                    write_share_group_state_request::PartitionData::default()
+                                        .with_partition(q.key.partition)
+                                        .with_state_epoch(q.write.state_epoch)
+                                        .with_leader_epoch(q.write.leader_epoch)
+                                        .with_start_offset(q.write.start_offset)
+                                        .with_state_batches(to_wire_batches(&q.write.batches)),
+                                ])
                         })
                         .collect(),
                 );
-            let resp: Result<WriteShareGroupStateResponse, String> =
-                b.peers.request(&addr, ApiKey::WriteShareGroupState, 0, &req).await;
+            let resp: Result<WriteShareGroupStateResponse, String> = b
+                .peers
+                .request(&addr, ApiKey::WriteShareGroupState, 0, &req)
+                .await;
             match resp {
                 Ok(r) => {
                     let answers: Vec<(uuid::Uuid, i32, i16)> = r
                         .results
                         .iter()
-                        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition, p.error_code)))
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .map(move |p| (t.topic_id, p.partition, p.error_code))
+                        })
                         .collect();
                     for (i, q) in run.into_iter().enumerate() {
                         let code = match answers.get(i) {
-                            Some((t, p, code)) if *t == q.key.topic_id && *p == q.key.partition => *code,
+                            Some((t, p, code)) if *t == q.key.topic_id && *p == q.key.partition => {
+                                *code
+                            }
                             _ => WireError::UnknownServerError.code(),
                         };
                         let _ = q.done.send(code);
@@ -208,22 +225,26 @@ async fn read_remote(
     for k in keys {
         topics.entry(k.topic_id).or_default().push(k.partition);
     }
-    let req = ReadShareGroupStateRequest::default().with_group_id(group_id(group)).with_topics(
-        topics
-            .into_iter()
-            .map(|(t, ps)| {
-                read_share_group_state_request::ReadStateData::default().with_topic_id(t).with_partitions(
-                    ps.into_iter()
-                        .map(|p| {
-                            read_share_group_state_request::PartitionData::default()
-                                .with_partition(p)
-                                .with_leader_epoch(leader_epoch)
-                        })
-                        .collect(),
-                )
-            })
-            .collect(),
-    );
+    let req = ReadShareGroupStateRequest::default()
+        .with_group_id(group_id(group))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    read_share_group_state_request::ReadStateData::default()
+                        .with_topic_id(t)
+                        .with_partitions(
+                            ps.into_iter()
+                                .map(|p| {
+                                    read_share_group_state_request::PartitionData::default()
+                                        .with_partition(p)
+                                        .with_leader_epoch(leader_epoch)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
     let resp: ReadShareGroupStateResponse = b
         .peers
         .request(addr, ApiKey::ReadShareGroupState, 0, &req)
@@ -235,7 +256,11 @@ async fn read_remote(
     let mut out = Vec::new();
     for t in &resp.results {
         for p in &t.partitions {
-            let key = StateKey { group: group.to_string(), topic_id: t.topic_id, partition: p.partition };
+            let key = StateKey {
+                group: group.to_string(),
+                topic_id: t.topic_id,
+                partition: p.partition,
+            };
             let state = (p.error_code == 0 && p.state_epoch >= 0).then(|| StoredState {
                 state_epoch: p.state_epoch,
                 leader_epoch,
@@ -258,7 +283,11 @@ async fn read_remote(
 }
 
 impl StateStore for ClusterStore {
-    fn read(&self, key: &StateKey, leader_epoch: i32) -> BoxFuture<'static, Result<Option<StoredState>, i16>> {
+    fn read(
+        &self,
+        key: &StateKey,
+        leader_epoch: i32,
+    ) -> BoxFuture<'static, Result<Option<StoredState>, i16>> {
         let key = key.clone();
         let this = self.local();
         Box::pin(async move {
@@ -266,7 +295,14 @@ impl StateStore for ClusterStore {
             match route(&b, &key)? {
                 Route::Local => local.read(&key, leader_epoch).await,
                 Route::Remote(addr) => {
-                    let got = read_remote(&b, &addr, &key.group, std::slice::from_ref(&key), leader_epoch).await?;
+                    let got = read_remote(
+                        &b,
+                        &addr,
+                        &key.group,
+                        std::slice::from_ref(&key),
+                        leader_epoch,
+                    )
+                    .await?;
                     match got.into_iter().find(|(k, _, _)| *k == key) {
                         Some((_, 0, state)) => Ok(state),
                         Some((_, code, _)) => Err(code),
@@ -287,7 +323,11 @@ impl StateStore for ClusterStore {
             Ok(Route::Local) => local.write(key, w),
             Ok(Route::Remote(addr)) => {
                 let (done, rx) = oneshot::channel();
-                match self.queue(&addr).send(Queued { key: key.clone(), write: w, done }) {
+                match self.queue(&addr).send(Queued {
+                    key: key.clone(),
+                    write: w,
+                    done,
+                }) {
                     Ok(()) => Pending::Remote(rx),
                     Err(_) => Pending::Failed(not_coordinator()),
                 }
@@ -295,7 +335,12 @@ impl StateStore for ClusterStore {
         }
     }
 
-    fn initialize(&self, key: &StateKey, state_epoch: i32, start_offset: i64) -> BoxFuture<'static, Result<(), i16>> {
+    fn initialize(
+        &self,
+        key: &StateKey,
+        state_epoch: i32,
+        start_offset: i64,
+    ) -> BoxFuture<'static, Result<(), i16>> {
         let key = key.clone();
         let this = self.local();
         Box::pin(async move {
@@ -303,20 +348,30 @@ impl StateStore for ClusterStore {
             match route(&b, &key)? {
                 Route::Local => local.initialize(&key, state_epoch, start_offset).await,
                 Route::Remote(addr) => {
-                    let req = InitializeShareGroupStateRequest::default().with_group_id(group_id(&key.group)).with_topics(vec![
-                        initialize_share_group_state_request::InitializeStateData::default()
-                            .with_topic_id(key.topic_id)
-                            .with_partitions(vec![initialize_share_group_state_request::PartitionData::default()
-                                .with_partition(key.partition)
-                                .with_state_epoch(state_epoch)
-                                .with_start_offset(start_offset)]),
-                    ]);
+                    let req = InitializeShareGroupStateRequest::default()
+                        .with_group_id(group_id(&key.group))
+                        .with_topics(vec![
+                            initialize_share_group_state_request::InitializeStateData::default()
+                                .with_topic_id(key.topic_id)
+                                .with_partitions(vec![
+                                    initialize_share_group_state_request::PartitionData::default()
+                                        .with_partition(key.partition)
+                                        .with_state_epoch(state_epoch)
+                                        .with_start_offset(start_offset),
+                                ]),
+                        ]);
                     let resp: InitializeShareGroupStateResponse = b
                         .peers
                         .request(&addr, ApiKey::InitializeShareGroupState, 0, &req)
                         .await
                         .map_err(|_| not_coordinator())?;
-                    let code = resp.results.iter().flat_map(|t| &t.partitions).map(|p| p.error_code).next().unwrap_or(not_coordinator());
+                    let code = resp
+                        .results
+                        .iter()
+                        .flat_map(|t| &t.partitions)
+                        .map(|p| p.error_code)
+                        .next()
+                        .unwrap_or(not_coordinator());
                     if code == 0 {
                         Ok(())
                     } else {
@@ -363,7 +418,13 @@ impl StateStore for ClusterStore {
                     .request(&addr, ApiKey::DeleteShareGroupState, 0, &req)
                     .await
                     .map_err(|_| not_coordinator())?;
-                if let Some(code) = resp.results.iter().flat_map(|t| &t.partitions).map(|p| p.error_code).find(|c| *c != 0) {
+                if let Some(code) = resp
+                    .results
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .map(|p| p.error_code)
+                    .find(|c| *c != 0)
+                {
                     return Err(code);
                 }
             }
@@ -371,12 +432,16 @@ impl StateStore for ClusterStore {
         })
     }
 
-    fn group_states(&self, group: &str) -> BoxFuture<'static, Result<Vec<(StateKey, StoredState)>, i16>> {
+    fn group_states(
+        &self,
+        group: &str,
+    ) -> BoxFuture<'static, Result<Vec<(StateKey, StoredState)>, i16>> {
         let group = group.to_string();
         let this = self.local();
         Box::pin(async move {
             let (b, local) = this?;
-            let mut out: BTreeMap<StateKey, StoredState> = local.group_states(&group).await?.into_iter().collect();
+            let mut out: BTreeMap<StateKey, StoredState> =
+                local.group_states(&group).await?.into_iter().collect();
             let me = b.config.node_id;
             let others: Vec<String> = b
                 .live_brokers()
@@ -384,7 +449,9 @@ impl StateStore for ClusterStore {
                 .filter(|r| r.node != me)
                 .map(|r| format!("{}:{}", r.host, r.port))
                 .collect();
-            let asks = others.iter().map(|addr| read_remote(&b, addr, &group, &[], -1));
+            let asks = others
+                .iter()
+                .map(|addr| read_remote(&b, addr, &group, &[], -1));
             for got in futures::future::join_all(asks).await {
                 for (k, code, state) in got? {
                     if let (0, Some(state)) = (code, state) {

@@ -9,10 +9,14 @@
 //! start offset (everything below it acknowledged or archived); lag = high watermark - start
 //! offset - records at or above it already finished.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, DescribeShareGroupOffsetsRequest};
 use uuid::Uuid;
 
+use crate::broker::Broker;
+use crate::coordinator::share::codec::StateKey;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::share::{encode_describe_offsets_response, OffsetsGroup, OffsetsPartition, OffsetsTopic};
 use crate::protocol::{ProtocolError, WireError};
@@ -43,8 +47,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         };
         let partition_of = |topic_id: Uuid, partition: i32, name: &str| -> OffsetsPartition {
             let found = state.iter().find(|(k, _, _)| k.topic_id == topic_id && k.partition == partition);
-            // The lag needs the high watermark: known where a replica of the partition is
-            // hosted (a follower's lags its leader's by at most a fetch), else -1.
+            // The lag needs the high watermark: this broker's where it hosts a replica (a
+            // follower's lags its leader's by at most a fetch); else asked of the leader below.
             let p = broker.partition(name, partition);
             let leader_epoch = broker.metadata.partition_state(&topic_id, partition).map_or(0, |s| s.leader_epoch);
             match (found, p) {
@@ -90,7 +94,57 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 }
             }
         }
+        remote_lags(&broker, &mut topics, &state).await;
         groups.push(OffsetsGroup { group_id: group, topics, ..Default::default() });
     }
     Ok(Reply::Now(encode_describe_offsets_response(&groups, ctx.version)?))
+}
+
+/// Fills the lag of partitions with state that this broker hosts no replica of, from their
+/// leaders' high watermarks (ListOffsets latest, in a cluster); left -1 where a leader does
+/// not answer.
+async fn remote_lags(broker: &Broker, topics: &mut [OffsetsTopic], state: &[(StateKey, i64, i64)]) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut by_leader: BTreeMap<String, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+    for t in topics.iter() {
+        for p in &t.partitions {
+            if p.start_offset < 0 || p.lag >= 0 || broker.partition(&t.name, p.partition).is_some() {
+                continue;
+            }
+            let leader = broker.metadata.partition_state(&t.topic_id, p.partition).map_or(-1, |s| s.leader);
+            if let Some(b) = broker.metadata.broker(leader).filter(|b| !b.fenced && b.node != broker.config.node_id) {
+                by_leader.entry(format!("{}:{}", b.host, b.port)).or_default().entry(t.name.clone()).or_default().push(p.partition);
+            }
+        }
+    }
+    for (addr, asked) in by_leader {
+        let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(
+            asked
+                .iter()
+                .map(|(name, ps)| {
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(name.clone())))
+                        .with_partitions(ps.iter().map(|p| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(-1)).collect())
+                })
+                .collect(),
+        );
+        let resp: ListOffsetsResponse = match broker.peers.request(&addr, ApiKey::ListOffsets, 7, &req).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "ListOffsets for a share-group lag failed");
+                continue;
+            }
+        };
+        for rt in &resp.topics {
+            for rp in rt.partitions.iter().filter(|p| p.error_code == 0) {
+                let Some(t) = topics.iter_mut().find(|t| t.name == rt.name.0.as_str()) else { continue };
+                let Some((_, start, done)) = state.iter().find(|(k, _, _)| k.topic_id == t.topic_id && k.partition == rp.partition_index) else { continue };
+                if let Some(p) = t.partitions.iter_mut().find(|p| p.partition == rp.partition_index) {
+                    p.lag = (rp.offset - start - done).max(0);
+                }
+            }
+        }
+    }
 }

@@ -71,6 +71,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         Ok(o) => o,
         Err(code) => return top_level(code, version),
     };
+    if opened == Opened::New {
+        shares.refresh_idle(&group, &session_parts);
+    }
     let settings = broker.share_settings(&group);
     let lock_ms = settings.partition.lock_ms.clamp(0, i64::from(i32::MAX)) as i32;
     let acks: Vec<(Uuid, i32, Vec<AckBatch>)> = req

@@ -26,7 +26,9 @@ use parking_lot::{Mutex, RwLock};
 use super::codec::{self, StateKey, StateValue, SNAPSHOT, UPDATE};
 use super::partition::SharePartition;
 use super::store::{log_code, Pending, StateStore, StateWrite, StoredState};
-use crate::coordinator::runtime::{replay, CoordinatorPartition, PartitionedCoordinator, Replayed, Write};
+use crate::coordinator::runtime::{
+    replay, CoordinatorPartition, PartitionedCoordinator, Replayed, Write,
+};
 use crate::log::{now_ms, LogError};
 use crate::protocol::records::build_batch;
 use crate::protocol::WireError;
@@ -124,7 +126,11 @@ impl ShareCoordinator {
     }
 
     /// Reads `key` (see [`StateStore::read`]): the state and the write it must wait for.
-    pub fn read(&self, key: &StateKey, leader_epoch: i32) -> Result<(Option<StoredState>, Write), i16> {
+    pub fn read(
+        &self,
+        key: &StateKey,
+        leader_epoch: i32,
+    ) -> Result<(Option<StoredState>, Write), i16> {
         let part = self.part(key)?;
         let mut keys = part.keys.lock();
         let Some(f) = keys.get_mut(key) else {
@@ -207,7 +213,12 @@ impl ShareCoordinator {
     }
 
     /// Starts `key` afresh (see [`StateStore::initialize`]).
-    pub fn initialize(&self, key: &StateKey, state_epoch: i32, start_offset: i64) -> Result<Write, i16> {
+    pub fn initialize(
+        &self,
+        key: &StateKey,
+        state_epoch: i32,
+        start_offset: i64,
+    ) -> Result<Write, i16> {
         let part = self.part(key)?;
         let mut keys = part.keys.lock();
         let (snapshot_epoch, leader_epoch) = match keys.get(key) {
@@ -348,7 +359,11 @@ impl PartitionedCoordinator for ShareCoordinator {
 
     fn load_partition(&self, index: i32, partition: Arc<Partition>) -> Result<(), LogError> {
         let keys = Self::replay_partition(&partition)?;
-        tracing::debug!(partition = index, keys = keys.len(), "share state partition loaded");
+        tracing::debug!(
+            partition = index,
+            keys = keys.len(),
+            "share state partition loaded"
+        );
         let part = Arc::new(StatePart {
             cp: CoordinatorPartition::new(partition),
             keys: Mutex::new(keys),
@@ -371,7 +386,11 @@ impl PartitionedCoordinator for ShareCoordinator {
 pub struct LocalStore(pub Arc<ShareCoordinator>);
 
 impl StateStore for LocalStore {
-    fn read(&self, key: &StateKey, leader_epoch: i32) -> BoxFuture<'static, Result<Option<StoredState>, i16>> {
+    fn read(
+        &self,
+        key: &StateKey,
+        leader_epoch: i32,
+    ) -> BoxFuture<'static, Result<Option<StoredState>, i16>> {
         let r = self.0.read(key, leader_epoch);
         Box::pin(async move {
             let (state, w) = r?;
@@ -387,7 +406,12 @@ impl StateStore for LocalStore {
         }
     }
 
-    fn initialize(&self, key: &StateKey, state_epoch: i32, start_offset: i64) -> BoxFuture<'static, Result<(), i16>> {
+    fn initialize(
+        &self,
+        key: &StateKey,
+        state_epoch: i32,
+        start_offset: i64,
+    ) -> BoxFuture<'static, Result<(), i16>> {
         let r = self.0.initialize(key, state_epoch, start_offset);
         Box::pin(async move { r?.durable().await.map_err(|e| log_code(&e)) })
     }
@@ -402,7 +426,10 @@ impl StateStore for LocalStore {
         })
     }
 
-    fn group_states(&self, group: &str) -> BoxFuture<'static, Result<Vec<(StateKey, StoredState)>, i16>> {
+    fn group_states(
+        &self,
+        group: &str,
+    ) -> BoxFuture<'static, Result<Vec<(StateKey, StoredState)>, i16>> {
         let (states, writes) = self.0.group_states(group);
         Box::pin(async move {
             for w in writes {
@@ -456,7 +483,12 @@ mod tests {
         }
     }
 
-    fn write(leader_epoch: i32, state_epoch: i32, start: i64, batches: Vec<StateBatch>) -> StateWrite {
+    fn write(
+        leader_epoch: i32,
+        state_epoch: i32,
+        start: i64,
+        batches: Vec<StateBatch>,
+    ) -> StateWrite {
         StateWrite {
             leader_epoch,
             state_epoch,
@@ -473,16 +505,32 @@ mod tests {
         let c = serving(&p, 2);
         let k = key(0);
         assert_eq!(c.read(&k, 0).expect("read").0, None);
-        c.initialize(&k, 0, 10).expect("init").durable().await.expect("durable");
+        c.initialize(&k, 0, 10)
+            .expect("init")
+            .durable()
+            .await
+            .expect("durable");
         for i in 0..5i64 {
             let b = batch(10 + i * 2, 11 + i * 2, STATE_AVAILABLE, 1);
-            c.write(&k, &write(0, 0, 10, vec![b])).expect("write").durable().await.expect("durable");
+            c.write(&k, &write(0, 0, 10, vec![b]))
+                .expect("write")
+                .durable()
+                .await
+                .expect("durable");
         }
-        let w = c.write(&k, &write(0, 0, 10, vec![batch(10, 13, STATE_ACKNOWLEDGED, 1)])).expect("ack");
+        let w = c
+            .write(
+                &k,
+                &write(0, 0, 10, vec![batch(10, 13, STATE_ACKNOWLEDGED, 1)]),
+            )
+            .expect("ack");
         w.durable().await.expect("durable");
         let (state, _) = c.read(&k, 0).expect("read");
         let state = state.expect("state");
-        assert_eq!(state.start_offset, 14, "the acknowledged head moved the start");
+        assert_eq!(
+            state.start_offset, 14,
+            "the acknowledged head moved the start"
+        );
         assert_eq!(state.batches.first().map(|b| b.first_offset), Some(14));
         let again = serving(&p, 2);
         let (replayed, _) = again.read(&k, 0).expect("read");
@@ -498,26 +546,55 @@ mod tests {
         let fenced_state = WireError::FencedStateEpoch.code();
         let fenced_leader = WireError::FencedLeaderEpoch.code();
         // No state: a write has nothing to apply to.
-        assert_eq!(c.write(&k, &write(0, 0, 0, vec![])).err(), Some(fenced_state));
+        assert_eq!(
+            c.write(&k, &write(0, 0, 0, vec![])).err(),
+            Some(fenced_state)
+        );
         c.initialize(&k, 0, 0).expect("init");
-        c.write(&k, &write(3, 0, 0, vec![batch(0, 0, STATE_AVAILABLE, 1)])).expect("leader 3");
+        c.write(&k, &write(3, 0, 0, vec![batch(0, 0, STATE_AVAILABLE, 1)]))
+            .expect("leader 3");
         // A new leader (epoch 5) reads: the leader at 3 is fenced from now on, durably.
-        c.read(&k, 5).expect("leader 5 reads").1.durable().await.expect("durable");
+        c.read(&k, 5)
+            .expect("leader 5 reads")
+            .1
+            .durable()
+            .await
+            .expect("durable");
         assert_eq!(c.read(&k, 4).err(), Some(fenced_leader));
-        assert_eq!(c.write(&k, &write(3, 0, 0, vec![])).err(), Some(fenced_leader));
+        assert_eq!(
+            c.write(&k, &write(3, 0, 0, vec![])).err(),
+            Some(fenced_leader)
+        );
         let replayed = serving(&p, 500);
-        assert_eq!(replayed.write(&k, &write(4, 0, 0, vec![])).err(), Some(fenced_leader));
+        assert_eq!(
+            replayed.write(&k, &write(4, 0, 0, vec![])).err(),
+            Some(fenced_leader)
+        );
         // An offset reset (state epoch 1) fences writes of the state read before it.
         assert_eq!(c.initialize(&k, 0, 7).err(), Some(fenced_state));
         c.initialize(&k, 1, 7).expect("reset");
-        assert_eq!(c.write(&k, &write(5, 0, 7, vec![])).err(), Some(fenced_state));
-        c.write(&k, &write(5, 1, 7, vec![batch(7, 7, STATE_ACKNOWLEDGED, 1)])).expect("new state");
+        assert_eq!(
+            c.write(&k, &write(5, 0, 7, vec![])).err(),
+            Some(fenced_state)
+        );
+        c.write(
+            &k,
+            &write(5, 1, 7, vec![batch(7, 7, STATE_ACKNOWLEDGED, 1)]),
+        )
+        .expect("new state");
         let (state, w) = c.read(&k, -1).expect("admin read");
         w.durable().await.expect("durable");
         assert_eq!(state.map(|s| (s.state_epoch, s.start_offset)), Some((1, 8)));
         // Deleted: gone after a replay too, and writes are fenced.
-        c.delete(&k).expect("delete").durable().await.expect("durable");
-        assert_eq!(c.write(&k, &write(5, 1, 8, vec![])).err(), Some(fenced_state));
+        c.delete(&k)
+            .expect("delete")
+            .durable()
+            .await
+            .expect("durable");
+        assert_eq!(
+            c.write(&k, &write(5, 1, 8, vec![])).err(),
+            Some(fenced_state)
+        );
         assert!(serving(&p, 500).group_states("g").0.is_empty());
     }
 
@@ -525,7 +602,10 @@ mod tests {
     fn a_partition_not_served_here_answers_not_coordinator() {
         let c = ShareCoordinator::new(500);
         c.prepare(3);
-        assert_eq!(c.read(&key(0), 0).err(), Some(WireError::NotCoordinator.code()));
+        assert_eq!(
+            c.read(&key(0), 0).err(),
+            Some(WireError::NotCoordinator.code())
+        );
         assert!(!c.serves(&key(0)));
     }
 }

@@ -145,6 +145,8 @@ impl Slot {
 pub struct ShareManager {
     /// Where share state is kept (None until share groups are first used).
     store: RwLock<Option<Arc<dyn StateStore>>>,
+    /// `__share_group_state` exists and the store serves it.
+    ready: AtomicBool,
     slots: Mutex<HashMap<StateKey, Arc<Slot>>>,
     /// One creation at a time per key (two fetches racing to start the same share-partition
     /// must not both read, or one miss, its state).
@@ -192,6 +194,7 @@ impl ShareManager {
     pub fn new() -> Self {
         ShareManager {
             store: RwLock::new(None),
+            ready: AtomicBool::new(false),
             slots: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashMap::new()),
             sessions: Mutex::new(Sessions::default()),
@@ -201,12 +204,22 @@ impl ShareManager {
     }
 
     pub fn is_loaded(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Keeps share state in `store` from now on.
+    pub fn set_store(&self, store: Arc<dyn StateStore>) {
+        *self.store.write() = Some(store);
+    }
+
+    /// Whether a store is set (a cluster sets it when the broker joins).
+    pub fn has_store(&self) -> bool {
         self.store.read().is_some()
     }
 
-    /// Serves share groups with state kept in `store` from now on.
-    pub fn set_store(&self, store: Arc<dyn StateStore>) {
-        *self.store.write() = Some(store);
+    /// Serves share groups from now on (`__share_group_state` exists).
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
     }
 
     fn store(&self) -> Result<Arc<dyn StateStore>, i16> {
@@ -268,28 +281,47 @@ impl ShareManager {
                 return Ok(s.clone());
             }
         }
-        let gate = self.creating.lock().entry(t.key.clone()).or_default().clone();
+        let gate = self
+            .creating
+            .lock()
+            .entry(t.key.clone())
+            .or_default()
+            .clone();
         let _one = gate.lock().await;
         let result = self.create_slot(t, settings, epoch).await;
         self.creating.lock().remove(&t.key);
         result
     }
 
-    async fn create_slot(&self, t: &Target, settings: &GroupSettings, epoch: i32) -> Result<Arc<Slot>, i16> {
+    async fn create_slot(
+        &self,
+        t: &Target,
+        settings: &GroupSettings,
+        epoch: i32,
+    ) -> Result<Arc<Slot>, i16> {
         if let Some(s) = self.slots.lock().get(&t.key) {
             if s.current(t, epoch) {
                 return Ok(s.clone());
             }
         }
         let store = self.store()?;
-        let (sp, state_epoch, fresh) = match store.read(&t.key, epoch.max(0)).await.map_err(store_code)? {
-            Some(st) => (SharePartition::from_state(st.start_offset, &st.batches), st.state_epoch, false),
-            None => {
-                let start = start_offset(&t.partition, settings.auto_offset_reset).map_err(|e| log_code(&e))?;
-                store.initialize(&t.key, 0, start).await.map_err(store_code)?;
-                (SharePartition::new(start), 0, true)
-            }
-        };
+        let (sp, state_epoch, fresh) =
+            match store.read(&t.key, epoch.max(0)).await.map_err(store_code)? {
+                Some(st) => (
+                    SharePartition::from_state(st.start_offset, &st.batches),
+                    st.state_epoch,
+                    false,
+                ),
+                None => {
+                    let start = start_offset(&t.partition, settings.auto_offset_reset)
+                        .map_err(|e| log_code(&e))?;
+                    store
+                        .initialize(&t.key, 0, start)
+                        .await
+                        .map_err(store_code)?;
+                    (SharePartition::new(start), 0, true)
+                }
+            };
         let start = sp.start_offset();
         let slot = Arc::new(Slot {
             key: t.key.clone(),
@@ -625,9 +657,18 @@ impl ShareManager {
             }
             (self.persist(&slot, &mut inner, &out.change), out)
         };
-        self.settle(&slot, pending.into_iter().collect(), "share acknowledgement")
-            .await
-            .map_err(|code| (store_code(code), "share acknowledgement not written".to_string()))?;
+        self.settle(
+            &slot,
+            pending.into_iter().collect(),
+            "share acknowledgement",
+        )
+        .await
+        .map_err(|code| {
+            (
+                store_code(code),
+                "share acknowledgement not written".to_string(),
+            )
+        })?;
         // Once `Archiving` is durable, the copies may be written (Kafka's order).
         self.dead_letter(t, &out, settings);
         self.released.notify_waiters();
@@ -821,6 +862,26 @@ impl ShareManager {
             .into_iter()
             .map(|(k, _, _)| k)
             .collect())
+    }
+
+    /// A new share session opened on `partitions` of `group`: those with nothing acquired are
+    /// read again from the store on their next use, so a state reset or deleted by the admin
+    /// APIs on another broker (the group was empty) is what the new session sees.
+    pub fn refresh_idle(&self, group: &str, partitions: &[(Uuid, i32)]) {
+        let mut slots = self.slots.lock();
+        for (topic_id, partition) in partitions {
+            let key = StateKey {
+                group: group.to_string(),
+                topic_id: *topic_id,
+                partition: *partition,
+            };
+            if slots
+                .get(&key)
+                .is_some_and(|s| s.inner.lock().sp.acquired_count() == 0)
+            {
+                slots.remove(&key);
+            }
+        }
     }
 
     /// Forgets the share-partitions of topic partitions this broker no longer leads (their

@@ -80,14 +80,26 @@ pub trait StateStore: Send + Sync {
     /// is the share-partition's leader at that epoch: an older one is refused
     /// (FENCED_LEADER_EPOCH) and a newer one is recorded, fencing the writes of earlier
     /// leaders. -1 reads without fencing (the admin APIs).
-    fn read(&self, key: &StateKey, leader_epoch: i32) -> BoxFuture<'static, Result<Option<StoredState>, i16>>;
+    fn read(
+        &self,
+        key: &StateKey,
+        leader_epoch: i32,
+    ) -> BoxFuture<'static, Result<Option<StoredState>, i16>>;
     /// Writes one change; writes of one key made in order are applied in that order.
     fn write(&self, key: &StateKey, w: StateWrite) -> Pending;
     /// Starts the state of `key` afresh at `start_offset` with `state_epoch` (above the
     /// current one, if any), durable before this completes.
-    fn initialize(&self, key: &StateKey, state_epoch: i32, start_offset: i64) -> BoxFuture<'static, Result<(), i16>>;
+    fn initialize(
+        &self,
+        key: &StateKey,
+        state_epoch: i32,
+        start_offset: i64,
+    ) -> BoxFuture<'static, Result<(), i16>>;
     /// Deletes the state of `keys`, durable before this completes.
     fn delete(&self, group: &str, keys: Vec<StateKey>) -> BoxFuture<'static, Result<(), i16>>;
     /// Every share-partition of `group` that has state, with it.
-    fn group_states(&self, group: &str) -> BoxFuture<'static, Result<Vec<(StateKey, StoredState)>, i16>>;
+    fn group_states(
+        &self,
+        group: &str,
+    ) -> BoxFuture<'static, Result<Vec<(StateKey, StoredState)>, i16>>;
 }
