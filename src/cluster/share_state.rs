@@ -12,7 +12,9 @@
 //! Writes of one share-partition must apply in the order they were made: each goes into the
 //! queue of its destination broker (under the share-partition's lock), and one task per
 //! destination sends the queue in order, what has gathered in one request (one entry per
-//! write, in order; the receiving handler applies them in order).
+//! write, in order; the receiving handler applies them in order). Reads of share-partition
+//! leaders go through the same queue, so a share-partition read again after its memory was
+//! retired sees every write the retired memory made.
 //!
 //! Between Strom brokers only, ReadShareGroupState with no topics asks for every share-partition
 //! of the group whose state the receiving broker leads (the admin APIs' "all partitions of the
@@ -51,7 +53,23 @@ enum Route {
     Remote(String),
 }
 
-struct Queued {
+/// A request to one destination broker, sent in queue order.
+enum Queued {
+    Write {
+        key: StateKey,
+        write: StateWrite,
+        done: oneshot::Sender<i16>,
+    },
+    /// Behind the writes queued before it, so it sees them.
+    Read {
+        key: StateKey,
+        leader_epoch: i32,
+        done: oneshot::Sender<Result<Option<StoredState>, i16>>,
+    },
+}
+
+/// A write taken from the queue.
+struct QueuedWrite {
     key: StateKey,
     write: StateWrite,
     done: oneshot::Sender<i16>,
@@ -134,80 +152,127 @@ impl ClusterStore {
     }
 }
 
-/// Sends the writes queued for the broker at `addr`, in order.
+/// Sends the requests queued for the broker at `addr`, in order: consecutive writes of one
+/// group in one WriteShareGroupState, each read alone.
 async fn send_writes(broker: Weak<Broker>, addr: String, mut rx: mpsc::UnboundedReceiver<Queued>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < WRITES_PER_REQUEST {
-            match rx.try_recv() {
-                Ok(q) => batch.push(q),
-                Err(_) => break,
-            }
-        }
+    let mut next: Option<Queued> = None;
+    loop {
+        let first = match next.take() {
+            Some(q) => q,
+            None => match rx.recv().await {
+                Some(q) => q,
+                None => return,
+            },
+        };
         let Some(b) = broker.upgrade() else {
-            for q in batch {
-                let _ = q.done.send(not_coordinator());
+            fail(first);
+            while let Ok(q) = rx.try_recv() {
+                fail(q);
             }
             return;
         };
-        // Runs of one group (a request names one group), in order.
-        let mut runs: Vec<Vec<Queued>> = Vec::new();
-        for q in batch {
-            match runs.last_mut() {
-                Some(run) if run[0].key.group == q.key.group => run.push(q),
-                _ => runs.push(vec![q]),
+        let (key, write, done) = match first {
+            Queued::Read {
+                key,
+                leader_epoch,
+                done,
+            } => {
+                let got = read_remote(
+                    &b,
+                    &addr,
+                    &key.group,
+                    std::slice::from_ref(&key),
+                    leader_epoch,
+                )
+                .await;
+                let _ = done.send(match got {
+                    Ok(got) => match got.into_iter().find(|(k, _, _)| *k == key) {
+                        Some((_, 0, state)) => Ok(state),
+                        Some((_, code, _)) => Err(code),
+                        None => Err(not_coordinator()),
+                    },
+                    Err(code) => Err(code),
+                });
+                continue;
+            }
+            Queued::Write { key, write, done } => (key, write, done),
+        };
+        // The writes of the same group queued behind it (up to a read or another group).
+        let mut run = vec![QueuedWrite { key, write, done }];
+        while run.len() < WRITES_PER_REQUEST {
+            match rx.try_recv() {
+                Ok(Queued::Write { key, write, done }) if key.group == run[0].key.group => {
+                    run.push(QueuedWrite { key, write, done })
+                }
+                Ok(other) => {
+                    next = Some(other);
+                    break;
+                }
+                Err(_) => break,
             }
         }
-        for run in runs {
-            let req = WriteShareGroupStateRequest::default()
-                .with_group_id(group_id(&run[0].key.group))
-                .with_topics(
-                    run.iter()
-                        .map(|q| {
-                            write_share_group_state_request::WriteStateData::default()
-                                .with_topic_id(q.key.topic_id)
-                                .with_partitions(vec![
-                                    write_share_group_state_request::PartitionData::default()
-                                        .with_partition(q.key.partition)
-                                        .with_state_epoch(q.write.state_epoch)
-                                        .with_leader_epoch(q.write.leader_epoch)
-                                        .with_start_offset(q.write.start_offset)
-                                        .with_state_batches(to_wire_batches(&q.write.batches)),
-                                ])
-                        })
-                        .collect(),
-                );
-            let resp: Result<WriteShareGroupStateResponse, String> = b
-                .peers
-                .request(&addr, ApiKey::WriteShareGroupState, 0, &req)
-                .await;
-            match resp {
-                Ok(r) => {
-                    let answers: Vec<(uuid::Uuid, i32, i16)> = r
-                        .results
+        send_run(&b, &addr, run).await;
+    }
+}
+
+fn fail(q: Queued) {
+    match q {
+        Queued::Write { done, .. } => {
+            let _ = done.send(not_coordinator());
+        }
+        Queued::Read { done, .. } => {
+            let _ = done.send(Err(not_coordinator()));
+        }
+    }
+}
+
+/// One WriteShareGroupState with `run` (one group), each answered with its entry's code.
+async fn send_run(b: &Broker, addr: &str, run: Vec<QueuedWrite>) {
+    let req = WriteShareGroupStateRequest::default()
+        .with_group_id(group_id(&run[0].key.group))
+        .with_topics(
+            run.iter()
+                .map(|q| {
+                    write_share_group_state_request::WriteStateData::default()
+                        .with_topic_id(q.key.topic_id)
+                        .with_partitions(vec![
+                            write_share_group_state_request::PartitionData::default()
+                                .with_partition(q.key.partition)
+                                .with_state_epoch(q.write.state_epoch)
+                                .with_leader_epoch(q.write.leader_epoch)
+                                .with_start_offset(q.write.start_offset)
+                                .with_state_batches(to_wire_batches(&q.write.batches)),
+                        ])
+                })
+                .collect(),
+        );
+    let resp: Result<WriteShareGroupStateResponse, String> = b
+        .peers
+        .request(addr, ApiKey::WriteShareGroupState, 0, &req)
+        .await;
+    match resp {
+        Ok(r) => {
+            let answers: Vec<(uuid::Uuid, i32, i16)> = r
+                .results
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
                         .iter()
-                        .flat_map(|t| {
-                            t.partitions
-                                .iter()
-                                .map(move |p| (t.topic_id, p.partition, p.error_code))
-                        })
-                        .collect();
-                    for (i, q) in run.into_iter().enumerate() {
-                        let code = match answers.get(i) {
-                            Some((t, p, code)) if *t == q.key.topic_id && *p == q.key.partition => {
-                                *code
-                            }
-                            _ => WireError::UnknownServerError.code(),
-                        };
-                        let _ = q.done.send(code);
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(%addr, error = %e, "WriteShareGroupState failed");
-                    for q in run {
-                        let _ = q.done.send(not_coordinator());
-                    }
-                }
+                        .map(move |p| (t.topic_id, p.partition, p.error_code))
+                })
+                .collect();
+            for (i, q) in run.into_iter().enumerate() {
+                let code = match answers.get(i) {
+                    Some((t, p, code)) if *t == q.key.topic_id && *p == q.key.partition => *code,
+                    _ => WireError::UnknownServerError.code(),
+                };
+                let _ = q.done.send(code);
+            }
+        }
+        Err(e) => {
+            tracing::debug!(%addr, error = %e, "WriteShareGroupState failed");
+            for q in run {
+                let _ = q.done.send(not_coordinator());
             }
         }
     }
@@ -289,28 +354,27 @@ impl StateStore for ClusterStore {
         leader_epoch: i32,
     ) -> BoxFuture<'static, Result<Option<StoredState>, i16>> {
         let key = key.clone();
-        let this = self.local();
-        Box::pin(async move {
-            let (b, local) = this?;
-            match route(&b, &key)? {
-                Route::Local => local.read(&key, leader_epoch).await,
-                Route::Remote(addr) => {
-                    let got = read_remote(
-                        &b,
-                        &addr,
-                        &key.group,
-                        std::slice::from_ref(&key),
-                        leader_epoch,
-                    )
-                    .await?;
-                    match got.into_iter().find(|(k, _, _)| *k == key) {
-                        Some((_, 0, state)) => Ok(state),
-                        Some((_, code, _)) => Err(code),
-                        None => Err(not_coordinator()),
-                    }
-                }
+        // Routed and queued now, in the caller's order with its writes.
+        let (b, local) = match self.local() {
+            Ok(x) => x,
+            Err(code) => return Box::pin(async move { Err(code) }),
+        };
+        match route(&b, &key) {
+            Err(code) => Box::pin(async move { Err(code) }),
+            Ok(Route::Local) => local.read(&key, leader_epoch),
+            Ok(Route::Remote(addr)) => {
+                let (done, rx) = oneshot::channel();
+                let sent = self.queue(&addr).send(Queued::Read {
+                    key,
+                    leader_epoch,
+                    done,
+                });
+                Box::pin(async move {
+                    sent.map_err(|_| not_coordinator())?;
+                    rx.await.map_err(|_| not_coordinator())?
+                })
             }
-        })
+        }
     }
 
     fn write(&self, key: &StateKey, w: StateWrite) -> Pending {
@@ -323,7 +387,7 @@ impl StateStore for ClusterStore {
             Ok(Route::Local) => local.write(key, w),
             Ok(Route::Remote(addr)) => {
                 let (done, rx) = oneshot::channel();
-                match self.queue(&addr).send(Queued {
+                match self.queue(&addr).send(Queued::Write {
                     key: key.clone(),
                     write: w,
                     done,

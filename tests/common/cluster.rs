@@ -611,9 +611,20 @@ impl Cluster {
 
     /// Waits until every partition has a leader and `want` in its ISR (sorted).
     pub fn wait_isr(&self, want: &[i32], what: &str) -> BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> {
+        self.wait_isr_of(TOPIC, PARTITIONS as usize, want, what)
+    }
+
+    /// [`Cluster::wait_isr`] for the `partitions` partitions of `topic`.
+    pub fn wait_isr_of(
+        &self,
+        topic: &str,
+        partitions: usize,
+        want: &[i32],
+        what: &str,
+    ) -> BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> {
         wait_for(Duration::from_secs(30), what, || {
-            let ps = self.partitions();
-            (ps.len() == PARTITIONS as usize
+            let ps = self.partitions_of(topic);
+            (ps.len() == partitions
                 && ps
                     .values()
                     .all(|(leader, _, isr)| *leader > 0 && isr.as_slice() == want))

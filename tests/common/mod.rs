@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod share;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

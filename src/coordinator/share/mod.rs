@@ -237,6 +237,11 @@ impl ShareManager {
     /// Hands one change of `slot` to the store (under its lock, so changes reach the store in
     /// the order they were made). None: nothing to write.
     fn persist(&self, slot: &Slot, inner: &mut SlotInner, change: &Change) -> Option<Pending> {
+        if slot.failed.load(Ordering::Acquire) {
+            // Retired (see [`ShareManager::retire`]): a newer share-partition may have read
+            // the state already; nothing of this one may reach the store any more.
+            return Some(Pending::Failed(WireError::NotLeaderOrFollower.code()));
+        }
         if change.is_empty() && change.start_offset == inner.persisted_start {
             return None;
         }
@@ -299,10 +304,12 @@ impl ShareManager {
         settings: &GroupSettings,
         epoch: i32,
     ) -> Result<Arc<Slot>, i16> {
-        if let Some(s) = self.slots.lock().get(&t.key) {
+        let old = self.slots.lock().get(&t.key).cloned();
+        if let Some(s) = old {
             if s.current(t, epoch) {
-                return Ok(s.clone());
+                return Ok(s);
             }
+            Self::retire(&s);
         }
         let store = self.store()?;
         let (sp, state_epoch, fresh) =
@@ -486,6 +493,11 @@ impl ShareManager {
         let mut writes: Vec<Pending> = Vec::new();
         let log = &t.partition.log;
         let mut inner = slot.inner.lock();
+        if slot.failed.load(Ordering::Acquire) {
+            // Retired meanwhile: the fetch's next round uses the share-partition that
+            // replaced it.
+            return Ok((Fetched::default(), writes));
+        }
         inner.settings = settings.clone();
         if let Some(c) = inner.sp.log_start_moved(log.log_start_offset()) {
             writes.extend(self.persist(slot, &mut inner, &c));
@@ -627,10 +639,19 @@ impl ShareManager {
         if batches.is_empty() {
             return Ok(());
         }
-        let slot = self
-            .slot(t, settings)
-            .await
-            .map_err(|code| (code, "share-partition state unavailable".to_string()))?;
+        // A share-partition retired meanwhile (see [`ShareManager::retire`]) is looked up
+        // again; its persist would refuse the change.
+        let mut tries = 0;
+        let slot = loop {
+            let slot = self
+                .slot(t, settings)
+                .await
+                .map_err(|code| (code, "share-partition state unavailable".to_string()))?;
+            if !slot.failed.load(Ordering::Acquire) || tries == 2 {
+                break slot;
+            }
+            tries += 1;
+        };
         let (pending, out) = {
             let mut inner = slot.inner.lock();
             inner.settings = settings.clone();
@@ -675,10 +696,20 @@ impl ShareManager {
         Ok(())
     }
 
+    /// Retires a share-partition's memory before another takes its place: under its lock, so
+    /// every change it made before is already handed to the store (and a newer one's read,
+    /// made after this, sees them: the store keeps each destination's requests in order) and
+    /// none after it is (see [`ShareManager::persist`]). Two memories of one share-partition
+    /// never hand out records at once.
+    fn retire(slot: &Slot) {
+        let _order = slot.inner.lock();
+        slot.failed.store(true, Ordering::Release);
+    }
+
     /// Forgets a share-partition's memory (it is rebuilt from `__share_group_state` on next
     /// use; a failed write leaves memory ahead of the log).
     fn unload(&self, slot: &Arc<Slot>) {
-        slot.failed.store(true, Ordering::Release);
+        Self::retire(slot);
         let mut slots = self.slots.lock();
         if slots.get(&slot.key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
             slots.remove(&slot.key);
@@ -875,10 +906,15 @@ impl ShareManager {
                 topic_id: *topic_id,
                 partition: *partition,
             };
-            if slots
-                .get(&key)
-                .is_some_and(|s| s.inner.lock().sp.acquired_count() == 0)
-            {
+            let idle = slots.get(&key).is_some_and(|s| {
+                let inner = s.inner.lock();
+                let idle = inner.sp.acquired_count() == 0;
+                if idle {
+                    s.failed.store(true, Ordering::Release);
+                }
+                idle
+            });
+            if idle {
                 slots.remove(&key);
             }
         }
@@ -887,7 +923,13 @@ impl ShareManager {
     /// Forgets the share-partitions of topic partitions this broker no longer leads (their
     /// sessions stay: the client learns of the move from the fetch's errors).
     pub fn forget_unled(&self, leads: impl Fn(&Partition) -> bool) {
-        self.slots.lock().retain(|_, s| leads(&s.partition));
+        self.slots.lock().retain(|_, s| {
+            let keep = leads(&s.partition);
+            if !keep {
+                Self::retire(s);
+            }
+            keep
+        });
     }
 
     /// Expires acquisition locks until `shutdown`: expired records become available again
