@@ -201,7 +201,68 @@ impl BrokerConfig {
         }
         listeners::resolve(&mut c)?;
         c.cluster.check_supported(c.node_id)?;
+        c.check_share_bounds()?;
         Ok(c)
+    }
+
+    /// Kafka's `ShareGroupConfig` checks across keys: each share default between its bounds,
+    /// and room for a session per member of the largest group.
+    fn check_share_bounds(&self) -> Result<(), ConfigError> {
+        let g = &self.groups;
+        let pairs: [(&str, i64, &str, i64); 7] = [
+            (
+                "group.share.max.delivery.count.limit",
+                g.share_delivery_count_limit_max.into(),
+                "group.share.delivery.count.limit",
+                g.share_delivery_count_limit.into(),
+            ),
+            (
+                "group.share.delivery.count.limit",
+                g.share_delivery_count_limit.into(),
+                "group.share.min.delivery.count.limit",
+                g.share_delivery_count_limit_min.into(),
+            ),
+            (
+                "group.share.max.partition.max.record.locks",
+                g.share_partition_max_record_locks_max.into(),
+                "group.share.partition.max.record.locks",
+                g.share_partition_max_record_locks.into(),
+            ),
+            (
+                "group.share.partition.max.record.locks",
+                g.share_partition_max_record_locks.into(),
+                "group.share.min.partition.max.record.locks",
+                g.share_partition_max_record_locks_min.into(),
+            ),
+            (
+                "group.share.record.lock.duration.ms",
+                g.share_record_lock_duration_ms.into(),
+                "group.share.min.record.lock.duration.ms",
+                g.share_record_lock_duration_min_ms.into(),
+            ),
+            (
+                "group.share.max.record.lock.duration.ms",
+                g.share_record_lock_duration_max_ms.into(),
+                "group.share.record.lock.duration.ms",
+                g.share_record_lock_duration_ms.into(),
+            ),
+            (
+                "group.share.max.share.sessions",
+                g.share_max_sessions as i64,
+                "group.share.max.size",
+                g.share_max_size as i64,
+            ),
+        ];
+        for (big, b, small, s) in pairs {
+            if b < s {
+                return Err(invalid(
+                    big,
+                    &b.to_string(),
+                    format!("{big} must be greater than or equal to {small}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Applies one broker property.
@@ -454,6 +515,31 @@ mod tests {
         assert_eq!(c.topic_default("retention.ms").as_deref(), Some("3600000"));
         assert_eq!(c.topic_default("segment.bytes").as_deref(), Some("1048576"));
         assert_eq!(c.advertised_port, 9999);
+    }
+
+    #[test]
+    fn share_defaults_must_sit_between_their_bounds() {
+        let props = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(BrokerConfig::from_properties(&[]).is_ok());
+        let err =
+            BrokerConfig::from_properties(&props(&[("group.share.max.share.sessions", "10")]))
+                .expect_err("fewer sessions than group members");
+        assert!(err.to_string().contains("group.share.max.share.sessions must be greater than or equal to group.share.max.size"), "{err}");
+        let err = BrokerConfig::from_properties(&props(&[
+            ("group.share.delivery.count.limit", "2"),
+            ("group.share.min.delivery.count.limit", "3"),
+        ]))
+        .expect_err("default under its minimum");
+        assert!(err.to_string().contains("group.share.delivery.count.limit must be greater than or equal to group.share.min.delivery.count.limit"), "{err}");
+        assert!(BrokerConfig::from_properties(&props(&[
+            ("group.share.max.share.sessions", "10"),
+            ("group.share.max.size", "10")
+        ]))
+        .is_ok());
     }
 
     #[test]

@@ -174,10 +174,23 @@ fn log_code(e: &LogError) -> i16 {
     }
 }
 
-/// What a share-partition's error answers a client: a failed state write is retriable for
-/// the client (its records are not given out), whatever the store said.
+/// What a client is answered for a share-partition whose state could not be read or written,
+/// as Kafka's `SharePartition` maps its persister's errors: the coordinator moving or loading
+/// is COORDINATOR_NOT_AVAILABLE, a fenced leader or state epoch NOT_LEADER_OR_FOLLOWER (both
+/// retriable: the records were not given out).
 fn store_code(code: i16) -> i16 {
-    if code == WireError::FencedLeaderEpoch.code() {
+    let not_available = [
+        WireError::NotCoordinator.code(),
+        WireError::CoordinatorLoadInProgress.code(),
+        WireError::CoordinatorNotAvailable.code(),
+    ];
+    let fenced = [
+        WireError::FencedLeaderEpoch.code(),
+        WireError::FencedStateEpoch.code(),
+    ];
+    if not_available.contains(&code) {
+        WireError::CoordinatorNotAvailable.code()
+    } else if fenced.contains(&code) {
         WireError::NotLeaderOrFollower.code()
     } else {
         code
@@ -292,9 +305,17 @@ impl ShareManager {
             .entry(t.key.clone())
             .or_default()
             .clone();
-        let _one = gate.lock().await;
+        let one = gate.lock().await;
         let result = self.create_slot(t, settings, epoch).await;
-        self.creating.lock().remove(&t.key);
+        drop(one);
+        let mut creating = self.creating.lock();
+        // The gate goes when no one else waits at it (the map's reference and this one).
+        if creating
+            .get(&t.key)
+            .is_some_and(|g| Arc::ptr_eq(g, &gate) && Arc::strong_count(g) == 2)
+        {
+            creating.remove(&t.key);
+        }
         result
     }
 
@@ -342,7 +363,9 @@ impl ShareManager {
                 settings: settings.clone(),
             }),
         });
-        self.slots.lock().insert(t.key.clone(), slot.clone());
+        if let Some(replaced) = self.slots.lock().insert(t.key.clone(), slot.clone()) {
+            Self::retire(&replaced);
+        }
         if !fresh {
             // Copies to the dead-letter topic a restart (or a new leader) interrupted: sent
             // again.
