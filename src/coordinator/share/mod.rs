@@ -679,6 +679,20 @@ impl ShareManager {
             let mut inner = slot.inner.lock();
             inner.settings = settings.clone();
             let renew_allowed = renew && settings.renew_enabled;
+            if renew && !settings.renew_enabled {
+                // Well-formed (INVALID_REQUEST otherwise), but the group does not renew locks:
+                // Kafka's SharePartition answers INVALID_RECORD_STATE.
+                partition::validate_ranges(batches, true).map_err(|e| ack_code(&e))?;
+                let renews = batches
+                    .iter()
+                    .any(|b| b.types.contains(&crate::protocol::share::ACK_RENEW));
+                if renews {
+                    return Err((
+                        WireError::InvalidRecordState.code(),
+                        "Renewing acquisition locks is not enabled for the group.".to_string(),
+                    ));
+                }
+            }
             let out = inner
                 .sp
                 .acknowledge(
