@@ -176,8 +176,9 @@ fn log_code(e: &LogError) -> i16 {
 
 /// What a client is answered for a share-partition whose state could not be read or written,
 /// as Kafka's `SharePartition` maps its persister's errors: the coordinator moving or loading
-/// is COORDINATOR_NOT_AVAILABLE, a fenced leader or state epoch NOT_LEADER_OR_FOLLOWER (both
-/// retriable: the records were not given out).
+/// is COORDINATOR_NOT_AVAILABLE, a fenced leader or state epoch NOT_LEADER_OR_FOLLOWER, a
+/// storage error stays one, anything else is UNKNOWN_SERVER_ERROR. The records were not given
+/// out in any case.
 fn store_code(code: i16) -> i16 {
     let not_available = [
         WireError::NotCoordinator.code(),
@@ -187,11 +188,28 @@ fn store_code(code: i16) -> i16 {
     let fenced = [
         WireError::FencedLeaderEpoch.code(),
         WireError::FencedStateEpoch.code(),
+        WireError::NotLeaderOrFollower.code(),
     ];
     if not_available.contains(&code) {
         WireError::CoordinatorNotAvailable.code()
     } else if fenced.contains(&code) {
         WireError::NotLeaderOrFollower.code()
+    } else if code == WireError::KafkaStorageError.code() {
+        code
+    } else {
+        WireError::UnknownServerError.code()
+    }
+}
+
+/// A ShareFetch partition's error for a share-partition whose state is unavailable: none while
+/// its share coordinator is loading or moving (the Java client fails the consumer on any
+/// code it does not expect in a share fetch; Kafka's group coordinator initializes the state
+/// before it assigns the partition, so Kafka's clients do not meet this): the fetch just
+/// brings nothing from it and the next one tries again.
+fn fetch_error(code: i16) -> i16 {
+    let code = store_code(code);
+    if code == WireError::CoordinatorNotAvailable.code() {
+        0
     } else {
         code
     }
@@ -422,7 +440,7 @@ impl ShareManager {
                     let Ok(slot) = &slots[i] else { continue };
                     if let Err(code) = self.settle(slot, pending, "share acquisition").await {
                         out[i] = Fetched {
-                            error: store_code(code),
+                            error: fetch_error(code),
                             ..Default::default()
                         };
                     }
@@ -465,7 +483,7 @@ impl ShareManager {
                 Ok(s) => s,
                 Err(code) => {
                     out.push(Fetched {
-                        error: *code,
+                        error: fetch_error(*code),
                         ..Default::default()
                     });
                     continue;

@@ -140,7 +140,13 @@ final class ShareScenarios {
         return out;
     }
 
-    /** Waits until the group has `members` members whose assignments together cover `parts` partitions. */
+    /**
+     * Waits until the group has `members` members whose assignments together cover `parts`
+     * partitions, with no partition in two assignments while there are enough partitions for
+     * everyone. A member's assignment is what its last heartbeat was given (in Kafka and Strom
+     * alike), so a member that joined early may still show, and fetch, partitions now meant for
+     * another until its next heartbeat.
+     */
     static String waitMembers(String g, int members, int parts, long timeoutMs) throws Exception {
         String last = "no description";
         try (Admin a = admin()) {
@@ -149,12 +155,15 @@ final class ShareScenarios {
                     ShareGroupDescription d = describe(a, g);
                     Set<TopicPartition> all = new HashSet<>();
                     boolean everyone = true;
+                    int assigned = 0;
                     for (ShareMemberDescription m : d.members()) {
                         all.addAll(m.assignment().topicPartitions());
                         everyone &= !m.assignment().topicPartitions().isEmpty();
+                        assigned += m.assignment().topicPartitions().size();
                     }
                     last = d.groupState() + " " + assignments(d);
-                    if (d.members().size() == members && everyone && all.size() == parts) return last;
+                    boolean settled = members > parts || assigned == parts;
+                    if (d.members().size() == members && everyone && all.size() == parts && settled) return last;
                 } catch (ExecutionException e) {
                     last = Main.errName(e);
                 }
