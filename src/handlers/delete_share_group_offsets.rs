@@ -33,7 +33,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     if group.is_empty() {
         return Ok(Reply::Now(top(WireError::InvalidGroupId.code(), None)?));
     }
-    let (Ok(coordinator), Ok(shares)) = (broker.group_coordinator().await, broker.share_manager().await) else {
+    let (Ok(coordinator), Ok(_)) = (broker.group_coordinator().await, broker.share_manager().await) else {
         return Ok(Reply::Now(top(WireError::CoordinatorNotAvailable.code(), None)?));
     };
     match coordinator.with_share_group(&group, |g| g.members.len()) {
@@ -44,7 +44,6 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         Some(n) if n > 0 => return Ok(Reply::Now(top(WireError::NonEmptyGroup.code(), Some("The group is not empty.".into()))?)),
         Some(_) => {}
     }
-    let _ = shares;
     Ok(Reply::Later(Box::pin(async move {
         let keys = match broker.shares.keys_of(&group).await {
             Ok(k) => k,
