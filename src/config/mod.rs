@@ -129,8 +129,18 @@ const IGNORED_KEYS: &[&str] = &[
     "num.replica.fetchers",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "share.coordinator.state.topic.replication.factor",
-    "share.coordinator.state.topic.min.isr",
+    // The share coordinator's and share fetch's machinery (threads, buffers, batching of its
+    // appends, purgatory housekeeping): Strom's has none of these knobs.
+    "share.coordinator.threads",
+    "share.coordinator.append.linger.ms",
+    "share.coordinator.load.buffer.size",
+    "share.coordinator.cached.buffer.max.bytes",
+    "share.coordinator.write.timeout.ms",
+    "share.coordinator.state.topic.prune.interval.ms",
+    "share.coordinator.cold.partition.snapshot.interval.ms",
+    "group.share.assignor.offload.enable",
+    "group.share.initialize.retry.interval.ms",
+    "share.fetch.purgatory.purge.interval.requests",
     "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
     "log.cleaner.enable",
@@ -515,6 +525,16 @@ mod tests {
         assert_eq!(c.topic_default("retention.ms").as_deref(), Some("3600000"));
         assert_eq!(c.topic_default("segment.bytes").as_deref(), Some("1048576"));
         assert_eq!(c.advertised_port, 9999);
+    }
+
+    #[test]
+    fn no_key_is_both_served_and_ignored() {
+        for k in IGNORED_KEYS {
+            assert!(
+                broker::key(k).is_none(),
+                "{k} is a broker key and in IGNORED_KEYS"
+            );
+        }
     }
 
     #[test]
