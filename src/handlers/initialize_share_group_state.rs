@@ -11,7 +11,7 @@ use kafka_protocol::messages::initialize_share_group_state_response::{Initialize
 use kafka_protocol::messages::{ApiKey, InitializeShareGroupStateRequest, InitializeShareGroupStateResponse};
 
 use crate::coordinator::share::codec::StateKey;
-use crate::coordinator::share::store::log_code;
+use crate::coordinator::share::store::settled;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError};
 
@@ -39,10 +39,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         for (topic_id, parts) in outcomes {
             let mut partitions = Vec::with_capacity(parts.len());
             for (partition, outcome) in parts {
-                let code = match outcome {
-                    Err(code) => code,
-                    Ok(w) => w.durable().await.err().map_or(0, |e| log_code(&e)),
-                };
+                let code = settled(outcome).await;
                 partitions.push(PartitionResult::default().with_partition(partition).with_error_code(code));
             }
             results.push(InitializeStateResult::default().with_topic_id(topic_id).with_partitions(partitions));

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{ApiKey, WriteShareGroupStateRequest, WriteShareGr
 
 use crate::coordinator::share::codec::StateKey;
 use crate::coordinator::share::partition::StateBatch;
-use crate::coordinator::share::store::{log_code, StateWrite};
+use crate::coordinator::share::store::{settled, StateWrite};
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError};
 
@@ -41,7 +41,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     .map(|b| StateBatch { first_offset: b.first_offset, last_offset: b.last_offset, state: b.delivery_state, delivery_count: b.delivery_count })
                     .collect(),
             };
-            parts.push((p.partition, broker.share_states.write(&key, &w)));
+            parts.push((p.partition, broker.share_states.write(&key, w)));
         }
         outcomes.push((t.topic_id, parts));
     }
@@ -50,10 +50,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         for (topic_id, parts) in outcomes {
             let mut partitions = Vec::with_capacity(parts.len());
             for (partition, outcome) in parts {
-                let code = match outcome {
-                    Err(code) => code,
-                    Ok(w) => w.durable().await.err().map_or(0, |e| log_code(&e)),
-                };
+                let code = settled(outcome).await;
                 partitions.push(PartitionResult::default().with_partition(partition).with_error_code(code));
             }
             results.push(WriteStateResult::default().with_topic_id(topic_id).with_partitions(partitions));

@@ -161,7 +161,7 @@ impl ShareCoordinator {
     }
 
     /// Writes one change of `key` (see [`StateStore::write`]).
-    pub fn write(&self, key: &StateKey, w: &StateWrite) -> Result<Write, i16> {
+    pub fn write(&self, key: &StateKey, w: StateWrite) -> Result<Write, i16> {
         let part = self.part(key)?;
         let mut keys = part.keys.lock();
         let f = keys.get_mut(key).ok_or_else(fenced_state)?;
@@ -174,10 +174,12 @@ impl ShareCoordinator {
         let now = now_ms();
         let leader_epoch = w.leader_epoch.max(f.leader_epoch);
         let snapshot = f.updates >= self.updates_per_snapshot;
-        let value = if snapshot {
+        // The state after this write: built whole for a snapshot (and installed as it is),
+        // else applied from the update once it is appended.
+        let (value, next) = if snapshot {
             let mut next = f.sp.clone();
             next.apply_durable(w.start_offset, &w.batches);
-            StateValue {
+            let value = StateValue {
                 kind: SNAPSHOT,
                 snapshot_epoch: f.snapshot_epoch + 1,
                 state_epoch: f.state_epoch,
@@ -186,9 +188,10 @@ impl ShareCoordinator {
                 create_timestamp: now,
                 write_timestamp: now,
                 batches: next.durable_state().batches,
-            }
+            };
+            (value, Some(next))
         } else {
-            StateValue {
+            let value = StateValue {
                 kind: UPDATE,
                 snapshot_epoch: f.snapshot_epoch,
                 state_epoch: 0,
@@ -196,11 +199,15 @@ impl ShareCoordinator {
                 start_offset: w.start_offset,
                 create_timestamp: 0,
                 write_timestamp: 0,
-                batches: w.batches.clone(),
-            }
+                batches: w.batches,
+            };
+            (value, None)
         };
         let written = Self::append(&part, key, &value).map_err(|e| log_code(&e))?;
-        f.sp.apply_durable(w.start_offset, &w.batches);
+        match next {
+            Some(next) => f.sp = next,
+            None => f.sp.apply_durable(value.start_offset, &value.batches),
+        }
         f.leader_epoch = leader_epoch;
         if snapshot {
             f.snapshot_epoch += 1;
@@ -400,7 +407,7 @@ impl StateStore for LocalStore {
     }
 
     fn write(&self, key: &StateKey, w: StateWrite) -> Pending {
-        match self.0.write(key, &w) {
+        match self.0.write(key, w) {
             Ok(w) => Pending::Local(w),
             Err(code) => Pending::Failed(code),
         }
@@ -512,7 +519,7 @@ mod tests {
             .expect("durable");
         for i in 0..5i64 {
             let b = batch(10 + i * 2, 11 + i * 2, STATE_AVAILABLE, 1);
-            c.write(&k, &write(0, 0, 10, vec![b]))
+            c.write(&k, write(0, 0, 10, vec![b]))
                 .expect("write")
                 .durable()
                 .await
@@ -521,7 +528,7 @@ mod tests {
         let w = c
             .write(
                 &k,
-                &write(0, 0, 10, vec![batch(10, 13, STATE_ACKNOWLEDGED, 1)]),
+                write(0, 0, 10, vec![batch(10, 13, STATE_ACKNOWLEDGED, 1)]),
             )
             .expect("ack");
         w.durable().await.expect("durable");
@@ -547,11 +554,11 @@ mod tests {
         let fenced_leader = WireError::FencedLeaderEpoch.code();
         // No state: a write has nothing to apply to.
         assert_eq!(
-            c.write(&k, &write(0, 0, 0, vec![])).err(),
+            c.write(&k, write(0, 0, 0, vec![])).err(),
             Some(fenced_state)
         );
         c.initialize(&k, 0, 0).expect("init");
-        c.write(&k, &write(3, 0, 0, vec![batch(0, 0, STATE_AVAILABLE, 1)]))
+        c.write(&k, write(3, 0, 0, vec![batch(0, 0, STATE_AVAILABLE, 1)]))
             .expect("leader 3");
         // A new leader (epoch 5) reads: the leader at 3 is fenced from now on, durably.
         c.read(&k, 5)
@@ -562,26 +569,23 @@ mod tests {
             .expect("durable");
         assert_eq!(c.read(&k, 4).err(), Some(fenced_leader));
         assert_eq!(
-            c.write(&k, &write(3, 0, 0, vec![])).err(),
+            c.write(&k, write(3, 0, 0, vec![])).err(),
             Some(fenced_leader)
         );
         let replayed = serving(&p, 500);
         assert_eq!(
-            replayed.write(&k, &write(4, 0, 0, vec![])).err(),
+            replayed.write(&k, write(4, 0, 0, vec![])).err(),
             Some(fenced_leader)
         );
         // An offset reset (state epoch 1) fences writes of the state read before it.
         assert_eq!(c.initialize(&k, 0, 7).err(), Some(fenced_state));
         c.initialize(&k, 1, 7).expect("reset");
         assert_eq!(
-            c.write(&k, &write(5, 0, 7, vec![])).err(),
+            c.write(&k, write(5, 0, 7, vec![])).err(),
             Some(fenced_state)
         );
-        c.write(
-            &k,
-            &write(5, 1, 7, vec![batch(7, 7, STATE_ACKNOWLEDGED, 1)]),
-        )
-        .expect("new state");
+        c.write(&k, write(5, 1, 7, vec![batch(7, 7, STATE_ACKNOWLEDGED, 1)]))
+            .expect("new state");
         let (state, w) = c.read(&k, -1).expect("admin read");
         w.durable().await.expect("durable");
         assert_eq!(state.map(|s| (s.state_epoch, s.start_offset)), Some((1, 8)));
@@ -592,7 +596,7 @@ mod tests {
             .await
             .expect("durable");
         assert_eq!(
-            c.write(&k, &write(5, 1, 8, vec![])).err(),
+            c.write(&k, write(5, 1, 8, vec![])).err(),
             Some(fenced_state)
         );
         assert!(serving(&p, 500).group_states("g").0.is_empty());

@@ -267,7 +267,7 @@ impl ShareManager {
 
     /// Hands one change of `slot` to the store (under its lock, so changes reach the store in
     /// the order they were made). None: nothing to write.
-    fn persist(&self, slot: &Slot, inner: &mut SlotInner, change: &Change) -> Option<Pending> {
+    fn persist(&self, slot: &Slot, inner: &mut SlotInner, change: Change) -> Option<Pending> {
         if slot.failed.load(Ordering::Acquire) {
             // Retired (see [`ShareManager::retire`]): a newer share-partition may have read
             // the state already; nothing of this one may reach the store any more.
@@ -284,7 +284,7 @@ impl ShareManager {
             leader_epoch: slot.leader_epoch,
             state_epoch: inner.state_epoch,
             start_offset: change.start_offset,
-            batches: change.batches.clone(),
+            batches: change.batches,
         };
         inner.persisted_start = change.start_offset;
         Some(store.write(&slot.key, w))
@@ -541,7 +541,7 @@ impl ShareManager {
         }
         inner.settings = settings.clone();
         if let Some(c) = inner.sp.log_start_moved(log.log_start_offset()) {
-            writes.extend(self.persist(slot, &mut inner, &c));
+            writes.extend(self.persist(slot, &mut inner, c));
         }
         let hw = t.partition.high_watermark();
         let upper = if settings.read_committed {
@@ -573,7 +573,7 @@ impl ShareManager {
                 Ok(r) => r,
                 Err(LogError::OffsetOutOfRange { log_start, .. }) => {
                     if let Some(c) = inner.sp.log_start_moved(log_start) {
-                        writes.extend(self.persist(slot, &mut inner, &c));
+                        writes.extend(self.persist(slot, &mut inner, c));
                     }
                     break;
                 }
@@ -621,7 +621,7 @@ impl ShareManager {
                 &settings.partition,
                 now_ms(),
             );
-            writes.extend(self.persist(slot, &mut inner, &change));
+            writes.extend(self.persist(slot, &mut inner, change));
             if let (Some(first), Some(last)) = (got.first(), got.last()) {
                 let keep: Vec<&(LogBatch, usize, usize)> = batches
                     .iter()
@@ -711,7 +711,7 @@ impl ShareManager {
                     ));
                 }
             }
-            let out = inner
+            let mut out = inner
                 .sp
                 .acknowledge(
                     member,
@@ -731,7 +731,10 @@ impl ShareManager {
                     }
                 }
             }
-            (self.persist(&slot, &mut inner, &out.change), out)
+            (
+                self.persist(&slot, &mut inner, std::mem::take(&mut out.change)),
+                out,
+            )
         };
         self.settle(
             &slot,
@@ -817,7 +820,7 @@ impl ShareManager {
         &self,
         slot: &Arc<Slot>,
         inner: &mut SlotInner,
-        change: &Change,
+        change: Change,
         what: &'static str,
     ) {
         if let Some(p) = self.persist(slot, inner, change) {
@@ -839,7 +842,7 @@ impl ShareManager {
         };
         let mut inner = slot.inner.lock();
         let change = inner.sp.archive(offsets);
-        self.persist_in_background(&slot, &mut inner, &change, "share archive");
+        self.persist_in_background(&slot, &mut inner, change, "share archive");
         drop(inner);
         self.released.notify_waiters();
     }
@@ -858,8 +861,8 @@ impl ShareManager {
             };
             let mut inner = slot.inner.lock();
             let settings = inner.settings.clone();
-            let out = inner.sp.release_member(member, &settings.partition);
-            if let Some(p) = self.persist(&slot, &mut inner, &out.change) {
+            let mut out = inner.sp.release_member(member, &settings.partition);
+            if let Some(p) = self.persist(&slot, &mut inner, std::mem::take(&mut out.change)) {
                 writes.push((slot.clone(), p));
             }
             drop(inner);
@@ -1005,12 +1008,17 @@ impl ShareManager {
                     continue;
                 }
                 let settings = inner.settings.clone();
-                let out = inner.sp.expire_locks(now, &settings.partition);
+                let mut out = inner.sp.expire_locks(now, &settings.partition);
                 if out.change.is_empty() {
                     continue;
                 }
                 any = true;
-                self.persist_in_background(&slot, &mut inner, &out.change, "share lock expiry");
+                self.persist_in_background(
+                    &slot,
+                    &mut inner,
+                    std::mem::take(&mut out.change),
+                    "share lock expiry",
+                );
                 drop(inner);
                 let t = Target {
                     key: slot.key.clone(),

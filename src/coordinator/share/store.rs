@@ -65,6 +65,15 @@ impl Pending {
     }
 }
 
+/// The wire code a share coordinator's request answers for one key: its refusal, or how its
+/// append fared once durable.
+pub async fn settled(outcome: Result<Write, i16>) -> i16 {
+    match outcome {
+        Err(code) => code,
+        Ok(w) => w.durable().await.err().map_or(0, |e| log_code(&e)),
+    }
+}
+
 /// The wire code of a log error met by a coordinator write.
 pub fn log_code(e: &LogError) -> i16 {
     match e {
