@@ -18,16 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::share::{ack_codes, acquired, Conn, Member, ACCEPT, RELEASE};
-use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
+use common::share::{
+    ack_codes, acquired, group_configs, produce_round_robin, Conn, Member, ACCEPT, RELEASE,
 };
+use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, GroupId,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
-    MetadataResponse, TopicName,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -56,37 +54,6 @@ fn leaders(port: u16) -> Option<(Uuid, BTreeMap<i32, i32>)> {
             .map(|p| (p.partition_index, p.leader_id.0))
             .collect(),
     ))
-}
-
-fn group_configs(port: u16, configs: &[(&str, &str)]) {
-    let mut c = Conn::open(port).expect("connect");
-    let r: IncrementalAlterConfigsResponse = c
-        .call(
-            ApiKey::IncrementalAlterConfigs,
-            1,
-            &IncrementalAlterConfigsRequest::default().with_resources(vec![
-                AlterConfigsResource::default()
-                    .with_resource_type(32)
-                    .with_resource_name(StrBytes::from_static_str(GROUP))
-                    .with_configs(
-                        configs
-                            .iter()
-                            .map(|(k, v)| {
-                                AlterableConfig::default()
-                                    .with_name(StrBytes::from_string(k.to_string()))
-                                    .with_config_operation(0)
-                                    .with_value(Some(StrBytes::from_string(v.to_string())))
-                            })
-                            .collect(),
-                    ),
-            ]),
-        )
-        .expect("IncrementalAlterConfigs");
-    assert_eq!(
-        r.responses[0].error_code, 0,
-        "{:?}",
-        r.responses[0].error_message
-    );
 }
 
 /// The share-partition start offsets of the group, as the node at `port` describes them.
@@ -151,35 +118,11 @@ fn share_consumers_lose_nothing_when_share_leaders_and_state_leaders_are_killed(
         "every replica in sync after create",
     );
     let total: usize = 18_000;
-    {
-        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-        let p: BaseProducer = cluster
-            .client()
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("batch.num.messages", "10")
-            .create()
-            .expect("producer");
-        for i in 0..total {
-            let v = format!("v{i}");
-            let mut rec = BaseRecord::<(), String>::to(TOPIC)
-                .payload(&v)
-                .partition((i % PARTITIONS as usize) as i32);
-            loop {
-                match p.send(rec) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        rec = r;
-                        p.poll(Duration::from_millis(10));
-                    }
-                }
-            }
-        }
-        p.flush(Duration::from_secs(60)).expect("flush");
-    }
+    produce_round_robin(cluster.client(), TOPIC, PARTITIONS, total);
     let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
     group_configs(
         ports[0],
+        GROUP,
         &[
             ("share.auto.offset.reset", "earliest"),
             ("share.record.lock.duration.ms", "2000"),

@@ -16,17 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::share::{ack_codes, acquired, Acquired, Conn, Member, ACCEPT, REJECT, RELEASE};
+use common::share::{
+    ack_codes, acquired, group_configs, produce_round_robin, Acquired, Conn, Member, ACCEPT,
+    REJECT, RELEASE,
+};
 use common::{wait_for, RawClient, TestBroker};
 use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, GroupId,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
-    MetadataResponse, TopicName,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -40,60 +39,7 @@ fn create_topic(b: &TestBroker, name: &str, partitions: i32, configs: &[(&str, &
 }
 
 fn produce(b: &TestBroker, topic: &str, partitions: i32, n: usize) {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let p: BaseProducer = b
-        .client()
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        // Small batches: a share fetch acquires whole batches.
-        .set("batch.num.messages", "10")
-        .create()
-        .expect("producer");
-    for i in 0..n {
-        let v = format!("v{i}");
-        let mut rec = BaseRecord::<(), String>::to(topic)
-            .payload(&v)
-            .partition((i % partitions as usize) as i32);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    p.poll(Duration::from_millis(10));
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(30)).expect("flush");
-}
-
-fn group_configs(port: u16, group: &str, configs: &[(&str, &str)]) {
-    let mut raw = RawClient::connect(port);
-    let r: IncrementalAlterConfigsResponse = raw.call(
-        ApiKey::IncrementalAlterConfigs,
-        1,
-        &IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(32)
-                .with_resource_name(StrBytes::from_string(group.to_string()))
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            AlterableConfig::default()
-                                .with_name(StrBytes::from_string(k.to_string()))
-                                .with_config_operation(0)
-                                .with_value(Some(StrBytes::from_string(v.to_string())))
-                        })
-                        .collect(),
-                ),
-        ]),
-    );
-    assert_eq!(
-        r.responses[0].error_code, 0,
-        "{:?}",
-        r.responses[0].error_message
-    );
+    produce_round_robin(b.client(), topic, partitions, n);
 }
 
 fn topic_id(port: u16, topic: &str) -> Uuid {

@@ -229,3 +229,69 @@ pub fn ack_codes(r: &ShareFetchResponse) -> BTreeMap<i32, i16> {
         })
         .collect()
 }
+
+/// Produces `n` records (`v0`, `v1`, ...) with acks=all, record i to partition i mod
+/// `partitions`, in small batches (a share fetch acquires whole batches).
+pub fn produce_round_robin(client: rdkafka::ClientConfig, topic: &str, partitions: i32, n: usize) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = client
+        .clone()
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10")
+        .create()
+        .expect("producer");
+    for i in 0..n {
+        let v = format!("v{i}");
+        let mut rec = BaseRecord::<(), String>::to(topic)
+            .payload(&v)
+            .partition((i % partitions as usize) as i32);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// Sets group configs of `group` (IncrementalAlterConfigs, resource type GROUP) on the broker
+/// at `port`.
+pub fn group_configs(port: u16, group: &str, configs: &[(&str, &str)]) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    let mut raw = super::RawClient::connect(port);
+    let r: IncrementalAlterConfigsResponse = raw.call(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(StrBytes::from_string(group.to_string()))
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            AlterableConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_config_operation(0)
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                ),
+        ]),
+    );
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+}
