@@ -202,9 +202,20 @@ impl GroupCoordinator {
             }
             partitions.len() as i32
         };
-        self.groups
-            .lock()
-            .retain(|id, _| partition_for(id, count) != index);
+        let mut gone = Vec::new();
+        self.groups.lock().retain(|id, g| {
+            let keep = partition_for(id, count) != index;
+            if !keep {
+                gone.push(g.clone());
+            }
+            keep
+        });
+        // As Kafka's onResignation: a JoinGroup or SyncGroup parked in a group is answered
+        // NOT_COORDINATOR now, so its client finds the new coordinator instead of waiting out
+        // its request timeout (the group may still be referenced by a timer).
+        for g in gone {
+            g.lock().fail_pending(WireError::NotCoordinator.code());
+        }
         tracing::info!(partition = index, "group coordinator partition unloaded");
     }
 
@@ -2076,6 +2087,42 @@ mod tests {
 
     fn members(c: &GroupCoordinator) -> Option<(i32, usize)> {
         c.with_consumer_group("g", |g| (g.group_epoch, g.members.len()))
+    }
+
+    /// A JoinGroup parked in a group (here: waiting out the initial rebalance delay) is
+    /// answered NOT_COORDINATOR as soon as this broker stops leading the group's partition,
+    /// not left to the client's request timeout.
+    #[tokio::test]
+    async fn a_parked_join_is_answered_not_coordinator_when_the_partition_is_unloaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let c = Arc::new(coordinator(dir.path(), &storage));
+        let req = group::JoinRequest {
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 300_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: false,
+        };
+        let joining = {
+            let c = c.clone();
+            tokio::spawn(async move { c.join("g", req, &topics()).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !joining.is_finished(),
+            "the first join waits for the rebalance delay"
+        );
+        c.unload_partition(0);
+        let r = tokio::time::timeout(std::time::Duration::from_secs(2), joining)
+            .await
+            .expect("answered at once")
+            .expect("no panic");
+        assert_eq!(r.error, WireError::NotCoordinator.code());
     }
 
     /// A streams group is written to `__consumer_offsets` and comes back whole when the
