@@ -283,6 +283,7 @@ impl Broker {
                 host: c.advertised_host.clone(),
                 port: c.advertised_port,
                 rack: c.cluster.rack.clone(),
+                listeners: listener_endpoints(c),
             }])?;
             Ok(())
         })
@@ -943,7 +944,16 @@ impl Broker {
             port: c.advertised_port,
             rack: c.cluster.rack.clone(),
             fenced: false,
+            listeners: listener_endpoints(c),
         }]
+    }
+
+    /// Broker `node`'s registration (on a single node: this broker), if known.
+    pub fn registration(&self, node: i32) -> Option<crate::metadata::BrokerRegistration> {
+        if self.is_cluster() {
+            return self.metadata.broker(node);
+        }
+        self.live_brokers().into_iter().find(|b| b.node == node)
     }
 
     /// The brokers Metadata and DescribeCluster list: the live ones, and in a cluster also
@@ -1862,6 +1872,18 @@ fn canonical_names(topics: &[TopicMeta]) -> HashMap<String, String> {
 
 fn canonical_name(name: &str) -> String {
     name.replace('.', "_")
+}
+
+/// This broker's client listeners as registered: name and advertised address of each.
+fn listener_endpoints(c: &BrokerConfig) -> Vec<crate::metadata::ListenerEndpoint> {
+    c.client_listeners
+        .iter()
+        .map(|l| crate::metadata::ListenerEndpoint {
+            name: l.name.clone(),
+            host: l.advertised_host.clone(),
+            port: l.advertised_port,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ pub mod peer;
 pub mod protocol;
 pub mod quorum;
 pub mod replica;
+pub mod security;
 pub mod server;
 pub mod tasks;
 

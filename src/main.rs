@@ -62,8 +62,29 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     } else {
         tokio::task::spawn_blocking(move || Broker::open(config)).await??
     };
-    let listener = strom::server::bind(listen, broker.config.listen_backlog)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    // Every client listener, bound before anything is served (a bad keystore or a taken port
+    // stops start-up with its name). Configs built without `listeners` serve `listen`.
+    let mut listeners = Vec::new();
+    let specs = broker.config.client_listeners.clone();
+    if specs.is_empty() {
+        let l = strom::server::bind(listen, broker.config.listen_backlog)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        listeners.push((
+            strom::security::Endpoint::plaintext(&broker.config.client_listener_name),
+            l,
+        ));
+    }
+    for spec in &specs {
+        let endpoint = strom::security::Endpoint::build(spec).map_err(|e| anyhow::anyhow!(e))?;
+        let l = strom::server::bind(spec.bind, broker.config.listen_backlog).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (listener {}): {e}",
+                spec.bind,
+                spec.name
+            )
+        })?;
+        listeners.push((endpoint, l));
+    }
     let shutdown = CancellationToken::new();
     let health = strom::admin_http::Health::starting("loading transactions");
     if let Some(admin) = strom::admin_http::bind(&broker)? {
@@ -83,7 +104,15 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         // Clients connecting meanwhile wait in the listen backlog.
         broker.wait_unfenced(CLUSTER_START_TIMEOUT).await?;
     }
-    info!(addr = %listen, data = %broker.config.log_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "Strom is serving Kafka clients");
+    let served: Vec<String> = if specs.is_empty() {
+        vec![format!("PLAINTEXT://{listen}")]
+    } else {
+        specs
+            .iter()
+            .map(|l| format!("{}://{} ({})", l.name, l.bind, l.protocol.name()))
+            .collect()
+    };
+    info!(listeners = %served.join(", "), data = %broker.config.log_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "Strom is serving Kafka clients");
     // Logs recovered, coordinators loaded, the client listener bound.
     health.set_ready();
     let signals = shutdown.clone();
@@ -105,7 +134,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         }
         signals.cancel();
     });
-    strom::server::serve(broker.clone(), listener, shutdown).await;
+    strom::server::serve_all(broker.clone(), listeners, shutdown).await;
     // Supervisors end with the shutdown token; one that cancelled it reports why.
     let failed = match tokio::time::timeout(tasks::JOIN_TIMEOUT, tasks.join()).await {
         Ok(r) => r.err(),

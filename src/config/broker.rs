@@ -55,6 +55,13 @@ pub fn key(name: &str) -> Option<&'static BrokerKey> {
     BROKER_KEYS.iter().find(|k| k.name == name)
 }
 
+/// A key of [`crate::config::security::LISTENER_KEYS`], broker-wide (a listener may override
+/// it); checked per listener once every key is read.
+fn set_listener_scoped(c: &mut BrokerConfig, key: &str, v: &str) -> Result<(), ConfigError> {
+    c.security.global.insert(key.to_string(), v.to_string());
+    Ok(())
+}
+
 /// `log.retention.{hours,minutes,ms}`: Kafka's ms wins over minutes wins over hours.
 fn set_retention(c: &mut BrokerConfig, key: &str, v: &str) -> Result<(), ConfigError> {
     let ms = scaled_ms(key, v)?;
@@ -1239,5 +1246,210 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
             Ok(())
         },
         get: |c| some(c.txns.remove_expired_interval_ms),
+    },
+    BrokerKey {
+        name: "ssl.keystore.type",
+        type_name: "STRING",
+        default: None,
+        doc: "keystore format of TLS listeners: PEM or PKCS12 (a JKS-named PKCS12 file is read too)",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.keystore.type"),
+    },
+    BrokerKey {
+        name: "ssl.keystore.location",
+        type_name: "STRING",
+        default: None,
+        doc: "keystore file: PEM (PKCS#8 key then the certificate chain) or PKCS12",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.keystore.location"),
+    },
+    BrokerKey {
+        name: "ssl.keystore.password",
+        type_name: "PASSWORD",
+        default: None,
+        doc: "password of a PKCS12 keystore",
+        set: set_listener_scoped,
+        get: |_| None,
+    },
+    BrokerKey {
+        name: "ssl.key.password",
+        type_name: "PASSWORD",
+        default: None,
+        doc: "password of an encrypted private key (Strom reads unencrypted PEM keys)",
+        set: set_listener_scoped,
+        get: |_| None,
+    },
+    BrokerKey {
+        name: "ssl.keystore.key",
+        type_name: "PASSWORD",
+        default: None,
+        doc: "the PEM private key itself (with ssl.keystore.certificate.chain)",
+        set: set_listener_scoped,
+        get: |_| None,
+    },
+    BrokerKey {
+        name: "ssl.keystore.certificate.chain",
+        type_name: "STRING",
+        default: None,
+        doc: "the PEM certificate chain itself (with ssl.keystore.key)",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.keystore.certificate.chain"),
+    },
+    BrokerKey {
+        name: "ssl.truststore.type",
+        type_name: "STRING",
+        default: None,
+        doc: "truststore format: PEM or PKCS12",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.truststore.type"),
+    },
+    BrokerKey {
+        name: "ssl.truststore.location",
+        type_name: "STRING",
+        default: None,
+        doc: "the CA certificates client certificates are checked against",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.truststore.location"),
+    },
+    BrokerKey {
+        name: "ssl.truststore.password",
+        type_name: "PASSWORD",
+        default: None,
+        doc: "password of a PKCS12 truststore",
+        set: set_listener_scoped,
+        get: |_| None,
+    },
+    BrokerKey {
+        name: "ssl.truststore.certificates",
+        type_name: "STRING",
+        default: None,
+        doc: "the trusted PEM certificates themselves",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.truststore.certificates"),
+    },
+    BrokerKey {
+        name: "ssl.client.auth",
+        type_name: "STRING",
+        default: Some("none"),
+        doc: "client certificates: none, requested or required (mTLS)",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.client.auth").or(some("none")),
+    },
+    BrokerKey {
+        name: "ssl.enabled.protocols",
+        type_name: "LIST",
+        default: Some("TLSv1.2,TLSv1.3"),
+        doc: "TLS versions served",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.enabled.protocols").or(some("TLSv1.2,TLSv1.3")),
+    },
+    BrokerKey {
+        name: "ssl.protocol",
+        type_name: "STRING",
+        default: Some("TLSv1.3"),
+        doc: "accepted for compatibility: ssl.enabled.protocols decides",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.protocol").or(some("TLSv1.3")),
+    },
+    BrokerKey {
+        name: "ssl.cipher.suites",
+        type_name: "LIST",
+        default: None,
+        doc: "TLS cipher suites by IANA name (unset: rustls' safe defaults)",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.cipher.suites"),
+    },
+    BrokerKey {
+        name: "ssl.principal.mapping.rules",
+        type_name: "STRING",
+        default: Some("DEFAULT"),
+        doc: "RULE:pattern/replacement/[LU] list mapping a client certificate's DN to a principal name",
+        set: set_listener_scoped,
+        get: |c| raw(c, "ssl.principal.mapping.rules").or(some("DEFAULT")),
+    },
+    BrokerKey {
+        name: "sasl.enabled.mechanisms",
+        type_name: "LIST",
+        default: Some("GSSAPI"),
+        doc: "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+        set: set_listener_scoped,
+        get: |c| raw(c, "sasl.enabled.mechanisms").or(some("GSSAPI")),
+    },
+    BrokerKey {
+        name: "connections.max.reauth.ms",
+        type_name: "LONG",
+        default: Some("0"),
+        doc: "SASL session lifetime told to clients (KIP-368; 0: none)",
+        set: set_listener_scoped,
+        get: |c| raw(c, "connections.max.reauth.ms").or(some(0)),
+    },
+    BrokerKey {
+        name: "sasl.server.max.receive.size",
+        type_name: "INT",
+        default: Some("524288"),
+        doc: "largest SASL token read before authentication",
+        set: set_listener_scoped,
+        get: |c| raw(c, "sasl.server.max.receive.size").or(some(524288)),
+    },
+    BrokerKey {
+        name: "connection.failed.authentication.delay.ms",
+        type_name: "INT",
+        default: Some("100"),
+        doc: "how long a failed authentication waits before its connection is closed",
+        set: |c, k, v| {
+            c.security.failed_auth_delay_ms = parse_num(k, v, 0, I32_MAX)? as u64;
+            Ok(())
+        },
+        get: |c| some(c.security.failed_auth_delay_ms),
+    },
+    BrokerKey {
+        name: "inter.broker.listener.name",
+        type_name: "STRING",
+        default: None,
+        doc: "the listener brokers of a cluster use to reach each other (PLAINTEXT so far)",
+        set: |c, _, v| {
+            c.inter_broker_listener = Some(v.to_string());
+            Ok(())
+        },
+        get: |c| c.inter_broker_listener.clone(),
+    },
+    BrokerKey {
+        name: "security.inter.broker.protocol",
+        type_name: "STRING",
+        default: Some("PLAINTEXT"),
+        doc: "names the inter-broker listener when inter.broker.listener.name is unset",
+        set: |c, k, v| {
+            if crate::config::security::Protocol::parse(v).is_none() {
+                return Err(invalid(k, v, "not a security protocol"));
+            }
+            c.inter_broker_protocol = v.to_string();
+            Ok(())
+        },
+        get: |c| Some(c.inter_broker_protocol.clone()),
+    },
+    BrokerKey {
+        name: "sasl.mechanism.inter.broker.protocol",
+        type_name: "STRING",
+        default: Some("GSSAPI"),
+        doc: "accepted for compatibility: brokers talk to each other over PLAINTEXT so far",
+        set: |_, _, _| Ok(()),
+        get: |c| raw(c, "sasl.mechanism.inter.broker.protocol").or(some("GSSAPI")),
+    },
+    BrokerKey {
+        name: "authorizer.class.name",
+        type_name: "STRING",
+        default: Some(""),
+        doc: "ACL authorization: not served yet, so only empty (no authorizer) is accepted",
+        set: |_, k, v| {
+            if v.is_empty() {
+                return Ok(());
+            }
+            Err(ConfigError::Unsupported(format!(
+                "{k}={v}: Strom has no ACL authorizer yet (it is being built); without one \
+                 every authenticated principal may do everything, so Strom refuses to start \
+                 rather than ignore the ACLs"
+            )))
+        },
+        get: |_| some(""),
     },
 ];

@@ -14,6 +14,7 @@ pub mod dynamic;
 pub mod group;
 pub mod group_configs;
 pub mod listeners;
+pub mod security;
 pub mod topic;
 pub mod txn;
 
@@ -62,8 +63,17 @@ pub struct BrokerConfig {
     pub advertised_listeners: Option<String>,
     /// `listener.security.protocol.map`.
     pub listener_protocols: BTreeMap<String, String>,
-    /// The name of the listener clients use.
+    /// The name of the broker's own listener: what it registers for other brokers (see
+    /// [`listeners::resolve`]); `listen` and `advertised_*` are that listener's.
     pub client_listener_name: String,
+    /// Every listener clients connect to, with its protocol and security settings.
+    pub client_listeners: Vec<listeners::ClientListener>,
+    /// `ssl.*`, `sasl.*` and their `listener.name.*` overrides.
+    pub security: security::SecurityConfig,
+    /// `inter.broker.listener.name`.
+    pub inter_broker_listener: Option<String>,
+    /// `security.inter.broker.protocol`.
+    pub inter_broker_protocol: String,
     pub advertised_host: String,
     pub advertised_port: u16,
     pub num_partitions: i32,
@@ -122,7 +132,6 @@ pub struct BrokerConfig {
 /// Kafka broker keys accepted for compatibility that configure nothing in Strom.
 const IGNORED_KEYS: &[&str] = &[
     "broker.id",
-    "inter.broker.listener.name",
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
@@ -286,6 +295,8 @@ impl BrokerConfig {
         {
             topic::validate(spec, v).map_err(|r| invalid(key, v, r))?;
             self.topic_defaults.insert(spec.name, v.to_string());
+        } else if key.starts_with("listener.name.") && self.security.set_listener_key(key, v) {
+            // Checked with the listener it names, once every key is read.
         } else if IGNORED_KEYS.contains(&key)
             || key.starts_with("listener.name.")
             || key.starts_with("log4j")
@@ -320,6 +331,10 @@ impl BrokerConfig {
             advertised_listeners: None,
             listener_protocols: BTreeMap::new(),
             client_listener_name: "PLAINTEXT".into(),
+            client_listeners: Vec::new(),
+            security: security::SecurityConfig::default(),
+            inter_broker_listener: None,
+            inter_broker_protocol: "PLAINTEXT".into(),
             advertised_host: String::new(),
             advertised_port: 0,
             num_partitions: 0,

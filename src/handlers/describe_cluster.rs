@@ -59,13 +59,17 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         .broker
         .listed_brokers()
         .into_iter()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.node))
-                .with_host(StrBytes::from_string(b.host))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.map(StrBytes::from_string))
-                .with_is_fenced(b.fenced)
+        .filter_map(|b| {
+            // At their address on this request's listener.
+            let (host, port) = b.endpoint(ctx.session.listener())?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.node))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.map(StrBytes::from_string))
+                    .with_is_fenced(b.fenced),
+            )
         })
         .collect();
     resp.cluster_id = StrBytes::from_string(ctx.broker.metadata.cluster_id.clone());

@@ -113,6 +113,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     // here, only while that follower is out of sync.
     let quota = replica.map(|_| broker.leader_quota.clone());
     let hinter = broker.clone();
+    let session = ctx.session.clone();
     Ok(Reply::LaterParts(Box::pin(async move {
         let notify = Arc::new(Notify::new());
         loop {
@@ -136,7 +137,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         }
                     }
                 }
-                let (parts, endpoints) = with_leader_hints(&hinter, version, &targets, &topics, parts);
+                let (parts, endpoints) = with_leader_hints(&hinter, session.listener(), version, &targets, &topics, parts);
                 return encode(version, &topics, parts, endpoints);
             }
             let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
@@ -294,7 +295,7 @@ type Topics = [(TopicName, uuid::Uuid, Option<TopicMeta>)];
 /// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH carries its
 /// current leader and epoch (v12+), and the response the endpoints of those leaders (v16+), so
 /// the client fetches from the new leader without asking for Metadata first.
-fn with_leader_hints(broker: &Broker, version: i16, targets: &[Target], topics: &Topics, mut parts: Vec<PartitionAnswer>) -> (Vec<PartitionAnswer>, Vec<NodeEndpoint>) {
+fn with_leader_hints(broker: &Broker, listener: &str, version: i16, targets: &[Target], topics: &Topics, mut parts: Vec<PartitionAnswer>) -> (Vec<PartitionAnswer>, Vec<NodeEndpoint>) {
     let mut endpoints: Vec<NodeEndpoint> = Vec::new();
     if version < 12 {
         return (parts, endpoints);
@@ -308,9 +309,9 @@ fn with_leader_hints(broker: &Broker, version: i16, targets: &[Target], topics: 
             continue;
         };
         pd.current_leader = LeaderIdAndEpoch::default().with_leader_id(BrokerId(hint.leader)).with_leader_epoch(hint.epoch);
-        if let Some(b) = hint.endpoint.filter(|_| version >= 16) {
+        if let Some((b, (host, port))) = hint.endpoint.filter(|_| version >= 16).and_then(|b| b.endpoint(listener).map(|e| (b, e))) {
             if !endpoints.iter().any(|e| e.node_id.0 == b.node) {
-                endpoints.push(NodeEndpoint::default().with_node_id(BrokerId(b.node)).with_host(StrBytes::from_string(b.host)).with_port(i32::from(b.port)).with_rack(b.rack.map(StrBytes::from_string)));
+                endpoints.push(NodeEndpoint::default().with_node_id(BrokerId(b.node)).with_host(StrBytes::from_string(host)).with_port(i32::from(port)).with_rack(b.rack.map(StrBytes::from_string)));
             }
         }
     }

@@ -29,6 +29,10 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             1 => txn_ready.clone().and_then(|()| broker.txn_coordinator_node(key)),
             _ => return (WireError::InvalidRequest.code(), Some(format!("unsupported coordinator key type {key_type}")), -1, String::new(), -1),
         };
+        // The coordinator's address on the listener this request came through.
+        let ready = ready.and_then(|(node, _, _)| {
+            broker.registration(node).and_then(|r| r.endpoint(ctx.session.listener())).map(|(h, p)| (node, h, p)).ok_or_else(|| format!("broker {node} has no listener {}", ctx.session.listener()))
+        });
         match ready {
             Ok((node, host, port)) => (0, None, node, host, i32::from(port)),
             Err(e) => (WireError::CoordinatorNotAvailable.code(), Some(e), -1, String::new(), -1),

@@ -108,15 +108,21 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             })
             .collect()
     };
+    // Each broker at its address on the listener this request came through (a broker
+    // without that listener is left out, as Kafka does).
+    let listener = ctx.session.listener();
     let brokers: Vec<MetadataResponseBroker> = broker
         .listed_brokers()
         .into_iter()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.node))
-                .with_host(StrBytes::from_string(b.host))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.map(StrBytes::from_string))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.node))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.map(StrBytes::from_string)),
+            )
         })
         .collect();
     let mut topics = topics;

@@ -25,6 +25,8 @@ pub struct RequestContext {
     pub version: i16,
     pub header: RequestHeader,
     pub peer: SocketAddr,
+    /// The listener the request came through and the authenticated principal.
+    pub session: Arc<crate::security::Session>,
 }
 
 impl RequestContext {
@@ -214,6 +216,13 @@ registry!(
     list_partition_reassignments,
     describe_log_dirs,
     describe_topic_partitions,
+    sasl_handshake,
+    sasl_authenticate,
+    describe_user_scram_credentials,
+    alter_user_scram_credentials,
+    describe_acls,
+    create_acls,
+    delete_acls,
 );
 
 pub fn spec(key: Api) -> Option<ApiSpec> {

@@ -207,9 +207,10 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     }
     let mut resp = ProduceResponse::default().with_responses(responses);
     let version = ctx.version;
+    let session = ctx.session.clone();
     if pending.is_none() && awaiting_hw.is_empty() {
         if any_error {
-            with_leader_hints(&broker, version, &mut resp, &metas);
+            with_leader_hints(&broker, session.listener(), version, &mut resp, &metas);
         }
         return Ok(Reply::Now(encode_body(&resp, version)?));
     }
@@ -257,7 +258,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             r.error_code = error.0;
             r.error_message = Some(StrBytes::from_string(error.1));
         }
-        with_leader_hints(&broker, version, &mut resp, &metas);
+        with_leader_hints(&broker, session.listener(), version, &mut resp, &metas);
         encode_body(&resp, version)
     })))
 }
@@ -265,7 +266,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
 /// KIP-951 (v10+): a partition answered NOT_LEADER_OR_FOLLOWER carries its current leader and
 /// epoch, and the response the endpoints of those leaders, so the client sends to the new
 /// leader without asking for Metadata first.
-fn with_leader_hints(broker: &Broker, version: i16, resp: &mut ProduceResponse, metas: &[Option<TopicMeta>]) {
+fn with_leader_hints(broker: &Broker, listener: &str, version: i16, resp: &mut ProduceResponse, metas: &[Option<TopicMeta>]) {
     if version < 10 {
         return;
     }
@@ -275,9 +276,9 @@ fn with_leader_hints(broker: &Broker, version: i16, resp: &mut ProduceResponse, 
         for r in t.partition_responses.iter_mut().filter(|r| r.error_code == WireError::NotLeaderOrFollower.code()) {
             let Some(hint) = broker.leader_hint(meta, r.index) else { continue };
             r.current_leader = LeaderIdAndEpoch::default().with_leader_id(BrokerId(hint.leader)).with_leader_epoch(hint.epoch);
-            if let Some(b) = hint.endpoint {
+            if let Some((b, (host, port))) = hint.endpoint.and_then(|b| b.endpoint(listener).map(|e| (b, e))) {
                 if !endpoints.iter().any(|e| e.node_id.0 == b.node) {
-                    endpoints.push(NodeEndpoint::default().with_node_id(BrokerId(b.node)).with_host(StrBytes::from_string(b.host)).with_port(i32::from(b.port)).with_rack(b.rack.map(StrBytes::from_string)));
+                    endpoints.push(NodeEndpoint::default().with_node_id(BrokerId(b.node)).with_host(StrBytes::from_string(host)).with_port(i32::from(port)).with_rack(b.rack.map(StrBytes::from_string)));
                 }
             }
         }

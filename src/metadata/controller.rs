@@ -352,6 +352,7 @@ mod tests {
             host: "h".into(),
             port: 9000 + node as u16,
             rack: None,
+            listeners: Vec::new(),
         });
     }
 

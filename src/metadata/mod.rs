@@ -16,7 +16,7 @@ pub mod replicated;
 mod state;
 
 use state::State;
-pub use state::{BrokerRegistration, PartitionState, TopicMeta};
+pub use state::{BrokerRegistration, ListenerEndpoint, PartitionState, TopicMeta};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -113,6 +113,9 @@ pub enum MetadataRecord {
         port: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rack: Option<String>,
+        /// Its client listeners' advertised addresses (`host`/`port`: the inter-broker one).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listeners: Vec<ListenerEndpoint>,
     },
     /// `None` removes an override.
     AlterTopicConfig {
@@ -144,6 +147,22 @@ pub enum MetadataRecord {
     AllocateProducerIds {
         node: i32,
         size: i64,
+    },
+    /// A user's SCRAM credential for one mechanism (Kafka's UserScramCredentialRecord;
+    /// `mechanism` is Kafka's type: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512). Only what verifies the
+    /// password is kept, base64-encoded: salt, StoredKey, ServerKey.
+    ScramCredential {
+        user: String,
+        mechanism: i8,
+        salt: String,
+        stored_key: String,
+        server_key: String,
+        iterations: i32,
+    },
+    /// Kafka's RemoveUserScramCredentialRecord.
+    RemoveScramCredential {
+        user: String,
+        mechanism: i8,
     },
 }
 
@@ -404,6 +423,30 @@ impl MetadataStore {
     }
 
     /// The dynamic configs set on a group (empty when none).
+    /// `user`'s SCRAM credential for `mechanism`, if any.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: crate::security::scram::Mechanism,
+    ) -> Option<crate::security::scram::Credential> {
+        self.state
+            .read()
+            .scram
+            .get(&(user.to_string(), mechanism.type_id()))
+            .cloned()
+    }
+
+    /// Every user with SCRAM credentials: (user, [(mechanism type, iterations)]).
+    pub fn scram_users(&self) -> BTreeMap<String, Vec<(i8, i32)>> {
+        let mut out: BTreeMap<String, Vec<(i8, i32)>> = BTreeMap::new();
+        for ((user, m), c) in &self.state.read().scram {
+            out.entry(user.clone())
+                .or_default()
+                .push((*m, c.iterations));
+        }
+        out
+    }
+
     pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
         self.state
             .read()
@@ -887,6 +930,7 @@ mod tests {
                     host: "h2".into(),
                     port: 9092,
                     rack: Some("r2".into()),
+                    listeners: Vec::new(),
                 },
             ])
             .expect("commit");

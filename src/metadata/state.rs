@@ -51,6 +51,33 @@ pub struct BrokerRegistration {
     /// Fenced by the controller (or not yet unfenced since registering).
     #[serde(default)]
     pub fenced: bool,
+    /// Where clients reach it on each of its client listeners (`host`/`port` above are its
+    /// inter-broker listener's). Empty in registrations written before listeners were
+    /// recorded: `host`/`port` then serve every listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerEndpoint>,
+}
+
+/// A broker's advertised address on one listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerRegistration {
+    /// Where a client connected through `listener` reaches this broker: its endpoint of the
+    /// same name (None: the broker has no such listener, and Kafka then leaves it out).
+    pub fn endpoint(&self, listener: &str) -> Option<(String, u16)> {
+        if self.listeners.is_empty() {
+            return Some((self.host.clone(), self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map(|l| (l.host.clone(), l.port))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +102,8 @@ pub(super) struct State {
     /// Each topic's partitions, by topic id (absent for topics recorded before assignments).
     pub(super) partitions: HashMap<Uuid, Vec<PartitionState>>,
     pub(super) brokers: BTreeMap<i32, BrokerRegistration>,
+    /// SCRAM credentials by (user, mechanism type).
+    pub(super) scram: BTreeMap<(String, i8), crate::security::scram::Credential>,
 }
 
 impl State {
@@ -173,6 +202,7 @@ impl State {
                 host,
                 port,
                 rack,
+                listeners,
             } => {
                 self.brokers.insert(
                     *node,
@@ -182,6 +212,7 @@ impl State {
                         port: *port,
                         rack: rack.clone(),
                         fenced: true,
+                        listeners: listeners.clone(),
                     },
                 );
             }
@@ -224,6 +255,33 @@ impl State {
                 if entry.is_empty() {
                     self.group_configs.remove(group);
                 }
+            }
+            MetadataRecord::ScramCredential {
+                user,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                use base64::Engine;
+                let b64 = |s: &str| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(s)
+                        .unwrap_or_default()
+                };
+                self.scram.insert(
+                    (user.clone(), *mechanism),
+                    crate::security::scram::Credential {
+                        salt: b64(salt),
+                        stored_key: b64(stored_key),
+                        server_key: b64(server_key),
+                        iterations: *iterations,
+                    },
+                );
+            }
+            MetadataRecord::RemoveScramCredential { user, mechanism } => {
+                self.scram.remove(&(user.clone(), *mechanism));
             }
             MetadataRecord::AlterTopicConfig { id, configs } => {
                 if let Some(t) = self

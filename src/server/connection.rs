@@ -18,7 +18,11 @@
 //!   pipelines without reading stalls only itself, holding at most this budget.
 //!
 //! Fetch responses are written in parts: record bytes go from segment files to the socket with
-//! sendfile(2).
+//! sendfile(2) — on plain TCP; over TLS they are read into memory and encrypted.
+//!
+//! On a SASL listener, frames go to the [`Gate`] until the client has authenticated
+//! ([`super::authenticate`]); handlers see the connection's [`Session`] (listener and
+//! principal).
 
 use std::io;
 use std::net::SocketAddr;
@@ -30,8 +34,10 @@ use futures::future::BoxFuture;
 use kafka_protocol::messages::ApiKey;
 
 use crate::protocol::Api;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter, Interest};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, Interest, ReadHalf, WriteHalf,
+};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +47,8 @@ use crate::broker::Broker;
 use crate::handlers::{self, Part, PartsBody, Reply, RequestContext};
 use crate::metrics;
 use crate::protocol::{self, HeaderPrefix, ProtocolError};
+use crate::security::Session;
+use crate::server::authenticate::{Gate, Outcome};
 use crate::server::ServerLimits;
 
 /// Memory a queued request/response holds until its response is written: its share of this
@@ -64,15 +72,61 @@ enum Outgoing {
     Close,
 }
 
-pub async fn run(
-    stream: TcpStream,
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub trait Transport: Send + 'static {
+    type Read: AsyncRead + Unpin + Send + 'static;
+    type Write: AsyncWrite + ZeroCopy + Unpin + Send + 'static;
+    fn split(self) -> (Self::Read, Self::Write);
+}
+
+/// The socket under a writer, when record bytes may go to it straight from a file
+/// (sendfile(2)); None for TLS, which must encrypt them in user space.
+pub trait ZeroCopy {
+    fn socket(&self) -> Option<&TcpStream>;
+}
+
+impl Transport for TcpStream {
+    type Read = OwnedReadHalf;
+    type Write = OwnedWriteHalf;
+    fn split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.into_split()
+    }
+}
+
+impl ZeroCopy for OwnedWriteHalf {
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+type Tls = tokio_rustls::server::TlsStream<TcpStream>;
+
+impl Transport for Tls {
+    type Read = ReadHalf<Tls>;
+    type Write = WriteHalf<Tls>;
+    fn split(self) -> (ReadHalf<Tls>, WriteHalf<Tls>) {
+        tokio::io::split(self)
+    }
+}
+
+impl ZeroCopy for WriteHalf<Tls> {
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+pub async fn run<S: Transport>(
+    stream: S,
     peer: SocketAddr,
     broker: Arc<Broker>,
     limits: Arc<ServerLimits>,
     shutdown: CancellationToken,
+    mut session: Arc<Session>,
 ) {
-    debug!(%peer, "connection opened");
-    let (mut rd, wr) = stream.into_split();
+    debug!(%peer, listener = %session.listener(), "connection opened");
+    // SASL listeners: nothing but the SASL exchange until it succeeds.
+    let mut gate = session.endpoint.sasl.clone().map(Gate::new);
+    let (mut rd, wr) = stream.split();
     let (tx, rx) = mpsc::channel::<Outgoing>(broker.config.max_inflight_requests_per_connection);
     let writer = tokio::spawn(write_loop(wr, rx, peer));
     let max_frame = broker.config.socket_request_max_bytes;
@@ -89,7 +143,8 @@ pub async fn run(
     'conn: loop {
         // Handle every complete frame already buffered.
         loop {
-            let len = match protocol::check_frame(&buf, max_frame) {
+            let max = gate.as_ref().map_or(max_frame, |g| g.max_frame(max_frame));
+            let len = match protocol::check_frame(&buf, max) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {
@@ -123,7 +178,30 @@ pub async fn run(
             };
             let mut frame = buf.split_to(4 + len).freeze();
             let _ = frame.split_to(4);
-            let handled = handle_frame(&broker, peer, frame).await;
+            let mut closing = false;
+            let handled = match gate
+                .as_mut()
+                .map(|g| g.on_frame(&frame, &broker, &session, peer))
+            {
+                None | Some(Outcome::Pass) => handle_frame(&broker, peer, &session, frame).await,
+                Some(Outcome::Reply(b)) => Ok(Some(Reply::Now(b))),
+                Some(Outcome::Authenticated(b, principal)) => {
+                    session = Arc::new(Session {
+                        endpoint: session.endpoint.clone(),
+                        principal,
+                    });
+                    Ok(Some(Reply::Now(b)))
+                }
+                Some(Outcome::FailThenClose(b, delay)) => {
+                    tokio::time::sleep(delay).await;
+                    closing = true;
+                    Ok(Some(Reply::Now(b)))
+                }
+                Some(Outcome::Close(why)) => {
+                    warn!(%peer, listener = %session.listener(), "closing connection: {why}");
+                    break 'conn;
+                }
+            };
             // Handled: the request's share of the broker-wide pool goes back now, whatever the
             // reply still waits for. What a deferred reply keeps of the request stays charged
             // to this connection's budget.
@@ -142,6 +220,10 @@ pub async fn run(
                         .await
                         .is_err()
                     {
+                        break 'conn;
+                    }
+                    if closing {
+                        let _ = tx.send(Outgoing::Close).await;
                         break 'conn;
                     }
                 }
@@ -235,6 +317,7 @@ async fn acquire_request_bytes(limits: &ServerLimits, len: usize) -> Option<Owne
 async fn handle_frame(
     broker: &Arc<Broker>,
     peer: SocketAddr,
+    session: &Arc<Session>,
     mut frame: Bytes,
 ) -> Result<Option<Reply>, ProtocolError> {
     let prefix = HeaderPrefix::peek(&frame).ok_or(ProtocolError::UnknownApiKey(-1))?;
@@ -261,6 +344,7 @@ async fn handle_frame(
         version: prefix.api_version,
         header,
         peer,
+        session: session.clone(),
     };
     let corr = prefix.correlation_id;
     let version = prefix.api_version;
@@ -290,7 +374,11 @@ async fn handle_frame(
     }))
 }
 
-async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {
+async fn write_loop<W: AsyncWrite + ZeroCopy + Unpin>(
+    wr: W,
+    mut rx: mpsc::Receiver<Outgoing>,
+    peer: SocketAddr,
+) {
     // Small: large responses bypass the buffer, and every idle connection holds one.
     let mut wr = BufWriter::with_capacity(WRITE_BUFFER, wr);
     while let Some(out) = rx.recv().await {
@@ -340,18 +428,24 @@ async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: 
 /// `sendfile(2)` (after flushing what is buffered), so record bytes are never copied through
 /// user space. A range that can no longer be read whole (its file shrank) fails the
 /// connection: the frame length was already promised.
-async fn write_parts(wr: &mut BufWriter<OwnedWriteHalf>, body: PartsBody) -> io::Result<()> {
+async fn write_parts<W: AsyncWrite + ZeroCopy + Unpin>(
+    wr: &mut BufWriter<W>,
+    body: PartsBody,
+) -> io::Result<()> {
     wr.write_all(&body.head).await?;
     for part in body.rest {
         match part {
             Part::Bytes(b) => wr.write_all(&b).await?,
             Part::File(range) => {
-                let Some(file) = range.file.as_file() else {
+                let (Some(file), Some(_)) = (range.file.as_file(), wr.get_ref().socket()) else {
+                    // In memory, or TLS: the bytes go through user space.
                     wr.write_all(&range.read_to_bytes()?).await?;
                     continue;
                 };
                 wr.flush().await?;
-                let sock: &TcpStream = wr.get_ref().as_ref();
+                let Some(sock) = wr.get_ref().socket() else {
+                    continue;
+                };
                 let mut offset = range.position;
                 let end = range.position + range.len as u64;
                 while offset < end {

@@ -1,6 +1,8 @@
-//! Network front end: the accept loop, connection limits and graceful shutdown.
-//! Each connection runs in its own task ([`connection`]).
+//! Network front end: an accept loop per client listener, TLS handshakes on TLS listeners,
+//! connection limits and graceful shutdown. Each connection runs in its own task
+//! ([`connection`]); SASL listeners authenticate first ([`authenticate`]).
 
+pub mod authenticate;
 pub mod connection;
 
 use std::net::SocketAddr;
@@ -11,9 +13,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
+use crate::security::{Endpoint, Principal, Session};
 
 /// Limits shared by all connections.
 pub struct ServerLimits {
@@ -36,9 +39,24 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// Serves Kafka clients on `listener` until `shutdown` is cancelled, then waits (bounded) for
-/// in-flight requests to finish.
+/// Serves Kafka clients on one PLAINTEXT `listener` (named as the broker's own listener)
+/// until `shutdown` is cancelled. See [`serve_all`].
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: CancellationToken) {
+    let endpoint = Endpoint::plaintext(&broker.config.client_listener_name);
+    serve_all(broker, vec![(endpoint, listener)], shutdown).await
+}
+
+/// How often TLS keystore files are checked for a new certificate.
+const TLS_RELOAD_CHECK: Duration = Duration::from_secs(10);
+
+/// Serves Kafka clients on every listener until `shutdown` is cancelled, then waits (bounded)
+/// for in-flight requests to finish. `max.connections` and `queued.max.request.bytes` are
+/// shared by all listeners.
+pub async fn serve_all(
+    broker: Arc<Broker>,
+    listeners: Vec<(Arc<Endpoint>, TcpListener)>,
+    shutdown: CancellationToken,
+) {
     let connections = Arc::new(Semaphore::new(broker.config.max_connections));
     let kib =
         (broker.config.queued_max_request_bytes / 1024).clamp(1, u32::MAX as usize >> 4) as u32;
@@ -47,6 +65,46 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Cancell
         request_kib_total: kib,
     });
     let tracker = TaskTracker::new();
+    let mut accepting = Vec::new();
+    for (endpoint, listener) in listeners {
+        if endpoint.tls.is_some() {
+            tokio::spawn(reload_certificates(endpoint.clone(), shutdown.clone()));
+        }
+        accepting.push(tokio::spawn(accept_loop(
+            broker.clone(),
+            endpoint,
+            listener,
+            connections.clone(),
+            limits.clone(),
+            tracker.clone(),
+            shutdown.clone(),
+        )));
+    }
+    for a in accepting {
+        let _ = a.await;
+    }
+    tracker.close();
+    info!(
+        connections = tracker.len(),
+        "stopped accepting; waiting for in-flight requests"
+    );
+    if tokio::time::timeout(Duration::from_secs(15), tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("some connections did not finish within 15 s");
+    }
+}
+
+async fn accept_loop(
+    broker: Arc<Broker>,
+    endpoint: Arc<Endpoint>,
+    listener: TcpListener,
+    connections: Arc<Semaphore>,
+    limits: Arc<ServerLimits>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -70,27 +128,115 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Cancell
         let broker = broker.clone();
         let shutdown = shutdown.clone();
         let limits = limits.clone();
+        let endpoint = endpoint.clone();
         let open = crate::metrics::global().connections.get_or_create_owned(
             &crate::metrics::ListenerLabels {
-                listener: "PLAINTEXT".to_string(),
+                listener: endpoint.name.clone(),
             },
         );
         open.inc();
         tracker.spawn(async move {
-            connection::run(stream, peer, broker, limits, shutdown).await;
+            match &endpoint.tls {
+                None => {
+                    let session = Session::anonymous(endpoint.clone());
+                    connection::run(stream, peer, broker, limits, shutdown, session).await;
+                }
+                Some(tls) => {
+                    let wait = Duration::from_millis(broker.config.request_receive_timeout_ms);
+                    match tokio::time::timeout(wait, tls.acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => match tls_principal(&endpoint, &tls_stream) {
+                            Ok(principal) => {
+                                let session = Arc::new(Session {
+                                    endpoint: endpoint.clone(),
+                                    principal,
+                                });
+                                connection::run(
+                                    tls_stream, peer, broker, limits, shutdown, session,
+                                )
+                                .await;
+                            }
+                            Err(why) => {
+                                tracing::info!(
+                                    target: "strom::audit",
+                                    event = "authentication",
+                                    result = "failure",
+                                    mechanism = "SSL",
+                                    listener = %endpoint.name,
+                                    client = %peer,
+                                    reason = %why,
+                                );
+                            }
+                        },
+                        Ok(Err(e)) => {
+                            tracing::info!(
+                                target: "strom::audit",
+                                event = "authentication",
+                                result = "failure",
+                                mechanism = "SSL",
+                                listener = %endpoint.name,
+                                client = %peer,
+                                reason = %format!("TLS handshake failed: {e}"),
+                            );
+                        }
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             open.dec();
             drop(permit);
         });
     }
-    tracker.close();
-    info!(
-        connections = tracker.len(),
-        "stopped accepting; waiting for in-flight requests"
+}
+
+/// The principal of a TLS connection: its client certificate's DN mapped by
+/// `ssl.principal.mapping.rules` on an SSL listener; ANONYMOUS without a certificate (and on
+/// SASL_SSL, where SASL names the principal).
+fn tls_principal(
+    endpoint: &Endpoint,
+    stream: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) -> Result<Principal, String> {
+    let (_, conn) = stream.get_ref();
+    let Some(tls) = &endpoint.tls else {
+        return Ok(Principal::anonymous());
+    };
+    if endpoint.protocol.sasl() {
+        return Ok(Principal::anonymous());
+    }
+    let Some(cert) = conn.peer_certificates().and_then(|c| c.first()) else {
+        return Ok(Principal::anonymous());
+    };
+    let dn = crate::security::principal::subject_dn(cert)?;
+    let name = tls
+        .mapper
+        .name(&dn)
+        .ok_or_else(|| format!("no ssl.principal.mapping.rules rule applies to {dn}"))?;
+    tracing::info!(
+        target: "strom::audit",
+        event = "authentication",
+        result = "success",
+        principal = %format!("User:{name}"),
+        mechanism = "SSL",
+        listener = %endpoint.name,
     );
-    if tokio::time::timeout(Duration::from_secs(15), tracker.wait())
-        .await
-        .is_err()
-    {
-        warn!("some connections did not finish within 15 s");
+    Ok(Principal::user(name))
+}
+
+/// Re-reads a TLS listener's keystore when its file changes (see [`crate::security::tls`]).
+async fn reload_certificates(endpoint: Arc<Endpoint>, shutdown: CancellationToken) {
+    let Some(tls) = &endpoint.tls else { return };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TLS_RELOAD_CHECK) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match tls.reload_if_changed() {
+            Ok(true) => {
+                info!(listener = %endpoint.name, "TLS keystore changed: new connections get the new certificate")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                warn!(listener = %endpoint.name, error = %e, "TLS keystore changed but cannot be read; the previous certificate stays")
+            }
+        }
     }
 }

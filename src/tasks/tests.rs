@@ -139,6 +139,9 @@ async fn produce_acks_all(b: &Arc<Broker>, topic: &str) -> i16 {
         version,
         header: RequestHeader::default(),
         peer: "127.0.0.1:1".parse().unwrap(),
+        session: crate::security::Session::anonymous(crate::security::Endpoint::plaintext(
+            "PLAINTEXT",
+        )),
     };
     let reply = crate::handlers::dispatch(ctx, body.freeze()).await.unwrap();
     let crate::handlers::Reply::Later(pending) = reply else {

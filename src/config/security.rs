@@ -1,0 +1,574 @@
+//! Security settings under Kafka's names: what each client listener speaks (TLS, SASL), with
+//! the broker-wide `ssl.*` / `sasl.*` keys and their per-listener overrides
+//! `listener.name.<listener>.<key>` (the listener name in lower case, as Kafka writes it), and
+//! the JAAS lines `listener.name.<listener>.<mechanism>.sasl.jaas.config`.
+//!
+//! This module only parses and checks; certificate files are read when the listener starts
+//! (`security::tls`), so a bad keystore stops start-up with the file's name.
+
+use std::collections::BTreeMap;
+
+use super::{invalid, ConfigError};
+
+/// The security protocol of a listener (`listener.security.protocol.map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "PLAINTEXT" => Protocol::Plaintext,
+            "SSL" => Protocol::Ssl,
+            "SASL_PLAINTEXT" => Protocol::SaslPlaintext,
+            "SASL_SSL" => Protocol::SaslSsl,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Plaintext => "PLAINTEXT",
+            Protocol::Ssl => "SSL",
+            Protocol::SaslPlaintext => "SASL_PLAINTEXT",
+            Protocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn tls(self) -> bool {
+        matches!(self, Protocol::Ssl | Protocol::SaslSsl)
+    }
+
+    pub fn sasl(self) -> bool {
+        matches!(self, Protocol::SaslPlaintext | Protocol::SaslSsl)
+    }
+}
+
+/// The SASL mechanisms Strom serves.
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// Keys a listener may override with `listener.name.<listener>.<key>`, and that also exist
+/// broker-wide. Values are kept as strings here and checked in [`resolve`].
+pub const LISTENER_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.protocol",
+    "ssl.cipher.suites",
+    "ssl.principal.mapping.rules",
+    "sasl.enabled.mechanisms",
+    "connections.max.reauth.ms",
+    "sasl.server.max.receive.size",
+];
+
+/// `ssl.client.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+/// Where a listener's key and certificate chain come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStore {
+    /// `ssl.keystore.type=PEM` with a file holding the PKCS#8 key and the chain.
+    PemFile { path: String },
+    /// `ssl.keystore.type=PEM` with `ssl.keystore.key` and `ssl.keystore.certificate.chain`.
+    PemInline { key: String, chain: String },
+    /// `ssl.keystore.type=PKCS12` (or JKS naming a PKCS12 file, as Java 9+'s keytool writes).
+    Pkcs12 {
+        path: String,
+        password: Option<String>,
+    },
+}
+
+/// Which client certificates a listener trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustStore {
+    PemFile {
+        path: String,
+    },
+    PemInline {
+        certs: String,
+    },
+    Pkcs12 {
+        path: String,
+        password: Option<String>,
+    },
+}
+
+/// A TLS listener's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub keystore: KeyStore,
+    /// `ssl.key.password`: Strom reads unencrypted keys only; set means an encrypted key.
+    pub key_password: Option<String>,
+    pub truststore: Option<TrustStore>,
+    pub client_auth: ClientAuth,
+    /// `ssl.enabled.protocols`: TLSv1.2 and/or TLSv1.3.
+    pub protocols: Vec<String>,
+    /// `ssl.cipher.suites` (IANA names; empty: rustls' defaults).
+    pub cipher_suites: Vec<String>,
+    /// `ssl.principal.mapping.rules`, as written.
+    pub principal_rules: String,
+}
+
+/// A SASL listener's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// `sasl.enabled.mechanisms`, in the order given (the SaslHandshake answer lists them).
+    pub mechanisms: Vec<String>,
+    /// PLAIN's users: the `user_<name>="<password>"` options of the PLAIN JAAS line.
+    pub plain_users: BTreeMap<String, String>,
+    /// `connections.max.reauth.ms` (0: sessions never expire).
+    pub reauth_ms: i64,
+    /// `sasl.server.max.receive.size`: the largest SASL token accepted.
+    pub max_receive_size: usize,
+}
+
+/// Broker-wide security keys and the per-listener overrides, as set.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    /// Broker-wide values of [`LISTENER_KEYS`].
+    pub global: BTreeMap<String, String>,
+    /// `listener.name.<listener>.<key>` by (listener in upper case, key), JAAS lines included
+    /// (key `<mechanism>.sasl.jaas.config`, the mechanism in lower case).
+    pub per_listener: BTreeMap<(String, String), String>,
+    /// `connection.failed.authentication.delay.ms`.
+    pub failed_auth_delay_ms: u64,
+}
+
+impl SecurityConfig {
+    /// Records `listener.name.<l>.<key>`; false when `key` is not one Strom reads (the caller
+    /// logs that it has no effect).
+    pub fn set_listener_key(&mut self, full: &str, value: &str) -> bool {
+        let Some(rest) = full.strip_prefix("listener.name.") else {
+            return false;
+        };
+        let Some((listener, key)) = rest.split_once('.') else {
+            return false;
+        };
+        let jaas = key
+            .strip_suffix(".sasl.jaas.config")
+            .is_some_and(|m| MECHANISMS.iter().any(|x| x.eq_ignore_ascii_case(m)));
+        if !(LISTENER_KEYS.contains(&key) || jaas) {
+            return false;
+        }
+        self.per_listener.insert(
+            (listener.to_ascii_uppercase(), key.to_ascii_lowercase()),
+            value.to_string(),
+        );
+        true
+    }
+
+    /// A key's value for `listener`: its override, else the broker-wide value.
+    pub fn value(&self, listener: &str, key: &str) -> Option<&str> {
+        self.per_listener
+            .get(&(listener.to_string(), key.to_string()))
+            .or_else(|| self.global.get(key))
+            .map(String::as_str)
+    }
+
+    fn key_name(&self, listener: &str, key: &str) -> String {
+        if self
+            .per_listener
+            .contains_key(&(listener.to_string(), key.to_string()))
+        {
+            format!("listener.name.{}.{key}", listener.to_ascii_lowercase())
+        } else {
+            key.to_string()
+        }
+    }
+
+    /// The TLS settings of listener `name`.
+    pub fn tls(&self, name: &str) -> Result<TlsSettings, ConfigError> {
+        let get = |k: &str| self.value(name, k).filter(|v| !v.is_empty());
+        let err = |k: &str, reason: String| {
+            let key = self.key_name(name, k);
+            invalid(&key, self.value(name, k).unwrap_or(""), reason)
+        };
+        let kind = get("ssl.keystore.type")
+            .unwrap_or("JKS")
+            .to_ascii_uppercase();
+        let keystore = match (
+            kind.as_str(),
+            get("ssl.keystore.location"),
+            get("ssl.keystore.key"),
+        ) {
+            ("PEM", Some(path), None) => KeyStore::PemFile {
+                path: path.to_string(),
+            },
+            ("PEM", None, Some(key)) => KeyStore::PemInline {
+                key: key.to_string(),
+                chain: get("ssl.keystore.certificate.chain")
+                    .ok_or_else(|| {
+                        err(
+                            "ssl.keystore.certificate.chain",
+                            "ssl.keystore.key needs its certificate chain".into(),
+                        )
+                    })?
+                    .to_string(),
+            },
+            ("PEM", Some(_), Some(_)) => {
+                return Err(err(
+                    "ssl.keystore.key",
+                    "give either ssl.keystore.location or ssl.keystore.key, not both".into(),
+                ))
+            }
+            ("PKCS12" | "JKS", Some(path), None) => KeyStore::Pkcs12 {
+                path: path.to_string(),
+                password: get("ssl.keystore.password").map(str::to_string),
+            },
+            (_, None, None) => {
+                return Err(err(
+                    "ssl.keystore.location",
+                    format!(
+                        "listener {name} uses TLS and has no keystore: set ssl.keystore.location \
+                         (or listener.name.{}.ssl.keystore.location)",
+                        name.to_ascii_lowercase()
+                    ),
+                ))
+            }
+            (other, _, _) => {
+                return Err(err(
+                    "ssl.keystore.type",
+                    format!("keystore type {other}: Strom reads PEM and PKCS12"),
+                ))
+            }
+        };
+        let truststore = match (
+            get("ssl.truststore.type")
+                .unwrap_or("JKS")
+                .to_ascii_uppercase()
+                .as_str(),
+            get("ssl.truststore.location"),
+            get("ssl.truststore.certificates"),
+        ) {
+            (_, None, None) => None,
+            ("PEM", Some(path), None) => Some(TrustStore::PemFile {
+                path: path.to_string(),
+            }),
+            ("PEM", None, Some(certs)) => Some(TrustStore::PemInline {
+                certs: certs.to_string(),
+            }),
+            ("PKCS12" | "JKS", Some(path), None) => Some(TrustStore::Pkcs12 {
+                path: path.to_string(),
+                password: get("ssl.truststore.password").map(str::to_string),
+            }),
+            (other, _, _) => {
+                return Err(err(
+                    "ssl.truststore.type",
+                    format!(
+                        "truststore type {other} with these keys: Strom reads PEM (file or \
+                         ssl.truststore.certificates) and PKCS12 files"
+                    ),
+                ))
+            }
+        };
+        let client_auth = match get("ssl.client.auth")
+            .unwrap_or("none")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "none" => ClientAuth::None,
+            "requested" => ClientAuth::Requested,
+            "required" => ClientAuth::Required,
+            other => {
+                return Err(err(
+                    "ssl.client.auth",
+                    format!("'{other}' is not one of none, requested, required"),
+                ))
+            }
+        };
+        if client_auth != ClientAuth::None && truststore.is_none() {
+            return Err(err(
+                "ssl.client.auth",
+                "client authentication needs a truststore (ssl.truststore.location)".into(),
+            ));
+        }
+        let protocols = list(get("ssl.enabled.protocols").unwrap_or("TLSv1.2,TLSv1.3"));
+        if let Some(p) = protocols
+            .iter()
+            .find(|p| !matches!(p.as_str(), "TLSv1.2" | "TLSv1.3"))
+        {
+            return Err(err(
+                "ssl.enabled.protocols",
+                format!("{p}: Strom serves TLSv1.2 and TLSv1.3"),
+            ));
+        }
+        if protocols.is_empty() {
+            return Err(err("ssl.enabled.protocols", "no protocol enabled".into()));
+        }
+        Ok(TlsSettings {
+            keystore,
+            key_password: get("ssl.key.password").map(str::to_string),
+            truststore,
+            client_auth,
+            protocols,
+            cipher_suites: list(get("ssl.cipher.suites").unwrap_or("")),
+            principal_rules: get("ssl.principal.mapping.rules")
+                .unwrap_or("DEFAULT")
+                .to_string(),
+        })
+    }
+
+    /// The SASL settings of listener `name`.
+    pub fn sasl(&self, name: &str) -> Result<SaslSettings, ConfigError> {
+        let key = self.key_name(name, "sasl.enabled.mechanisms");
+        let raw = self
+            .value(name, "sasl.enabled.mechanisms")
+            .unwrap_or("GSSAPI");
+        let mechanisms = list(raw);
+        if mechanisms.is_empty() {
+            return Err(invalid(
+                &key,
+                raw,
+                format!("listener {name} uses SASL and enables no mechanism"),
+            ));
+        }
+        for m in &mechanisms {
+            if !MECHANISMS.contains(&m.as_str()) {
+                return Err(invalid(
+                    &key,
+                    raw,
+                    format!(
+                        "mechanism {m} is not served by Strom (it serves {}){}",
+                        MECHANISMS.join(", "),
+                        if m == "GSSAPI" {
+                            "; GSSAPI (Kerberos) is Kafka's default: set sasl.enabled.mechanisms"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        }
+        let mut plain_users = BTreeMap::new();
+        if mechanisms.iter().any(|m| m == "PLAIN") {
+            let jaas_key = "plain.sasl.jaas.config";
+            let full = format!("listener.name.{}.{jaas_key}", name.to_ascii_lowercase());
+            let line = self
+                .per_listener
+                .get(&(name.to_string(), jaas_key.to_string()))
+                .ok_or_else(|| {
+                    invalid(
+                        &full,
+                        "",
+                        "PLAIN needs its users: set this key to \
+                         org.apache.kafka.common.security.plain.PlainLoginModule required \
+                         user_<name>=\"<password>\" ...;",
+                    )
+                })?;
+            let (module, options) = parse_jaas(line).map_err(|e| invalid(&full, line, e))?;
+            if module != "org.apache.kafka.common.security.plain.PlainLoginModule" {
+                return Err(invalid(
+                    &full,
+                    line,
+                    format!("PLAIN takes PlainLoginModule, not {module}"),
+                ));
+            }
+            for (k, v) in options {
+                if let Some(user) = k.strip_prefix("user_") {
+                    plain_users.insert(user.to_string(), v);
+                }
+            }
+        }
+        for m in &mechanisms {
+            let jaas_key = format!("{}.sasl.jaas.config", m.to_ascii_lowercase());
+            if let Some(line) = self.per_listener.get(&(name.to_string(), jaas_key.clone())) {
+                let full = format!("listener.name.{}.{jaas_key}", name.to_ascii_lowercase());
+                parse_jaas(line).map_err(|e| invalid(&full, line, e))?;
+            }
+        }
+        let reauth_key = self.key_name(name, "connections.max.reauth.ms");
+        let reauth = self.value(name, "connections.max.reauth.ms").unwrap_or("0");
+        let reauth_ms = reauth
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| invalid(&reauth_key, reauth, "not a non-negative number"))?;
+        let size_key = self.key_name(name, "sasl.server.max.receive.size");
+        let size = self
+            .value(name, "sasl.server.max.receive.size")
+            .unwrap_or("524288");
+        let max_receive_size = size
+            .parse::<usize>()
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| invalid(&size_key, size, "not a positive number"))?;
+        Ok(SaslSettings {
+            mechanisms,
+            plain_users,
+            reauth_ms,
+            max_receive_size,
+        })
+    }
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses one JAAS login module line: `<class> <flag> key="value" ... ;` into the class and
+/// its options (values quoted with `"`, `\` escaping inside quotes, or bare words).
+pub fn parse_jaas(line: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let s = line.trim();
+    let s = s
+        .strip_suffix(';')
+        .ok_or("a JAAS line ends with ';'")?
+        .trim_end();
+    let mut chars = s.chars().peekable();
+    let mut word = || -> String {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut w = String::new();
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                break;
+            }
+            w.push(c);
+            chars.next();
+        }
+        w
+    };
+    let module = word();
+    let flag = word();
+    if module.is_empty() {
+        return Err("no login module".into());
+    }
+    if !matches!(
+        flag.as_str(),
+        "required" | "requisite" | "sufficient" | "optional"
+    ) {
+        return Err(format!(
+            "'{flag}' is not a JAAS control flag (required, requisite, sufficient, optional)"
+        ));
+    }
+    let rest: String = chars.collect();
+    let mut options = Vec::new();
+    let mut it = rest.chars().peekable();
+    loop {
+        while it.peek().is_some_and(|c| c.is_whitespace()) {
+            it.next();
+        }
+        if it.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = it.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            it.next();
+        }
+        if it.next() != Some('=') || key.is_empty() {
+            return Err(format!("option '{key}' has no '=value'"));
+        }
+        let mut value = String::new();
+        if it.peek() == Some(&'"') {
+            it.next();
+            loop {
+                match it.next() {
+                    Some('"') => break,
+                    Some('\\') => value.push(it.next().ok_or("unterminated quote")?),
+                    Some(c) => value.push(c),
+                    None => return Err(format!("option {key}: unterminated quote")),
+                }
+            }
+        } else {
+            while let Some(&c) = it.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                value.push(c);
+                it.next();
+            }
+        }
+        options.push((key, value));
+    }
+    Ok((module, options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaas_lines_parse_as_kafka_writes_them() {
+        let (m, o) = parse_jaas(
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="al\"ice";"#,
+        )
+        .expect("parses");
+        assert_eq!(m, "org.apache.kafka.common.security.plain.PlainLoginModule");
+        assert_eq!(o[2], ("user_admin".into(), "admin-secret".into()));
+        assert_eq!(o[3], ("user_alice".into(), "al\"ice".into()));
+        let (m, o) =
+            parse_jaas("org.apache.kafka.common.security.scram.ScramLoginModule required;")
+                .expect("no options");
+        assert!(m.ends_with("ScramLoginModule") && o.is_empty());
+        assert!(parse_jaas("Module required a=\"b\"").is_err(), "no ';'");
+        assert!(parse_jaas("Module always;").is_err(), "bad flag");
+        assert!(parse_jaas("Module required a=\"b;").is_err(), "open quote");
+    }
+
+    #[test]
+    fn listener_overrides_win_over_broker_wide_values() {
+        let mut s = SecurityConfig::default();
+        s.global.insert("ssl.keystore.type".into(), "PEM".into());
+        s.global
+            .insert("ssl.keystore.location".into(), "/k.pem".into());
+        assert!(s.set_listener_key("listener.name.mtls.ssl.client.auth", "required"));
+        assert!(!s.set_listener_key("listener.name.mtls.max.connections", "5"));
+        s.global.insert("ssl.truststore.type".into(), "PEM".into());
+        s.global
+            .insert("ssl.truststore.location".into(), "/ca.pem".into());
+        assert_eq!(
+            s.tls("MTLS").expect("tls").client_auth,
+            ClientAuth::Required
+        );
+        assert_eq!(s.tls("SSL").expect("tls").client_auth, ClientAuth::None);
+        s.global.remove("ssl.keystore.location");
+        let e = s.tls("SSL").expect_err("no keystore");
+        assert!(e.to_string().contains("ssl.keystore.location"), "{e}");
+    }
+
+    #[test]
+    fn sasl_needs_served_mechanisms_and_plain_its_users() {
+        let mut s = SecurityConfig::default();
+        let e = s.sasl("SASL_PLAINTEXT").expect_err("GSSAPI default");
+        assert!(e.to_string().contains("GSSAPI"), "{e}");
+        s.global.insert(
+            "sasl.enabled.mechanisms".into(),
+            "PLAIN,SCRAM-SHA-512".into(),
+        );
+        let e = s.sasl("SASL_PLAINTEXT").expect_err("PLAIN without users");
+        assert!(e.to_string().contains("plain.sasl.jaas.config"), "{e}");
+        assert!(s.set_listener_key(
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="a-pw";"#
+        ));
+        let sasl = s.sasl("SASL_PLAINTEXT").expect("sasl");
+        assert_eq!(sasl.plain_users["alice"], "a-pw");
+        assert_eq!(sasl.mechanisms, vec!["PLAIN", "SCRAM-SHA-512"]);
+    }
+}
