@@ -27,7 +27,7 @@ set -uo pipefail
 
 secs="${1:-60}"
 cd "$(dirname "$0")" || exit 1
-targets=(${FUZZ_TARGETS:-frame_and_header record_batch log_append})
+targets=(${FUZZ_TARGETS:-frame_and_header record_batch log_append sasl_tokens})
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10)
 
 skip() {

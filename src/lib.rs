@@ -44,6 +44,9 @@
 //! verification, the share-state requests of `cluster::share_state`, dead letters produced to
 //! another broker's partition) over their Kafka listeners; the broker owns it, [`cluster`] and the broker's
 //! transaction paths use it, and the replica fetcher frames its requests with it.
+//! [`security`] is who a connection is: TLS (rustls), the principal of a client certificate,
+//! SASL PLAIN and SCRAM; the server runs it on a connection before any handler, and handlers
+//! see the resulting session (listener and principal) in their context.
 //! [`metrics`] is the process-wide set of Prometheus metrics (a leaf: any layer may update
 //! it); [`admin_http`] serves them with the health endpoints on the admin listener.
 

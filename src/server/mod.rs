@@ -143,6 +143,25 @@ async fn accept_loop(
                 }
                 Some(tls) => {
                     let wait = Duration::from_millis(broker.config.request_receive_timeout_ms);
+                    // A TLS connection opens with a handshake record (content type 22): a
+                    // plaintext Kafka request or other garbage is turned away at its first
+                    // byte, not after waiting for a record length it made up.
+                    let mut first = [0u8; 1];
+                    let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
+                    if !matches!(peeked, Ok(Ok(1))) || first[0] != 0x16 {
+                        tracing::info!(
+                            target: "strom::audit",
+                            event = "authentication",
+                            result = "failure",
+                            mechanism = "SSL",
+                            listener = %endpoint.name,
+                            client = %peer,
+                            reason = "not a TLS handshake",
+                        );
+                        open.dec();
+                        drop(permit);
+                        return;
+                    }
                     match tokio::time::timeout(wait, tls.acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => match tls_principal(&endpoint, &tls_stream) {
                             Ok(principal) => {
