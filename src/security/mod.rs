@@ -1,6 +1,7 @@
 //! Who a connection is, and how that is established: TLS ([`tls`], rustls), the principal of a
 //! client certificate ([`principal`], Kafka's `ssl.principal.mapping.rules`), and SASL
-//! ([`sasl`]: PLAIN and SCRAM-SHA-256/512, [`scram`]).
+//! ([`sasl`]: PLAIN and SCRAM-SHA-256/512, [`scram`]); and [`acl`], the StandardAuthorizer's
+//! decision procedure (not enforced yet).
 //!
 //! This layer knows no broker: the SCRAM credentials it checks come from the metadata log
 //! through [`sasl::Credentials`], which the server implements over the broker's metadata store.
@@ -8,6 +9,7 @@
 //! as Kafka's `SaslServerAuthenticator` does, and hands the handlers the resulting
 //! [`Principal`].
 
+pub mod acl;
 pub mod principal;
 pub mod sasl;
 pub mod scram;
