@@ -9,6 +9,8 @@
 #   --rounds N    measured rounds (each starts every broker afresh, order alternating)
 #   --no-build    use the existing target/release/strom and rdkafka_load binaries
 #   --no-profile  skip the perf profile of Strom under produce load
+#   --tls         instead: TLS next to plaintext (benches/tls.py -> benches/TLS_RESULTS.md;
+#                 2 rounds of 500,000 records, ~10 min; with --quick 100,000)
 # Env: STROM_BIN (a prebuilt broker), KAFKA_LIB (a directory of Kafka 4.4.0 jars),
 #      BENCH_TMP (where broker data dirs go; default: $TMPDIR or /tmp).
 # Exit: 0 ok, 1 a measurement failed (see RESULTS.md), 2 setup error.
@@ -34,9 +36,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ARGS=() BUILD=1
+ARGS=() BUILD=1 PROG=harness.py
 while [ $# -gt 0 ]; do
   case "$1" in
+    --tls) PROG=tls.py ;;
     --quick|--no-profile) ARGS+=("$1") ;;
     --rounds) ARGS+=("$1" "$2"); shift ;;
     --rounds=*) ARGS+=("--rounds" "${1#*=}") ;;
@@ -113,7 +116,7 @@ have_jars "$KAFKA_LIB" || { log "Kafka jars incomplete in $KAFKA_LIB"; exit 2; }
 log "Kafka jars: $KAFKA_LIB"
 
 # (c) the measured rounds and the report.
-python3 "$HERE/harness.py" --strom "$STROM_BIN" --load "$LOAD_BIN" --kafka-lib "$KAFKA_LIB" \
+python3 "$HERE/$PROG" --strom "$STROM_BIN" --load "$LOAD_BIN" --kafka-lib "$KAFKA_LIB" \
   --pidfile "$PIDFILE" --out "$OUT" "${ARGS[@]}" &
 HARNESS_PID=$!
 wait "$HARNESS_PID"

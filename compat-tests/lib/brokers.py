@@ -3,6 +3,7 @@ Central jars in the cache) or Strom (built from the repo root). Every process we
 recorded by PID in a pidfile so run.sh's trap can stop it even if this Python process dies."""
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -29,6 +30,233 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(n):
+    """n distinct free loopback ports."""
+    ports = []
+    while len(ports) < n:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
+# --- Security listeners (single-node targets `kafka` and `strom`) ------------------------------
+#
+# Five client listeners on free ports, by name: PLAINTEXT (the one every other scenario uses:
+# broker.port / broker.bootstrap), SSL (TLS, no client certificate), MTLS (protocol SSL with
+# listener.name.mtls.ssl.client.auth=required), SASL_PLAINTEXT and SASL_SSL (PLAIN from the
+# JAAS line, SCRAM-SHA-256/512 from credentials made with AlterUserScramCredentials), plus
+# Kafka's CONTROLLER listener. The certificates are made at broker start into <workdir>/tls by
+# make_certs(); the property lines are security_props(), written once for both brokers; drivers
+# learn the addresses and files from COMPAT_SECURITY (security_env()).
+
+SECURITY_LISTENERS = ("plaintext", "ssl", "mtls", "sasl_plaintext", "sasl_ssl")
+_LISTENER_PROTOCOL = {"PLAINTEXT": "PLAINTEXT", "SSL": "SSL", "MTLS": "SSL",
+                      "SASL_PLAINTEXT": "SASL_PLAINTEXT", "SASL_SSL": "SASL_SSL"}
+PLAIN_USERS = {"alice": "alice-secret", "admin": "admin-secret"}
+P12_PASSWORD = "compat-pass"
+CLIENT_SUBJECT = "CN=compat-client,OU=compat,O=strom"
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# What the security cells report when the broker has no security listeners.
+STROM_NO_SECURITY = "Strom started without security listeners (COMPAT_STROM_SECURITY=0)"
+
+
+def _tls_paths(workdir):
+    d = os.path.join(workdir, "tls")
+    return {k: os.path.join(d, f) for k, f in (
+        ("dir", ""), ("ca_key", "ca-key.pem"), ("ca", "ca.pem"),
+        ("broker_key", "broker-key.pem"), ("broker_cert", "broker-cert.pem"),
+        ("broker_keystore", "broker-keystore.pem"),
+        ("client_key", "client-key.pem"), ("client_cert", "client-cert.pem"), ("client_p12", "client.p12"))}
+
+
+_OPENSSL_CNF = """[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[broker]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth,clientAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def _certs_openssl(t):
+    def run(*args):
+        r = subprocess.run(["openssl", *args], cwd=t["dir"], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {args[0]} failed: {(r.stderr or r.stdout).strip()[-300:]}")
+    cnf = os.path.join(t["dir"], "openssl.cnf")
+    with open(cnf, "w") as f:
+        f.write(_OPENSSL_CNF)
+    for key in ("ca_key", "broker_key", "client_key"):  # genpkey writes unencrypted PKCS#8 PEM
+        run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", t[key])
+    run("req", "-x509", "-new", "-key", t["ca_key"], "-subj", "/O=strom/OU=compat/CN=compat-test-ca",
+        "-days", "30", "-sha256", "-config", cnf, "-extensions", "ca", "-out", t["ca"])
+    for name, subj, serial in (("broker", "/O=strom/OU=compat/CN=localhost", "2"),
+                               ("client", "/O=strom/OU=compat/CN=compat-client", "3")):
+        csr = os.path.join(t["dir"], f"{name}.csr")
+        run("req", "-new", "-key", t[f"{name}_key"], "-subj", subj, "-config", cnf, "-out", csr)
+        run("x509", "-req", "-in", csr, "-CA", t["ca"], "-CAkey", t["ca_key"], "-set_serial", serial,
+            "-days", "30", "-sha256", "-extfile", cnf, "-extensions", name, "-out", t[f"{name}_cert"])
+    run("pkcs12", "-export", "-inkey", t["client_key"], "-in", t["client_cert"], "-certfile", t["ca"],
+        "-name", "compat-client", "-passout", f"pass:{P12_PASSWORD}", "-out", t["client_p12"])
+
+
+def _certs_cryptography(t):
+    """The same files with Python's `cryptography` (when there is no openssl CLI)."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "strom"),
+                          x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "compat"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def key(path):
+        k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with open(path, "wb") as f:
+            f.write(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+        return k
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, ca_name = key(t["ca_key"]), name("compat-test-ca")
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    with open(t["ca"], "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    certs = {}
+    for n, cn, serial, eku, san in (
+            ("broker", "localhost", 2, [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+             [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            ("client", "compat-client", 3, [ExtendedKeyUsageOID.CLIENT_AUTH], None)):
+        k = key(t[f"{n}_key"])
+        b = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(ca_name).public_key(k.public_key())
+             .serial_number(serial).not_valid_before(now - datetime.timedelta(minutes=5))
+             .not_valid_after(now + datetime.timedelta(days=30))
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+             .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
+             .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        certs[n] = (k, b.sign(ca_key, hashes.SHA256()))
+        with open(t[f"{n}_cert"], "wb") as f:
+            f.write(certs[n][1].public_bytes(serialization.Encoding.PEM))
+    k, c = certs["client"]
+    with open(t["client_p12"], "wb") as f:
+        f.write(pkcs12.serialize_key_and_certificates(b"compat-client", k, c, [ca],
+                                                      serialization.BestAvailableEncryption(P12_PASSWORD.encode())))
+
+
+def make_certs(workdir):
+    """The test CA and certificates in <workdir>/tls (a fresh CA per broker start): ca.pem; a
+    broker certificate for localhost / 127.0.0.1 (SAN IP:127.0.0.1, DNS:localhost) and the
+    broker keystore as one PEM file, the unencrypted PKCS#8 key followed by the certificate
+    chain (Kafka's ssl.keystore.type=PEM file format); a client certificate with subject
+    CN=compat-client,OU=compat,O=strom as a PEM key/cert pair and as client.p12 (password
+    compat-pass). Made with the openssl CLI, or Python's cryptography when openssl is missing.
+    Returns the paths."""
+    t = _tls_paths(workdir)
+    os.makedirs(t["dir"], exist_ok=True)
+    if shutil.which("openssl"):
+        _certs_openssl(t)
+    else:
+        try:
+            import cryptography  # noqa: F401
+        except ImportError:
+            raise RuntimeError("no openssl CLI and no Python cryptography module to make the test certificates")
+        _certs_cryptography(t)
+    with open(t["broker_keystore"], "w") as out:
+        for part in ("broker_key", "broker_cert", "ca"):
+            with open(t[part]) as f:
+                out.write(f.read().rstrip("\n") + "\n")
+    return t
+
+
+def security_props(workdir, ports):
+    """The security section of the broker configuration as Kafka property lines, the same for
+    Apache Kafka (server.properties) and Strom (--config). ports: the five client listeners'
+    ports by name (SECURITY_LISTENERS) and, for a KRaft node, "controller"; the certificates are
+    make_certs(workdir)'s."""
+    t = _tls_paths(workdir)
+    names = [n.upper() for n in SECURITY_LISTENERS]
+    clients = [f"{n}://127.0.0.1:{ports[n.lower()]}" for n in names]
+    listeners = clients + ([f"CONTROLLER://127.0.0.1:{ports['controller']}"] if ports.get("controller") else [])
+    proto_map = [f"{n}:{_LISTENER_PROTOCOL[n]}" for n in names] + ["CONTROLLER:PLAINTEXT"]
+    users = " ".join(f'user_{u}="{p}"' for u, p in PLAIN_USERS.items())
+    lines = [
+        "listeners=" + ",".join(listeners),
+        "advertised.listeners=" + ",".join(clients),
+        "listener.security.protocol.map=" + ",".join(proto_map),
+    ]
+    if ports.get("controller"):
+        lines.append("controller.listener.names=CONTROLLER")
+    lines += [
+        "inter.broker.listener.name=PLAINTEXT",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={t['broker_keystore']}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={t['ca']}",
+        "listener.name.mtls.ssl.client.auth=required",
+        "sasl.enabled.mechanisms=" + ",".join(SASL_MECHANISMS),
+    ]
+    for l in ("sasl_plaintext", "sasl_ssl"):
+        lines += [
+            f"listener.name.{l}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+            f"listener.name.{l}.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"listener.name.{l}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        ]
+    return lines
+
+
+def security_env(workdir, ports):
+    """What drivers get as COMPAT_SECURITY (JSON): the listeners' addresses and the client files."""
+    t = _tls_paths(workdir)
+    env = {n: f"127.0.0.1:{ports[n]}" for n in SECURITY_LISTENERS}
+    env.update(ca=t["ca"], client_cert=t["client_cert"], client_key=t["client_key"],
+               client_p12=t["client_p12"], client_p12_password=P12_PASSWORD, plain_users=dict(PLAIN_USERS))
+    return env
+
+
+def wait_ports(proc, ports, deadline_s, log_path):
+    """Every listed port accepts (the broker opens its listeners together; this bounds the rest)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return f"process exited with code {proc.returncode} (log: {log_path})"
+        if all(port_accepts(p) for p in ports):
+            return None
+        time.sleep(0.2)
+    return f"security listeners {ports} not accepting within {deadline_s}s (log: {log_path})"
 
 
 def record_pid(pid):
@@ -110,10 +338,12 @@ def wait_ready(proc, port, deadline_s, log_path, probe=api_versions_ok):
 
 
 class Broker:
-    def __init__(self, target, workdir, port, proc, log_path, version):
+    def __init__(self, target, workdir, port, proc, log_path, version, security=None, security_error=None):
         self.target, self.workdir, self.port, self.proc = target, workdir, port, proc
         self.log_path, self.version = log_path, version
         self.bootstrap = f"127.0.0.1:{port}"
+        # COMPAT_SECURITY for the drivers (security_env()), or None with the reason why not.
+        self.security, self.security_error = security, security_error
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -129,19 +359,26 @@ def start_kafka(log_dir):
     if not os.path.isdir(lib):
         raise RuntimeError("Kafka jars missing (install.sh java failed)")
     workdir = tempfile.mkdtemp(prefix="compat-kafka-")
-    port, cport = free_port(), free_port()
-    while cport == port:
-        cport = free_port()
+    port, cport, *sec_ports = free_ports(len(SECURITY_LISTENERS) + 1)  # the client listeners + the controller
+    ports = dict(zip(SECURITY_LISTENERS, [port] + sec_ports), controller=cport)
+    security, security_error = None, None
+    try:
+        make_certs(workdir)
+        listener_lines = "\n".join(security_props(workdir, ports))
+        security = security_env(workdir, ports)
+    except Exception as e:  # noqa: BLE001 - the security cells fail with this; the rest run
+        security_error = f"harness: no test certificates ({e})"
+        listener_lines = f"""listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"""
     props = os.path.join(workdir, "server.properties")
     with open(props, "w") as f:
         f.write(f"""process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+{listener_lines}
 log.dirs={workdir}/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -168,8 +405,10 @@ group.initial.rebalance.delay.ms=0
     proc = subprocess.Popen(java + ["kafka.Kafka", props], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, cwd=workdir)
     record_pid(proc.pid)
-    broker = Broker("kafka", workdir, port, proc, log_path, "Apache Kafka 4.4.0")
+    broker = Broker("kafka", workdir, port, proc, log_path, "Apache Kafka 4.4.0", security, security_error)
     err = wait_ready(proc, port, 90, log_path)
+    if not err and security:
+        err = wait_ports(proc, sec_ports, 30, log_path)
     if err:
         broker.stop()
         raise RuntimeError("Apache Kafka " + err)
@@ -197,21 +436,46 @@ def build_strom(log_dir, build):
     return binary, None
 
 
+def strom_security_enabled():
+    """Strom starts with the security listeners (security_props in a --config file), as Kafka
+    does; COMPAT_STROM_SECURITY=0 keeps its one PLAINTEXT --listen, and the security cells are
+    then `not yet`."""
+    return os.environ.get("COMPAT_STROM_SECURITY", "1") != "0"
+
+
 def start_strom(log_dir, binary):
     workdir = tempfile.mkdtemp(prefix="compat-strom-")
-    port = free_port()
+    security, security_error, sec_ports = None, STROM_NO_SECURITY, []
+    if strom_security_enabled():
+        port, cport, *sec_ports = free_ports(len(SECURITY_LISTENERS) + 1)  # the client listeners + the controller
+        ports = dict(zip(SECURITY_LISTENERS, [port] + sec_ports), controller=cport)
+        try:
+            make_certs(workdir)  # a failure here is a start failure: the run asked for security
+        except Exception:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        conf = os.path.join(workdir, "strom.properties")
+        with open(conf, "w") as f:
+            f.write("\n".join(security_props(workdir, ports)) + "\n")
+        listen = ["--config", conf]
+        security, security_error = security_env(workdir, ports), None
+    else:
+        port = free_port()
+        listen = ["--listen", f"127.0.0.1:{port}"]
     log_path = os.path.join(log_dir, "strom-broker.log")
     log = open(log_path, "w")
-    argv = [binary, "--data-dir", os.path.join(workdir, "data"), "--listen", f"127.0.0.1:{port}"]
+    argv = [binary] + listen + ["--data-dir", os.path.join(workdir, "data")]
     for kv in SHARE_SETTINGS:
         argv += ["--set", kv]
     proc = subprocess.Popen(argv,
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             cwd=workdir)
     record_pid(proc.pid)
-    broker = Broker("strom", workdir, port, proc, log_path, "Strom")
+    broker = Broker("strom", workdir, port, proc, log_path, "Strom", security, security_error)
     # Strom counts as up once its port accepts; whether it answers is what the cells test.
     err = wait_ready(proc, port, 60, log_path, probe=port_accepts)
+    if not err and sec_ports:
+        err = wait_ports(proc, sec_ports, 30, log_path)
     if err:
         broker.stop()
         raise RuntimeError("Strom " + err)

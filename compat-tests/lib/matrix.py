@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokers  # noqa: E402
 import report  # noqa: E402
-from scenarios import CACHE, CLIENT_IDS, CLIENTS, HERE, QUICK_CLIENTS, SCENARIO, SCENARIO_IDS  # noqa: E402
+from scenarios import CACHE, CLIENT_IDS, CLIENTS, HERE, QUICK_CLIENTS, SCENARIO, SCENARIO_IDS, SECURITY_AREA  # noqa: E402
 
 RESULTS_DIR = os.path.join(HERE, "results")
 RATCHET = os.path.join(HERE, "ratchet.txt")
@@ -52,6 +52,16 @@ def run_cell(target, broker, client, scenario, run_id, cell_log_dir):
     env["COMPAT_BROKERS"] = str(brokers.CLUSTER_NODES if target in CLUSTER_TARGETS else 1)
     env["PYTHONUNBUFFERED"] = "1"
     env["KAFKAJS_NO_PARTITIONER_WARNING"] = "1"
+    # The security listeners' addresses and the client certificate files (brokers.security_env).
+    security = getattr(broker, "security", None)
+    if security:
+        env["COMPAT_SECURITY"] = json.dumps(security)
+    elif SCENARIO[scenario]["area"] == SECURITY_AREA:
+        # No security listeners on this broker: Strom with COMPAT_STROM_SECURITY=0 (not yet),
+        # the clusters (not configured with them), or a Kafka whose certificates failed (fail).
+        why = getattr(broker, "security_error", None) or f"{target} has no security listeners (single-node targets only)"
+        return {"client": client, "scenario": scenario, "status": "fail" if why.startswith("harness:") else "not_yet",
+                "detail": why, "obs": {}, "duration_s": 0}
     cmd = argv + [scenario, broker.bootstrap, topic]
     log_path = os.path.join(cell_log_dir, f"{client}.{scenario}.log")
     start = time.monotonic()

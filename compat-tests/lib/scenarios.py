@@ -8,6 +8,10 @@ import os
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # compat-tests/
 CACHE = os.environ.get("COMPAT_CACHE", os.path.join(HERE, ".cache"))
 
+# The area of the sec-* scenarios: lib/matrix.py reports them `not yet` on a broker without
+# security listeners (Strom with COMPAT_STROM_SECURITY=0, the clusters).
+SECURITY_AREA = "security"
+
 # id, area (for FINDINGS), quick?, hard timeout (s), what it checks
 SCENARIOS = [
     ("metadata", "broker core", True, 40,
@@ -55,6 +59,22 @@ SCENARIOS = [
      "DescribeCluster, DescribeTopics and DescribeConsumerGroups with includeAuthorizedOperations: every operation of the resource type (no authorizer: CLUSTER has ALTER..IDEMPOTENT_WRITE, TOPIC READ/WRITE/..., GROUP READ/DESCRIBE/DELETE); not requested -> none"),
     ("static-member-848", "consumer groups (KIP-848)", False, 60,
      "KIP-848 static member: a consumer with group.instance.id=X gets the partitions; a second one with the same instance id is refused with UNRELEASED_INSTANCE_ID while the first lives; after the first closes, a third with X gets them"),
+    # Security (area SECURITY_AREA): the single-node targets' SSL, MTLS, SASL_PLAINTEXT and SASL_SSL
+    # listeners (lib/brokers.py security_props; drivers read COMPAT_SECURITY). Strom gets the same
+    # lines (COMPAT_STROM_SECURITY=0 leaves them out); on the clusters these cells are `not yet`.
+    ("sec-tls", SECURITY_AREA, False, 40,
+     "SSL listener, the broker certificate verified against the test CA (ca.pem): 5 records produced and consumed back"),
+    ("sec-mtls", SECURITY_AREA, False, 40,
+     "MTLS listener (ssl.client.auth=required): 5 records round-trip with the client certificate (CN=compat-client,OU=compat,O=strom); a connection without a client certificate is refused"),
+    ("sec-plain", SECURITY_AREA, False, 40,
+     "SASL_PLAINTEXT with PLAIN as alice: 5 records round-trip; alice with a wrong password is refused (SASL_AUTHENTICATION_FAILED, Java's SaslAuthenticationException)"),
+    ("sec-scram-256", SECURITY_AREA, False, 40,
+     "AlterUserScramCredentials upserts a SCRAM-SHA-256 credential (8192 iterations) for a user of the cell, DescribeUserScramCredentials shows it; 5 records round-trip over SASL_PLAINTEXT as that user; a wrong password is refused; after the credential is deleted the old password is refused"),
+    ("sec-scram-512", SECURITY_AREA, False, 40, "same with SCRAM-SHA-512"),
+    ("sec-sasl-ssl", SECURITY_AREA, False, 40,
+     "SASL_SSL (TLS verified against ca.pem + SCRAM-SHA-512 with a credential made for the cell): 5 records round-trip"),
+    ("sec-plaintext-to-tls", SECURITY_AREA, False, 40,
+     "a PLAINTEXT client pointed at the SSL listener is not served (times out or is disconnected, bounded to a few seconds); a SASL client pointed at the PLAINTEXT listener fails"),
     # KIP-932 share groups (queues): the Java driver on kafka-clients 4.4 (java-4.4); n/a on the
     # older Java clients, no cell for the other columns (no share consumer). Each scenario first
     # sets the group config share.auto.offset.reset=earliest.
@@ -91,6 +111,7 @@ SCENARIOS = [
     ("cli-transactions", "transactions", False, 60, "kafka-transactions list shows a transactional id we just used"),
 ]
 SCENARIO_IDS = [s[0] for s in SCENARIOS]
+SECURITY_SCENARIOS = [s[0] for s in SCENARIOS if s[1] == SECURITY_AREA]
 SCENARIO = {s[0]: {"id": s[0], "area": s[1], "quick": s[2], "timeout": s[3], "what": s[4]} for s in SCENARIOS}
 CLI_SCENARIOS = [s for s in SCENARIO_IDS if s.startswith("cli-")]
 STREAMS_SCENARIOS = [s for s in SCENARIO_IDS if s.startswith("streams-")]

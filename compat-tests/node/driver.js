@@ -493,6 +493,172 @@ S['err-invalid-config'] = async (obs) => withAdmin(async (a) => {
   check(!obs.created, 'topic exists after a rejected create')
 })
 
+// ---------------------------------------------------------------- security (sec-*)
+//
+// KafkaJS 2.2.4 connects with TLS (Node's tls: the CA from ca.pem, the client certificate from
+// client.p12 for MTLS) and SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512. Its admin client has no
+// SCRAM credential calls, so the SCRAM scenarios make, describe and delete the credential with
+// kafka-python through python/scram_admin.py (a child process, PLAINTEXT listener).
+const fs = require('fs')
+const path = require('path')
+const { execFileSync } = require('child_process')
+
+function security () {
+  const raw = process.env.COMPAT_SECURITY
+  if (!raw) { const e = new NotApplicable('no COMPAT_SECURITY: the broker has no security listeners'); e.notYet = true; throw e }
+  return JSON.parse(raw)
+}
+
+const tlsOpts = (sec, withCert) => withCert
+  ? { ca: [fs.readFileSync(sec.ca)], pfx: fs.readFileSync(sec.client_p12), passphrase: sec.client_p12_password }
+  : { ca: [fs.readFileSync(sec.ca)] }
+
+function secKafka (addr, extra = {}) {
+  return new Kafka({
+    clientId: 'compat-kafkajs', brokers: [addr], logLevel: logLevel.NOTHING,
+    requestTimeout: 10000, connectionTimeout: 5000, retry: { retries: 3, initialRetryTime: 200 }, ...extra,
+  })
+}
+
+async function secRoundTrip (k, obs) {
+  const want = vals(5, 'sec-')
+  const p = k.producer({ allowAutoTopicCreation: false })
+  await p.connect()
+  try {
+    const res = await p.send({ topic, acks: -1, messages: want.map((v, i) => ({ key: `k-${i}`, value: v, partition: 0 })) })
+    obs.produced_offsets = `${Number(res[0].baseOffset)}..${Number(res[0].baseOffset) + want.length - 1}`
+  } finally { await p.disconnect() }
+  const c = k.consumer({ groupId: `${topic}-r`, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200 })
+  await c.connect()
+  const got = []
+  try {
+    await c.subscribe({ topics: [topic], fromBeginning: true })
+    await c.run({ autoCommit: false, eachMessage: async ({ message }) => { got.push(message) } })
+    for (const end = Date.now() + 12000; got.length < 5 && Date.now() < end;) await sleep(50)
+  } finally { await c.disconnect() }
+  obs.count = got.length
+  checkExact(got, want, 0)
+}
+
+let lastMessage = null
+// A fresh admin connects and describes the cluster, bounded to ~5 s: null when answered, else the
+// class of what KafkaJS reported (the innermost cause's name).
+async function probe (addr, extra = {}) {
+  const k = secKafka(addr, { retry: { retries: 0 }, connectionTimeout: 3000, requestTimeout: 4000, ...extra })
+  const a = k.admin()
+  try {
+    await Promise.race([
+      (async () => { await a.connect(); await a.describeCluster() })(),
+      sleep(6000).then(() => { throw new Error('no answer within 6 s') }),
+    ])
+    return null
+  } catch (e) {
+    let c = e
+    while (c && c.originalError) c = c.originalError
+    console.error(`[sec] probe of ${addr}: ${e.name}: ${e.message}` + (c !== e ? ` (cause ${c.name}: ${c.message})` : ''))
+    lastMessage = c.message
+    return c.name || e.name
+  } finally { await a.disconnect().catch(() => {}) }
+}
+
+async function probeUntil (ok, seconds, addr, extra) {
+  const end = Date.now() + seconds * 1000
+  for (;;) {
+    const r = await probe(addr, extra)
+    if ((r === null) === ok || Date.now() > end) return r
+    await sleep(250)
+  }
+}
+
+function scramAdmin (...args) {
+  const py = path.join(process.env.COMPAT_CACHE || path.join(__dirname, '..', '.cache'), 'venv', 'bin', 'python')
+  const out = execFileSync(py, [path.join(__dirname, '..', 'python', 'scram_admin.py'), bootstrap, ...args],
+    { encoding: 'utf8', timeout: 30000, stdio: ['ignore', 'pipe', 'inherit'] })
+  const r = JSON.parse(out.trim().split('\n').pop())
+  if (r.error) throw new Fail(`scram_admin.py ${args[0]}: ${r.error}`)
+  return r
+}
+
+// SASL PLAIN's words in KafkaJS's message: "SASL PLAIN authentication failed: <broker's message>".
+const brokerWords = (m) => (m && m.includes('authentication failed: ') ? m.split('authentication failed: ').pop() : m)
+
+S['sec-tls'] = async (obs) => {
+  const sec = security()
+  await create(topic)
+  await secRoundTrip(secKafka(sec.ssl, { ssl: tlsOpts(sec, false) }), obs)
+}
+
+S['sec-mtls'] = async (obs) => {
+  const sec = security()
+  await create(topic)
+  await secRoundTrip(secKafka(sec.mtls, { ssl: tlsOpts(sec, true) }), obs)
+  obs.ok = true
+  const r = await probe(sec.mtls, { ssl: tlsOpts(sec, false) })
+  obs.no_cert_error = r
+  check(r !== null, 'a client without a certificate was served on the MTLS listener (ssl.client.auth=required)')
+}
+
+S['sec-plain'] = async (obs) => {
+  const sec = security()
+  await create(topic)
+  const pw = sec.plain_users.alice
+  await secRoundTrip(secKafka(sec.sasl_plaintext, { sasl: { mechanism: 'plain', username: 'alice', password: pw } }), obs)
+  const r = await probe(sec.sasl_plaintext, { sasl: { mechanism: 'plain', username: 'alice', password: 'wrong-' + pw } })
+  obs.bad_password_error = r
+  obs.bad_password_message = brokerWords(lastMessage)
+  check(r === 'KafkaJSSASLAuthenticationError', `alice with a wrong password: ${r}, expected KafkaJSSASLAuthenticationError`)
+}
+
+const secScram = (mech) => async (obs) => {
+  const sec = security()
+  await create(topic)
+  const user = `u-${topic}`
+  const pw = `pw-${topic}`
+  const sasl = (password) => ({ sasl: { mechanism: mech.toLowerCase(), username: user, password } })
+  obs.admin_client = 'kafka-python (python/scram_admin.py)'
+  obs.described = scramAdmin('upsert', user, mech, pw).described
+  check(obs.described === `${mech.replace(/-/g, '_')}:8192`, `DescribeUserScramCredentials after the upsert: ${obs.described}`)
+  let r = await probeUntil(true, 10, sec.sasl_plaintext, sasl(pw))
+  check(r === null, `the new ${mech} credential was not accepted within 10 s: ${r}`)
+  await secRoundTrip(secKafka(sec.sasl_plaintext, sasl(pw)), obs)
+  r = await probe(sec.sasl_plaintext, sasl('wrong-' + pw))
+  obs.bad_password_error = r
+  obs.bad_password_message = brokerWords(lastMessage)
+  check(r === 'KafkaJSSASLAuthenticationError', `a wrong password: ${r}, expected KafkaJSSASLAuthenticationError`)
+  obs.described_after_delete = scramAdmin('delete', user, mech).described_after_delete
+  check(obs.described_after_delete === 'RESOURCE_NOT_FOUND', `DescribeUserScramCredentials after the delete: ${obs.described_after_delete}`)
+  r = await probeUntil(false, 10, sec.sasl_plaintext, sasl(pw))
+  obs.after_delete_error = r
+  check(r === 'KafkaJSSASLAuthenticationError', `the deleted credential's password: ${r}, expected KafkaJSSASLAuthenticationError`)
+}
+S['sec-scram-256'] = secScram('SCRAM-SHA-256')
+S['sec-scram-512'] = secScram('SCRAM-SHA-512')
+
+S['sec-sasl-ssl'] = async (obs) => {
+  const sec = security()
+  await create(topic)
+  const user = `u-${topic}`
+  const pw = `pw-${topic}`
+  obs.admin_client = 'kafka-python (python/scram_admin.py)'
+  const shown = scramAdmin('upsert', user, 'SCRAM-SHA-512', pw).described
+  check(shown === 'SCRAM_SHA_512:8192', `DescribeUserScramCredentials after the upsert: ${shown}`)
+  const opts = { ssl: tlsOpts(sec, false), sasl: { mechanism: 'scram-sha-512', username: user, password: pw } }
+  const r = await probeUntil(true, 10, sec.sasl_ssl, opts)
+  check(r === null, `SCRAM-SHA-512 over SASL_SSL not accepted within 10 s: ${r}`)
+  await secRoundTrip(secKafka(sec.sasl_ssl, opts), obs)
+  scramAdmin('delete', user, 'SCRAM-SHA-512')
+}
+
+S['sec-plaintext-to-tls'] = async (obs) => {
+  const sec = security()
+  let r = await probe(sec.ssl)
+  obs.plaintext_to_ssl = r
+  check(r !== null, 'a PLAINTEXT client was served by the SSL listener')
+  r = await probe(sec.plaintext, { sasl: { mechanism: 'plain', username: 'alice', password: sec.plain_users.alice } })
+  obs.sasl_to_plaintext = r
+  check(r !== null, 'a SASL client was served by the PLAINTEXT listener')
+}
+
 async function main () {
   const obs = {}
   let status = 'pass'
@@ -501,7 +667,7 @@ async function main () {
     const fn = S[scenario]
     if (!fn) { status = 'not_yet'; detail = `no driver for ${scenario} yet` } else await fn(obs)
   } catch (e) {
-    if (e instanceof NotApplicable) { status = 'n/a'; detail = e.message } else {
+    if (e instanceof NotApplicable) { status = e.notYet ? 'not_yet' : 'n/a'; detail = e.message } else {
       status = 'fail'
       detail = e instanceof Fail ? e.message : `${e.name}: ${e.message}`
       if (!(e instanceof Fail)) console.error(e)

@@ -1,15 +1,20 @@
 """aiokafka column of Strom's compat-tests. Usage: <scenario> <bootstrap> <topic>."""
 
 import asyncio
+import logging
+import re
+import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import OffsetAndMetadata
 
-from common import BASE_TS, Fail, advertised_is_bootstrap, check, deadline, err_name, expected_brokers, main, na, vals
+from common import (BASE_TS, Fail, advertised_is_bootstrap, check, deadline, err_name, expected_brokers, main, na,
+                    security, vals)
 
 NO848 = "aiokafka 0.14.0 has only the classic group protocol (JoinGroup/SyncGroup), no KIP-848 consumer protocol"
 
@@ -535,6 +540,230 @@ def sync(fn):
     return lambda b, t, obs: asyncio.run(asyncio.wait_for(fn(b, t, obs), 55))
 
 
+# ---------------------------------------------------------------- security (sec-*)
+#
+# aiokafka 0.14.0 connects with SSL (an ssl.SSLContext from aiokafka.helpers.create_ssl_context,
+# hostname checked) and SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512, but its admin client has no
+# SCRAM credential calls (AlterUserScramCredentials / DescribeUserScramCredentials): the SCRAM
+# scenarios make, describe and delete the credential with kafka-python's KafkaAdminClient (same
+# venv) through the PLAINTEXT listener; everything else is aiokafka. A failed bootstrap is a
+# KafkaConnectionError("Unable to bootstrap ..."); the reason is what the client logs as
+# 'Unable connect to "host:port": <error>', read from its log records.
+
+class _ConnErrors(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.msgs = []
+
+    def emit(self, record):
+        m = record.getMessage()
+        if m.startswith("Unable connect to"):
+            self.msgs.append(m.split(": ", 1)[1] if ": " in m else m)
+
+
+CONN_ERRORS = _ConnErrors()
+logging.getLogger("aiokafka").addHandler(CONN_ERRORS)
+
+
+def _reason(msgs):
+    """The error class of the first failed connection ("[Error 58] SaslAuthenticationFailed: ..." -> SaslAuthenticationFailed)."""
+    for m in msgs:
+        n = re.match(r"(?:\[Error -?\d+\] )?(\w+)", m)
+        if n:
+            return n.group(1), m
+    return None, None
+
+
+def tls_kw(S, listener, cert=False):
+    ctx = create_ssl_context(cafile=S["ca"], certfile=S["client_cert"] if cert else None,
+                             keyfile=S["client_key"] if cert else None)
+    return dict(bootstrap_servers=S[listener], security_protocol="SSL", ssl_context=ctx)
+
+
+def sasl_kw(S, listener, mechanism, user, password):
+    kw = dict(bootstrap_servers=S[listener], security_protocol=listener.upper(), sasl_mechanism=mechanism,
+              sasl_plain_username=user, sasl_plain_password=password)
+    if listener == "sasl_ssl":
+        kw["ssl_context"] = create_ssl_context(cafile=S["ca"])
+    return kw
+
+
+async def sec_round_trip(t, obs, **kw):
+    values = vals(5, "sec-")
+    p = AIOKafkaProducer(**{"linger_ms": 5, **COMMON, **kw})
+    await p.start()
+    try:
+        fs = [await p.send(t, value=v.encode(), key=f"k-{i}".encode(), partition=0) for i, v in enumerate(values)]
+        offs = [(await asyncio.wait_for(f, 20)).offset for f in fs]
+    finally:
+        await p.stop()
+    obs["produced_offsets"] = f"{offs[0]}..{offs[-1]}"
+    c = AIOKafkaConsumer(**{"enable_auto_commit": False, "auto_offset_reset": "earliest", **COMMON, **kw})
+    await c.start()
+    try:
+        tp = TopicPartition(t, 0)
+        c.assign([tp])
+        await c.seek_to_beginning(tp)
+        recs = await read_polls(c, 5)
+    finally:
+        await c.stop()
+    obs["count"] = len(recs)
+    check_exact(recs, values, 0)
+
+
+async def probe(seconds=5, **kw):
+    """DescribeCluster over a fresh client, bounded: (None, None) when answered, else the error
+    class of the failed connection (as the client logged it) and its text."""
+    CONN_ERRORS.msgs = []
+    a = AIOKafkaAdminClient(**{**COMMON, "request_timeout_ms": seconds * 1000, **kw})
+    try:
+        await asyncio.wait_for(a.start(), seconds)
+        await asyncio.wait_for(a.describe_cluster(), seconds)
+        return None, None
+    except Exception as e:  # noqa: BLE001 - what the client reports is the observation
+        name, msg = _reason(CONN_ERRORS.msgs)
+        return name or type(e).__name__, msg or str(e)
+    finally:
+        try:
+            await a.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+async def probe_until(ok, seconds, **kw):
+    more = deadline(seconds)
+    while True:
+        err, msg = await probe(**kw)
+        if (err is None) == ok or not more():
+            return err, msg
+        await asyncio.sleep(0.25)
+
+
+def broker_words(msg):
+    return msg.split(": ", 1)[1] if msg and ": " in msg else msg
+
+
+def kp_admin():
+    """kafka-python's admin client (aiokafka has no SCRAM credential calls)."""
+    from kafka.admin import KafkaAdminClient
+    return KafkaAdminClient(bootstrap_servers=B["b"], client_id="compat-aiokafka-kp-admin", request_timeout_ms=15000)
+
+
+def kp_described(a, user):
+    d = a.describe_user_scram_credentials([user]).get(user) or {}
+    if d.get("error"):
+        return d["error"].replace(user, "<user>")
+    return ",".join(f"{ci['mechanism'].name}:{ci['iterations']}" for ci in d.get("credential_infos", []))
+
+
+def kp_upsert(a, user, mechanism, password):
+    from kafka.admin import UserScramCredentialUpsertion
+    r = a.alter_user_scram_credentials([UserScramCredentialUpsertion(user, mechanism, password, iterations=8192)])
+    check(r.get(user) is None, f"AlterUserScramCredentials upsert (kafka-python): {r}")
+    want, shown, more = f"{mechanism.replace('-', '_')}:8192", "", deadline(10)
+    while more():
+        shown = kp_described(a, user)
+        if shown == want:
+            break
+        time.sleep(0.2)
+    return shown
+
+
+def kp_delete(a, user, mechanism):
+    from kafka.admin import UserScramCredentialDeletion
+    r = a.alter_user_scram_credentials([UserScramCredentialDeletion(user, mechanism)])
+    check(r.get(user) is None, f"AlterUserScramCredentials delete (kafka-python): {r}")
+
+
+async def s_sec_tls(b, t, obs):
+    S = security()
+    await create(t)
+    await sec_round_trip(t, obs, **tls_kw(S, "ssl"))
+
+
+async def s_sec_mtls(b, t, obs):
+    S = security()
+    await create(t)
+    await sec_round_trip(t, obs, **tls_kw(S, "mtls", cert=True))
+    obs["ok"] = True
+    err, msg = await probe(**tls_kw(S, "mtls"))
+    obs["no_cert_error"] = err
+    check(err is not None, "a client without a certificate was served on the MTLS listener (ssl.client.auth=required)")
+
+
+async def s_sec_plain(b, t, obs):
+    S = security()
+    await create(t)
+    pw = S["plain_users"]["alice"]
+    await sec_round_trip(t, obs, **sasl_kw(S, "sasl_plaintext", "PLAIN", "alice", pw))
+    err, msg = await probe(**sasl_kw(S, "sasl_plaintext", "PLAIN", "alice", "wrong-" + pw))
+    obs["bad_password_error"] = err
+    obs["bad_password_message"] = broker_words(msg)
+    check(err == "SaslAuthenticationFailed", f"alice with a wrong password: {err} {msg}, expected SaslAuthenticationFailed")
+
+
+def sec_scram(mechanism):
+    async def f(b, t, obs):
+        S = security()
+        await create(t)
+        user, pw = f"u-{t}", f"pw-{t}"
+        a = kp_admin()
+        try:
+            obs["admin_client"] = "kafka-python"
+            obs["described"] = kp_upsert(a, user, mechanism, pw)
+            check(obs["described"] == f"{mechanism.replace('-', '_')}:8192", f"DescribeUserScramCredentials after the upsert: {obs['described']}")
+            err, msg = await probe_until(True, 10, **sasl_kw(S, "sasl_plaintext", mechanism, user, pw))
+            check(err is None, f"the new {mechanism} credential was not accepted within 10 s: {err} {msg}")
+            await sec_round_trip(t, obs, **sasl_kw(S, "sasl_plaintext", mechanism, user, pw))
+            err, msg = await probe(**sasl_kw(S, "sasl_plaintext", mechanism, user, "wrong-" + pw))
+            obs["bad_password_error"] = err
+            obs["bad_password_message"] = broker_words(msg)
+            check(err == "SaslAuthenticationFailed", f"a wrong password: {err} {msg}, expected SaslAuthenticationFailed")
+            kp_delete(a, user, mechanism)
+            more, gone = deadline(10), ""
+            while more():
+                gone = kp_described(a, user)
+                if "does not exist" in gone:
+                    break
+                await asyncio.sleep(0.2)
+            obs["described_after_delete"] = gone
+            check("does not exist" in gone, f"DescribeUserScramCredentials after the delete: {gone!r}, expected a user that does not exist")
+        finally:
+            a.close()
+        err, msg = await probe_until(False, 10, **sasl_kw(S, "sasl_plaintext", mechanism, user, pw))
+        obs["after_delete_error"] = err
+        check(err == "SaslAuthenticationFailed", f"the deleted credential's password: {err} {msg}, expected SaslAuthenticationFailed")
+    return f
+
+
+async def s_sec_sasl_ssl(b, t, obs):
+    S = security()
+    await create(t)
+    user, pw = f"u-{t}", f"pw-{t}"
+    a = kp_admin()
+    try:
+        obs["admin_client"] = "kafka-python"
+        shown = kp_upsert(a, user, "SCRAM-SHA-512", pw)
+        check(shown == "SCRAM_SHA_512:8192", f"DescribeUserScramCredentials after the upsert: {shown}")
+        err, msg = await probe_until(True, 10, **sasl_kw(S, "sasl_ssl", "SCRAM-SHA-512", user, pw))
+        check(err is None, f"SCRAM-SHA-512 over SASL_SSL not accepted within 10 s: {err} {msg}")
+        await sec_round_trip(t, obs, **sasl_kw(S, "sasl_ssl", "SCRAM-SHA-512", user, pw))
+        kp_delete(a, user, "SCRAM-SHA-512")
+    finally:
+        a.close()
+
+
+async def s_sec_plaintext_to_tls(b, t, obs):
+    S = security()
+    err, msg = await probe(bootstrap_servers=S["ssl"])
+    obs["plaintext_to_ssl"] = err
+    check(err is not None, "a PLAINTEXT client was served by the SSL listener")
+    err, msg = await probe(**{**sasl_kw(S, "sasl_plaintext", "PLAIN", "alice", S["plain_users"]["alice"]),
+                              "bootstrap_servers": S["plaintext"]})
+    obs["sasl_to_plaintext"] = err
+    check(err is not None, "a SASL client was served by the PLAINTEXT listener")
+
+
 SCENARIOS = {k: sync(v) for k, v in {
     "metadata": s_metadata, "topic-admin": s_topic_admin,
     "codec-none": codec("none"), "codec-gzip": codec("gzip"), "codec-snappy": codec("snappy"),
@@ -546,6 +775,9 @@ SCENARIOS = {k: sync(v) for k, v in {
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
     "err-keyless-compacted": s_keyless_compacted, "static-member-848": na(NO848),
+    "sec-tls": s_sec_tls, "sec-mtls": s_sec_mtls, "sec-plain": s_sec_plain,
+    "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
+    "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls,
 }.items()}
 
 if __name__ == "__main__":

@@ -64,6 +64,16 @@ def main(scenarios):
     os._exit(0)  # client background threads must not keep the process alive
 
 
+def security():
+    """COMPAT_SECURITY (lib/brokers.py security_env): the security listeners' host:port by name
+    (plaintext, ssl, mtls, sasl_plaintext, sasl_ssl), the test CA and client certificate files,
+    plain_users. Absent when the broker has no security listeners: the cell is `not yet`."""
+    raw = os.environ.get("COMPAT_SECURITY")
+    if not raw:
+        raise NotYet("no COMPAT_SECURITY: the broker has no security listeners")
+    return json.loads(raw)
+
+
 def na(why):
     def f(bootstrap, topic, obs):
         raise NotApplicable(why)
@@ -85,6 +95,8 @@ KAFKA_ERRORS = {
     38: "INVALID_REPLICATION_FACTOR", 40: "INVALID_CONFIG", 42: "INVALID_REQUEST", 45: "OUT_OF_ORDER_SEQUENCE_NUMBER",
     47: "INVALID_PRODUCER_EPOCH", 48: "INVALID_TXN_STATE", 49: "INVALID_PRODUCER_ID_MAPPING",
     51: "CONCURRENT_TRANSACTIONS", 87: "INVALID_RECORD",
+    33: "UNSUPPORTED_SASL_MECHANISM", 34: "ILLEGAL_SASL_STATE", 58: "SASL_AUTHENTICATION_FAILED",
+    91: "RESOURCE_NOT_FOUND",
 }
 
 

@@ -1,13 +1,16 @@
 """confluent-kafka (librdkafka) column of Strom's compat-tests. Usage: <scenario> <bootstrap> <topic>."""
 
+import sys
 import time
 
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, ConsumerGroupType, KafkaError, KafkaException, Producer,
                              TopicCollection, TopicPartition)
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   NewTopic, OffsetSpec, ResourceType)
+                                   NewTopic, OffsetSpec, ResourceType, ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
-from common import BASE_TS, Fail, NotApplicable, advertised_is_bootstrap, check, deadline, err_name, expected_brokers, main, vals
+from common import (BASE_TS, Fail, NotApplicable, advertised_is_bootstrap, check, deadline, err_name, expected_brokers,
+                    main, security, vals)
 
 BOOT = {}
 
@@ -632,6 +635,180 @@ def s_invalid_config(b, t, obs):
     check(not obs["created"], "topic exists after a rejected create")
 
 
+# ---------------------------------------------------------------- security (sec-*)
+#
+# librdkafka retries a connection that fails to authenticate and reports each failure to the
+# error callback (served by poll), not to the call: the probes poll while a DescribeCluster runs
+# (bounded to 5 s) and take the first such error (_AUTHENTICATION, _TRANSPORT ...).
+
+def tls_conf(S, listener):
+    return {"bootstrap.servers": S[listener], "security.protocol": "ssl", "ssl.ca.location": S["ca"],
+            "ssl.endpoint.identification.algorithm": "https"}
+
+
+def cert_conf(S):
+    return {"ssl.certificate.location": S["client_cert"], "ssl.key.location": S["client_key"]}
+
+
+def sasl_conf(S, listener, mechanism, user, password):
+    c = {"bootstrap.servers": S[listener], "security.protocol": listener, "sasl.mechanisms": mechanism,
+         "sasl.username": user, "sasl.password": password}
+    if listener == "sasl_ssl":
+        c.update({"ssl.ca.location": S["ca"], "ssl.endpoint.identification.algorithm": "https"})
+    return c
+
+
+def sec_round_trip(t, obs, c):
+    values = vals(5, "sec-")
+    offs = produce(t, values, **c)
+    obs["produced_offsets"] = f"{offs[0]}..{offs[-1]}"
+    got = read_from_start(t, 5, **c)
+    obs["count"] = len(got)
+    check_exact(got, values, 0)
+
+
+def probe(c, seconds=5):
+    """(None, None) when a DescribeCluster with these settings is answered, else the first error
+    the client reported (its code name) and its text."""
+    errs = []
+    a = AdminClient({"client.id": "compat-confluent-probe", "socket.timeout.ms": seconds * 1000,
+                     "reconnect.backoff.max.ms": 500, "error_cb": errs.append, **c})
+    fut = a.describe_cluster(request_timeout=seconds)
+    more = deadline(seconds + 1)
+    while not fut.done() and more() and not [e for e in errs if e.code() != KafkaError._ALL_BROKERS_DOWN]:
+        a.poll(0.1)
+    a.poll(0.1)
+    if fut.done() and fut.exception() is None:
+        return None, None
+    real = [e for e in errs if e.code() != KafkaError._ALL_BROKERS_DOWN] or errs
+    if real:
+        print(f"[sec] probe of {c['bootstrap.servers']}: {real[0].name()} {real[0].str()}", file=sys.stderr, flush=True)
+        return real[0].name(), real[0].str()
+    e = fut.exception() if fut.done() else None
+    return (kerr(e), str(e)) if e else ("no answer", f"no answer within {seconds}s")
+
+
+def probe_until(ok, seconds, c):
+    more = deadline(seconds)
+    while True:
+        err, msg = probe(c)
+        if (err is None) == ok or not more():
+            return err, msg
+        time.sleep(0.25)
+
+
+def broker_words(msg):
+    """The broker's message inside librdkafka's text ("...: SASL authentication error: <words> (after ...)")."""
+    if msg and "authentication error: " in msg:
+        return msg.split("authentication error: ", 1)[1].rsplit(" (after ", 1)[0]
+    return msg
+
+
+MECH = {"SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256, "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512}
+
+
+def describe_scram(a, user):
+    try:
+        d = a.describe_user_scram_credentials([user])[user].result(timeout=15)
+        return ",".join(f"{ci.mechanism.name}:{ci.iterations}" for ci in d.scram_credential_infos)
+    except KafkaException as e:
+        return kerr(e)
+
+
+def upsert_scram(a, user, mechanism, password):
+    a.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        user, ScramCredentialInfo(MECH[mechanism], 8192), password.encode())])[user].result(timeout=15)
+    want, shown, more = f"{MECH[mechanism].name}:8192", "", deadline(10)
+    while more():
+        shown = describe_scram(a, user)
+        if shown == want:
+            break
+        time.sleep(0.2)
+    return shown
+
+
+def s_sec_tls(b, t, obs):
+    S = security()
+    create(t)
+    sec_round_trip(t, obs, tls_conf(S, "ssl"))
+
+
+def s_sec_mtls(b, t, obs):
+    S = security()
+    create(t)
+    sec_round_trip(t, obs, {**tls_conf(S, "mtls"), **cert_conf(S)})
+    obs["ok"] = True
+    err, msg = probe(tls_conf(S, "mtls"))
+    obs["no_cert_error"] = err
+    check(err is not None, "a client without a certificate was served on the MTLS listener (ssl.client.auth=required)")
+    check("ssl" in (msg or "").lower(), f"without a client certificate: {err} {msg}, expected a TLS failure")
+
+
+def s_sec_plain(b, t, obs):
+    S = security()
+    create(t)
+    pw = S["plain_users"]["alice"]
+    sec_round_trip(t, obs, sasl_conf(S, "sasl_plaintext", "PLAIN", "alice", pw))
+    err, msg = probe(sasl_conf(S, "sasl_plaintext", "PLAIN", "alice", "wrong-" + pw))
+    obs["bad_password_error"] = err
+    obs["bad_password_message"] = broker_words(msg)
+    check(err == "_AUTHENTICATION", f"alice with a wrong password: {err} {msg}, expected _AUTHENTICATION")
+
+
+def sec_scram(mechanism):
+    def f(b, t, obs):
+        S = security()
+        create(t)
+        user, pw = f"u-{t}", f"pw-{t}"
+        a = admin()
+        obs["described"] = upsert_scram(a, user, mechanism, pw)
+        check(obs["described"] == f"{MECH[mechanism].name}:8192", f"DescribeUserScramCredentials after the upsert: {obs['described']}")
+        err, msg = probe_until(True, 10, sasl_conf(S, "sasl_plaintext", mechanism, user, pw))
+        check(err is None, f"the new {mechanism} credential was not accepted within 10 s: {err} {msg}")
+        sec_round_trip(t, obs, sasl_conf(S, "sasl_plaintext", mechanism, user, pw))
+        err, msg = probe(sasl_conf(S, "sasl_plaintext", mechanism, user, "wrong-" + pw))
+        obs["bad_password_error"] = err
+        obs["bad_password_message"] = broker_words(msg)
+        check(err == "_AUTHENTICATION", f"a wrong password: {err} {msg}, expected _AUTHENTICATION")
+        a.alter_user_scram_credentials([UserScramCredentialDeletion(user, MECH[mechanism])])[user].result(timeout=15)
+        more, gone = deadline(10), ""
+        while more():
+            gone = describe_scram(a, user)
+            if gone == "RESOURCE_NOT_FOUND":
+                break
+            time.sleep(0.2)
+        obs["described_after_delete"] = gone
+        check(gone == "RESOURCE_NOT_FOUND", f"DescribeUserScramCredentials after the delete: {gone}, expected RESOURCE_NOT_FOUND")
+        err, msg = probe_until(False, 10, sasl_conf(S, "sasl_plaintext", mechanism, user, pw))
+        obs["after_delete_error"] = err
+        check(err == "_AUTHENTICATION", f"the deleted credential's password: {err} {msg}, expected _AUTHENTICATION")
+    return f
+
+
+def s_sec_sasl_ssl(b, t, obs):
+    S = security()
+    create(t)
+    user, pw = f"u-{t}", f"pw-{t}"
+    a = admin()
+    shown = upsert_scram(a, user, "SCRAM-SHA-512", pw)
+    check(shown == "SCRAM_SHA_512:8192", f"DescribeUserScramCredentials after the upsert: {shown}")
+    c = sasl_conf(S, "sasl_ssl", "SCRAM-SHA-512", user, pw)
+    err, msg = probe_until(True, 10, c)
+    check(err is None, f"SCRAM-SHA-512 over SASL_SSL not accepted within 10 s: {err} {msg}")
+    sec_round_trip(t, obs, c)
+    a.alter_user_scram_credentials([UserScramCredentialDeletion(user, MECH["SCRAM-SHA-512"])])[user].result(timeout=15)
+
+
+def s_sec_plaintext_to_tls(b, t, obs):
+    S = security()
+    err, msg = probe({"bootstrap.servers": S["ssl"]})
+    obs["plaintext_to_ssl"] = err
+    check(err is not None, "a PLAINTEXT client was served by the SSL listener")
+    err, msg = probe({**sasl_conf(S, "sasl_plaintext", "PLAIN", "alice", S["plain_users"]["alice"]), "bootstrap.servers": S["plaintext"]})
+    obs["sasl_to_plaintext"] = err
+    check(err is not None, "a SASL client was served by the PLAINTEXT listener")
+
+
 SCENARIOS = {
     "metadata": s_metadata, "topic-admin": s_topic_admin,
     "codec-none": codec("none"), "codec-gzip": codec("gzip"), "codec-snappy": codec("snappy"),
@@ -644,6 +821,9 @@ SCENARIOS = {
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
     "err-keyless-compacted": s_keyless_compacted, "static-member-848": s_static_member_848,
     "authorized-ops": s_authorized_ops,
+    "sec-tls": s_sec_tls, "sec-mtls": s_sec_mtls, "sec-plain": s_sec_plain,
+    "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
+    "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls,
 }
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
 """kafka-python column of Strom's compat-tests. Usage: <scenario> <bootstrap> <topic>."""
 
+import logging
+import re
+import sys
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, OffsetSpec
+from kafka.admin import (ConfigResource, ConfigResourceType, KafkaAdminClient, OffsetSpec,
+                         UserScramCredentialDeletion, UserScramCredentialUpsertion)
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from common import BASE_TS, Fail, advertised_is_bootstrap, check, deadline, err_name, expected_brokers, main, na, vals
+from common import (BASE_TS, Fail, advertised_is_bootstrap, check, deadline, err_name, expected_brokers, main, na,
+                    security, vals)
 
 NO848 = "kafka-python 3.0.12 has only the classic group protocol (JoinGroup/SyncGroup), no KIP-848 consumer protocol"
 
@@ -529,6 +534,227 @@ def s_invalid_config(b, t, obs):
     check(not obs["created"], "topic exists after a rejected create")
 
 
+# ---------------------------------------------------------------- security (sec-*)
+#
+# kafka-python 3.0.12 does not hand a connection's failure to the caller: a client that cannot
+# authenticate logs "Connection lost: <error>" per attempt and its call ends with
+# KafkaTimeoutError("Unable to bootstrap ..."). The probes bound that to 3 s and read the errors
+# from the client's own log records.
+
+class _ConnErrors(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.msgs = []
+
+    def emit(self, record):
+        m = record.getMessage()
+        if "Connection lost: " in m:
+            self.msgs.append(m.split("Connection lost: ", 1)[1])
+            print(f"[sec] {record.name}: {m[:300]}", file=sys.stderr, flush=True)  # into the cell's log
+
+
+CONN_ERRORS = _ConnErrors()
+logging.getLogger("kafka").addHandler(CONN_ERRORS)
+
+
+def _reasons(msgs):
+    """Distinct error class names of the lost connections, with OpenSSL's reason where there is one."""
+    out = []
+    for r in msgs:
+        n = re.search(r"\b([A-Z]\w*(?:Error|Exception))\b", r)
+        ssl = re.search(r"\[SSL: (\w+)\]", r)
+        name = (n.group(1) if n else r[:60]) + (f" [SSL: {ssl.group(1)}]" if ssl else "")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def main_reason(why):
+    """The telling one of the connection errors (the SASL or TLS failure, not the disconnects around it)."""
+    for w in why:
+        if "Sasl" in w or "[SSL:" in w:
+            return w
+    return sorted(why)[0] if why else None
+
+
+def tls_kw(S, listener):
+    return dict(bootstrap_servers=S[listener], security_protocol="SSL", ssl_cafile=S["ca"], ssl_check_hostname=True)
+
+
+def cert_kw(S):
+    return dict(ssl_certfile=S["client_cert"], ssl_keyfile=S["client_key"])
+
+
+def sasl_kw(S, listener, mechanism, user, password):
+    kw = dict(bootstrap_servers=S[listener], security_protocol=listener.upper(), sasl_mechanism=mechanism,
+              sasl_plain_username=user, sasl_plain_password=password)
+    if listener == "sasl_ssl":
+        kw.update(ssl_cafile=S["ca"], ssl_check_hostname=True)
+    return kw
+
+
+def sec_round_trip(t, obs, **kw):
+    """5 records produced and read back from offset 0 over the given connection settings."""
+    values = vals(5, "sec-")
+    p = KafkaProducer(**{**COMMON, "linger_ms": 5, "max_block_ms": 15000, **kw})
+    try:
+        fs = [p.send(t, value=v.encode(), key=f"k-{i}".encode(), partition=0) for i, v in enumerate(values)]
+        p.flush(20)
+        offs = [f.get(timeout=20).offset for f in fs]
+    finally:
+        p.close(5)
+    obs["produced_offsets"] = f"{offs[0]}..{offs[-1]}"
+    c = KafkaConsumer(**{**COMMON, "enable_auto_commit": False, "auto_offset_reset": "earliest",
+                         "consumer_timeout_ms": 1000, **kw})
+    try:
+        tp = TopicPartition(t, 0)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        recs = read_polls(c, 5)
+    finally:
+        c.close()
+    obs["count"] = len(recs)
+    check_exact(recs, values, 0)
+
+
+def probe(seconds=3, **kw):
+    """One DescribeCluster over fresh connections, bounded: (None, []) when answered, else the
+    error the call ended with and the connection errors logged meanwhile."""
+    CONN_ERRORS.msgs = []
+    try:
+        a = KafkaAdminClient(**{**COMMON, "request_timeout_ms": seconds * 1000, "bootstrap_timeout_ms": seconds * 1000,
+                                "reconnect_backoff_max_ms": 100, **kw})
+        try:
+            a.describe_cluster()
+        finally:
+            a.close()
+        return None, []
+    except Exception as e:  # noqa: BLE001 - what the client reports is the observation
+        return type(e).__name__, _reasons(CONN_ERRORS.msgs)
+
+
+def sasl_refused(err, why):
+    """Whether a probe was refused the way a failed SASL authentication is. kafka-python 3.0.12
+    drops the bytes of a read that also reaches the end of the stream, and a broker answers a
+    failed SaslAuthenticate and closes the connection together (Kafka after its 100 ms
+    connection.failed.authentication.delay.ms), so an attempt logs SaslAuthenticationFailedError
+    or only "socket disconnected" depending on timing (against Kafka about a third of the
+    attempts see the error). What the call reports, KafkaTimeoutError, is the observable; the
+    check is that the bootstrap failed without any TLS or other error."""
+    return err is not None and bool(why) and all(w in ("SaslAuthenticationFailedError", "KafkaConnectionError",
+                                                       "RequestTimedOutError") for w in why)
+
+
+def probe_until(ok, seconds, **kw):
+    more = deadline(seconds)
+    while True:
+        err, why = probe(**kw)
+        if (err is None) == ok or not more():
+            return err, why
+        time.sleep(0.25)
+
+
+def upsert_scram(a, user, mechanism, password):
+    """Upserts user's credential (8192 iterations); returns what DescribeUserScramCredentials shows."""
+    r = a.alter_user_scram_credentials([UserScramCredentialUpsertion(user, mechanism, password, iterations=8192)])
+    check(r.get(user) is None, f"AlterUserScramCredentials upsert: {r}")
+    want, shown, more = f"{mechanism.replace('-', '_')}:8192", "", deadline(10)
+    while more():
+        d = a.describe_user_scram_credentials([user]).get(user) or {}
+        shown = d.get("error") or ",".join(f"{ci['mechanism'].name}:{ci['iterations']}" for ci in d.get("credential_infos", []))
+        if shown == want:
+            break
+        time.sleep(0.2)
+    return shown
+
+
+def s_sec_tls(b, t, obs):
+    S = security()
+    create(t)
+    sec_round_trip(t, obs, **tls_kw(S, "ssl"))
+
+
+def s_sec_mtls(b, t, obs):
+    S = security()
+    create(t)
+    sec_round_trip(t, obs, **tls_kw(S, "mtls"), **cert_kw(S))
+    obs["ok"] = True
+    err, why = probe(**tls_kw(S, "mtls"))
+    obs["no_cert_error"] = main_reason(why) or err
+    check(err is not None, "a client without a certificate was served on the MTLS listener (ssl.client.auth=required)")
+    check(any("[SSL:" in w for w in why), f"without a client certificate: {err} {why}, expected a TLS alert")
+
+
+def s_sec_plain(b, t, obs):
+    S = security()
+    create(t)
+    pw = S["plain_users"]["alice"]
+    sec_round_trip(t, obs, **sasl_kw(S, "sasl_plaintext", "PLAIN", "alice", pw))
+    err, why = probe(**sasl_kw(S, "sasl_plaintext", "PLAIN", "alice", "wrong-" + pw))
+    obs["bad_password_error"] = err
+    check(sasl_refused(err, why), f"alice with a wrong password: {err} {why}, expected a refused SASL authentication")
+
+
+def sec_scram(mechanism):
+    def f(b, t, obs):
+        S = security()
+        create(t)
+        user, pw = f"u-{t}", f"pw-{t}"
+        a = admin()
+        try:
+            obs["described"] = upsert_scram(a, user, mechanism, pw)
+            check(obs["described"] == f"{mechanism.replace('-', '_')}:8192", f"DescribeUserScramCredentials after the upsert: {obs['described']}")
+            err, why = probe_until(True, 10, **sasl_kw(S, "sasl_plaintext", mechanism, user, pw))
+            check(err is None, f"the new {mechanism} credential was not accepted within 10 s: {err} {why}")
+            sec_round_trip(t, obs, **sasl_kw(S, "sasl_plaintext", mechanism, user, pw))
+            err, why = probe(**sasl_kw(S, "sasl_plaintext", mechanism, user, "wrong-" + pw))
+            obs["bad_password_error"] = err
+            check(sasl_refused(err, why), f"a wrong password: {err} {why}, expected a refused SASL authentication")
+            r = a.alter_user_scram_credentials([UserScramCredentialDeletion(user, mechanism)])
+            check(r.get(user) is None, f"AlterUserScramCredentials delete: {r}")
+            more, gone = deadline(10), None
+            while more():
+                d = a.describe_user_scram_credentials([user]).get(user) or {}
+                gone = d.get("error") or ",".join(f"{ci['mechanism'].name}:{ci['iterations']}" for ci in d.get("credential_infos", []))
+                if d.get("error"):
+                    break
+                time.sleep(0.2)
+            obs["described_after_delete"] = (gone or "").replace(user, "<user>")
+            check(gone and "does not exist" in gone, f"DescribeUserScramCredentials after the delete: {gone!r}, expected a user that does not exist")
+        finally:
+            a.close()
+        err, why = probe_until(False, 10, **sasl_kw(S, "sasl_plaintext", mechanism, user, pw))
+        obs["after_delete_error"] = err
+        check(sasl_refused(err, why), f"the deleted credential's password: {err} {why}, expected a refused SASL authentication")
+    return f
+
+
+def s_sec_sasl_ssl(b, t, obs):
+    S = security()
+    create(t)
+    user, pw = f"u-{t}", f"pw-{t}"
+    a = admin()
+    try:
+        shown = upsert_scram(a, user, "SCRAM-SHA-512", pw)
+        check(shown == "SCRAM_SHA_512:8192", f"DescribeUserScramCredentials after the upsert: {shown}")
+        err, why = probe_until(True, 10, **sasl_kw(S, "sasl_ssl", "SCRAM-SHA-512", user, pw))
+        check(err is None, f"SCRAM-SHA-512 over SASL_SSL not accepted within 10 s: {err} {why}")
+        sec_round_trip(t, obs, **sasl_kw(S, "sasl_ssl", "SCRAM-SHA-512", user, pw))
+        a.alter_user_scram_credentials([UserScramCredentialDeletion(user, "SCRAM-SHA-512")])
+    finally:
+        a.close()
+
+
+def s_sec_plaintext_to_tls(b, t, obs):
+    S = security()
+    err, why = probe(bootstrap_servers=S["ssl"])
+    obs["plaintext_to_ssl"] = err
+    check(err is not None, "a PLAINTEXT client was served by the SSL listener")
+    err, why = probe(**sasl_kw(S, "sasl_plaintext", "PLAIN", "alice", S["plain_users"]["alice"]) | {"bootstrap_servers": S["plaintext"]})
+    obs["sasl_to_plaintext"] = main_reason(why) or err
+    check(err is not None, "a SASL client was served by the PLAINTEXT listener")
+
+
 SCENARIOS = {
     "metadata": s_metadata, "topic-admin": s_topic_admin,
     "codec-none": codec("none"), "codec-gzip": codec("gzip"), "codec-snappy": codec("snappy"),
@@ -540,9 +766,11 @@ SCENARIOS = {
     "delete-records": s_delete_records, "list-offsets": s_list_offsets, "err-unknown-topic": s_unknown_topic,
     "err-record-too-large": s_too_large, "err-invalid-config": s_invalid_config,
     "err-keyless-compacted": s_keyless_compacted, "static-member-848": na(NO848),
+    "sec-tls": s_sec_tls, "sec-mtls": s_sec_mtls, "sec-plain": s_sec_plain,
+    "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
+    "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls,
 }
 
 if __name__ == "__main__":
-    import sys
     B["b"] = sys.argv[2]
     main(SCENARIOS)

@@ -3,12 +3,17 @@ created with confluent-kafka's admin client (kcat has no admin commands); everyt
 what kcat itself produced, consumed or queried. Usage: <scenario> <bootstrap> <topic>."""
 
 import json
+import re
 import shutil
 import subprocess
+import time
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion,
+                                   UserScramCredentialUpsertion)
 
-from common import BASE_TS, Fail, NotApplicable, advertised_is_bootstrap, check, expected_brokers, main, vals
+from common import (BASE_TS, Fail, NotApplicable, advertised_is_bootstrap, check, deadline, err_name, expected_brokers, main,
+                    security, vals)
 
 B = {}
 ERRS = {"Broker: Unknown topic or partition": "UNKNOWN_TOPIC_OR_PARTITION",
@@ -16,11 +21,11 @@ ERRS = {"Broker: Unknown topic or partition": "UNKNOWN_TOPIC_OR_PARTITION",
         "Broker: Broker failed to validate record": "INVALID_RECORD"}
 
 
-def kcat(*args, stdin=None, timeout=30, ok=True):
+def kcat(*args, stdin=None, timeout=30, ok=True, broker=None):
     exe = shutil.which("kcat")
     if not exe:
         raise Fail("harness: kcat is not installed (apt-get install kcat failed)")
-    cmd = [exe, "-b", B["b"], "-X", "socket.timeout.ms=10000", *args]
+    cmd = [exe, "-b", broker or B["b"], "-X", "socket.timeout.ms=10000", *args]
     print("$", " ".join(cmd), flush=True)
     try:
         r = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
@@ -289,6 +294,211 @@ def na(why):
     return f
 
 
+# ---------------------------------------------------------------- security (sec-*)
+#
+# kcat speaks TLS and SASL through librdkafka's -X properties (security.protocol, ssl.ca.location,
+# ssl.certificate.location / ssl.key.location, sasl.mechanisms / sasl.username / sasl.password).
+# Topics and SCRAM credentials are made with confluent-kafka's admin client (kcat has no admin
+# commands), as for the other kcat cells. A failing connection is what kcat -L prints:
+# librdkafka's FAIL lines ("SASL authentication error: ...", "... SSL alert ...").
+
+def tls_x(S, listener, cert=False):
+    x = ["-X", "security.protocol=SSL", "-X", f"ssl.ca.location={S['ca']}", "-X", "ssl.endpoint.identification.algorithm=https"]
+    if cert:
+        x += ["-X", f"ssl.certificate.location={S['client_cert']}", "-X", f"ssl.key.location={S['client_key']}"]
+    return S[listener], x
+
+
+def sasl_x(S, listener, mechanism, user, password):
+    x = ["-X", f"security.protocol={listener.upper()}", "-X", f"sasl.mechanisms={mechanism}",
+         "-X", f"sasl.username={user}", "-X", f"sasl.password={password}"]
+    if listener == "sasl_ssl":
+        x += ["-X", f"ssl.ca.location={S['ca']}", "-X", "ssl.endpoint.identification.algorithm=https"]
+    return S[listener], x
+
+
+def sec_round_trip(t, obs, at):
+    broker, x = at
+    values = vals(5, "sec-")
+    kcat("-P", "-t", t, "-p", "0", "-K", ":", *x, stdin="".join(f"k-{i}:{v}\n" for i, v in enumerate(values)), broker=broker)
+    r = kcat("-C", "-t", t, "-p", "0", "-o", "beginning", "-c", "5", "-e", "-J", *x, broker=broker)
+    msgs = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    obs["count"] = len(msgs)
+    check_exact(msgs, values, 0)
+
+
+def probe(at, seconds=3):
+    """kcat -L over these settings: None when the metadata came back, else librdkafka's first
+    FAIL reason (without addresses and timings), or kcat's ERROR line."""
+    broker, x = at
+    r = kcat("-L", "-m", str(seconds), *x, ok=False, timeout=seconds + 10, broker=broker)
+    if r.returncode == 0 and "ERROR" not in r.stderr and "broker" in r.stdout:
+        return None
+    for line in r.stderr.splitlines():
+        if "|FAIL|" in line:
+            why = line.split("/bootstrap: ", 1)[-1]
+            return re.sub(r" \(after \d+ms.*\)$", "", why)
+    errs = [l for l in r.stderr.splitlines() if "ERROR" in l]
+    return errs[0] if errs else f"kcat exited {r.returncode}"
+
+
+def probe_until(ok, seconds, at):
+    more = deadline(seconds)
+    while True:
+        r = probe(at)
+        if (r is None) == ok or not more():
+            return r
+        time.sleep(0.25)
+
+
+def sasl_words(r):
+    return r.split("SASL authentication error: ", 1)[1] if r and "SASL authentication error: " in r else None
+
+
+MECH = {"SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256, "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512}
+
+
+def librdkafka_version():
+    """kcat's librdkafka version as a tuple, from `kcat -V` ("... librdkafka 2.0.2 ...")."""
+    r = subprocess.run([shutil.which("kcat") or "kcat", "-V"], capture_output=True, text=True, timeout=10)
+    m = re.search(r"librdkafka (\d+)\.(\d+)\.(\d+)", r.stdout + r.stderr)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+
+
+# librdkafka before 2.6.1 repeats the client nonce in the SCRAM client-final-message (server
+# nonce + client nonce again; librdkafka#4895). Kafka 4.x compares that nonce with the server's
+# as RFC 5802 says (the CVE-2024-56128 fix), so it refuses such a client even with the right
+# password: "Authentication failed during authentication due to invalid credentials with SASL
+# mechanism SCRAM-SHA-256". With such a librdkafka (Debian's kcat: 2.0.2) the SCRAM cells check
+# exactly that refusal instead of a round trip.
+SCRAM_NONCE_FIXED = (2, 6, 1)
+
+
+def sec_admin():
+    return AdminClient({"bootstrap.servers": B["b"], "client.id": "compat-kcat-admin"})
+
+
+def described(a, user):
+    try:
+        d = a.describe_user_scram_credentials([user])[user].result(timeout=15)
+        return ",".join(f"{ci.mechanism.name}:{ci.iterations}" for ci in d.scram_credential_infos)
+    except KafkaException as e:
+        return err_name(e.args[0].code())
+
+
+def upsert(a, user, mechanism, password):
+    a.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        user, ScramCredentialInfo(MECH[mechanism], 8192), password.encode())])[user].result(timeout=15)
+    want, shown, more = f"{MECH[mechanism].name}:8192", "", deadline(10)
+    while more():
+        shown = described(a, user)
+        if shown == want:
+            break
+        time.sleep(0.2)
+    return shown
+
+
+def s_sec_tls(b, t, obs):
+    S = security()
+    create(t)
+    sec_round_trip(t, obs, tls_x(S, "ssl"))
+
+
+def s_sec_mtls(b, t, obs):
+    S = security()
+    create(t)
+    sec_round_trip(t, obs, tls_x(S, "mtls", cert=True))
+    obs["ok"] = True
+    r = probe(tls_x(S, "mtls"))
+    obs["no_cert_error"] = r
+    check(r is not None, "a client without a certificate was served on the MTLS listener (ssl.client.auth=required)")
+    check("ssl" in r.lower(), f"without a client certificate: {r}, expected a TLS failure")
+
+
+def s_sec_plain(b, t, obs):
+    S = security()
+    create(t)
+    pw = S["plain_users"]["alice"]
+    sec_round_trip(t, obs, sasl_x(S, "sasl_plaintext", "PLAIN", "alice", pw))
+    r = probe(sasl_x(S, "sasl_plaintext", "PLAIN", "alice", "wrong-" + pw))
+    obs["bad_password_error"] = "SASL authentication error" if sasl_words(r) else r
+    obs["bad_password_message"] = sasl_words(r)
+    check(sasl_words(r) is not None, f"alice with a wrong password: {r}, expected a SASL authentication error")
+
+
+def sec_scram(mechanism):
+    def f(b, t, obs):
+        S = security()
+        create(t)
+        user, pw = f"u-{t}", f"pw-{t}"
+        a = sec_admin()
+        obs["admin_client"] = "confluent-kafka"
+        obs["described"] = upsert(a, user, mechanism, pw)
+        check(obs["described"] == f"{MECH[mechanism].name}:8192", f"DescribeUserScramCredentials after the upsert: {obs['described']}")
+        if librdkafka_version() >= SCRAM_NONCE_FIXED:
+            r = probe_until(True, 10, sasl_x(S, "sasl_plaintext", mechanism, user, pw))
+            check(r is None, f"the new {mechanism} credential was not accepted within 10 s: {r}")
+            sec_round_trip(t, obs, sasl_x(S, "sasl_plaintext", mechanism, user, pw))
+        else:
+            r = probe(sasl_x(S, "sasl_plaintext", mechanism, user, pw))
+            obs["right_password_old_nonce"] = sasl_words(r) or r
+            check(sasl_words(r) is not None,
+                  f"librdkafka {'.'.join(map(str, librdkafka_version()))} (SCRAM nonce repeated, librdkafka#4895) with the right password: "
+                  f"{r}; Kafka 4.x refuses it (RFC 5802 nonce check)")
+        r = probe(sasl_x(S, "sasl_plaintext", mechanism, user, "wrong-" + pw))
+        obs["bad_password_error"] = "SASL authentication error" if sasl_words(r) else r
+        obs["bad_password_message"] = sasl_words(r)
+        check(sasl_words(r) is not None, f"a wrong password: {r}, expected a SASL authentication error")
+        a.alter_user_scram_credentials([UserScramCredentialDeletion(user, MECH[mechanism])])[user].result(timeout=15)
+        more, gone = deadline(10), ""
+        while more():
+            gone = described(a, user)
+            if gone == "RESOURCE_NOT_FOUND":
+                break
+            time.sleep(0.2)
+        obs["described_after_delete"] = gone
+        check(gone == "RESOURCE_NOT_FOUND", f"DescribeUserScramCredentials after the delete: {gone}, expected RESOURCE_NOT_FOUND")
+        r = probe_until(False, 10, sasl_x(S, "sasl_plaintext", mechanism, user, pw))
+        obs["after_delete_error"] = "SASL authentication error" if sasl_words(r) else r
+        check(sasl_words(r) is not None, f"the deleted credential's password: {r}, expected a SASL authentication error")
+    return f
+
+
+def s_sec_sasl_ssl(b, t, obs):
+    S = security()
+    create(t)
+    user, pw = f"u-{t}", f"pw-{t}"
+    a = sec_admin()
+    obs["admin_client"] = "confluent-kafka"
+    shown = upsert(a, user, "SCRAM-SHA-512", pw)
+    check(shown == "SCRAM_SHA_512:8192", f"DescribeUserScramCredentials after the upsert: {shown}")
+    at = sasl_x(S, "sasl_ssl", "SCRAM-SHA-512", user, pw)
+    if librdkafka_version() >= SCRAM_NONCE_FIXED:
+        r = probe_until(True, 10, at)
+        check(r is None, f"SCRAM-SHA-512 over SASL_SSL not accepted within 10 s: {r}")
+        sec_round_trip(t, obs, at)
+    else:
+        # The SCRAM exchange over TLS ends in Kafka 4.x's nonce refusal (see SCRAM_NONCE_FIXED);
+        # the records go over SASL_SSL with PLAIN instead.
+        r = probe(at)
+        obs["scram_old_nonce"] = sasl_words(r) or r
+        check(sasl_words(r) is not None, f"SCRAM-SHA-512 over SASL_SSL with librdkafka's repeated nonce: {r}, expected Kafka 4.x's refusal")
+        obs["mechanism"] = "PLAIN"
+        sec_round_trip(t, obs, sasl_x(S, "sasl_ssl", "PLAIN", "alice", S["plain_users"]["alice"]))
+    a.alter_user_scram_credentials([UserScramCredentialDeletion(user, MECH["SCRAM-SHA-512"])])[user].result(timeout=15)
+
+
+def s_sec_plaintext_to_tls(b, t, obs):
+    S = security()
+    r = probe((S["ssl"], []))
+    obs["plaintext_to_ssl"] = r
+    check(r is not None, "a PLAINTEXT client was served by the SSL listener")
+    broker, x = sasl_x(S, "sasl_plaintext", "PLAIN", "alice", S["plain_users"]["alice"])
+    r = probe((S["plaintext"], x))
+    obs["sasl_to_plaintext"] = r
+    check(r is not None, "a SASL client was served by the PLAINTEXT listener")
+
+
 SCENARIOS = {
     "metadata": s_metadata, "topic-admin": na("kcat has no admin commands"),
     "codec-none": codec("none"), "codec-gzip": codec("gzip"), "codec-snappy": codec("snappy"),
@@ -305,6 +515,9 @@ SCENARIOS = {
     "err-invalid-config": na("kcat has no admin commands"),
     "err-keyless-compacted": s_keyless_compacted,
     "static-member-848": na("kcat has no KIP-848 consumer protocol (librdkafka 2.0.2) and runs one consumer per process"),
+    "sec-tls": s_sec_tls, "sec-mtls": s_sec_mtls, "sec-plain": s_sec_plain,
+    "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
+    "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls,
 }
 
 if __name__ == "__main__":

@@ -59,36 +59,37 @@ impl Exchange {
     }
 }
 
-/// `[authzid] NUL authcid NUL passwd` (RFC 4616), checked as Kafka's PlainSaslServer does.
+/// `[authzid] NUL authcid NUL passwd` (RFC 4616), checked as Kafka's PlainSaslServer does
+/// (every failure's message is the client's to see, as there).
 fn plain(token: &[u8], settings: &SaslSettings) -> Result<String, Failure> {
     let text = std::str::from_utf8(token)
-        .map_err(|_| Failure::Failed("Invalid SASL/PLAIN response: not UTF-8".into()))?;
+        .map_err(|_| Failure::Denied("Invalid SASL/PLAIN response: not UTF-8".into()))?;
     let parts: Vec<&str> = text.split('\u{0}').collect();
     let [authzid, user, password] = parts.as_slice() else {
-        return Err(Failure::Failed(format!(
+        return Err(Failure::Denied(format!(
             "Invalid SASL/PLAIN response: expected 3 tokens, got {}",
             parts.len()
         )));
     };
     if user.is_empty() {
-        return Err(Failure::Failed(
+        return Err(Failure::Denied(
             "Authentication failed: username not specified".into(),
         ));
     }
     if password.is_empty() {
-        return Err(Failure::Failed(
+        return Err(Failure::Denied(
             "Authentication failed: password not specified".into(),
         ));
     }
     let known = settings.plain_users.get(*user);
     let ok = known.is_some_and(|pw| super::constant_time_eq(pw.as_bytes(), password.as_bytes()));
     if !ok {
-        return Err(Failure::Failed(
+        return Err(Failure::Denied(
             "Authentication failed: Invalid username or password".into(),
         ));
     }
     if !authzid.is_empty() && authzid != user {
-        return Err(Failure::Failed(
+        return Err(Failure::Denied(
             "Authentication failed: Client requested an authorization id that is different \
              from username"
                 .into(),
@@ -133,7 +134,7 @@ mod tests {
             b"\0alice\0pw\0x",
             b"\xff\0alice\0pw",
         ] {
-            assert!(matches!(run(bad), Err(Failure::Failed(_))), "{bad:?}");
+            assert!(matches!(run(bad), Err(Failure::Denied(_))), "{bad:?}");
         }
         let mut e = Exchange::start("PLAIN").expect("served");
         assert!(e.step(b"\0alice\0pw", &s, &NoCreds).is_ok());

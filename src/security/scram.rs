@@ -113,11 +113,14 @@ pub fn credential(m: Mechanism, salted: &[u8], salt: &[u8], iterations: i32) -> 
     }
 }
 
-/// Why an exchange failed. The client is only told that authentication failed (Kafka does
-/// not say whether the user exists); `Illegal` is a message out of sequence.
+/// Why an exchange failed, as Kafka tells the client: `Failed` (Kafka's `SaslException`) is
+/// answered with a generic message that does not say whether the user exists; `Denied`
+/// (`SaslAuthenticationException`) with its own message; `Illegal` is a message out of
+/// sequence (the connection closes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     Failed(String),
+    Denied(String),
     Illegal(String),
 }
 
@@ -170,7 +173,7 @@ impl Server {
                     Failure::Failed("Authentication failed: Invalid user credentials".into())
                 })?;
                 if !first.authzid.is_empty() && first.authzid != user {
-                    return Err(Failure::Failed(
+                    return Err(Failure::Denied(
                         "Authentication failed: Client requested an authorization id that is \
                          different from username"
                             .into(),

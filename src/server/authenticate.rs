@@ -74,7 +74,9 @@ pub enum Outcome {
     Reply(BytesMut),
     /// Send this response; the connection is now `principal`'s.
     Authenticated(BytesMut, Principal),
-    /// Wait, send this response, then close (failed authentication).
+    /// Send this response, wait, then close (failed authentication: Kafka delays the close
+    /// by `connection.failed.authentication.delay.ms`, so a client reads the answer before
+    /// it sees the connection end).
     FailThenClose(BytesMut, Duration),
     /// Close without a response.
     Close(String),
@@ -139,7 +141,7 @@ impl Gate {
                     };
                     Outcome::Authenticated(framed(response), principal)
                 }
-                Err(Failure::Failed(why)) | Err(Failure::Illegal(why)) => {
+                Err(Failure::Failed(why) | Failure::Denied(why) | Failure::Illegal(why)) => {
                     // SaslHandshake v0 has no way to say why: the connection closes.
                     audit_fail(session, peer, Some(&mechanism), &why);
                     Outcome::Close(format!("SASL authentication failed: {why}"))
@@ -272,13 +274,20 @@ impl Gate {
                             Err(e) => Outcome::Close(e.to_string()),
                         }
                     }
-                    Err(Failure::Failed(why)) => {
+                    Err(f @ (Failure::Failed(_) | Failure::Denied(_))) => {
+                        let (why, shown) = match f {
+                            Failure::Denied(why) => (why.clone(), why),
+                            // Kafka does not tell the client why (the user may not exist).
+                            Failure::Failed(why) | Failure::Illegal(why) => (
+                                why,
+                                format!(
+                                    "Authentication failed during authentication due to \
+                                     invalid credentials with SASL mechanism {mechanism}"
+                                ),
+                            ),
+                        };
                         audit_fail(session, peer, Some(&mechanism), &why);
-                        // Kafka does not tell the client why (the user may not exist).
-                        let msg = format!(
-                            "Authentication failed during authentication due to invalid \
-                             credentials with SASL mechanism {mechanism}"
-                        );
+                        let msg = shown;
                         match answer(
                             WireError::SaslAuthenticationFailed.code(),
                             Some(msg),

@@ -178,7 +178,7 @@ pub async fn run<S: Transport>(
             };
             let mut frame = buf.split_to(4 + len).freeze();
             let _ = frame.split_to(4);
-            let mut closing = false;
+            let mut closing: Option<Duration> = None;
             let handled = match gate
                 .as_mut()
                 .map(|g| g.on_frame(&frame, &broker, &session, peer))
@@ -193,8 +193,7 @@ pub async fn run<S: Transport>(
                     Ok(Some(Reply::Now(b)))
                 }
                 Some(Outcome::FailThenClose(b, delay)) => {
-                    tokio::time::sleep(delay).await;
-                    closing = true;
+                    closing = Some(delay);
                     Ok(Some(Reply::Now(b)))
                 }
                 Some(Outcome::Close(why)) => {
@@ -222,7 +221,9 @@ pub async fn run<S: Transport>(
                     {
                         break 'conn;
                     }
-                    if closing {
+                    if let Some(delay) = closing {
+                        // The answer goes out now; the close follows after the delay.
+                        tokio::time::sleep(delay).await;
                         let _ = tx.send(Outgoing::Close).await;
                         break 'conn;
                     }

@@ -650,6 +650,9 @@ func main() {
 		"list-offsets": listOffsets, "err-unknown-topic": unknownTopic, "err-record-too-large": tooLarge,
 		"err-invalid-config": invalidConfig, "err-keyless-compacted": keylessCompacted,
 		"static-member-848": staticMember848,
+		"sec-tls": secTLS, "sec-mtls": secMTLS, "sec-plain": secPlain,
+		"sec-scram-256": secScram("SCRAM-SHA-256"), "sec-scram-512": secScram("SCRAM-SHA-512"),
+		"sec-sasl-ssl": secSaslSSL, "sec-plaintext-to-tls": secPlaintextToTLS,
 	})
 }
 

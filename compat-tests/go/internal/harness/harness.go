@@ -19,6 +19,7 @@ type Obs map[string]any
 
 type failure struct{ msg string }
 type notApplicable struct{ msg string }
+type notYet struct{ msg string }
 
 // Check fails the scenario with msg when ok is false.
 // ExpectedBrokers is how many brokers the target is (COMPAT_BROKERS: 1, or 3 for a cluster).
@@ -61,6 +62,36 @@ func Must(err error, what string) {
 // NA marks the scenario as something this client library cannot do.
 func NA(why string) { panic(notApplicable{why}) }
 
+// NotYet marks the scenario as not runnable here yet (e.g. the broker has no security listeners).
+func NotYet(why string) { panic(notYet{why}) }
+
+// Security is COMPAT_SECURITY (compat-tests/lib/brokers.py security_env): the security listeners'
+// host:port by name, the test CA and client certificate files, the PLAIN users.
+type Security struct {
+	Plaintext         string            `json:"plaintext"`
+	SSL               string            `json:"ssl"`
+	MTLS              string            `json:"mtls"`
+	SaslPlaintext     string            `json:"sasl_plaintext"`
+	SaslSSL           string            `json:"sasl_ssl"`
+	CA                string            `json:"ca"`
+	ClientCert        string            `json:"client_cert"`
+	ClientKey         string            `json:"client_key"`
+	ClientP12         string            `json:"client_p12"`
+	ClientP12Password string            `json:"client_p12_password"`
+	PlainUsers        map[string]string `json:"plain_users"`
+}
+
+// Sec reads COMPAT_SECURITY; without it (no security listeners on this broker) the cell is not_yet.
+func Sec() Security {
+	raw := os.Getenv("COMPAT_SECURITY")
+	if raw == "" {
+		NotYet("no COMPAT_SECURITY: the broker has no security listeners")
+	}
+	var s Security
+	Must(json.Unmarshal([]byte(raw), &s), "COMPAT_SECURITY")
+	return s
+}
+
 // Vals returns prefix0..prefix(n-1).
 func Vals(n int, prefix string) []string {
 	out := make([]string, n)
@@ -86,6 +117,8 @@ func Main(scenarios map[string]Scenario) {
 					status, detail = "fail", v.msg
 				case notApplicable:
 					status, detail = "n/a", v.msg
+				case notYet:
+					status, detail = "not_yet", v.msg
 				default:
 					status, detail = "fail", fmt.Sprintf("panic: %v", r)
 				}
@@ -151,6 +184,8 @@ var KafkaErrors = map[int16]string{
 	38: "INVALID_REPLICATION_FACTOR", 40: "INVALID_CONFIG", 42: "INVALID_REQUEST", 45: "OUT_OF_ORDER_SEQUENCE_NUMBER",
 	47: "INVALID_PRODUCER_EPOCH", 48: "INVALID_TXN_STATE", 49: "INVALID_PRODUCER_ID_MAPPING",
 	51: "CONCURRENT_TRANSACTIONS", 87: "INVALID_RECORD",
+	33: "UNSUPPORTED_SASL_MECHANISM", 34: "ILLEGAL_SASL_STATE", 58: "SASL_AUTHENTICATION_FAILED",
+	91: "RESOURCE_NOT_FOUND",
 }
 
 // ErrName names a Kafka error code.

@@ -38,6 +38,10 @@ public final class Main {
         NotApplicable(String m) { super(m); }
     }
 
+    static final class NotYet extends RuntimeException {
+        NotYet(String m) { super(m); }
+    }
+
     public static void main(String[] args) {
         String scenario = args[0];
         bootstrap = args[1];
@@ -50,6 +54,9 @@ public final class Main {
             detail = f.getMessage();
         } catch (NotApplicable n) {
             status = "n/a";
+            detail = n.getMessage();
+        } catch (NotYet n) {
+            status = "not_yet";
             detail = n.getMessage();
         } catch (Throwable t) {
             status = "fail";
@@ -92,6 +99,9 @@ public final class Main {
             case "authorized-ops": authorizedOps(); break;
             case "share-consume": case "share-release": case "share-lock-timeout": case "share-dlq": case "share-cli":
                 shareScenario(s); break;
+            case "sec-tls": case "sec-mtls": case "sec-plain": case "sec-scram-256": case "sec-scram-512":
+            case "sec-sasl-ssl": case "sec-plaintext-to-tls":
+                SecurityScenarios.run(s); break;
             default: throw new NotApplicable("no such scenario in the Java driver: " + s);
         }
     }

@@ -1,0 +1,240 @@
+package main
+
+// The security scenarios (sec-*) with kgo/kadm: the broker's SSL, MTLS, SASL_PLAINTEXT and
+// SASL_SSL listeners from COMPAT_SECURITY (TLS via kgo.DialTLSConfig, SASL via the plain and
+// scram mechanisms of franz-go's pkg/sasl); topics and SCRAM credentials are made through the
+// PLAINTEXT listener (the bootstrap argument).
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	h "strom.compat/go/internal/harness"
+)
+
+// tlsOpt verifies the broker against ca.pem (kgo sets ServerName to the dialed host, so the
+// certificate's IP:127.0.0.1 SAN is checked); withCert adds the client certificate.
+func tlsOpt(s h.Security, withCert bool) kgo.Opt {
+	pem, err := os.ReadFile(s.CA)
+	h.Must(err, "read ca.pem")
+	pool := x509.NewCertPool()
+	h.Check(pool.AppendCertsFromPEM(pem), "no certificate in %s", s.CA)
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if withCert {
+		kp, err := tls.LoadX509KeyPair(s.ClientCert, s.ClientKey)
+		h.Must(err, "load the client certificate")
+		cfg.Certificates = []tls.Certificate{kp}
+	}
+	return kgo.DialTLSConfig(cfg)
+}
+
+func mechanism(name, user, pass string) sasl.Mechanism {
+	switch name {
+	case "PLAIN":
+		return plain.Auth{User: user, Pass: pass}.AsMechanism()
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()
+	default:
+		return scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()
+	}
+}
+
+func seeds(addr string) kgo.Opt { return kgo.SeedBrokers(addr) }
+
+// secRoundTrip produces 5 records and reads them back from offset 0 with these connection options.
+func secRoundTrip(t string, obs h.Obs, opts ...kgo.Opt) {
+	want := h.Vals(5, "sec-")
+	offs := produce(t, want, opts...)
+	obs["produced_offsets"] = fmt.Sprintf("%d..%d", offs[0], offs[len(offs)-1])
+	rs := readFromStart(t, 5, opts...)
+	obs["count"] = len(rs)
+	checkExact(rs, want, 0)
+}
+
+// probe asks for the cluster's metadata over a fresh client with these options, bounded to
+// 5 s: "" when answered, else what the client reported (Kafka's error name for a broker error).
+func probe(opts ...kgo.Opt) string {
+	cl := client(append([]kgo.Opt{kgo.RetryTimeout(4 * time.Second)}, opts...)...)
+	defer cl.Close()
+	_, err := kadm.NewClient(cl).BrokerMetadata(ctx(5))
+	if err == nil {
+		return ""
+	}
+	fmt.Fprintf(os.Stderr, "[sec] probe: %v\n", err)
+	lastMessage = err.Error()
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Message
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "remote error: "); i >= 0 { // the TLS alert the broker sent
+		return msg[i:]
+	}
+	if strings.Contains(msg, "deadline exceeded") {
+		return "context deadline exceeded"
+	}
+	return "client error: " + msg
+}
+
+// lastMessage is the full text of what the last failed probe reported (the broker's words for a SASL failure).
+var lastMessage string
+
+// brokerWords is the broker's own message in a SASL failure ("<CODE>: <description>.: <broker message>").
+func brokerWords() string {
+	if i := strings.LastIndex(lastMessage, ".: "); i >= 0 {
+		return lastMessage[i+3:]
+	}
+	return lastMessage
+}
+
+func probeUntil(ok bool, sec int, opts ...kgo.Opt) string {
+	end := time.Now().Add(time.Duration(sec) * time.Second)
+	for {
+		r := probe(opts...)
+		if (r == "") == ok || time.Now().After(end) {
+			return r
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func scramMech(name string) kadm.ScramMechanism {
+	if name == "SCRAM-SHA-256" {
+		return kadm.ScramSha256
+	}
+	return kadm.ScramSha512
+}
+
+// describeSCRAM renders what DescribeUserScramCredentials says of user ("SCRAM-SHA-256:8192", or the error).
+func describeSCRAM(a *kadm.Client, user string) string {
+	d, err := a.DescribeUserSCRAMs(ctx(10), user)
+	if err != nil {
+		return errName(err)
+	}
+	u := d[user]
+	if u.Err != nil {
+		return errName(u.Err)
+	}
+	var parts []string
+	for _, ci := range u.CredInfos {
+		parts = append(parts, fmt.Sprintf("%s:%d", ci.Mechanism, ci.Iterations))
+	}
+	return strings.Join(parts, ",")
+}
+
+// upsertSCRAM makes user's credential (8192 iterations) and waits until it is described.
+func upsertSCRAM(a *kadm.Client, user, mech, pass string) string {
+	r, err := a.AlterUserSCRAMs(ctx(15), nil, []kadm.UpsertSCRAM{{User: user, Mechanism: scramMech(mech), Iterations: 8192, Password: pass}})
+	h.Must(err, "AlterUserScramCredentials upsert")
+	h.Must(r[user].Err, "AlterUserScramCredentials upsert "+user)
+	shown := ""
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if shown = describeSCRAM(a, user); shown == mech+":8192" {
+			break
+		}
+	}
+	return shown
+}
+
+func deleteSCRAM(a *kadm.Client, user, mech string) {
+	r, err := a.AlterUserSCRAMs(ctx(15), []kadm.DeleteSCRAM{{User: user, Mechanism: scramMech(mech)}}, nil)
+	h.Must(err, "AlterUserScramCredentials delete")
+	h.Must(r[user].Err, "AlterUserScramCredentials delete "+user)
+}
+
+func secTLS(b, t string, obs h.Obs) {
+	s := h.Sec()
+	create(t, 1, nil)
+	secRoundTrip(t, obs, seeds(s.SSL), tlsOpt(s, false))
+}
+
+func secMTLS(b, t string, obs h.Obs) {
+	s := h.Sec()
+	create(t, 1, nil)
+	secRoundTrip(t, obs, seeds(s.MTLS), tlsOpt(s, true))
+	obs["ok"] = true
+	r := probe(seeds(s.MTLS), tlsOpt(s, false))
+	obs["no_cert_error"] = r
+	h.Check(r != "", "a client without a certificate was served on the MTLS listener (ssl.client.auth=required)")
+	h.Check(strings.HasPrefix(r, "remote error: tls:"), "without a client certificate: %s, expected a TLS alert", r)
+}
+
+func secPlain(b, t string, obs h.Obs) {
+	s := h.Sec()
+	create(t, 1, nil)
+	pw := s.PlainUsers["alice"]
+	secRoundTrip(t, obs, seeds(s.SaslPlaintext), kgo.SASL(mechanism("PLAIN", "alice", pw)))
+	r := probe(seeds(s.SaslPlaintext), kgo.SASL(mechanism("PLAIN", "alice", "wrong-"+pw)))
+	obs["bad_password_error"] = r
+	obs["bad_password_message"] = brokerWords()
+	h.Check(r == "SASL_AUTHENTICATION_FAILED", "alice with a wrong password: %q, expected SASL_AUTHENTICATION_FAILED", r)
+}
+
+func secScram(mech string) h.Scenario {
+	return func(b, t string, obs h.Obs) {
+		s := h.Sec()
+		create(t, 1, nil)
+		user, pw := "u-"+t, "pw-"+t
+		a := admin()
+		obs["described"] = upsertSCRAM(a, user, mech, pw)
+		h.Check(obs["described"] == mech+":8192", "DescribeUserScramCredentials after the upsert: %v", obs["described"])
+		auth := func(pass string) []kgo.Opt {
+			return []kgo.Opt{seeds(s.SaslPlaintext), kgo.SASL(mechanism(mech, user, pass))}
+		}
+		r := probeUntil(true, 10, auth(pw)...)
+		h.Check(r == "", "the new %s credential was not accepted within 10 s: %s", mech, r)
+		secRoundTrip(t, obs, auth(pw)...)
+		r = probe(auth("wrong-" + pw)...)
+		obs["bad_password_error"] = r
+		obs["bad_password_message"] = brokerWords()
+		h.Check(r == "SASL_AUTHENTICATION_FAILED", "a wrong password: %q, expected SASL_AUTHENTICATION_FAILED", r)
+		deleteSCRAM(a, user, mech)
+		gone := ""
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if gone = describeSCRAM(a, user); gone == "RESOURCE_NOT_FOUND" {
+				break
+			}
+		}
+		obs["described_after_delete"] = gone
+		h.Check(gone == "RESOURCE_NOT_FOUND", "DescribeUserScramCredentials after the delete: %q, expected RESOURCE_NOT_FOUND", gone)
+		r = probeUntil(false, 10, auth(pw)...)
+		obs["after_delete_error"] = r
+		h.Check(r == "SASL_AUTHENTICATION_FAILED", "the deleted credential's password: %q, expected SASL_AUTHENTICATION_FAILED", r)
+	}
+}
+
+func secSaslSSL(b, t string, obs h.Obs) {
+	s := h.Sec()
+	create(t, 1, nil)
+	user, pw := "u-"+t, "pw-"+t
+	a := admin()
+	shown := upsertSCRAM(a, user, "SCRAM-SHA-512", pw)
+	h.Check(shown == "SCRAM-SHA-512:8192", "DescribeUserScramCredentials after the upsert: %s", shown)
+	opts := []kgo.Opt{seeds(s.SaslSSL), tlsOpt(s, false), kgo.SASL(mechanism("SCRAM-SHA-512", user, pw))}
+	r := probeUntil(true, 10, opts...)
+	h.Check(r == "", "SCRAM-SHA-512 over SASL_SSL not accepted within 10 s: %s", r)
+	secRoundTrip(t, obs, opts...)
+	deleteSCRAM(a, user, "SCRAM-SHA-512")
+}
+
+func secPlaintextToTLS(b, t string, obs h.Obs) {
+	s := h.Sec()
+	r := probe(seeds(s.SSL))
+	obs["plaintext_to_ssl"] = r
+	h.Check(r != "", "a PLAINTEXT client was served by the SSL listener")
+	r = probe(seeds(s.Plaintext), kgo.SASL(mechanism("PLAIN", "alice", s.PlainUsers["alice"])))
+	obs["sasl_to_plaintext"] = r
+	h.Check(r != "", "a SASL client was served by the PLAINTEXT listener")
+}

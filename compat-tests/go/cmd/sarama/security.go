@@ -1,0 +1,329 @@
+package main
+
+// The security scenarios (sec-*) with sarama: the broker's SSL, MTLS, SASL_PLAINTEXT and
+// SASL_SSL listeners from COMPAT_SECURITY (Net.TLS with a crypto/tls config, Net.SASL PLAIN and
+// SCRAM-SHA-256/512, SCRAM through github.com/xdg-go/scram as sarama's documentation suggests),
+// the credentials with ClusterAdmin Upsert/Describe/DeleteUserScramCredentials through the
+// PLAINTEXT listener (the bootstrap argument).
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/xdg-go/scram"
+
+	h "strom.compat/go/internal/harness"
+)
+
+// xdgSCRAM is sarama's SCRAMClient on xdg-go/scram.
+type xdgSCRAM struct {
+	gen  scram.HashGeneratorFcn
+	conv *scram.ClientConversation
+}
+
+func (x *xdgSCRAM) Begin(user, pass, authz string) error {
+	c, err := x.gen.NewClient(user, pass, authz)
+	if err != nil {
+		return err
+	}
+	x.conv = c.NewConversation()
+	return nil
+}
+
+func (x *xdgSCRAM) Step(challenge string) (string, error) { return x.conv.Step(challenge) }
+func (x *xdgSCRAM) Done() bool                            { return x.conv.Done() }
+
+type secConf func(*sarama.Config)
+
+func tlsConf(s h.Security, withCert bool) secConf {
+	pem, err := os.ReadFile(s.CA)
+	h.Must(err, "read ca.pem")
+	pool := x509.NewCertPool()
+	h.Check(pool.AppendCertsFromPEM(pem), "no certificate in %s", s.CA)
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if withCert {
+		kp, err := tls.LoadX509KeyPair(s.ClientCert, s.ClientKey)
+		h.Must(err, "load the client certificate")
+		tc.Certificates = []tls.Certificate{kp}
+	}
+	return func(c *sarama.Config) {
+		c.Net.TLS.Enable = true
+		c.Net.TLS.Config = tc
+	}
+}
+
+func saslConf(mech, user, pass string) secConf {
+	return func(c *sarama.Config) {
+		c.Net.SASL.Enable = true
+		c.Net.SASL.User, c.Net.SASL.Password = user, pass
+		switch mech {
+		case "PLAIN":
+			c.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		case "SCRAM-SHA-256":
+			c.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+			c.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &xdgSCRAM{gen: scram.SHA256} }
+		default:
+			c.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+			c.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &xdgSCRAM{gen: scram.SHA512} }
+		}
+	}
+}
+
+func secCfg(mods ...secConf) *sarama.Config {
+	c := cfg()
+	for _, m := range mods {
+		m(c)
+	}
+	return c
+}
+
+// secRoundTrip produces 5 records to addr and reads them back from offset 0.
+func secRoundTrip(t, addr string, obs h.Obs, mods ...secConf) {
+	want := h.Vals(5, "sec-")
+	p, err := sarama.NewSyncProducer([]string{addr}, secCfg(mods...))
+	h.Must(err, "producer")
+	var msgs []*sarama.ProducerMessage
+	for i, v := range want {
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: t, Partition: 0, Key: sarama.StringEncoder(fmt.Sprintf("k-%d", i)), Value: sarama.StringEncoder(v)})
+	}
+	h.Must(p.SendMessages(msgs), "produce")
+	p.Close()
+	obs["produced_offsets"] = fmt.Sprintf("%d..%d", msgs[0].Offset, msgs[len(msgs)-1].Offset)
+	cons, err := sarama.NewConsumer([]string{addr}, secCfg(mods...))
+	h.Must(err, "consumer")
+	defer cons.Close()
+	pc, err := cons.ConsumePartition(t, 0, sarama.OffsetOldest)
+	h.Must(err, "consume partition")
+	defer pc.Close()
+	var got []*sarama.ConsumerMessage
+	timeout := time.After(10 * time.Second)
+loop:
+	for len(got) < 5 {
+		select {
+		case m := <-pc.Messages():
+			got = append(got, m)
+		case e := <-pc.Errors():
+			h.Check(false, "consume error: %v", e)
+		case <-timeout:
+			break loop
+		}
+	}
+	obs["count"] = len(got)
+	checkExact(got, want, 0)
+}
+
+var lastMessage string
+
+// probe opens a fresh client (bootstrap + metadata) with these settings, bounded to ~5 s: ""
+// when it works, else Kafka's error name (sarama's KError) or the client's own words.
+func probe(addr string, mods ...secConf) string {
+	c := secCfg(mods...)
+	c.Net.DialTimeout, c.Net.ReadTimeout, c.Net.WriteTimeout = 3*time.Second, 4*time.Second, 4*time.Second
+	c.Metadata.Retry.Max = 0
+	done := make(chan error, 1)
+	go func() {
+		cl, err := sarama.NewClient([]string{addr}, c)
+		if err == nil {
+			cl.Close()
+		}
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(6 * time.Second):
+		err = errors.New("no answer within 6 s")
+	}
+	if err == nil {
+		return ""
+	}
+	fmt.Fprintf(os.Stderr, "[sec] probe of %s: %v\n", addr, err)
+	lastMessage = err.Error()
+	var ke sarama.KError
+	if errors.As(err, &ke) {
+		return h.ErrName(int16(ke))
+	}
+	msg := err.Error()
+	// sarama's "run out of available brokers" error carries the broker's error only as text.
+	for code := range h.KafkaErrors {
+		if e := sarama.KError(code).Error(); code > 0 && (strings.Contains(msg, e+":") || strings.HasSuffix(msg, e)) {
+			return h.ErrName(code)
+		}
+	}
+	if i := strings.LastIndex(msg, "remote error: "); i >= 0 {
+		return msg[i:]
+	}
+	return "client error: " + msg
+}
+
+func probeUntil(ok bool, sec int, addr string, mods ...secConf) string {
+	end := time.Now().Add(time.Duration(sec) * time.Second)
+	for {
+		r := probe(addr, mods...)
+		if (r == "") == ok || time.Now().After(end) {
+			return r
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func scramType(mech string) sarama.ScramMechanismType {
+	if mech == "SCRAM-SHA-256" {
+		return sarama.SCRAM_MECHANISM_SHA_256
+	}
+	return sarama.SCRAM_MECHANISM_SHA_512
+}
+
+func describeSCRAM(a sarama.ClusterAdmin, user string) string {
+	rs, err := a.DescribeUserScramCredentials([]string{user})
+	if err != nil {
+		return errName(err)
+	}
+	for _, r := range rs {
+		if r.User != user {
+			continue
+		}
+		if r.ErrorCode != sarama.ErrNoError {
+			return h.ErrName(int16(r.ErrorCode))
+		}
+		var parts []string
+		for _, ci := range r.CredentialInfos {
+			parts = append(parts, fmt.Sprintf("%s:%d", ci.Mechanism, ci.Iterations))
+		}
+		return strings.Join(parts, ",")
+	}
+	return "user not in the answer"
+}
+
+func upsertSCRAM(a sarama.ClusterAdmin, user, mech, pass string) string {
+	salt := make([]byte, 24)
+	_, err := rand.Read(salt)
+	h.Must(err, "salt")
+	rs, err := a.UpsertUserScramCredentials([]sarama.AlterUserScramCredentialsUpsert{
+		{Name: user, Mechanism: scramType(mech), Iterations: 8192, Salt: salt, Password: []byte(pass)}})
+	h.Must(err, "AlterUserScramCredentials upsert")
+	for _, r := range rs {
+		h.Check(r.ErrorCode == sarama.ErrNoError, "AlterUserScramCredentials upsert %s: %s", r.User, h.ErrName(int16(r.ErrorCode)))
+	}
+	want, shown := scramType(mech).String()+":8192", ""
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if shown = describeSCRAM(a, user); shown == want {
+			break
+		}
+	}
+	return shown
+}
+
+func deleteSCRAM(a sarama.ClusterAdmin, user, mech string) {
+	rs, err := a.DeleteUserScramCredentials([]sarama.AlterUserScramCredentialsDelete{{Name: user, Mechanism: scramType(mech)}})
+	h.Must(err, "AlterUserScramCredentials delete")
+	for _, r := range rs {
+		h.Check(r.ErrorCode == sarama.ErrNoError, "AlterUserScramCredentials delete %s: %s", r.User, h.ErrName(int16(r.ErrorCode)))
+	}
+}
+
+func brokerWords() string {
+	if i := strings.LastIndex(lastMessage, "SASL Authentication failed: "); i >= 0 {
+		return lastMessage[i+len("SASL Authentication failed: "):]
+	}
+	return lastMessage
+}
+
+func init() {
+	// sarama's own log (connection and SASL steps) goes to the cell's log during the sec-* scenarios.
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "sec-") {
+		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.LstdFlags|log.Lmicroseconds)
+	}
+}
+
+func secTLS(b, t string, obs h.Obs) {
+	s := h.Sec()
+	create(t, 1, nil)
+	secRoundTrip(t, s.SSL, obs, tlsConf(s, false))
+}
+
+func secMTLS(b, t string, obs h.Obs) {
+	s := h.Sec()
+	create(t, 1, nil)
+	secRoundTrip(t, s.MTLS, obs, tlsConf(s, true))
+	obs["ok"] = true
+	r := probe(s.MTLS, tlsConf(s, false))
+	obs["no_cert_error"] = r
+	h.Check(r != "", "a client without a certificate was served on the MTLS listener (ssl.client.auth=required)")
+}
+
+func secPlain(b, t string, obs h.Obs) {
+	s := h.Sec()
+	create(t, 1, nil)
+	pw := s.PlainUsers["alice"]
+	secRoundTrip(t, s.SaslPlaintext, obs, saslConf("PLAIN", "alice", pw))
+	r := probe(s.SaslPlaintext, saslConf("PLAIN", "alice", "wrong-"+pw))
+	obs["bad_password_error"] = r
+	obs["bad_password_message"] = brokerWords()
+	h.Check(r == "SASL_AUTHENTICATION_FAILED", "alice with a wrong password: %q, expected SASL_AUTHENTICATION_FAILED", r)
+}
+
+func secScram(mech string) h.Scenario {
+	return func(b, t string, obs h.Obs) {
+		s := h.Sec()
+		create(t, 1, nil)
+		user, pw := "u-"+t, "pw-"+t
+		a := admin()
+		defer a.Close()
+		want := scramType(mech).String() + ":8192"
+		obs["described"] = upsertSCRAM(a, user, mech, pw)
+		h.Check(obs["described"] == want, "DescribeUserScramCredentials after the upsert: %v, expected %s", obs["described"], want)
+		r := probeUntil(true, 10, s.SaslPlaintext, saslConf(mech, user, pw))
+		h.Check(r == "", "the new %s credential was not accepted within 10 s: %s", mech, r)
+		secRoundTrip(t, s.SaslPlaintext, obs, saslConf(mech, user, pw))
+		r = probe(s.SaslPlaintext, saslConf(mech, user, "wrong-"+pw))
+		obs["bad_password_error"] = r
+		obs["bad_password_message"] = brokerWords()
+		h.Check(r == "SASL_AUTHENTICATION_FAILED", "a wrong password: %q, expected SASL_AUTHENTICATION_FAILED", r)
+		deleteSCRAM(a, user, mech)
+		gone := ""
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if gone = describeSCRAM(a, user); gone == "RESOURCE_NOT_FOUND" {
+				break
+			}
+		}
+		obs["described_after_delete"] = gone
+		h.Check(gone == "RESOURCE_NOT_FOUND", "DescribeUserScramCredentials after the delete: %q, expected RESOURCE_NOT_FOUND", gone)
+		r = probeUntil(false, 10, s.SaslPlaintext, saslConf(mech, user, pw))
+		obs["after_delete_error"] = r
+		h.Check(r == "SASL_AUTHENTICATION_FAILED", "the deleted credential's password: %q, expected SASL_AUTHENTICATION_FAILED", r)
+	}
+}
+
+func secSaslSSL(b, t string, obs h.Obs) {
+	s := h.Sec()
+	create(t, 1, nil)
+	user, pw := "u-"+t, "pw-"+t
+	a := admin()
+	defer a.Close()
+	shown := upsertSCRAM(a, user, "SCRAM-SHA-512", pw)
+	h.Check(shown == "SCRAM-SHA-512:8192", "DescribeUserScramCredentials after the upsert: %s", shown)
+	mods := []secConf{tlsConf(s, false), saslConf("SCRAM-SHA-512", user, pw)}
+	r := probeUntil(true, 10, s.SaslSSL, mods...)
+	h.Check(r == "", "SCRAM-SHA-512 over SASL_SSL not accepted within 10 s: %s", r)
+	secRoundTrip(t, s.SaslSSL, obs, mods...)
+	deleteSCRAM(a, user, "SCRAM-SHA-512")
+}
+
+func secPlaintextToTLS(b, t string, obs h.Obs) {
+	s := h.Sec()
+	r := probe(s.SSL)
+	obs["plaintext_to_ssl"] = r
+	h.Check(r != "", "a PLAINTEXT client was served by the SSL listener")
+	r = probe(s.Plaintext, saslConf("PLAIN", "alice", s.PlainUsers["alice"]))
+	obs["sasl_to_plaintext"] = r
+	h.Check(r != "", "a SASL client was served by the PLAINTEXT listener")
+}
