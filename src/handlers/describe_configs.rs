@@ -3,7 +3,8 @@
 //! TOPIC (2): every topic key with its effective value, `config_source` (TOPIC_CONFIG,
 //! STATIC_BROKER_CONFIG, DEFAULT_CONFIG), synonyms when asked, and (v3+) Kafka's config type
 //! and documentation when asked. Sources and synonyms follow Kafka's rules exactly, quirks
-//! included (see `config::describe`). Not sensitive, not read-only. An invalid name is
+//! included (see `config::describe`). PASSWORD keys are sensitive (value and synonym values
+//! null, as Kafka answers); the others not. Not read-only. An invalid name is
 //! INVALID_TOPIC_EXCEPTION, an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
 //!
 //! BROKER (4), named by our node id: every broker key Strom understands with the value in
@@ -163,11 +164,15 @@ fn encode_entry(
     include_documentation: bool,
     version: i16,
 ) -> DescribeConfigsResourceResult {
+    // Passwords (keystore passwords, inline keys) are sensitive: named, never shown, as in
+    // Kafka.
+    let sensitive = e.type_name == "PASSWORD";
+    let shown = |v: Option<String>| v.filter(|_| !sensitive).map(StrBytes::from_string);
     let mut c = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_static_str(e.name))
-        .with_value(e.value.map(StrBytes::from_string))
+        .with_value(shown(e.value))
         .with_read_only(e.read_only)
-        .with_is_sensitive(false)
+        .with_is_sensitive(sensitive)
         .with_config_source(e.source as i8);
     if include_synonyms {
         c.synonyms = e
@@ -176,7 +181,7 @@ fn encode_entry(
             .map(|s| {
                 DescribeConfigsSynonym::default()
                     .with_name(StrBytes::from_string(s.name))
-                    .with_value(s.value.map(StrBytes::from_string))
+                    .with_value(shown(s.value))
                     .with_source(s.source as i8)
             })
             .collect();
