@@ -211,13 +211,24 @@ impl<S: Read + Write> Wire<S> {
         version: i16,
         req: &Req,
     ) -> std::io::Result<()> {
+        self.send_claiming(key, version, version, req)
+    }
+
+    /// Sends `req` encoded at `version` under a header that claims `claimed`.
+    fn send_claiming<Req: kafka_protocol::protocol::Encodable>(
+        &mut self,
+        key: ApiKey,
+        claimed: i16,
+        version: i16,
+        req: &Req,
+    ) -> std::io::Result<()> {
         use kafka_protocol::messages::RequestHeader;
         use kafka_protocol::protocol::Encodable;
         self.correlation += 1;
         let mut buf = bytes::BytesMut::new();
         RequestHeader::default()
             .with_request_api_key(key as i16)
-            .with_request_api_version(version)
+            .with_request_api_version(claimed)
             .with_correlation_id(self.correlation)
             .with_client_id(Some(StrBytes::from_static_str("security-test")))
             .encode(&mut buf, key.request_header_version(version))
@@ -248,6 +259,15 @@ impl<S: Read + Write> Wire<S> {
         let h = ResponseHeader::decode(&mut b, hv).expect("header");
         assert_eq!(h.correlation_id, self.correlation);
         Ok(Resp::decode(&mut b, version).expect("response"))
+    }
+
+    /// One response frame's bytes (size prefix removed), undecoded.
+    fn recv_raw(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len)?;
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut buf)?;
+        Ok(buf)
     }
 
     fn call<Req, Resp>(&mut self, key: ApiKey, version: i16, req: &Req) -> std::io::Result<Resp>
@@ -332,6 +352,20 @@ fn a_sasl_listener_serves_nothing_before_authentication() {
         w.closed_within(Duration::from_secs(5)),
         "Metadata before SASL must close"
     );
+
+    // An ApiVersions version above ours is answered UNSUPPORTED_VERSION (v0 layout: the
+    // error code right after the correlation id) and the client may ask again, as Kafka's
+    // authenticator allows; then the handshake goes on.
+    let mut w = tcp(b.ports.sasl);
+    w.send_claiming(ApiKey::ApiVersions, 99, 3, &ApiVersionsRequest::default())
+        .expect("sent");
+    let raw = w.recv_raw().expect("answered");
+    assert_eq!(&raw[4..6], &35i16.to_be_bytes(), "UNSUPPORTED_VERSION");
+    let v: ApiVersionsResponse = w
+        .call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())
+        .expect("asked again");
+    assert_eq!(v.error_code, 0);
+    assert_eq!(handshake(&mut w, "PLAIN").error_code, 0);
 
     // A mechanism the listener does not enable: UNSUPPORTED_SASL_MECHANISM (33) with the
     // enabled ones listed, then the connection closes.

@@ -176,7 +176,12 @@ impl Gate {
             }
             Stage::Start { versions_seen } => {
                 if key == ApiKey::ApiVersions && !*versions_seen {
-                    *versions_seen = true;
+                    // A version above ours is answered UNSUPPORTED_VERSION by the dispatcher and
+                    // the client asks again with one we serve: only an answered one counts (as
+                    // Kafka's authenticator keeps its state on that error).
+                    let served = crate::handlers::spec(key)
+                        .is_some_and(|s| (s.min..=s.max).contains(&prefix.api_version));
+                    *versions_seen = served;
                     return Outcome::Pass;
                 }
                 if key == ApiKey::SaslHandshake {
