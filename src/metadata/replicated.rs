@@ -138,6 +138,9 @@ struct Snapshot {
     partitions: Vec<(uuid::Uuid, Vec<PartitionState>)>,
     #[serde(default)]
     brokers: Vec<BrokerRegistration>,
+    /// SCRAM credentials as their records (`MetadataRecord::ScramCredential`).
+    #[serde(default)]
+    scram: Vec<MetadataRecord>,
 }
 
 impl Snapshot {
@@ -173,6 +176,22 @@ impl Snapshot {
                 p
             },
             brokers: s.brokers.values().cloned().collect(),
+            scram: s
+                .scram
+                .iter()
+                .map(|((user, mechanism), c)| {
+                    use base64::Engine;
+                    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+                    MetadataRecord::ScramCredential {
+                        user: user.clone(),
+                        mechanism: *mechanism,
+                        salt: b64(&c.salt),
+                        stored_key: b64(&c.stored_key),
+                        server_key: b64(&c.server_key),
+                        iterations: c.iterations,
+                    }
+                })
+                .collect(),
         }
     }
 
@@ -195,6 +214,11 @@ impl Snapshot {
         s.group_configs = self.group_configs.into_iter().collect();
         s.partitions = self.partitions.into_iter().collect();
         s.brokers = self.brokers.into_iter().map(|b| (b.node, b)).collect();
+        for r in &self.scram {
+            if matches!(r, MetadataRecord::ScramCredential { .. }) {
+                s.apply(r);
+            }
+        }
         s
     }
 }
