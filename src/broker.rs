@@ -394,7 +394,12 @@ impl Broker {
     /// returned as it is.
     pub fn host_replica(&self, t: &TopicMeta, index: i32) -> Result<Arc<Partition>, LogError> {
         if let Some(p) = self.replicas.get(&t.name, index) {
-            return Ok(p);
+            if p.topic_id == t.id {
+                return Ok(p);
+            }
+            // The replica of a deleted topic of the same name: never serve the new topic from
+            // its log (the cluster's reconciliation removes it first; this is the backstop).
+            self.unhost_replica(&t.name, index)?;
         }
         let log = self.open_log(t, index)?;
         let p = Arc::new(Partition::new(
@@ -1901,6 +1906,36 @@ mod tests {
         let storage = FaultyStorage::default();
         let b = Broker::open_with_storage(config, Arc::new(storage.clone())).expect("open");
         (dir, storage, b)
+    }
+
+    /// A topic deleted and re-created under the same name before a broker acted on the
+    /// deletion: hosting the new topic's partition never hands back the old topic's replica
+    /// and its log.
+    #[test]
+    fn a_re_created_topic_is_never_served_from_the_old_topics_log() {
+        let (_dir, _storage, b) = faulty_broker();
+        let old = TopicMeta {
+            name: "t".into(),
+            id: uuid::Uuid::new_v4(),
+            partitions: 1,
+            configs: Default::default(),
+        };
+        let p = b.host_replica(&old, 0).expect("host old");
+        p.log
+            .append_as_follower(
+                &crate::protocol::batch::tests::build_batch(crate::log::now_ms(), 3, b"v"),
+                crate::log::now_ms(),
+            )
+            .expect("append");
+        assert_eq!(p.log.log_end_offset(), 3);
+        assert!(Arc::ptr_eq(&p, &b.host_replica(&old, 0).expect("again")));
+        let new = TopicMeta {
+            id: uuid::Uuid::new_v4(),
+            ..old.clone()
+        };
+        let q = b.host_replica(&new, 0).expect("host new");
+        assert_eq!(q.topic_id, new.id);
+        assert_eq!(q.log.log_end_offset(), 0, "a fresh log, not the old one");
     }
 
     /// Until the metadata fsync of an auto-creation is done, the topic is being created (and

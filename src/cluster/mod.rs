@@ -62,6 +62,9 @@ type Key = (Arc<str>, i32);
 
 /// A running follower fetcher.
 struct Fetcher {
+    /// The topic id of the replica it fetches for (a topic re-created under the same name is
+    /// another replica, even at the same leader and epoch).
+    topic_id: uuid::Uuid,
     leader: i32,
     leader_epoch: i32,
     stop: CancellationToken,
@@ -346,6 +349,18 @@ impl Node {
                 if !st.replicas.contains(&me) {
                     continue;
                 }
+                // A topic deleted and re-created under the same name, both committed before
+                // this broker acted on the deletion: the old topic's replica (its log, its
+                // fetcher) goes first, or the new partition would be served from the old log.
+                if let Some(old) = b.replicas.get(&t.name, i).filter(|p| p.topic_id != t.id) {
+                    let key: Key = (old.topic.clone(), i);
+                    self.stop_fetcher(&key);
+                    info!(topic = t.name, partition = i, old = %old.topic_id, new = %t.id, "removing the replica of a deleted topic re-created under its name");
+                    if let Err(e) = b.unhost_replica(&t.name, i) {
+                        warn!(topic = t.name, partition = i, error = %e, "could not remove the old replica");
+                        continue;
+                    }
+                }
                 let p = match b.host_replica(t, i) {
                     Ok(p) => p,
                     Err(e) => {
@@ -519,7 +534,11 @@ impl Node {
     ) {
         let mut fetchers = self.fetchers.lock();
         if let Some(f) = fetchers.get(key) {
-            if f.leader == leader && f.leader_epoch == leader_epoch && !f.handle.is_finished() {
+            if f.topic_id == p.topic_id
+                && f.leader == leader
+                && f.leader_epoch == leader_epoch
+                && !f.handle.is_finished()
+            {
                 return;
             }
             f.stop.cancel();
@@ -532,6 +551,7 @@ impl Node {
         fetchers.insert(
             key.clone(),
             Fetcher {
+                topic_id: p.topic_id,
                 leader,
                 leader_epoch,
                 stop,
