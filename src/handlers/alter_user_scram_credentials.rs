@@ -14,8 +14,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use bytes::Bytes;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
 use kafka_protocol::messages::{
@@ -115,14 +113,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             let c = scram::credential(m, &u.salted_password, &u.salt, u.iterations);
             accepted.insert(
                 user.to_string(),
-                MetadataRecord::ScramCredential {
-                    user: user.to_string(),
-                    mechanism: m.type_id(),
-                    salt: B64.encode(&c.salt),
-                    stored_key: B64.encode(&c.stored_key),
-                    server_key: B64.encode(&c.server_key),
-                    iterations: c.iterations,
-                },
+                MetadataRecord::scram_credential(user, m, &c),
             );
         }
         let users: Vec<String> = accepted.keys().cloned().collect();

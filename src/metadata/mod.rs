@@ -166,6 +166,26 @@ pub enum MetadataRecord {
     },
 }
 
+impl MetadataRecord {
+    /// The record of `user`'s SCRAM credential for `mechanism` (bytes base64-encoded).
+    pub fn scram_credential(
+        user: &str,
+        mechanism: crate::security::scram::Mechanism,
+        c: &crate::security::scram::Credential,
+    ) -> MetadataRecord {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        MetadataRecord::ScramCredential {
+            user: user.to_string(),
+            mechanism: mechanism.type_id(),
+            salt: b64(&c.salt),
+            stored_key: b64(&c.stored_key),
+            server_key: b64(&c.server_key),
+            iterations: c.iterations,
+        }
+    }
+}
+
 /// The open metadata log: its file and where the next record goes.
 struct LogFile {
     file: SharedFile,

@@ -179,17 +179,9 @@ impl Snapshot {
             scram: s
                 .scram
                 .iter()
-                .map(|((user, mechanism), c)| {
-                    use base64::Engine;
-                    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-                    MetadataRecord::ScramCredential {
-                        user: user.clone(),
-                        mechanism: *mechanism,
-                        salt: b64(&c.salt),
-                        stored_key: b64(&c.stored_key),
-                        server_key: b64(&c.server_key),
-                        iterations: c.iterations,
-                    }
+                .filter_map(|((user, m), c)| {
+                    let m = crate::security::scram::Mechanism::from_type(*m)?;
+                    Some(MetadataRecord::scram_credential(user, m, c))
                 })
                 .collect(),
         }

@@ -49,6 +49,37 @@ impl fmt::Display for Principal {
     }
 }
 
+/// The audit line of a successful authentication (target `strom::audit`).
+pub fn audit_success(
+    listener: &str,
+    client: std::net::SocketAddr,
+    mechanism: &str,
+    principal: &Principal,
+) {
+    tracing::info!(
+        target: "strom::audit",
+        event = "authentication",
+        result = "success",
+        principal = %principal,
+        mechanism = mechanism,
+        listener = listener,
+        client = %client,
+    );
+}
+
+/// The audit line of a failed authentication (target `strom::audit`).
+pub fn audit_failure(listener: &str, client: std::net::SocketAddr, mechanism: &str, reason: &str) {
+    tracing::info!(
+        target: "strom::audit",
+        event = "authentication",
+        result = "failure",
+        mechanism = mechanism,
+        listener = listener,
+        client = %client,
+        reason = reason,
+    );
+}
+
 /// Compares secrets in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

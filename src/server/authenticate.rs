@@ -379,25 +379,9 @@ impl Gate {
 }
 
 fn audit_ok(session: &Session, peer: SocketAddr, mechanism: &str, principal: &Principal) {
-    tracing::info!(
-        target: "strom::audit",
-        event = "authentication",
-        result = "success",
-        principal = %principal,
-        mechanism = mechanism,
-        listener = %session.listener(),
-        client = %peer,
-    );
+    crate::security::audit_success(session.listener(), peer, mechanism, principal);
 }
 
 fn audit_fail(session: &Session, peer: SocketAddr, mechanism: Option<&str>, why: &str) {
-    tracing::info!(
-        target: "strom::audit",
-        event = "authentication",
-        result = "failure",
-        mechanism = mechanism.unwrap_or(""),
-        listener = %session.listener(),
-        client = %peer,
-        reason = why,
-    );
+    crate::security::audit_failure(session.listener(), peer, mechanism.unwrap_or(""), why);
 }

@@ -142,69 +142,56 @@ async fn accept_loop(
                     connection::run(stream, peer, broker, limits, shutdown, session).await;
                 }
                 Some(tls) => {
-                    let wait = Duration::from_millis(broker.config.request_receive_timeout_ms);
-                    // A TLS connection opens with a handshake record (content type 22): a
-                    // plaintext Kafka request or other garbage is turned away at its first
-                    // byte, not after waiting for a record length it made up.
-                    let mut first = [0u8; 1];
-                    let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
-                    if !matches!(peeked, Ok(Ok(1))) || first[0] != 0x16 {
-                        tracing::info!(
-                            target: "strom::audit",
-                            event = "authentication",
-                            result = "failure",
-                            mechanism = "SSL",
-                            listener = %endpoint.name,
-                            client = %peer,
-                            reason = "not a TLS handshake",
-                        );
-                        open.dec();
-                        drop(permit);
-                        return;
-                    }
-                    match tokio::time::timeout(wait, tls.acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => match tls_principal(&endpoint, &tls_stream) {
-                            Ok(principal) => {
-                                let session = Arc::new(Session {
-                                    endpoint: endpoint.clone(),
-                                    principal,
-                                });
-                                connection::run(
-                                    tls_stream, peer, broker, limits, shutdown, session,
-                                )
-                                .await;
-                            }
-                            Err(why) => {
-                                tracing::info!(
-                                    target: "strom::audit",
-                                    event = "authentication",
-                                    result = "failure",
-                                    mechanism = "SSL",
-                                    listener = %endpoint.name,
-                                    client = %peer,
-                                    reason = %why,
-                                );
-                            }
-                        },
-                        Ok(Err(e)) => {
-                            tracing::info!(
-                                target: "strom::audit",
-                                event = "authentication",
-                                result = "failure",
-                                mechanism = "SSL",
-                                listener = %endpoint.name,
-                                client = %peer,
-                                reason = %format!("TLS handshake failed: {e}"),
-                            );
-                        }
-                        Err(_) => debug!(%peer, "TLS handshake timed out"),
-                    }
+                    serve_tls(stream, peer, tls, &endpoint, broker, limits, shutdown).await
                 }
             }
             open.dec();
             drop(permit);
         });
     }
+}
+
+/// A connection on a TLS listener: the handshake (bounded by
+/// `strom.request.receive.timeout.ms`), the principal of the client certificate, then the
+/// connection itself over TLS. Every refusal is an audit line.
+async fn serve_tls(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: &crate::security::tls::Tls,
+    endpoint: &Arc<Endpoint>,
+    broker: Arc<Broker>,
+    limits: Arc<ServerLimits>,
+    shutdown: CancellationToken,
+) {
+    let refused = |reason: &str| {
+        crate::security::audit_failure(&endpoint.name, peer, "SSL", reason);
+    };
+    let wait = Duration::from_millis(broker.config.request_receive_timeout_ms);
+    // A TLS connection opens with a handshake record (content type 22): a plaintext Kafka
+    // request or other garbage is turned away at its first byte, not after waiting for a
+    // record length it made up.
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
+    if !matches!(peeked, Ok(Ok(1))) || first[0] != 0x16 {
+        return refused("not a TLS handshake");
+    }
+    let tls_stream = match tokio::time::timeout(wait, tls.acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return refused(&format!("TLS handshake failed: {e}")),
+        Err(_) => return debug!(%peer, "TLS handshake timed out"),
+    };
+    let principal = match tls_principal(endpoint, &tls_stream) {
+        Ok(p) => p,
+        Err(why) => return refused(&why),
+    };
+    if principal != Principal::anonymous() {
+        crate::security::audit_success(&endpoint.name, peer, "SSL", &principal);
+    }
+    let session = Arc::new(Session {
+        endpoint: endpoint.clone(),
+        principal,
+    });
+    connection::run(tls_stream, peer, broker, limits, shutdown, session).await;
 }
 
 /// The principal of a TLS connection: its client certificate's DN mapped by
@@ -229,14 +216,6 @@ fn tls_principal(
         .mapper
         .name(&dn)
         .ok_or_else(|| format!("no ssl.principal.mapping.rules rule applies to {dn}"))?;
-    tracing::info!(
-        target: "strom::audit",
-        event = "authentication",
-        result = "success",
-        principal = %format!("User:{name}"),
-        mechanism = "SSL",
-        listener = %endpoint.name,
-    );
     Ok(Principal::user(name))
 }
 

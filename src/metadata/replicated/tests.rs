@@ -143,18 +143,11 @@ fn snapshots_carry_scram_credentials() {
     let mut s = State::default();
     let salted = scram::salted_password(Mechanism::Sha512, b"pw", b"salt", 4096);
     let c = scram::credential(Mechanism::Sha512, &salted, b"salt", 4096);
-    {
-        use base64::Engine;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        s.apply(&MetadataRecord::ScramCredential {
-            user: "alice".into(),
-            mechanism: Mechanism::Sha512.type_id(),
-            salt: b64(&c.salt),
-            stored_key: b64(&c.stored_key),
-            server_key: b64(&c.server_key),
-            iterations: 4096,
-        });
-    }
+    s.apply(&MetadataRecord::scram_credential(
+        "alice",
+        Mechanism::Sha512,
+        &c,
+    ));
     let bytes = serde_json::to_vec(&Snapshot::of(&s)).expect("encode");
     let back: Snapshot = serde_json::from_slice(&bytes).expect("decode");
     let restored = back.into_state();
