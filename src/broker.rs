@@ -136,6 +136,9 @@ pub struct Broker {
     pub follower_quota: Arc<ReplicationQuota>,
     /// The dynamic broker configs last applied by [`Broker::sync_dynamic_configs`].
     applied_dynamic: Mutex<Option<DynamicConfigs>>,
+    /// `authorizer.class.name`'s authorizer (None: none configured, everything is allowed and
+    /// the ACL APIs answer SECURITY_DISABLED); the ACLs it decides over are the metadata's.
+    pub authorizer: Option<Arc<crate::security::authorizer::Authorizer>>,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -328,7 +331,26 @@ impl Broker {
         let follower_quota = Arc::new(ReplicationQuota::new(
             effective.cluster.follower_replication_throttled_rate,
         ));
+        if config.security.authorizer.is_some()
+            && metadata.quorum().is_some()
+            && !config.security.super_users.iter().any(|u| u == "User:ANONYMOUS")
+        {
+            // Kafka fails the same way: follower fetches, transaction markers and share state
+            // travel over the PLAINTEXT inter-broker listener as User:ANONYMOUS.
+            tracing::warn!(
+                "authorizer.class.name is set in a cluster but super.users does not name \
+                 User:ANONYMOUS: brokers reach each other over PLAINTEXT as that principal, so \
+                 replication works only if it is granted CLUSTER_ACTION on the cluster"
+            );
+        }
+        let authorizer = config.security.authorizer.as_ref().map(|_| {
+            Arc::new(crate::security::authorizer::Authorizer::new(
+                config.security.super_users.clone(),
+                config.security.allow_if_no_acls,
+            ))
+        });
         Arc::new(Broker {
+            authorizer,
             config,
             effective: RwLock::new(Arc::new(effective)),
             metadata,

@@ -46,7 +46,9 @@
 //! transaction paths use it, and the replica fetcher frames its requests with it.
 //! [`security`] is who a connection is: TLS (rustls), the principal of a client certificate,
 //! SASL PLAIN and SCRAM; the server runs it on a connection before any handler, and handlers
-//! see the resulting session (listener and principal) in their context.
+//! see the resulting session (listener and principal) in their context. It is also what that
+//! principal may do: the StandardAuthorizer's decisions over the metadata's ACLs, which every
+//! handler asks through `handlers::authz`.
 //! [`metrics`] is the process-wide set of Prometheus metrics (a leaf: any layer may update
 //! it); [`admin_http`] serves them with the health endpoints on the admin listener.
 

@@ -20,9 +20,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
-    ApiVersionsRequest, ApiVersionsResponse, DescribeAclsRequest, DescribeAclsResponse,
+    ApiVersionsRequest, ApiVersionsResponse, CreateAclsRequest, CreateAclsResponse,
+    DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, MetadataRequest,
     MetadataResponse, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
     SaslHandshakeResponse,
@@ -675,4 +678,182 @@ fn librdkafka_produces_and_consumes_over_sasl_plain() {
     assert!(bad
         .fetch_metadata(Some("sasl-topic"), Duration::from_secs(3))
         .is_err());
+}
+
+/// One ACL creation (resource type 2 = TOPIC, 3 = GROUP; pattern 3 = LITERAL; permission 3 =
+/// ALLOW; operation 3 = READ, 4 = WRITE).
+fn allow(resource_type: i8, name: &str, principal: &str, operation: i8) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_string()))
+        .with_resource_pattern_type(3)
+        .with_principal(StrBytes::from_string(principal.to_string()))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(operation)
+        .with_permission_type(3)
+}
+
+/// The StandardAuthorizer's rules with librdkafka as the client: deny by default, ACLs made
+/// with CreateAcls allow exactly what they name, DeleteAcls takes them back, a principal
+/// without ALTER on the cluster may not manage ACLs, and `super.users` may do anything.
+#[test]
+fn acls_are_enforced_deny_by_default_with_librdkafka() {
+    let (b, _) = start(&[
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:ANONYMOUS",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\" user_bob=\"bob-secret\";",
+    ]);
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let cfg = |user: &str| {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", format!("127.0.0.1:{}", b.ports.sasl))
+            .set("security.protocol", "sasl_plaintext")
+            .set("sasl.mechanism", "PLAIN")
+            .set("sasl.username", user)
+            .set("sasl.password", format!("{user}-secret"))
+            .set("message.timeout.ms", "8000");
+        c
+    };
+    let produce = |user: &str, value: &str| {
+        let p: FutureProducer = cfg(user).create().expect("producer");
+        rt.block_on(p.send(
+            FutureRecord::<(), _>::to("acl-topic").payload(value),
+            Duration::from_secs(10),
+        ))
+        .map(|_| ())
+        .map_err(|(e, _)| e.to_string())
+    };
+    // The super user (PLAINTEXT: User:ANONYMOUS) makes the topic.
+    let mut admin = tcp(b.ports.plain);
+    let created: kafka_protocol::messages::CreateTopicsResponse = admin
+        .call(
+            ApiKey::CreateTopics,
+            7,
+            &kafka_protocol::messages::CreateTopicsRequest::default()
+                .with_topics(vec![
+                    kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                        .with_name(kafka_protocol::messages::TopicName(
+                            StrBytes::from_static_str("acl-topic"),
+                        ))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1),
+                ])
+                .with_timeout_ms(10_000),
+        )
+        .expect("CreateTopics");
+    assert_eq!(created.topics[0].error_code, 0);
+
+    // Deny by default: alice may not write, nor see the topic.
+    let e = produce("alice", "early").expect_err("no ACL yet");
+    assert!(e.contains("uthoriz"), "{e}");
+
+    // A principal that is not a super user may not manage ACLs.
+    let mut alice = tcp(b.ports.sasl);
+    assert_eq!(handshake(&mut alice, "PLAIN").error_code, 0);
+    assert_eq!(authenticate(&mut alice, b"\0alice\0alice-secret").error_code, 0);
+    let refused: CreateAclsResponse = alice
+        .call(
+            ApiKey::CreateAcls,
+            3,
+            &CreateAclsRequest::default()
+                .with_creations(vec![allow(2, "acl-topic", "User:alice", 4)]),
+        )
+        .expect("CreateAcls answered");
+    assert_eq!(refused.results[0].error_code, 31, "CLUSTER_AUTHORIZATION_FAILED");
+
+    // The super user grants alice WRITE and READ on the topic and READ on the group.
+    let made: CreateAclsResponse = admin
+        .call(
+            ApiKey::CreateAcls,
+            3,
+            &CreateAclsRequest::default().with_creations(vec![
+                allow(2, "acl-topic", "User:alice", 4),
+                allow(2, "acl-topic", "User:alice", 3),
+                allow(3, "acl-group", "User:alice", 3),
+            ]),
+        )
+        .expect("CreateAcls");
+    assert!(made.results.iter().all(|r| r.error_code == 0), "{made:?}");
+    for i in 0..5 {
+        produce("alice", &format!("v{i}")).expect("alice may write");
+    }
+    let consumer = |user: &str| -> BaseConsumer {
+        let c: BaseConsumer = cfg(user)
+            .set("group.id", "acl-group")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        c.subscribe(&["acl-topic"]).expect("subscribe");
+        c
+    };
+    let c = consumer("alice");
+    let (mut got, mut errors) = (0, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got < 5 && Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => got += 1,
+            Some(Err(e)) => errors.push(e.to_string()),
+            None => {}
+        }
+    }
+    assert_eq!(got, 5, "alice consumed in acl-group ({errors:?})");
+    drop(c);
+
+    // bob has no ACL: the topic and the group have ACLs, none for him.
+    let e = produce("bob", "nope").expect_err("bob may not write");
+    assert!(e.contains("uthoriz"), "{e}");
+    let c = consumer("bob");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut denied = None;
+    while denied.is_none() && Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => panic!("bob consumed {m:?}"),
+            Some(Err(e)) if e.to_string().contains("uthoriz") => denied = Some(e.to_string()),
+            _ => {}
+        }
+    }
+    assert!(denied.is_some(), "bob's consumer was told it is not authorized");
+    drop(c);
+
+    // DescribeAcls on the topic: alice's two; DeleteAcls of WRITE takes exactly one.
+    let listed: DescribeAclsResponse = admin
+        .call(
+            ApiKey::DescribeAcls,
+            3,
+            &DescribeAclsRequest::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(StrBytes::from_static_str("acl-topic")))
+                .with_pattern_type_filter(3)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_operation(1)
+                .with_permission_type(1),
+        )
+        .expect("DescribeAcls");
+    assert_eq!(listed.error_code, 0);
+    assert_eq!(listed.resources.len(), 1);
+    assert_eq!(listed.resources[0].acls.len(), 2);
+    let deleted: DeleteAclsResponse = admin
+        .call(
+            ApiKey::DeleteAcls,
+            3,
+            &DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(StrBytes::from_static_str("acl-topic")))
+                .with_pattern_type_filter(3)
+                .with_principal_filter(Some(StrBytes::from_static_str("User:alice")))
+                .with_host_filter(None)
+                .with_operation(4)
+                .with_permission_type(3)]),
+        )
+        .expect("DeleteAcls");
+    assert_eq!(deleted.filter_results[0].error_code, 0);
+    assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
+    let e = produce("alice", "late").expect_err("WRITE was taken back");
+    assert!(e.contains("uthoriz"), "{e}");
+    let log = b.log();
+    assert!(
+        log.contains("strom::audit") && log.contains("denied") && log.contains("User:bob"),
+        "the denials are audited"
+    );
 }

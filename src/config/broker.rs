@@ -1439,17 +1439,44 @@ pub static BROKER_KEYS: &[BrokerKey] = &[
         name: "authorizer.class.name",
         type_name: "STRING",
         default: Some(""),
-        doc: "ACL authorization: not served yet, so only empty (no authorizer) is accepted",
-        set: |_, k, v| {
-            if v.is_empty() {
+        doc: "ACL authorization: org.apache.kafka.metadata.authorizer.StandardAuthorizer (or \
+              kafka.security.authorizer.AclAuthorizer, the same) enforces ACLs; empty: none",
+        set: |c, k, v| {
+            let v = v.trim();
+            if v.is_empty() || crate::config::security::AUTHORIZER_CLASSES.contains(&v) {
+                c.security.authorizer = (!v.is_empty()).then(|| v.to_string());
                 return Ok(());
             }
             Err(ConfigError::Unsupported(format!(
-                "{k}={v}: Strom has no ACL authorizer yet (it is being built); without one \
-                 every authenticated principal may do everything, so Strom refuses to start \
-                 rather than ignore the ACLs"
+                "{k}={v}: Strom's authorizer has the semantics of Kafka's StandardAuthorizer and \
+                 answers to the names {}; a custom authorizer class cannot be loaded",
+                crate::config::security::AUTHORIZER_CLASSES.join(", ")
             )))
         },
-        get: |_| some(""),
+        get: |c| Some(c.security.authorizer.clone().unwrap_or_default()),
+    },
+    BrokerKey {
+        name: "super.users",
+        type_name: "STRING",
+        default: Some(""),
+        doc: "principals allowed every operation, `;`-separated (User:admin;User:CN=broker,O=org)",
+        set: |c, k, v| {
+            c.security.super_users = crate::config::security::parse_super_users(v)
+                .map_err(|reason| invalid(k, v, reason))?;
+            Ok(())
+        },
+        get: |c| Some(c.security.super_users.join(";")),
+    },
+    BrokerKey {
+        name: "allow.everyone.if.no.acl.found",
+        type_name: "BOOLEAN",
+        default: Some("false"),
+        doc: "a resource with no ACL at all is open to every principal (false: deny by default)",
+        set: |c, _, v| {
+            // Kafka's Boolean.parseBoolean: "true" in any case, everything else false.
+            c.security.allow_if_no_acls = v.trim().eq_ignore_ascii_case("true");
+            Ok(())
+        },
+        get: |c| some(c.security.allow_if_no_acls),
     },
 ];

@@ -359,11 +359,25 @@ mod tests {
         ])
         .expect_err("unknown inter-broker listener");
         assert!(e.to_string().contains("inter.broker.listener.name"), "{e}");
-        let e = config(&[(
-            "authorizer.class.name",
-            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        )])
-        .expect_err("no authorizer yet");
+        let c = config(&[
+            (
+                "authorizer.class.name",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            ("super.users", " User:admin ; ;User:CN=broker,O=strom"),
+            ("allow.everyone.if.no.acl.found", "TRUE"),
+        ])
+        .expect("the StandardAuthorizer");
+        assert!(c.security.authorizer.is_some());
+        assert_eq!(
+            c.security.super_users,
+            ["User:admin", "User:CN=broker,O=strom"]
+        );
+        assert!(c.security.allow_if_no_acls);
+        let e = config(&[("authorizer.class.name", "com.example.MyAuthorizer")])
+            .expect_err("a custom class");
         assert!(e.to_string().contains("authorizer"), "{e}");
+        let e = config(&[("super.users", "admin")]).expect_err("no type");
+        assert!(e.to_string().contains("super.users"), "{e}");
     }
 }

@@ -150,6 +150,38 @@ pub struct SecurityConfig {
     pub per_listener: BTreeMap<(String, String), String>,
     /// `connection.failed.authentication.delay.ms`.
     pub failed_auth_delay_ms: u64,
+    /// `authorizer.class.name`, when it names the StandardAuthorizer (None: no authorizer).
+    pub authorizer: Option<String>,
+    /// `super.users`: principals as `Type:name`, each trimmed.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`.
+    pub allow_if_no_acls: bool,
+}
+
+/// The `authorizer.class.name` values Strom's authorizer answers to: Kafka's KRaft
+/// StandardAuthorizer and the ZooKeeper-era AclAuthorizer, which had the same ACL semantics.
+pub const AUTHORIZER_CLASSES: &[&str] = &[
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+];
+
+/// `super.users` as Kafka's StandardAuthorizer reads it: split on `;` (DNs contain commas),
+/// each part trimmed, empty parts skipped, each `Type:name`.
+pub fn parse_super_users(v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for part in v.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once(':') {
+            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                out.push(part.to_string())
+            }
+            _ => {
+                return Err(format!(
+                    "`{part}` is not a principal (Type:name, e.g. User:admin)"
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl SecurityConfig {

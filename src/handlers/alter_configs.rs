@@ -14,6 +14,9 @@
 //!
 //! Like Kafka: a resource named twice fails both entries, a key named twice or a null value
 //! fails its resource (INVALID_REQUEST). Other resource types: INVALID_REQUEST.
+//!
+//! Authorization: ALTER_CONFIGS on the topic or group, or on the cluster for broker resources,
+//! else that resource's TOPIC_/GROUP_/CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -23,6 +26,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{validate_topic_name, AdminError, Broker};
+use crate::handlers::authz::op;
 use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::handlers::errors::admin_error_code;
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
@@ -53,6 +57,7 @@ fn respond(ctx: RequestContext, req: AlterConfigsRequest) -> Result<Reply, Proto
             .iter()
             .map(|r| (r.resource_type, r.resource_name.as_str())),
     );
+    let authz = ctx.authz();
     let responses = req
         .resources
         .iter()
@@ -60,6 +65,10 @@ fn respond(ctx: RequestContext, req: AlterConfigsRequest) -> Result<Reply, Proto
             let name = res.resource_name.as_str();
             let outcome = if repeated.contains(&(res.resource_type, name)) {
                 Err(invalid_request("Each resource must appear at most once."))
+            } else if let Some((e, message)) =
+                authz.config_resource(op::ALTER_CONFIGS, res.resource_type, name)
+            {
+                Err((e.code(), message.to_string()))
             } else {
                 let configs: Vec<(&str, Option<&str>)> = res
                     .configs

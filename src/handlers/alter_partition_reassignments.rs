@@ -11,6 +11,9 @@
 //! ListPartitionReassignments shows the move meanwhile. A cancellation goes back to the
 //! replicas from before. Unknown topics or partitions get UNKNOWN_TOPIC_OR_PARTITION. The
 //! changes are committed to the metadata before the answer.
+//!
+//! Authorization: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED (top level and every
+//! listed partition).
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -22,6 +25,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::AdminError;
+use crate::handlers::authz::op;
 use crate::handlers::errors::admin_error_code;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::metadata::ReassignError;
@@ -35,6 +39,16 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: AlterPartitionReassignmentsRequest = ctx.decode(body)?;
+    // ALTER on the cluster, else the top-level error and every listed partition's.
+    if !ctx.authz().cluster(op::ALTER) {
+        let code = WireError::ClusterAuthorizationFailed.code();
+        let responses = req
+            .topics
+            .iter()
+            .map(|t| ReassignableTopicResponse::default().with_name(t.name.clone()).with_partitions(t.partitions.iter().map(|p| ReassignablePartitionResponse::default().with_partition_index(p.partition_index).with_error_code(code)).collect()))
+            .collect();
+        return ctx.reply(&AlterPartitionReassignmentsResponse::default().with_error_code(code).with_responses(responses));
+    }
     let broker = ctx.broker.clone();
     // v0 has no such field: replication factor changes are allowed there.
     let allow_rf_change = ctx.version == 0 || req.allow_replication_factor_change;

@@ -6,6 +6,9 @@
 //! is created empty. Each partition of a known topic gets a fresh state starting at the given
 //! offset (nothing in flight, delivery counts forgotten), durable before the response; an
 //! unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION.
+//!
+//! Authorization: READ on the group (top-level GROUP_AUTHORIZATION_FAILED), then READ on each
+//! topic (its partitions TOPIC_AUTHORIZATION_FAILED).
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_share_group_offsets_response::{
@@ -15,6 +18,7 @@ use kafka_protocol::messages::{ApiKey, AlterShareGroupOffsetsRequest, AlterShare
 use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::share::codec::StateKey;
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
@@ -36,6 +40,13 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     if group.is_empty() {
         return Ok(Reply::Now(top(WireError::InvalidGroupId.code(), None)?));
     }
+    // READ on the group, then READ on each topic.
+    let authz = ctx.authz();
+    if !authz.group(op::READ, &group) {
+        return Ok(Reply::Now(top(WireError::GroupAuthorizationFailed.code(), None)?));
+    }
+    let mut readable = authz.names(op::READ, crate::security::acl::resource::TOPIC);
+    let denied: std::collections::HashSet<String> = req.topics.iter().map(|t| t.topic_name.0.to_string()).filter(|t| !readable.allows(t)).collect();
     let (Ok(coordinator), Ok(_)) = (broker.group_coordinator().await, broker.share_manager().await) else {
         return Ok(Reply::Now(top(WireError::CoordinatorNotAvailable.code(), None)?));
     };
@@ -51,10 +62,12 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         }
         let mut responses = Vec::new();
         for t in &req.topics {
-            let meta = broker.metadata.topic(t.topic_name.0.as_str());
+            let hidden = denied.contains(t.topic_name.0.as_str());
+            let meta = if hidden { None } else { broker.metadata.topic(t.topic_name.0.as_str()) };
             let mut parts = Vec::new();
             for p in &t.partitions {
                 let code = match &meta {
+                    _ if hidden => WireError::TopicAuthorizationFailed.code(),
                     Some(m) if (0..m.partitions).contains(&p.partition_index) => {
                         let key = StateKey { group: group.clone(), topic_id: m.id, partition: p.partition_index };
                         match broker.shares.reset(&key, p.start_offset).await {

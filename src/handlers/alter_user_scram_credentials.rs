@@ -9,8 +9,8 @@
 //! The client sends the salted password (`kafka-configs --add-config
 //! 'SCRAM-SHA-512=[password=...]'` salts it); the broker keeps StoredKey and ServerKey only.
 //! The accepted changes are one metadata commit; a failed commit answers every user of the
-//! request with the error (nothing was applied). Authorization (ALTER on CLUSTER) comes with
-//! the authorizer.
+//! request with the error (nothing was applied). Authorization: ALTER on the cluster, else
+//! every user CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +21,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::metadata::MetadataRecord;
 use crate::protocol::{ProtocolError, WireError};
@@ -34,6 +35,15 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: AlterUserScramCredentialsRequest = ctx.decode(body)?;
+    // ALTER on the cluster, else one result per distinct user, sorted.
+    if !ctx.authz().cluster(op::ALTER) {
+        let users: std::collections::BTreeSet<String> = req.deletions.iter().map(|d| d.name.to_string()).chain(req.upsertions.iter().map(|u| u.name.to_string())).collect();
+        let results = users
+            .into_iter()
+            .map(|u| AlterUserScramCredentialsResult::default().with_user(StrBytes::from_string(u)).with_error_code(WireError::ClusterAuthorizationFailed.code()))
+            .collect();
+        return ctx.reply(&AlterUserScramCredentialsResponse::default().with_results(results));
+    }
     let broker = ctx.broker.clone();
     let (mut errors, records, ok_users) = blocking(move || {
         let mut errors: BTreeMap<String, (WireError, String)> = BTreeMap::new();

@@ -5,8 +5,11 @@
 //! assignment. A classic group or an unknown id answers GROUP_ID_NOT_FOUND, which is how
 //! Kafka's admin client knows to fall back to DescribeGroups. v1 tells each member's type:
 //! 0 for a classic member left in the group by an online upgrade, 1 for a consumer member.
-//! `include_authorized_operations`: the GROUP bit set of [`crate::handlers::authorized`] for
+//! `include_authorized_operations`: the principal's GROUP bit set ([`crate::handlers::authz`]) for
 //! each group described without an error, as Kafka.
+//!
+//! Authorization: DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED), then DESCRIBE on every
+//! topic of its members' assignments, else the whole group TOPIC_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
@@ -14,6 +17,7 @@ use kafka_protocol::messages::{ApiKey, ConsumerGroupDescribeRequest, ConsumerGro
 use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::assignor;
+use crate::handlers::authz::op;
 use crate::handlers::consumer_group_heartbeat::topics_view;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
@@ -35,10 +39,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 .collect(),
         )
     };
+    let authz = ctx.authz();
+    let mut describable = authz.names(op::DESCRIBE, crate::security::acl::resource::TOPIC);
     let groups = req
         .group_ids
         .into_iter()
         .map(|gid| {
+            if !authz.group(op::DESCRIBE, gid.0.as_str()) {
+                return DescribedGroup::default().with_group_id(gid.clone()).with_error_code(WireError::GroupAuthorizationFailed.code());
+            }
             let found = if ctx.broker.groups.is_loaded() {
                 ctx.broker.groups.with_consumer_group(gid.0.as_str(), |c| {
                     let members = c
@@ -71,6 +80,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             } else {
                 None
             };
+            // Every topic of the members' assignments must be describable, else the whole
+            // group is TOPIC_AUTHORIZATION_FAILED.
+            let hidden = found.as_ref().is_some_and(|g| {
+                g.members.iter().any(|m| {
+                    m.assignment.topic_partitions.iter().chain(&m.target_assignment.topic_partitions).any(|tp| !describable.allows(tp.topic_name.0.as_str()))
+                })
+            });
+            if hidden {
+                return DescribedGroup::default()
+                    .with_group_id(gid.clone())
+                    .with_error_code(WireError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str("The group has described topic(s) that the client is not authorized to describe.")));
+            }
             found.unwrap_or_else(|| {
                 DescribedGroup::default()
                     .with_group_id(gid.clone())
@@ -81,7 +103,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         .map(|mut g| {
             // Kafka fills them for the groups it describes without an error.
             if req.include_authorized_operations && g.error_code == 0 {
-                g.authorized_operations = crate::handlers::authorized::GROUP;
+                g.authorized_operations = authz.operations(crate::security::acl::resource::GROUP, g.group_id.0.as_str());
             }
             g
         })

@@ -13,6 +13,10 @@
 //! group that is not a consumer group, GROUP_ID_NOT_FOUND like Kafka. The leave of the last
 //! consumer-protocol member, classic members remaining, turns the group classic again
 //! (policy downgrade/bidirectional) and starts a rebalance.
+//!
+//! Authorization: READ on the group (GROUP_AUTHORIZATION_FAILED), then DESCRIBE on every
+//! subscribed topic name: any denied is TOPIC_AUTHORIZATION_FAILED and the heartbeat is not
+//! processed. (Regex subscriptions are not yet narrowed to the topics the member may describe.)
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +29,7 @@ use crate::coordinator::consumer_group::{
     HeartbeatRequest, TopicsView, LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH,
 };
 use crate::config::group_configs;
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
@@ -82,6 +87,21 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         resp.error_code = WireError::InvalidRequest.code();
         resp.error_message = Some(StrBytes::from_static_str(message));
         return ctx.reply(&resp);
+    }
+    // READ on the group, then DESCRIBE on every subscribed topic name (Kafka 4.x).
+    let authz = ctx.authz();
+    if !authz.group(op::READ, &group) {
+        resp.error_code = WireError::GroupAuthorizationFailed.code();
+        return ctx.reply(&resp);
+    }
+    if let Some(names) = &req.subscribed_topic_names {
+        let mut describable = authz.names(op::DESCRIBE, crate::security::acl::resource::TOPIC);
+        let denied: Vec<&str> = names.iter().map(|t| t.0.as_str()).filter(|t| !describable.allows(t)).collect();
+        if !denied.is_empty() {
+            resp.error_code = WireError::TopicAuthorizationFailed.code();
+            resp.error_message = Some(StrBytes::from_string(format!("The member is not authorized to describe the subscribed topics {denied:?}.")));
+            return ctx.reply(&resp);
+        }
     }
     let Ok(coordinator) = ctx.broker.group_coordinator().await else {
         resp.error_code = WireError::CoordinatorNotAvailable.code();

@@ -10,6 +10,9 @@
 //! (metadata fsynced) and open before the answer.
 //!
 //! Gaps: no controller mutation quota (`throttle_time_ms` is always 0).
+//!
+//! Authorization: ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED (before the topic is
+//! looked up).
 
 use std::collections::HashSet;
 
@@ -18,6 +21,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::errors::admin_error_code;
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
@@ -52,7 +56,17 @@ fn respond(ctx: RequestContext, req: CreatePartitionsRequest) -> Result<Reply, P
                 .with_error_message(Some(StrBytes::from_static_str("Duplicate topic name.")))
         })
         .collect();
+    // ALTER on each topic, decided before the topic is looked up.
+    let mut alterable = ctx.authz().names(op::ALTER, crate::security::acl::resource::TOPIC);
     for t in req.topics.iter().filter(|t| !duplicates.contains(&t.name)) {
+        if !alterable.allows(t.name.0.as_str()) {
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(WireError::TopicAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let assignments: Option<Vec<Vec<i32>>> = t.assignments.as_ref().map(|a| {
             a.iter()
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())

@@ -10,6 +10,11 @@
 //! As in Kafka 4, a request asking for more than 10,000 partitions in all is refused whole
 //! (POLICY_VIOLATION, "Excessively large number of partitions per request."). A topic that
 //! would take the broker past `strom.max.partitions` gets POLICY_VIOLATION too.
+//!
+//! Authorization: CREATE on the cluster (denial not audited) or on each topic, else
+//! TOPIC_AUTHORIZATION_FAILED "Authorization failed."; a created topic's configs, partition
+//! count and replication factor only with DESCRIBE_CONFIGS on it, else topic_config_error_code
+//! TOPIC_AUTHORIZATION_FAILED.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,7 +25,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::AdminError;
 use crate::config::topic;
+use crate::handlers::authz::op;
 use crate::handlers::errors::admin_error_code;
+use crate::security::acl::resource;
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -53,6 +60,12 @@ fn respond(ctx: RequestContext, req: CreateTopicsRequest) -> Result<Reply, Proto
         })
         .sum();
     let too_many = requested > MAX_PARTITIONS_PER_REQUEST;
+    // CREATE on the cluster (denial not audited), else CREATE on each topic; the configs are
+    // answered only with DESCRIBE_CONFIGS on the topic (denial not audited).
+    let authz = ctx.authz();
+    let any_topic = authz.cluster_quietly(op::CREATE);
+    let mut creatable = authz.names(op::CREATE, resource::TOPIC);
+    let mut configs_visible = authz.names_quietly(op::DESCRIBE_CONFIGS, resource::TOPIC);
     let results = req
         .topics
         .into_iter()
@@ -62,6 +75,11 @@ fn respond(ctx: RequestContext, req: CreateTopicsRequest) -> Result<Reply, Proto
             if counts.get(&name).copied().unwrap_or(0) > 1 {
                 r.error_code = WireError::InvalidRequest.code();
                 r.error_message = Some(StrBytes::from_string(format!("Create topics request from client contains duplicate topic '{name}'.")));
+                return r;
+            }
+            if !any_topic && !creatable.allows(&name) {
+                r.error_code = WireError::TopicAuthorizationFailed.code();
+                r.error_message = Some(StrBytes::from_static_str("Authorization failed."));
                 return r;
             }
             if too_many {
@@ -105,6 +123,14 @@ fn respond(ctx: RequestContext, req: CreateTopicsRequest) -> Result<Reply, Proto
                 }
             })();
             match outcome {
+                Ok((meta, _)) if !configs_visible.allows(&name) => {
+                    if ctx.version >= 7 && !req.validate_only {
+                        r.topic_id = meta.id;
+                    }
+                    if ctx.version >= 5 {
+                        r.topic_config_error_code = WireError::TopicAuthorizationFailed.code();
+                    }
+                }
                 Ok((meta, rf)) => {
                     r.num_partitions = meta.partitions;
                     // The replicas placed (in a cluster, as many as asked; validate_only places none).

@@ -7,12 +7,16 @@
 //! failure's text when the write of the tombstones failed. An empty share group's
 //! share-partition state on `__share_group_state` is deleted first (Kafka's order); if that
 //! fails, the group stays.
+//!
+//! Authorization: DELETE on each group, else GROUP_AUTHORIZATION_FAILED for it (never reaching
+//! the coordinator).
 
 use bytes::Bytes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
 
 use crate::handlers::errors::log_error_code;
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, v44, ProtocolError, WireError};
 
@@ -23,12 +27,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let req: DeleteGroupsRequest = ctx.decode_as(body, ctx.version.min(2))?;
     let broker = ctx.broker.clone();
     let version = ctx.version;
+    let mut deletable = ctx.authz().names(op::DELETE, crate::security::acl::resource::GROUP);
+    let allowed: Vec<bool> = req.groups_names.iter().map(|g| deletable.allows(g.0.as_str())).collect();
     Ok(Reply::Later(Box::pin(async move {
         let loaded = broker.groups.is_loaded();
         let mut pending = Vec::new();
         let mut results = Vec::with_capacity(req.groups_names.len());
         let mut messages: Vec<Option<String>> = Vec::with_capacity(req.groups_names.len());
-        for g in req.groups_names {
+        for (g, allowed) in req.groups_names.into_iter().zip(allowed) {
+            if !allowed {
+                results.push(DeletableGroupResult::default().with_group_id(g).with_error_code(WireError::GroupAuthorizationFailed.code()));
+                messages.push(None);
+                continue;
+            }
             let id = g.0.to_string();
             let mut message = None;
             // A share group's state on __share_group_state goes first (Kafka's order): if that

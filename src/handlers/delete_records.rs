@@ -16,6 +16,9 @@
 //!
 //! Single node: the low watermark is ours alone, so there is nothing to wait for (Kafka waits
 //! until every follower has moved its log start; `timeout_ms` is not needed).
+//!
+//! Authorization: DELETE on each topic, else its partitions TOPIC_AUTHORIZATION_FAILED (low
+//! watermark -1), decided before the topic is looked up.
 
 use bytes::Bytes;
 use kafka_protocol::messages::delete_records_response::{
@@ -23,6 +26,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
+use crate::handlers::authz::op;
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::metadata::is_internal_topic;
@@ -44,11 +48,13 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
 }
 
 fn respond(ctx: RequestContext, req: DeleteRecordsRequest) -> Result<Reply, ProtocolError> {
+    let mut deletable = ctx.authz().names(op::DELETE, crate::security::acl::resource::TOPIC);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let topic = t.name.0.as_str();
+            let allowed = deletable.allows(topic);
             let partitions = t
                 .partitions
                 .iter()
@@ -56,6 +62,9 @@ fn respond(ctx: RequestContext, req: DeleteRecordsRequest) -> Result<Reply, Prot
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if !allowed {
+                        return r.with_error_code(WireError::TopicAuthorizationFailed.code());
+                    }
                     match delete(&ctx, topic, p.partition_index, p.offset) {
                         Ok(low) => r.with_low_watermark(low),
                         Err(code) => r.with_error_code(code),

@@ -6,12 +6,16 @@
 //! with members NON_EMPTY_GROUP (top level); per topic, an unknown topic or one the group has
 //! no state for is UNKNOWN_TOPIC_OR_PARTITION ("There is no offset information to delete.").
 //! The state's tombstones are durable before the response.
+//!
+//! Authorization: DELETE on the group (top-level GROUP_AUTHORIZATION_FAILED), then READ on each
+//! topic (TOPIC_AUTHORIZATION_FAILED for the topic).
 
 use bytes::Bytes;
 use kafka_protocol::messages::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic;
 use kafka_protocol::messages::{ApiKey, DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
@@ -33,6 +37,13 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     if group.is_empty() {
         return Ok(Reply::Now(top(WireError::InvalidGroupId.code(), None)?));
     }
+    // DELETE on the group, then READ on each topic.
+    let authz = ctx.authz();
+    if !authz.group(op::DELETE, &group) {
+        return Ok(Reply::Now(top(WireError::GroupAuthorizationFailed.code(), None)?));
+    }
+    let mut readable = authz.names(op::READ, crate::security::acl::resource::TOPIC);
+    let denied: std::collections::HashSet<String> = req.topics.iter().map(|t| t.topic_name.0.to_string()).filter(|t| !readable.allows(t)).collect();
     let (Ok(coordinator), Ok(_)) = (broker.group_coordinator().await, broker.share_manager().await) else {
         return Ok(Reply::Now(top(WireError::CoordinatorNotAvailable.code(), None)?));
     };
@@ -52,8 +63,13 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         let mut responses = Vec::new();
         for t in &req.topics {
             let name = t.topic_name.0.to_string();
-            let meta = broker.metadata.topic(&name);
             let mut topic = DeleteShareGroupOffsetsResponseTopic::default().with_topic_name(t.topic_name.clone());
+            if denied.contains(&name) {
+                topic.error_code = WireError::TopicAuthorizationFailed.code();
+                responses.push(topic);
+                continue;
+            }
+            let meta = broker.metadata.topic(&name);
             match meta {
                 None => {
                     topic.error_code = WireError::UnknownTopicOrPartition.code();

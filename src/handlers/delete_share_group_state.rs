@@ -3,6 +3,9 @@
 //! (DeleteShareGroupOffsets, DeleteGroups): tombstones of both record types, answered once
 //! durable; per partition NOT_COORDINATOR when this broker does not lead the key's
 //! `__share_group_state` partition. A key with no state is deleted all the same.
+//!
+//! Authorization: broker-to-broker: CLUSTER_ACTION on the cluster, else every partition
+//! CLUSTER_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::delete_share_group_state_response::{DeleteStateResult, PartitionResult};
@@ -17,6 +20,21 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::DeleteShareGroupState),
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DeleteShareGroupStateRequest = ctx.decode(body)?;
+    // Broker-to-broker (a share-partition leader to the share coordinator): CLUSTER_ACTION on
+    // the cluster, else every partition CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz().cluster(crate::handlers::authz::op::CLUSTER_ACTION) {
+        let code = crate::protocol::WireError::ClusterAuthorizationFailed.code();
+        let results = req
+            .topics
+            .iter()
+            .map(|t| {
+                DeleteStateResult::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(t.partitions.iter().map(|p| PartitionResult::default().with_partition(p.partition).with_error_code(code)).collect())
+            })
+            .collect();
+        return ctx.reply(&DeleteShareGroupStateResponse::default().with_results(results));
+    }
     let broker = ctx.broker.clone();
     let version = ctx.version;
     let group = req.group_id.to_string();

@@ -11,6 +11,11 @@
 //! Divergence: the coordinators' internal topics (`__consumer_offsets`,
 //! `__transaction_state`) cannot be deleted (INVALID_REQUEST): their state lives in them and
 //! Strom does not rebuild it mid-run. Kafka's own tools refuse this client-side anyway.
+//!
+//! Authorization: DELETE on the cluster (denial not audited) allows every topic; else DESCRIBE
+//! and DELETE on each: a name it may not describe is TOPIC_AUTHORIZATION_FAILED whether it
+//! exists or not, an id it may not delete answers TOPIC_AUTHORIZATION_FAILED with the name only
+//! if it may describe it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,7 +27,9 @@ use uuid::Uuid;
 
 use crate::coordinator::txn::TXN_TOPIC;
 use crate::coordinator::OFFSETS_TOPIC;
+use crate::handlers::authz::op;
 use crate::handlers::errors::admin_error_code;
+use crate::security::acl::resource;
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -110,12 +117,25 @@ fn respond(ctx: RequestContext, req: DeleteTopicsRequest) -> Result<Reply, Proto
         );
     }
 
+    // DELETE on the cluster (denial not audited) allows every topic; else DESCRIBE and DELETE
+    // on each: a name the principal may not describe is TOPIC_AUTHORIZATION_FAILED whether it
+    // exists or not, and an id it may not describe answers without the name.
+    let authz = ctx.authz();
+    let all = authz.cluster_quietly(op::DELETE);
+    let mut describable = authz.names(op::DESCRIBE, resource::TOPIC);
+    let mut deletable = authz.names(op::DELETE, resource::TOPIC);
+    let denied = WireError::TopicAuthorizationFailed.code();
+
     // Resolve everything to (id -> name) before deleting anything.
     let dup_id_set: HashSet<Uuid> = dup_ids.iter().copied().collect();
     let mut targets: HashMap<Uuid, String> = HashMap::new();
     let mut order: Vec<Uuid> = Vec::new();
     for id in ids {
         match broker.metadata.topic_by_id(&id) {
+            Some(meta) if !all && !deletable.allows(&meta.name) => {
+                let name = describable.allows(&meta.name).then_some(meta.name);
+                out.push(name, id, denied, None);
+            }
             Some(meta) => {
                 targets.insert(id, meta.name);
                 order.push(id);
@@ -130,6 +150,10 @@ fn respond(ctx: RequestContext, req: DeleteTopicsRequest) -> Result<Reply, Proto
     }
     let mut by_name_clash = HashSet::new();
     for name in names {
+        if !all && !describable.allows(&name) {
+            out.push(Some(name), Uuid::nil(), denied, None);
+            continue;
+        }
         let Some(meta) = broker.metadata.topic(&name) else {
             out.push(
                 Some(name),
@@ -149,6 +173,10 @@ fn respond(ctx: RequestContext, req: DeleteTopicsRequest) -> Result<Reply, Proto
                 WireError::InvalidRequest.code(),
                 Some("The provided topic name maps to an ID that was already supplied.".into()),
             );
+            continue;
+        }
+        if !all && !deletable.allows(&name) {
+            out.push(Some(name), meta.id, denied, None);
             continue;
         }
         targets.insert(meta.id, name);

@@ -8,8 +8,9 @@
 //! `endpoint_type` (v1+) must be BROKER (1): CONTROLLER (2) is MISMATCHED_ENDPOINT_TYPE, any
 //! other UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0), like a Kafka broker listener.
 //! `include_fenced_brokers` (v2) changes nothing: fenced brokers are never listed.
-//! `include_cluster_authorized_operations`: every cluster operation (no authorizer yet, which
-//! is what Kafka reports without one).
+//! `include_cluster_authorized_operations`: the cluster operations the principal may perform,
+//! 0 without DESCRIBE on the cluster (every operation without an authorizer, as Kafka). No
+//! other authorization: any principal may ask.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -75,7 +76,13 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     resp.cluster_id = StrBytes::from_string(ctx.broker.metadata.cluster_id.clone());
     resp.controller_id = BrokerId(ctx.broker.controller_id());
     if req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = crate::handlers::authorized::CLUSTER;
+        // DESCRIBE on the cluster (audited), else 0; no ACL is needed for the rest.
+        let authz = ctx.authz();
+        resp.cluster_authorized_operations = if authz.cluster(crate::handlers::authz::op::DESCRIBE) {
+            authz.operations(crate::security::acl::resource::CLUSTER, crate::security::acl::CLUSTER_NAME)
+        } else {
+            0
+        };
     }
     ctx.reply(&resp)
 }

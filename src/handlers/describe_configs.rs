@@ -25,6 +25,10 @@
 //! INVALID_REQUEST.
 //!
 //! `configuration_keys` null or empty means every key, else only those named.
+//!
+//! Authorization: DESCRIBE_CONFIGS on the topic or group, or on the cluster for broker,
+//! broker-logger and client-metrics resources, else that resource's
+//! TOPIC_/GROUP_/CLUSTER_AUTHORIZATION_FAILED with Kafka's default message.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -36,6 +40,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{validate_topic_name, Broker};
 use crate::config::describe::{type_code, ConfigEntry, Describer};
+use crate::handlers::authz::op;
 use crate::handlers::errors::admin_error_code;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
@@ -60,6 +65,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let effective = ctx.broker.effective_config();
     let describer =
         Describer::with_dynamic(&effective, &ctx.broker.config, ctx.broker.dynamic_configs());
+    let authz = ctx.authz();
     let results = req
         .resources
         .iter()
@@ -67,6 +73,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             let out = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
+            if let Some((e, message)) = authz.config_resource(
+                op::DESCRIBE_CONFIGS,
+                res.resource_type,
+                res.resource_name.as_str(),
+            ) {
+                return out
+                    .with_error_code(e.code())
+                    .with_error_message(Some(StrBytes::from_static_str(message)));
+            }
             match entries(&ctx.broker, &describer, res) {
                 Ok(entries) => out.with_configs(
                     entries

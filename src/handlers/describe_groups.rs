@@ -5,14 +5,18 @@
 //! Unknown groups are described as Dead with no members (v6 adds GROUP_ID_NOT_FOUND); KIP-848
 //! consumer groups, KIP-1071 streams groups and KIP-932 share groups are not classic groups: Dead, and in v6
 //! GROUP_ID_NOT_FOUND "Group X is not a classic group.", as Kafka 4.4.
-//! `include_authorized_operations` (v3+): the GROUP bit set of [`crate::handlers::authorized`]
+//! `include_authorized_operations` (v3+): the principal's GROUP bit set ([`crate::handlers::authz`])
 //! for each group described without an error, as Kafka.
+//!
+//! Authorization: DESCRIBE on each group, else that group GROUP_AUTHORIZATION_FAILED with empty
+//! state.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -21,11 +25,16 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::DescribeGroups), min: 0
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeGroupsRequest = ctx.decode(body)?;
     let loaded = ctx.broker.groups.is_loaded();
+    let authz = ctx.authz();
     let groups = req
         .groups
         .into_iter()
         .map(|id| {
             let mut out = DescribedGroup::default().with_group_id(id.clone());
+            if !authz.group(op::DESCRIBE, id.0.as_str()) {
+                out.error_code = WireError::GroupAuthorizationFailed.code();
+                return out;
+            }
             if !loaded {
                 out.group_state = StrBytes::from_static_str("Dead");
                 if ctx.version >= 6 {
@@ -71,7 +80,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         .map(|mut out| {
             // Kafka fills them for the groups it describes without an error.
             if req.include_authorized_operations && out.error_code == 0 {
-                out.authorized_operations = crate::handlers::authorized::GROUP;
+                out.authorized_operations = authz.operations(crate::security::acl::resource::GROUP, out.group_id.0.as_str());
             }
             out
         })

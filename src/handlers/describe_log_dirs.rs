@@ -8,6 +8,9 @@
 //! the request is v4's bytes) adds IsCordoned: always false, Strom has no log-dir cordoning.
 //!
 //! Gaps: a single log directory (Strom refuses several in `log.dirs`).
+//!
+//! Authorization: DESCRIBE on the cluster, else no results and (v3+)
+//! CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,8 +23,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
-use crate::protocol::{v44, ProtocolError};
+use crate::protocol::{v44, ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: Api::of(ApiKey::DescribeLogDirs),
@@ -31,6 +35,17 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeLogDirsRequest = ctx.decode_as(body, ctx.version.min(4))?;
+    // DESCRIBE on the cluster, else no results (and, v3+, the top-level error).
+    if !ctx.authz().cluster(op::DESCRIBE) {
+        let mut resp = DescribeLogDirsResponse::default();
+        if ctx.version >= 3 {
+            resp.error_code = WireError::ClusterAuthorizationFailed.code();
+        }
+        if ctx.version >= 5 {
+            return Ok(Reply::Now(v44::encode_describe_log_dirs_v5(&resp, false)));
+        }
+        return ctx.reply(&resp);
+    }
     let broker = &ctx.broker;
     // Merged and de-duplicated like Kafka's set of partitions.
     let mut wanted: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();

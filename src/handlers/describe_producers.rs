@@ -2,11 +2,15 @@
 //!
 //! The idempotent/transactional producers with state on each requested partition: id, epoch,
 //! last sequence, last timestamp, and the first offset of an open transaction (-1 if none).
+//!
+//! Authorization: READ (not DESCRIBE, as Kafka) on each topic, else its partitions
+//! TOPIC_AUTHORIZATION_FAILED "Topic authorization failed.".
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{ApiKey, DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -14,15 +18,23 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::DescribeProducers), min
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeProducersRequest = ctx.decode(body)?;
+    let authz = ctx.authz();
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            // One decision per topic entry, READ (not DESCRIBE), as Kafka's.
+            let allowed = authz.topic(op::READ, t.name.0.as_str());
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&p| {
                     let mut r = PartitionResponse::default().with_partition_index(p);
+                    if !allowed {
+                        r.error_code = WireError::TopicAuthorizationFailed.code();
+                        r.error_message = Some(kafka_protocol::protocol::StrBytes::from_static_str("Topic authorization failed."));
+                        return r;
+                    }
                     let Some(part) = ctx.broker.partition(t.name.0.as_str(), p) else {
                         r.error_code = WireError::UnknownTopicOrPartition.code();
                         return r;

@@ -13,6 +13,8 @@
 //! A single node is a quorum of one: itself, leading at epoch 0, its high watermark and log
 //! end the number of records in its metadata log. Another topic or partition answers
 //! UNKNOWN_TOPIC_OR_PARTITION; no reachable leader, NOT_LEADER_OR_FOLLOWER.
+//!
+//! Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_quorum_response::{
@@ -21,6 +23,7 @@ use kafka_protocol::messages::describe_quorum_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -45,6 +48,9 @@ fn replica(id: i32, end: i64, fetched: i64, caught_up: i64) -> ReplicaState {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeQuorumRequest = ctx.decode(body)?;
+    if !ctx.authz().cluster(op::DESCRIBE) {
+        return ctx.reply(&DescribeQuorumResponse::default().with_error_code(WireError::ClusterAuthorizationFailed.code()));
+    }
     let broker = &ctx.broker;
     let now = crate::log::now_ms();
     let listener = broker

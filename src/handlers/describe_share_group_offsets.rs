@@ -8,6 +8,8 @@
 //! or is of another type is not an error: it has no offsets. Start offset = the share-partition
 //! start offset (everything below it acknowledged or archived); lag = high watermark - start
 //! offset - records at or above it already finished.
+//!
+//! Authorization: DESCRIBE on each group, else GROUP_AUTHORIZATION_FAILED for it.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +19,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::coordinator::share::codec::StateKey;
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::share::{encode_describe_offsets_response, OffsetsGroup, OffsetsPartition, OffsetsTopic};
 use crate::protocol::{ProtocolError, WireError};
@@ -28,8 +31,14 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let broker = ctx.broker.clone();
     let shares = broker.share_manager().await.ok();
     let mut groups = Vec::with_capacity(req.groups.len());
+    // DESCRIBE on each group.
+    let authz = ctx.authz();
     for g in &req.groups {
         let group = g.group_id.0.to_string();
+        if !authz.group(op::DESCRIBE, &group) {
+            groups.push(OffsetsGroup { group_id: group, error_code: WireError::GroupAuthorizationFailed.code(), ..Default::default() });
+            continue;
+        }
         let Some(shares) = shares else {
             groups.push(OffsetsGroup {
                 group_id: group,

@@ -5,7 +5,7 @@
 //! UNKNOWN_TOPIC_OR_PARTITION, invalid name: INVALID_TOPIC_EXCEPTION; when listing all, only
 //! existing topics appear). Each with id, internal flag, partitions (leader = us, epoch,
 //! replicas = ISR = us, empty eligible / last known ELR, no offline replicas) and the topic
-//! operations allowed (all: no authorizer yet).
+//! operations the principal may perform.
 //!
 //! Paging as in Kafka: at most `response_partition_limit` partitions per answer (clamped to
 //! [1, 2000]); `cursor` (topic, first partition) resumes. When the limit ends inside a topic,
@@ -13,6 +13,10 @@
 //! boundary and more topics follow, it names the next topic at partition 0 (which may not
 //! exist — only the next page says). A cursor whose topic is not in a non-empty topic list,
 //! or whose partition is negative, is INVALID_REQUEST for every named topic.
+//!
+//! Authorization: DESCRIBE on each topic, every denial audited (all-topics requests too):
+//! listing all topics leaves the others out, a named one lists them last as
+//! TOPIC_AUTHORIZATION_FAILED with a zero id.
 
 use std::collections::BTreeSet;
 
@@ -27,6 +31,8 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::broker::{validate_topic_name, Broker};
+use crate::handlers::authz::{op, Authz};
+use crate::security::acl::resource;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::metadata::is_internal_topic;
 use crate::protocol::{ProtocolError, WireError};
@@ -85,8 +91,21 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .collect();
         return ctx.reply(&DescribeTopicPartitionsResponse::default().with_topics(topics));
     }
+    // DESCRIBE on each topic (every denial audited, all-topics requests too): an all-topics
+    // request leaves the others out, a named one lists them last, TOPIC_AUTHORIZATION_FAILED.
+    let authz = ctx.authz();
+    let (names, denied): (BTreeSet<String>, BTreeSet<String>) =
+        names.into_iter().partition(|n| authz.topic(op::DESCRIBE, n));
     let limit = req.response_partition_limit.clamp(1, MAX_PARTITIONS);
-    let (topics, next_cursor) = page(&ctx.broker, names, cursor, limit, fetch_all);
+    let (mut topics, next_cursor) = page(&ctx.broker, &authz, names, cursor, limit, fetch_all);
+    if !fetch_all {
+        topics.extend(denied.into_iter().map(|n| {
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_error_code(WireError::TopicAuthorizationFailed.code())
+                .with_name(Some(TopicName(StrBytes::from_string(n))))
+                .with_topic_id(Uuid::nil())
+        }));
+    }
     ctx.reply(
         &DescribeTopicPartitionsResponse::default()
             .with_topics(topics)
@@ -96,6 +115,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
 
 fn page(
     broker: &Broker,
+    authz: &Authz,
     names: BTreeSet<String>,
     cursor: Option<(String, i32)>,
     limit: i32,
@@ -119,7 +139,7 @@ fn page(
                         .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
                         .with_topic_id(Uuid::nil())
                         .with_is_internal(is_internal_topic(&name))
-                        .with_topic_authorized_operations(crate::handlers::authorized::TOPIC),
+                        .with_topic_authorized_operations(authz.operations(resource::TOPIC, &name)),
                 );
             }
             continue;
@@ -150,7 +170,7 @@ fn page(
                 .with_topic_id(meta.id)
                 .with_is_internal(is_internal_topic(&name))
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(crate::handlers::authorized::TOPIC),
+                .with_topic_authorized_operations(authz.operations(resource::TOPIC, &name)),
         );
         if end < meta.partitions {
             return (topics, Some(cursor_at(name, end)));
@@ -206,6 +226,7 @@ mod tests {
         let set = set.into_iter().filter(|n| n.as_str() >= from).collect();
         let (topics, next) = page(
             b,
+            &Authz::none(),
             set,
             cursor.map(|(t, p)| (t.to_string(), p)),
             limit,

@@ -5,6 +5,9 @@
 //! credential. A user named twice: DUPLICATE_RESOURCE; one without credentials:
 //! RESOURCE_NOT_FOUND — with Kafka's messages (`ScramImage.describe`).
 //! Authorization (DESCRIBE on CLUSTER) comes with the authorizer.
+//!
+//! Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED at the top and for
+//! each user asked for (unnamed, as Kafka).
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
@@ -15,6 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -26,6 +30,13 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: DescribeUserScramCredentialsRequest = ctx.decode(body)?;
+    // DESCRIBE on the cluster, else the top-level error and one result per user asked for
+    // (without the user's name, as Kafka answers).
+    if !ctx.authz().cluster(op::DESCRIBE) {
+        let code = WireError::ClusterAuthorizationFailed.code();
+        let results = req.users.iter().flatten().map(|_| DescribeUserScramCredentialsResult::default().with_error_code(code)).collect();
+        return ctx.reply(&DescribeUserScramCredentialsResponse::default().with_error_code(code).with_results(results));
+    }
     let all = ctx.broker.metadata.scram_users();
     // (user, named twice) in the order asked.
     let mut asked: Vec<(String, bool)> = Vec::new();

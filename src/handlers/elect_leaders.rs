@@ -11,6 +11,9 @@
 //! UNKNOWN_TOPIC_OR_PARTITION. The decided changes are committed to the metadata (each
 //! conditional on its partition epoch) before the answer; the brokers act on them as on any
 //! leader change. On a single node every partition's only replica leads already.
+//!
+//! Authorization: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED (top level and every
+//! listed partition).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +22,7 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::metadata::{Elected, Election};
 use crate::protocol::{ProtocolError, WireError};
@@ -32,6 +36,22 @@ pub const SPEC: ApiSpec = ApiSpec {
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ElectLeadersRequest = ctx.decode(body)?;
     let mut resp = ElectLeadersResponse::default();
+    // ALTER on the cluster, else the top-level error and every listed partition's.
+    if !ctx.authz().cluster(op::ALTER) {
+        let code = WireError::ClusterAuthorizationFailed.code();
+        resp.error_code = code;
+        resp.replica_election_results = req
+            .topic_partitions
+            .iter()
+            .flatten()
+            .map(|t| {
+                ReplicaElectionResult::default().with_topic(t.topic.clone()).with_partition_result(
+                    t.partitions.iter().map(|p| PartitionResult::default().with_partition_id(*p).with_error_code(code)).collect(),
+                )
+            })
+            .collect();
+        return ctx.reply(&resp);
+    }
     let election = match req.election_type {
         0 => Election::Preferred,
         1 => Election::Unclean,

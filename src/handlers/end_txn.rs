@@ -5,10 +5,13 @@
 //! outcome or no open transaction is INVALID_TXN_STATE; a stale epoch is PRODUCER_FENCED.
 //! v5 is Transactions V2 (KIP-890): the epoch is bumped with the markers and the new producer
 //! id/epoch are returned; an empty transaction may be aborted.
+//!
+//! Authorization: WRITE on the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse, ProducerId};
 
+use crate::handlers::authz::op;
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
@@ -16,6 +19,10 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::EndTxn), min: 0, max: 5
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: EndTxnRequest = ctx.decode(body)?;
+    if !ctx.authz().transactional_id(op::WRITE, req.transactional_id.0.as_str()) {
+        let resp = EndTxnResponse::default().with_error_code(WireError::TransactionalIdAuthorizationFailed.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+        return ctx.reply(&resp);
+    }
     let broker = ctx.broker.clone();
     let version = ctx.version;
     Ok(Reply::Later(Box::pin(async move {

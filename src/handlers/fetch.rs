@@ -22,6 +22,12 @@
 //! to the rack-aware selector a leader answers a consumer in another rack with the in-sync
 //! follower of its rack as preferred read replica (no records). NOT_LEADER_OR_FOLLOWER and
 //! FENCED_LEADER_EPOCH answers name the current leader and its endpoint (KIP-951).
+//!
+//! Authorization (Kafka's `handleFetchRequest`): a follower's fetch needs CLUSTER_ACTION on
+//! the cluster, else every partition is TOPIC_AUTHORIZATION_FAILED (topic ACLs are not
+//! consulted); a consumer's needs READ on each topic, else that topic's partitions are
+//! TOPIC_AUTHORIZATION_FAILED, decided before the topic is looked up (a v13 topic id nobody
+//! knows is UNKNOWN_TOPIC_ID: there is no name to authorize).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +40,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
+use crate::handlers::authz::op;
 use crate::handlers::errors::{epoch_error_code, log_error_code};
 use crate::metadata::TopicMeta;
 use crate::handlers::{Api, ApiSpec, Part, PartsBody, Reply, RequestContext};
@@ -68,17 +75,31 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         return Ok(Reply::Now(encode_body(&resp, version)?));
     }
     let broker = &ctx.broker;
+    let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    let replica = (replica >= 0).then_some(replica);
+    let authz = ctx.authz();
+    let follower_denied = replica.is_some() && !authz.cluster(op::CLUSTER_ACTION);
+    let mut readable = authz.names(op::READ, crate::security::acl::resource::TOPIC);
     let mut topics = Vec::with_capacity(req.topics.len());
     let mut targets = Vec::new();
     for ft in &req.topics {
         let meta = if version >= 13 { broker.metadata.topic_by_id(&ft.topic_id) } else { broker.metadata.topic(ft.topic.0.as_str()) };
         let unknown = if version >= 13 { WireError::UnknownTopicId.code() } else { WireError::UnknownTopicOrPartition.code() };
+        let name = if version >= 13 { meta.as_ref().map(|m| m.name.as_str()) } else { Some(ft.topic.0.as_str()) };
+        let denied = follower_denied || (replica.is_none() && name.is_some_and(|n| !readable.allows(n)));
+        let meta = if denied { None } else { meta };
         topics.push((ft.topic.clone(), ft.topic_id, meta.clone()));
         for fp in &ft.partitions {
             let part = meta
                 .as_ref()
                 .and_then(|m| broker.partition(&m.name, fp.partition))
-                .ok_or(if meta.is_some() { broker.not_hosted_code(meta.as_ref(), fp.partition, WireError::UnknownTopicOrPartition.code()) } else { unknown });
+                .ok_or(if denied {
+                    WireError::TopicAuthorizationFailed.code()
+                } else if meta.is_some() {
+                    broker.not_hosted_code(meta.as_ref(), fp.partition, WireError::UnknownTopicOrPartition.code())
+                } else {
+                    unknown
+                });
             targets.push(Target {
                 topic: topics.len() - 1,
                 partition: fp.partition,
@@ -94,8 +115,6 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
-    let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
-    let replica = (replica >= 0).then_some(replica);
     // KIP-392: a consumer names its rack (v11+); with the rack-aware selector a leader sends
     // it to an in-sync follower in that rack, and any replica serves a v11+ consumer up to its
     // own high watermark (Kafka's: a fetch with client metadata may read from a follower).

@@ -24,6 +24,10 @@
 //!
 //! Like Kafka: a resource named twice fails both entries; a key named twice, a null value for
 //! anything but DELETE, or an unknown operation fails the resource (INVALID_REQUEST).
+//!
+//! Authorization: ALTER_CONFIGS on the topic or group, or on the cluster for broker,
+//! broker-logger and client-metrics resources, else that resource's
+//! TOPIC_/GROUP_/CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +41,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::config::topic::{self, Kind};
+use crate::handlers::authz::op;
 use crate::handlers::alter_configs::{
     broker_node, broker_refusal, check_keys_unique, check_topic_name, invalid_request, repeated_resources,
     topic_refusal, Refusal,
@@ -96,12 +101,19 @@ fn respond(ctx: RequestContext, req: IncrementalAlterConfigsRequest) -> Result<R
             .iter()
             .map(|r| (r.resource_type, r.resource_name.as_str())),
     );
+    let authz = ctx.authz();
     let responses = req
         .resources
         .iter()
         .map(|res| {
             let outcome = if repeated.contains(&(res.resource_type, res.resource_name.as_str())) {
                 Err(invalid_request("Each resource must appear at most once."))
+            } else if let Some((e, message)) = authz.config_resource(
+                op::ALTER_CONFIGS,
+                res.resource_type,
+                res.resource_name.as_str(),
+            ) {
+                Err((e.code(), message.to_string()))
             } else {
                 alter(&ctx.broker, res, req.validate_only)
             };

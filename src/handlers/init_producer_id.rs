@@ -7,10 +7,15 @@
 //! new producer id; a known one gets its epoch bumped, aborting and fencing any transaction
 //! the previous incarnation left open. Transaction timeouts above
 //! `transaction.max.timeout.ms` get INVALID_TRANSACTION_TIMEOUT.
+//!
+//! Authorization: a transactional id needs WRITE on it (TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+//! an idempotent producer IDEMPOTENT_WRITE on the cluster or WRITE on some topic (Kafka's
+//! authorizeByResourceType), else CLUSTER_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use crate::handlers::authz::op;
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
@@ -20,6 +25,18 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let req: InitProducerIdRequest = ctx.decode(body)?;
     let mut resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     let broker = ctx.broker.clone();
+    // WRITE on the transactional id; an idempotent producer needs IDEMPOTENT_WRITE on the
+    // cluster (denial not audited) or, failing that, WRITE on some topic.
+    let authz = ctx.authz();
+    let txn = req.transactional_id.as_ref().map(|t| t.0.as_str()).filter(|t| !t.is_empty());
+    let denied = match txn {
+        Some(t) => (!authz.transactional_id(op::WRITE, t)).then_some(WireError::TransactionalIdAuthorizationFailed),
+        None => (!authz.cluster_quietly(op::IDEMPOTENT_WRITE) && !authz.any_of_type(op::WRITE, crate::security::acl::resource::TOPIC)).then_some(WireError::ClusterAuthorizationFailed),
+    };
+    if let Some(e) = denied {
+        resp.error_code = e.code();
+        return ctx.reply(&resp);
+    }
     if !broker.metadata.producer_id_ready() {
         // A new block of ids costs a metadata fsync: off the async workers.
         let b = broker.clone();

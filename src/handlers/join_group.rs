@@ -11,6 +11,8 @@
 //! the member epoch as generation, no leader, and the member's first protocol; its assignment
 //! comes from SyncGroup. A protocol type other than `consumer` answers
 //! INCONSISTENT_GROUP_PROTOCOL.
+//!
+//! Authorization: READ on the group, else GROUP_AUTHORIZATION_FAILED (generation -1).
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -18,6 +20,7 @@ use kafka_protocol::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::group::JoinRequest;
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
@@ -40,8 +43,17 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
         require_known_member_id: version >= 4,
     };
+    let allowed = ctx.authz().group(op::READ, &group_id);
     Ok(Reply::Later(Box::pin(async move {
         let mut resp = JoinGroupResponse::default();
+        if !allowed {
+            resp.error_code = WireError::GroupAuthorizationFailed.code();
+            resp.generation_id = -1;
+            if version < 7 {
+                resp.protocol_name = Some(StrBytes::default());
+            }
+            return encode_body(&resp, version);
+        }
         if group_id.is_empty() {
             resp.error_code = WireError::InvalidGroupId.code();
             resp.member_id = StrBytes::from_string(join.member_id);

@@ -4,11 +4,14 @@
 //! group instance id) with a per-member error. The group rebalances without them at once.
 //! Classic members of a consumer group (online migration) leave it the same way (group epoch
 //! bumped); a consumer-protocol member named here answers UNKNOWN_MEMBER_ID, as in Kafka.
+//!
+//! Authorization: READ on the group, else GROUP_AUTHORIZATION_FAILED (no member results).
 
 use bytes::Bytes;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
@@ -16,6 +19,9 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::LeaveGroup), min: 0, ma
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: LeaveGroupRequest = ctx.decode(body)?;
+    if !ctx.authz().group(op::READ, req.group_id.0.as_str()) {
+        return ctx.reply(&LeaveGroupResponse::default().with_error_code(WireError::GroupAuthorizationFailed.code()));
+    }
     let Ok(c) = ctx.broker.group_coordinator().await else {
         return ctx.reply(&LeaveGroupResponse::default().with_error_code(WireError::CoordinatorNotAvailable.code()));
     };

@@ -7,12 +7,15 @@
 //! the list is empty. An empty type filter means every type the version supports (v0: only
 //! CLIENT_METRICS); a type outside them answers UNSUPPORTED_VERSION for the whole request,
 //! like Kafka. `kafka-configs --entity-type groups --describe` (4.1 tools) uses it.
+//!
+//! Authorization: DESCRIBE_CONFIGS on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::{ApiKey, ListConfigResourcesRequest, ListConfigResourcesResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -39,6 +42,9 @@ fn supported(version: i16) -> &'static [i8] {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ListConfigResourcesRequest = ctx.decode(body)?;
+    if !ctx.authz().cluster(op::DESCRIBE_CONFIGS) {
+        return ctx.reply(&ListConfigResourcesResponse::default().with_error_code(WireError::ClusterAuthorizationFailed.code()));
+    }
     let supported = supported(ctx.version);
     let types: Vec<i8> = if req.resource_types.is_empty() {
         supported.to_vec()

@@ -10,12 +10,16 @@
 //! that, by the time index and then the records of one batch (decompressed with a size cap);
 //! none gives offset -1 and timestamp -1. Requests that decompress run on the blocking pool,
 //! at most 4 at a time broker-wide.
+//!
+//! Authorization: DESCRIBE on each topic, else its partitions TOPIC_AUTHORIZATION_FAILED
+//! (offset and timestamp -1), decided before the topic is looked up.
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
+use crate::handlers::authz::op;
 use crate::handlers::errors::{epoch_error_code, log_error_code};
 use crate::handlers::{blocking, Api, ApiSpec, Reply, RequestContext};
 use crate::log::LogError;
@@ -46,10 +50,15 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
 
 fn respond(ctx: RequestContext, req: ListOffsetsRequest) -> Result<Reply, ProtocolError> {
     let broker = &ctx.broker;
+    let mut describable = ctx.authz().names(op::DESCRIBE, crate::security::acl::resource::TOPIC);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            if !describable.allows(t.name.0.as_str()) {
+                let partitions = t.partitions.iter().map(|p| ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1).with_offset(-1).with_error_code(WireError::TopicAuthorizationFailed.code())).collect();
+                return ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions);
+            }
             let meta = broker.metadata.topic(t.name.0.as_str());
             let partitions = t
                 .partitions

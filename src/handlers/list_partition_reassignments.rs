@@ -3,6 +3,8 @@
 //! reassigned — all of them, or those asked for that are — with their replicas (the target
 //! followed by the leaving ones), the joining and the leaving ones. Partitions not being
 //! reassigned, or unknown, are left out, as in Kafka.
+//!
+//! Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +18,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
-use crate::protocol::ProtocolError;
+use crate::protocol::{ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: Api::of(ApiKey::ListPartitionReassignments),
@@ -31,6 +34,9 @@ fn ids(v: Vec<i32>) -> Vec<BrokerId> {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ListPartitionReassignmentsRequest = ctx.decode(body)?;
+    if !ctx.authz().cluster(op::DESCRIBE) {
+        return ctx.reply(&ListPartitionReassignmentsResponse::default().with_error_code(WireError::ClusterAuthorizationFailed.code()));
+    }
     let only: Option<Vec<(String, i32)>> = req.topics.as_ref().map(|ts| {
         ts.iter()
             .flat_map(|t| {

@@ -4,6 +4,9 @@
 //! echoed in `unknown_state_filters`), producer ids, (v1) a minimum running duration and (v2)
 //! a regular expression on the transactional id. Expired ids (`transactional.id.expiration.ms`)
 //! are gone from the coordinator and so from the list.
+//!
+//! Authorization: only the transactional ids the principal may DESCRIBE are listed (each denial
+//! audited, as Kafka).
 
 use bytes::Bytes;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
@@ -11,6 +14,7 @@ use kafka_protocol::messages::{ApiKey, ListTransactionsRequest, ListTransactions
 use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::txn_codec::TxnState;
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
 use crate::protocol::{encode_body, ProtocolError, WireError};
@@ -45,6 +49,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     resp.unknown_state_filters = req.state_filters.iter().filter(|s| !STATES.iter().any(|k| k.name() == s.as_str())).cloned().collect();
     let broker = ctx.broker.clone();
     let version = ctx.version;
+    // Only the transactional ids the principal may describe (each denial audited, as Kafka).
+    let mut describable = ctx.authz().names(op::DESCRIBE, crate::security::acl::resource::TRANSACTIONAL_ID);
     Ok(Reply::Later(Box::pin(async move {
         if broker.txns.is_loaded() {
             let now = now_ms();
@@ -57,6 +63,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 .filter(|(_, pid, _, _)| req.producer_id_filters.is_empty() || req.producer_id_filters.iter().any(|f| f.0 == *pid))
                 .filter(|(_, _, st, start)| req.duration_filter < 0 || (*st == TxnState::Ongoing && now - start >= req.duration_filter))
                 .filter(|(id, _, _, _)| pattern.as_ref().is_none_or(|p| p.is_match(id)))
+                .filter(|(id, _, _, _)| describable.allows(id))
                 .map(|(id, pid, st, _)| {
                     TransactionState::default()
                         .with_transactional_id(TransactionalId(StrBytes::from_string(id)))

@@ -10,8 +10,16 @@
 //! request order, with one metadata fsync, and none past `strom.max.partitions`; the other
 //! names stay unknown (Kafka has no such bound: this keeps one request from creating, and
 //! fsyncing, thousands of topics). `include_topic_authorized_operations` (v8+) and
-//! `include_cluster_authorized_operations` (v8-10) get the bit sets of
-//! [`crate::handlers::authorized`] (every operation: no authorizer yet).
+//! `include_cluster_authorized_operations` (v8-10) get the principal's authorized-operation
+//! bit sets (the cluster's only with DESCRIBE on it, else 0).
+//!
+//! Authorization (Kafka's `handleTopicMetadataRequest`): DESCRIBE on each topic. An
+//! all-topics request silently leaves out the topics the principal may not describe; a named
+//! one answers TOPIC_AUTHORIZATION_FAILED for them (name echoed, zero topic id, no
+//! partitions) whether or not they exist; a known topic id the principal may not describe is
+//! TOPIC_AUTHORIZATION_FAILED with a null name. Auto-creation is considered only for
+//! describable names and needs CREATE on the cluster or on the topic, else
+//! TOPIC_AUTHORIZATION_FAILED. A request for no topics needs nothing.
 
 use std::collections::HashSet;
 
@@ -23,7 +31,9 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{validate_topic_name, Broker};
-use crate::handlers::{authorized, Api, ApiSpec, Reply, RequestContext};
+use crate::handlers::authz::op;
+use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
+use crate::security::acl::resource;
 use crate::metadata::TopicMeta;
 use crate::protocol::{ProtocolError, WireError};
 
@@ -36,6 +46,13 @@ pub const SPEC: ApiSpec = ApiSpec {
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: MetadataRequest = ctx.decode(body)?;
     let broker = &ctx.broker;
+    let authz = ctx.authz();
+    let denied_entry = |name: Option<&str>, id: uuid::Uuid| {
+        MetadataResponseTopic::default()
+            .with_error_code(WireError::TopicAuthorizationFailed.code())
+            .with_name(name.map(|n| TopicName(StrBytes::from_string(n.to_string()))))
+            .with_topic_id(id)
+    };
     // v0: an empty list means all topics; v1+: null means all.
     let creating = broker.auto_creating_names();
     let all = match &req.topics {
@@ -43,24 +60,49 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         Some(t) => t.is_empty() && ctx.version == 0,
     };
     let topics: Vec<MetadataResponseTopic> = if all {
+        let mut describable = authz.names_quietly(op::DESCRIBE, resource::TOPIC);
         broker
             .metadata
             .topics()
             .iter()
-            .filter(|t| !creating.contains(&t.name))
+            .filter(|t| !creating.contains(&t.name) && describable.allows(&t.name))
             .map(|t| topic_entry(broker, t))
             .collect()
     } else {
-        let auto = req.allow_auto_topic_creation || ctx.version < 4;
-        // Unknown when the request arrived or still being created: answered unknown.
-        let unknown: HashSet<&str> = req
+        let auto = (req.allow_auto_topic_creation || ctx.version < 4)
+            && broker.config.auto_create_topics_enable;
+        let mut describable = authz.names(op::DESCRIBE, resource::TOPIC);
+        let named: Vec<&str> = req
             .topics
             .iter()
             .flatten()
             .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
+            .collect();
+        let hidden: HashSet<&str> = named
+            .iter()
+            .copied()
+            .filter(|n| !describable.allows(n))
+            .collect();
+        // Unknown when the request arrived or still being created: answered unknown.
+        let unknown: HashSet<&str> = named
+            .iter()
+            .copied()
+            .filter(|n| !hidden.contains(n))
             .filter(|n| creating.contains(*n) || broker.metadata.topic(n).is_none())
             .collect();
-        if auto && !unknown.is_empty() {
+        // Describable but unknown, and not creatable by this principal.
+        let not_creatable: HashSet<&str> =
+            if auto && authz.enabled() && !authz.cluster_quietly(op::CREATE) {
+                let mut creatable = authz.names(op::CREATE, resource::TOPIC);
+                unknown
+                    .iter()
+                    .copied()
+                    .filter(|n| validate_topic_name(n).is_ok() && !creatable.allows(n))
+                    .collect()
+            } else {
+                HashSet::new()
+            };
+        if auto && unknown.len() > not_creatable.len() {
             // Like Kafka (KRaft): creation goes on in the background; the request that
             // triggers it, and any arriving before it is done, answer
             // UNKNOWN_TOPIC_OR_PARTITION; a later lookup finds the topic. One request starts
@@ -70,7 +112,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 .iter()
                 .flatten()
                 .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
-                .filter(|n| unknown.contains(n))
+                .filter(|n| unknown.contains(n) && !not_creatable.contains(n))
                 .collect();
             broker.start_auto_create(&names);
         }
@@ -78,6 +120,14 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .iter()
             .flatten()
             .map(|rt| match &rt.name {
+                Some(name) if hidden.contains(name.0.as_str()) => {
+                    denied_entry(Some(name.0.as_str()), uuid::Uuid::nil())
+                }
+                Some(name) if not_creatable.contains(name.0.as_str()) => {
+                    denied_entry(Some(name.0.as_str()), uuid::Uuid::nil()).with_is_internal(
+                        crate::metadata::is_internal_topic(name.0.as_str()),
+                    )
+                }
                 Some(name) => {
                     let name = name.0.to_string();
                     let found = if unknown.contains(name.as_str()) {
@@ -100,6 +150,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     }
                 }
                 None => match broker.metadata.topic_by_id(&rt.topic_id) {
+                    Some(t) if !describable.allows(&t.name) => denied_entry(None, t.id),
                     Some(t) => topic_entry(broker, &t),
                     None => MetadataResponseTopic::default()
                         .with_error_code(WireError::UnknownTopicId.code())
@@ -128,12 +179,21 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let mut topics = topics;
     if req.include_topic_authorized_operations {
         for t in &mut topics {
-            t.topic_authorized_operations = authorized::TOPIC;
+            if t.error_code == WireError::TopicAuthorizationFailed.code() {
+                continue;
+            }
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations = authz.operations(resource::TOPIC, name.0.as_str());
+            }
         }
     }
     let mut resp = MetadataResponse::default();
     if req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = authorized::CLUSTER;
+        resp.cluster_authorized_operations = if authz.cluster(op::DESCRIBE) {
+            authz.operations(resource::CLUSTER, crate::security::acl::CLUSTER_NAME)
+        } else {
+            0
+        };
     }
     let resp = resp
         .with_brokers(brokers)

@@ -15,7 +15,7 @@ use crate::log::io::FileRange;
 pub use crate::protocol::Api;
 use crate::protocol::ProtocolError;
 
-pub mod authorized;
+pub mod authz;
 pub mod errors;
 
 /// Everything a handler knows about the request it serves.
@@ -147,6 +147,10 @@ macro_rules! registry {
         /// Every API served, in one place.
         pub const REGISTRY: &[ApiSpec] = &[$($m::SPEC),*];
 
+        /// The handler modules of [`REGISTRY`], by name.
+        #[cfg(test)]
+        const MODULES: &[&str] = &[$(stringify!($m)),*];
+
         /// Runs the handler registered for `ctx.api_key`.
         pub async fn dispatch(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
             $(
@@ -239,6 +243,44 @@ pub fn advertised() -> Vec<(i16, i16, i16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Handlers that make no authorization decision, and why (Kafka's `KafkaApis` makes none
+    /// for them either).
+    const OPEN: &[(&str, &str)] = &[
+        (
+            "api_versions",
+            "served to everyone, before authentication too",
+        ),
+        (
+            "sasl_handshake",
+            "authentication itself (answered ILLEGAL_SASL_STATE afterwards)",
+        ),
+        (
+            "sasl_authenticate",
+            "authentication itself (answered ILLEGAL_SASL_STATE afterwards)",
+        ),
+    ];
+
+    /// Every handler asks [`RequestContext::authz`] (see [`authz`]) or is listed in [`OPEN`]
+    /// with the reason: a new API cannot be served without deciding what it checks.
+    #[test]
+    fn every_handler_consults_the_authorizer_or_says_why_not() {
+        assert_eq!(MODULES.len(), REGISTRY.len());
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/handlers");
+        for m in MODULES {
+            let src = std::fs::read_to_string(dir.join(format!("{m}.rs"))).expect("handler source");
+            let open = OPEN.iter().any(|(o, _)| o == m);
+            assert!(
+                src.contains("authz()") != open,
+                "{m}: {}",
+                if open {
+                    "listed as open but consults the authorizer"
+                } else {
+                    "makes no authorization decision (ctx.authz()) and is not listed in OPEN"
+                }
+            );
+        }
+    }
 
     /// Every served version is one the crate decodes or one `protocol::v44` has a decoder
     /// for (checked with an empty body: the answer is a decode error, not "no decoder").

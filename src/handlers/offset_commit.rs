@@ -9,12 +9,17 @@
 //! `retention_time_ms` (v2-4) is ignored like in Kafka 4 (offsets.retention.minutes applies).
 //! In a consumer group the generation is the member epoch; a classic member (online migration)
 //! with any other epoch gets ILLEGAL_GENERATION, a consumer-protocol member STALE/FENCED.
+//!
+//! Authorization: READ on the group (else every partition GROUP_AUTHORIZATION_FAILED), then
+//! READ on each topic (else its partitions TOPIC_AUTHORIZATION_FAILED, before the topic is
+//! looked up).
 
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::coordinator::codec::OffsetValue;
+use crate::handlers::authz::op;
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
@@ -32,17 +37,33 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     };
     let broker = &ctx.broker;
     let now = now_ms();
+    let authz = ctx.authz();
+    if !authz.group(op::READ, req.group_id.0.as_str()) {
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                let parts = t.partitions.iter().map(|p| OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(WireError::GroupAuthorizationFailed.code())).collect();
+                OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(parts)
+            })
+            .collect();
+        return Ok(Reply::Now(encode(broker, &OffsetCommitResponse::default().with_topics(topics), ctx.version)?));
+    }
+    let mut readable = authz.names(op::READ, crate::security::acl::resource::TOPIC);
     // (topic index, partition index in response) for each offset handed to the coordinator.
     let mut slots = Vec::new();
     let mut offsets = Vec::new();
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::with_capacity(req.topics.len());
     for (ti, t) in req.topics.iter().enumerate() {
         let name = t.name.0.to_string();
-        let known = broker.metadata.topic(&name);
+        let allowed = readable.allows(&name);
+        let known = if allowed { broker.metadata.topic(&name) } else { None };
         let mut parts = Vec::with_capacity(t.partitions.len());
         for (pi, p) in t.partitions.iter().enumerate() {
             let mut r = OffsetCommitResponsePartition::default().with_partition_index(p.partition_index);
-            if known.as_ref().is_none_or(|m| p.partition_index < 0 || p.partition_index >= m.partitions) {
+            if !allowed {
+                r.error_code = WireError::TopicAuthorizationFailed.code();
+            } else if known.as_ref().is_none_or(|m| p.partition_index < 0 || p.partition_index >= m.partitions) {
                 r.error_code = WireError::UnknownTopicOrPartition.code();
             } else {
                 slots.push((ti, pi));

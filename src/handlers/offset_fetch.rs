@@ -6,6 +6,10 @@
 //! groups. Partitions without a commit answer offset -1. With `require_stable` (v7+), a
 //! partition whose offset an undecided transaction may still change answers
 //! UNSTABLE_OFFSET_COMMIT (the client retries).
+//!
+//! Authorization: DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED for it), then
+//! DESCRIBE on each topic: named topics it may not describe are TOPIC_AUTHORIZATION_FAILED
+//! (offset -1) without being looked up; an all-topics fetch leaves them out.
 
 use bytes::Bytes;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -16,7 +20,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::codec::OffsetValue;
 use crate::coordinator::GroupCoordinator;
+use crate::handlers::authz::{op, Authz};
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
+use crate::security::acl::resource;
 use crate::protocol::{v44, ProtocolError, WireError};
 
 pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::OffsetFetch), min: 1, max: 10 };
@@ -38,6 +44,32 @@ fn lookup(c: &GroupCoordinator, group: &str, wanted: Option<Vec<(String, Vec<i32
     Ok(out)
 }
 
+/// [`lookup`] as the principal may see it: DESCRIBE on the group (else
+/// GROUP_AUTHORIZATION_FAILED), then DESCRIBE on each topic — named topics it may not describe
+/// are answered TOPIC_AUTHORIZATION_FAILED without being looked up, and an all-topics lookup
+/// silently leaves them out.
+fn authorized_lookup(c: &GroupCoordinator, authz: &Authz, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>, require_stable: bool) -> Result<Found, i16> {
+    if !authz.group(op::DESCRIBE, group) {
+        return Err(WireError::GroupAuthorizationFailed.code());
+    }
+    let mut describable = authz.names(op::DESCRIBE, resource::TOPIC);
+    match wanted {
+        Some(w) => {
+            let (allowed, denied): (Vec<_>, Vec<_>) = w.into_iter().partition(|(t, _)| describable.allows(t));
+            let mut found = if allowed.is_empty() { Vec::new() } else { lookup(c, group, Some(allowed), require_stable)? };
+            for (t, ps) in denied {
+                found.push((t, ps.into_iter().map(|p| (p, None, WireError::TopicAuthorizationFailed.code())).collect()));
+            }
+            Ok(found)
+        }
+        None => {
+            let mut found = lookup(c, group, None, require_stable)?;
+            found.retain(|(t, _)| describable.allows(t));
+            Ok(found)
+        }
+    }
+}
+
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: OffsetFetchRequest = if ctx.version >= 10 {
         let m = &ctx.broker.metadata;
@@ -46,6 +78,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         ctx.decode(body)?
     };
     let coordinator = ctx.broker.group_coordinator().await.ok();
+    let authz = ctx.authz();
     let mut resp = OffsetFetchResponse::default();
     if ctx.version < 8 {
         let wanted = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
@@ -53,7 +86,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             resp.error_code = WireError::CoordinatorNotAvailable.code();
             return ctx.reply(&resp);
         };
-        let found = match lookup(c, req.group_id.0.as_str(), wanted, req.require_stable) {
+        let found = match authorized_lookup(c, &authz, req.group_id.0.as_str(), wanted, req.require_stable) {
             Ok(found) => found,
             Err(code) => {
                 resp.error_code = code;
@@ -91,7 +124,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 return out;
             };
             let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-            let found = match lookup(c, g.group_id.0.as_str(), wanted, req.require_stable) {
+            let found = match authorized_lookup(c, &authz, g.group_id.0.as_str(), wanted, req.require_stable) {
                 Ok(found) => found,
                 Err(code) => {
                     out.error_code = code;

@@ -10,6 +10,9 @@
 //! UNKNOWN_TOPIC_OR_PARTITION. `replica_id` (v3+) changes nothing.
 //! Answered by the partition's leader only (NOT_LEADER_OR_FOLLOWER from a follower, or in a
 //! cluster from a broker without the partition).
+//!
+//! Authorization: CLUSTER_ACTION on the cluster (a follower; denial not audited) or DESCRIBE on
+//! each topic, else its partitions TOPIC_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -17,6 +20,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use crate::handlers::authz::op;
 use crate::handlers::errors::epoch_error_code;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
@@ -29,10 +33,15 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: OffsetForLeaderEpochRequest = ctx.decode(body)?;
+    let authz = ctx.authz();
+    // Followers pass with CLUSTER_ACTION (not audited when denied), consumers need DESCRIBE.
+    let replica = authz.cluster_quietly(op::CLUSTER_ACTION);
+    let mut describable = authz.names(op::DESCRIBE, crate::security::acl::resource::TOPIC);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = replica || describable.allows(t.topic.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
@@ -41,6 +50,10 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !allowed {
+                        r.error_code = WireError::TopicAuthorizationFailed.code();
+                        return r;
+                    }
                     let Some(part) = ctx.broker.partition(t.topic.0.as_str(), p.partition) else {
                         let meta = ctx.broker.metadata.topic(t.topic.0.as_str());
                         r.error_code = ctx.broker.not_hosted_code(

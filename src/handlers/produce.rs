@@ -22,6 +22,14 @@
 //! batch with its original offsets. Transactional batches: v12+ (Transactions V2) adds the
 //! partition to the producer's transaction implicitly; below v12 the partition must already be
 //! in the open transaction (INVALID_TXN_STATE otherwise).
+//!
+//! Authorization (Kafka's `handleProduceRequest`): a request whose first batch of some
+//! partition is transactional needs WRITE on its transactional id (none counts as denied),
+//! else every partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED and nothing is appended;
+//! then WRITE on each topic, else its partitions are TOPIC_AUTHORIZATION_FAILED — decided
+//! before the topic is looked up, so a denied principal never learns whether it exists (a
+//! v13 topic id nobody knows is UNKNOWN_TOPIC_ID: there is no name to authorize). There is no
+//! IDEMPOTENT_WRITE check here: InitProducerId made that one.
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
@@ -29,6 +37,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::handlers::authz::op;
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::{now_ms, LogError};
@@ -43,6 +52,28 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 13,
 };
 
+/// Whether the first batch of some partition is transactional (Kafka's
+/// `RequestUtils.hasTransactionalRecords`).
+fn has_transactional_batches(req: &ProduceRequest) -> bool {
+    req.topic_data.iter().any(|td| {
+        td.partition_data.iter().any(|pd| {
+            pd.records
+                .as_ref()
+                .and_then(|r| BatchView::parse_header(r).ok())
+                .is_some_and(|b| b.is_transactional())
+        })
+    })
+}
+
+fn denied(index: i32, e: WireError) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(e.code())
+        .with_base_offset(-1)
+        .with_log_start_offset(-1)
+        .with_log_append_time_ms(-1)
+}
+
 /// How long a produce waits for a leadership the metadata gives this broker to be taken up
 /// (see `Broker::partition_to_lead`).
 const LEADERSHIP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -51,6 +82,38 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let req: ProduceRequest = ctx.decode(body)?;
     let broker = ctx.broker.clone();
     let acks = req.acks;
+    let authz = ctx.authz();
+    if authz.enabled() && has_transactional_batches(&req) {
+        let allowed = req
+            .transactional_id
+            .as_ref()
+            .is_some_and(|t| authz.transactional_id(op::WRITE, t.0.as_str()));
+        if !allowed {
+            if acks == 0 {
+                return Ok(Reply::NoneThenClose);
+            }
+            let responses = req
+                .topic_data
+                .iter()
+                .map(|td| {
+                    let parts = td
+                        .partition_data
+                        .iter()
+                        .map(|pd| denied(pd.index, WireError::TransactionalIdAuthorizationFailed))
+                        .collect();
+                    let mut t = TopicProduceResponse::default().with_partition_responses(parts);
+                    if ctx.version >= 13 {
+                        t.topic_id = td.topic_id;
+                    } else {
+                        t.name = TopicName(td.name.0.clone());
+                    }
+                    t
+                })
+                .collect();
+            return ctx.reply(&ProduceResponse::default().with_responses(responses));
+        }
+    }
+    let mut writable = authz.names(op::WRITE, crate::security::acl::resource::TOPIC);
     let now = now_ms();
     let mut any_error = false;
     // Partitions to fsync before answering: (topic idx, partition idx, log, end offset).
@@ -69,8 +132,21 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         } else {
             broker.metadata.topic(td.name.0.as_str())
         };
+        // By name (v13: the name of a known id; an unknown id stays UNKNOWN_TOPIC_ID).
+        let name = match (ctx.version >= 13, meta.as_ref()) {
+            (true, Some(m)) => Some(m.name.as_str()),
+            (true, None) => None,
+            (false, _) => Some(td.name.0.as_str()),
+        };
+        let allowed = name.is_none_or(|n| writable.allows(n));
+        let meta = if allowed { meta } else { None };
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for (pi, pd) in td.partition_data.into_iter().enumerate() {
+            if !allowed {
+                parts.push(denied(pd.index, WireError::TopicAuthorizationFailed));
+                any_error = true;
+                continue;
+            }
             let mut r = PartitionProduceResponse::default()
                 .with_index(pd.index)
                 .with_base_offset(-1)

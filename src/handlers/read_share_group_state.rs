@@ -5,6 +5,9 @@
 //! partition, FENCED_LEADER_EPOCH for a reader older than the last leader; a key with no
 //! state answers state epoch -1 and start offset -1. Between Strom brokers, no topics means
 //! every share-partition of the group kept here, and leader epoch -1 reads without fencing.
+//!
+//! Authorization: broker-to-broker: CLUSTER_ACTION on the cluster, else every partition
+//! CLUSTER_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::read_share_group_state_response::{PartitionResult, ReadStateResult, StateBatch};
@@ -38,6 +41,21 @@ fn result(partition: i32, code: i16, state: Option<&StoredState>) -> PartitionRe
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: ReadShareGroupStateRequest = ctx.decode(body)?;
+    // Broker-to-broker (a share-partition leader to the share coordinator): CLUSTER_ACTION on
+    // the cluster, else every partition CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz().cluster(crate::handlers::authz::op::CLUSTER_ACTION) {
+        let code = crate::protocol::WireError::ClusterAuthorizationFailed.code();
+        let results = req
+            .topics
+            .iter()
+            .map(|t| {
+                ReadStateResult::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(t.partitions.iter().map(|p| PartitionResult::default().with_partition(p.partition).with_error_code(code)).collect())
+            })
+            .collect();
+        return ctx.reply(&ReadShareGroupStateResponse::default().with_results(results));
+    }
     let broker = ctx.broker.clone();
     let version = ctx.version;
     Ok(Reply::Later(Box::pin(async move {

@@ -12,6 +12,9 @@
 //! acquired, acquired by another member, or its lock expired). A partition's
 //! acknowledgements apply all or nothing and are fsynced to `__share_group_state` before the
 //! response.
+//!
+//! Authorization: READ on the share group (top-level GROUP_AUTHORIZATION_FAILED), then READ on
+//! each topic (its partitions TOPIC_AUTHORIZATION_FAILED).
 
 use std::sync::Arc;
 
@@ -19,6 +22,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::coordinator::share::session::{member_id_valid, Opened};
+use crate::handlers::authz::{op, readable_share_target};
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::share::{decode_share_acknowledge, encode_share_acknowledge_response, AckPartitionResponse, ShareAcknowledgeResponse};
 use crate::protocol::{ProtocolError, WireError};
@@ -35,6 +39,12 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         return top(WireError::InvalidRequest.code());
     };
     let member: Arc<str> = Arc::from(req.member_id.clone().unwrap_or_default());
+    // READ on the share group, then READ on each topic acknowledged.
+    let authz = ctx.authz();
+    if !authz.group(op::READ, &group) {
+        return top(WireError::GroupAuthorizationFailed.code());
+    }
+    let mut readable = authz.names(op::READ, crate::security::acl::resource::TOPIC);
     let broker = ctx.broker.clone();
     let Ok(shares) = broker.share_manager().await else {
         return top(WireError::CoordinatorNotAvailable.code());
@@ -50,7 +60,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         for t in &req.topics {
             let mut parts = Vec::new();
             for p in &t.partitions {
-                let (code, message) = match broker.share_target(&group, t.topic_id, p.partition) {
+                let (code, message) = match readable_share_target(&broker, &mut readable, &group, t.topic_id, p.partition) {
                     Err(code) => (code, None),
                     Ok(target) => match broker.shares.acknowledge(&member, &target, &p.batches, &settings, req.is_renew_ack).await {
                         Ok(()) => (0, None),

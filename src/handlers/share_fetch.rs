@@ -18,6 +18,9 @@
 //! response. Records are the log's batches (whole, as stored) around the acquired ranges; the
 //! client delivers only offsets inside AcquiredRecords. A new session's response lists every
 //! partition; later ones those with records, errors or acknowledgements.
+//!
+//! Authorization: READ on the share group (top-level GROUP_AUTHORIZATION_FAILED), then READ on
+//! each topic fetched or acknowledged (its partitions TOPIC_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use uuid::Uuid;
 
 use crate::coordinator::share::session::{member_id_valid, Opened};
 use crate::coordinator::share::Target;
+use crate::handlers::authz::{op, readable_share_target};
 use crate::handlers::{Api, ApiSpec, Part, PartsBody, Reply, RequestContext};
 use crate::protocol::share::{
     decode_share_fetch, encode_share_fetch_response, AckBatch, FetchPartitionResponse, ShareFetchResponse, ACQUIRE_RECORD_LIMIT,
@@ -59,6 +63,12 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     if req.share_session_epoch == 0 && has_acks {
         return top_level(WireError::InvalidRequest.code(), version);
     }
+    // READ on the share group, then READ on each topic fetched or acknowledged.
+    let authz = ctx.authz();
+    if !authz.group(op::READ, &group) {
+        return top_level(WireError::GroupAuthorizationFailed.code(), version);
+    }
+    let mut readable = authz.names(op::READ, crate::security::acl::resource::TOPIC);
     let broker = ctx.broker.clone();
     let Ok(shares) = broker.share_manager().await else {
         return top_level(WireError::CoordinatorNotAvailable.code(), version);
@@ -91,7 +101,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         // Acknowledgements first (their releases may be fetched again at once).
         let mut parts: BTreeMap<(Uuid, i32), FetchPartitionResponse> = BTreeMap::new();
         for (topic_id, partition, batches) in &acks {
-            let code = match broker.share_target(&group, *topic_id, *partition) {
+            let code = match readable_share_target(&broker, &mut readable, &group, *topic_id, *partition) {
                 Err(code) => code,
                 Ok(t) => match shares.acknowledge(&member, &t, batches, &settings, renew).await {
                     Ok(()) => 0,
@@ -109,7 +119,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         }
         let mut targets: Vec<Target> = Vec::new();
         for (topic_id, partition) in &session_parts {
-            match broker.share_target(&group, *topic_id, *partition) {
+            match readable_share_target(&broker, &mut readable, &group, *topic_id, *partition) {
                 Ok(t) => targets.push(t),
                 Err(code) => {
                     parts.entry((*topic_id, *partition)).or_insert_with(|| FetchPartitionResponse { partition: *partition, ..Default::default() }).error_code = code;

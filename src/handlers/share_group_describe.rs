@@ -4,13 +4,16 @@
 //! topics and current assignment (topic ids with their names). An unknown id answers
 //! GROUP_ID_NOT_FOUND "Group X not found.", a group of another type "Group X is not a share
 //! group.", an empty id INVALID_GROUP_ID (Kafka's answers). `include_authorized_operations`:
-//! the GROUP bit set of [`crate::handlers::authorized`].
+//! the principal's GROUP bit set ([`crate::handlers::authz`]).
+//!
+//! Authorization: DESCRIBE on each group, else GROUP_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::share_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
 use kafka_protocol::messages::{ApiKey, GroupId, ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{ProtocolError, WireError};
 
@@ -22,7 +25,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         Ok(c) if ctx.broker.share_manager().await.is_ok() => Some(c),
         _ => None,
     };
-    let ops = if req.include_authorized_operations { crate::handlers::authorized::GROUP } else { i32::MIN };
+    let authz = ctx.authz();
     let names: std::collections::HashMap<uuid::Uuid, String> =
         ctx.broker.metadata.topics().into_iter().map(|t| (t.id, t.name)).collect();
     let groups = req
@@ -40,6 +43,11 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             if id.is_empty() {
                 return error(WireError::InvalidGroupId.code(), None);
             }
+            // DESCRIBE on the group.
+            if !authz.group(op::DESCRIBE, &id) {
+                return error(WireError::GroupAuthorizationFailed.code(), None);
+            }
+            let ops = if req.include_authorized_operations { authz.operations(crate::security::acl::resource::GROUP, &id) } else { i32::MIN };
             let Some(c) = coordinator.filter(|c| c.is_loaded()) else {
                 return error(WireError::CoordinatorNotAvailable.code(), Some("The coordinator is not available.".into()));
             };

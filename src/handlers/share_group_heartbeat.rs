@@ -12,6 +12,9 @@
 //! wrote (membership, epochs and assignments survive a restart). Served only where the share
 //! APIs are (a single node, see [`crate::coordinator::share`]); a cluster answers
 //! COORDINATOR_NOT_AVAILABLE.
+//!
+//! Authorization: READ on the group (GROUP_AUTHORIZATION_FAILED), then DESCRIBE on every
+//! subscribed topic (TOPIC_AUTHORIZATION_FAILED).
 
 use std::time::Duration;
 
@@ -22,6 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::config::group_configs;
 use crate::coordinator::share_group::{HeartbeatRequest, Limits};
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::{encode_body, ProtocolError, WireError};
 
@@ -59,6 +63,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         return ctx.reply(&resp);
     }
     let group = req.group_id.0.to_string();
+    // READ on the group, then DESCRIBE on every subscribed topic name.
+    let authz = ctx.authz();
+    if !authz.group(op::READ, &group) {
+        resp.error_code = WireError::GroupAuthorizationFailed.code();
+        return ctx.reply(&resp);
+    }
+    if let Some(names) = &req.subscribed_topic_names {
+        let mut describable = authz.names(op::DESCRIBE, crate::security::acl::resource::TOPIC);
+        if names.iter().any(|t| !describable.allows(t.0.as_str())) {
+            resp.error_code = WireError::TopicAuthorizationFailed.code();
+            return ctx.reply(&resp);
+        }
+    }
     let coordinator = match ctx.broker.group_coordinator().await {
         Ok(c) if ctx.broker.share_manager().await.is_ok() => c,
         _ => {

@@ -7,12 +7,15 @@
 //! process, endpoint, client tags, current and target tasks. An unknown id answers
 //! GROUP_ID_NOT_FOUND "Group X not found.", a group of another type "Group X is not a streams
 //! group." (Kafka's messages). `include_authorized_operations`: the GROUP bit set of
-//! [`crate::handlers::authorized`] for each group described without an error. v1's topology
+//! the principal's authorized operations ([`crate::handlers::authz`]) for each group described without an error. v1's topology
 //! description (nodes and stores, which clients upload with
 //! StreamsGroupTopologyDescriptionUpdate, an API Strom does not serve) is always null.
+//!
+//! Authorization: DESCRIBE on each group, else GROUP_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::protocol::streams::{decode_describe, encode_describe, DescribeResponse, DescribedGroup};
 use crate::protocol::{ProtocolError, WireError};
@@ -26,12 +29,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req = decode_describe(&body, ctx.version)?;
     let coordinator = ctx.broker.group_coordinator().await.ok();
-    let ops = if req.include_authorized_operations {
-        crate::handlers::authorized::GROUP
-    } else {
-        // Kafka's "not requested" value.
-        i32::MIN
-    };
+    let authz = ctx.authz();
     let groups = req
         .group_ids
         .iter()
@@ -42,6 +40,16 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                 group_id: id.clone(),
                 authorized_operations: i32::MIN,
                 ..DescribedGroup::default()
+            };
+            // DESCRIBE on the group.
+            if !authz.group(op::DESCRIBE, id) {
+                return not_found(WireError::GroupAuthorizationFailed.code(), "The client is not authorized to describe the group.".into());
+            }
+            let ops = if req.include_authorized_operations {
+                authz.operations(crate::security::acl::resource::GROUP, id)
+            } else {
+                // Kafka's "not requested" value.
+                i32::MIN
             };
             let Some(c) = coordinator.as_ref().filter(|c| c.is_loaded()) else {
                 return not_found(

@@ -15,12 +15,18 @@
 //! `streams.num.standby.replicas` apply over the broker's `group.streams.*`.
 //! v1 adds `TopologyDescriptionRequired`: always false (Strom keeps no topology description,
 //! so it never asks for one).
+//!
+//! Authorization: READ on the group (GROUP_AUTHORIZATION_FAILED), then DESCRIBE on every topic
+//! of a topology sent (source, repartition and changelog topics), else
+//! TOPIC_AUTHORIZATION_FAILED. (Kafka's CREATE check for the internal topics it would create is
+//! not made: Strom creates them as the broker.)
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
 use crate::coordinator::streams_group::{self, group::TopicsView};
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::metadata::is_internal_topic;
 use crate::protocol::streams::{decode_heartbeat, encode_heartbeat, HeartbeatResponse};
@@ -45,6 +51,21 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let version = ctx.version;
     if let Err((code, message)) = streams_group::validate(&req) {
         return Ok(Reply::Now(encode_heartbeat(&error(code, message), version)));
+    }
+    // READ on the group, then DESCRIBE on every topic of the topology (source, repartition and
+    // changelog topics), else TOPIC_AUTHORIZATION_FAILED.
+    let authz = ctx.authz();
+    if !authz.group(op::READ, &req.group_id) {
+        return Ok(Reply::Now(encode_heartbeat(&error(WireError::GroupAuthorizationFailed.code(), "The client is not authorized to read the group.".into()), version)));
+    }
+    if let Some(t) = &req.topology {
+        let mut describable = authz.names(op::DESCRIBE, crate::security::acl::resource::TOPIC);
+        let denied = t.subtopologies.iter().any(|s| {
+            s.source_topics.iter().chain(&s.repartition_sink_topics).chain(s.state_changelog_topics.iter().map(|i| &i.name)).chain(s.repartition_source_topics.iter().map(|i| &i.name)).any(|n| !describable.allows(n))
+        });
+        if denied {
+            return Ok(Reply::Now(encode_heartbeat(&error(WireError::TopicAuthorizationFailed.code(), "The client is not authorized to describe the topology's topics.".into()), version)));
+        }
     }
     let Ok(coordinator) = ctx.broker.group_coordinator().await else {
         let resp = error(

@@ -7,12 +7,17 @@
 //! records and applied to the group only when the transaction commits (dropped on abort);
 //! until then OffsetFetch with `require_stable` reports UNSTABLE_OFFSET_COMMIT for them.
 //! v3+ carries the consumer's generation and member id, checked like OffsetCommit.
+//!
+//! Authorization: WRITE on the transactional id and READ on the group (each failing every
+//! partition), then READ on each topic (its partitions TOPIC_AUTHORIZATION_FAILED; the others
+//! are committed).
 
 use bytes::Bytes;
 use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
 use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::coordinator::codec::OffsetValue;
+use crate::handlers::authz::op;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::now_ms;
 use crate::broker::Broker;
@@ -29,16 +34,37 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     };
     let broker = ctx.broker.clone();
     let version = ctx.version;
+    // WRITE on the transactional id and READ on the group (each failing every partition),
+    // then READ on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions; the others go on).
+    let authz = ctx.authz();
+    let whole = if !authz.transactional_id(op::WRITE, req.transactional_id.0.as_str()) {
+        Some(WireError::TransactionalIdAuthorizationFailed)
+    } else if !authz.group(op::READ, req.group_id.0.as_str()) {
+        Some(WireError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    let mut readable = authz.names(op::READ, crate::security::acl::resource::TOPIC);
+    let denied: std::collections::HashSet<String> = req.topics.iter().map(|t| t.name.0.to_string()).filter(|t| whole.is_none() && !readable.allows(t)).collect();
+    if let Some(e) = whole {
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(t.partitions.iter().map(|p| TxnOffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(e.code())).collect()))
+            .collect();
+        return Ok(Reply::Now(encode(&broker, &TxnOffsetCommitResponse::default().with_topics(topics), version)?));
+    }
     Ok(Reply::Later(Box::pin(async move {
         let now = now_ms();
         let mut offsets = Vec::new();
         let mut known = Vec::new();
         for t in &req.topics {
-            let exists = broker.metadata.topic(t.name.0.as_str());
+            let hidden = denied.contains(t.name.0.as_str());
+            let exists = if hidden { None } else { broker.metadata.topic(t.name.0.as_str()) };
             for p in &t.partitions {
-                let ok = exists.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions);
+                let ok = hidden || exists.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions);
                 known.push(ok);
-                if ok {
+                if ok && !hidden {
                     offsets.push((
                         t.name.0.to_string(),
                         p.partition_index,
@@ -54,6 +80,8 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
         }
         let code = if known.iter().any(|k| !k) {
             None
+        } else if offsets.is_empty() {
+            Some(0)
         } else {
             let result = match broker.group_coordinator().await {
                 Ok(groups) => {
@@ -92,6 +120,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                         .map(|p| {
                             let ok = known.next().unwrap_or(false);
                             let c = match code {
+                                _ if denied.contains(t.name.0.as_str()) => WireError::TopicAuthorizationFailed.code(),
                                 Some(c) => c,
                                 None if ok => WireError::OperationNotAttempted.code(),
                                 None => WireError::UnknownTopicOrPartition.code(),

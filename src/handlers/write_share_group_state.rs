@@ -7,6 +7,9 @@
 //! partition, FENCED_LEADER_EPOCH for a writer older than the last leader, FENCED_STATE_EPOCH
 //! when the state was reset or deleted since the writer read it. The response has one topic
 //! entry per request topic entry, in order.
+//!
+//! Authorization: broker-to-broker: CLUSTER_ACTION on the cluster, else every partition
+//! CLUSTER_AUTHORIZATION_FAILED.
 
 use bytes::Bytes;
 use kafka_protocol::messages::write_share_group_state_response::{PartitionResult, WriteStateResult};
@@ -22,6 +25,21 @@ pub const SPEC: ApiSpec = ApiSpec { key: Api::of(ApiKey::WriteShareGroupState), 
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: WriteShareGroupStateRequest = ctx.decode(body)?;
+    // Broker-to-broker (a share-partition leader to the share coordinator): CLUSTER_ACTION on
+    // the cluster, else every partition CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz().cluster(crate::handlers::authz::op::CLUSTER_ACTION) {
+        let code = crate::protocol::WireError::ClusterAuthorizationFailed.code();
+        let results = req
+            .topics
+            .iter()
+            .map(|t| {
+                WriteStateResult::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(t.partitions.iter().map(|p| PartitionResult::default().with_partition(p.partition).with_error_code(code)).collect())
+            })
+            .collect();
+        return ctx.reply(&WriteShareGroupStateResponse::default().with_results(results));
+    }
     let broker = ctx.broker.clone();
     let version = ctx.version;
     let group = req.group_id.to_string();

@@ -8,6 +8,9 @@
 //! answered once durable and, in a cluster, held by the partition's in-sync replicas, as
 //! Kafka appends markers with acks=-1. A `__consumer_offsets` partition takes its marker
 //! through the group coordinator, which commits or drops the transaction's offsets with it.
+//!
+//! Authorization: ALTER on the cluster (an admin's abort; denial not audited) or
+//! CLUSTER_ACTION, else every partition CLUSTER_AUTHORIZATION_FAILED.
 
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ use kafka_protocol::messages::{ApiKey, WriteTxnMarkersRequest, WriteTxnMarkersRe
 
 use crate::broker::Broker;
 use crate::coordinator::OFFSETS_TOPIC;
+use crate::handlers::authz::op;
 use crate::handlers::errors::log_error_code;
 use crate::handlers::{Api, ApiSpec, Reply, RequestContext};
 use crate::log::{now_ms, LogError};
@@ -59,6 +63,21 @@ async fn write(broker: &Broker, topic: &str, partition: i32, marker: &[u8], prod
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
     let req: WriteTxnMarkersRequest = ctx.decode(body)?;
+    // ALTER on the cluster (an admin's abort, KIP-664; denial not audited) or CLUSTER_ACTION
+    // (a transaction coordinator), else every partition CLUSTER_AUTHORIZATION_FAILED.
+    let authz = ctx.authz();
+    if !authz.cluster_quietly(op::ALTER) && !authz.cluster(op::CLUSTER_ACTION) {
+        let code = WireError::ClusterAuthorizationFailed.code();
+        let markers = req
+            .markers
+            .iter()
+            .map(|m| {
+                let topics = m.topics.iter().map(|t| WritableTxnMarkerTopicResult::default().with_name(t.name.clone()).with_partitions(t.partition_indexes.iter().map(|p| WritableTxnMarkerPartitionResult::default().with_partition_index(*p).with_error_code(code)).collect())).collect();
+                WritableTxnMarkerResult::default().with_producer_id(m.producer_id).with_topics(topics)
+            })
+            .collect();
+        return ctx.reply(&WriteTxnMarkersResponse::default().with_markers(markers));
+    }
     let broker = ctx.broker.clone();
     let version = ctx.version;
     Ok(Reply::Later(Box::pin(async move {

@@ -164,6 +164,11 @@ pub enum MetadataRecord {
         user: String,
         mechanism: i8,
     },
+    /// An ACL binding (Kafka's AccessControlEntryRecord); creating one that exists changes
+    /// nothing.
+    Acl(crate::security::acl::AclBinding),
+    /// Kafka's RemoveAccessControlEntryRecord.
+    RemoveAcl(crate::security::acl::AclBinding),
 }
 
 impl MetadataRecord {
@@ -454,6 +459,11 @@ impl MetadataStore {
             .scram
             .get(&(user.to_string(), mechanism.type_id()))
             .cloned()
+    }
+
+    /// Every ACL binding, sorted (one shared copy, replaced whole when the ACLs change).
+    pub fn acls(&self) -> Arc<Vec<crate::security::acl::AclBinding>> {
+        self.state.read().acls.clone()
     }
 
     /// Every user with SCRAM credentials: (user, [(mechanism type, iterations)]).

@@ -141,6 +141,8 @@ struct Snapshot {
     /// SCRAM credentials as their records (`MetadataRecord::ScramCredential`).
     #[serde(default)]
     scram: Vec<MetadataRecord>,
+    #[serde(default)]
+    acls: Vec<crate::security::acl::AclBinding>,
 }
 
 impl Snapshot {
@@ -184,6 +186,7 @@ impl Snapshot {
                     Some(MetadataRecord::scram_credential(user, m, c))
                 })
                 .collect(),
+            acls: s.acls.to_vec(),
         }
     }
 
@@ -206,6 +209,10 @@ impl Snapshot {
         s.group_configs = self.group_configs.into_iter().collect();
         s.partitions = self.partitions.into_iter().collect();
         s.brokers = self.brokers.into_iter().map(|b| (b.node, b)).collect();
+        let mut acls = self.acls;
+        acls.sort();
+        acls.dedup();
+        s.acls = std::sync::Arc::new(acls);
         for r in &self.scram {
             if matches!(r, MetadataRecord::ScramCredential { .. }) {
                 s.apply(r);

@@ -104,6 +104,8 @@ pub(super) struct State {
     pub(super) brokers: BTreeMap<i32, BrokerRegistration>,
     /// SCRAM credentials by (user, mechanism type).
     pub(super) scram: BTreeMap<(String, i8), crate::security::scram::Credential>,
+    /// ACL bindings, sorted and unique; what the authorizer reads (one `Arc` per request).
+    pub(super) acls: std::sync::Arc<Vec<crate::security::acl::AclBinding>>,
 }
 
 impl State {
@@ -279,6 +281,16 @@ impl State {
                         iterations: *iterations,
                     },
                 );
+            }
+            MetadataRecord::Acl(b) => {
+                if let Err(at) = self.acls.binary_search(b) {
+                    std::sync::Arc::make_mut(&mut self.acls).insert(at, b.clone());
+                }
+            }
+            MetadataRecord::RemoveAcl(b) => {
+                if let Ok(at) = self.acls.binary_search(b) {
+                    std::sync::Arc::make_mut(&mut self.acls).remove(at);
+                }
             }
             MetadataRecord::RemoveScramCredential { user, mechanism } => {
                 self.scram.remove(&(user.clone(), *mechanism));

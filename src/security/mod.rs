@@ -1,7 +1,9 @@
 //! Who a connection is, and how that is established: TLS ([`tls`], rustls), the principal of a
 //! client certificate ([`principal`], Kafka's `ssl.principal.mapping.rules`), and SASL
-//! ([`sasl`]: PLAIN and SCRAM-SHA-256/512, [`scram`]); and [`acl`], the StandardAuthorizer's
-//! decision procedure (not enforced yet).
+//! ([`sasl`]: PLAIN and SCRAM-SHA-256/512, [`scram`]); and what a principal may do: [`acl`],
+//! the StandardAuthorizer's decision procedure, and [`authorizer`], that procedure configured
+//! (`super.users`, `allow.everyone.if.no.acl.found`) with its audit lines. Handlers consult it
+//! through [`crate::handlers::authz`].
 //!
 //! This layer knows no broker: the SCRAM credentials it checks come from the metadata log
 //! through [`sasl::Credentials`], which the server implements over the broker's metadata store.
@@ -10,6 +12,7 @@
 //! [`Principal`].
 
 pub mod acl;
+pub mod authorizer;
 pub mod principal;
 pub mod sasl;
 pub mod scram;

@@ -135,10 +135,12 @@ async fn three_voters_share_topics_cluster_id_and_producer_id_blocks() {
         .expect("test finished in time");
 }
 
-/// A quorum snapshot carries everything the state holds: SCRAM credentials survive a
-/// snapshot install (a voter that catches up from a snapshot can authenticate the users).
+/// A quorum snapshot carries everything the state holds: SCRAM credentials and ACLs survive a
+/// snapshot install (a voter that catches up from a snapshot authenticates and authorizes as
+/// the others do).
 #[test]
-fn snapshots_carry_scram_credentials() {
+fn snapshots_carry_scram_credentials_and_acls() {
+    use crate::security::acl::{op, pattern, permission, resource, AclBinding};
     use crate::security::scram::{self, Mechanism};
     let mut s = State::default();
     let salted = scram::salted_password(Mechanism::Sha512, b"pw", b"salt", 4096);
@@ -148,6 +150,20 @@ fn snapshots_carry_scram_credentials() {
         Mechanism::Sha512,
         &c,
     ));
+    let acl = |name: &str| AclBinding {
+        resource_type: resource::TOPIC,
+        name: name.into(),
+        pattern: pattern::PREFIXED,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: op::READ,
+        permission: permission::ALLOW,
+    };
+    for n in ["b", "a", "c"] {
+        s.apply(&MetadataRecord::Acl(acl(n)));
+    }
+    s.apply(&MetadataRecord::Acl(acl("a")));
+    s.apply(&MetadataRecord::RemoveAcl(acl("c")));
     let bytes = serde_json::to_vec(&Snapshot::of(&s)).expect("encode");
     let back: Snapshot = serde_json::from_slice(&bytes).expect("decode");
     let restored = back.into_state();
@@ -157,4 +173,5 @@ fn snapshots_carry_scram_credentials() {
             .get(&("alice".to_string(), Mechanism::Sha512.type_id())),
         Some(&c)
     );
+    assert_eq!(*restored.acls, vec![acl("a"), acl("b")]);
 }
