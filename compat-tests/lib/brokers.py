@@ -59,6 +59,8 @@ PLAIN_USERS = {"alice": "alice-secret", "admin": "admin-secret"}
 P12_PASSWORD = "compat-pass"
 CLIENT_SUBJECT = "CN=compat-client,OU=compat,O=strom"
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# KRaft's ACL authorizer (ACLs kept in the metadata log), for both brokers.
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 # What the security cells report when the broker has no security listeners.
 STROM_NO_SECURITY = "Strom started without security listeners (COMPAT_STROM_SECURITY=0)"
 
@@ -235,6 +237,16 @@ def security_props(workdir, ports):
             f"listener.name.{l}.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
             f"listener.name.{l}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
         ]
+    # The authorizer (sec-acl, cli-acls). PLAINTEXT and CONTROLLER connections are User:ANONYMOUS,
+    # a super user: every other scenario, the admin work and the inter-broker / controller traffic
+    # stay all-powerful. A resource without any ACL stays open to everyone, so the other security
+    # cells (TLS, mTLS and SASL users on their own topics) keep working; ACL cells bind ACLs only to
+    # their own LITERAL resources (never CLUSTER, never `*` or a prefix), cells running in parallel.
+    lines += [
+        "authorizer.class.name=" + AUTHORIZER,
+        "super.users=User:ANONYMOUS",
+        "allow.everyone.if.no.acl.found=true",
+    ]
     return lines
 
 

@@ -56,7 +56,7 @@ SCENARIOS = [
     ("err-keyless-compacted", "error paths", False, 40,
      "a record without a key to a cleanup.policy=compact topic -> INVALID_RECORD (Java's InvalidRecordException), nothing appended; a keyed record then lands at offset 0"),
     ("authorized-ops", "admin / authorized operations", False, 45,
-     "DescribeCluster, DescribeTopics and DescribeConsumerGroups with includeAuthorizedOperations: every operation of the resource type (no authorizer: CLUSTER has ALTER..IDEMPOTENT_WRITE, TOPIC READ/WRITE/..., GROUP READ/DESCRIBE/DELETE); not requested -> none"),
+     "DescribeCluster, DescribeTopics and DescribeConsumerGroups with includeAuthorizedOperations: every operation of the resource type (the clusters have no authorizer; on the single-node targets PLAINTEXT is User:ANONYMOUS, a super user: CLUSTER has ALTER..IDEMPOTENT_WRITE, TOPIC READ/WRITE/..., GROUP READ/DESCRIBE/DELETE); not requested -> none"),
     ("static-member-848", "consumer groups (KIP-848)", False, 60,
      "KIP-848 static member: a consumer with group.instance.id=X gets the partitions; a second one with the same instance id is refused with UNRELEASED_INSTANCE_ID while the first lives; after the first closes, a third with X gets them"),
     # Security (area SECURITY_AREA): the single-node targets' SSL, MTLS, SASL_PLAINTEXT and SASL_SSL
@@ -75,6 +75,8 @@ SCENARIOS = [
      "SASL_SSL (TLS verified against ca.pem + SCRAM-SHA-512 with a credential made for the cell): 5 records round-trip"),
     ("sec-plaintext-to-tls", SECURITY_AREA, False, 40,
      "a PLAINTEXT client pointed at the SSL listener is not served (times out or is disconnected, bounded to a few seconds); a SASL client pointed at the PLAINTEXT listener fails"),
+    ("sec-acl", SECURITY_AREA, False, 60,
+     "ACLs (StandardAuthorizer, super.users=User:ANONYMOUS, allow.everyone.if.no.acl.found=true): through PLAINTEXT, CreateAcls ALLOW User:alice WRITE+READ on the cell topic and READ on group <topic>-g (LITERAL); DescribeAcls of the topic shows exactly those 2; alice (SASL PLAIN) produces 5 records and consumes them in <topic>-g; user admin (no ACL, not a super user) is refused: produce TOPIC_AUTHORIZATION_FAILED, group consume GROUP_AUTHORIZATION_FAILED; DeleteAcls of alice's WRITE removes exactly 1 binding, then alice's produce is refused with TOPIC_AUTHORIZATION_FAILED"),
     # KIP-932 share groups (queues): the Java driver on kafka-clients 4.4 (java-4.4); n/a on the
     # older Java clients, no cell for the other columns (no share consumer). Each scenario first
     # sets the group config share.auto.offset.reset=earliest.
@@ -109,6 +111,8 @@ SCENARIOS = [
     ("cli-producer-perf", "broker core", False, 60, "kafka-producer-perf-test, 20000 records bounded, all acked"),
     ("cli-consumer-perf", "broker core", False, 60, "kafka-consumer-perf-test reads back the 20000 records"),
     ("cli-transactions", "transactions", False, 60, "kafka-transactions list shows a transactional id we just used"),
+    ("cli-acls", SECURITY_AREA, False, 90,
+     "kafka-acls (AclCommand) through PLAINTEXT: --add ALLOW User:alice Read+Write on the topic and Read on group <topic>-g, --list shows them; alice (console producer/consumer over SASL_PLAINTEXT PLAIN, --command-config) produces 3 records and consumes them in <topic>-g; --remove --force of Write, --list shows only Read, and alice's console producer gets TopicAuthorizationException"),
 ]
 SCENARIO_IDS = [s[0] for s in SCENARIOS]
 SECURITY_SCENARIOS = [s[0] for s in SCENARIOS if s[1] == SECURITY_AREA]

@@ -1,7 +1,10 @@
 'use strict'
 // KafkaJS column of Strom's compat-tests: `node driver.js <scenario> <bootstrap> <topic>` runs one
 // scenario and prints `@@RESULT {json}` as its last line. Semantics match the other drivers.
-const { Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, logLevel } = require('kafkajs')
+const {
+  Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, logLevel,
+  AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes,
+} = require('kafkajs')
 CompressionCodecs[CompressionTypes.Snappy] = require('kafkajs-snappy')
 
 const [scenario, bootstrap, topic] = process.argv.slice(2)
@@ -657,6 +660,125 @@ S['sec-plaintext-to-tls'] = async (obs) => {
   r = await probe(sec.plaintext, { sasl: { mechanism: 'plain', username: 'alice', password: sec.plain_users.alice } })
   obs.sasl_to_plaintext = r
   check(r !== null, 'a SASL client was served by the PLAINTEXT listener')
+}
+
+// ---------------------------------------------------------------- sec-acl
+
+const nameOf = (enumObj, v) => Object.keys(enumObj).find((k) => enumObj[k] === v) || `?${v}`
+// "TOPIC:LITERAL:<topic> User:alice@* READ ALLOW" (the cell's topic as <topic>, so the targets' observables compare)
+const aclStr = (resourceType, pattern, name, a) =>
+  `${nameOf(AclResourceTypes, resourceType)}:${pattern === undefined ? '?' : nameOf(ResourcePatternTypes, pattern)}:${name === topic ? '<topic>' : name} ` +
+  `${a.principal}@${a.host} ${nameOf(AclOperationTypes, a.operation)} ${nameOf(AclPermissionTypes, a.permissionType)}`
+
+// DescribeAcls of the topic's LITERAL pattern, sorted; retried (bounded) until it has `want` bindings.
+async function describeTopicAcls (a, want) {
+  let out = []
+  for (const end = Date.now() + 10000; ; await sleep(200)) {
+    const r = await a.describeAcls({
+      resourceType: AclResourceTypes.TOPIC, resourceName: topic, resourcePatternType: ResourcePatternTypes.LITERAL,
+      operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ANY,
+    })
+    out = []
+    for (const res of r.resources) for (const acl of res.acls) out.push(aclStr(res.resourceType, res.resourcePatternType, res.resourceName, acl))
+    out.sort()
+    if (out.length === want || Date.now() > end) return out
+  }
+}
+
+// One record as `sasl` with small timeouts: null when acknowledged, else Kafka's error name.
+async function produceAs (sec, sasl, value) {
+  const k = secKafka(sec.sasl_plaintext, { sasl, retry: { retries: 0 }, requestTimeout: 5000 })
+  const p = k.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } })
+  try {
+    await Promise.race([
+      (async () => { await p.connect(); await p.send({ topic, acks: -1, timeout: 5000, messages: [{ key: 'k', value, partition: 0 }] }) })(),
+      sleep(8000).then(() => { throw new Error('no answer within 8 s') }),
+    ])
+    return null
+  } catch (e) {
+    console.error(`[sec-acl] produce as ${sasl.username}: ${e.name}: ${e.message}`)
+    return errName(e)
+  } finally { await p.disconnect().catch(() => {}) }
+}
+
+// What a KafkaJS group consumer of a user with no ACL reports against Kafka 4.4: subscribe() fetches
+// the topic's metadata first and throws its TOPIC_AUTHORIZATION_FAILED.
+const ACL_ADMIN_CONSUME_ERROR = 'TOPIC_AUTHORIZATION_FAILED'
+
+S['sec-acl'] = async (obs) => {
+  const sec = security()
+  await create(topic)
+  const g = `${topic}-g`
+  const alice = { mechanism: 'plain', username: 'alice', password: sec.plain_users.alice }
+  const adminUser = { mechanism: 'plain', username: 'admin', password: sec.plain_users.admin }
+  const allow = (resourceType, resourceName, operation) => ({
+    resourceType, resourceName, resourcePatternType: ResourcePatternTypes.LITERAL,
+    principal: 'User:alice', host: '*', operation, permissionType: AclPermissionTypes.ALLOW,
+  })
+  const want = ['TOPIC:LITERAL:<topic> User:alice@* READ ALLOW', 'TOPIC:LITERAL:<topic> User:alice@* WRITE ALLOW']
+  await withAdmin(async (a) => {
+    await a.createAcls({
+      acl: [allow(AclResourceTypes.TOPIC, topic, AclOperationTypes.WRITE), allow(AclResourceTypes.TOPIC, topic, AclOperationTypes.READ),
+        allow(AclResourceTypes.GROUP, g, AclOperationTypes.READ)],
+    })
+    obs.described = await describeTopicAcls(a, 2)
+  })
+  check(eq(obs.described, want), `DescribeAcls of the topic: ${JSON.stringify(obs.described)}, expected ${JSON.stringify(want)}`)
+
+  const k = secKafka(sec.sasl_plaintext, { sasl: alice })
+  const p = k.producer({ allowAutoTopicCreation: false })
+  await p.connect()
+  try {
+    const res = await p.send({ topic, acks: -1, messages: vals(5, 'acl-').map((v, i) => ({ key: `k-${i}`, value: v, partition: 0 })) })
+    obs.alice_produced_offsets = `${Number(res[0].baseOffset)}..${Number(res[0].baseOffset) + 4}`
+  } finally { await p.disconnect() }
+  const c = k.consumer({ groupId: g, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200 })
+  await c.connect()
+  const got = []
+  try {
+    await c.subscribe({ topics: [topic], fromBeginning: true })
+    await c.run({ autoCommit: false, eachMessage: async ({ message }) => { got.push(`${message.offset}:${message.value}`) } })
+    for (const end = Date.now() + 15000; got.length < 5 && Date.now() < end;) await sleep(50)
+    if (got.length) await c.commitOffsets([{ topic, partition: 0, offset: String(got.length) }])
+  } finally { await c.disconnect() }
+  obs.alice_consumed = got
+  check(eq(got, vals(5, 'acl-').map((v, i) => `${i}:${v}`)), `alice consumed ${JSON.stringify(got)}`)
+
+  obs.admin_produce_error = await produceAs(sec, adminUser, 'refused')
+  check(obs.admin_produce_error === 'TOPIC_AUTHORIZATION_FAILED', `admin's produce: ${obs.admin_produce_error}, expected TOPIC_AUTHORIZATION_FAILED`)
+  const ka = secKafka(sec.sasl_plaintext, { sasl: adminUser, retry: { retries: 0 }, requestTimeout: 5000 })
+  const ca = ka.consumer({ groupId: g, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200, retry: { retries: 0 } })
+  let consumeErr = null
+  let n = 0
+  ca.on(ca.events.CRASH, ({ payload }) => { if (!consumeErr) { console.error(`[sec-acl] consume as admin (crash): ${payload.error.name}: ${payload.error.message}`); consumeErr = errName(payload.error) } })
+  try {
+    await Promise.race([
+      (async () => {
+        await ca.connect()
+        await ca.subscribe({ topics: [topic], fromBeginning: true })
+        await ca.run({ autoCommit: false, eachMessage: async () => { n++ } })
+        for (const end = Date.now() + 10000; !consumeErr && Date.now() < end;) await sleep(50)
+      })(),
+      sleep(12000),
+    ])
+  } catch (e) {
+    console.error(`[sec-acl] consume as admin: ${e.name}: ${e.message}`)
+    if (!consumeErr) consumeErr = errName(e)
+  } finally { await ca.disconnect().catch(() => {}) }
+  obs.admin_consumed = n
+  obs.admin_consume_error = consumeErr
+  check(consumeErr === ACL_ADMIN_CONSUME_ERROR, `admin's group consume: ${consumeErr}, expected ${ACL_ADMIN_CONSUME_ERROR}`)
+
+  await withAdmin(async (a) => {
+    const r = await a.deleteAcls({ filters: [allow(AclResourceTypes.TOPIC, topic, AclOperationTypes.WRITE)] })
+    obs.deleted = []
+    for (const fr of r.filterResponses) for (const m of fr.matchingAcls) obs.deleted.push(aclStr(m.resourceType, m.resourcePatternType, m.resourceName, m))
+    obs.described_after_delete = await describeTopicAcls(a, 1)
+  })
+  check(eq(obs.deleted, want.slice(1)), `DeleteAcls of alice's WRITE removed ${JSON.stringify(obs.deleted)}`)
+  check(eq(obs.described_after_delete, want.slice(0, 1)), `DescribeAcls after the delete: ${JSON.stringify(obs.described_after_delete)}`)
+  obs.alice_produce_after_delete = await produceAs(sec, alice, 'after-delete')
+  check(obs.alice_produce_after_delete === 'TOPIC_AUTHORIZATION_FAILED', `alice's produce without WRITE: ${obs.alice_produce_after_delete}, expected TOPIC_AUTHORIZATION_FAILED`)
 }
 
 async function main () {

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from common import Fail, check, deadline, expected_brokers, main
+from common import Fail, check, deadline, expected_brokers, main, security
 
 CACHE = os.environ.get("COMPAT_CACHE", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache"))
 LOG4J = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib", "log4j2.properties")
@@ -30,6 +30,7 @@ TOOL = {
     "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
     "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
     "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
+    "kafka-acls": "org.apache.kafka.tools.AclCommand",  # kafka-tools in both 4.1 and 4.4
 }
 B = {}
 # Options 4.4 renamed (the old names still work there but print a deprecation line on stdout,
@@ -416,6 +417,76 @@ def s_transactions(b, t, obs):
     check(obs["describe_has_state"], f"describe: {d.strip()[:300]}")
 
 
+# ---------------------------------------------------------------- cli-acls
+
+ACL_LINE = re.compile(r"\(principal=([^,]+), host=([^,]+), operation=(\w+), permissionType=(\w+)\)")
+
+
+def acls(b, *args):
+    return tool("kafka-acls", "--bootstrap-server", b, *args)
+
+
+def acl_list(b, resource, name, want):
+    """kafka-acls --list of one resource until it shows `want` (sorted "principal host OPERATION
+    PERMISSION" lines), bounded: ACLs reach the broker's authorizer through the metadata log."""
+    more, got = deadline(10), []
+    while True:
+        out = acls(b, "--list", resource, name)
+        got = sorted(" ".join(m) for m in ACL_LINE.findall(out))
+        if got == want or not more():
+            return got
+        time.sleep(0.5)
+
+
+def s_acls(b, t, obs):
+    S = security()
+    g = t + "-g"
+    create(t)
+    out = acls(b, "--add", "--allow-principal", "User:alice", "--operation", "Read", "--operation", "Write", "--topic", t)
+    obs["add_topic_printed"] = f"ResourcePattern(resourceType=TOPIC, name={t}, patternType=LITERAL)" in out
+    check(obs["add_topic_printed"], f"--add --topic printed {out.strip()[:300]}")
+    out = acls(b, "--add", "--allow-principal", "User:alice", "--operation", "Read", "--group", g)
+    obs["add_group_printed"] = f"ResourcePattern(resourceType=GROUP, name={g}, patternType=LITERAL)" in out
+    check(obs["add_group_printed"], f"--add --group printed {out.strip()[:300]}")
+    both = ["User:alice * READ ALLOW", "User:alice * WRITE ALLOW"]
+    obs["topic_acls"] = acl_list(b, "--topic", t, both)
+    check(obs["topic_acls"] == both, f"--list --topic shows {obs['topic_acls']}, expected {both}")
+    obs["group_acls"] = acl_list(b, "--group", g, both[:1])
+    check(obs["group_acls"] == both[:1], f"--list --group shows {obs['group_acls']}, expected {both[:1]}")
+
+    # the ACLs at work: alice over SASL_PLAINTEXT (PLAIN) with a client properties file
+    fd, props = tempfile.mkstemp(prefix="compat-alice-", suffix=".properties")
+    with os.fdopen(fd, "w") as f:
+        f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="alice" password="{S["plain_users"]["alice"]}";\n')
+    conf = "--command-config" if NEW else "--producer.config"  # 4.4 deprecates --producer.config / --consumer.config
+    sasl = S["sasl_plaintext"]
+    try:
+        out = tool("kafka-console-producer", "--bootstrap-server", sasl, "--topic", t, conf, props,
+                   stdin="a0\na1\na2\n", ok=False)
+        obs["alice_produce_refused"] = "Exception" in out
+        check(not obs["alice_produce_refused"], f"alice's console producer: {out.strip()[-300:]}")
+        out = tool("kafka-console-consumer", "--bootstrap-server", sasl, "--topic", t, "--group", g,
+                   "--command-config" if NEW else "--consumer.config", props,
+                   "--from-beginning", "--max-messages", "3", "--timeout-ms", "20000")
+        obs["alice_consumed"] = [l for l in out.splitlines() if l.strip()]
+        check(obs["alice_consumed"] == ["a0", "a1", "a2"], f"alice's console consumer printed {obs['alice_consumed']}")
+
+        acls(b, "--remove", "--force", "--allow-principal", "User:alice", "--operation", "Write", "--topic", t)
+        obs["topic_acls_after_remove"] = acl_list(b, "--topic", t, both[:1])
+        check(obs["topic_acls_after_remove"] == both[:1],
+              f"--list --topic after --remove shows {obs['topic_acls_after_remove']}, expected {both[:1]}")
+        out = tool("kafka-console-producer", "--bootstrap-server", sasl, "--topic", t, conf, props,
+                   stdin="refused\n", ok=False)
+        m = re.search(r"(\w+Exception): ([^\n]*)", out)
+        obs["alice_produce_after_remove"] = m.group(1) if m else None
+        check(obs["alice_produce_after_remove"] == "TopicAuthorizationException",
+              f"alice's console producer without WRITE: {out.strip()[-300:]}")
+    finally:
+        os.unlink(props)
+
+
 SCENARIOS = {
     "cli-topics": s_topics, "cli-console": s_console, "cli-configs": s_configs,
     "cli-configs-brokers": s_configs_brokers, "cli-configs-groups": s_configs_groups, "cli-get-offsets": s_get_offsets,
@@ -423,6 +494,7 @@ SCENARIOS = {
     "cli-consumer-groups-848": s_consumer_groups_848,
     "cli-consumer-groups-reset": s_consumer_groups_reset,
     "cli-producer-perf": s_producer_perf, "cli-consumer-perf": s_consumer_perf, "cli-transactions": s_transactions,
+    "cli-acls": s_acls,
 }
 
 if __name__ == "__main__":

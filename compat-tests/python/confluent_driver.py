@@ -5,8 +5,9 @@ import time
 
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, ConsumerGroupType, KafkaError, KafkaException, Producer,
                              TopicCollection, TopicPartition)
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   NewTopic, OffsetSpec, ResourceType, ScramCredentialInfo, ScramMechanism,
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                   AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, OffsetSpec,
+                                   ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from common import (BASE_TS, Fail, NotApplicable, advertised_is_bootstrap, check, deadline, err_name, expected_brokers,
@@ -809,6 +810,125 @@ def s_sec_plaintext_to_tls(b, t, obs):
     check(err is not None, "a SASL client was served by the PLAINTEXT listener")
 
 
+# ---------------------------------------------------------------- sec-acl
+
+def acl_str(x, t):
+    """"TOPIC:LITERAL:<topic> User:alice@* READ ALLOW" (the cell's topic as <topic>, so the targets' observables compare)."""
+    return (f"{x.restype.name}:{x.resource_pattern_type.name}:{'<topic>' if x.name == t else x.name} {x.principal}@{x.host} "
+            f"{x.operation.name} {x.permission_type.name}")
+
+
+def describe_topic_acls(a, t, want):
+    """DescribeAcls of the topic's LITERAL pattern, sorted; retried (bounded) until it has `want` bindings."""
+    f = AclBindingFilter(ResourceType.TOPIC, t, ResourcePatternType.LITERAL, None, None, AclOperation.ANY,
+                         AclPermissionType.ANY)
+    more = deadline(10)
+    while True:
+        got = sorted(acl_str(x, t) for x in a.describe_acls(f, request_timeout=10).result(timeout=15))
+        if len(got) == want or not more():
+            return got
+        time.sleep(0.2)
+
+
+def produce_as(c, t, value):
+    """One record with these settings and small timeouts: None when acknowledged, else Kafka's error name."""
+    p = Producer(conf(**{**c, "linger.ms": 0, "message.timeout.ms": 6000, "client.id": "compat-confluent-acl"}))
+    res = []
+    p.produce(t, value=value, key=b"k", partition=0, on_delivery=lambda err, msg: res.append(err))
+    p.flush(10)
+    if not res:
+        return "no delivery report within 10 s"
+    if res[0] is not None:
+        print(f"[sec-acl] produce as {c.get('sasl.username')}: {res[0]}", file=sys.stderr, flush=True)
+        return kerr(res[0])
+    return None
+
+
+# What librdkafka's consumer of a user with no ACL reports first against Kafka 4.4: FindCoordinator
+# of the group is refused (GROUP_AUTHORIZATION_FAILED) is the first error its poll() returns.
+ADMIN_CONSUME_ERROR = "GROUP_AUTHORIZATION_FAILED"
+
+
+def s_sec_acl(b, t, obs):
+    S = security()
+    create(t)
+    g = t + "-g"
+    a = admin()
+
+    def allow(rt, name, op):
+        return AclBinding(rt, name, ResourcePatternType.LITERAL, "User:alice", "*", op, AclPermissionType.ALLOW)
+    write = allow(ResourceType.TOPIC, t, AclOperation.WRITE)
+    fs = a.create_acls([write, allow(ResourceType.TOPIC, t, AclOperation.READ),
+                        allow(ResourceType.GROUP, g, AclOperation.READ)], request_timeout=15)
+    for f in fs.values():
+        f.result(timeout=20)
+    want = ["TOPIC:LITERAL:<topic> User:alice@* READ ALLOW", "TOPIC:LITERAL:<topic> User:alice@* WRITE ALLOW"]
+    obs["described"] = describe_topic_acls(a, t, 2)
+    check(obs["described"] == want, f"DescribeAcls of the topic: {obs['described']}, expected {want}")
+
+    alice = sasl_conf(S, "sasl_plaintext", "PLAIN", "alice", S["plain_users"]["alice"])
+    admin_user = sasl_conf(S, "sasl_plaintext", "PLAIN", "admin", S["plain_users"]["admin"])
+    offs = produce(t, vals(5, "acl-"), **alice)
+    obs["alice_produced_offsets"] = f"{offs[0]}..{offs[-1]}"
+    c = Consumer(conf(**{**alice, "group.id": g, "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
+    got = []
+    try:
+        c.subscribe([t])
+        more = deadline(15)
+        while len(got) < 5 and more():
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise Fail(f"alice's consumer: {kerr(m.error())}")
+            got.append(f"{m.offset()}:{m.value().decode()}")
+        if got:
+            c.commit(asynchronous=False)
+    finally:
+        c.close()
+    obs["alice_consumed"] = got
+    check(got == [f"{i}:acl-{i}" for i in range(5)], f"alice consumed {got}")
+
+    obs["admin_produce_error"] = produce_as(admin_user, t, b"refused")
+    check(obs["admin_produce_error"] == "TOPIC_AUTHORIZATION_FAILED",
+          f"admin's produce: {obs['admin_produce_error']}, expected TOPIC_AUTHORIZATION_FAILED")
+    c = Consumer(conf(**{**admin_user, "group.id": g, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "client.id": "compat-confluent-acl"}))
+    errs, n = [], 0
+    try:
+        c.subscribe([t])
+        more = deadline(10)
+        while not errs and more():
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    print(f"[sec-acl] consume as admin: {m.error()}", file=sys.stderr, flush=True)
+                    errs.append(kerr(m.error()))
+            else:
+                n += 1
+    finally:
+        c.close()
+    obs["admin_consumed"] = n
+    obs["admin_consume_error"] = errs[0] if errs else None
+    check(obs["admin_consume_error"] == ADMIN_CONSUME_ERROR,
+          f"admin's group consume: {obs['admin_consume_error']}, expected {ADMIN_CONSUME_ERROR}")
+
+    wf = AclBindingFilter(ResourceType.TOPIC, t, ResourcePatternType.LITERAL, "User:alice", "*", AclOperation.WRITE,
+                          AclPermissionType.ALLOW)
+    deleted = a.delete_acls([wf], request_timeout=15)[wf].result(timeout=20)
+    obs["deleted"] = [acl_str(x, t) for x in deleted]
+    check(obs["deleted"] == [want[1]], f"DeleteAcls of alice's WRITE removed {obs['deleted']}")
+    obs["described_after_delete"] = describe_topic_acls(a, t, 1)
+    check(obs["described_after_delete"] == [want[0]], f"DescribeAcls after the delete: {obs['described_after_delete']}")
+    obs["alice_produce_after_delete"] = produce_as(alice, t, b"after-delete")
+    check(obs["alice_produce_after_delete"] == "TOPIC_AUTHORIZATION_FAILED",
+          f"alice's produce without WRITE: {obs['alice_produce_after_delete']}, expected TOPIC_AUTHORIZATION_FAILED")
+
+
 SCENARIOS = {
     "metadata": s_metadata, "topic-admin": s_topic_admin,
     "codec-none": codec("none"), "codec-gzip": codec("gzip"), "codec-snappy": codec("snappy"),
@@ -823,7 +943,7 @@ SCENARIOS = {
     "authorized-ops": s_authorized_ops,
     "sec-tls": s_sec_tls, "sec-mtls": s_sec_mtls, "sec-plain": s_sec_plain,
     "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
-    "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls,
+    "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls, "sec-acl": s_sec_acl,
 }
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import sys
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import (ConfigResource, ConfigResourceType, KafkaAdminClient, OffsetSpec,
-                         UserScramCredentialDeletion, UserScramCredentialUpsertion)
+from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType, ConfigResource,
+                         ConfigResourceType, KafkaAdminClient, OffsetSpec, ResourcePattern, ResourcePatternFilter,
+                         ResourceType, UserScramCredentialDeletion, UserScramCredentialUpsertion)
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -755,6 +756,121 @@ def s_sec_plaintext_to_tls(b, t, obs):
     check(err is not None, "a SASL client was served by the PLAINTEXT listener")
 
 
+# ---------------------------------------------------------------- sec-acl
+
+def acl_str(x, t):
+    """"TOPIC:LITERAL:<topic> User:alice@* READ ALLOW" (the cell's topic as <topic>, so the targets' observables compare)."""
+    r = x.resource_pattern
+    name = "<topic>" if r.resource_name == t else r.resource_name
+    return (f"{r.resource_type.name}:{r.pattern_type.name}:{name} {x.principal}@{x.host} "
+            f"{x.operation.name} {x.permission_type.name}")
+
+
+def describe_topic_acls(a, t, want):
+    """DescribeAcls of the topic's LITERAL pattern, sorted; retried (bounded) until it has `want` bindings."""
+    f = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY, permission_type=ACLPermissionType.ANY,
+                  resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, t, ACLResourcePatternType.LITERAL))
+    more = deadline(10)
+    while True:
+        acls, err = a.describe_acls(f)
+        got = sorted(acl_str(x, t) for x in acls)
+        if len(got) == want or not more():
+            return got
+        time.sleep(0.2)
+
+
+def produce_as(kw, t, value):
+    """One record with these settings and small timeouts: None when acknowledged, else Kafka's error name."""
+    try:
+        p = KafkaProducer(**{**COMMON, "linger_ms": 0, "max_block_ms": 5000, "request_timeout_ms": 5000,
+                             "retries": 0, "client_id": "compat-kafka-python-acl", **kw})
+        try:
+            p.send(t, value=value, key=b"k", partition=0).get(timeout=8)
+            return None
+        finally:
+            p.close(2)
+    except Exception as e:  # noqa: BLE001 - what the client reports is the observation
+        print(f"[sec-acl] produce as {kw.get('sasl_plain_username')}: {e!r}", file=sys.stderr, flush=True)
+        return kname(e)
+
+
+# What kafka-python's consumer of a user with no ACL reports against Kafka 4.4: poll() raises the
+# group's FindCoordinator refusal (GroupAuthorizationFailedError) first.
+ADMIN_CONSUME_ERROR = "GROUP_AUTHORIZATION_FAILED"
+
+
+def s_sec_acl(b, t, obs):
+    S = security()
+    create(t)
+    g = t + "-g"
+    a = admin()
+    try:
+        def allow(rt, name, op):
+            return ACL(principal="User:alice", host="*", operation=op, permission_type=ACLPermissionType.ALLOW,
+                       resource_pattern=ResourcePattern(rt, name, ACLResourcePatternType.LITERAL))
+        write = allow(ResourceType.TOPIC, t, ACLOperation.WRITE)
+        r = a.create_acls([write, allow(ResourceType.TOPIC, t, ACLOperation.READ), allow(ResourceType.GROUP, g, ACLOperation.READ)])
+        check(not r["failed"] and len(r["succeeded"]) == 3, f"CreateAcls: {r}")
+        want = ["TOPIC:LITERAL:<topic> User:alice@* READ ALLOW", "TOPIC:LITERAL:<topic> User:alice@* WRITE ALLOW"]
+        obs["described"] = describe_topic_acls(a, t, 2)
+        check(obs["described"] == want, f"DescribeAcls of the topic: {obs['described']}, expected {want}")
+
+        alice = sasl_kw(S, "sasl_plaintext", "PLAIN", "alice", S["plain_users"]["alice"])
+        admin_user = sasl_kw(S, "sasl_plaintext", "PLAIN", "admin", S["plain_users"]["admin"])
+        p = KafkaProducer(**{**COMMON, "linger_ms": 5, "max_block_ms": 15000, **alice})
+        try:
+            fs = [p.send(t, value=v.encode(), key=f"k-{i}".encode(), partition=0) for i, v in enumerate(vals(5, "acl-"))]
+            p.flush(20)
+            offs = [f.get(timeout=20).offset for f in fs]
+        finally:
+            p.close(5)
+        obs["alice_produced_offsets"] = f"{offs[0]}..{offs[-1]}"
+        c = KafkaConsumer(**{**COMMON, "enable_auto_commit": False, "auto_offset_reset": "earliest", "group_id": g, **alice})
+        try:
+            c.subscribe([t])
+            recs = read_polls(c, 5, 15)
+            if recs:
+                c.commit()
+        finally:
+            c.close()
+        obs["alice_consumed"] = [f"{r.offset}:{r.value.decode()}" for r in recs]
+        check(obs["alice_consumed"] == [f"{i}:acl-{i}" for i in range(5)], f"alice consumed {obs['alice_consumed']}")
+
+        obs["admin_produce_error"] = produce_as(admin_user, t, b"refused")
+        check(obs["admin_produce_error"] == "TOPIC_AUTHORIZATION_FAILED",
+              f"admin's produce: {obs['admin_produce_error']}, expected TOPIC_AUTHORIZATION_FAILED")
+        err, n = None, 0
+        c = KafkaConsumer(**{**COMMON, "enable_auto_commit": False, "auto_offset_reset": "earliest", "group_id": g,
+                             "client_id": "compat-kafka-python-acl", "request_timeout_ms": 5000, **admin_user})
+        try:
+            c.subscribe([t])
+            more = deadline(10)
+            while err is None and more():
+                try:
+                    n += sum(len(v) for v in c.poll(timeout_ms=200).values())
+                except Exception as e:  # noqa: BLE001 - the refusal is the observation
+                    print(f"[sec-acl] consume as admin: {e!r}", file=sys.stderr, flush=True)
+                    err = kname(e)
+        finally:
+            c.close()
+        obs["admin_consumed"] = n
+        obs["admin_consume_error"] = err
+        check(err == ADMIN_CONSUME_ERROR, f"admin's group consume: {err}, expected {ADMIN_CONSUME_ERROR}")
+
+        wf = ACLFilter(principal="User:alice", host="*", operation=ACLOperation.WRITE, permission_type=ACLPermissionType.ALLOW,
+                       resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, t, ACLResourcePatternType.LITERAL))
+        (_, deleted, derr), = a.delete_acls([wf])
+        obs["deleted"] = [acl_str(x, t) for x in deleted]
+        check(obs["deleted"] == [want[1]], f"DeleteAcls of alice's WRITE removed {obs['deleted']} ({derr})")
+        obs["described_after_delete"] = describe_topic_acls(a, t, 1)
+        check(obs["described_after_delete"] == [want[0]], f"DescribeAcls after the delete: {obs['described_after_delete']}")
+    finally:
+        a.close()
+    obs["alice_produce_after_delete"] = produce_as(alice, t, b"after-delete")
+    check(obs["alice_produce_after_delete"] == "TOPIC_AUTHORIZATION_FAILED",
+          f"alice's produce without WRITE: {obs['alice_produce_after_delete']}, expected TOPIC_AUTHORIZATION_FAILED")
+
+
 SCENARIOS = {
     "metadata": s_metadata, "topic-admin": s_topic_admin,
     "codec-none": codec("none"), "codec-gzip": codec("gzip"), "codec-snappy": codec("snappy"),
@@ -768,7 +884,7 @@ SCENARIOS = {
     "err-keyless-compacted": s_keyless_compacted, "static-member-848": na(NO848),
     "sec-tls": s_sec_tls, "sec-mtls": s_sec_mtls, "sec-plain": s_sec_plain,
     "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
-    "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls,
+    "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls, "sec-acl": s_sec_acl,
 }
 
 if __name__ == "__main__":

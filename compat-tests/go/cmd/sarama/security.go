@@ -7,6 +7,7 @@ package main
 // PLAINTEXT listener (the bootstrap argument).
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -326,4 +328,176 @@ func secPlaintextToTLS(b, t string, obs h.Obs) {
 	r = probe(s.Plaintext, saslConf("PLAIN", "alice", s.PlainUsers["alice"]))
 	obs["sasl_to_plaintext"] = r
 	h.Check(r != "", "a SASL client was served by the PLAINTEXT listener")
+}
+
+// ---------------------------------------------------------------- sec-acl
+
+// aclStr renders "TOPIC:LITERAL:<topic> User:alice@* READ ALLOW" (the cell's topic t as <topic>,
+// so the targets' observables compare).
+func aclStr(t string, r sarama.Resource, a sarama.Acl) string {
+	name := r.ResourceName
+	if name == t {
+		name = "<topic>"
+	}
+	return fmt.Sprintf("%s:%s:%s %s@%s %s %s", strings.ToUpper(r.ResourceType.String()), strings.ToUpper(r.ResourcePatternType.String()),
+		name, a.Principal, a.Host, strings.ToUpper(a.Operation.String()), strings.ToUpper(a.PermissionType.String()))
+}
+
+// describeTopicACLs is DescribeAcls of the topic's LITERAL pattern, sorted; retried (bounded)
+// until it has `want` bindings.
+func describeTopicACLs(a sarama.ClusterAdmin, t string, want int) []string {
+	f := sarama.AclFilter{ResourceType: sarama.AclResourceTopic, ResourceName: &t, ResourcePatternTypeFilter: sarama.AclPatternLiteral,
+		Operation: sarama.AclOperationAny, PermissionType: sarama.AclPermissionAny}
+	var out []string
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		rs, err := a.ListAcls(f)
+		h.Must(err, "DescribeAcls")
+		out = []string{}
+		for _, r := range rs {
+			for _, acl := range r.Acls {
+				out = append(out, aclStr(t, r.Resource, *acl))
+			}
+		}
+		sort.Strings(out)
+		if len(out) == want || time.Now().After(end) {
+			return out
+		}
+	}
+}
+
+// produceAs sends one record with small timeouts: "" when acknowledged, else Kafka's error name.
+func produceAs(t, value string, mods ...secConf) string {
+	c := secCfg(mods...)
+	c.Metadata.Retry.Max, c.Producer.Retry.Max = 1, 0
+	c.Producer.Timeout = 5 * time.Second
+	c.Net.ReadTimeout = 6 * time.Second
+	s := h.Sec()
+	p, err := sarama.NewSyncProducer([]string{s.SaslPlaintext}, c)
+	if err == nil {
+		_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: t, Partition: 0, Key: sarama.StringEncoder("k"), Value: sarama.StringEncoder(value)})
+		p.Close()
+	}
+	if err == nil {
+		return ""
+	}
+	fmt.Fprintf(os.Stderr, "[sec-acl] produce: %v\n", err)
+	return errName(err)
+}
+
+// aclAdminConsumeError is what a sarama consumer group of a user with no ACL reports against
+// Kafka 4.4: Consume() refreshes the topic's metadata before it looks for the coordinator and
+// returns its TOPIC_AUTHORIZATION_FAILED.
+const aclAdminConsumeError = "TOPIC_AUTHORIZATION_FAILED"
+
+type nopHandler struct{ n *int }
+
+func (nopHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (nopHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (x nopHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for range c.Messages() {
+		*x.n++
+	}
+	return nil
+}
+
+func secACL(b, t string, obs h.Obs) {
+	s := h.Sec()
+	create(t, 1, nil)
+	g := t + "-g"
+	a := admin()
+	defer a.Close()
+	alice := func(op sarama.AclOperation) *sarama.Acl {
+		return &sarama.Acl{Principal: "User:alice", Host: "*", Operation: op, PermissionType: sarama.AclPermissionAllow}
+	}
+	h.Must(a.CreateACLs([]*sarama.ResourceAcls{
+		{Resource: sarama.Resource{ResourceType: sarama.AclResourceTopic, ResourceName: t, ResourcePatternType: sarama.AclPatternLiteral},
+			Acls: []*sarama.Acl{alice(sarama.AclOperationWrite), alice(sarama.AclOperationRead)}},
+		{Resource: sarama.Resource{ResourceType: sarama.AclResourceGroup, ResourceName: g, ResourcePatternType: sarama.AclPatternLiteral},
+			Acls: []*sarama.Acl{alice(sarama.AclOperationRead)}},
+	}), "CreateAcls")
+	want := []string{"TOPIC:LITERAL:<topic> User:alice@* READ ALLOW", "TOPIC:LITERAL:<topic> User:alice@* WRITE ALLOW"}
+	described := describeTopicACLs(a, t, 2)
+	obs["described"] = described
+	h.Check(h.Equal(described, want), "DescribeAcls of the topic: %v, expected %v", described, want)
+
+	aliceConf := saslConf("PLAIN", "alice", s.PlainUsers["alice"])
+	adminConf := saslConf("PLAIN", "admin", s.PlainUsers["admin"])
+	p, err := sarama.NewSyncProducer([]string{s.SaslPlaintext}, secCfg(aliceConf))
+	h.Must(err, "alice's producer")
+	var msgs []*sarama.ProducerMessage
+	for i, v := range h.Vals(5, "acl-") {
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: t, Partition: 0, Key: sarama.StringEncoder(fmt.Sprintf("k-%d", i)), Value: sarama.StringEncoder(v)})
+	}
+	h.Must(p.SendMessages(msgs), "alice's produce")
+	p.Close()
+	obs["alice_produced_offsets"] = fmt.Sprintf("%d..%d", msgs[0].Offset, msgs[len(msgs)-1].Offset)
+	seedSave := seed
+	seed = s.SaslPlaintext // join() dials the package seed
+	m := join(t, g, func(c *sarama.Config) { aliceConf(c) })
+	ms := m.waitMsgs(5, 15)
+	got := []string{}
+	for _, x := range ms {
+		got = append(got, fmt.Sprintf("%d:%s", x.Offset, x.Value))
+	}
+	m.mu.Lock()
+	if m.sess != nil && len(ms) > 0 {
+		m.sess.MarkMessage(ms[len(ms)-1], "")
+		m.sess.Commit()
+	}
+	m.mu.Unlock()
+	m.leave()
+	seed = seedSave
+	obs["alice_consumed"] = got
+	h.Check(h.Equal(got, []string{"0:acl-0", "1:acl-1", "2:acl-2", "3:acl-3", "4:acl-4"}), "alice consumed %v", got)
+
+	r := produceAs(t, "refused", adminConf)
+	obs["admin_produce_error"] = r
+	h.Check(r == "TOPIC_AUTHORIZATION_FAILED", "admin's produce: %q, expected TOPIC_AUTHORIZATION_FAILED", r)
+	c := secCfg(adminConf)
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Metadata.Retry.Max = 1
+	cg, err := sarama.NewConsumerGroup([]string{s.SaslPlaintext}, g, c)
+	h.Must(err, "admin's consumer group")
+	n, consumeErr := 0, ""
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	errs := make(chan error, 1)
+	go func() {
+		for cctx.Err() == nil {
+			if err := cg.Consume(cctx, []string{t}, nopHandler{&n}); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-errs:
+		fmt.Fprintf(os.Stderr, "[sec-acl] consume as admin: %v\n", err)
+		consumeErr = errName(err)
+	case err := <-cg.Errors():
+		fmt.Fprintf(os.Stderr, "[sec-acl] consume as admin (Errors): %v\n", err)
+		consumeErr = errName(err)
+	case <-cctx.Done():
+	}
+	cancel()
+	cg.Close()
+	obs["admin_consumed"] = n
+	obs["admin_consume_error"] = consumeErr
+	h.Check(consumeErr == aclAdminConsumeError, "admin's group consume: %q, expected %s", consumeErr, aclAdminConsumeError)
+
+	user, host := "User:alice", "*"
+	deleted, err := a.DeleteACL(sarama.AclFilter{ResourceType: sarama.AclResourceTopic, ResourceName: &t, ResourcePatternTypeFilter: sarama.AclPatternLiteral,
+		Principal: &user, Host: &host, Operation: sarama.AclOperationWrite, PermissionType: sarama.AclPermissionAllow}, false)
+	h.Must(err, "DeleteAcls")
+	del := []string{}
+	for _, d := range deleted {
+		del = append(del, aclStr(t, d.Resource, d.Acl))
+	}
+	obs["deleted"] = del
+	h.Check(h.Equal(del, want[1:]), "DeleteAcls of alice's WRITE removed %v", del)
+	left := describeTopicACLs(a, t, 1)
+	obs["described_after_delete"] = left
+	h.Check(h.Equal(left, want[:1]), "DescribeAcls after the delete: %v", left)
+	r = produceAs(t, "after-delete", aliceConf)
+	obs["alice_produce_after_delete"] = r
+	h.Check(r == "TOPIC_AUTHORIZATION_FAILED", "alice's produce without WRITE: %q, expected TOPIC_AUTHORIZATION_FAILED", r)
 }

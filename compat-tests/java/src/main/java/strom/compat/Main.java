@@ -100,7 +100,7 @@ public final class Main {
             case "share-consume": case "share-release": case "share-lock-timeout": case "share-dlq": case "share-cli":
                 shareScenario(s); break;
             case "sec-tls": case "sec-mtls": case "sec-plain": case "sec-scram-256": case "sec-scram-512":
-            case "sec-sasl-ssl": case "sec-plaintext-to-tls":
+            case "sec-sasl-ssl": case "sec-plaintext-to-tls": case "sec-acl":
                 SecurityScenarios.run(s); break;
             default: throw new NotApplicable("no such scenario in the Java driver: " + s);
         }
@@ -533,7 +533,7 @@ public final class Main {
         }
     }
 
-    /** include_*_authorized_operations: without an authorizer, every operation of the resource. */
+    /** include_*_authorized_operations: without an authorizer, or as a super user (PLAINTEXT is User:ANONYMOUS), every operation of the resource. */
     static void authorizedOps() throws Exception {
         createTopic(topic, 1, null);
         String g = topic + "-g";

@@ -21,8 +21,14 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.*;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.acl.*;
+import org.apache.kafka.common.resource.PatternType;
+import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourcePatternFilter;
+import org.apache.kafka.common.resource.ResourceType;
 import org.apache.kafka.common.errors.ResourceNotFoundException;
 import org.apache.kafka.common.protocol.Errors;
 
@@ -54,6 +60,7 @@ final class SecurityScenarios {
             case "sec-scram-512": scram("SCRAM-SHA-512", ScramMechanism.SCRAM_SHA_512); break;
             case "sec-sasl-ssl": saslSsl(); break;
             case "sec-plaintext-to-tls": plaintextToTls(); break;
+            case "sec-acl": acl(); break;
             default: throw new Main.NotApplicable("no such security scenario in the Java driver: " + s);
         }
     }
@@ -265,6 +272,141 @@ final class SecurityScenarios {
         obs.put("sasl_to_plaintext_message", lastMessage);
         check(sasl != null, "a SASL client was served by the PLAINTEXT listener");
     }
+
+    // ---------------------------------------------------------------- sec-acl
+
+    static String plainPassword(String user) {
+        Object users = sec.get("plain_users");
+        Object pw = users instanceof Map ? ((Map<?, ?>) users).get(user) : null;
+        if (pw == null) throw new Main.Fail("COMPAT_SECURITY plain_users has no " + user);
+        return pw.toString();
+    }
+
+    static String[] plainAs(String user) {
+        return sasl("sasl_plaintext", "SASL_PLAINTEXT", "PLAIN", user, plainPassword(user));
+    }
+
+    static AclBinding allow(ResourceType type, String name, String user, AclOperation op) {
+        return new AclBinding(new ResourcePattern(type, name, PatternType.LITERAL),
+                              new AccessControlEntry("User:" + user, "*", op, AclPermissionType.ALLOW));
+    }
+
+    /** "TOPIC:LITERAL:<topic> User:alice@* READ ALLOW" (the cell's topic named <topic>, so Kafka's and Strom's observables compare). */
+    static String aclString(AclBinding b) {
+        String name = b.pattern().name().equals(topic) ? "<topic>" : b.pattern().name();
+        return b.pattern().resourceType() + ":" + b.pattern().patternType() + ":" + name + " "
+            + b.entry().principal() + "@" + b.entry().host() + " " + b.entry().operation() + " " + b.entry().permissionType();
+    }
+
+    /** DescribeAcls of the cell topic's LITERAL pattern, sorted; retried until it has `want` bindings (ACLs reach the broker through the metadata log). */
+    static List<String> describeTopicAcls(Admin a, int want) throws Exception {
+        AclBindingFilter f = new AclBindingFilter(new ResourcePatternFilter(ResourceType.TOPIC, topic, PatternType.LITERAL),
+                                                  AccessControlEntryFilter.ANY);
+        List<String> out = new ArrayList<>();
+        long end = System.currentTimeMillis() + 10000;
+        while (true) {
+            out.clear();
+            for (AclBinding b : a.describeAcls(f).values().get(10, TimeUnit.SECONDS)) out.add(aclString(b));
+            Collections.sort(out);
+            if (out.size() == want || System.currentTimeMillis() > end) return out;
+            Thread.sleep(200);
+        }
+    }
+
+    /** One record as `user` with small timeouts: null when acknowledged, else what the client reported (Kafka's error name). */
+    static String produceAs(String user, String value) {
+        try (KafkaProducer<String, String> p = producer(cat(plainAs(user), new String[] {
+                "client.id", "compat-java-" + user, "max.block.ms", "5000", "delivery.timeout.ms", "6000",
+                "request.timeout.ms", "5000", "linger.ms", "0"}))) {
+            p.send(new org.apache.kafka.clients.producer.ProducerRecord<>(topic, 0, "k", value)).get(8, TimeUnit.SECONDS);
+            return null;
+        } catch (Exception e) {
+            Throwable c = unwrap(e);
+            lastMessage = c.getMessage();
+            System.err.println("[sec-acl] produce as " + user + ": " + c);
+            return Main.errName(c);
+        }
+    }
+
+    static void acl() throws Exception {
+        createTopic(topic, 1, null);
+        String group = topic + "-g";
+        try (Admin a = Main.admin()) {
+            AclBinding write = allow(ResourceType.TOPIC, topic, "alice", AclOperation.WRITE);
+            a.createAcls(List.of(write, allow(ResourceType.TOPIC, topic, "alice", AclOperation.READ),
+                                 allow(ResourceType.GROUP, group, "alice", AclOperation.READ)))
+             .all().get(15, TimeUnit.SECONDS);
+            List<String> described = describeTopicAcls(a, 2);
+            obs.put("described", described);
+            List<String> want = List.of("TOPIC:LITERAL:<topic> User:alice@* READ ALLOW", "TOPIC:LITERAL:<topic> User:alice@* WRITE ALLOW");
+            check(described.equals(want), "DescribeAcls of the topic: " + described + ", expected " + want);
+
+            // alice: 5 records produced and consumed back in her group
+            List<String> values = vals(5, "acl-");
+            List<RecordMetadata> md;
+            try (KafkaProducer<String, String> p = producer(cat(plainAs("alice"), new String[] {"client.id", "compat-java-alice"}))) {
+                md = produceValues(p, topic, values);
+            }
+            obs.put("alice_produced_offsets", md.get(0).offset() + ".." + md.get(md.size() - 1).offset());
+            List<String> got = new ArrayList<>();
+            try (KafkaConsumer<String, String> c = Main.consumer(cat(plainAs("alice"), new String[] {
+                    "group.id", group, "client.id", "compat-java-alice"}))) {
+                c.subscribe(List.of(topic));
+                long end = System.currentTimeMillis() + 15000;
+                while (got.size() < 5 && System.currentTimeMillis() < end) {
+                    for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) got.add(r.offset() + ":" + r.value());
+                }
+                c.commitSync(Duration.ofSeconds(10));
+            }
+            obs.put("alice_consumed", got);
+            check(got.equals(List.of("0:acl-0", "1:acl-1", "2:acl-2", "3:acl-3", "4:acl-4")), "alice consumed " + got);
+
+            // admin (not a super user, no ACL): produce and group consume refused
+            String adminProduce = produceAs("admin", "refused");
+            obs.put("admin_produce_error", adminProduce);
+            check("TOPIC_AUTHORIZATION_FAILED".equals(adminProduce), "admin's produce: " + adminProduce + ", expected TOPIC_AUTHORIZATION_FAILED");
+            String adminConsume = null;
+            try (KafkaConsumer<String, String> c = Main.consumer(cat(plainAs("admin"), new String[] {
+                    "group.id", group, "client.id", "compat-java-admin", "request.timeout.ms", "5000"}))) {
+                c.subscribe(List.of(topic));
+                long end = System.currentTimeMillis() + 10000;
+                int n = 0;
+                while (adminConsume == null && System.currentTimeMillis() < end) {
+                    try {
+                        n += c.poll(Duration.ofMillis(200)).count();
+                    } catch (Exception e) {
+                        Throwable x = unwrap(e);
+                        System.err.println("[sec-acl] consume as admin: " + x);
+                        obs.put("admin_consume_message", x.getMessage());
+                        adminConsume = Main.errName(x);
+                    }
+                }
+                obs.put("admin_consumed", n);
+            }
+            obs.put("admin_consume_error", adminConsume);
+            check(ADMIN_CONSUME_ERROR.equals(adminConsume), "admin's group consume: " + adminConsume + ", expected " + ADMIN_CONSUME_ERROR);
+
+            // DeleteAcls of alice's WRITE: exactly that binding; then alice's produce is refused
+            Collection<AclBinding> deleted = a.deleteAcls(List.of(write.toFilter())).all().get(15, TimeUnit.SECONDS);
+            List<String> del = new ArrayList<>();
+            for (AclBinding b : deleted) del.add(aclString(b));
+            obs.put("deleted", del);
+            check(del.equals(List.of(aclString(write))), "DeleteAcls of alice's WRITE removed " + del);
+            List<String> left = describeTopicAcls(a, 1);
+            obs.put("described_after_delete", left);
+            check(left.equals(List.of(want.get(0))), "DescribeAcls after the delete: " + left);
+            String aliceAfter = produceAs("alice", "after-delete");
+            obs.put("alice_produce_after_delete", aliceAfter);
+            check("TOPIC_AUTHORIZATION_FAILED".equals(aliceAfter), "alice's produce without WRITE: " + aliceAfter + ", expected TOPIC_AUTHORIZATION_FAILED");
+        }
+    }
+
+    /**
+     * What the Java consumer of a user with no ACL reports against Kafka 4.4: its first Metadata
+     * response names the topic TOPIC_AUTHORIZATION_FAILED (no DESCRIBE), which poll() throws
+     * before the group's FindCoordinator (GROUP_AUTHORIZATION_FAILED) is answered.
+     */
+    static final String ADMIN_CONSUME_ERROR = "TOPIC_AUTHORIZATION_FAILED";
 
     // ---------------------------------------------------------------- a small JSON reader (COMPAT_SECURITY)
 
