@@ -139,6 +139,8 @@ pub struct Broker {
     /// `authorizer.class.name`'s authorizer (None: none configured, everything is allowed and
     /// the ACL APIs answer SECURITY_DISABLED); the ACLs it decides over are the metadata's.
     pub authorizer: Option<Arc<crate::security::authorizer::Authorizer>>,
+    /// The client quotas' rates (the quotas themselves are the metadata's).
+    pub quotas: crate::quota::QuotaManager,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -333,7 +335,11 @@ impl Broker {
         ));
         if config.security.authorizer.is_some()
             && metadata.quorum().is_some()
-            && !config.security.super_users.iter().any(|u| u == "User:ANONYMOUS")
+            && !config
+                .security
+                .super_users
+                .iter()
+                .any(|u| u == "User:ANONYMOUS")
         {
             // Kafka fails the same way: follower fetches, transaction markers and share state
             // travel over the PLAINTEXT inter-broker listener as User:ANONYMOUS.
@@ -351,6 +357,7 @@ impl Broker {
         });
         Arc::new(Broker {
             authorizer,
+            quotas: crate::quota::QuotaManager::default(),
             config,
             effective: RwLock::new(Arc::new(effective)),
             metadata,

@@ -49,6 +49,8 @@
 //! see the resulting session (listener and principal) in their context. It is also what that
 //! principal may do: the StandardAuthorizer's decisions over the metadata's ACLs, which every
 //! handler asks through `handlers::authz`.
+//! [`quota`] is client quotas (byte rates per user / client id with Kafka's precedence and
+//! rate windows); the quotas are metadata, the rates the broker's, produce and fetch record.
 //! [`metrics`] is the process-wide set of Prometheus metrics (a leaf: any layer may update
 //! it); [`admin_http`] serves them with the health endpoints on the admin listener.
 
@@ -67,6 +69,7 @@ pub mod metrics;
 pub mod peer;
 pub mod protocol;
 pub mod quorum;
+pub mod quota;
 pub mod replica;
 pub mod security;
 pub mod server;

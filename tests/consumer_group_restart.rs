@@ -385,6 +385,9 @@ fn empty_consumer_group_becomes_classic_on_join_group() {
     // The classic generation completes (and is persisted) with the leader's SyncGroup.
     let sync = SyncGroupRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str("flip")))
+        // v5 requires them (Kafka: INCONSISTENT_GROUP_PROTOCOL without).
+        .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+        .with_protocol_name(Some(StrBytes::from_static_str("range")))
         .with_generation_id(j.generation_id)
         .with_member_id(j.member_id.clone())
         .with_group_instance_id(Some(StrBytes::from_static_str("i1")))

@@ -228,6 +228,9 @@ fn static_member_restarts_without_rebalance() {
     );
     let sync = SyncGroupRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str("statics")))
+        // v5 requires them (Kafka: INCONSISTENT_GROUP_PROTOCOL without).
+        .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+        .with_protocol_name(Some(StrBytes::from_static_str("range")))
         .with_generation_id(first.generation_id)
         .with_member_id(first.member_id.clone())
         .with_group_instance_id(Some(StrBytes::from_static_str("member-1")))

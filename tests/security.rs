@@ -750,16 +750,26 @@ fn acls_are_enforced_deny_by_default_with_librdkafka() {
     // A principal that is not a super user may not manage ACLs.
     let mut alice = tcp(b.ports.sasl);
     assert_eq!(handshake(&mut alice, "PLAIN").error_code, 0);
-    assert_eq!(authenticate(&mut alice, b"\0alice\0alice-secret").error_code, 0);
+    assert_eq!(
+        authenticate(&mut alice, b"\0alice\0alice-secret").error_code,
+        0
+    );
     let refused: CreateAclsResponse = alice
         .call(
             ApiKey::CreateAcls,
             3,
-            &CreateAclsRequest::default()
-                .with_creations(vec![allow(2, "acl-topic", "User:alice", 4)]),
+            &CreateAclsRequest::default().with_creations(vec![allow(
+                2,
+                "acl-topic",
+                "User:alice",
+                4,
+            )]),
         )
         .expect("CreateAcls answered");
-    assert_eq!(refused.results[0].error_code, 31, "CLUSTER_AUTHORIZATION_FAILED");
+    assert_eq!(
+        refused.results[0].error_code, 31,
+        "CLUSTER_AUTHORIZATION_FAILED"
+    );
 
     // The super user grants alice WRITE and READ on the topic and READ on the group.
     let made: CreateAclsResponse = admin
@@ -812,7 +822,10 @@ fn acls_are_enforced_deny_by_default_with_librdkafka() {
             _ => {}
         }
     }
-    assert!(denied.is_some(), "bob's consumer was told it is not authorized");
+    assert!(
+        denied.is_some(),
+        "bob's consumer was told it is not authorized"
+    );
     drop(c);
 
     // DescribeAcls on the topic: alice's two; DeleteAcls of WRITE takes exactly one.

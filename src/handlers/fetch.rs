@@ -28,6 +28,10 @@
 //! consulted); a consumer's needs READ on each topic, else that topic's partitions are
 //! TOPIC_AUTHORIZATION_FAILED, decided before the topic is looked up (a v13 topic id nobody
 //! knows is UNKNOWN_TOPIC_ID: there is no name to authorize).
+//!
+//! Client quotas ([`crate::quota`]): a consumer's answer counts against its
+//! `consumer_byte_rate`; over it, the answer carries `throttle_time_ms` and no records (those
+//! bytes are taken back out of the rate), and the connection reads nothing for that long.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,6 +137,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let quota = replica.map(|_| broker.leader_quota.clone());
     let hinter = broker.clone();
     let session = ctx.session.clone();
+    let throttler = ctx.throttler();
     Ok(Reply::LaterParts(Box::pin(async move {
         let notify = Arc::new(Notify::new());
         loop {
@@ -144,8 +149,19 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     }
                 }
             }
-            let (parts, bytes, errors) = read_all(&targets, max_bytes, read_committed, replica, follower_reads, quota.as_deref());
+            let (mut parts, bytes, errors) = read_all(&targets, max_bytes, read_committed, replica, follower_reads, quota.as_deref());
             if bytes >= min_bytes.max(1) || errors || !waiting || targets.is_empty() {
+                // Client quotas (consumers): bytes over the consumer_byte_rate are not sent —
+                // the answer has no records, the throttle time, and the bytes are taken back.
+                let throttle = if replica.is_none() { throttler.record(crate::quota::Kind::Fetch, bytes) } else { 0 };
+                if throttle > 0 {
+                    throttler.unrecord(crate::quota::Kind::Fetch, bytes);
+                    for (_, _, records) in parts.iter_mut() {
+                        if records.is_some() {
+                            *records = Some(Part::Bytes(Bytes::new()));
+                        }
+                    }
+                }
                 for (t, (_, _, records)) in targets.iter().zip(&parts) {
                     if let (Ok(p), Some(r)) = (&t.part, records) {
                         crate::metrics::global().topic(&p.topic).bytes_out.inc_by(r.len() as u64);
@@ -157,7 +173,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
                     }
                 }
                 let (parts, endpoints) = with_leader_hints(&hinter, session.listener(), version, &targets, &topics, parts);
-                return encode(version, &topics, parts, endpoints);
+                return encode(version, &topics, parts, endpoints, throttle);
             }
             let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
         }
@@ -339,7 +355,7 @@ fn with_leader_hints(broker: &Broker, listener: &str, version: i16, targets: &[T
 
 /// Encodes the response around the record bytes: the pieces of the encoded body with each
 /// partition's records between them.
-fn encode(version: i16, topics: &Topics, parts: Vec<PartitionAnswer>, node_endpoints: Vec<NodeEndpoint>) -> Result<PartsBody, ProtocolError> {
+fn encode(version: i16, topics: &Topics, parts: Vec<PartitionAnswer>, node_endpoints: Vec<NodeEndpoint>, throttle_ms: i32) -> Result<PartsBody, ProtocolError> {
     let mut responses: Vec<FetchableTopicResponse> = topics
         .iter()
         .map(|(name, id, _)| {
@@ -363,7 +379,7 @@ fn encode(version: i16, topics: &Topics, parts: Vec<PartitionAnswer>, node_endpo
         records.push(rec);
         responses[ti].partitions.push(pd);
     }
-    let resp = FetchResponse::default().with_responses(responses).with_node_endpoints(node_endpoints);
+    let resp = FetchResponse::default().with_responses(responses).with_node_endpoints(node_endpoints).with_throttle_time_ms(throttle_ms);
     let mut pieces = encode_fetch_response(&resp, version, &lens)?.pieces.into_iter();
     let head = pieces.next().ok_or_else(|| ProtocolError::Encode(anyhow::anyhow!("empty fetch encoding")))?;
     let mut rest = Vec::with_capacity(records.len() * 2);

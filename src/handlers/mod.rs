@@ -27,6 +27,67 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// The listener the request came through and the authenticated principal.
     pub session: Arc<crate::security::Session>,
+    /// The connection's quota throttle: while it lasts, the connection reads no request.
+    pub mute: Arc<Mute>,
+}
+
+/// A connection's quota throttle (KIP-219): a throttled response goes out at once with its
+/// `throttle_time_ms`, and the connection reads nothing more until that time has passed.
+#[derive(Debug, Default)]
+pub struct Mute(std::sync::atomic::AtomicI64);
+
+impl Mute {
+    /// Mutes the connection for `throttle_ms` from now (a longer mute already set stays).
+    pub fn extend(&self, throttle_ms: i32) {
+        if throttle_ms > 0 {
+            let until = crate::log::now_ms() + i64::from(throttle_ms);
+            self.0.fetch_max(until, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// How long the connection stays muted.
+    pub fn remaining(&self) -> std::time::Duration {
+        let until = self.0.load(std::sync::atomic::Ordering::Acquire);
+        std::time::Duration::from_millis((until - crate::log::now_ms()).max(0) as u64)
+    }
+}
+
+/// What records a request's bytes against the client quotas (see [`crate::quota`]): the
+/// principal's user name and the client id, and the connection to mute.
+#[derive(Clone)]
+pub struct Throttler {
+    broker: Arc<Broker>,
+    user: String,
+    client: String,
+    mute: Arc<Mute>,
+}
+
+impl Throttler {
+    /// Records `bytes`; the throttle time (0: none), the connection muted for it.
+    pub fn record(&self, kind: crate::quota::Kind, bytes: usize) -> i32 {
+        let quotas = self.broker.metadata.client_quotas();
+        if quotas.is_empty() {
+            return 0;
+        }
+        let now = crate::log::now_ms();
+        let t =
+            self.broker
+                .quotas
+                .record(kind, &quotas, &self.user, &self.client, bytes as f64, now);
+        self.mute.extend(t);
+        t
+    }
+
+    /// Takes `bytes` back (a throttled fetch answers without records).
+    pub fn unrecord(&self, kind: crate::quota::Kind, bytes: usize) {
+        let quotas = self.broker.metadata.client_quotas();
+        if !quotas.is_empty() {
+            let now = crate::log::now_ms();
+            self.broker
+                .quotas
+                .unrecord(kind, &quotas, &self.user, &self.client, bytes as f64, now);
+        }
+    }
 }
 
 impl RequestContext {
@@ -61,6 +122,16 @@ impl RequestContext {
         msg: &T,
     ) -> Result<Reply, ProtocolError> {
         Ok(Reply::Now(crate::protocol::encode_body(msg, self.version)?))
+    }
+
+    /// The client-quota throttler of this request.
+    pub fn throttler(&self) -> Throttler {
+        Throttler {
+            broker: self.broker.clone(),
+            user: self.session.principal.name.clone(),
+            client: self.client_id().to_string(),
+            mute: self.mute.clone(),
+        }
     }
 
     pub fn client_id(&self) -> &str {
@@ -227,6 +298,8 @@ registry!(
     describe_acls,
     create_acls,
     delete_acls,
+    describe_client_quotas,
+    alter_client_quotas,
 );
 
 pub fn spec(key: Api) -> Option<ApiSpec> {

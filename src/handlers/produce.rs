@@ -30,6 +30,10 @@
 //! before the topic is looked up, so a denied principal never learns whether it exists (a
 //! v13 topic id nobody knows is UNKNOWN_TOPIC_ID: there is no name to authorize). There is no
 //! IDEMPOTENT_WRITE check here: InitProducerId made that one.
+//!
+//! Client quotas ([`crate::quota`]): the request's bytes count against the principal's and
+//! client id's `producer_byte_rate`; over it, the response carries `throttle_time_ms` and the
+//! connection reads nothing more for that long (acks=0 too). The records are appended anyway.
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
@@ -79,6 +83,7 @@ fn denied(index: i32, e: WireError) -> PartitionProduceResponse {
 const LEADERSHIP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolError> {
+    let size = body.len();
     let req: ProduceRequest = ctx.decode(body)?;
     let broker = ctx.broker.clone();
     let acks = req.acks;
@@ -273,6 +278,9 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             .collect();
         broker.logs.flusher().submit(items, acks != 0)
     };
+    // Client quotas: the request's bytes against its producer_byte_rate; a client over it is
+    // told how long to back off and its connection reads nothing meanwhile (acks=0 too).
+    let throttle = ctx.throttler().record(crate::quota::Kind::Produce, size);
     if acks == 0 {
         // Flushes required by flush.messages still happen, in the background.
         return Ok(if any_error {
@@ -281,7 +289,7 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             Reply::None
         });
     }
-    let mut resp = ProduceResponse::default().with_responses(responses);
+    let mut resp = ProduceResponse::default().with_responses(responses).with_throttle_time_ms(throttle);
     let version = ctx.version;
     let session = ctx.session.clone();
     if pending.is_none() && awaiting_hw.is_empty() {

@@ -169,6 +169,13 @@ pub enum MetadataRecord {
     Acl(crate::security::acl::AclBinding),
     /// Kafka's RemoveAccessControlEntryRecord.
     RemoveAcl(crate::security::acl::AclBinding),
+    /// Kafka's ClientQuotaRecord: `entity` is (type, name or null for the default) sorted by
+    /// type; `value` None removes the key.
+    ClientQuota {
+        entity: crate::quota::Entity,
+        key: String,
+        value: Option<f64>,
+    },
 }
 
 impl MetadataRecord {
@@ -459,6 +466,11 @@ impl MetadataStore {
             .scram
             .get(&(user.to_string(), mechanism.type_id()))
             .cloned()
+    }
+
+    /// Every client quota (one shared copy, replaced whole when a quota changes).
+    pub fn client_quotas(&self) -> Arc<crate::quota::Quotas> {
+        self.state.read().quotas.clone()
     }
 
     /// Every ACL binding, sorted (one shared copy, replaced whole when the ACLs change).

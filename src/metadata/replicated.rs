@@ -143,6 +143,8 @@ struct Snapshot {
     scram: Vec<MetadataRecord>,
     #[serde(default)]
     acls: Vec<crate::security::acl::AclBinding>,
+    #[serde(default)]
+    quotas: Vec<(crate::quota::Entity, BTreeMap<String, f64>)>,
 }
 
 impl Snapshot {
@@ -187,6 +189,11 @@ impl Snapshot {
                 })
                 .collect(),
             acls: s.acls.to_vec(),
+            quotas: s
+                .quotas
+                .iter()
+                .map(|(e, q)| (e.clone(), q.clone()))
+                .collect(),
         }
     }
 
@@ -213,6 +220,7 @@ impl Snapshot {
         acls.sort();
         acls.dedup();
         s.acls = std::sync::Arc::new(acls);
+        s.quotas = std::sync::Arc::new(self.quotas.into_iter().collect());
         for r in &self.scram {
             if matches!(r, MetadataRecord::ScramCredential { .. }) {
                 s.apply(r);

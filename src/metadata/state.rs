@@ -106,6 +106,8 @@ pub(super) struct State {
     pub(super) scram: BTreeMap<(String, i8), crate::security::scram::Credential>,
     /// ACL bindings, sorted and unique; what the authorizer reads (one `Arc` per request).
     pub(super) acls: std::sync::Arc<Vec<crate::security::acl::AclBinding>>,
+    /// Client quotas (AlterClientQuotas); read per produce and fetch.
+    pub(super) quotas: std::sync::Arc<crate::quota::Quotas>,
 }
 
 impl State {
@@ -281,6 +283,22 @@ impl State {
                         iterations: *iterations,
                     },
                 );
+            }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                let q = std::sync::Arc::make_mut(&mut self.quotas);
+                match value {
+                    Some(v) => {
+                        q.entry(entity.clone()).or_default().insert(key.clone(), *v);
+                    }
+                    None => {
+                        if let Some(keys) = q.get_mut(entity) {
+                            keys.remove(key);
+                            if keys.is_empty() {
+                                q.remove(entity);
+                            }
+                        }
+                    }
+                }
             }
             MetadataRecord::Acl(b) => {
                 if let Err(at) = self.acls.binary_search(b) {

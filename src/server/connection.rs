@@ -140,9 +140,18 @@ pub async fn run<S: Transport>(
     let half = budget_kib / 2;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut receiving: Option<Receiving> = None;
+    // Client quotas: a throttled connection reads no request until its throttle has passed.
+    let mute = Arc::new(handlers::Mute::default());
     'conn: loop {
         // Handle every complete frame already buffered.
         loop {
+            let muted = mute.remaining();
+            if !muted.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(muted) => {}
+                    _ = shutdown.cancelled() => break 'conn,
+                }
+            }
             let max = gate.as_ref().map_or(max_frame, |g| g.max_frame(max_frame));
             let len = match protocol::check_frame(&buf, max) {
                 Ok(Some(len)) => len,
@@ -183,7 +192,9 @@ pub async fn run<S: Transport>(
                 .as_mut()
                 .map(|g| g.on_frame(&frame, &broker, &session, peer))
             {
-                None | Some(Outcome::Pass) => handle_frame(&broker, peer, &session, frame).await,
+                None | Some(Outcome::Pass) => {
+                    handle_frame(&broker, peer, &session, &mute, frame).await
+                }
                 Some(Outcome::Reply(b)) => Ok(Some(Reply::Now(b))),
                 Some(Outcome::Authenticated(b, principal)) => {
                     session = Arc::new(Session {
@@ -319,6 +330,7 @@ async fn handle_frame(
     broker: &Arc<Broker>,
     peer: SocketAddr,
     session: &Arc<Session>,
+    mute: &Arc<handlers::Mute>,
     mut frame: Bytes,
 ) -> Result<Option<Reply>, ProtocolError> {
     let prefix = HeaderPrefix::peek(&frame).ok_or(ProtocolError::UnknownApiKey(-1))?;
@@ -340,6 +352,7 @@ async fn handle_frame(
     }
     let header = protocol::decode_header(&mut frame, key, prefix.api_version)?;
     let ctx = RequestContext {
+        mute: mute.clone(),
         broker: broker.clone(),
         api_key: key,
         version: prefix.api_version,

@@ -138,6 +138,7 @@ async fn produce_acks_all(b: &Arc<Broker>, topic: &str) -> i16 {
         api_key: ApiKey::Produce.into(),
         version,
         header: RequestHeader::default(),
+        mute: Default::default(),
         peer: "127.0.0.1:1".parse().unwrap(),
         session: crate::security::Session::anonymous(crate::security::Endpoint::plaintext(
             "PLAINTEXT",

@@ -139,7 +139,7 @@ async fn three_voters_share_topics_cluster_id_and_producer_id_blocks() {
 /// snapshot install (a voter that catches up from a snapshot authenticates and authorizes as
 /// the others do).
 #[test]
-fn snapshots_carry_scram_credentials_and_acls() {
+fn snapshots_carry_scram_credentials_acls_and_quotas() {
     use crate::security::acl::{op, pattern, permission, resource, AclBinding};
     use crate::security::scram::{self, Mechanism};
     let mut s = State::default();
@@ -164,6 +164,12 @@ fn snapshots_carry_scram_credentials_and_acls() {
     }
     s.apply(&MetadataRecord::Acl(acl("a")));
     s.apply(&MetadataRecord::RemoveAcl(acl("c")));
+    let user = vec![("user".to_string(), Some("alice".to_string()))];
+    s.apply(&MetadataRecord::ClientQuota {
+        entity: user.clone(),
+        key: "producer_byte_rate".into(),
+        value: Some(1024.0),
+    });
     let bytes = serde_json::to_vec(&Snapshot::of(&s)).expect("encode");
     let back: Snapshot = serde_json::from_slice(&bytes).expect("decode");
     let restored = back.into_state();
@@ -174,4 +180,5 @@ fn snapshots_carry_scram_credentials_and_acls() {
         Some(&c)
     );
     assert_eq!(*restored.acls, vec![acl("a"), acl("b")]);
+    assert_eq!(restored.quotas[&user]["producer_byte_rate"], 1024.0);
 }
