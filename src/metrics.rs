@@ -56,6 +56,18 @@ pub struct ListenerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    pub listener: String,
+    pub mechanism: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AckLabels {
     pub r#type: String,
 }
@@ -94,6 +106,12 @@ pub struct Metrics {
     pub share_dead_letter_failures: Counter,
     pub share_in_flight: Gauge,
     pub share_sessions: Gauge,
+    /// Authentications by listener, mechanism (`SSL` for a client certificate) and result.
+    pub authentications: Family<AuthLabels, Counter>,
+    /// Authorization decisions that refused a request, by Kafka API.
+    pub authorization_denials: Family<ApiLabels, Counter>,
+    /// Responses throttled by a client quota, by kind (`produce`, `fetch`).
+    pub quota_throttles: Family<KindLabels, Counter>,
 }
 
 /// The process-wide metrics.
@@ -192,7 +210,28 @@ impl Metrics {
             "Open share sessions",
             share_sessions.clone(),
         );
+        let authentications = Family::<AuthLabels, Counter>::default();
+        let authorization_denials = Family::<ApiLabels, Counter>::default();
+        let quota_throttles = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "strom_authentications",
+            "Client authentications, by listener, mechanism and result (success, failure)",
+            authentications.clone(),
+        );
+        registry.register(
+            "strom_authorization_denials",
+            "Requests (or parts of them) refused by the authorizer, by Kafka API",
+            authorization_denials.clone(),
+        );
+        registry.register(
+            "strom_quota_throttles",
+            "Responses throttled by a client quota, by kind",
+            quota_throttles.clone(),
+        );
         Metrics {
+            authentications,
+            authorization_denials,
+            quota_throttles,
             registry: Mutex::new(registry),
             bytes_in,
             records_in,
@@ -265,6 +304,17 @@ impl Metrics {
                 r#type: name.to_string(),
             })
             .inc_by(n);
+    }
+
+    /// Counts one authentication.
+    pub fn authentication(&self, listener: &str, mechanism: &str, success: bool) {
+        self.authentications
+            .get_or_create(&AuthLabels {
+                listener: listener.to_string(),
+                mechanism: mechanism.to_string(),
+                result: if success { "success" } else { "failure" }.to_string(),
+            })
+            .inc();
     }
 
     /// The text exposition of every metric.

@@ -119,7 +119,8 @@ fn produce(raw: &mut RawClient, size: usize) -> (i16, i32) {
 
 #[test]
 fn byte_rate_quotas_throttle_produce_and_fetch() {
-    let mut b = TestBroker::start(&["strom.admin.listener="]);
+    let admin = common::free_port();
+    let mut b = TestBroker::start(&[&format!("strom.admin.listener=127.0.0.1:{admin}")]);
     let rt = tokio::runtime::Runtime::new().expect("rt");
     rt.block_on(b.create_topic("quota-topic", 1, &[]));
     let mut raw = RawClient::connect(b.port);
@@ -199,4 +200,22 @@ fn byte_rate_quotas_throttle_produce_and_fetch() {
     );
     assert!(described(&mut raw).is_empty());
     assert_eq!(produce(&mut raw, 60_000), (0, 0));
+
+    // Each throttled response is counted on /metrics.
+    let metrics = scrape(admin);
+    for kind in ["produce", "fetch"] {
+        let line = format!("strom_quota_throttles_total{{kind=\"{kind}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
 }

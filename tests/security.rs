@@ -698,7 +698,10 @@ fn allow(resource_type: i8, name: &str, principal: &str, operation: i8) -> AclCr
 /// without ALTER on the cluster may not manage ACLs, and `super.users` may do anything.
 #[test]
 fn acls_are_enforced_deny_by_default_with_librdkafka() {
+    let admin_port = free_port();
+    let admin_line = format!("strom.admin.listener=127.0.0.1:{admin_port}");
     let (b, _) = start(&[
+        &admin_line,
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users=User:ANONYMOUS",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\" user_bob=\"bob-secret\";",
@@ -868,5 +871,31 @@ fn acls_are_enforced_deny_by_default_with_librdkafka() {
     assert!(
         log.contains("strom::audit") && log.contains("denied") && log.contains("User:bob"),
         "the denials are audited"
+    );
+    // And counted on /metrics, with the authentications.
+    let metrics = {
+        let mut s = TcpStream::connect(("127.0.0.1", admin_port)).expect("admin listener");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    };
+    let count = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    for api in ["Produce", "Metadata", "CreateAcls"] {
+        let line = format!("strom_authorization_denials_total{{api=\"{api}\"}} ");
+        assert!(count(&line) >= 1.0, "{line} in {metrics}");
+    }
+    assert!(
+        count(
+            r#"strom_authentications_total{listener="SASL_PLAINTEXT",mechanism="PLAIN",result="success"} "#
+        ) >= 5.0,
+        "{metrics}"
     );
 }

@@ -74,7 +74,19 @@ impl Throttler {
             self.broker
                 .quotas
                 .record(kind, &quotas, &self.user, &self.client, bytes as f64, now);
-        self.mute.extend(t);
+        if t > 0 {
+            self.mute.extend(t);
+            let kind = match kind {
+                crate::quota::Kind::Produce => "produce",
+                crate::quota::Kind::Fetch => "fetch",
+            };
+            crate::metrics::global()
+                .quota_throttles
+                .get_or_create(&crate::metrics::KindLabels {
+                    kind: kind.to_string(),
+                })
+                .inc();
+        }
         t
     }
 

@@ -262,6 +262,14 @@ fn audit(who: &Requester, action: &Action, rule: &Rule, allowed: bool, ref_count
             )
         };
     }
+    if !allowed && action.log_if_denied {
+        crate::metrics::global()
+            .authorization_denials
+            .get_or_create(&crate::metrics::ApiLabels {
+                api: who.api.to_string(),
+            })
+            .inc();
+    }
     match (allowed, action.log_if_allowed, action.log_if_denied) {
         (false, _, true) => line!(info),
         (true, true, _) => line!(debug),

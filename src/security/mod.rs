@@ -59,6 +59,7 @@ pub fn audit_success(
     mechanism: &str,
     principal: &Principal,
 ) {
+    crate::metrics::global().authentication(listener, mechanism, true);
     tracing::info!(
         target: "strom::audit",
         event = "authentication",
@@ -72,6 +73,7 @@ pub fn audit_success(
 
 /// The audit line of a failed authentication (target `strom::audit`).
 pub fn audit_failure(listener: &str, client: std::net::SocketAddr, mechanism: &str, reason: &str) {
+    crate::metrics::global().authentication(listener, mechanism, false);
     tracing::info!(
         target: "strom::audit",
         event = "authentication",
