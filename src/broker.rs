@@ -211,6 +211,7 @@ impl Broker {
         let metadata = MetadataStore::open_with(&root, storage.clone())?;
         crate::metadata::check_node_id(storage.as_ref(), &root, config.node_id)?;
         let broker = Self::assemble(config, metadata, logs);
+        broker.bootstrap_scram()?;
         let mut known = HashSet::new();
         for t in broker.metadata.topics() {
             for p in 0..t.partitions {
@@ -283,6 +284,7 @@ impl Broker {
         let b = broker.clone();
         off_thread(move || {
             let c = &b.config;
+            b.bootstrap_scram()?;
             b.metadata.commit(&[MetadataRecord::RegisterBroker {
                 node: c.node_id,
                 host: c.advertised_host.clone(),
@@ -299,6 +301,33 @@ impl Broker {
             "registered with the cluster"
         );
         Ok(broker)
+    }
+
+    /// `--add-scram`: makes each credential whose user has none for that mechanism yet (the
+    /// first start, as `kafka-storage format --add-scram`; a credential changed or deleted
+    /// later through AlterUserScramCredentials is never overwritten while it exists).
+    fn bootstrap_scram(&self) -> Result<(), crate::metadata::MetadataError> {
+        use crate::security::scram::{self, Mechanism};
+        let mut records = Vec::new();
+        for b in &self.config.security.bootstrap_scram {
+            // The name was checked when the argument was parsed.
+            let Some(m) = Mechanism::from_name(&b.mechanism) else {
+                continue;
+            };
+            if self.metadata.scram_credential(&b.user, m).is_some() {
+                continue;
+            }
+            let salt = scram::random_salt();
+            let salted =
+                scram::salted_password(m, b.password.as_bytes(), &salt, b.iterations as u32);
+            let c = scram::credential(m, &salted, &salt, b.iterations);
+            records.push(MetadataRecord::scram_credential(&b.user, m, &c));
+            info!(user = %b.user, mechanism = %b.mechanism, "bootstrap SCRAM credential made");
+        }
+        if !records.is_empty() {
+            self.metadata.commit(&records)?;
+        }
+        Ok(())
     }
 
     /// The broker around opened metadata and logs, hosting nothing yet.

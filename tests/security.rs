@@ -127,6 +127,11 @@ fn make_pki(dir: &Path) -> Pki {
 }
 
 fn start(extra: &[&str]) -> (SecureBroker, Pki) {
+    start_args(extra, &[])
+}
+
+/// [`start`] with command-line arguments after `--config`.
+fn start_args(extra: &[&str], args: &[&str]) -> (SecureBroker, Pki) {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = make_pki(dir.path());
     let mut dir = Some(dir);
@@ -164,6 +169,7 @@ fn start(extra: &[&str]) -> (SecureBroker, Pki) {
         let child = Command::new(env!("CARGO_BIN_EXE_strom"))
             .arg("--config")
             .arg(&path)
+            .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -897,5 +903,101 @@ fn acls_are_enforced_deny_by_default_with_librdkafka() {
             r#"strom_authentications_total{listener="SASL_PLAINTEXT",mechanism="PLAIN",result="success"} "#
         ) >= 5.0,
         "{metrics}"
+    );
+}
+
+/// A whole SCRAM exchange as `user` with `password` on the SASL listener: whether the broker
+/// accepted it (and proved it knows the credential).
+fn scram_login(port: u16, mech: &str, ty: i8, user: &str, password: &str) -> bool {
+    let mut w = tcp(port);
+    assert_eq!(handshake(&mut w, mech).error_code, 0);
+    let cnonce = "fyko+d2lbbFgONRv9qkxdawL";
+    let first_bare = format!("n={user},r={cnonce}");
+    let r = authenticate(&mut w, format!("n,,{first_bare}").as_bytes());
+    if r.error_code != 0 {
+        return false;
+    }
+    let server_first = String::from_utf8(r.auth_bytes.to_vec()).expect("utf8");
+    let attr = |k: &str| {
+        server_first
+            .split(',')
+            .find_map(|a| a.strip_prefix(k))
+            .expect("attribute")
+            .to_string()
+    };
+    let (nonce, salt) = (attr("r="), B64.decode(attr("s=")).expect("salt"));
+    let iterations: u32 = attr("i=").parse().expect("iterations");
+    let salted = hi(ty, password.as_bytes(), &salt, iterations);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth = format!("{first_bare},{server_first},{without_proof}");
+    let client_key = hmac(ty, &salted, b"Client Key");
+    let sig = hmac(ty, &digest(ty, &client_key), auth.as_bytes());
+    let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+    let r = authenticate(
+        &mut w,
+        format!("{without_proof},p={}", B64.encode(proof)).as_bytes(),
+    );
+    if r.error_code != 0 {
+        return false;
+    }
+    let server_sig = hmac(ty, &hmac(ty, &salted, b"Server Key"), auth.as_bytes());
+    assert_eq!(
+        String::from_utf8(r.auth_bytes.to_vec()).expect("utf8"),
+        format!("v={}", B64.encode(server_sig))
+    );
+    true
+}
+
+/// `--add-scram`, as `kafka-storage format --add-scram` takes it, makes a credential at first
+/// start (quoted values may hold commas); it authenticates, a wrong password does not, and
+/// DescribeUserScramCredentials lists it with its iterations.
+#[test]
+fn add_scram_makes_bootstrap_credentials() {
+    let (b, _) = start_args(
+        &[],
+        &[
+            "--add-scram",
+            "SCRAM-SHA-512=[name=boot,password=\"boot,secret\",iterations=8192]",
+            "--add-scram",
+            "SCRAM-SHA-256=[name=boot,password=other-secret]",
+        ],
+    );
+    assert!(scram_login(
+        b.ports.sasl,
+        "SCRAM-SHA-512",
+        2,
+        "boot",
+        "boot,secret"
+    ));
+    assert!(!scram_login(
+        b.ports.sasl,
+        "SCRAM-SHA-512",
+        2,
+        "boot",
+        "boot"
+    ));
+    assert!(scram_login(
+        b.ports.sasl,
+        "SCRAM-SHA-256",
+        1,
+        "boot",
+        "other-secret"
+    ));
+    let mut admin = RawClient::connect(b.ports.plain);
+    let d: DescribeUserScramCredentialsResponse = admin.call(
+        ApiKey::DescribeUserScramCredentials,
+        0,
+        &DescribeUserScramCredentialsRequest::default(),
+    );
+    let mut infos: Vec<(i8, i32)> = d.results[0]
+        .credential_infos
+        .iter()
+        .map(|c| (c.mechanism, c.iterations))
+        .collect();
+    infos.sort();
+    assert_eq!(infos, [(1, 4096), (2, 8192)]);
+    assert!(
+        !b.log().contains("boot,secret"),
+        "the password is never logged"
     );
 }

@@ -163,6 +163,7 @@ impl BrokerConfig {
     pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Self, ConfigError> {
         let mut props: Vec<(String, String)> = Vec::new();
         let mut flags: Vec<(String, String)> = Vec::new();
+        let mut scram = Vec::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (name, inline) = match arg.split_once('=') {
@@ -200,6 +201,13 @@ impl BrokerConfig {
                     "advertised.listeners".into(),
                     format!("PLAINTEXT://{}", value()?),
                 )),
+                "--add-scram" => {
+                    let v = value()?;
+                    scram.push(
+                        security::parse_add_scram(&v)
+                            .map_err(|e| ConfigError::Usage(format!("--add-scram: {e}")))?,
+                    );
+                }
                 "--help" | "-h" => return Err(ConfigError::Usage(usage())),
                 other => {
                     return Err(ConfigError::Usage(format!(
@@ -210,7 +218,9 @@ impl BrokerConfig {
             }
         }
         props.extend(flags);
-        Self::from_properties(&props)
+        let mut c = Self::from_properties(&props)?;
+        c.security.bootstrap_scram = scram;
+        Ok(c)
     }
 
     pub fn from_properties(props: &[(String, String)]) -> Result<Self, ConfigError> {
@@ -441,7 +451,8 @@ impl Default for BrokerConfig {
 
 fn usage() -> String {
     "usage: strom [--data-dir DIR] [--listen HOST:PORT] [--advertised-listener HOST:PORT] \
-     [--log-format text|json] [--config server.properties] [--set key=value]..."
+     [--log-format text|json] [--config server.properties] [--set key=value]... \
+     [--add-scram 'SCRAM-SHA-256=[name=NAME,password=PASSWORD]']..."
         .to_string()
 }
 

@@ -156,6 +156,89 @@ pub struct SecurityConfig {
     pub super_users: Vec<String>,
     /// `allow.everyone.if.no.acl.found`.
     pub allow_if_no_acls: bool,
+    /// `--add-scram` credentials: made at start for each user without one for the mechanism.
+    pub bootstrap_scram: Vec<BootstrapScram>,
+}
+
+/// A SCRAM credential given on the command line as `kafka-storage format --add-scram` takes
+/// it: `SCRAM-SHA-256=[name=alice,password=alice-secret,iterations=8192]` (values may be
+/// double-quoted; iterations default to 4096).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BootstrapScram {
+    pub mechanism: String,
+    pub user: String,
+    pub password: String,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for BootstrapScram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        write!(f, "{}[name={}]", self.mechanism, self.user)
+    }
+}
+
+/// Parses one `--add-scram` value.
+pub fn parse_add_scram(v: &str) -> Result<BootstrapScram, String> {
+    let (mechanism, rest) = v
+        .split_once('=')
+        .ok_or("expected MECHANISM=[name=...,password=...]")?;
+    let mechanism = mechanism.trim().to_ascii_uppercase();
+    if !matches!(mechanism.as_str(), "SCRAM-SHA-256" | "SCRAM-SHA-512") {
+        return Err(format!("{mechanism} is not SCRAM-SHA-256 or SCRAM-SHA-512"));
+    }
+    let body = rest
+        .trim()
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or("expected the settings in [...]")?;
+    // key=value pairs separated by commas outside double quotes.
+    let (mut user, mut password, mut iterations) = (None, None, 4096);
+    let mut pairs = Vec::new();
+    let (mut cur, mut quoted) = (String::new(), false);
+    for ch in body.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            ',' if !quoted => pairs.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("unbalanced double quote".into());
+    }
+    pairs.push(cur);
+    for p in pairs.iter().filter(|p| !p.trim().is_empty()) {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("`{p}` is not key=value"))?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "name" => user = Some(v.to_string()),
+            "password" => password = Some(v.to_string()),
+            "iterations" => {
+                iterations = v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|i| (4096..=16384).contains(i))
+                    .ok_or("iterations must be 4096..16384")?
+            }
+            other => {
+                return Err(format!(
+                    "`{other}` is not supported here (give name, password and iterations)"
+                ))
+            }
+        }
+    }
+    let user = user.filter(|u| !u.is_empty()).ok_or("name is missing")?;
+    let password = password
+        .filter(|p| !p.is_empty())
+        .ok_or("password is missing")?;
+    Ok(BootstrapScram {
+        mechanism,
+        user,
+        password,
+        iterations,
+    })
 }
 
 /// The `authorizer.class.name` values Strom's authorizer answers to: Kafka's KRaft
@@ -543,6 +626,39 @@ pub fn parse_jaas(line: &str) -> Result<(String, Vec<(String, String)>), String>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn add_scram_takes_kafka_storage_syntax() {
+        let b =
+            super::parse_add_scram("SCRAM-SHA-256=[name=alice,password=\"a,b]c\",iterations=8192]")
+                .expect("parsed");
+        assert_eq!(
+            (
+                b.mechanism.as_str(),
+                b.user.as_str(),
+                b.password.as_str(),
+                b.iterations
+            ),
+            ("SCRAM-SHA-256", "alice", "a,b]c", 8192)
+        );
+        assert_eq!(format!("{b:?}"), "SCRAM-SHA-256[name=alice]", "no password");
+        let d = super::parse_add_scram("scram-sha-512=[name=bob,password=x]").expect("parsed");
+        assert_eq!(
+            (d.mechanism.as_str(), d.iterations),
+            ("SCRAM-SHA-512", 4096)
+        );
+        for bad in [
+            "PLAIN=[name=a,password=b]",
+            "SCRAM-SHA-256=name=a,password=b",
+            "SCRAM-SHA-256=[name=a]",
+            "SCRAM-SHA-256=[password=b]",
+            "SCRAM-SHA-256=[name=a,password=b,iterations=10]",
+            "SCRAM-SHA-256=[name=a,salt=c2FsdA==,saltedpassword=eA==]",
+            "SCRAM-SHA-256=[name=a,password=\"b]",
+        ] {
+            assert!(super::parse_add_scram(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]
