@@ -1190,3 +1190,68 @@ async fn a_returning_broker_sets_aside_the_log_of_a_re_created_topic() {
         "broker 3 set its old directories aside"
     );
 }
+
+/// ACLs are metadata: one created through broker 1 is enforced by broker 3 (the authorizer on
+/// every node decides over the replicated ACLs). No super users here and
+/// `allow.everyone.if.no.acl.found=true`, so the brokers' own PLAINTEXT requests
+/// (User:ANONYMOUS) pass as long as the cluster resource has no ACL; the DENY names one topic.
+#[test]
+fn an_acl_made_on_one_broker_is_enforced_by_the_others() {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        CreateAclsRequest, CreateAclsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+        ProduceResponse,
+    };
+    let cluster = Cluster::start_with(&[
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=true",
+    ]);
+    let mut one = common::RawClient::connect(cluster.nodes[0].port);
+    let made: CreateAclsResponse = one.call(
+        ApiKey::CreateAcls,
+        3,
+        &CreateAclsRequest::default().with_creations(vec![AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("no-writes"))
+            .with_resource_pattern_type(3)
+            .with_principal(StrBytes::from_static_str("User:ANONYMOUS"))
+            .with_host(StrBytes::from_static_str("*"))
+            .with_operation(4)
+            .with_permission_type(2)]),
+    );
+    assert_eq!(made.results[0].error_code, 0, "{made:?}");
+    let mut three = common::RawClient::connect(cluster.nodes[2].port);
+    let produce = |raw: &mut common::RawClient, topic: &'static str| -> i16 {
+        let r: ProduceResponse = raw.call(
+            ApiKey::Produce,
+            9,
+            &ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str(topic)))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(bytes::Bytes::new()))])]),
+        );
+        r.responses[0].partition_responses[0].error_code
+    };
+    // Committed by the quorum, applied on broker 3 within moments.
+    common::wait_for(Duration::from_secs(10), "broker 3 denies the write", || {
+        (produce(&mut three, "no-writes") == 29).then_some(())
+    });
+    // The topic now has an ACL, none allowing DESCRIBE: the StandardAuthorizer's default is
+    // deny for it (allow.everyone.if.no.acl.found covers only resources without any ACL),
+    // while a topic without ACLs stays open.
+    let m: MetadataResponse = three.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("no-writes")))),
+        ])),
+    );
+    assert_eq!(m.topics[0].error_code, 29, "{m:?}");
+    assert_ne!(produce(&mut three, "other-topic"), 29);
+}
