@@ -1001,3 +1001,133 @@ fn add_scram_makes_bootstrap_credentials() {
         "the password is never logged"
     );
 }
+
+/// ES256 keys and tokens for the OAUTHBEARER tests (ring signs; the JWKS holds the public
+/// point).
+struct JwtIssuer {
+    key: ring::signature::EcdsaKeyPair,
+}
+
+impl JwtIssuer {
+    fn new() -> Self {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+        JwtIssuer {
+            key: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                .expect("key"),
+        }
+    }
+
+    fn jwks(&self) -> String {
+        use ring::signature::KeyPair;
+        let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let p = self.key.public_key().as_ref();
+        format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","x":"{}","y":"{}"}}]}}"#,
+            e(&p[1..33]),
+            e(&p[33..65])
+        )
+    }
+
+    /// A token for `sub` with audience `aud`, expiring `exp_in_s` from now.
+    fn token(&self, sub: &str, aud: &str, exp_in_s: i64) -> String {
+        let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        let h = e(br#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#);
+        let c = e(format!(
+            r#"{{"sub":"{sub}","aud":"{aud}","iss":"https://issuer.test","iat":{now},"exp":{}}}"#,
+            now + exp_in_s
+        )
+        .as_bytes());
+        let signed = format!("{h}.{c}");
+        let sig = self
+            .key
+            .sign(&ring::rand::SystemRandom::new(), signed.as_bytes())
+            .expect("sign");
+        format!("{signed}.{}", e(sig.as_ref()))
+    }
+}
+
+/// OAUTHBEARER: a JWT signed by a key of the listener's JWKS (a file: URL), with the expected
+/// audience and issuer, authenticates as `User:<sub>`; expired, wrongly addressed
+/// and wrongly signed tokens get Kafka's `{"status":"invalid_token"}` challenge and, after the
+/// client's %x01, SASL_AUTHENTICATION_FAILED.
+#[test]
+fn oauthbearer_tokens_signed_by_the_jwks_authenticate() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let issuer = JwtIssuer::new();
+    let jwks = keys.path().join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks()).expect("jwks");
+    let url = format!(
+        "sasl.oauthbearer.jwks.endpoint.url=file://{}",
+        jwks.display()
+    );
+    let (b, _) = start(&[
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,OAUTHBEARER",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        &url,
+        "sasl.oauthbearer.expected.audience=strom",
+        "sasl.oauthbearer.expected.issuer=https://issuer.test",
+    ]);
+    // (librdkafka here is built without OAUTHBEARER; compat-tests run real clients.)
+    let good = issuer.token("alice", "strom", 3600);
+    let mut w = tcp(b.ports.sasl);
+    assert_eq!(handshake(&mut w, "OAUTHBEARER").error_code, 0);
+    let r = authenticate(
+        &mut w,
+        format!("n,a=alice,\u{1}host=127.0.0.1\u{1}auth=Bearer {good}\u{1}\u{1}").as_bytes(),
+    );
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert!(r.auth_bytes.is_empty());
+    metadata(&mut w).expect("served after OAUTHBEARER");
+    assert!(
+        b.log().contains("User:alice") && b.log().contains("OAUTHBEARER"),
+        "the principal is the token's sub"
+    );
+    // An authorization id other than the token's subject is refused.
+    let mut w = tcp(b.ports.sasl);
+    assert_eq!(handshake(&mut w, "OAUTHBEARER").error_code, 0);
+    let r = authenticate(
+        &mut w,
+        format!("n,a=admin,\u{1}auth=Bearer {good}\u{1}\u{1}").as_bytes(),
+    );
+    assert_eq!(r.error_code, 58);
+    let other = JwtIssuer::new();
+    for (token, why) in [
+        (issuer.token("alice", "strom", -120), "expired"),
+        (issuer.token("alice", "elsewhere", 3600), "audience"),
+        (other.token("alice", "strom", 3600), "signature"),
+        (
+            format!(
+                "{}.{}.",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(br#"{"sub":"alice","aud":"strom","exp":9999999999}"#)
+            ),
+            "unsigned",
+        ),
+    ] {
+        let mut w = tcp(b.ports.sasl);
+        assert_eq!(handshake(&mut w, "OAUTHBEARER").error_code, 0);
+        let r = authenticate(
+            &mut w,
+            format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}").as_bytes(),
+        );
+        assert_eq!(r.error_code, 0, "{why}: the error comes as a challenge");
+        assert_eq!(&r.auth_bytes[..], br#"{"status":"invalid_token"}"#, "{why}");
+        let r = authenticate(&mut w, b"\x01");
+        assert_eq!(r.error_code, 58, "{why}");
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some(r#"{"status":"invalid_token"}"#),
+            "{why}"
+        );
+        assert!(w.closed_within(Duration::from_secs(5)), "{why}");
+        assert!(b.log().contains(why), "the audit line says why: {why}");
+    }
+}

@@ -1,8 +1,10 @@
-//! Arbitrary SASL tokens through the server side of PLAIN and SCRAM-SHA-256/512, as a client
+//! Arbitrary SASL tokens through the server side of PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER
+//! (unsecured validator: no key needed, so the JWT parsing and claim checks are reached), as a client
 //! on a SASL listener sends them in SaslAuthenticate requests before it is authenticated
 //! (`server::authenticate` drives `security::sasl::Exchange` the same way).
 //!
-//! Input layout: byte 0 picks the mechanism (mod 3: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); the
+//! Input layout: byte 0 picks the mechanism (mod 4: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512,
+//! OAUTHBEARER); the
 //! rest is split at 0xFF bytes into the successive tokens of one exchange (at most 4). The
 //! credential source knows user `user` for both SCRAM mechanisms, so mutations of a valid
 //! client-first message reach the final-message parsing and proof check.
@@ -29,12 +31,19 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let mechanism = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"][usize::from(mode % 3)];
+    let mechanism = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"][usize::from(mode % 4)];
     let settings = SaslSettings {
         mechanisms: vec![mechanism.to_string()],
         plain_users: [("user".to_string(), "pencil".to_string())].into(),
         reauth_ms: 0,
         max_receive_size: 524_288,
+        oauth: Some(strom::security::oauth::OAuthSettings {
+            validator: strom::security::oauth::Validator::Unsecured,
+            audience: vec!["strom".into()],
+            issuer: None,
+            sub_claim: "sub".into(),
+            clock_skew_s: 30,
+        }),
     };
     let Some(mut exchange) = Exchange::start(mechanism) else {
         return;

@@ -49,7 +49,14 @@ impl Protocol {
 }
 
 /// The SASL mechanisms Strom serves.
-pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
+
+/// `listener.name.<l>.oauthbearer.sasl.server.callback.handler.class` values: Kafka's JWKS
+/// validator, and the unsecured one (unsigned tokens; only when named).
+pub const OAUTH_VALIDATOR: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+pub const OAUTH_UNSECURED_VALIDATOR: &str =
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
 
 /// Keys a listener may override with `listener.name.<listener>.<key>`, and that also exist
 /// broker-wide. Values are kept as strings here and checked in [`resolve`].
@@ -72,6 +79,13 @@ pub const LISTENER_KEYS: &[&str] = &[
     "sasl.enabled.mechanisms",
     "connections.max.reauth.ms",
     "sasl.server.max.receive.size",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.clock.skew.seconds",
 ];
 
 /// `ssl.client.auth`.
@@ -138,6 +152,8 @@ pub struct SaslSettings {
     pub reauth_ms: i64,
     /// `sasl.server.max.receive.size`: the largest SASL token accepted.
     pub max_receive_size: usize,
+    /// OAUTHBEARER's validation, when that mechanism is enabled.
+    pub oauth: Option<crate::security::oauth::OAuthSettings>,
 }
 
 /// Broker-wide security keys and the per-listener overrides, as set.
@@ -279,6 +295,7 @@ impl SecurityConfig {
         };
         let jaas = key
             .strip_suffix(".sasl.jaas.config")
+            .or_else(|| key.strip_suffix(".sasl.server.callback.handler.class"))
             .is_some_and(|m| MECHANISMS.iter().any(|x| x.eq_ignore_ascii_case(m)));
         if !(LISTENER_KEYS.contains(&key) || jaas) {
             return false;
@@ -525,11 +542,101 @@ impl SecurityConfig {
             .ok()
             .filter(|v| *v > 0)
             .ok_or_else(|| invalid(&size_key, size, "not a positive number"))?;
+        let oauth = if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+            Some(self.oauth(name)?)
+        } else {
+            None
+        };
         Ok(SaslSettings {
             mechanisms,
             plain_users,
             reauth_ms,
             max_receive_size,
+            oauth,
+        })
+    }
+
+    /// A listener's OAUTHBEARER validation: the JWKS validator (a `file:` JWKS URL) unless the
+    /// unsecured validator is named; Kafka's default (unsecured when no handler is named) is
+    /// not followed — an unsigned token is never accepted by accident.
+    fn oauth(&self, name: &str) -> Result<crate::security::oauth::OAuthSettings, ConfigError> {
+        use crate::security::oauth::{OAuthSettings, Validator};
+        let handler_key = "oauthbearer.sasl.server.callback.handler.class";
+        let handler_full = format!("listener.name.{}.{handler_key}", name.to_ascii_lowercase());
+        let handler = self
+            .per_listener
+            .get(&(name.to_string(), handler_key.to_string()))
+            .map(|s| s.trim().to_string());
+        let url_key = self.key_name(name, "sasl.oauthbearer.jwks.endpoint.url");
+        let url = self
+            .value(name, "sasl.oauthbearer.jwks.endpoint.url")
+            .filter(|v| !v.trim().is_empty());
+        let validator = match (handler.as_deref(), url) {
+            (Some(OAUTH_UNSECURED_VALIDATOR), _) => Validator::Unsecured,
+            (Some(OAUTH_VALIDATOR) | None, Some(url)) => {
+                let path = url.trim().strip_prefix("file:").ok_or_else(|| {
+                    invalid(
+                        &url_key,
+                        url,
+                        "Strom reads the JWKS from a file: URL (an HTTPS JWKS endpoint is not \
+                         fetched yet)",
+                    )
+                })?;
+                let path = path.strip_prefix("//").unwrap_or(path);
+                let path = std::path::PathBuf::from(path);
+                crate::security::oauth::check_jwks(&path).map_err(|e| invalid(&url_key, url, e))?;
+                Validator::Jwks(path)
+            }
+            (Some(OAUTH_VALIDATOR) | None, None) => {
+                return Err(invalid(
+                    &url_key,
+                    "",
+                    format!(
+                        "OAUTHBEARER on listener {name} needs the JWKS its tokens are signed \
+                         with (a file: URL), or {handler_full}={OAUTH_UNSECURED_VALIDATOR} to \
+                         accept unsigned tokens (development only)"
+                    ),
+                ))
+            }
+            (Some(other), _) => {
+                return Err(invalid(
+                    &handler_full,
+                    other,
+                    format!(
+                        "Strom's OAUTHBEARER validators are {OAUTH_VALIDATOR} and \
+                         {OAUTH_UNSECURED_VALIDATOR}; a custom class cannot be loaded"
+                    ),
+                ))
+            }
+        };
+        let skew_key = self.key_name(name, "sasl.oauthbearer.clock.skew.seconds");
+        let skew = self
+            .value(name, "sasl.oauthbearer.clock.skew.seconds")
+            .unwrap_or("30");
+        let clock_skew_s = skew
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| invalid(&skew_key, skew, "not a non-negative number"))?;
+        Ok(OAuthSettings {
+            validator,
+            audience: self
+                .value(name, "sasl.oauthbearer.expected.audience")
+                .map(list)
+                .unwrap_or_default(),
+            issuer: self
+                .value(name, "sasl.oauthbearer.expected.issuer")
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            sub_claim: self
+                .value(name, "sasl.oauthbearer.sub.claim.name")
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .unwrap_or("sub")
+                .to_string(),
+            clock_skew_s,
         })
     }
 }
@@ -626,6 +733,70 @@ pub fn parse_jaas(line: &str) -> Result<(String, Vec<(String, String)>), String>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn oauthbearer_needs_a_jwks_or_the_unsecured_validator_by_name() {
+        use crate::security::oauth::Validator;
+        let mut s = SecurityConfig::default();
+        s.global
+            .insert("sasl.enabled.mechanisms".into(), "OAUTHBEARER".into());
+        let e = s.sasl("OAUTH").expect_err("no validation configured");
+        assert!(
+            e.to_string().contains("sasl.oauthbearer.jwks.endpoint.url"),
+            "{e}"
+        );
+        s.global.insert(
+            "sasl.oauthbearer.jwks.endpoint.url".into(),
+            "https://idp.example/jwks".into(),
+        );
+        assert!(s
+            .sasl("OAUTH")
+            .expect_err("https")
+            .to_string()
+            .contains("file:"));
+        s.global.insert(
+            "sasl.oauthbearer.jwks.endpoint.url".into(),
+            "file:///nonexistent/jwks.json".into(),
+        );
+        assert!(
+            s.sasl("OAUTH").is_err(),
+            "an unreadable JWKS stops start-up"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("jwks.json");
+        std::fs::write(
+            &path,
+            r#"{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}]}"#,
+        )
+        .expect("jwks");
+        s.global.insert(
+            "sasl.oauthbearer.jwks.endpoint.url".into(),
+            format!("file://{}", path.display()),
+        );
+        s.global
+            .insert("sasl.oauthbearer.expected.audience".into(), "a, b".into());
+        let o = s.sasl("OAUTH").expect("jwks").oauth.expect("oauth");
+        assert_eq!(o.validator, Validator::Jwks(path.clone()));
+        assert_eq!(o.audience, ["a", "b"]);
+        assert_eq!((o.sub_claim.as_str(), o.clock_skew_s), ("sub", 30));
+        assert!(s.set_listener_key(
+            "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class",
+            OAUTH_UNSECURED_VALIDATOR
+        ));
+        assert_eq!(
+            s.sasl("OAUTH")
+                .expect("unsecured")
+                .oauth
+                .expect("oauth")
+                .validator,
+            Validator::Unsecured
+        );
+        assert!(s.set_listener_key(
+            "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class",
+            "com.example.Custom"
+        ));
+        assert!(s.sasl("OAUTH").is_err(), "a custom validator class");
+    }
+
     #[test]
     fn add_scram_takes_kafka_storage_syntax() {
         let b =

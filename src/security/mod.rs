@@ -1,6 +1,7 @@
 //! Who a connection is, and how that is established: TLS ([`tls`], rustls), the principal of a
 //! client certificate ([`principal`], Kafka's `ssl.principal.mapping.rules`), and SASL
-//! ([`sasl`]: PLAIN and SCRAM-SHA-256/512, [`scram`]); and what a principal may do: [`acl`],
+//! ([`sasl`]: PLAIN, SCRAM-SHA-256/512 ([`scram`]) and OAUTHBEARER ([`oauth`])); and what a
+//! principal may do: [`acl`],
 //! the StandardAuthorizer's decision procedure, and [`authorizer`], that procedure configured
 //! (`super.users`, `allow.everyone.if.no.acl.found`) with its audit lines. Handlers consult it
 //! through [`crate::handlers::authz`].
@@ -13,6 +14,7 @@
 
 pub mod acl;
 pub mod authorizer;
+pub mod oauth;
 pub mod principal;
 pub mod sasl;
 pub mod scram;

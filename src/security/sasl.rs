@@ -1,5 +1,6 @@
 //! SASL exchanges on the server side: PLAIN (Kafka's `PlainSaslServer`, users from the
-//! listener's JAAS line) and SCRAM ([`super::scram`], credentials from the metadata log).
+//! listener's JAAS line), SCRAM ([`super::scram`], credentials from the metadata log) and
+//! OAUTHBEARER ([`super::oauth`], JWTs checked against the listener's JWKS).
 //! The connection ([`crate::server`]) drives them from SaslHandshake and SaslAuthenticate.
 
 use super::scram::{self, Credential, Failure, Mechanism};
@@ -12,14 +13,27 @@ pub trait Credentials: Send + Sync {
 
 /// One exchange in progress.
 pub enum Exchange {
-    Plain { done: bool },
+    Plain {
+        done: bool,
+    },
     Scram(Box<scram::Server>),
+    /// `refused`: the token was refused for this reason and the error challenge sent; the
+    /// client's `%x01` ends the exchange.
+    OAuth {
+        refused: Option<String>,
+        done: bool,
+    },
 }
 
 /// A step's outcome: a challenge, or the authenticated user with the last server message.
 pub enum Step {
     Challenge(Vec<u8>),
-    Done { response: Vec<u8>, user: String },
+    Done {
+        response: Vec<u8>,
+        user: String,
+        /// When the credential expires (ms since the epoch): an OAUTHBEARER token's `exp`.
+        expires_ms: Option<i64>,
+    },
 }
 
 impl Exchange {
@@ -27,6 +41,10 @@ impl Exchange {
     pub fn start(mechanism: &str) -> Option<Exchange> {
         match mechanism {
             "PLAIN" => Some(Exchange::Plain { done: false }),
+            "OAUTHBEARER" => Some(Exchange::OAuth {
+                refused: None,
+                done: false,
+            }),
             m => Mechanism::from_name(m).map(|m| Exchange::Scram(Box::new(scram::Server::new(m)))),
         }
     }
@@ -49,12 +67,63 @@ impl Exchange {
                 Ok(Step::Done {
                     response: Vec::new(),
                     user,
+                    expires_ms: None,
                 })
             }
             Exchange::Scram(s) => match s.step(token, &|u, m| creds.scram(u, m))? {
                 scram::Step::Challenge(c) => Ok(Step::Challenge(c)),
-                scram::Step::Done { response, user } => Ok(Step::Done { response, user }),
+                scram::Step::Done { response, user } => Ok(Step::Done {
+                    response,
+                    user,
+                    expires_ms: None,
+                }),
             },
+            Exchange::OAuth { refused, done } => {
+                if let Some(reason) = refused.take() {
+                    // Kafka's OAuthBearerSaslServer: the client acknowledges the error with
+                    // %x01 and the exchange fails with the error as its message.
+                    return Err(if token == [1u8] {
+                        Failure::Refused {
+                            reason,
+                            shown: super::oauth::INVALID_TOKEN.into(),
+                        }
+                    } else {
+                        Failure::Illegal("expected %x01 after the OAUTHBEARER error".into())
+                    });
+                }
+                if *done {
+                    return Err(Failure::Illegal(
+                        "Unexpected challenge in Sasl server state COMPLETE".into(),
+                    ));
+                }
+                *done = true;
+                let Some(oauth) = settings.oauth.as_ref() else {
+                    return Err(Failure::Illegal("OAUTHBEARER is not configured".into()));
+                };
+                let (jwt, authz) = super::oauth::parse_client_first(token).map_err(|e| {
+                    Failure::Denied(format!("Invalid OAUTHBEARER client first message: {e}"))
+                })?;
+                match super::oauth::validate(&jwt, oauth, crate::log::now_ms()) {
+                    Ok(t) if authz.as_ref().is_some_and(|a| *a != t.principal) => {
+                        Err(Failure::Denied(
+                            "Authentication failed: Client requested an authorization id that \
+                             is different from the token's principal name"
+                                .into(),
+                        ))
+                    }
+                    Ok(t) => Ok(Step::Done {
+                        response: Vec::new(),
+                        user: t.principal,
+                        expires_ms: Some(t.expires_ms),
+                    }),
+                    Err(why) => {
+                        *refused = Some(format!("invalid token: {why}"));
+                        Ok(Step::Challenge(
+                            super::oauth::INVALID_TOKEN.as_bytes().to_vec(),
+                        ))
+                    }
+                }
+            }
         }
     }
 }
@@ -116,6 +185,7 @@ mod tests {
             plain_users: [("alice".to_string(), "pw".to_string())].into(),
             reauth_ms: 0,
             max_receive_size: 1024,
+            oauth: None,
         };
         let run = |t: &[u8]| {
             Exchange::start("PLAIN")

@@ -122,6 +122,12 @@ pub enum Failure {
     Failed(String),
     Denied(String),
     Illegal(String),
+    /// Refused for `reason` (audited), the client told `shown` (OAUTHBEARER's
+    /// `{"status":"invalid_token"}`).
+    Refused {
+        reason: String,
+        shown: String,
+    },
 }
 
 enum State {

@@ -131,7 +131,7 @@ impl Gate {
             };
             return match exchange.step(frame, &self.settings, &creds) {
                 Ok(Step::Challenge(c)) => Outcome::Reply(framed(c)),
-                Ok(Step::Done { response, user }) => {
+                Ok(Step::Done { response, user, .. }) => {
                     let principal = Principal::user(user);
                     audit_ok(session, peer, &mechanism, &principal);
                     self.principal = Some(principal.clone());
@@ -141,7 +141,12 @@ impl Gate {
                     };
                     Outcome::Authenticated(framed(response), principal)
                 }
-                Err(Failure::Failed(why) | Failure::Denied(why) | Failure::Illegal(why)) => {
+                Err(
+                    Failure::Failed(why)
+                    | Failure::Denied(why)
+                    | Failure::Illegal(why)
+                    | Failure::Refused { reason: why, .. },
+                ) => {
                     // SaslHandshake v0 has no way to say why: the connection closes.
                     audit_fail(session, peer, Some(&mechanism), &why);
                     Outcome::Close(format!("SASL authentication failed: {why}"))
@@ -236,7 +241,11 @@ impl Gate {
                         Ok(b) => Outcome::Reply(b),
                         Err(e) => Outcome::Close(e.to_string()),
                     },
-                    Ok(Step::Done { response, user }) => {
+                    Ok(Step::Done {
+                        response,
+                        user,
+                        expires_ms,
+                    }) => {
                         let principal = Principal::user(user);
                         if self.principal.as_ref().is_some_and(|p| *p != principal) {
                             audit_fail(
@@ -264,9 +273,13 @@ impl Gate {
                         }
                         let reauth = self.settings.reauth_ms;
                         let (life, expires) = if reauth > 0 && prefix.api_version >= 1 {
+                            // A credential that expires (an OAUTHBEARER token) ends the
+                            // session no later than itself, as Kafka's authenticator does.
+                            let left = expires_ms
+                                .map_or(reauth, |e| (e - crate::log::now_ms()).clamp(0, reauth));
                             (
-                                reauth,
-                                Some(Instant::now() + Duration::from_millis(reauth as u64)),
+                                left,
+                                Some(Instant::now() + Duration::from_millis(left as u64)),
                             )
                         } else {
                             (0, None)
@@ -279,9 +292,12 @@ impl Gate {
                             Err(e) => Outcome::Close(e.to_string()),
                         }
                     }
-                    Err(f @ (Failure::Failed(_) | Failure::Denied(_))) => {
+                    Err(
+                        f @ (Failure::Failed(_) | Failure::Denied(_) | Failure::Refused { .. }),
+                    ) => {
                         let (why, shown) = match f {
                             Failure::Denied(why) => (why.clone(), why),
+                            Failure::Refused { reason, shown } => (reason, shown),
                             // Kafka does not tell the client why (the user may not exist).
                             Failure::Failed(why) | Failure::Illegal(why) => (
                                 why,
