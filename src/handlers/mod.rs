@@ -54,11 +54,12 @@ impl Mute {
 
 /// What records a request's bytes against the client quotas (see [`crate::quota`]): the
 /// principal's user name and the client id, and the connection to mute.
+/// Cheap to make (reference-counted clones only): produce and fetch make one per request.
 #[derive(Clone)]
 pub struct Throttler {
     broker: Arc<Broker>,
-    user: String,
-    client: String,
+    session: Arc<crate::security::Session>,
+    client: Option<kafka_protocol::protocol::StrBytes>,
     mute: Arc<Mute>,
 }
 
@@ -70,10 +71,14 @@ impl Throttler {
             return 0;
         }
         let now = crate::log::now_ms();
-        let t =
-            self.broker
-                .quotas
-                .record(kind, &quotas, &self.user, &self.client, bytes as f64, now);
+        let t = self.broker.quotas.record(
+            kind,
+            &quotas,
+            &self.session.principal.name,
+            self.client.as_deref().unwrap_or(""),
+            bytes as f64,
+            now,
+        );
         if t > 0 {
             self.mute.extend(t);
             let kind = match kind {
@@ -95,9 +100,14 @@ impl Throttler {
         let quotas = self.broker.metadata.client_quotas();
         if !quotas.is_empty() {
             let now = crate::log::now_ms();
-            self.broker
-                .quotas
-                .unrecord(kind, &quotas, &self.user, &self.client, bytes as f64, now);
+            self.broker.quotas.unrecord(
+                kind,
+                &quotas,
+                &self.session.principal.name,
+                self.client.as_deref().unwrap_or(""),
+                bytes as f64,
+                now,
+            );
         }
     }
 }
@@ -140,8 +150,8 @@ impl RequestContext {
     pub fn throttler(&self) -> Throttler {
         Throttler {
             broker: self.broker.clone(),
-            user: self.session.principal.name.clone(),
-            client: self.client_id().to_string(),
+            session: self.session.clone(),
+            client: self.header.client_id.clone(),
             mute: self.mute.clone(),
         }
     }
