@@ -13,6 +13,8 @@ import tempfile
 import time
 import uuid
 
+import jwt_tokens
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # compat-tests/
 REPO = os.path.dirname(HERE)
 CACHE = os.environ.get("COMPAT_CACHE", os.path.join(HERE, ".cache"))
@@ -63,6 +65,25 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 # What the security cells report when the broker has no security listeners.
 STROM_NO_SECURITY = "Strom started without security listeners (COMPAT_STROM_SECURITY=0)"
+
+# SASL/OAUTHBEARER (sec-oauth): its own SASL_PLAINTEXT listener OAUTH whose only mechanism is
+# OAUTHBEARER, tokens validated against <workdir>/oauth/jwks.json (lib/jwt_tokens.py). Apache Kafka
+# always gets it; Strom only with COMPAT_STROM_OAUTH=1 (a broker refuses to start with a mechanism
+# it does not know), else the OAUTH_SCENARIOS cells are `not yet` with STROM_NO_OAUTH.
+OAUTH_LISTENER = "oauth"
+# Kafka 4.x reads no file: or http(s): OAuth URL that is not listed in this JVM system property
+# (comma-separated, compared as written; ConfigurationUtils.throwIfURLIsNotAllowed).
+OAUTH_ALLOWED_URLS_PROP = "org.apache.kafka.sasl.oauthbearer.allowed.urls"
+STROM_NO_OAUTH = ("Strom started without the OAUTHBEARER listener: SASL/OAUTHBEARER is not supported yet "
+                  "(COMPAT_STROM_OAUTH=1 gives Strom the same OAUTH listener lines as Kafka)")
+
+
+def oauth_jwks_url(workdir):
+    return "file://" + os.path.join(workdir, "oauth", "jwks.json")
+
+
+def strom_oauth_enabled():
+    return os.environ.get("COMPAT_STROM_OAUTH", "0") == "1"
 
 
 def _tls_paths(workdir):
@@ -207,13 +228,18 @@ def make_certs(workdir):
 def security_props(workdir, ports):
     """The security section of the broker configuration as Kafka property lines, the same for
     Apache Kafka (server.properties) and Strom (--config). ports: the five client listeners'
-    ports by name (SECURITY_LISTENERS) and, for a KRaft node, "controller"; the certificates are
-    make_certs(workdir)'s."""
+    ports by name (SECURITY_LISTENERS), "oauth" for the OAUTHBEARER listener (absent: no such
+    listener, no OAUTHBEARER line at all) and, for a KRaft node, "controller"; the certificates are
+    make_certs(workdir)'s, the JWKS make_oauth's."""
     t = _tls_paths(workdir)
     names = [n.upper() for n in SECURITY_LISTENERS]
+    proto = dict(_LISTENER_PROTOCOL)
+    if ports.get(OAUTH_LISTENER):
+        names.append(OAUTH_LISTENER.upper())
+        proto[OAUTH_LISTENER.upper()] = "SASL_PLAINTEXT"
     clients = [f"{n}://127.0.0.1:{ports[n.lower()]}" for n in names]
     listeners = clients + ([f"CONTROLLER://127.0.0.1:{ports['controller']}"] if ports.get("controller") else [])
-    proto_map = [f"{n}:{_LISTENER_PROTOCOL[n]}" for n in names] + ["CONTROLLER:PLAINTEXT"]
+    proto_map = [f"{n}:{proto[n]}" for n in names] + ["CONTROLLER:PLAINTEXT"]
     users = " ".join(f'user_{u}="{p}"' for u, p in PLAIN_USERS.items())
     lines = [
         "listeners=" + ",".join(listeners),
@@ -237,6 +263,8 @@ def security_props(workdir, ports):
             f"listener.name.{l}.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
             f"listener.name.{l}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
         ]
+    if ports.get(OAUTH_LISTENER):
+        lines += oauth_props(workdir)
     # The authorizer (sec-acl, cli-acls). PLAINTEXT and CONTROLLER connections are User:ANONYMOUS,
     # a super user: every other scenario, the admin work and the inter-broker / controller traffic
     # stay all-powerful. A resource without any ACL stays open to everyone, so the other security
@@ -250,12 +278,32 @@ def security_props(workdir, ports):
     return lines
 
 
-def security_env(workdir, ports):
-    """What drivers get as COMPAT_SECURITY (JSON): the listeners' addresses and the client files."""
+def oauth_props(workdir):
+    """The OAUTH listener's lines (sec-oauth): OAUTHBEARER only on that listener, Kafka's
+    OAuthBearerValidatorCallbackHandler (KIP-768) checking the signature against the JWKS file and
+    the aud / iss claims (exp and sub are always checked)."""
+    l = OAUTH_LISTENER
+    return [
+        f"listener.name.{l}.sasl.enabled.mechanisms=OAUTHBEARER",
+        f"listener.name.{l}.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        f"listener.name.{l}.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+        f"listener.name.{l}.oauthbearer.sasl.oauthbearer.jwks.endpoint.url={oauth_jwks_url(workdir)}",
+        f"sasl.oauthbearer.expected.audience={jwt_tokens.AUDIENCE}",
+        f"sasl.oauthbearer.expected.issuer={jwt_tokens.ISSUER}",
+    ]
+
+
+def security_env(workdir, ports, oauth=None):
+    """What drivers get as COMPAT_SECURITY (JSON): the listeners' addresses and the client files;
+    with oauth (make_oauth's answer) also the OAUTH listener and the token files."""
     t = _tls_paths(workdir)
     env = {n: f"127.0.0.1:{ports[n]}" for n in SECURITY_LISTENERS}
     env.update(ca=t["ca"], client_cert=t["client_cert"], client_key=t["client_key"],
                client_p12=t["client_p12"], client_p12_password=P12_PASSWORD, plain_users=dict(PLAIN_USERS))
+    if oauth and ports.get(OAUTH_LISTENER):
+        env.update(oauth=f"127.0.0.1:{ports[OAUTH_LISTENER]}", oauth_tokens=oauth["tokens"], oauth_exp=oauth["exp"],
+                   oauth_jwks=oauth["jwks"], oauth_principal="User:" + jwt_tokens.SUBJECT,
+                   oauth_allowed_urls_property=OAUTH_ALLOWED_URLS_PROP)
     return env
 
 
@@ -371,15 +419,17 @@ def start_kafka(log_dir):
     if not os.path.isdir(lib):
         raise RuntimeError("Kafka jars missing (install.sh java failed)")
     workdir = tempfile.mkdtemp(prefix="compat-kafka-")
-    port, cport, *sec_ports = free_ports(len(SECURITY_LISTENERS) + 1)  # the client listeners + the controller
-    ports = dict(zip(SECURITY_LISTENERS, [port] + sec_ports), controller=cport)
+    port, cport, oport, *sec_ports = free_ports(len(SECURITY_LISTENERS) + 2)  # client listeners, controller, OAUTH
+    ports = dict(zip(SECURITY_LISTENERS, [port] + sec_ports), controller=cport, oauth=oport)
     security, security_error = None, None
     try:
         make_certs(workdir)
+        oauth = jwt_tokens.make_oauth(workdir)
         listener_lines = "\n".join(security_props(workdir, ports))
-        security = security_env(workdir, ports)
+        security = security_env(workdir, ports, oauth)
+        sec_ports = sec_ports + [oport]
     except Exception as e:  # noqa: BLE001 - the security cells fail with this; the rest run
-        security_error = f"harness: no test certificates ({e})"
+        security_error = f"harness: no test certificates or OAuth keys ({e})"
         listener_lines = f"""listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
@@ -402,7 +452,7 @@ group.initial.rebalance.delay.ms=0
 {SHARE_PROPS}
 """)
     java = ["java", "-Xmx1g", "-Xms512m", f"-Dlog4j2.configurationFile={LOG4J}",
-            "-cp", os.path.join(lib, "*")]
+            f"-D{OAUTH_ALLOWED_URLS_PROP}={oauth_jwks_url(workdir)}", "-cp", os.path.join(lib, "*")]
     cluster_id = "-"
     while cluster_id.startswith("-"):  # a leading '-' would be parsed as a flag (Kafka's own ids avoid it too)
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -461,8 +511,16 @@ def start_strom(log_dir, binary):
     if strom_security_enabled():
         port, cport, *sec_ports = free_ports(len(SECURITY_LISTENERS) + 1)  # the client listeners + the controller
         ports = dict(zip(SECURITY_LISTENERS, [port] + sec_ports), controller=cport)
+        oauth = None
         try:
             make_certs(workdir)  # a failure here is a start failure: the run asked for security
+            if strom_oauth_enabled():  # the OAUTH listener only on request (see STROM_NO_OAUTH)
+                oauth = jwt_tokens.make_oauth(workdir)
+                oport = free_port()
+                while oport in ports.values():
+                    oport = free_port()
+                ports[OAUTH_LISTENER] = oport
+                sec_ports.append(oport)
         except Exception:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
@@ -470,7 +528,7 @@ def start_strom(log_dir, binary):
         with open(conf, "w") as f:
             f.write("\n".join(security_props(workdir, ports)) + "\n")
         listen = ["--config", conf]
-        security, security_error = security_env(workdir, ports), None
+        security, security_error = security_env(workdir, ports, oauth), None
     else:
         port = free_port()
         listen = ["--listen", f"127.0.0.1:{port}"]

@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokers  # noqa: E402
 import report  # noqa: E402
-from scenarios import CACHE, CLIENT_IDS, CLIENTS, HERE, QUICK_CLIENTS, SCENARIO, SCENARIO_IDS, SECURITY_AREA  # noqa: E402
+from scenarios import CACHE, CLIENT_IDS, CLIENTS, HERE, OAUTH_SCENARIOS, QUICK_CLIENTS, SCENARIO, SCENARIO_IDS, SECURITY_AREA  # noqa: E402
 
 RESULTS_DIR = os.path.join(HERE, "results")
 RATCHET = os.path.join(HERE, "ratchet.txt")
@@ -54,6 +54,10 @@ def run_cell(target, broker, client, scenario, run_id, cell_log_dir):
     env["KAFKAJS_NO_PARTITIONER_WARNING"] = "1"
     # The security listeners' addresses and the client certificate files (brokers.security_env).
     security = getattr(broker, "security", None)
+    if security and scenario in OAUTH_SCENARIOS and not security.get("oauth"):
+        # Security listeners but no OAUTHBEARER one: Strom without COMPAT_STROM_OAUTH=1.
+        why = brokers.STROM_NO_OAUTH if target in STROM_TARGETS else f"{target} has no OAUTHBEARER listener"
+        return {"client": client, "scenario": scenario, "status": "not_yet", "detail": why, "obs": {}, "duration_s": 0}
     if security:
         env["COMPAT_SECURITY"] = json.dumps(security)
     elif SCENARIO[scenario]["area"] == SECURITY_AREA:

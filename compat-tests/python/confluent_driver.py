@@ -11,14 +11,14 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from common import (BASE_TS, Fail, NotApplicable, advertised_is_bootstrap, check, deadline, err_name, expected_brokers,
-                    main, security, vals)
+                    main, na, security, vals)
 
 BOOT = {}
 
 
 def conf(**kv):
     c = {"bootstrap.servers": BOOT["b"], "client.id": "compat-confluent", "socket.timeout.ms": 10000}
-    c.update({k.replace("_", "."): v for k, v in kv.items()})
+    c.update({k if k.endswith("_cb") else k.replace("_", "."): v for k, v in kv.items()})  # oauth_cb etc. as is
     return c
 
 
@@ -810,6 +810,49 @@ def s_sec_plaintext_to_tls(b, t, obs):
     check(err is not None, "a SASL client was served by the PLAINTEXT listener")
 
 
+# ---------------------------------------------------------------- sec-oauth
+#
+# SASL/OAUTHBEARER on the OAUTH listener with pre-minted JWTs (COMPAT_SECURITY oauth_tokens,
+# lib/jwt_tokens.py). librdkafka asks oauth_cb for (token, expiry in epoch seconds, principal);
+# it refuses locally a token whose expiry is already past, so the callback gives the client an
+# expiry an hour ahead for every case: whether the token is expired is for the broker to say.
+
+OAUTH_REFUSED = ("expired", "wrong-audience", "bad-signature", "unsigned")
+
+
+def oauth_conf(S, case):
+    with open(S["oauth_tokens"][case]) as f:
+        token = f.read().strip()
+
+    def cb(_config):
+        return token, time.time() + 3600, "alice"
+    return {"bootstrap.servers": S["oauth"], "security.protocol": "sasl_plaintext", "sasl.mechanisms": "OAUTHBEARER",
+            "oauth_cb": cb}
+
+
+def s_sec_oauth(b, t, obs):
+    S = security()
+    create(t)
+    a = admin()
+    # ACLs on the topic for User:alice only: the round trip also shows the broker's principal is User:alice.
+    fs = a.create_acls([AclBinding(ResourceType.TOPIC, t, ResourcePatternType.LITERAL, S["oauth_principal"], "*", op,
+                                   AclPermissionType.ALLOW) for op in (AclOperation.WRITE, AclOperation.READ)],
+                       request_timeout=15)
+    for f in fs.values():
+        f.result(timeout=20)
+    obs["described"] = describe_topic_acls(a, t, 2)
+    check(len(obs["described"]) == 2, f"DescribeAcls of the topic: {obs['described']}")
+    err, msg = probe_until(True, 10, oauth_conf(S, "valid"))
+    check(err is None, f"the valid token was not accepted: {err} {msg}")
+    sec_round_trip(t, obs, oauth_conf(S, "valid"))
+    for case in OAUTH_REFUSED:
+        err, msg = probe(oauth_conf(S, case))
+        obs[f"{case}_error"] = err
+        obs[f"{case}_message"] = broker_words(msg)
+    bad = {c: obs[f"{c}_error"] for c in OAUTH_REFUSED if obs[f"{c}_error"] != "_AUTHENTICATION"}
+    check(not bad, f"tokens not refused with _AUTHENTICATION (SASL_AUTHENTICATION_FAILED): {bad}")
+
+
 # ---------------------------------------------------------------- sec-acl
 
 def acl_str(x, t):
@@ -944,6 +987,7 @@ SCENARIOS = {
     "sec-tls": s_sec_tls, "sec-mtls": s_sec_mtls, "sec-plain": s_sec_plain,
     "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
     "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls, "sec-acl": s_sec_acl,
+    "sec-oauth": s_sec_oauth,
 }
 
 if __name__ == "__main__":

@@ -756,6 +756,46 @@ def s_sec_plaintext_to_tls(b, t, obs):
     check(err is not None, "a SASL client was served by the PLAINTEXT listener")
 
 
+# ---------------------------------------------------------------- sec-oauth
+
+def oauth_kw(S, case):
+    """SASL/OAUTHBEARER on the OAUTH listener with the pre-minted JWT of this case, as is."""
+    from kafka.net.sasl.oauth import AbstractTokenProvider
+    with open(S["oauth_tokens"][case]) as f:
+        token = f.read().strip()
+
+    class Static(AbstractTokenProvider):
+        def token(self):
+            return token
+    return dict(bootstrap_servers=S["oauth"], security_protocol="SASL_PLAINTEXT", sasl_mechanism="OAUTHBEARER",
+                sasl_oauth_token_provider=Static())
+
+
+def s_sec_oauth(b, t, obs):
+    S = security()
+    create(t)
+    a = admin()
+    try:
+        # ACLs on the topic for the token's principal only: the round trip also shows it is User:alice.
+        r = a.create_acls([ACL(principal=S["oauth_principal"], host="*", operation=op, permission_type=ACLPermissionType.ALLOW,
+                               resource_pattern=ResourcePattern(ResourceType.TOPIC, t, ACLResourcePatternType.LITERAL))
+                           for op in (ACLOperation.WRITE, ACLOperation.READ)])
+        check(not r["failed"] and len(r["succeeded"]) == 2, f"CreateAcls: {r}")
+        obs["described"] = describe_topic_acls(a, t, 2)
+    finally:
+        a.close()
+    err, why = probe_until(True, 10, **oauth_kw(S, "valid"))
+    check(err is None, f"the valid token was not accepted: {err} {why}")
+    sec_round_trip(t, obs, **oauth_kw(S, "valid"))
+    bad = {}
+    for case in ("expired", "wrong-audience", "bad-signature", "unsigned"):
+        err, why = probe(**oauth_kw(S, case))
+        obs[f"{case}_error"] = err
+        if not sasl_refused(err, why):
+            bad[case] = f"{err} {why}"
+    check(not bad, f"tokens not refused as a failed SASL authentication: {bad}")
+
+
 # ---------------------------------------------------------------- sec-acl
 
 def acl_str(x, t):
@@ -885,6 +925,7 @@ SCENARIOS = {
     "sec-tls": s_sec_tls, "sec-mtls": s_sec_mtls, "sec-plain": s_sec_plain,
     "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
     "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls, "sec-acl": s_sec_acl,
+    "sec-oauth": s_sec_oauth,
 }
 
 if __name__ == "__main__":

@@ -330,6 +330,59 @@ func secPlaintextToTLS(b, t string, obs h.Obs) {
 	h.Check(r != "", "a SASL client was served by the PLAINTEXT listener")
 }
 
+// ---------------------------------------------------------------- sec-oauth
+
+// staticToken is a sarama.AccessTokenProvider handing out one pre-minted JWT as is.
+type staticToken string
+
+func (t staticToken) Token() (*sarama.AccessToken, error) {
+	return &sarama.AccessToken{Token: string(t)}, nil
+}
+
+// oauthConf is SASL/OAUTHBEARER with the token file of this case (COMPAT_SECURITY oauth_tokens).
+func oauthConf(s h.Security, tokenCase string) secConf {
+	path, ok := s.OAuthTokens[tokenCase]
+	h.Check(ok, "COMPAT_SECURITY oauth_tokens has no %s", tokenCase)
+	tok, err := os.ReadFile(path)
+	h.Must(err, "read the token file")
+	return func(c *sarama.Config) {
+		c.Net.SASL.Enable = true
+		c.Net.SASL.Mechanism = sarama.SASLTypeOAuth
+		c.Net.SASL.TokenProvider = staticToken(strings.TrimSpace(string(tok)))
+	}
+}
+
+func secOAuth(b, t string, obs h.Obs) {
+	s := h.Sec()
+	h.Check(s.OAuth != "", "COMPAT_SECURITY has no oauth listener")
+	create(t, 1, nil)
+	a := admin()
+	defer a.Close()
+	// ACLs on the topic for the token's principal only: the round trip also shows it is User:alice.
+	acl := func(op sarama.AclOperation) *sarama.Acl {
+		return &sarama.Acl{Principal: s.OAuthPrincipal, Host: "*", Operation: op, PermissionType: sarama.AclPermissionAllow}
+	}
+	h.Must(a.CreateACLs([]*sarama.ResourceAcls{
+		{Resource: sarama.Resource{ResourceType: sarama.AclResourceTopic, ResourceName: t, ResourcePatternType: sarama.AclPatternLiteral},
+			Acls: []*sarama.Acl{acl(sarama.AclOperationWrite), acl(sarama.AclOperationRead)}},
+	}), "CreateAcls")
+	obs["described"] = describeTopicACLs(a, t, 2)
+	r := probeUntil(true, 10, s.OAuth, oauthConf(s, "valid"))
+	h.Check(r == "", "the valid token was not accepted: %q %s", r, lastMessage)
+	secRoundTrip(t, s.OAuth, obs, oauthConf(s, "valid"))
+	bad := map[string]string{}
+	for _, c := range []string{"expired", "wrong-audience", "bad-signature", "unsigned"} {
+		lastMessage = ""
+		r := probe(s.OAuth, oauthConf(s, c))
+		obs[c+"_error"] = r
+		obs[c+"_message"] = lastMessage
+		if r != "SASL_AUTHENTICATION_FAILED" {
+			bad[c] = r + " " + lastMessage
+		}
+	}
+	h.Check(len(bad) == 0, "tokens not refused with SASL_AUTHENTICATION_FAILED: %v", bad)
+}
+
 // ---------------------------------------------------------------- sec-acl
 
 // aclStr renders "TOPIC:LITERAL:<topic> User:alice@* READ ALLOW" (the cell's topic t as <topic>,

@@ -79,6 +79,11 @@ type Security struct {
 	ClientP12         string            `json:"client_p12"`
 	ClientP12Password string            `json:"client_p12_password"`
 	PlainUsers        map[string]string `json:"plain_users"`
+	// The OAUTHBEARER listener (sec-oauth), the pre-minted JWT files by case and the principal
+	// the valid token stands for; absent when the broker has no such listener.
+	OAuth          string            `json:"oauth"`
+	OAuthTokens    map[string]string `json:"oauth_tokens"`
+	OAuthPrincipal string            `json:"oauth_principal"`
 }
 
 // Sec reads COMPAT_SECURITY; without it (no security listeners on this broker) the cell is not_yet.

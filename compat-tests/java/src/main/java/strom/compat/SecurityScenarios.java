@@ -61,6 +61,7 @@ final class SecurityScenarios {
             case "sec-sasl-ssl": saslSsl(); break;
             case "sec-plaintext-to-tls": plaintextToTls(); break;
             case "sec-acl": acl(); break;
+            case "sec-oauth": oauth(); break;
             default: throw new Main.NotApplicable("no such security scenario in the Java driver: " + s);
         }
     }
@@ -271,6 +272,102 @@ final class SecurityScenarios {
         obs.put("sasl_to_plaintext", sasl);
         obs.put("sasl_to_plaintext_message", lastMessage);
         check(sasl != null, "a SASL client was served by the PLAINTEXT listener");
+    }
+
+    // ---------------------------------------------------------------- sec-oauth
+
+    /** The pre-minted JWT files (COMPAT_SECURITY oauth_tokens, lib/jwt_tokens.py) by case. */
+    static String tokenUrl(String tokenCase) {
+        Object tokens = sec.get("oauth_tokens");
+        Object path = tokens instanceof Map ? ((Map<?, ?>) tokens).get(tokenCase) : null;
+        if (path == null) throw new Main.Fail("COMPAT_SECURITY oauth_tokens has no " + tokenCase);
+        return "file://" + path;
+    }
+
+    /**
+     * OAUTHBEARER with Kafka's own login callback handler reading the token from a file
+     * (sasl.oauthbearer.token.endpoint.url=file://..., KIP-768's file retriever; the class in
+     * org.apache.kafka.common.security.oauthbearer exists in 3.9, 4.1 and 4.4).
+     */
+    static String[] oauthConf(String tokenCase) {
+        return new String[] {"bootstrap.servers", s("oauth"), "security.protocol", "SASL_PLAINTEXT", "sasl.mechanism", "OAUTHBEARER",
+                             "sasl.jaas.config", "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+                             "sasl.login.callback.handler.class", "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+                             "sasl.oauthbearer.token.endpoint.url", tokenUrl(tokenCase)};
+    }
+
+    static final List<String> OAUTH_REFUSED = List.of("expired", "wrong-audience", "bad-signature", "unsigned");
+
+    /** probe() over the OAUTH listener; a client that refuses the token itself (at login, in Admin.create) reports "login: <class>". */
+    static String oauthProbe(String tokenCase) {
+        try {
+            return probe(5000, oauthConf(tokenCase));
+        } catch (Exception e) {
+            Throwable r = e;
+            while (r.getCause() != null && r.getCause() != r) r = r.getCause();
+            System.err.println("[sec-oauth] " + tokenCase + ": the client refused it: " + e + " / " + r);
+            lastMessage = r.getMessage();
+            return "login: " + r.getClass().getSimpleName();
+        }
+    }
+
+    static void oauth() throws Exception {
+        // Kafka 3.9.1+/4.x clients read no file: URL that is not listed in this system property.
+        List<String> urls = new ArrayList<>();
+        for (String c : List.of("valid", "valid-rs256", "expired", "wrong-audience", "bad-signature", "unsigned")) urls.add(tokenUrl(c));
+        System.setProperty(String.valueOf(sec.getOrDefault("oauth_allowed_urls_property", "org.apache.kafka.sasl.oauthbearer.allowed.urls")),
+                           String.join(",", urls));
+        createTopic(topic, 1, null);
+        String principal = s("oauth_principal");
+        try (Admin a = Main.admin()) {
+            // ACLs on the topic for User:alice only: the round trip also shows the principal is User:alice.
+            List<AclBinding> acls = new ArrayList<>();
+            for (AclOperation op : List.of(AclOperation.WRITE, AclOperation.READ))
+                acls.add(new AclBinding(new ResourcePattern(ResourceType.TOPIC, topic, PatternType.LITERAL),
+                                        new AccessControlEntry(principal, "*", op, AclPermissionType.ALLOW)));
+            a.createAcls(acls).all().get(15, TimeUnit.SECONDS);
+            List<String> described = describeTopicAcls(a, 2);
+            obs.put("described", described);
+            check(described.size() == 2, "DescribeAcls of the topic: " + described);
+        }
+        String first = probeUntil(true, 10000, oauthConf("valid"));
+        check(first == null, "the valid ES256 token was not accepted: " + first + " " + lastMessage);
+        roundTrip(oauthConf("valid"));
+        String rs = oauthProbe("valid-rs256");
+        obs.put("valid_rs256_error", rs);
+        check(rs == null, "the valid RS256 token was not accepted: " + rs + " " + lastMessage);
+        Map<String, String> bad = new TreeMap<>();
+        for (String c : OAUTH_REFUSED) {
+            lastMessage = null;
+            String err = oauthProbe(c);
+            obs.put(c + "_error", err);
+            obs.put(c + "_message", lastMessage);
+            if (!oauthExpected(c, err, lastMessage)) bad.put(c, err + " " + lastMessage);
+        }
+        // Kafka's file retriever refuses the unsigned token itself (above); given as is, the broker must refuse it.
+        lastMessage = null;
+        String raw = probe(5000, "bootstrap.servers", s("oauth"), "security.protocol", "SASL_PLAINTEXT", "sasl.mechanism", "OAUTHBEARER",
+                           "sasl.jaas.config", "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required tokenFile=\""
+                               + tokenUrl("unsigned").substring("file://".length()) + "\";",
+                           "sasl.login.callback.handler.class", OAuthStaticToken.class.getName());
+        obs.put("unsigned_as_is_error", raw);
+        obs.put("unsigned_as_is_message", lastMessage);
+        if (!"SaslAuthenticationException".equals(raw)) bad.put("unsigned (as is)", raw + " " + lastMessage);
+        check(bad.isEmpty(), "tokens not refused as expected: " + bad);
+    }
+
+    /**
+     * What the Java clients report per refused token against Kafka 4.4: the broker's
+     * SaslAuthenticationException ({"status":"invalid_token"}), except for the unsigned token,
+     * which Kafka's own login handler (FileJwtRetriever / ClientJwtValidator) refuses before
+     * connecting: Admin.create fails with "Malformed JWT provided; expected three sections (header,
+     * payload, and signature)" (String.split drops the empty signature section), a ConfigException
+     * from the 4.1 / 4.4 clients, a javax LoginException from 3.9.
+     */
+    static boolean oauthExpected(String tokenCase, String err, String message) {
+        if (!tokenCase.equals("unsigned")) return "SaslAuthenticationException".equals(err);
+        return ("login: ConfigException".equals(err) || "login: LoginException".equals(err))
+            && message != null && message.contains("Malformed JWT provided; expected three sections");
     }
 
     // ---------------------------------------------------------------- sec-acl
