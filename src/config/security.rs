@@ -297,6 +297,20 @@ impl SecurityConfig {
             .strip_suffix(".sasl.jaas.config")
             .or_else(|| key.strip_suffix(".sasl.server.callback.handler.class"))
             .is_some_and(|m| MECHANISMS.iter().any(|x| x.eq_ignore_ascii_case(m)));
+        // Kafka also scopes a SASL setting to a mechanism:
+        // `listener.name.<l>.oauthbearer.sasl.oauthbearer.jwks.endpoint.url`. Only that
+        // mechanism reads these keys, so the listener's value is the mechanism's.
+        let key = match key.split_once('.') {
+            Some((m, k))
+                if !jaas
+                    && MECHANISMS.iter().any(|x| x.eq_ignore_ascii_case(m))
+                    && k.starts_with("sasl.")
+                    && LISTENER_KEYS.contains(&k) =>
+            {
+                k
+            }
+            _ => key,
+        };
         if !(LISTENER_KEYS.contains(&key) || jaas) {
             return false;
         }
@@ -573,13 +587,30 @@ impl SecurityConfig {
             .filter(|v| !v.trim().is_empty());
         let validator = match (handler.as_deref(), url) {
             (Some(OAUTH_UNSECURED_VALIDATOR), _) => Validator::Unsecured,
+            (Some(OAUTH_VALIDATOR) | None, Some(url))
+                if url.trim().starts_with("https://") || url.trim().starts_with("http://") =>
+            {
+                let refresh_key = self.key_name(name, "sasl.oauthbearer.jwks.endpoint.refresh.ms");
+                let refresh = self
+                    .value(name, "sasl.oauthbearer.jwks.endpoint.refresh.ms")
+                    .unwrap_or("3600000");
+                let refresh_ms = refresh
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| invalid(&refresh_key, refresh, "not a positive number"))?;
+                Validator::JwksUrl {
+                    url: url.trim().to_string(),
+                    refresh_ms,
+                }
+            }
             (Some(OAUTH_VALIDATOR) | None, Some(url)) => {
                 let path = url.trim().strip_prefix("file:").ok_or_else(|| {
                     invalid(
                         &url_key,
                         url,
-                        "Strom reads the JWKS from a file: URL (an HTTPS JWKS endpoint is not \
-                         fetched yet)",
+                        "the JWKS URL is a file:, http: or https: URL",
                     )
                 })?;
                 let path = path.strip_prefix("//").unwrap_or(path);
@@ -748,9 +779,24 @@ mod tests {
             "sasl.oauthbearer.jwks.endpoint.url".into(),
             "https://idp.example/jwks".into(),
         );
+        assert_eq!(
+            s.sasl("OAUTH")
+                .expect("https")
+                .oauth
+                .expect("oauth")
+                .validator,
+            Validator::JwksUrl {
+                url: "https://idp.example/jwks".into(),
+                refresh_ms: 3_600_000
+            }
+        );
+        s.global.insert(
+            "sasl.oauthbearer.jwks.endpoint.url".into(),
+            "ftp://idp.example/jwks".into(),
+        );
         assert!(s
             .sasl("OAUTH")
-            .expect_err("https")
+            .expect_err("ftp")
             .to_string()
             .contains("file:"));
         s.global.insert(
@@ -778,6 +824,28 @@ mod tests {
         assert_eq!(o.validator, Validator::Jwks(path.clone()));
         assert_eq!(o.audience, ["a", "b"]);
         assert_eq!((o.sub_claim.as_str(), o.clock_skew_s), ("sub", 30));
+        // Kafka's mechanism-scoped form of a listener key.
+        let mut scoped = SecurityConfig::default();
+        assert!(
+            scoped.set_listener_key("listener.name.oauth.sasl.enabled.mechanisms", "OAUTHBEARER")
+        );
+        assert!(scoped.set_listener_key(
+            "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url",
+            &format!("file://{}", path.display())
+        ));
+        assert!(scoped.set_listener_key(
+            "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class",
+            OAUTH_VALIDATOR
+        ));
+        assert_eq!(
+            scoped
+                .sasl("OAUTH")
+                .expect("scoped")
+                .oauth
+                .expect("oauth")
+                .validator,
+            Validator::Jwks(path.clone())
+        );
         assert!(s.set_listener_key(
             "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class",
             OAUTH_UNSECURED_VALIDATOR

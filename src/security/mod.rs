@@ -135,6 +135,14 @@ impl Endpoint {
 
     /// Builds a listener's TLS material (reading its keystore and truststore files).
     pub fn build(l: &ClientListener) -> Result<Arc<Self>, String> {
+        if let Some(oauth::Validator::JwksUrl { url, refresh_ms }) = l
+            .sasl
+            .as_ref()
+            .and_then(|s| s.oauth.as_ref())
+            .map(|o| &o.validator)
+        {
+            oauth::start_jwks_refresh(url, *refresh_ms);
+        }
         let tls = match &l.tls {
             Some(s) => Some(tls::Tls::new(s).map_err(|e| format!("listener {}: {e}", l.name))?),
             None => None,

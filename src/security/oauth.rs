@@ -26,6 +26,9 @@ use ring::signature;
 pub enum Validator {
     /// Signed JWTs checked against the JWKS in this file.
     Jwks(PathBuf),
+    /// Signed JWTs checked against the JWKS served at this http(s) URL, fetched in the
+    /// background every `refresh_ms` (and soon after a token names a key it does not hold).
+    JwksUrl { url: String, refresh_ms: u64 },
     /// Kafka's unsecured validator: `alg: none` tokens, no signature (tests and development
     /// only; must be named explicitly).
     Unsecured,
@@ -120,9 +123,15 @@ pub fn validate(jwt: &str, s: &OAuthSettings, now_ms: i64) -> Result<Token, Stri
         (Validator::Unsecured, a) => {
             return Err(format!("the unsecured validator takes alg none, not {a}"))
         }
-        (Validator::Jwks(_), "none") => return Err("unsigned token (alg none)".into()),
-        (Validator::Jwks(path), a) => {
-            let keys = jwks(path)?;
+        (Validator::Jwks(_) | Validator::JwksUrl { .. }, "none") => {
+            return Err("unsigned token (alg none)".into())
+        }
+        (v @ (Validator::Jwks(_) | Validator::JwksUrl { .. }), a) => {
+            let keys = match v {
+                Validator::Jwks(path) => jwks(path)?,
+                Validator::JwksUrl { url, .. } => remote_jwks(url)?,
+                Validator::Unsecured => unreachable!("matched above"),
+            };
             let kid = header["kid"].as_str();
             let signed = format!("{h}.{p}");
             let sig = b64(sig)?;
@@ -131,6 +140,10 @@ pub fn validate(jwt: &str, s: &OAuthSettings, now_ms: i64) -> Result<Token, Stri
                 .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
                 .any(|k| k.verify(a, signed.as_bytes(), &sig));
             if !verified {
+                if let Validator::JwksUrl { url, .. } = v {
+                    // Perhaps a rotated key: fetch the set again soon.
+                    request_refresh(url);
+                }
                 return Err(format!(
                     "no key of the JWKS (kid {}) verifies the {a} signature",
                     kid.unwrap_or("-")
@@ -296,6 +309,113 @@ fn jwks(path: &Path) -> Result<Arc<Vec<Jwk>>, String> {
     Ok(keys)
 }
 
+/// A JWKS served over http(s): the keys last fetched, or why there are none.
+#[derive(Default)]
+struct Remote {
+    keys: Option<Arc<Vec<Jwk>>>,
+    error: Option<String>,
+    /// A token named a key the set does not hold: fetch again (at most every 10 s).
+    wanted: bool,
+}
+
+static REMOTE: Mutex<Option<HashMap<String, Remote>>> = Mutex::new(None);
+
+fn remote_jwks(url: &str) -> Result<Arc<Vec<Jwk>>, String> {
+    let remote = REMOTE.lock();
+    match remote.as_ref().and_then(|m| m.get(url)) {
+        Some(Remote { keys: Some(k), .. }) => Ok(k.clone()),
+        Some(Remote { error, .. }) => Err(format!(
+            "the JWKS at {url} is not fetched yet{}",
+            error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+        )),
+        None => Err(format!("the JWKS at {url} is not being fetched")),
+    }
+}
+
+fn request_refresh(url: &str) {
+    if let Some(r) = REMOTE.lock().as_mut().and_then(|m| m.get_mut(url)) {
+        r.wanted = true;
+    }
+}
+
+fn fetch(url: &str) -> Result<Vec<Jwk>, String> {
+    let body = ureq::get(url)
+        .timeout(std::time::Duration::from_secs(10))
+        .call()
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|e| e.to_string())?;
+    parse_jwks(&body)
+}
+
+/// Starts fetching the JWKS at `url` (once per URL, on a thread of its own): now, then every
+/// `refresh_ms`, sooner (10 s apart at most) when a token names a key the set lacks, and every
+/// 10 s while fetching fails. Waits up to 10 s for the first fetch; an unreachable endpoint
+/// is reported and fetched again later (tokens are refused meanwhile).
+pub fn start_jwks_refresh(url: &str, refresh_ms: u64) {
+    {
+        let mut remote = REMOTE.lock();
+        let map = remote.get_or_insert_with(HashMap::new);
+        if map.contains_key(url) {
+            return;
+        }
+        map.insert(url.to_string(), Remote::default());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = url.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("strom-jwks".into())
+        .spawn(move || {
+            let url = owned;
+            let mut first = Some(tx);
+            loop {
+                let result = fetch(&url);
+                let ok = result.is_ok();
+                {
+                    let mut remote = REMOTE.lock();
+                    if let Some(r) = remote.as_mut().and_then(|m| m.get_mut(&url)) {
+                        match result {
+                            Ok(keys) => {
+                                r.keys = Some(Arc::new(keys));
+                                r.error = None;
+                            }
+                            Err(e) => {
+                                tracing::warn!(%url, error = %e, "JWKS fetch failed");
+                                r.error = Some(e);
+                            }
+                        }
+                        r.wanted = false;
+                    }
+                }
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(ok);
+                }
+                let wait = if ok { refresh_ms.max(10_000) } else { 10_000 };
+                let started = std::time::Instant::now();
+                // Wake every second for an early refresh, at least 10 s after the last fetch.
+                while started.elapsed() < std::time::Duration::from_millis(wait) {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    let wanted = REMOTE
+                        .lock()
+                        .as_ref()
+                        .and_then(|m| m.get(&url))
+                        .is_some_and(|r| r.wanted);
+                    if wanted && started.elapsed() >= std::time::Duration::from_secs(10) {
+                        break;
+                    }
+                }
+            }
+        });
+    if spawned.is_ok()
+        && !matches!(
+            rx.recv_timeout(std::time::Duration::from_secs(10)),
+            Ok(true)
+        )
+    {
+        tracing::warn!(%url, "the JWKS is not fetched yet: OAUTHBEARER tokens are refused until it is");
+    }
+}
+
 /// Checks that a JWKS file can be read and holds a key (at start-up).
 pub fn check_jwks(path: &Path) -> Result<(), String> {
     jwks(path).map(|_| ())
@@ -457,6 +577,61 @@ mod tests {
         .is_ok());
         for bad in ["", "a.b", "a.b.c.d", "!!.??.--"] {
             assert!(validate(bad, &s, now).is_err(), "{bad}");
+        }
+    }
+
+    /// A JWKS served over HTTP: fetched at start, used for validation, and fetched again
+    /// when a token names a key it lacks (a rotation).
+    #[test]
+    fn a_jwks_url_is_fetched_and_refetched_for_an_unknown_key() {
+        use std::io::{Read, Write};
+        let first = Issuer::new("a");
+        let second = Issuer::new("b");
+        let served = Arc::new(Mutex::new(
+            serde_json::json!({"keys": [first.jwk()]}).to_string(),
+        ));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let body = served.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf);
+                let b = body.lock().clone();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                    b.len()
+                );
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}/jwks.json");
+        start_jwks_refresh(&url, 3_600_000);
+        let s = OAuthSettings {
+            validator: Validator::JwksUrl {
+                url: url.clone(),
+                refresh_ms: 3_600_000,
+            },
+            audience: vec![],
+            issuer: None,
+            sub_claim: "sub".into(),
+            clock_skew_s: 30,
+        };
+        let now = 1_800_000_000_000i64;
+        let claims = serde_json::json!({"sub": "alice", "exp": now / 1000 + 60});
+        assert!(validate(&first.token(claims.clone()), &s, now).is_ok());
+        // The issuer rotates to key b: the first token naming it is refused and asks for a
+        // fetch; within ~10 s the new set is in.
+        *served.lock() = serde_json::json!({"keys": [first.jwk(), second.jwk()]}).to_string();
+        assert!(validate(&second.token(claims.clone()), &s, now).is_err());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while validate(&second.token(claims.clone()), &s, now).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the rotated set was fetched"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
     }
 

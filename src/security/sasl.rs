@@ -82,13 +82,15 @@ impl Exchange {
                 if let Some(reason) = refused.take() {
                     // Kafka's OAuthBearerSaslServer: the client acknowledges the error with
                     // %x01 and the exchange fails with the error as its message.
+                    // Anything else: Kafka's SaslException, answered with the generic
+                    // message (sarama sends an empty response here).
                     return Err(if token == [1u8] {
                         Failure::Refused {
                             reason,
                             shown: super::oauth::INVALID_TOKEN.into(),
                         }
                     } else {
-                        Failure::Illegal("expected %x01 after the OAUTHBEARER error".into())
+                        Failure::Failed(format!("{reason} (and no %x01 after the error)"))
                     });
                 }
                 if *done {
