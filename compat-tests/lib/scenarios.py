@@ -79,6 +79,8 @@ SCENARIOS = [
      "ACLs (StandardAuthorizer, super.users=User:ANONYMOUS, allow.everyone.if.no.acl.found=true): through PLAINTEXT, CreateAcls ALLOW User:alice WRITE+READ on the cell topic and READ on group <topic>-g (LITERAL); DescribeAcls of the topic shows exactly those 2; alice (SASL PLAIN) produces 5 records and consumes them in <topic>-g; user admin (no ACL, not a super user) is refused: produce TOPIC_AUTHORIZATION_FAILED, group consume GROUP_AUTHORIZATION_FAILED; DeleteAcls of alice's WRITE removes exactly 1 binding, then alice's produce is refused with TOPIC_AUTHORIZATION_FAILED"),
     ("sec-oauth", SECURITY_AREA, False, 60,
      "SASL/OAUTHBEARER on its own OAUTH listener (Kafka's OAuthBearerValidatorCallbackHandler, a JWKS file with an ES256 and an RS256 key, expected aud and iss): with a signed token for sub=alice (ES256; Java also RS256) 5 records round-trip, with ALLOW ACLs for User:alice only on the cell topic (the principal is User:alice; aiokafka: no ACL calls); an expired token, one for another audience, one signed by a key outside the JWKS and an unsigned one (alg none) are each refused the way Kafka 4.4 refuses them as that client reports it (SASL_AUTHENTICATION_FAILED after the RFC 7628 error challenge; README)"),
+    ("sec-quota", SECURITY_AREA, False, 60,
+     "client quotas through PLAINTEXT on the cell's own client-id entity q-<topic> (never a default entity): AlterClientQuotas producer_byte_rate=20000 and consumer_byte_rate=20000, DescribeClientQuotas with an exact client-id filter shows exactly those 2; a producer with that client.id sends 26 x 10 kB (acks=1), all acknowledged, and observes a broker throttle (throttle_time_ms > 0); a consumer with it reads the 26 back (64 kB fetches) and observes a fetch throttle; after both are removed DescribeClientQuotas shows nothing"),
     # KIP-932 share groups (queues): the Java driver on kafka-clients 4.4 (java-4.4); n/a on the
     # older Java clients, no cell for the other columns (no share consumer). Each scenario first
     # sets the group config share.auto.offset.reset=earliest.
@@ -115,6 +117,8 @@ SCENARIOS = [
     ("cli-transactions", "transactions", False, 60, "kafka-transactions list shows a transactional id we just used"),
     ("cli-acls", SECURITY_AREA, False, 90,
      "kafka-acls (AclCommand) through PLAINTEXT: --add ALLOW User:alice Read+Write on the topic and Read on group <topic>-g, --list shows them; alice (console producer/consumer over SASL_PLAINTEXT PLAIN, --command-config) produces 3 records and consumes them in <topic>-g; --remove --force of Write, --list shows only Read, and alice's console producer gets TopicAuthorizationException"),
+    ("cli-quotas", SECURITY_AREA, False, 90,
+     "kafka-configs through PLAINTEXT: --alter --entity-type clients --entity-name q-<topic> --add-config producer_byte_rate=1048576,consumer_byte_rate=2097152, --describe shows both; the (user, client-id) entity --entity-type users --entity-name u-<topic> --entity-type clients --entity-name q-<topic> gets producer_byte_rate=524288 and is described; --delete-config producer_byte_rate removes it, --describe shows what is left"),
 ]
 SCENARIO_IDS = [s[0] for s in SCENARIOS]
 SECURITY_SCENARIOS = [s[0] for s in SCENARIOS if s[1] == SECURITY_AREA]

@@ -662,6 +662,9 @@ S['sec-plaintext-to-tls'] = async (obs) => {
   check(r !== null, 'a SASL client was served by the PLAINTEXT listener')
 }
 
+// sec-quota: KafkaJS 2.2.4's admin client has no client quota calls.
+S['sec-quota'] = async () => { throw new NotApplicable('KafkaJS 2.2.4 has no client quota admin calls (AlterClientQuotas/DescribeClientQuotas)') }
+
 // ---------------------------------------------------------------- sec-acl
 
 const nameOf = (enumObj, v) => Object.keys(enumObj).find((k) => enumObj[k] === v) || `?${v}`

@@ -817,6 +817,7 @@ SCENARIOS = {k: sync(v) for k, v in {
     "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
     "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls,
     "sec-acl": na("aiokafka 0.14.0's AIOKafkaAdminClient has no ACL calls (CreateAcls/DescribeAcls/DeleteAcls)"),
+    "sec-quota": na("aiokafka 0.14.0's AIOKafkaAdminClient has no client quota calls (AlterClientQuotas/DescribeClientQuotas)"),
     "sec-oauth": s_sec_oauth,
 }.items()}
 

@@ -487,6 +487,86 @@ def s_acls(b, t, obs):
         os.unlink(props)
 
 
+def quota_lines(out, cid, user):
+    """kafka-configs --describe of quota entities: the "Quota configs for ..." lines with the cell's
+    names written <client> / <user> and each line's k=v list sorted (the tool prints a map)."""
+    got = []
+    for l in out.splitlines():
+        l = l.strip()
+        if not l.startswith("Quota configs for"):
+            continue
+        l = l.replace(cid, "<client>").replace(user, "<user>")
+        m = re.match(r"(.* are )(.*)$", l)
+        if m:
+            l = m.group(1) + ", ".join(sorted(x.strip() for x in m.group(2).split(",") if x.strip()))
+        got.append(l)
+    return got
+
+
+def quota_describe_until(b, entity, want, cid, user, tries=5):
+    """Describes the quota entity until its lines are `want` (the change reaches the broker through
+    the metadata log), a bounded number of times."""
+    got = []
+    for _ in range(tries):
+        got = quota_lines(configs(b, *entity, "--describe"), cid, user)
+        if got == want:
+            break
+        time.sleep(0.5)
+    return got
+
+
+def s_quotas(b, t, obs):
+    """Client quotas with kafka-configs: the cell's own client id q-<t> and user u-<t> (never a
+    default entity); values big enough that no cell is slowed."""
+    cid, user = "q-" + t, "u-" + t
+    clients = ["--entity-type", "clients", "--entity-name", cid]
+    both = ["--entity-type", "users", "--entity-name", user] + clients
+    out = configs(b, "--alter", *clients, "--add-config", "producer_byte_rate=1048576,consumer_byte_rate=2097152")
+    obs["alter_clients"] = out.strip().replace(cid, "<client>")
+    want = QUOTA_WANT["clients"]
+    got = quota_describe_until(b, clients, want, cid, user)
+    obs["describe_clients"] = got
+    check(got == want, f"--describe of the client-id entity: {got}, expected {want}")
+
+    out = configs(b, "--alter", *both, "--add-config", "producer_byte_rate=524288")
+    obs["alter_user_client"] = out.strip().replace(cid, "<client>").replace(user, "<user>")
+    want = QUOTA_WANT["user_client"]
+    got = quota_describe_until(b, both, want, cid, user)
+    obs["describe_user_client"] = got
+    check(got == want, f"--describe of the (user, client-id) entity: {got}, expected {want}")
+    # The tool's filter is strict (ClientQuotaFilter.containsOnly): the client-id entity alone,
+    # not the (user, client-id) one that also names the client.
+    got = quota_lines(configs(b, *clients, "--describe"), cid, user)
+    obs["describe_clients_strict"] = got
+    check(got == QUOTA_WANT["clients"], f"--describe of the client-id entity with a (user, client-id) one present: {got}, expected {QUOTA_WANT['clients']}")
+
+    configs(b, "--alter", *both, "--delete-config", "producer_byte_rate")
+    want = QUOTA_WANT["user_client_deleted"]
+    got = quota_describe_until(b, both, want, cid, user)
+    obs["describe_user_client_after_delete"] = got
+    check(got == want, f"--describe of the (user, client-id) entity after --delete-config: {got}, expected {want}")
+
+    configs(b, "--alter", *clients, "--delete-config", "producer_byte_rate")
+    want = QUOTA_WANT["clients_deleted"]
+    got = quota_describe_until(b, clients, want, cid, user)
+    obs["describe_clients_after_delete"] = got
+    check(got == want, f"--describe of the client-id entity after --delete-config producer_byte_rate: {got}, expected {want}")
+    configs(b, "--alter", *clients, "--delete-config", "consumer_byte_rate")
+    got = quota_describe_until(b, clients, [], cid, user)
+    obs["describe_clients_after_delete_all"] = got
+    check(got == [], f"--describe of the client-id entity with no quota left: {got}, expected nothing")
+
+
+# What kafka-configs prints for the quota entities (Apache Kafka 4.4 as the broker; the tool
+# formats the values the broker returns).
+QUOTA_WANT = {
+    "clients": ["Quota configs for client-id '<client>' are consumer_byte_rate=2097152.0, producer_byte_rate=1048576.0"],
+    "user_client": ["Quota configs for user-principal '<user>', client-id '<client>' are producer_byte_rate=524288.0"],
+    "user_client_deleted": [],
+    "clients_deleted": ["Quota configs for client-id '<client>' are consumer_byte_rate=2097152.0"],
+}
+
+
 SCENARIOS = {
     "cli-topics": s_topics, "cli-console": s_console, "cli-configs": s_configs,
     "cli-configs-brokers": s_configs_brokers, "cli-configs-groups": s_configs_groups, "cli-get-offsets": s_get_offsets,
@@ -494,7 +574,7 @@ SCENARIOS = {
     "cli-consumer-groups-848": s_consumer_groups_848,
     "cli-consumer-groups-reset": s_consumer_groups_reset,
     "cli-producer-perf": s_producer_perf, "cli-consumer-perf": s_consumer_perf, "cli-transactions": s_transactions,
-    "cli-acls": s_acls,
+    "cli-acls": s_acls, "cli-quotas": s_quotas,
 }
 
 if __name__ == "__main__":

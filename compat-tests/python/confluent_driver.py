@@ -987,6 +987,7 @@ SCENARIOS = {
     "sec-tls": s_sec_tls, "sec-mtls": s_sec_mtls, "sec-plain": s_sec_plain,
     "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
     "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls, "sec-acl": s_sec_acl,
+    "sec-quota": na("confluent-kafka 2.16.1 (librdkafka) has no client quota admin calls (AlterClientQuotas/DescribeClientQuotas)"),
     "sec-oauth": s_sec_oauth,
 }
 

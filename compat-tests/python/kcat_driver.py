@@ -519,6 +519,7 @@ SCENARIOS = {
     "sec-scram-256": sec_scram("SCRAM-SHA-256"), "sec-scram-512": sec_scram("SCRAM-SHA-512"),
     "sec-sasl-ssl": s_sec_sasl_ssl, "sec-plaintext-to-tls": s_sec_plaintext_to_tls,
     "sec-acl": na("kcat has no admin commands (no ACL calls)"),
+    "sec-quota": na("kcat has no admin commands (no client quota calls)"),
     "sec-oauth": na("kcat cannot hand librdkafka a pre-made token: its OAUTHBEARER is librdkafka's unsecured-JWT builder (sasl.oauthbearer.config) or OIDC client credentials over https (sasl.oauthbearer.method=oidc), no oauth_cb"),
 }
 

@@ -617,6 +617,7 @@ func main() {
 		"sec-scram-256": secScram("SCRAM-SHA-256"), "sec-scram-512": secScram("SCRAM-SHA-512"),
 		"sec-sasl-ssl": secSaslSSL, "sec-plaintext-to-tls": secPlaintextToTLS, "sec-acl": secACL,
 		"sec-oauth": secOAuth,
+		"sec-quota": secQuota,
 	})
 }
 

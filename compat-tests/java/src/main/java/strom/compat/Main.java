@@ -102,6 +102,7 @@ public final class Main {
             case "sec-tls": case "sec-mtls": case "sec-plain": case "sec-scram-256": case "sec-scram-512":
             case "sec-sasl-ssl": case "sec-plaintext-to-tls": case "sec-acl": case "sec-oauth":
                 SecurityScenarios.run(s); break;
+            case "sec-quota": QuotaScenarios.run(s); break;
             default: throw new NotApplicable("no such scenario in the Java driver: " + s);
         }
     }
