@@ -203,10 +203,20 @@ impl Gate {
                 ..
             } => {
                 if key != ApiKey::SaslAuthenticate {
-                    return Outcome::Close(format!(
-                        "unexpected {} request during SASL authentication",
+                    let why = format!(
+                        "Unexpected Kafka request of type {} during SASL authentication.",
                         key.name()
-                    ));
+                    );
+                    audit_fail(session, peer, Some(mechanism), &why);
+                    // Kafka answers such a request with its error response (ILLEGAL_SASL_STATE)
+                    // before closing: clients that took an OAUTHBEARER error challenge for
+                    // success (aiokafka, KafkaJS) then see a Metadata answer with no broker.
+                    if key == ApiKey::Metadata {
+                        if let Some(b) = metadata_refusal(frame, prefix) {
+                            return Outcome::FailThenClose(b, delay);
+                        }
+                    }
+                    return Outcome::Close(why);
                 }
                 if !(0..=2).contains(&prefix.api_version) {
                     return Outcome::Close(format!(
@@ -392,6 +402,37 @@ impl Gate {
             }
         }
     }
+}
+
+/// Kafka's Metadata error response to `frame`: every requested topic ILLEGAL_SASL_STATE, no
+/// brokers (None when the request cannot be read at its version).
+fn metadata_refusal(frame: &Bytes, prefix: HeaderPrefix) -> Option<BytesMut> {
+    use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let key = Api(prefix.api_key);
+    let version = prefix.api_version;
+    let spec = crate::handlers::spec(key)?;
+    if !(spec.min..=spec.max).contains(&version) {
+        return None;
+    }
+    let mut body = frame.clone();
+    protocol::decode_header(&mut body, key, version).ok()?;
+    let req: MetadataRequest = protocol::decode_body(&mut body, version, "Metadata").ok()?;
+    let topics = req
+        .topics
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            MetadataResponseTopic::default()
+                .with_error_code(WireError::IllegalSaslState.code())
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+        })
+        .collect();
+    let resp = MetadataResponse::default().with_topics(topics);
+    protocol::encode_body(&resp, version)
+        .and_then(|b| protocol::frame_response(key, version, prefix.correlation_id, b))
+        .ok()
 }
 
 fn audit_ok(session: &Session, peer: SocketAddr, mechanism: &str, principal: &Principal) {
