@@ -72,6 +72,14 @@ pub fn resolve(q: &Quotas, user: &str, client: &str, key: &str) -> Option<(f64, 
     })
 }
 
+/// The most bytes one request may take under quota `bound` (Kafka's
+/// `getMaxValueInQuotaWindow`: the quota over the minimum measuring window). A fetch bigger than
+/// this would be throttled, answered empty and unrecorded, again and again.
+pub fn max_in_window(bound: f64) -> usize {
+    (bound * ((SAMPLES as i64 - 1) * WINDOW_MS) as f64 / 1000.0).clamp(1.0, usize::MAX as f64)
+        as usize
+}
+
 /// Kafka's `Rate` over a `SampledStat` of [`SAMPLES`] windows of [`WINDOW_MS`].
 #[derive(Debug, Default)]
 struct Rate {
@@ -133,7 +141,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn key(self) -> &'static str {
+    /// The quota key that bounds it.
+    pub fn key(self) -> &'static str {
         match self {
             Kind::Produce => PRODUCER_BYTE_RATE,
             Kind::Fetch => CONSUMER_BYTE_RATE,

@@ -162,24 +162,39 @@ fn byte_rate_quotas_throttle_produce_and_fetch() {
         "answered after {waited:?}, throttle {throttle} ms"
     );
 
-    // Fetch over consumer_byte_rate: answered without records.
+    // consumer_byte_rate 10,000 B/s: one answer carries at most what the 10 s window allows
+    // (100 kB: one of the two 60 kB batches), so it is not throttled; the next one is over the
+    // rate and answered without records.
     assert_eq!(
         set_quota(&mut raw, "consumer_byte_rate", Some(10_000.0)).entries[0].error_code,
         0
     );
-    let r: FetchResponse = raw.call(
-        ApiKey::Fetch,
-        12,
-        &FetchRequest::default()
-            .with_max_wait_ms(0)
-            .with_max_bytes(1 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_static_str("quota-topic")))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(1 << 20)])]),
+    let mut fetch = |offset: i64| -> FetchResponse {
+        raw.call(
+            ApiKey::Fetch,
+            12,
+            &FetchRequest::default()
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("quota-topic")))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20)])]),
+        )
+    };
+    let r = fetch(0);
+    assert_eq!(r.throttle_time_ms, 0);
+    let got = r.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .map_or(0, |r| r.len());
+    assert!(
+        (60_000..100_000).contains(&got),
+        "one batch, capped by the quota window: {got}"
     );
+    let r = fetch(1);
     assert!(r.throttle_time_ms > 0);
     let p = &r.responses[0].partitions[0];
     assert_eq!(p.error_code, 0);

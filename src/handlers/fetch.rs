@@ -116,7 +116,11 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
             });
         }
     }
-    let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
+    let throttler = ctx.throttler();
+    // A consumer under a consumer_byte_rate gets at most what its quota window allows (Kafka's
+    // getMaxValueInQuotaWindow), or every answer would be throttled and sent empty.
+    let quota_cap = if replica.is_none() { throttler.window_cap(crate::quota::Kind::Fetch) } else { None };
+    let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes).min(quota_cap.unwrap_or(usize::MAX));
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
     // KIP-392: a consumer names its rack (v11+); with the rack-aware selector a leader sends
@@ -137,7 +141,6 @@ pub async fn handle(ctx: RequestContext, body: Bytes) -> Result<Reply, ProtocolE
     let quota = replica.map(|_| broker.leader_quota.clone());
     let hinter = broker.clone();
     let session = ctx.session.clone();
-    let throttler = ctx.throttler();
     Ok(Reply::LaterParts(Box::pin(async move {
         let notify = Arc::new(Notify::new());
         loop {

@@ -95,6 +95,19 @@ impl Throttler {
         t
     }
 
+    /// The most bytes one answer of `kind` may carry under the quota that applies (None: no
+    /// quota), see [`crate::quota::max_in_window`].
+    pub fn window_cap(&self, kind: crate::quota::Kind) -> Option<usize> {
+        let quotas = self.broker.metadata.client_quotas();
+        let (bound, _) = crate::quota::resolve(
+            &quotas,
+            &self.session.principal.name,
+            self.client.as_deref().unwrap_or(""),
+            kind.key(),
+        )?;
+        Some(crate::quota::max_in_window(bound))
+    }
+
     /// Takes `bytes` back (a throttled fetch answers without records).
     pub fn unrecord(&self, kind: crate::quota::Kind, bytes: usize) {
         let quotas = self.broker.metadata.client_quotas();
