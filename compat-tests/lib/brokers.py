@@ -67,15 +67,14 @@ AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 STROM_NO_SECURITY = "Strom started without security listeners (COMPAT_STROM_SECURITY=0)"
 
 # SASL/OAUTHBEARER (sec-oauth): its own SASL_PLAINTEXT listener OAUTH whose only mechanism is
-# OAUTHBEARER, tokens validated against <workdir>/oauth/jwks.json (lib/jwt_tokens.py). Apache Kafka
-# always gets it; Strom only with COMPAT_STROM_OAUTH=1 (a broker refuses to start with a mechanism
-# it does not know), else the OAUTH_SCENARIOS cells are `not yet` with STROM_NO_OAUTH.
+# OAUTHBEARER, tokens validated against <workdir>/oauth/jwks.json (lib/jwt_tokens.py). Both brokers
+# get it; COMPAT_STROM_OAUTH=0 leaves it out of Strom's lines, and the OAUTH_SCENARIOS cells are
+# then `not yet` with STROM_NO_OAUTH.
 OAUTH_LISTENER = "oauth"
 # Kafka 4.x reads no file: or http(s): OAuth URL that is not listed in this JVM system property
 # (comma-separated, compared as written; ConfigurationUtils.throwIfURLIsNotAllowed).
 OAUTH_ALLOWED_URLS_PROP = "org.apache.kafka.sasl.oauthbearer.allowed.urls"
-STROM_NO_OAUTH = ("Strom started without the OAUTHBEARER listener: SASL/OAUTHBEARER is not supported yet "
-                  "(COMPAT_STROM_OAUTH=1 gives Strom the same OAUTH listener lines as Kafka)")
+STROM_NO_OAUTH = "Strom started without the OAUTHBEARER listener (COMPAT_STROM_OAUTH=0)"
 
 
 def oauth_jwks_url(workdir):
@@ -83,7 +82,7 @@ def oauth_jwks_url(workdir):
 
 
 def strom_oauth_enabled():
-    return os.environ.get("COMPAT_STROM_OAUTH", "0") == "1"
+    return os.environ.get("COMPAT_STROM_OAUTH", "1") != "0"
 
 
 def _tls_paths(workdir):

@@ -55,7 +55,7 @@ def run_cell(target, broker, client, scenario, run_id, cell_log_dir):
     # The security listeners' addresses and the client certificate files (brokers.security_env).
     security = getattr(broker, "security", None)
     if security and scenario in OAUTH_SCENARIOS and not security.get("oauth"):
-        # Security listeners but no OAUTHBEARER one: Strom without COMPAT_STROM_OAUTH=1.
+        # Security listeners but no OAUTHBEARER one: Strom with COMPAT_STROM_OAUTH=0.
         why = brokers.STROM_NO_OAUTH if target in STROM_TARGETS else f"{target} has no OAUTHBEARER listener"
         return {"client": client, "scenario": scenario, "status": "not_yet", "detail": why, "obs": {}, "duration_s": 0}
     if security:

@@ -123,7 +123,7 @@ SCENARIOS = [
 SCENARIO_IDS = [s[0] for s in SCENARIOS]
 SECURITY_SCENARIOS = [s[0] for s in SCENARIOS if s[1] == SECURITY_AREA]
 # Security scenarios that need the OAUTHBEARER listener (COMPAT_SECURITY "oauth"): `not yet` on a
-# broker started without it (Strom unless COMPAT_STROM_OAUTH=1; lib/brokers.py STROM_NO_OAUTH).
+# broker started without it (Strom with COMPAT_STROM_OAUTH=0; lib/brokers.py STROM_NO_OAUTH).
 OAUTH_SCENARIOS = ["sec-oauth"]
 SCENARIO = {s[0]: {"id": s[0], "area": s[1], "quick": s[2], "timeout": s[3], "what": s[4]} for s in SCENARIOS}
 CLI_SCENARIOS = [s for s in SCENARIO_IDS if s.startswith("cli-")]
