@@ -9,8 +9,9 @@
 //! The client sends the salted password (`kafka-configs --add-config
 //! 'SCRAM-SHA-512=[password=...]'` salts it); the broker keeps StoredKey and ServerKey only.
 //! The accepted changes are one metadata commit; a failed commit answers every user of the
-//! request with the error (nothing was applied). Authorization: ALTER on the cluster, else
-//! every user CLUSTER_AUTHORIZATION_FAILED.
+//! request with the error (nothing was applied).
+//!
+//! Authorization: ALTER on the cluster, else every user CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeMap;
 

@@ -13,6 +13,8 @@
 //! id or the reverse is INVALID_REQUEST; a different cluster or node is REBOOTSTRAP_REQUIRED,
 //! so a client whose address now reaches another broker re-bootstraps. As in Kafka, an error
 //! answer (at any version) carries only the error code.
+//!
+//! Authorization: none — served to everyone, before authentication too (as Kafka).
 
 use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};

@@ -2,8 +2,10 @@
 //!
 //! Without an authorizer every creation is answered SECURITY_DISABLED "No Authorizer is
 //! configured.", as Kafka answers — admin tools and MirrorMaker 2 rely on that answer rather
-//! than on the API being absent. With one: ALTER on the CLUSTER, else every creation
-//! CLUSTER_AUTHORIZATION_FAILED; each binding is checked as Kafka's `AclControlManager`
+//! than on the API being absent.
+//!
+//! Authorization: ALTER on the cluster, else every creation CLUSTER_AUTHORIZATION_FAILED.
+//! Then each binding is checked as Kafka's `AclControlManager`
 //! checks a new ACL (a concrete resource type, LITERAL or PREFIXED, an operation and a
 //! permission that are not ANY, a non-empty name, `kafka-cluster` as the CLUSTER's name, a
 //! `Type:name` principal), a bad one INVALID_REQUEST; the valid ones are one metadata commit

@@ -1,7 +1,9 @@
 //! DeleteAcls (key 31), versions 1-3 (as Kafka 4.4, which removed v0).
 //!
-//! Without an authorizer every filter is answered SECURITY_DISABLED, as Kafka answers. With
-//! one: ALTER on the CLUSTER, else every filter CLUSTER_AUTHORIZATION_FAILED; each filter's
+//! Without an authorizer every filter is answered SECURITY_DISABLED, as Kafka answers.
+//!
+//! Authorization: ALTER on the cluster, else every filter CLUSTER_AUTHORIZATION_FAILED. Each
+//! filter's
 //! result lists the bindings it matched (Kafka's `AclBindingFilter`), and all of them are
 //! removed in one metadata commit (a binding matched by two filters is listed by both).
 

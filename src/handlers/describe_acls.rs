@@ -1,8 +1,9 @@
 //! DescribeAcls (key 29), versions 1-3 (as Kafka 4.4, which removed v0).
 //!
 //! Without an authorizer: SECURITY_DISABLED "No Authorizer is configured on the broker", as
-//! Kafka answers (`kafka-acls --list` prints that error). With one: DESCRIBE on the CLUSTER,
-//! else CLUSTER_AUTHORIZATION_FAILED; then the bindings the filter matches (Kafka's
+//! Kafka answers (`kafka-acls --list` prints that error).
+//!
+//! Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED. Then the bindings the filter matches (Kafka's
 //! `AclBindingFilter`: MATCH also finds the LITERAL `*` and the PREFIXED patterns covering the
 //! name), grouped by resource pattern.
 

@@ -8,9 +8,11 @@
 //! `endpoint_type` (v1+) must be BROKER (1): CONTROLLER (2) is MISMATCHED_ENDPOINT_TYPE, any
 //! other UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0), like a Kafka broker listener.
 //! `include_fenced_brokers` (v2) changes nothing: fenced brokers are never listed.
-//! `include_cluster_authorized_operations`: the cluster operations the principal may perform,
-//! 0 without DESCRIBE on the cluster (every operation without an authorizer, as Kafka). No
-//! other authorization: any principal may ask.
+//! `include_cluster_authorized_operations`: the cluster operations the principal may perform
+//! (every operation without an authorizer, as Kafka).
+//!
+//! Authorization: none to ask; the authorized-operation set needs DESCRIBE on the cluster,
+//! else it is 0.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;

@@ -369,6 +369,79 @@ mod tests {
         ),
     ];
 
+    /// `docs/AUTHORIZATION.md`: one row per API, its rule as the handler's header states it
+    /// (the paragraph starting `Authorization`).
+    fn authorization_table() -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/handlers");
+        let mut rows: Vec<(i16, String)> = Vec::new();
+        for (m, spec) in MODULES.iter().zip(REGISTRY) {
+            let src = std::fs::read_to_string(dir.join(format!("{m}.rs"))).expect("handler source");
+            let header: Vec<&str> = src
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .map(|l| l.trim_start_matches("//!").trim())
+                .collect();
+            let start = header
+                .iter()
+                .position(|l| l.starts_with("Authorization"))
+                .unwrap_or_else(|| panic!("{m}.rs: no Authorization paragraph in its header"));
+            let para: Vec<&str> = header[start..]
+                .iter()
+                .take_while(|l| !l.is_empty())
+                .copied()
+                .collect();
+            let text = para.join(" ");
+            let rule = text
+                .split_once(':')
+                .map_or(text.as_str(), |(_, r)| r)
+                .trim();
+            rows.push((
+                spec.key.0,
+                format!(
+                    "| {} | {} | {}-{} | {} |",
+                    spec.key.name(),
+                    spec.key.0,
+                    spec.min,
+                    spec.max,
+                    rule.replace('|', "\\|")
+                ),
+            ));
+        }
+        rows.sort();
+        let mut out = String::from(
+            "# What each API checks (the authorizer)\n\n\
+             Generated from the `Authorization` paragraph of each handler's header \
+             (`src/handlers/<api>.rs`) by the unit test \
+             `handlers::tests::docs_authorization_md_is_the_handlers_rules`; \
+             `STROM_UPDATE_DOCS=1 cargo test --lib docs_authorization` rewrites it. The rules are \
+             Kafka 4.4's (`KafkaApis` / `ControllerApis`; research notes in \
+             docs/research/kafka-authorization-checks.md). Without an authorizer every check \
+             passes.\n\n\
+             | API | key | versions | checks (in order) and what a denial answers |\n\
+             |---|---|---|---|\n",
+        );
+        for (_, r) in rows {
+            out.push_str(&r);
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn docs_authorization_md_is_the_handlers_rules() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/AUTHORIZATION.md");
+        let want = authorization_table();
+        if std::env::var_os("STROM_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).expect("write docs/AUTHORIZATION.md");
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/AUTHORIZATION.md is not the handlers' rules: \
+             STROM_UPDATE_DOCS=1 cargo test --lib docs_authorization"
+        );
+    }
+
     /// Every handler asks [`RequestContext::authz`] (see [`authz`]) or is listed in [`OPEN`]
     /// with the reason: a new API cannot be served without deciding what it checks.
     #[test]

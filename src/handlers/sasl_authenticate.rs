@@ -3,6 +3,8 @@
 //! The exchange runs on the connection before any handler (`server::authenticate`). One that
 //! reaches this handler is out of place — no SASL on the listener, or already authenticated —
 //! and is answered ILLEGAL_SASL_STATE, as Kafka's KafkaApis does.
+//!
+//! Authorization: none (it is authentication).
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse};

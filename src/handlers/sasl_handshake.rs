@@ -4,6 +4,8 @@
 //! (`server::authenticate`): a SASL listener answers SaslHandshake there. A SaslHandshake that
 //! reaches this handler came on a listener without SASL, or after authentication with
 //! re-authentication off; Kafka's KafkaApis answers both ILLEGAL_SASL_STATE, and so does this.
+//!
+//! Authorization: none (it is authentication).
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, SaslHandshakeRequest, SaslHandshakeResponse};
