@@ -235,7 +235,17 @@ public final class Main {
     static void topicAdmin() throws Exception {
         try (Admin a = admin()) {
             createTopic(a, topic, 3, Map.of("retention.ms", "3600000"));
-            TopicDescription td = a.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+            // KRaft: the broker answering the describe may apply the new topic a moment after
+            // the controller answered the create (seen once on Kafka 4.4 as the first cell after
+            // start-up): ask again while it is unknown, bounded.
+            TopicDescription td = null;
+            for (long end = System.currentTimeMillis() + 5000; td == null; Thread.sleep(100)) {
+                try {
+                    td = a.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+                } catch (ExecutionException e) {
+                    if (!"UNKNOWN_TOPIC_OR_PARTITION".equals(errName(e)) || System.currentTimeMillis() >= end) throw e;
+                }
+            }
             obs.put("partitions", td.partitions().size());
             check(td.partitions().size() == 3, "describe: expected 3 partitions, got " + td.partitions().size());
             for (TopicPartitionInfo pi : td.partitions()) check(pi.leader() != null && pi.leader().id() >= 0, "partition without leader: " + pi);
