@@ -27,6 +27,16 @@ struct Inner {
     api: &'static str,
 }
 
+impl Inner {
+    fn requester(&self) -> Requester<'_> {
+        Requester {
+            principal: &self.principal,
+            host: &self.host,
+            api: self.api,
+        }
+    }
+}
+
 /// What the principal of one request may do.
 #[derive(Clone)]
 pub struct Authz(Option<Arc<Inner>>);
@@ -64,11 +74,7 @@ impl Authz {
         };
         i.az.authorize(
             &i.acls,
-            &Requester {
-                principal: &i.principal,
-                host: &i.host,
-                api: i.api,
-            },
+            &i.requester(),
             &Action {
                 operation,
                 resource_type,
@@ -153,16 +159,7 @@ impl Authz {
         let Some(i) = &self.0 else {
             return true;
         };
-        i.az.authorize_by_resource_type(
-            &i.acls,
-            &Requester {
-                principal: &i.principal,
-                host: &i.host,
-                api: i.api,
-            },
-            operation,
-            resource_type,
-        )
+        i.az.authorize_by_resource_type(&i.acls, &i.requester(), operation, resource_type)
     }
 
     /// The KIP-430 authorized-operations bit set of a resource for this principal.
@@ -172,16 +169,7 @@ impl Authz {
                 .iter()
                 .fold(0, |bits, o| bits | 1 << o);
         };
-        i.az.authorized_operations(
-            &i.acls,
-            &Requester {
-                principal: &i.principal,
-                host: &i.host,
-                api: i.api,
-            },
-            resource_type,
-            name,
-        )
+        i.az.authorized_operations(&i.acls, &i.requester(), resource_type, name)
     }
 
     /// Decisions for many items of one operation and resource type, one decision (and audit

@@ -223,6 +223,29 @@ pub fn resource_name(r: i8) -> &'static str {
 }
 
 fn audit(who: &Requester, action: &Action, rule: &Rule, allowed: bool, ref_count: u32) {
+    if !allowed && action.log_if_denied {
+        crate::metrics::global()
+            .authorization_denials
+            .get_or_create(&crate::metrics::ApiLabels {
+                api: who.api.to_string(),
+            })
+            .inc();
+    }
+    let level = match (allowed, action.log_if_allowed, action.log_if_denied) {
+        (false, _, true) => tracing::Level::INFO,
+        (true, true, _) => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    // The rule's text is formatted only for a line that is written (one decision per topic
+    // of a request: not worth a string when the level is off).
+    let enabled = match level {
+        tracing::Level::INFO => tracing::enabled!(target: "strom::audit", tracing::Level::INFO),
+        tracing::Level::DEBUG => tracing::enabled!(target: "strom::audit", tracing::Level::DEBUG),
+        _ => tracing::enabled!(target: "strom::audit", tracing::Level::TRACE),
+    };
+    if !enabled {
+        return;
+    }
     let rule_text = match rule {
         Rule::SuperUser => "SuperUser".to_string(),
         Rule::NoAcls { allowed: true } => "DefaultAllow".to_string(),
@@ -262,17 +285,9 @@ fn audit(who: &Requester, action: &Action, rule: &Rule, allowed: bool, ref_count
             )
         };
     }
-    if !allowed && action.log_if_denied {
-        crate::metrics::global()
-            .authorization_denials
-            .get_or_create(&crate::metrics::ApiLabels {
-                api: who.api.to_string(),
-            })
-            .inc();
-    }
-    match (allowed, action.log_if_allowed, action.log_if_denied) {
-        (false, _, true) => line!(info),
-        (true, true, _) => line!(debug),
+    match level {
+        tracing::Level::INFO => line!(info),
+        tracing::Level::DEBUG => line!(debug),
         _ => line!(trace),
     }
 }
